@@ -1,0 +1,292 @@
+package acceptance
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	osb "sigs.k8s.io/go-open-service-broker-client/v2"
+)
+
+const (
+	brokerUser     = "acceptance"
+	brokerPassword = "acceptance-broker-password"
+	serviceID      = "postgresql"
+)
+
+// broker is one running pgbroker process with its own state database.
+type broker struct {
+	t       *testing.T
+	url     string
+	env     []string
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	stateDB string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newBroker creates a fresh state database, starts pgbroker on a free port
+// with extra environment, and stops it when the test ends.
+func newBroker(t *testing.T, extraEnv ...string) *broker {
+	t.Helper()
+	db := "pgbroker_acc_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+	execState(t, "CREATE DATABASE "+db)
+	u, err := url.Parse(stateURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + db
+	addr := freeAddr(t)
+	b := &broker{t: t, url: "http://" + addr, logs: &syncBuffer{}, stateDB: u.String()}
+	b.env = append(os.Environ(),
+		"PGBROKER_LISTEN="+addr,
+		"PGBROKER_USERNAME="+brokerUser,
+		"PGBROKER_PASSWORD="+brokerPassword,
+		"PGBROKER_DATABASE_URL="+u.String(),
+		"PGBROKER_DATA_ROOT="+dataRoot,
+		"PGBROKER_NOMAD_ADDR="+nomadAddr,
+		"PGBROKER_GATEWAY_PORTS="+gatewayRange(),
+		"PGBROKER_LOG_LEVEL=debug",
+	)
+	b.env = append(b.env, extraEnv...)
+	b.start()
+	t.Cleanup(func() {
+		b.stop()
+		if t.Failed() {
+			t.Logf("broker log:\n%s", tail(b.logs.String(), 200))
+		}
+	})
+	return b
+}
+
+func (b *broker) start() {
+	b.t.Helper()
+	b.cmd = exec.Command(brokerBinary)
+	b.cmd.Env = b.env
+	b.cmd.Stdout, b.cmd.Stderr = b.logs, b.logs
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(b.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.t.Fatalf("broker did not answer /healthz within 30 s; log:\n%s", b.logs.String())
+}
+
+// kill ends the broker with SIGKILL, as a crash would.
+func (b *broker) kill() {
+	_ = b.cmd.Process.Signal(syscall.SIGKILL)
+	_ = b.cmd.Wait()
+}
+
+func (b *broker) stop() {
+	if b.cmd.ProcessState != nil {
+		return
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = b.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		b.kill()
+	}
+}
+
+func (b *broker) client() osb.Client {
+	b.t.Helper()
+	cfg := osb.DefaultClientConfiguration()
+	cfg.URL = b.url
+	cfg.APIVersion = osb.Version2_14()
+	cfg.EnableAlphaFeatures = true
+	cfg.TimeoutSeconds = 120
+	cfg.AuthConfig = &osb.AuthConfig{BasicAuthConfig: &osb.BasicAuthConfig{Username: brokerUser, Password: brokerPassword}}
+	c, err := osb.NewClient(cfg)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return c
+}
+
+// raw sends a request with the broker's credentials and the OSB version
+// header, and returns the status and body.
+func (b *broker) raw(method, path, body string, header map[string]string) (int, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(method, b.url+path, strings.NewReader(body))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.SetBasicAuth(brokerUser, brokerPassword)
+	req.Header.Set("X-Broker-API-Version", "2.17")
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	return resp.StatusCode, buf.String()
+}
+
+// provision asks for an instance and waits for its operation to succeed.
+func provision(t *testing.T, c osb.Client, instanceID, planID string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
+		InstanceID: instanceID, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: planID,
+		OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance",
+	})
+	if err != nil {
+		t.Fatalf("provision %s: %v", planID, err)
+	}
+	if !resp.Async || resp.OperationKey == nil {
+		t.Fatalf("provision answered synchronously: %+v", resp)
+	}
+	waitOperation(t, c, instanceID, resp.OperationKey, 3*time.Minute)
+	return time.Since(start)
+}
+
+// waitOperation polls last_operation until succeeded; failed is fatal.
+func waitOperation(t *testing.T, c osb.Client, instanceID string, op *osb.OperationKey, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	last := ""
+	for time.Now().Before(deadline) {
+		resp, err := c.PollLastOperation(&osb.LastOperationRequest{InstanceID: instanceID, OperationKey: op})
+		if err != nil {
+			t.Fatalf("last_operation: %v", err)
+		}
+		desc := ""
+		if resp.Description != nil {
+			desc = *resp.Description
+		}
+		if desc != last {
+			t.Logf("last_operation %s: %s", resp.State, desc)
+			last = desc
+		}
+		switch resp.State {
+		case osb.StateSucceeded:
+			return
+		case osb.StateFailed:
+			t.Fatalf("operation failed: %s", desc)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("operation did not finish within %s; last: %s", limit, last)
+}
+
+func bind(t *testing.T, c osb.Client, instanceID, bindingID, planID string, params map[string]any) map[string]any {
+	t.Helper()
+	resp, err := c.Bind(&osb.BindRequest{
+		InstanceID: instanceID, BindingID: bindingID, ServiceID: serviceID, PlanID: planID, Parameters: params,
+		AcceptsIncomplete: false,
+	})
+	if err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	return resp.Credentials
+}
+
+func connect(t *testing.T, databaseURL string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		t.Fatalf("connect with DATABASE_URL: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func execState(t *testing.T, sql string) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), stateURL)
+	if err != nil {
+		t.Fatalf("connect to state database: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+var portBlock struct {
+	mu   sync.Mutex
+	next int
+}
+
+// gatewayRange gives each broker of this run its own 20 gateway ports, away
+// from the range `make run` uses.
+func gatewayRange() string {
+	portBlock.mu.Lock()
+	defer portBlock.mu.Unlock()
+	if portBlock.next == 0 {
+		portBlock.next = 36000 + (os.Getpid()%40)*20
+	}
+	lo := portBlock.next
+	portBlock.next += 20
+	return fmt.Sprintf("%d-%d", lo, lo+19)
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}

@@ -1,0 +1,83 @@
+package acceptance
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/provisioner"
+)
+
+func nomadClient(t *testing.T) *api.Client {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = nomadAddr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// nodeJob returns the instance's node job, or nil when Nomad has none.
+func nodeJob(t *testing.T, instanceID string) *api.Job {
+	t.Helper()
+	job, _, err := nomadClient(t).Jobs().Info(provisioner.NodesJobID(provisioner.ShortID(instanceID)), nil)
+	if err != nil {
+		return nil
+	}
+	return job
+}
+
+// nodeJobsNamed counts Nomad jobs whose id is the instance's node job id.
+func nodeJobsNamed(t *testing.T, instanceID string) int {
+	t.Helper()
+	want := provisioner.NodesJobID(provisioner.ShortID(instanceID))
+	jobs, _, err := nomadClient(t).Jobs().PrefixList(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, j := range jobs {
+		if j.ID == want && j.Status != "dead" {
+			n++
+		}
+	}
+	return n
+}
+
+// runningNodeAllocs counts running allocations of the instance's node job.
+func runningNodeAllocs(t *testing.T, instanceID string) int {
+	t.Helper()
+	allocs, _, err := nomadClient(t).Jobs().Allocations(provisioner.NodesJobID(provisioner.ShortID(instanceID)), false, nil)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, a := range allocs {
+		if a.ClientStatus == api.AllocClientStatusRunning {
+			n++
+		}
+	}
+	return n
+}
+
+func nodeMemoryMiB(t *testing.T, instanceID string) int {
+	t.Helper()
+	job := nodeJob(t, instanceID)
+	if job == nil {
+		t.Fatal("node job missing")
+	}
+	return *job.TaskGroups[0].Tasks[0].Resources.MemoryMB
+}
+
+func dataDir(instanceID string) string {
+	return filepath.Join(dataRoot, provisioner.ShortID(instanceID))
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

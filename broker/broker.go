@@ -1,0 +1,55 @@
+// Package broker is pgbroker's OSB 2.17 contract: a brokerapi v10
+// ServiceBroker that validates each request, records the intent in the state
+// database, enqueues the work, and answers with the status code the spec
+// names. Long work never runs inside a request: operations are carried out by
+// the worker package through the provisioner.
+package broker
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/pivotal-cf/brokerapi/v10/domain"
+
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/credentials"
+	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// Instances is the provisioner's synchronous side that requests need: data
+// size for plan-change checks, and binding roles.
+type Instances interface {
+	DataSize(ctx context.Context, in provisioner.Instance) (int64, error)
+	Bind(ctx context.Context, in provisioner.Instance, bindingID string, readOnly bool) (credentials.Credentials, error)
+	Credentials(ctx context.Context, in provisioner.Instance, role string, readOnly bool) (credentials.Credentials, error)
+	Unbind(ctx context.Context, in provisioner.Instance, role string) error
+}
+
+// Broker implements domain.ServiceBroker.
+type Broker struct {
+	catalog   *catalog.Catalog
+	store     *store.Store
+	enqueue   store.EnqueueFunc
+	instances Instances
+	ports     store.PortRange
+	log       *slog.Logger
+}
+
+var _ domain.ServiceBroker = (*Broker)(nil)
+
+// New returns a Broker. enqueue puts an operation's job on the durable queue
+// inside the transaction that records it (worker.Runner.Enqueue).
+func New(cat *catalog.Catalog, st *store.Store, enqueue store.EnqueueFunc, inst Instances, ports store.PortRange, log *slog.Logger) *Broker {
+	return &Broker{catalog: cat, store: st, enqueue: enqueue, instances: inst, ports: ports, log: log}
+}
+
+// Services returns the catalog. GET /v2/catalog
+func (b *Broker) Services(context.Context) ([]domain.Service, error) {
+	return b.catalog.BrokerServices(), nil
+}
+
+// target is what the provisioner needs of a stored instance.
+func target(i store.Instance) provisioner.Instance {
+	return provisioner.Instance{ShortID: i.ShortID, GatewayPort: i.GatewayPort, NodeID: i.NodeID}
+}

@@ -1,0 +1,117 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/pivotal-cf/brokerapi/v10/domain"
+	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
+
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// GetInstance returns an instance's plan and parameters.
+// GET /v2/service_instances/:instance_id (OSB 2.17 "Fetching a Service
+// Instance"). 404 when unknown, gone or still being provisioned; 422
+// ConcurrencyError while an update runs.
+func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.FetchInstanceDetails) (domain.GetInstanceDetailsSpec, error) {
+	inst, err := b.liveInstance(ctx, instanceID)
+	if err != nil {
+		return domain.GetInstanceDetailsSpec{}, err
+	}
+	if op, err := b.store.LatestOperation(ctx, instanceID); err == nil && op.State == store.InProgress {
+		if op.Kind == store.KindProvision {
+			return domain.GetInstanceDetailsSpec{}, ErrInstanceProvisioning
+		}
+		return domain.GetInstanceDetailsSpec{}, apiresponses.ErrConcurrentInstanceAccess
+	}
+	var params any
+	_ = json.Unmarshal(orEmpty(inst.Parameters), &params)
+	return domain.GetInstanceDetailsSpec{ServiceID: inst.ServiceID, PlanID: inst.PlanID, Parameters: params}, nil
+}
+
+// LastOperation reports an operation: the one named by the "operation" query
+// parameter, or the instance's latest. GET
+// /v2/service_instances/:instance_id/last_operation (OSB 2.17 "Polling Last
+// Operation"). 410 once the instance was deprovisioned; 404 when unknown.
+func (b *Broker) LastOperation(ctx context.Context, instanceID string, d domain.PollDetails) (domain.LastOperation, error) {
+	inst, err := b.store.GetInstance(ctx, instanceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return domain.LastOperation{}, ErrInstanceNotFound
+	}
+	if err != nil {
+		return domain.LastOperation{}, dependencyFailure("read instance from the state database", err)
+	}
+	if inst.Gone() {
+		return domain.LastOperation{}, apiresponses.ErrInstanceDoesNotExist
+	}
+	var op store.Operation
+	if d.OperationData != "" {
+		op, err = b.store.GetOperation(ctx, d.OperationData)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && op.InstanceID != instanceID) {
+			return domain.LastOperation{}, badRequest("operation %q is not an operation of instance %s", d.OperationData, instanceID)
+		}
+	} else {
+		op, err = b.store.LatestOperation(ctx, instanceID)
+	}
+	if err != nil {
+		return domain.LastOperation{}, dependencyFailure("read operation from the state database", err)
+	}
+	return domain.LastOperation{State: domain.LastOperationState(op.State), Description: op.Description}, nil
+}
+
+// liveInstance returns a provisioned-or-provisioning instance, or the 404
+// failure for unknown and deprovisioned ones.
+func (b *Broker) liveInstance(ctx context.Context, instanceID string) (store.Instance, error) {
+	inst, err := b.store.GetInstance(ctx, instanceID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
+		return store.Instance{}, ErrInstanceNotFound
+	}
+	if err != nil {
+		return store.Instance{}, dependencyFailure("read instance from the state database", err)
+	}
+	return inst, nil
+}
+
+// noOperationInFlight is 422 ConcurrencyError while an operation runs.
+func (b *Broker) noOperationInFlight(ctx context.Context, instanceID string) error {
+	op, err := b.store.LatestOperation(ctx, instanceID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return dependencyFailure("read operation from the state database", err)
+	}
+	if err == nil && op.State == store.InProgress {
+		return apiresponses.ErrConcurrentInstanceAccess
+	}
+	return nil
+}
+
+// ready is nil when the instance was provisioned successfully and nothing runs on it.
+func (b *Broker) ready(ctx context.Context, instanceID string) error {
+	op, err := b.store.LatestOperation(ctx, instanceID)
+	if err != nil {
+		return dependencyFailure("read operation from the state database", err)
+	}
+	switch {
+	case op.State == store.InProgress:
+		return apiresponses.ErrConcurrentInstanceAccess
+	case op.Kind == store.KindProvision && op.State == store.Failed:
+		return unprocessable("InstanceNotReady", "instance %s failed to provision: %s", instanceID, op.Description)
+	}
+	return nil
+}
+
+// humanBytes prints n bytes in the largest binary unit that keeps a digit before the point.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,134 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+
+	"github.com/google/uuid"
+	"github.com/pivotal-cf/brokerapi/v10/domain"
+	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
+	"github.com/pivotal-cf/brokerapi/v10/middlewares"
+
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// Provision records a new instance and enqueues its provisioning.
+// PUT /v2/service_instances/:instance_id (OSB 2.17 "Provisioning").
+// Answers 202 with an operation; 200 for an identical request after success;
+// 202 with the same operation for an identical request while in progress;
+// 409 for the same id with other attributes; 400 for bad parameters; 422
+// without accepts_incomplete or for a plan not offered yet.
+func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.ProvisionDetails, asyncAllowed bool) (domain.ProvisionedServiceSpec, error) {
+	if !asyncAllowed {
+		return domain.ProvisionedServiceSpec{}, apiresponses.ErrAsyncRequired
+	}
+	if d.OrganizationGUID == "" {
+		return domain.ProvisionedServiceSpec{}, badRequest("organization_guid is required")
+	}
+	if d.SpaceGUID == "" {
+		return domain.ProvisionedServiceSpec{}, badRequest("space_guid is required")
+	}
+	svc, plan, ok := b.catalog.Plan(d.PlanID)
+	if !ok || svc.ID != d.ServiceID {
+		return domain.ProvisionedServiceSpec{}, badRequest("plan_id %q is not a plan of service_id %q", d.PlanID, d.ServiceID)
+	}
+	if err := checkMaintenanceInfo(d.MaintenanceInfo, svc); err != nil {
+		return domain.ProvisionedServiceSpec{}, err
+	}
+	params, err := b.catalog.ValidateParameters(d.PlanID, catalog.ActionProvision, d.RawParameters)
+	if err != nil {
+		return domain.ProvisionedServiceSpec{}, parameterFailure(err)
+	}
+	if plan.Nodes > 1 {
+		return domain.ProvisionedServiceSpec{}, unprocessable("PlanNotAvailable",
+			"plan %s is a highly available cluster (%d nodes); HA clusters are not available yet: choose a Sandbox or Starter plan", plan.ID, plan.Nodes)
+	}
+	rawParams, _ := json.Marshal(params)
+	in := store.Instance{
+		ID: instanceID, ShortID: provisioner.ShortID(instanceID), ServiceID: d.ServiceID, PlanID: d.PlanID,
+		OrganizationGUID: d.OrganizationGUID, SpaceGUID: d.SpaceGUID, Parameters: rawParams, Context: d.RawContext,
+	}
+	op := store.Operation{
+		ID: uuid.NewString(), Kind: store.KindProvision, PlanID: d.PlanID, Parameters: rawParams,
+		Description: "queued", OriginatingIdentity: originatingIdentity(ctx),
+	}
+	_, err = b.store.CreateInstance(ctx, in, op, b.ports, b.enqueue)
+	switch {
+	case errors.Is(err, store.ErrInstanceExists):
+		return b.provisionAgain(ctx, in)
+	case errors.Is(err, store.ErrNoFreePort):
+		return domain.ProvisionedServiceSpec{}, apiresponses.ErrInstanceLimitMet
+	case err != nil:
+		return domain.ProvisionedServiceSpec{}, dependencyFailure("record instance in the state database", err)
+	}
+	b.log.InfoContext(ctx, "provision accepted", slog.String("instance_id", instanceID), slog.String("operation", op.ID), slog.String("plan_id", d.PlanID))
+	return domain.ProvisionedServiceSpec{IsAsync: true, OperationData: op.ID}, nil
+}
+
+// provisionAgain answers a provision for an id that exists: identical
+// attributes get the state of the first request, others 409.
+func (b *Broker) provisionAgain(ctx context.Context, want store.Instance) (domain.ProvisionedServiceSpec, error) {
+	have, err := b.store.GetInstance(ctx, want.ID)
+	if err != nil {
+		return domain.ProvisionedServiceSpec{}, dependencyFailure("read instance from the state database", err)
+	}
+	if have.Gone() {
+		return domain.ProvisionedServiceSpec{}, conflict("instance id %s belonged to an instance that was deprovisioned; use a new id", want.ID)
+	}
+	if have.ServiceID != want.ServiceID || have.PlanID != want.PlanID || have.OrganizationGUID != want.OrganizationGUID ||
+		have.SpaceGUID != want.SpaceGUID || !sameJSON(have.Parameters, want.Parameters) {
+		return domain.ProvisionedServiceSpec{}, apiresponses.ErrInstanceAlreadyExists
+	}
+	op, err := b.store.LatestOperation(ctx, want.ID)
+	if err != nil {
+		return domain.ProvisionedServiceSpec{}, dependencyFailure("read operation from the state database", err)
+	}
+	switch {
+	case op.Kind == store.KindProvision && op.State == store.InProgress:
+		return domain.ProvisionedServiceSpec{IsAsync: true, OperationData: op.ID}, nil
+	case op.Kind == store.KindProvision && op.State == store.Failed:
+		return domain.ProvisionedServiceSpec{}, conflict("instance %s exists but its provisioning failed (%s); deprovision it and try again", want.ID, op.Description)
+	}
+	return domain.ProvisionedServiceSpec{AlreadyExists: true}, nil
+}
+
+func checkMaintenanceInfo(got *domain.MaintenanceInfo, svc catalog.Service) error {
+	if got == nil || got.Version == "" || got.Version == svc.MaintenanceInfo.Version {
+		return nil
+	}
+	return apiresponses.NewFailureResponseBuilder(
+		fmt.Errorf("maintenance_info.version %q does not match the plan's %q", got.Version, svc.MaintenanceInfo.Version),
+		422, "maintenance-info-conflict").WithErrorKey("MaintenanceInfoConflict").Build()
+}
+
+func originatingIdentity(ctx context.Context) string {
+	if v, ok := ctx.Value(middlewares.OriginatingIdentityKey).(string); ok {
+		return v
+	}
+	return ""
+}
+
+// sameJSON compares two JSON documents by value ("{}" equals empty).
+func sameJSON(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var va, vb any
+	_ = json.Unmarshal(orEmpty(a), &va)
+	_ = json.Unmarshal(orEmpty(b), &vb)
+	return reflect.DeepEqual(va, vb)
+}
+
+func orEmpty(r json.RawMessage) json.RawMessage {
+	if len(r) == 0 || string(r) == "null" {
+		return json.RawMessage(`{}`)
+	}
+	return r
+}

@@ -1,0 +1,101 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+
+	"github.com/google/uuid"
+	"github.com/pivotal-cf/brokerapi/v10/domain"
+	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
+
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// Update changes an instance's plan. PATCH /v2/service_instances/:instance_id
+// (OSB 2.17 "Updating a Service Instance"). Answers 202 with an operation; 200
+// when nothing changes; 400 for bad parameters; 422 without
+// accepts_incomplete, for a plan the instance cannot move to (with the
+// reason: plan kinds, or the data that would not fit), or while another
+// operation is in progress.
+func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateDetails, asyncAllowed bool) (domain.UpdateServiceSpec, error) {
+	if !asyncAllowed {
+		return domain.UpdateServiceSpec{}, apiresponses.ErrAsyncRequired
+	}
+	if d.ServiceID == "" {
+		return domain.UpdateServiceSpec{}, badRequest("service_id is required")
+	}
+	inst, err := b.liveInstance(ctx, instanceID)
+	if err != nil {
+		return domain.UpdateServiceSpec{}, err
+	}
+	if d.ServiceID != inst.ServiceID {
+		return domain.UpdateServiceSpec{}, badRequest("service_id %q is not the instance's service %q", d.ServiceID, inst.ServiceID)
+	}
+	_, from, _ := b.catalog.Plan(inst.PlanID)
+	planID := d.PlanID
+	if planID == "" {
+		planID = inst.PlanID
+	}
+	svc, to, ok := b.catalog.Plan(planID)
+	if !ok || svc.ID != inst.ServiceID {
+		return domain.UpdateServiceSpec{}, badRequest("plan_id %q is not a plan of service_id %q", planID, inst.ServiceID)
+	}
+	if err := checkMaintenanceInfo(d.MaintenanceInfo, svc); err != nil {
+		return domain.UpdateServiceSpec{}, err
+	}
+	params, err := b.catalog.ValidateParameters(planID, catalog.ActionUpdate, d.RawParameters)
+	if err != nil {
+		return domain.UpdateServiceSpec{}, parameterFailure(err)
+	}
+	if err := b.noOperationInFlight(ctx, instanceID); err != nil {
+		return domain.UpdateServiceSpec{}, err
+	}
+	if planID == inst.PlanID && len(params) == 0 {
+		return domain.UpdateServiceSpec{}, nil // nothing changes: 200
+	}
+	if err := catalog.CheckPlanChange(from, to); err != nil {
+		return domain.UpdateServiceSpec{}, unprocessable("PlanChangeNotSupported", "%s", err.Error())
+	}
+	if err := b.checkDataFits(ctx, inst, to); err != nil {
+		return domain.UpdateServiceSpec{}, err
+	}
+	rawParams, _ := json.Marshal(params)
+	op := store.Operation{
+		ID: uuid.NewString(), InstanceID: instanceID, Kind: store.KindUpdate, PlanID: planID,
+		Parameters: rawParams, Description: "queued", OriginatingIdentity: originatingIdentity(ctx),
+	}
+	switch err := b.store.StartOperation(ctx, op, b.enqueue); {
+	case errors.Is(err, store.ErrOperationInFlight):
+		return domain.UpdateServiceSpec{}, apiresponses.ErrConcurrentInstanceAccess
+	case errors.Is(err, store.ErrNotFound):
+		return domain.UpdateServiceSpec{}, ErrInstanceNotFound
+	case err != nil:
+		return domain.UpdateServiceSpec{}, dependencyFailure("record operation in the state database", err)
+	}
+	b.log.InfoContext(ctx, "update accepted", slog.String("instance_id", instanceID), slog.String("operation", op.ID),
+		slog.String("from_plan", inst.PlanID), slog.String("plan_id", planID))
+	return domain.UpdateServiceSpec{IsAsync: true, OperationData: op.ID}, nil
+}
+
+// checkDataFits refuses a plan whose disk is smaller than the data the
+// instance holds now.
+func (b *Broker) checkDataFits(ctx context.Context, inst store.Instance, to catalog.Plan) error {
+	_, from, _ := b.catalog.Plan(inst.PlanID)
+	if to.DiskMiB >= from.DiskMiB {
+		return nil
+	}
+	used, err := b.instances.DataSize(ctx, target(inst))
+	if err != nil {
+		return dependencyFailure("measure the instance's data size", err)
+	}
+	allowed := int64(to.DiskMiB) << 20
+	if used > allowed {
+		return unprocessable("PlanChangeNotSupported",
+			"the instance holds %s of data but plan %s allows %s: delete data or choose a larger plan",
+			humanBytes(used), to.ID, humanBytes(allowed))
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+// Command pgbroker runs the Open Service Broker for managed PostgreSQL on
+// Nomad. Configuration comes from the environment (see README.md and package
+// config); an invalid value stops it at start with one line naming the
+// variable.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/broker"
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/config"
+	"github.com/pgbroker/pgbroker/httpapi"
+	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/store"
+	"github.com/pgbroker/pgbroker/worker"
+)
+
+func main() {
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgbroker: invalid configuration:", err)
+		os.Exit(2)
+	}
+	log := newLogger(cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("pgbroker stopped", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	cat, err := catalog.Load(cfg.CatalogFile)
+	if err != nil {
+		return fmt.Errorf("load catalog: %w", err)
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	nomadCfg := api.DefaultConfig()
+	nomadCfg.Address, nomadCfg.SecretID = cfg.NomadAddr, cfg.NomadToken
+	nomad, err := api.NewClient(nomadCfg)
+	if err != nil {
+		return fmt.Errorf("create Nomad client: %w", err)
+	}
+	prov := provisioner.New(nomad, provisioner.Config{
+		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork,
+		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost,
+	}, log)
+	runner, err := worker.New(st, cat, prov, worker.Config{
+		Workers: cfg.Workers, AttemptTimeout: cfg.AttemptTimeout, RescueAfter: cfg.RescueAfter,
+		Deadline: cfg.OperationDeadline, MaxRetryDelay: cfg.MaxRetryDelay,
+	}, log)
+	if err != nil {
+		return err
+	}
+	lo, hi, _ := cfg.PortRange()
+	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log)
+	handler := httpapi.NewRouter(b, httpapi.Options{
+		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
+		Checks: []httpapi.Check{
+			{Name: "state_database", Fn: st.Ping},
+			{Name: "nomad", Fn: func(context.Context) error {
+				_, err := nomad.Status().Leader()
+				return err
+			}},
+		},
+	})
+	srv := &http.Server{
+		Addr: cfg.Listen, Handler: handler,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+	}
+	if err := runner.Start(ctx); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("pgbroker listening", slog.String("addr", cfg.Listen), slog.String("driver", cfg.NomadDriver))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("HTTP shutdown", slog.String("error", err.Error()))
+	}
+	if err := runner.Stop(shutdown); err != nil {
+		log.Warn("worker shutdown", slog.String("error", err.Error()))
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+// Package config reads the broker's configuration from the environment
+// (kelseyhightower/envconfig, prefix PGBROKER_) and checks it, so that a bad
+// value stops the broker at start with one line naming the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Config is every setting of the broker. Each field's variable is
+// PGBROKER_<NAME_IN_SNAKE_CASE>; DATABASE_URL, CATALOG_FILE, NOMAD_ADDR and
+// NOMAD_TOKEN are also read unprefixed, as their tools name them.
+type Config struct {
+	Listen      string `split_words:"true" default:"127.0.0.1:8080" desc:"address the OSB API listens on"`
+	Username    string `split_words:"true" required:"true" desc:"basic-auth user platforms use"`
+	Password    string `split_words:"true" required:"true" desc:"basic-auth password platforms use"`
+	DatabaseURL string `envconfig:"DATABASE_URL" required:"true" desc:"state database (PostgreSQL) URL"`
+	CatalogFile string `envconfig:"CATALOG_FILE" desc:"YAML or JSON catalog replacing the embedded one"`
+
+	NomadAddr        string   `envconfig:"NOMAD_ADDR" default:"http://127.0.0.1:4646" desc:"Nomad HTTP API"`
+	NomadToken       string   `envconfig:"NOMAD_TOKEN" desc:"Nomad ACL token"`
+	NomadDriver      string   `split_words:"true" default:"raw_exec" desc:"job driver profile: raw_exec or docker"`
+	NomadDatacenters []string `split_words:"true" default:"*" desc:"comma-separated datacenters jobs run in"`
+	HostNetwork      string   `split_words:"true" default:"default" desc:"Nomad host network ports bind to"`
+	DataRoot         string   `split_words:"true" required:"true" desc:"directory on every Nomad client holding data directories (owned by postgres)"`
+	GatewayPorts     string   `split_words:"true" default:"35000-35999" desc:"inclusive range of static gateway ports"`
+	PublicHost       string   `split_words:"true" desc:"host put in credentials; default: the gateway's Nomad address"`
+
+	Workers            int           `split_words:"true" default:"8" desc:"operations carried out at once"`
+	AttemptTimeout     time.Duration `split_words:"true" default:"5m" desc:"one attempt of an operation"`
+	RescueAfter        time.Duration `split_words:"true" default:"6m" desc:"an attempt older than this is taken as crashed and retried; > ATTEMPT_TIMEOUT"`
+	OperationDeadline  time.Duration `split_words:"true" default:"30m" desc:"an operation unfinished after this fails"`
+	MaxRetryDelay      time.Duration `split_words:"true" default:"30s" desc:"longest pause between attempts"`
+	ShutdownTimeout    time.Duration `split_words:"true" default:"30s" desc:"graceful shutdown bound"`
+	LogLevel           string        `split_words:"true" default:"info" desc:"debug, info, warn or error"`
+	MaxRequestBodySize int64         `split_words:"true" default:"1048576" desc:"largest request body in bytes"`
+}
+
+// Load reads the environment and checks every value. Errors name the variable.
+func Load() (Config, error) {
+	var c Config
+	if err := envconfig.Process("pgbroker", &c); err != nil {
+		return Config{}, friendly(err)
+	}
+	return c, c.check()
+}
+
+// PortRange parses GatewayPorts ("min-max").
+func (c Config) PortRange() (int, int, error) {
+	lo, hi, ok := strings.Cut(c.GatewayPorts, "-")
+	if !ok {
+		return 0, 0, errors.New(`PGBROKER_GATEWAY_PORTS must look like "35000-35999"`)
+	}
+	min, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	max, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil || min < 1024 || max > 65535 || min > max {
+		return 0, 0, fmt.Errorf("PGBROKER_GATEWAY_PORTS %q must be two ports from 1024 to 65535, low first", c.GatewayPorts)
+	}
+	return min, max, nil
+}
+
+func (c Config) check() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("PGBROKER_LISTEN %q is not host:port: %v", c.Listen, err)
+	}
+	if c.NomadDriver != "raw_exec" && c.NomadDriver != "docker" {
+		return fmt.Errorf("PGBROKER_NOMAD_DRIVER %q must be raw_exec or docker", c.NomadDriver)
+	}
+	if !strings.HasPrefix(c.DataRoot, "/") {
+		return fmt.Errorf("PGBROKER_DATA_ROOT %q must be an absolute path", c.DataRoot)
+	}
+	if _, _, err := c.PortRange(); err != nil {
+		return err
+	}
+	for name, v := range map[string]string{"PGBROKER_USERNAME": c.Username, "PGBROKER_PASSWORD": c.Password, "PGBROKER_DATABASE_URL": c.DatabaseURL} {
+		if v == "" {
+			return fmt.Errorf("%s must not be empty", name)
+		}
+	}
+	checks := []struct {
+		name string
+		bad  bool
+		want string
+	}{
+		{"PGBROKER_WORKERS", c.Workers < 1, "at least 1"},
+		{"PGBROKER_ATTEMPT_TIMEOUT", c.AttemptTimeout < time.Second, "at least 1s"},
+		{"PGBROKER_RESCUE_AFTER", c.RescueAfter <= c.AttemptTimeout, "longer than PGBROKER_ATTEMPT_TIMEOUT"},
+		{"PGBROKER_OPERATION_DEADLINE", c.OperationDeadline < c.AttemptTimeout, "at least PGBROKER_ATTEMPT_TIMEOUT"},
+		{"PGBROKER_MAX_RETRY_DELAY", c.MaxRetryDelay < time.Second, "at least 1s"},
+		{"PGBROKER_MAX_REQUEST_BODY_SIZE", c.MaxRequestBodySize < 1024, "at least 1024"},
+		{"PGBROKER_LOG_LEVEL", !oneOf(c.LogLevel, "debug", "info", "warn", "error"), "debug, info, warn or error"},
+	}
+	for _, ch := range checks {
+		if ch.bad {
+			return fmt.Errorf("%s must be %s", ch.name, ch.want)
+		}
+	}
+	return nil
+}
+
+func oneOf(s string, options ...string) bool {
+	for _, o := range options {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}
+
+// friendly turns envconfig's errors into one line naming the variable,
+// without echoing values that could be secrets.
+func friendly(err error) error {
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: cannot parse as %s", pe.KeyName, pe.TypeName)
+	}
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "required key "); ok {
+		key, _, _ := strings.Cut(rest, " ")
+		return fmt.Errorf("%s is required", key)
+	}
+	return err
+}

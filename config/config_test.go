@@ -1,0 +1,74 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func setValid(t *testing.T) {
+	t.Setenv("PGBROKER_USERNAME", "broker")
+	t.Setenv("PGBROKER_PASSWORD", "secret-value")
+	t.Setenv("PGBROKER_DATABASE_URL", "postgres://x@127.0.0.1/pgbroker")
+	t.Setenv("PGBROKER_DATA_ROOT", "/var/lib/pgbroker")
+}
+
+func TestLoadDefaults(t *testing.T) {
+	setValid(t)
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.NomadDriver != "raw_exec" || c.Workers != 8 {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+	if lo, hi, err := c.PortRange(); err != nil || lo != 35000 || hi != 35999 {
+		t.Fatalf("port range = %d-%d, %v", lo, hi, err)
+	}
+}
+
+func TestLoadUnprefixedDatabaseURL(t *testing.T) {
+	setValid(t)
+	t.Setenv("PGBROKER_DATABASE_URL", "")
+	os.Unsetenv("PGBROKER_DATABASE_URL")
+	t.Setenv("DATABASE_URL", "postgres://y@127.0.0.1/other")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgres://y@127.0.0.1/other" {
+		t.Fatalf("DatabaseURL = %q", c.DatabaseURL)
+	}
+}
+
+func TestLoadRejectsBadValueNamingTheVariable(t *testing.T) {
+	cases := []struct{ name, key, value string }{
+		{"driver", "PGBROKER_NOMAD_DRIVER", "qemu"},
+		{"ports", "PGBROKER_GATEWAY_PORTS", "40000-30000"},
+		{"ports syntax", "PGBROKER_GATEWAY_PORTS", "many"},
+		{"workers", "PGBROKER_WORKERS", "0"},
+		{"workers type", "PGBROKER_WORKERS", "lots"},
+		{"duration", "PGBROKER_ATTEMPT_TIMEOUT", "soon"},
+		{"rescue", "PGBROKER_RESCUE_AFTER", "1s"},
+		{"listen", "PGBROKER_LISTEN", "8080"},
+		{"data root", "PGBROKER_DATA_ROOT", "relative/dir"},
+		{"log level", "PGBROKER_LOG_LEVEL", "loud"},
+		{"missing password", "PGBROKER_PASSWORD", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			setValid(t)
+			t.Setenv(tc.key, tc.value)
+			_, err := Load()
+			if err == nil {
+				t.Fatalf("%s=%q accepted", tc.key, tc.value)
+			}
+			if !strings.Contains(err.Error(), tc.key) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q does not name %s on one line", err, tc.key)
+			}
+			if strings.Contains(err.Error(), "secret-value") {
+				t.Fatalf("error %q leaks the password", err)
+			}
+		})
+	}
+}

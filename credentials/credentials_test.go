@@ -1,0 +1,34 @@
+package credentials
+
+import (
+	"net/url"
+	"testing"
+)
+
+func TestNewBuildsMatchingURIs(t *testing.T) {
+	c := New(Endpoint{Host: "127.0.0.1", Port: 35000, SSLMode: "disable"}, "db_abc", "u_1", "p@ss/w:rd", true)
+	if c.URI != c.DatabaseURL {
+		t.Fatalf("DATABASE_URL %q differs from uri %q", c.DatabaseURL, c.URI)
+	}
+	u, err := url.Parse(c.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := u.User.Password()
+	if u.Scheme != "postgres" || u.Host != "127.0.0.1:35000" || u.Path != "/db_abc" || u.User.Username() != "u_1" || pw != "p@ss/w:rd" {
+		t.Fatalf("uri %q does not carry the parts", c.URI)
+	}
+	if got := u.Query().Get("sslmode"); got != "disable" {
+		t.Fatalf("sslmode = %q", got)
+	}
+	j, err := url.Parse(c.JDBCURL[len("jdbc:"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Query().Get("password") != "p@ss/w:rd" || j.Query().Get("ssl") != "false" || j.Host != "127.0.0.1:35000" {
+		t.Fatalf("jdbcUrl %q does not carry the parts", c.JDBCURL)
+	}
+	if !c.ReadOnly || c.Port != 35000 || c.Database != "db_abc" {
+		t.Fatalf("fields wrong: %+v", c)
+	}
+}

@@ -1,0 +1,101 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// basicAuth answers 401 unless the request carries the credentials; it
+// compares digests in constant time.
+func basicAuth(user, password string, next http.Handler) http.Handler {
+	wantUser, wantPass := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		gotUser, gotPass := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
+		userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
+		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
+		if !ok || userOK&passOK != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="pgbroker"`)
+			writeError(w, http.StatusUnauthorized, "Unauthorized", "missing or wrong broker credentials")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody answers 413 for bodies over max bytes.
+func limitBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			writeError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("request body is larger than %d bytes", max))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireJSON answers 400 when a PUT or PATCH body is not one JSON object,
+// so malformed input never reaches brokerapi (which would answer 422).
+// OSB 2.17 "Response": 400 for a malformed request.
+func requireJSON(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut && r.Method != http.MethodPatch {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit))
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "", "cannot read request body: "+err.Error())
+			return
+		}
+		if msg := objectProblem(body); msg != "" {
+			writeError(w, http.StatusBadRequest, "", msg)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// objectProblem says why body is not a single JSON object, or "".
+func objectProblem(body []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var obj map[string]json.RawMessage
+	if err := dec.Decode(&obj); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return "request body must be a JSON object, not " + typeErr.Value
+		}
+		return "request body is not valid JSON: " + err.Error()
+	}
+	if obj == nil {
+		return "request body must be a JSON object, not null"
+	}
+	if dec.More() {
+		return "request body must hold one JSON object, found more after it"
+	}
+	return ""
+}
+
+// writeError writes an OSB error body {"error": ..., "description": ...}.
+func writeError(w http.ResponseWriter, status int, code, description string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	body := map[string]string{"description": description}
+	if code != "" {
+		body["error"] = code
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}

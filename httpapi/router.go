@@ -1,0 +1,43 @@
+// Package httpapi is the broker's HTTP surface: a gorilla/mux root router
+// with /healthz and /readyz, and the OSB API (brokerapi v10) under /v2/
+// behind basic auth, a request-body limit and a JSON check.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+
+	"code.cloudfoundry.org/lager/v3"
+	"github.com/gorilla/mux"
+	"github.com/pivotal-cf/brokerapi/v10"
+	"github.com/pivotal-cf/brokerapi/v10/domain"
+)
+
+// Options configure the router.
+type Options struct {
+	Username, Password string       // basic-auth credentials of the OSB API
+	MaxBodyBytes       int64        // largest accepted request body
+	Checks             []Check      // what /readyz checks
+	Log                *slog.Logger // where brokerapi's lager logs go
+}
+
+// NewRouter returns the root handler.
+func NewRouter(b domain.ServiceBroker, o Options) http.Handler {
+	r := mux.NewRouter()
+	r.Handle("/healthz", http.HandlerFunc(healthz)).Methods(http.MethodGet)
+	r.Handle("/readyz", readyz(o.Checks)).Methods(http.MethodGet)
+	osb := brokerapi.NewWithOptions(b, lagerLogger(o.Log))
+	r.PathPrefix("/v2/").Handler(basicAuth(o.Username, o.Password, limitBody(o.MaxBodyBytes, requireJSON(osb))))
+	return r
+}
+
+func lagerLogger(log *slog.Logger) lager.Logger {
+	l := lager.NewLogger("pgbroker")
+	var sink lager.Sink = slogSink{log: log}
+	// nil patterns select lager's defaults (keys like *pass*, *secret*, *token*).
+	if redacting, err := lager.NewRedactingSink(sink, nil, nil); err == nil {
+		sink = redacting
+	}
+	l.RegisterSink(sink)
+	return l
+}

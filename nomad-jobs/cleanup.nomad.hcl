@@ -1,0 +1,121 @@
+# Deletes an instance's data directory, <data_root>/<instance>, from a client.
+# The broker runs it at deprovision once the node job is stopped, waits for
+# the allocation to complete, then purges the job (ID pg-<instance>-cleanup).
+# Set node_id to the client that held the data when there are several.
+
+variable "instance" {
+  type        = string
+  description = "Short, stable instance id (12 hex characters from the broker)."
+  # Part of the path deleted below: no slashes, no dots.
+  validation {
+    condition     = regex_replace(var.instance, "^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", "ok") == "ok"
+    error_message = "The instance must be 1 to 32 lower-case letters, digits and inner dashes."
+  }
+}
+
+variable "driver" {
+  type        = string
+  default     = "raw_exec"
+  description = "Task driver profile: raw_exec (host rm) or docker (data_root mounted into the postgres image)."
+  validation {
+    condition     = contains(["raw_exec", "docker"], var.driver)
+    error_message = "The driver must be raw_exec or docker."
+  }
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+variable "data_root" {
+  type        = string
+  description = "Absolute host directory holding instance data (the nodes job's data_root)."
+  validation {
+    condition     = substr(var.data_root, 0, 1) == "/" && var.data_root != "/" && regex_replace(var.data_root, "/\\.\\.?(/|$)", "") == var.data_root
+    error_message = "The data_root must be an absolute path without . or .. segments."
+  }
+}
+
+variable "node_id" {
+  type        = string
+  default     = ""
+  description = "When set, the Nomad client node ID to clean."
+}
+
+variable "postgres_image" {
+  type        = string
+  default     = "postgres:15"
+  description = "Image for the docker profile; the nodes already have it."
+}
+
+locals {
+  docker       = var.driver == "docker"
+  instance_dir = "${var.data_root}/${var.instance}"
+  rm_args      = ["-rf", "--one-file-system", "--", local.instance_dir]
+}
+
+job "pg-cleanup" {
+  type        = "batch"
+  datacenters = var.datacenters
+
+  dynamic "constraint" {
+    for_each = var.node_id == "" ? [] : [var.node_id]
+    content {
+      attribute = "${node.unique.id}"
+      value     = constraint.value
+    }
+  }
+
+  group "cleanup" {
+    count = 1
+
+    restart {
+      attempts = 2
+      interval = "1m"
+      delay    = "1s"
+      mode     = "fail"
+    }
+
+    reschedule {
+      attempts  = 0
+      unlimited = false
+    }
+
+    ephemeral_disk {
+      size = 10
+    }
+
+    task "cleanup" {
+      driver = var.driver
+
+      dynamic "config" {
+        for_each = local.docker ? [] : ["raw_exec"]
+        content {
+          command = "/bin/rm"
+          args    = local.rm_args
+        }
+      }
+
+      dynamic "config" {
+        for_each = local.docker ? ["docker"] : []
+        content {
+          image      = var.postgres_image
+          entrypoint = ["rm"]
+          args       = local.rm_args
+          volumes    = ["${var.data_root}:${var.data_root}"]
+        }
+      }
+
+      resources {
+        cpu    = 100
+        memory = 32
+      }
+
+      logs {
+        max_files     = 1
+        max_file_size = 1
+      }
+    }
+  }
+}

@@ -1,0 +1,210 @@
+# The gateways of one instance: HAProxy in TCP mode in front of the instance's
+# database nodes, on a static port that stays the same for the instance's life
+# (the port of the DATABASE_URL handed to apps).
+#
+# The broker parses this file through the Nomad API with the variables below,
+# then sets the job ID and name to pg-<instance>-gateways. The backend lists the
+# Nomad service pg-<instance>-node; when nodes move, the config is re-rendered
+# and HAProxy reloads on SIGUSR2 (master-worker mode): old workers keep serving
+# the connections they hold, new connections go to the new nodes. Starting with
+# no registered node is fine: the backend is empty until one appears.
+
+variable "instance" {
+  type        = string
+  description = "Short, stable instance id (12 hex characters from the broker)."
+  validation {
+    condition     = regex_replace(var.instance, "^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", "ok") == "ok"
+    error_message = "The instance must be 1 to 32 lower-case letters, digits and inner dashes."
+  }
+}
+
+variable "driver" {
+  type        = string
+  default     = "raw_exec"
+  description = "Task driver profile: raw_exec (Debian binaries) or docker (images)."
+  validation {
+    condition     = contains(["raw_exec", "docker"], var.driver)
+    error_message = "The driver must be raw_exec or docker."
+  }
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+variable "gateway_count" {
+  type        = number
+  description = "Number of gateways, each on its own client."
+}
+
+variable "gateway_port" {
+  type        = number
+  description = "Static port the gateways listen on."
+}
+
+variable "max_connections" {
+  type        = number
+  description = "Client connections one gateway accepts at once."
+}
+
+variable "host_network" {
+  type        = string
+  default     = "default"
+  description = "Client host network the gateway port is reserved on."
+}
+
+variable "haproxy_bin" {
+  type    = string
+  default = "/usr/sbin/haproxy"
+}
+
+variable "haproxy_image" {
+  type    = string
+  default = "haproxy:2.6"
+}
+
+locals {
+  docker = var.driver == "docker"
+}
+
+job "pg-gateways" {
+  type        = "service"
+  datacenters = var.datacenters
+
+  group "gateway" {
+    count = var.gateway_count
+
+    constraint {
+      distinct_hosts = true
+    }
+
+    network {
+      port "pg" {
+        static       = var.gateway_port
+        host_network = var.host_network
+      }
+    }
+
+    service {
+      provider = "nomad"
+      name     = "pg-${var.instance}-gateway"
+      port     = "pg"
+
+      check {
+        name     = "haproxy-port"
+        type     = "tcp"
+        interval = "1s"
+        timeout  = "1s"
+      }
+    }
+
+    update {
+      max_parallel      = 1
+      health_check      = "checks"
+      min_healthy_time  = "0s"
+      healthy_deadline  = "3m"
+      progress_deadline = "5m"
+    }
+
+    restart {
+      attempts = 5
+      interval = "2m"
+      delay    = "1s"
+      mode     = "delay"
+    }
+
+    ephemeral_disk {
+      size = 64
+    }
+
+    task "haproxy" {
+      driver = var.driver
+      # The docker image runs as its own haproxy user.
+      user = local.docker ? "" : "haproxy"
+
+      dynamic "config" {
+        for_each = local.docker ? [] : ["raw_exec"]
+        content {
+          # haproxy itself, not a wrapper: it must receive SIGUSR2.
+          command = var.haproxy_bin
+          args    = ["-W", "-db", "-f", "${NOMAD_TASK_DIR}/haproxy.cfg"]
+        }
+      }
+
+      dynamic "config" {
+        for_each = local.docker ? ["docker"] : []
+        content {
+          image        = var.haproxy_image
+          network_mode = "host"
+          entrypoint   = ["haproxy"]
+          args         = ["-W", "-db", "-f", "${NOMAD_TASK_DIR}/haproxy.cfg"]
+        }
+      }
+
+      # Both SIGINT and SIGTERM stop HAProxy at once; SIGUSR1 would wait for
+      # sessions that may last hours.
+      kill_signal  = "SIGTERM"
+      kill_timeout = "10s"
+
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+
+      logs {
+        max_files     = 3
+        max_file_size = 10
+      }
+
+      template {
+        destination   = "local/haproxy.cfg"
+        change_mode   = "signal"
+        change_signal = "SIGUSR2"
+        # Re-render and reload soon after the node service changes: the client
+        # defaults wait 5s before re-rendering and up to 5s (splay) before signaling.
+        splay = "0s"
+        wait {
+          min = "100ms"
+          max = "1s"
+        }
+        data = <<-EOT
+          # Rendered from gateways.nomad.hcl for the nodes of instance ${var.instance}.
+          global
+            log stdout format raw local0
+            maxconn ${var.max_connections + 16}
+
+          defaults
+            mode tcp
+            log global
+            option tcplog
+            option dontlognull
+            option clitcpka
+            option srvtcpka
+            retries 3
+            timeout connect 5s
+            timeout queue 30s
+            timeout client 8h
+            timeout server 8h
+            timeout client-fin 30s
+            timeout server-fin 30s
+            timeout check 2s
+
+          frontend postgres
+            bind {{ env "NOMAD_IP_pg" }}:{{ env "NOMAD_PORT_pg" }}
+            maxconn ${var.max_connections}
+            default_backend nodes
+
+          backend nodes
+            # The first node up takes all connections; sessions on a node
+            # marked down are closed so clients reconnect through us.
+            balance first
+            default-server inter 1s fastinter 250ms downinter 250ms rise 1 fall 2 on-marked-down shutdown-sessions
+          {{- range nomadService "pg-${var.instance}-node" }}
+            server {{ .AllocID }} {{ .Address }}:{{ .Port }} check
+          {{- end }}
+        EOT
+      }
+    }
+  }
+}

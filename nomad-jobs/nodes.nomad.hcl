@@ -1,0 +1,303 @@
+# The database nodes of one instance: one PostgreSQL per allocation.
+#
+# The broker parses this file through the Nomad API with the variables below,
+# then sets the job ID and name to pg-<instance>-nodes: nothing here depends on
+# the label. Secrets come only from the Nomad Variable nomad/jobs/<job ID>
+# (items admin_password, replication_password), which must exist before the
+# job runs; tasks wait for it.
+#
+# Data lives on the client at <data_root>/<instance>/node-<alloc index>, not in
+# the allocation, so it survives restarts, replacements and plan changes (the
+# same alloc index reuses the same directory). cleanup.nomad.hcl deletes it.
+#
+# Profiles: driver = "raw_exec" runs Debian's binaries as user postgres;
+# driver = "docker" runs var.postgres_image on the host network and needs
+# docker.volumes.enabled on the clients (it mounts data_root).
+
+variable "instance" {
+  type        = string
+  description = "Short, stable instance id (12 hex characters from the broker); names the service and the data directory."
+  validation {
+    condition     = regex_replace(var.instance, "^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", "ok") == "ok"
+    error_message = "The instance must be 1 to 32 lower-case letters, digits and inner dashes."
+  }
+}
+
+variable "driver" {
+  type        = string
+  default     = "raw_exec"
+  description = "Task driver profile: raw_exec (Debian binaries) or docker (images)."
+  validation {
+    condition     = contains(["raw_exec", "docker"], var.driver)
+    error_message = "The driver must be raw_exec or docker."
+  }
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+variable "node_count" {
+  type        = number
+  description = "Number of PostgreSQL nodes."
+}
+
+variable "memory_mib" {
+  type        = number
+  description = "Memory of one node in MiB; shared_buffers is a quarter of it."
+}
+
+variable "cpu_mhz" {
+  type        = number
+  description = "CPU of one node in MHz."
+}
+
+variable "max_connections" {
+  type        = number
+  description = "PostgreSQL max_connections."
+}
+
+variable "data_root" {
+  type        = string
+  description = "Absolute host directory present on every client and owned by user postgres."
+  validation {
+    condition     = substr(var.data_root, 0, 1) == "/" && var.data_root != "/" && regex_replace(var.data_root, "/\\.\\.?(/|$)", "") == var.data_root
+    error_message = "The data_root must be an absolute path without . or .. segments."
+  }
+}
+
+variable "node_id" {
+  type        = string
+  default     = ""
+  description = "When set, the Nomad client node ID every allocation must be placed on."
+}
+
+variable "host_network" {
+  type        = string
+  default     = "default"
+  description = "Client host network the node port is allocated on."
+}
+
+variable "postgres_bin_dir" {
+  type    = string
+  default = "/usr/lib/postgresql/15/bin"
+}
+
+variable "postgres_image" {
+  type    = string
+  default = "postgres:15"
+}
+
+locals {
+  docker = var.driver == "docker"
+  # The cluster of alloc index N; NOMAD_ALLOC_INDEX is filled in by the start script.
+  instance_dir = "${var.data_root}/${var.instance}"
+}
+
+job "pg-nodes" {
+  type        = "service"
+  datacenters = var.datacenters
+
+  dynamic "constraint" {
+    for_each = var.node_id == "" ? [] : [var.node_id]
+    content {
+      attribute = "${node.unique.id}"
+      value     = constraint.value
+    }
+  }
+
+  group "node" {
+    count = var.node_count
+
+    constraint {
+      distinct_hosts = true
+    }
+
+    network {
+      port "pg" {
+        host_network = var.host_network
+      }
+    }
+
+    service {
+      provider = "nomad"
+      name     = "pg-${var.instance}-node"
+      port     = "pg"
+
+      check {
+        name     = "postgres-port"
+        type     = "tcp"
+        interval = "1s"
+        timeout  = "1s"
+      }
+    }
+
+    # The deployment is healthy as soon as the check passes.
+    update {
+      max_parallel      = 1
+      health_check      = "checks"
+      min_healthy_time  = "0s"
+      healthy_deadline  = "3m"
+      progress_deadline = "5m"
+      auto_revert       = false
+    }
+
+    restart {
+      attempts = 5
+      interval = "2m"
+      delay    = "1s"
+      mode     = "delay"
+    }
+
+    # Only logs and rendered files live in the allocation.
+    ephemeral_disk {
+      size = 64
+    }
+
+    task "postgres" {
+      driver = var.driver
+      # Postgres refuses to run as root. The docker image has the same user (uid 999).
+      user = "postgres"
+
+      dynamic "config" {
+        for_each = local.docker ? [] : ["raw_exec"]
+        content {
+          command = "/bin/bash"
+          args    = ["${NOMAD_TASK_DIR}/start.sh"]
+        }
+      }
+
+      dynamic "config" {
+        for_each = local.docker ? ["docker"] : []
+        content {
+          image        = var.postgres_image
+          network_mode = "host"
+          command      = "/bin/bash"
+          args         = ["${NOMAD_TASK_DIR}/start.sh"]
+          volumes      = ["${var.data_root}:${var.data_root}"]
+          # Parallel query and shared memory segments live in /dev/shm (64 MiB by default).
+          shm_size = floor(var.memory_mib / 4) * 1048576
+        }
+      }
+
+      # SIGINT is PostgreSQL's fast shutdown: sessions are cut, a checkpoint is written.
+      kill_signal  = "SIGINT"
+      kill_timeout = "30s"
+
+      resources {
+        cpu    = var.cpu_mhz
+        memory = var.memory_mib
+      }
+
+      logs {
+        max_files     = 3
+        max_file_size = 10
+      }
+
+      # The passwords reach the start script as environment variables read from
+      # this file. The client (root) renders and reads it, mode 0600: template
+      # uid/gid take numeric ids only, and the postgres uid differs between
+      # Debian clients (the postgres image uses 999). The start script hands the
+      # admin password to initdb through a private file and unsets both
+      # before exec'ing postgres. A rotated password does not restart postgres:
+      # the broker changes it in the database.
+      template {
+        destination = "secrets/postgres.env"
+        env         = true
+        perms       = "0600"
+        change_mode = "noop"
+        data        = <<-EOT
+          {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+          PGBROKER_ADMIN_PASSWORD={{ .admin_password.Value | toJSON }}
+          PGBROKER_REPLICATION_PASSWORD={{ .replication_password.Value | toJSON }}
+          {{- end }}
+        EOT
+      }
+
+      template {
+        destination = "local/start.sh"
+        perms       = "0755"
+        data        = <<-EOT
+          #!/bin/bash
+          # Rendered from nodes.nomad.hcl: makes this node's cluster once, then runs postgres.
+          set -euo pipefail
+          bin='${var.postgres_bin_dir}'
+          instance_dir='${local.instance_dir}'
+          data_dir="$instance_dir/node-$NOMAD_ALLOC_INDEX"
+          umask 077
+
+          if [[ ! -f $data_dir/PG_VERSION ]]; then
+            if [[ -z $${PGBROKER_ADMIN_PASSWORD:-} ]]; then
+              echo "start: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
+              exit 1
+            fi
+            mkdir -p "$instance_dir"
+            # initdb into a fresh sibling, then rename it into place: a crash
+            # leaves a leftover to delete, never a half cluster at $data_dir.
+            rm -rf -- "$data_dir".initdb.*
+            tmp=$(mktemp -d "$data_dir.initdb.XXXXXX")
+            pwfile="$NOMAD_SECRETS_DIR/initdb-password"
+            printf '%s\n' "$PGBROKER_ADMIN_PASSWORD" >"$pwfile"
+            "$bin/initdb" --pgdata="$tmp" --username=pgbroker_admin --pwfile="$pwfile" \
+              --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --data-checksums \
+              --no-sync --no-instructions
+            rm -f "$pwfile"
+            # -T: replace an empty directory, fail on a non-empty one.
+            mv -T "$tmp" "$data_dir"
+          fi
+          unset PGBROKER_ADMIN_PASSWORD PGBROKER_REPLICATION_PASSWORD
+
+          # A Unix socket path is limited to 107 bytes; deep Nomad data dirs exceed it.
+          socket_dir="$NOMAD_TASK_DIR"
+          if (( $${#socket_dir} + 16 > 107 )); then
+            echo "start: $socket_dir is too long for a Unix socket; TCP only" >&2
+            socket_dir=""
+          fi
+          exec "$bin/postgres" -D "$data_dir" -c config_file="$NOMAD_TASK_DIR/postgresql.conf" \
+            -c unix_socket_directories="$socket_dir"
+        EOT
+      }
+
+      template {
+        destination = "local/postgresql.conf"
+        data        = <<-EOT
+          # Rendered from nodes.nomad.hcl; the data directory's own postgresql.conf is not read.
+          listen_addresses = '{{ env "NOMAD_IP_pg" }}'
+          port = {{ env "NOMAD_PORT_pg" }}
+          hba_file = '{{ env "NOMAD_TASK_DIR" }}/pg_hba.conf'
+          max_connections = ${var.max_connections}
+          shared_buffers = ${floor(var.memory_mib / 4)}MB
+          effective_cache_size = ${floor(var.memory_mib * 3 / 4)}MB
+          password_encryption = 'scram-sha-256'
+          wal_level = replica
+          max_wal_senders = 10
+          dynamic_shared_memory_type = posix
+          log_destination = 'stderr'
+          logging_collector = off
+          log_line_prefix = '%m [%p] %q%u@%d '
+          log_timezone = 'UTC'
+          timezone = 'UTC'
+          datestyle = 'iso, mdy'
+          lc_messages = 'C.UTF-8'
+          lc_monetary = 'C.UTF-8'
+          lc_numeric = 'C.UTF-8'
+          lc_time = 'C.UTF-8'
+          default_text_search_config = 'pg_catalog.english'
+        EOT
+      }
+
+      template {
+        destination = "local/pg_hba.conf"
+        data        = <<-EOT
+          # TYPE  DATABASE     USER        ADDRESS    METHOD
+          local   all          all                    scram-sha-256
+          host    all          all         0.0.0.0/0  scram-sha-256
+          host    all          all         ::/0       scram-sha-256
+          host    replication  replicator  0.0.0.0/0  scram-sha-256
+          host    replication  replicator  ::/0       scram-sha-256
+        EOT
+      }
+    }
+  }
+}

@@ -1,0 +1,71 @@
+package provisioner
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pgbroker/pgbroker/credentials"
+)
+
+// Bind creates (or, when retried, finds and refreshes) the login role of
+// binding bindingID and returns its credentials: read-write, or read-only
+// when readOnly. Its password is kept in a Nomad Variable, never in the state
+// database. Idempotent.
+func (p *Provisioner) Bind(ctx context.Context, in Instance, bindingID string, readOnly bool) (credentials.Credentials, error) {
+	role := BindingRole(bindingID)
+	items, err := p.ensureSecret(bindingSecretPrefix(in.ShortID)+role, "password")
+	if err != nil {
+		return credentials.Credentials{}, err
+	}
+	adminPassword, err := p.readSecret(nodesSecretPath(in.ShortID), "admin_password")
+	if err != nil {
+		return credentials.Credentials{}, err
+	}
+	admin, err := p.admin(ctx, in, adminPassword)
+	if err != nil {
+		return credentials.Credentials{}, err
+	}
+	if err := admin.EnsureLoginRole(ctx, DatabaseNames(in.ShortID), role, items["password"], readOnly); err != nil {
+		return credentials.Credentials{}, fmt.Errorf("create role for binding: %w", err)
+	}
+	return p.credentials(ctx, in, role, items["password"], readOnly)
+}
+
+// Credentials returns the credentials of an existing binding role.
+func (p *Provisioner) Credentials(ctx context.Context, in Instance, role string, readOnly bool) (credentials.Credentials, error) {
+	password, err := p.readSecret(bindingSecretPrefix(in.ShortID)+role, "password")
+	if err != nil {
+		return credentials.Credentials{}, err
+	}
+	return p.credentials(ctx, in, role, password, readOnly)
+}
+
+// Unbind drops the binding's role (what it owns goes to the owner role) and
+// deletes its secret. Idempotent.
+func (p *Provisioner) Unbind(ctx context.Context, in Instance, role string) error {
+	adminPassword, err := p.readSecret(nodesSecretPath(in.ShortID), "admin_password")
+	if err != nil {
+		return err
+	}
+	admin, err := p.admin(ctx, in, adminPassword)
+	if err != nil {
+		return err
+	}
+	if err := admin.DropLoginRole(ctx, DatabaseNames(in.ShortID), role); err != nil {
+		return fmt.Errorf("drop role of binding: %w", err)
+	}
+	return p.deleteSecret(bindingSecretPrefix(in.ShortID) + role)
+}
+
+func (p *Provisioner) credentials(ctx context.Context, in Instance, role, password string, readOnly bool) (credentials.Credentials, error) {
+	host := p.cfg.PublicHost
+	if host == "" {
+		var err error
+		if host, err = p.gatewayAddress(ctx, in.ShortID); err != nil {
+			return credentials.Credentials{}, err
+		}
+	}
+	// TLS arrives with the certificates work; until then say so plainly.
+	e := credentials.Endpoint{Host: host, Port: in.GatewayPort, SSLMode: "disable"}
+	return credentials.New(e, DatabaseNames(in.ShortID).Database, role, password, readOnly), nil
+}

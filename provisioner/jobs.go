@@ -1,0 +1,119 @@
+package provisioner
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/nomad/api"
+
+	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
+)
+
+// hclVars renders HCL2 variable assignments ("name = value" lines, the
+// format of a .vars file) for JobsParseRequest.Variables. Values are strings,
+// ints or string lists.
+func hclVars(vars map[string]any) string {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = %s\n", k, hclValue(vars[k]))
+	}
+	return b.String()
+}
+
+func hclValue(v any) string {
+	switch v := v.(type) {
+	case int:
+		return strconv.Itoa(v)
+	case []string:
+		q := make([]string, len(v))
+		for i, s := range v {
+			q[i] = hclString(s)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	default:
+		return hclString(fmt.Sprint(v))
+	}
+}
+
+// hclString quotes s as an HCL2 string literal: JSON-style escapes, and "${"
+// and "%{" escaped so no value is ever interpolated.
+func hclString(s string) string {
+	q := strconv.Quote(s)
+	q = strings.ReplaceAll(q, "${", "$${")
+	return strings.ReplaceAll(q, "%{", "%%{")
+}
+
+// parseJob has the Nomad server parse an embedded job file with vars and
+// gives the job its id and name.
+func (p *Provisioner) parseJob(src, jobID string, vars map[string]any) (*api.Job, error) {
+	job, err := p.nomad.Jobs().ParseHCLOpts(&api.JobsParseRequest{
+		JobHCL:       src,
+		Variables:    hclVars(vars),
+		Canonicalize: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("parse job %s: %w", jobID, err)
+	}
+	job.ID = &jobID
+	job.Name = &jobID
+	return job, nil
+}
+
+// register registers job and returns the version Nomad gave it. Registering
+// a job identical to the current one creates no new version.
+func (p *Provisioner) register(job *api.Job) (uint64, error) {
+	if _, _, err := p.nomad.Jobs().Register(job, nil); err != nil {
+		return 0, fmt.Errorf("register job %s: %w", *job.ID, err)
+	}
+	cur, _, err := p.nomad.Jobs().Info(*job.ID, nil)
+	if err != nil {
+		return 0, fmt.Errorf("read job %s: %w", *job.ID, err)
+	}
+	return *cur.Version, nil
+}
+
+func (p *Provisioner) commonVars(short string) map[string]any {
+	return map[string]any{
+		"instance":     short,
+		"driver":       p.cfg.Driver,
+		"datacenters":  p.cfg.Datacenters,
+		"host_network": p.cfg.HostNetwork,
+	}
+}
+
+// NodesJob returns the node job of an instance on plan size s.
+func (p *Provisioner) NodesJob(in Instance, s Size) (*api.Job, error) {
+	vars := p.commonVars(in.ShortID)
+	vars["node_count"] = s.Nodes
+	vars["memory_mib"] = s.MemoryMiB
+	vars["cpu_mhz"] = s.CPUMHz
+	vars["max_connections"] = s.MaxConnections
+	vars["data_root"] = p.cfg.DataRoot
+	vars["node_id"] = in.NodeID
+	return p.parseJob(nomadjobs.Nodes, NodesJobID(in.ShortID), vars)
+}
+
+// GatewaysJob returns the gateway job of an instance on plan size s.
+func (p *Provisioner) GatewaysJob(in Instance, s Size) (*api.Job, error) {
+	vars := p.commonVars(in.ShortID)
+	vars["gateway_count"] = s.Gateways
+	vars["gateway_port"] = in.GatewayPort
+	vars["max_connections"] = s.MaxConnections
+	return p.parseJob(nomadjobs.Gateways, GatewaysJobID(in.ShortID), vars)
+}
+
+// CleanupJob returns the batch job that deletes an instance's data directory.
+func (p *Provisioner) CleanupJob(in Instance) (*api.Job, error) {
+	vars := p.commonVars(in.ShortID)
+	delete(vars, "host_network")
+	vars["data_root"] = p.cfg.DataRoot
+	vars["node_id"] = in.NodeID
+	return p.parseJob(nomadjobs.Cleanup, CleanupJobID(in.ShortID), vars)
+}

@@ -1,0 +1,240 @@
+// Package provisioner carries out operations on instances: it renders and
+// registers the Nomad jobs (nomad-jobs), waits for their allocations, keeps
+// secrets in Nomad Variables, and administers each instance's PostgreSQL
+// through pgadmin. Every step is idempotent, so a run interrupted at any point
+// (a crash, a restart) is finished by running it again. It knows nothing of
+// HTTP or OSB status codes.
+package provisioner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/pgadmin"
+)
+
+// Config is how instances are laid out on Nomad.
+type Config struct {
+	Driver      string   // job driver profile: "raw_exec" or "docker"
+	Datacenters []string // Nomad datacenters jobs may run in
+	HostNetwork string   // Nomad host network the ports bind to ("default" for the default one)
+	DataRoot    string   // directory on every Nomad client that holds instances' data directories
+	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
+	ReadyPoll   time.Duration
+}
+
+// Provisioner carries out operations against one Nomad cluster. Safe for
+// concurrent use on different instances.
+type Provisioner struct {
+	nomad *api.Client
+	cfg   Config
+	log   *slog.Logger
+}
+
+// New returns a Provisioner using the Nomad client c.
+func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
+	if cfg.HostNetwork == "" {
+		cfg.HostNetwork = "default"
+	}
+	if len(cfg.Datacenters) == 0 {
+		cfg.Datacenters = []string{"*"}
+	}
+	if cfg.ReadyPoll == 0 {
+		cfg.ReadyPoll = 50 * time.Millisecond
+	}
+	return &Provisioner{nomad: c, cfg: cfg, log: log}
+}
+
+// Instance is what the provisioner needs to know of an instance.
+type Instance struct {
+	ShortID     string // see ShortID
+	GatewayPort int    // static gateway port
+	NodeID      string // Nomad node holding the data directory; "" before first placement
+}
+
+// Size is the part of a plan that shapes the jobs (catalog.Plan).
+type Size struct {
+	MemoryMiB      int
+	CPUMHz         int
+	Nodes          int
+	Gateways       int
+	MaxConnections int
+}
+
+// Progress receives the current step of an operation, in words a user reads
+// in last_operation ("starting node 1 of 1").
+type Progress func(step string)
+
+// Placement is where an instance's data lives once provisioned.
+type Placement struct {
+	NodeID string // Nomad node id of the first node allocation
+}
+
+// Provision starts the instance's node and gateway jobs on size, waits until
+// PostgreSQL answers through the gateway, and creates the database and its
+// roles. Idempotent. Errors name the step that failed.
+func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, progress Progress) (Placement, error) {
+	progress("creating secrets")
+	secrets, err := p.ensureSecret(nodesSecretPath(in.ShortID), "admin_password", "replication_password")
+	if err != nil {
+		return Placement{}, err
+	}
+	progress("registering Nomad jobs")
+	nodes, err := p.NodesJob(in, size)
+	if err != nil {
+		return Placement{}, err
+	}
+	gateways, err := p.GatewaysJob(in, size)
+	if err != nil {
+		return Placement{}, err
+	}
+	nodesVersion, err := p.register(nodes)
+	if err != nil {
+		return Placement{}, err
+	}
+	gatewaysVersion, err := p.register(gateways)
+	if err != nil {
+		return Placement{}, err
+	}
+	allocs, err := p.runningAllocs(ctx, NodesJobID(in.ShortID), nodesVersion, size.Nodes, "postgres", "node", progress)
+	if err != nil {
+		return Placement{}, err
+	}
+	placed := Placement{NodeID: allocs[0].NodeID}
+	if _, err := p.runningAllocs(ctx, GatewaysJobID(in.ShortID), gatewaysVersion, size.Gateways, "haproxy", "gateway", progress); err != nil {
+		return placed, err
+	}
+	admin, err := p.admin(ctx, in, secrets["admin_password"])
+	if err != nil {
+		return placed, err
+	}
+	if err := p.waitReady(ctx, admin, progress); err != nil {
+		return placed, err
+	}
+	progress("creating the database and its roles")
+	if err := admin.EnsureDatabase(ctx, DatabaseNames(in.ShortID)); err != nil {
+		return placed, fmt.Errorf("create database: %w", err)
+	}
+	return placed, nil
+}
+
+// Resize moves a provisioned instance to size: it registers the node job
+// again (pinned to the node holding the data) and waits for the new
+// allocation to serve through the unchanged gateway. Idempotent.
+func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progress Progress) error {
+	progress("registering the new node job")
+	nodes, err := p.NodesJob(in, size)
+	if err != nil {
+		return err
+	}
+	version, err := p.register(nodes)
+	if err != nil {
+		return err
+	}
+	if _, err := p.runningAllocs(ctx, NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress); err != nil {
+		return err
+	}
+	password, err := p.readSecret(nodesSecretPath(in.ShortID), "admin_password")
+	if err != nil {
+		return err
+	}
+	admin, err := p.admin(ctx, in, password)
+	if err != nil {
+		return err
+	}
+	return p.waitReady(ctx, admin, progress)
+}
+
+// Deprovision stops and purges the instance's jobs, deletes its data
+// directory with a cleanup batch job on the node that holds it, and deletes
+// its secrets. Idempotent: a missing job or secret is not an error.
+func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Progress) error {
+	progress("stopping the gateways and nodes")
+	var allocIDs []string
+	for _, jobID := range []string{GatewaysJobID(in.ShortID), NodesJobID(in.ShortID)} {
+		allocs, _, err := p.nomad.Jobs().Allocations(jobID, true, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("list allocations of %s: %w", jobID, err)
+		}
+		for _, a := range allocs {
+			allocIDs = append(allocIDs, a.ID)
+		}
+		if _, _, err := p.nomad.Jobs().Deregister(jobID, true, nil); err != nil && !isNotFound(err) {
+			return fmt.Errorf("deregister %s: %w", jobID, err)
+		}
+	}
+	if err := p.waitStopped(ctx, allocIDs); err != nil {
+		return err
+	}
+	if in.NodeID != "" {
+		progress("deleting the data directory")
+		cleanup, err := p.CleanupJob(in)
+		if err != nil {
+			return err
+		}
+		if _, err := p.register(cleanup); err != nil {
+			return err
+		}
+		if err := p.waitComplete(ctx, CleanupJobID(in.ShortID), "cleanup"); err != nil {
+			return err
+		}
+		if _, _, err := p.nomad.Jobs().Deregister(CleanupJobID(in.ShortID), true, nil); err != nil && !isNotFound(err) {
+			return fmt.Errorf("purge cleanup job: %w", err)
+		}
+	}
+	progress("deleting secrets")
+	if err := p.deleteSecretsUnder(bindingSecretPrefix(in.ShortID)); err != nil {
+		return err
+	}
+	return p.deleteSecret(nodesSecretPath(in.ShortID))
+}
+
+// DataSize returns the bytes the instance's databases use.
+func (p *Provisioner) DataSize(ctx context.Context, in Instance) (int64, error) {
+	password, err := p.readSecret(nodesSecretPath(in.ShortID), "admin_password")
+	if err != nil {
+		return 0, err
+	}
+	admin, err := p.admin(ctx, in, password)
+	if err != nil {
+		return 0, err
+	}
+	return admin.DataSize(ctx)
+}
+
+// admin returns a superuser connection factory for the instance, through its gateway.
+func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (pgadmin.Admin, error) {
+	host, err := p.gatewayAddress(ctx, in.ShortID)
+	if err != nil {
+		return pgadmin.Admin{}, err
+	}
+	return pgadmin.New(host, in.GatewayPort, AdminUser, password), nil
+}
+
+// waitReady polls until PostgreSQL answers SELECT 1 through the gateway.
+func (p *Provisioner) waitReady(ctx context.Context, admin pgadmin.Admin, progress Progress) error {
+	progress("waiting for PostgreSQL to accept connections")
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := admin.Ping(attempt)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("PostgreSQL did not accept connections through the gateway: %w", err)
+		case <-time.After(p.cfg.ReadyPoll):
+		}
+	}
+}
+
+func isNotFound(err error) bool {
+	var ue api.UnexpectedResponseError
+	return errors.As(err, &ue) && ue.StatusCode() == 404
+}

@@ -1,0 +1,94 @@
+package provisioner
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/nomad/api"
+)
+
+// passwordAlphabet avoids characters that need quoting in URIs, shells or
+// connection strings.
+const passwordAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// randomString returns n characters drawn uniformly from passwordAlphabet
+// with crypto/rand (32 characters carry about 190 bits).
+func randomString(n int) string {
+	b := make([]byte, n)
+	max := byte(256 - 256%len(passwordAlphabet))
+	for i := 0; i < n; {
+		var one [1]byte
+		if _, err := rand.Read(one[:]); err != nil {
+			panic(fmt.Sprintf("crypto/rand failed: %v", err))
+		}
+		if one[0] >= max {
+			continue
+		}
+		b[i] = passwordAlphabet[int(one[0])%len(passwordAlphabet)]
+		i++
+	}
+	return string(b)
+}
+
+// ensureSecret returns the items of the Nomad Variable at path, creating it
+// with a fresh password for each key when it does not exist. Creation is
+// check-and-set, so two workers racing end up with the same secret.
+func (p *Provisioner) ensureSecret(path string, keys ...string) (map[string]string, error) {
+	vars := p.nomad.Variables()
+	v, _, err := vars.Read(path, nil)
+	if err == nil {
+		return v.Items, nil
+	}
+	if !errors.Is(err, api.ErrVariablePathNotFound) {
+		return nil, fmt.Errorf("read secret %s: %w", path, err)
+	}
+	items := api.VariableItems{}
+	for _, k := range keys {
+		items[k] = randomString(32)
+	}
+	created, _, err := vars.CheckedCreate(&api.Variable{Path: path, Items: items}, nil)
+	var conflict api.ErrCASConflict
+	if errors.As(err, &conflict) {
+		return p.ensureSecret(path, keys...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create secret %s: %w", path, err)
+	}
+	return created.Items, nil
+}
+
+// readSecret returns one item of the variable at path.
+func (p *Provisioner) readSecret(path, key string) (string, error) {
+	v, _, err := p.nomad.Variables().Read(path, nil)
+	if err != nil {
+		return "", fmt.Errorf("read secret %s: %w", path, err)
+	}
+	val, ok := v.Items[key]
+	if !ok {
+		return "", fmt.Errorf("secret %s has no item %s", path, key)
+	}
+	return val, nil
+}
+
+// deleteSecret deletes the variable at path; a missing one is not an error.
+func (p *Provisioner) deleteSecret(path string) error {
+	if _, err := p.nomad.Variables().Delete(path, nil); err != nil && !errors.Is(err, api.ErrVariablePathNotFound) {
+		return fmt.Errorf("delete secret %s: %w", path, err)
+	}
+	return nil
+}
+
+// deleteSecretsUnder deletes every variable under prefix.
+func (p *Provisioner) deleteSecretsUnder(prefix string) error {
+	metas, _, err := p.nomad.Variables().PrefixList(prefix, nil)
+	if err != nil {
+		return fmt.Errorf("list secrets under %s: %w", prefix, err)
+	}
+	for _, m := range metas {
+		if err := p.deleteSecret(m.Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}

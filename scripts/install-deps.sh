@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the local stack needs and is missing: the Debian packages
+# (apt-get update only when one is missing) and the pinned Nomad binary.
+# Safe to run again; needs Go, and root or sudo for apt-get.
+set -euo pipefail
+
+scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+packages=(postgresql-15 postgresql-contrib haproxy pgbackrest patroni etcd-server)
+
+as_root() {
+	if [[ $(id -u) -eq 0 ]]; then
+		"$@"
+	else
+		sudo "$@"
+	fi
+}
+
+missing=()
+for package in "${packages[@]}"; do
+	if [[ $(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null) != installed ]]; then
+		missing+=("$package")
+	fi
+done
+
+if ((${#missing[@]} == 0)); then
+	echo "apt: ${packages[*]} already installed"
+else
+	echo "apt: installing ${missing[*]}"
+	as_root apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+"$scripts/build-nomad.sh"

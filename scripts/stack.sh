@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# The local stack for dev, tests and CI: the broker's state PostgreSQL, a Nomad
+# dev agent and the data root the node jobs write to. Everything lives in
+# ${PGBROKER_STACK_DIR:-<repo>/.stack}.
+#
+#   stack.sh up            start what is not running (idempotent)
+#   stack.sh env           print export lines for DATABASE_URL, NOMAD_ADDR, PGBROKER_DATA_ROOT, PATH
+#   stack.sh status        one line per component
+#   stack.sh down [--purge] stop what up started; --purge also deletes all state but bin/
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+stack_dir=${PGBROKER_STACK_DIR:-$repo/.stack}
+state_port=${PGBROKER_STATE_PORT:-54329}
+pg_bin=/usr/lib/postgresql/15/bin
+nomad_addr=http://127.0.0.1:4646
+
+nomad=$stack_dir/bin/nomad
+run_dir=$stack_dir/run        # pid files of what up started
+log_dir=$stack_dir/logs
+state_dir=$stack_dir/state    # the state PostgreSQL cluster
+state_password_file=$stack_dir/state-password
+nomad_dir=$stack_dir/nomad    # agent config and data dir
+nomad_data=$nomad_dir/data
+data_root=$stack_dir/data     # PGBROKER_DATA_ROOT: instance data, owned by postgres
+
+log() { echo "stack: $*"; }
+die() {
+	echo "stack: $*" >&2
+	exit 1
+}
+
+as_postgres() { runuser -u postgres -- "$@"; }
+
+# pid_alive FILE: the pid recorded in FILE runs a program whose name matches NAME.
+pid_alive() {
+	local file=$1 name=$2 pid
+	[[ -f $file ]] || return 1
+	pid=$(<"$file")
+	[[ -r /proc/$pid/comm && $(<"/proc/$pid/comm") == "$name" ]]
+}
+
+nomad_answers() { "$nomad" agent-info -address="$nomad_addr" >/dev/null 2>&1; }
+
+state_running() { as_postgres "$pg_bin/pg_ctl" status -D "$state_dir" >/dev/null 2>&1; }
+
+# --- up ---------------------------------------------------------------------
+
+make_dirs() {
+	# 0711: tasks and the state cluster run as postgres and must traverse these.
+	install -d -m 0711 "$stack_dir" "$nomad_dir" "$nomad_data" "$log_dir"
+	install -d -m 0700 "$run_dir"
+	if ! as_postgres test -x "$stack_dir"; then
+		die "user postgres cannot reach $stack_dir: make its parents traversable (chmod o+x) or set PGBROKER_STACK_DIR"
+	fi
+}
+
+state_up() {
+	if [[ ! -s $state_password_file ]]; then
+		(umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$state_password_file")
+	fi
+	if [[ ! -f $state_dir/PG_VERSION ]]; then
+		log "state-db: initdb $state_dir"
+		# initdb into a sibling, then rename: a crash never leaves a half cluster in place.
+		rm -rf "$state_dir.initdb"
+		install -d -m 0700 -o postgres -g postgres "$state_dir.initdb"
+		as_postgres "$pg_bin/initdb" -D "$state_dir.initdb" --auth-local=peer --auth-host=scram-sha-256 \
+			--encoding=UTF8 --locale=C.UTF-8 --no-sync >"$log_dir/state-initdb.log"
+		cat >>"$state_dir.initdb/postgresql.conf" <<-EOF
+			listen_addresses = '127.0.0.1'
+			port = $state_port
+			unix_socket_directories = '$state_dir'
+			password_encryption = 'scram-sha-256'
+		EOF
+		mv "$state_dir.initdb" "$state_dir"
+	fi
+	if state_running; then
+		log "state-db: already running on 127.0.0.1:$state_port"
+	else
+		log "state-db: starting on 127.0.0.1:$state_port (log $log_dir/state.log)"
+		[[ -e $log_dir/state.log ]] || install -m 0640 -o postgres /dev/null "$log_dir/state.log"
+		as_postgres "$pg_bin/pg_ctl" start -D "$state_dir" -l "$log_dir/state.log" -w -s -o "-p $state_port" ||
+			die "state-db: did not start, see $log_dir/state.log"
+		head -n1 "$state_dir/postmaster.pid" >"$run_dir/state-db.pid"
+	fi
+	# Idempotent role and database; the password always matches the file.
+	as_postgres "$pg_bin/psql" -h "$state_dir" -p "$state_port" -d postgres -qAt -v ON_ERROR_STOP=1 >/dev/null <<-EOF
+		SELECT 'CREATE ROLE pgbroker LOGIN CREATEDB'
+		  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgbroker') \gexec
+		ALTER ROLE pgbroker PASSWORD '$(<"$state_password_file")';
+		SELECT 'CREATE DATABASE pgbroker OWNER pgbroker'
+		  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'pgbroker') \gexec
+	EOF
+}
+
+nomad_up() {
+	[[ -x $nomad ]] || die "nomad: $nomad missing: run scripts/install-deps.sh"
+	if nomad_answers; then
+		if pid_alive "$run_dir/nomad.pid" nomad; then
+			log "nomad: already running at $nomad_addr"
+		else
+			log "nomad: reusing the agent already answering at $nomad_addr"
+		fi
+	else
+		cat >"$nomad_dir/agent.hcl" <<-'EOF'
+			client {
+			  # The cloud fingerprinters probe metadata services; env_aws fails the agent off-cloud.
+			  options = {
+			    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+			  }
+			  host_network "private" {
+			    cidr = "127.0.0.1/32"
+			  }
+			}
+			plugin "raw_exec" {
+			  config {
+			    enabled = true
+			  }
+			}
+		EOF
+		log "nomad: starting dev agent at $nomad_addr (log $log_dir/nomad.log)"
+		setsid "$nomad" agent -dev -bind=127.0.0.1 -data-dir="$nomad_data" -config="$nomad_dir/agent.hcl" \
+			</dev/null >"$log_dir/nomad.log" 2>&1 &
+		echo $! >"$run_dir/nomad.pid"
+	fi
+	wait_nomad_node
+}
+
+# wait_nomad_node waits until a client node is ready, eligible and runs raw_exec.
+wait_nomad_node() {
+	local format='{{range .}}{{.Status}}/{{.SchedulingEligibility}}/{{with index .Drivers "raw_exec"}}{{.Healthy}}{{end}} {{end}}'
+	local nodes="" i
+	for ((i = 0; i < 300; i++)); do
+		nodes=$("$nomad" node status -address="$nomad_addr" -t "$format" 2>/dev/null) || true
+		if [[ $nodes == *ready/eligible/true* ]]; then
+			log "nomad: node ready"
+			return 0
+		fi
+		if [[ -f $run_dir/nomad.pid ]] && ! pid_alive "$run_dir/nomad.pid" nomad; then
+			die "nomad: agent exited, see $log_dir/nomad.log"
+		fi
+		sleep 0.2
+	done
+	die "nomad: no ready, eligible node with raw_exec after 60s (nodes: ${nodes:-none}), see $log_dir/nomad.log"
+}
+
+data_root_up() {
+	install -d -m 0700 -o postgres -g postgres "$data_root"
+	log "data-root: $data_root"
+}
+
+# --- down -------------------------------------------------------------------
+
+# task_pids prints the processes the dev agent launched and left behind: raw_exec
+# tasks run in their alloc dir (or were started with paths into it) and postgres
+# tasks run in their data dir under the data root.
+task_pids() {
+	local proc pid cwd
+	for proc in /proc/[0-9]*; do
+		pid=${proc#/proc/}
+		cwd=$(readlink "$proc/cwd" 2>/dev/null) || continue
+		if [[ $cwd == "$nomad_data"/* || $cwd == "$data_root"/* ]] ||
+			tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qF "$nomad_data/"; then
+			echo "$pid"
+		fi
+	done
+}
+
+# stop_pids SIGNAL PID...: signals, waits up to 10 s, then kills what is left.
+stop_pids() {
+	local signal=$1 i
+	shift
+	(($# > 0)) || return 0
+	kill "-$signal" "$@" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$@" 2>/dev/null || return 0
+		sleep 0.2
+	done
+	kill -KILL "$@" 2>/dev/null || true
+}
+
+nomad_down() {
+	local pids
+	if pid_alive "$run_dir/nomad.pid" nomad; then
+		log "nomad: stopping agent (pid $(<"$run_dir/nomad.pid"))"
+		stop_pids INT "$(<"$run_dir/nomad.pid")"
+	fi
+	rm -f "$run_dir/nomad.pid"
+	# Killing the agent does not stop raw_exec tasks: stop them (SIGINT is a
+	# fast shutdown for postgres and haproxy alike), then their executors.
+	mapfile -t pids < <(task_pids)
+	if ((${#pids[@]} > 0)); then
+		log "nomad: stopping ${#pids[@]} task processes left by the agent"
+		stop_pids INT "${pids[@]}"
+	fi
+	unmount_task_dirs
+}
+
+# unmount_task_dirs unmounts the tmpfs secrets/ and private/ dirs Nomad mounts per task.
+unmount_task_dirs() {
+	local mounts target
+	mapfile -t mounts < <(findmnt -rn -o TARGET | grep -F "$nomad_data/" | sort -r)
+	for target in "${mounts[@]}"; do
+		umount "$target" 2>/dev/null || umount -l "$target"
+	done
+	((${#mounts[@]} == 0)) || log "nomad: unmounted ${#mounts[@]} task dirs"
+}
+
+state_down() {
+	if pid_alive "$run_dir/state-db.pid" postgres && state_running; then
+		log "state-db: stopping"
+		as_postgres "$pg_bin/pg_ctl" stop -D "$state_dir" -m fast -w -s
+	fi
+	rm -f "$run_dir/state-db.pid"
+}
+
+purge() {
+	if findmnt -rn -o TARGET | grep -qF "$stack_dir/"; then
+		die "purge: something is still mounted under $stack_dir; not deleting"
+	fi
+	log "purge: deleting $stack_dir except bin/"
+	find "$stack_dir" -mindepth 1 -maxdepth 1 ! -name bin -exec rm -rf {} +
+}
+
+# --- env, status ------------------------------------------------------------
+
+print_env() {
+	[[ -s $state_password_file ]] || die "no state password yet: run '$0 up' first"
+	printf "export DATABASE_URL='postgres://pgbroker:%s@127.0.0.1:%s/pgbroker?sslmode=disable'\n" \
+		"$(<"$state_password_file")" "$state_port"
+	printf "export NOMAD_ADDR='%s'\n" "$nomad_addr"
+	printf "export PGBROKER_DATA_ROOT='%s'\n" "$data_root"
+	printf "export PATH='%s':\"\$PATH\"\n" "$stack_dir/bin"
+}
+
+status() {
+	local owner
+	if state_running; then
+		echo "state-db: running on 127.0.0.1:$state_port ($state_dir)"
+	else
+		echo "state-db: stopped ($state_dir)"
+	fi
+	if ! nomad_answers; then
+		echo "nomad: not answering at $nomad_addr"
+	elif pid_alive "$run_dir/nomad.pid" nomad; then
+		echo "nomad: running at $nomad_addr (pid $(<"$run_dir/nomad.pid"), started by this stack)"
+	else
+		echo "nomad: running at $nomad_addr (not started by this stack)"
+	fi
+	if [[ -d $data_root ]]; then
+		owner=$(stat -c '%U %a' "$data_root")
+		echo "data-root: $data_root ($owner)"
+	else
+		echo "data-root: missing ($data_root)"
+	fi
+}
+
+main() {
+	local command=${1:-}
+	if [[ $(id -u) -ne 0 ]]; then
+		# Tasks run as postgres, the agent mounts tmpfs: the stack needs root.
+		exec sudo --preserve-env=PGBROKER_STACK_DIR,PGBROKER_STATE_PORT "$0" "$@"
+	fi
+	case $command in
+	up)
+		make_dirs
+		state_up
+		data_root_up
+		nomad_up
+		;;
+	down)
+		nomad_down
+		state_down
+		if [[ ${2:-} == --purge ]]; then purge; fi
+		;;
+	env) print_env ;;
+	status) status ;;
+	*) die "usage: $0 up|down [--purge]|env|status" ;;
+	esac
+}
+
+main "$@"

@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Instance is one OSB service instance (OSB 2.17 "Provisioning").
+type Instance struct {
+	ID               string          // OSB instance_id, as the platform sent it
+	ShortID          string          // 12 hex characters derived from ID: names Nomad jobs, database and roles
+	ServiceID        string          // OSB service_id
+	PlanID           string          // the plan the instance runs now; an update changes it when it succeeds
+	OrganizationGUID string          // OSB organization_guid
+	SpaceGUID        string          // OSB space_guid
+	Parameters       json.RawMessage // provision parameters, as validated
+	Context          json.RawMessage // OSB context object
+	GatewayPort      int             // static gateway port, stable for the instance's life; 0 once released
+	NodeID           string          // Nomad node the data directory lives on; "" until first placed
+	CreatedAt        time.Time
+	DeprovisionedAt  *time.Time // set when deprovisioning succeeded
+}
+
+// Gone reports whether the instance was deprovisioned.
+func (i Instance) Gone() bool { return i.DeprovisionedAt != nil }
+
+// PortRange is the inclusive range gateway ports are allocated from.
+type PortRange struct{ Min, Max int }
+
+const instanceColumns = `id, short_id, service_id, plan_id, organization_guid, space_guid, parameters, context,
+	coalesce(gateway_port, 0), node_id, created_at, deprovisioned_at`
+
+func scanInstance(row pgx.Row) (Instance, error) {
+	var i Instance
+	err := row.Scan(&i.ID, &i.ShortID, &i.ServiceID, &i.PlanID, &i.OrganizationGUID, &i.SpaceGUID,
+		&i.Parameters, &i.Context, &i.GatewayPort, &i.NodeID, &i.CreatedAt, &i.DeprovisionedAt)
+	return i, notFound(err)
+}
+
+// CreateInstance records a new instance and its provision operation, allocates
+// the lowest free gateway port of ports, and calls enqueue, all in one
+// transaction: either everything is recorded or nothing is. It returns the
+// instance as stored. Errors: ErrInstanceExists (same id, or a short id
+// collision), ErrNoFreePort.
+func (s *Store) CreateInstance(ctx context.Context, in Instance, op Operation, ports PortRange, enqueue EnqueueFunc) (Instance, error) {
+	var out Instance
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// Serialise port allocation between concurrent provisions.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('pgbroker.gateway_port'))`); err != nil {
+			return fmt.Errorf("lock gateway ports: %w", err)
+		}
+		var port int
+		err := tx.QueryRow(ctx, `
+			SELECT p FROM generate_series($1::int, $2::int) AS p
+			WHERE NOT EXISTS (SELECT 1 FROM instances WHERE gateway_port = p)
+			ORDER BY p LIMIT 1`, ports.Min, ports.Max).Scan(&port)
+		if err != nil {
+			if notFound(err) == ErrNotFound {
+				return ErrNoFreePort
+			}
+			return fmt.Errorf("allocate gateway port: %w", err)
+		}
+		row := tx.QueryRow(ctx, `
+			INSERT INTO instances (id, short_id, service_id, plan_id, organization_guid, space_guid, parameters, context, gateway_port)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			RETURNING `+instanceColumns,
+			in.ID, in.ShortID, in.ServiceID, in.PlanID, in.OrganizationGUID, in.SpaceGUID,
+			jsonOrEmpty(in.Parameters), jsonOrEmpty(in.Context), port)
+		if out, err = scanInstance(row); err != nil {
+			if isUniqueViolation(err, "instances_pkey") || isUniqueViolation(err, "instances_short_id_key") {
+				return ErrInstanceExists
+			}
+			return fmt.Errorf("insert instance: %w", err)
+		}
+		op.InstanceID = in.ID
+		if err := insertOperation(ctx, tx, op); err != nil {
+			return err
+		}
+		return enqueue(ctx, tx, op.ID)
+	})
+	return out, err
+}
+
+// GetInstance returns the instance with id, deprovisioned ones included
+// (check Gone). Errors: ErrNotFound.
+func (s *Store) GetInstance(ctx context.Context, id string) (Instance, error) {
+	return scanInstance(s.pool.QueryRow(ctx, `SELECT `+instanceColumns+` FROM instances WHERE id = $1`, id))
+}
+
+// SetNodeID records the Nomad node that holds the instance's data directory,
+// so later job versions are pinned to it.
+func (s *Store) SetNodeID(ctx context.Context, instanceID, nodeID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE instances SET node_id = $2 WHERE id = $1`, instanceID, nodeID)
+	if err != nil {
+		return fmt.Errorf("record node of instance: %w", err)
+	}
+	return nil
+}
+
+// CountInstances returns how many instances are not deprovisioned.
+func (s *Store) CountInstances(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM instances WHERE deprovisioned_at IS NULL`).Scan(&n)
+	return n, err
+}
+
+func jsonOrEmpty(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return json.RawMessage(`{}`)
+	}
+	return raw
+}

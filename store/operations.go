@@ -1,0 +1,140 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// OperationKind is what an operation does (OSB 2.17 asynchronous operations).
+type OperationKind string
+
+// Operation kinds.
+const (
+	KindProvision   OperationKind = "provision"
+	KindUpdate      OperationKind = "update"
+	KindDeprovision OperationKind = "deprovision"
+)
+
+// OperationState is the OSB last_operation state.
+type OperationState string
+
+// Operation states, spelled as OSB 2.17 "Polling Last Operation" spells them.
+const (
+	InProgress OperationState = "in progress"
+	Succeeded  OperationState = "succeeded"
+	Failed     OperationState = "failed"
+)
+
+// Operation is one asynchronous operation on an instance.
+type Operation struct {
+	ID                  string // returned to the platform as OSB "operation"
+	InstanceID          string
+	Kind                OperationKind
+	State               OperationState
+	Description         string          // the current step in words, or the failure a user can act on
+	PlanID              string          // the plan the instance runs once the operation succeeds
+	Parameters          json.RawMessage // the request's parameters, as validated
+	OriginatingIdentity string          // X-Broker-API-Originating-Identity, as sent
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	FinishedAt          *time.Time
+}
+
+const operationColumns = `id, instance_id, kind, state, description, plan_id, parameters, originating_identity,
+	created_at, updated_at, finished_at`
+
+func scanOperation(row pgx.Row) (Operation, error) {
+	var o Operation
+	err := row.Scan(&o.ID, &o.InstanceID, &o.Kind, &o.State, &o.Description, &o.PlanID, &o.Parameters,
+		&o.OriginatingIdentity, &o.CreatedAt, &o.UpdatedAt, &o.FinishedAt)
+	return o, notFound(err)
+}
+
+func insertOperation(ctx context.Context, tx pgx.Tx, op Operation) error {
+	_, err := tx.Exec(ctx, `
+		INSERT INTO operations (id, instance_id, kind, state, description, plan_id, parameters, originating_identity)
+		VALUES ($1, $2, $3, 'in progress', $4, $5, $6, $7)`,
+		op.ID, op.InstanceID, op.Kind, op.Description, op.PlanID, jsonOrEmpty(op.Parameters), op.OriginatingIdentity)
+	if isUniqueViolation(err, "operations_one_in_flight") {
+		return ErrOperationInFlight
+	}
+	if err != nil {
+		return fmt.Errorf("insert operation: %w", err)
+	}
+	return nil
+}
+
+// StartOperation records op (in progress) on an existing, live instance and
+// calls enqueue in the same transaction. Errors: ErrNotFound (no live
+// instance), ErrOperationInFlight.
+func (s *Store) StartOperation(ctx context.Context, op Operation, enqueue EnqueueFunc) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		var id string
+		err := tx.QueryRow(ctx, `SELECT id FROM instances WHERE id = $1 AND deprovisioned_at IS NULL FOR UPDATE`, op.InstanceID).Scan(&id)
+		if err != nil {
+			return notFound(err)
+		}
+		if err := insertOperation(ctx, tx, op); err != nil {
+			return err
+		}
+		return enqueue(ctx, tx, op.ID)
+	})
+}
+
+// GetOperation returns the operation with id. Errors: ErrNotFound.
+func (s *Store) GetOperation(ctx context.Context, id string) (Operation, error) {
+	return scanOperation(s.pool.QueryRow(ctx, `SELECT `+operationColumns+` FROM operations WHERE id = $1`, id))
+}
+
+// LatestOperation returns the instance's most recent operation. Errors: ErrNotFound.
+func (s *Store) LatestOperation(ctx context.Context, instanceID string) (Operation, error) {
+	return scanOperation(s.pool.QueryRow(ctx, `SELECT `+operationColumns+` FROM operations
+		WHERE instance_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1`, instanceID))
+}
+
+// SetProgress records the current step of an operation still in progress.
+func (s *Store) SetProgress(ctx context.Context, opID, description string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE operations SET description = $2, updated_at = now()
+		WHERE id = $1 AND state = 'in progress'`, opID, description)
+	if err != nil {
+		return fmt.Errorf("record progress: %w", err)
+	}
+	return nil
+}
+
+// FinishOperation ends an in-progress operation with state (Succeeded or
+// Failed) and description, and applies its effect on the instance in the same
+// transaction: a succeeded update moves the instance to the operation's plan; a
+// succeeded deprovision marks the instance gone and releases its gateway port.
+// Finishing an operation that already finished changes nothing.
+func (s *Store) FinishOperation(ctx context.Context, opID string, state OperationState, description string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		op, err := scanOperation(tx.QueryRow(ctx, `UPDATE operations
+			SET state = $2, description = $3, updated_at = now(), finished_at = now()
+			WHERE id = $1 AND state = 'in progress'
+			RETURNING `+operationColumns, opID, state, description))
+		if err == ErrNotFound {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("finish operation: %w", err)
+		}
+		if state != Succeeded {
+			return nil
+		}
+		switch op.Kind {
+		case KindUpdate:
+			_, err = tx.Exec(ctx, `UPDATE instances SET plan_id = $2 WHERE id = $1`, op.InstanceID, op.PlanID)
+		case KindDeprovision:
+			_, err = tx.Exec(ctx, `UPDATE instances SET deprovisioned_at = now(), gateway_port = NULL WHERE id = $1`, op.InstanceID)
+		}
+		if err != nil {
+			return fmt.Errorf("apply operation to instance: %w", err)
+		}
+		return nil
+	})
+}

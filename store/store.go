@@ -1,0 +1,84 @@
+// Package store keeps the broker's own state in PostgreSQL (pgx/v5): service
+// instances, operations and bindings. It is the only package that runs SQL
+// against the state database; River's job tables live in the same database and
+// are migrated here too. No secret is ever written here: passwords live in
+// Nomad Variables (DESIGN.md "Nomad jobs").
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Errors callers tell apart.
+var (
+	// ErrNotFound: no row with that id.
+	ErrNotFound = errors.New("not found")
+	// ErrInstanceExists: an instance (live or deprovisioned) already has that id.
+	ErrInstanceExists = errors.New("instance already exists")
+	// ErrOperationInFlight: the instance already has an operation in progress.
+	ErrOperationInFlight = errors.New("another operation is in progress on this instance")
+	// ErrNoFreePort: every port of the configured gateway range is taken.
+	ErrNoFreePort = errors.New("no free gateway port in the configured range")
+)
+
+// Store is the state database. Safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to the state database at url (a libpq URL or DSN). The pool
+// reconnects by itself after the database restarts.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse state database url: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open state database: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close releases every connection.
+func (s *Store) Close() { s.pool.Close() }
+
+// Pool is the connection pool, for River's driver (riverpgxv5), which keeps
+// its job tables in the same database so a job is enqueued in the same
+// transaction as the row that asks for it.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping checks that the state database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping state database: %w", err)
+	}
+	return nil
+}
+
+// EnqueueFunc enqueues the durable job that carries out operation opID, inside
+// the transaction tx that records it.
+type EnqueueFunc func(ctx context.Context, tx pgx.Tx, opID string) error
+
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+func isUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
+}
+
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}

@@ -1,0 +1,102 @@
+// Package worker carries out queued operations. Each operation is one durable
+// River job (riverqueue/river), enqueued in the same transaction that records
+// the operation; the job drives the provisioner and records progress and the
+// outcome in the store. A broker killed mid-operation leaves the job running
+// in River's table; River's rescuer makes it available again after
+// Config.RescueAfter and the idempotent provisioner steps finish the work.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// Operator carries out operations; *provisioner.Provisioner is one.
+type Operator interface {
+	Provision(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
+	Resize(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) error
+	Deprovision(ctx context.Context, in provisioner.Instance, progress provisioner.Progress) error
+}
+
+// Config bounds how operations run.
+type Config struct {
+	Workers        int           // operations carried out at once by this broker
+	AttemptTimeout time.Duration // one attempt of an operation; steps resume on the next
+	RescueAfter    time.Duration // a running attempt older than this is taken as crashed; > AttemptTimeout
+	Deadline       time.Duration // an operation still unfinished this long after it was asked for fails
+	MaxRetryDelay  time.Duration // longest pause between attempts
+}
+
+// OperationArgs is the River job of one operation.
+type OperationArgs struct {
+	OperationID string `json:"operation_id"`
+}
+
+// Kind names the job kind in River's table.
+func (OperationArgs) Kind() string { return "operation" }
+
+// InsertOpts: effectively unlimited attempts (Config.Deadline ends an
+// operation), and one job per operation.
+func (OperationArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 10000, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// Runner runs the River client.
+type Runner struct {
+	client *river.Client[pgx.Tx]
+}
+
+// New returns a Runner that works operations from st with op.
+func New(st *store.Store, cat *catalog.Catalog, op Operator, cfg Config, log *slog.Logger) (*Runner, error) {
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &operationWorker{store: st, catalog: cat, op: op, cfg: cfg, log: log})
+	client, err := river.NewClient(riverpgxv5.New(st.Pool()), &river.Config{
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Workers:              workers,
+		JobTimeout:           cfg.AttemptTimeout,
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		RetryPolicy:          retryPolicy{max: cfg.MaxRetryDelay},
+		FetchPollInterval:    200 * time.Millisecond,
+		Logger:               log.With(slog.String("component", "river")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create job queue client: %w", err)
+	}
+	return &Runner{client: client}, nil
+}
+
+// Enqueue inserts the job of operation opID inside tx (a store.EnqueueFunc).
+func (r *Runner) Enqueue(ctx context.Context, tx pgx.Tx, opID string) error {
+	if _, err := r.client.InsertTx(ctx, tx, OperationArgs{OperationID: opID}, nil); err != nil {
+		return fmt.Errorf("enqueue operation: %w", err)
+	}
+	return nil
+}
+
+// Start starts working jobs until Stop.
+func (r *Runner) Start(ctx context.Context) error { return r.client.Start(ctx) }
+
+// Stop waits for running attempts to finish, up to ctx's deadline.
+func (r *Runner) Stop(ctx context.Context) error { return r.client.Stop(ctx) }
+
+// retryPolicy retries soon: 1 s, 2 s, 4 s… capped at max.
+type retryPolicy struct{ max time.Duration }
+
+func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	d := time.Second << min(job.Attempt, 10)
+	if p.max > 0 && d > p.max {
+		d = p.max
+	}
+	return time.Now().Add(d)
+}
