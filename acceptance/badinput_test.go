@@ -26,7 +26,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		says                     string
 	}{
 		{"unknown plan", "PUT", "/v2/service_instances/%s?accepts_incomplete=true",
-			`{"service_id":"postgresql","plan_id":"postgresql-huge","organization_guid":"o","space_guid":"s"}`, nil, 400, "plan_id"},
+			`{"service_id":"postgresql","plan_id":"postgresql-huge","organization_guid":"o","space_guid":"s"}`, nil, 400, "plan-id not in the catalog"},
 		{"unknown parameter", "PUT", "/v2/service_instances/%s?accepts_incomplete=true",
 			`{"service_id":"postgresql","plan_id":"postgresql-sandbox","organization_guid":"o","space_guid":"s","parameters":{"shoe_size":42}}`, nil, 400, "shoe_size"},
 		{"malformed JSON", "PUT", "/v2/service_instances/%s?accepts_incomplete=true", `{"service_id": "postgresql",`, nil, 400, "JSON"},

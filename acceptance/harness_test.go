@@ -28,7 +28,7 @@ const (
 
 // broker is one running pgbroker process with its own state database.
 type broker struct {
-	t       *testing.T
+	t       testing.TB
 	url     string
 	env     []string
 	cmd     *exec.Cmd
@@ -55,7 +55,7 @@ func (s *syncBuffer) String() string {
 
 // newBroker creates a fresh state database, starts pgbroker on a free port
 // with extra environment, and stops it when the test ends.
-func newBroker(t *testing.T, extraEnv ...string) *broker {
+func newBroker(t testing.TB, extraEnv ...string) *broker {
 	t.Helper()
 	db := "pgbroker_acc_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
 	execState(t, "CREATE DATABASE "+db)
@@ -243,7 +243,7 @@ func connect(t *testing.T, databaseURL string) *pgx.Conn {
 	return conn
 }
 
-func execState(t *testing.T, sql string) {
+func execState(t testing.TB, sql string) {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), stateURL)
 	if err != nil {
@@ -255,7 +255,7 @@ func execState(t *testing.T, sql string) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

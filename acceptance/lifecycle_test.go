@@ -117,6 +117,9 @@ func TestStarterLifecycle(t *testing.T) {
 		t.Fatalf("table owner %q, want the owner role %v", owner, rw["database"])
 	}
 
+	// No password handed out appears in the broker's log or in Nomad's job specs.
+	assertNoSecretLeak(t, b, id, rw["password"].(string), second["password"].(string), ro["password"].(string))
+
 	// Plan change: same URL, rows kept, Nomad shows the new memory.
 	app.Close(ctx)
 	plan := "postgresql-starter-1024"

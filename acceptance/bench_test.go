@@ -1,0 +1,150 @@
+package acceptance
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	osb "sigs.k8s.io/go-open-service-broker-client/v2"
+)
+
+const benchRuns = 5
+
+// BenchmarkStarterProvisionVsInitdb measures, in one run, Starter
+// provisioning through pgbroker (PUT to last_operation "succeeded", then bind
+// and a successful SELECT 1 through the returned DATABASE_URL) against a
+// hand-run initdb + pg_ctl start + SELECT 1 on this machine, 5 runs each, and
+// reports both medians and their ratio (issue: 3 or less, goal 2).
+// Run with -benchtime=1x: each iteration is the whole comparison.
+func BenchmarkStarterProvisionVsInitdb(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		br := newBroker(b)
+		c := br.client()
+		var broker, manual []time.Duration
+		for r := 0; r < benchRuns; r++ {
+			manual = append(manual, handInitdb(b, r))
+			broker = append(broker, brokerProvision(b, c))
+		}
+		mb, mm := median(broker), median(manual)
+		ratio := mb.Seconds() / mm.Seconds()
+		b.ReportMetric(mb.Seconds(), "provision_s")
+		b.ReportMetric(mm.Seconds(), "initdb_start_s")
+		b.ReportMetric(ratio, "ratio")
+		fmt.Printf("\nStarter provisioning (PUT -> succeeded -> bind -> SELECT 1), %d runs\n", benchRuns)
+		fmt.Printf("  pgbroker      median %6.2f s  runs %v\n", mb.Seconds(), secs(broker))
+		fmt.Printf("  initdb+start  median %6.2f s  runs %v   (reference, same machine, same run)\n", mm.Seconds(), secs(manual))
+		fmt.Printf("  ratio         %6.2f   (needed <= 3, goal 2)\n\n", ratio)
+	}
+}
+
+func brokerProvision(b *testing.B, c osb.Client) time.Duration {
+	id := uuid.NewString()
+	start := time.Now()
+	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
+		InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: "postgresql-starter-512",
+		OrganizationGUID: "org-bench", SpaceGUID: "space-bench",
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		lo, err := c.PollLastOperation(&osb.LastOperationRequest{InstanceID: id, OperationKey: resp.OperationKey})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if lo.State == osb.StateSucceeded {
+			break
+		}
+		if lo.State == osb.StateFailed {
+			b.Fatalf("provision failed: %s", *lo.Description)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	creds, err := c.Bind(&osb.BindRequest{InstanceID: id, BindingID: uuid.NewString(), ServiceID: serviceID, PlanID: "postgresql-starter-512"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	selectOne(b, creds.Credentials["DATABASE_URL"].(string))
+	took := time.Since(start)
+	dep, err := c.DeprovisionInstance(&osb.DeprovisionRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: "postgresql-starter-512"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		lo, err := c.PollLastOperation(&osb.LastOperationRequest{InstanceID: id, OperationKey: dep.OperationKey})
+		if osb.IsGoneError(err) || (err == nil && lo.State == osb.StateSucceeded) {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return took
+}
+
+// handInitdb times what an operator does by hand: initdb, pg_ctl start -w,
+// and a first SELECT 1 over TCP. Cleanup is not timed.
+func handInitdb(b *testing.B, run int) time.Duration {
+	dir, err := os.MkdirTemp("", "pgbroker-bench-initdb-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		b.Fatal(err)
+	}
+	pgdata := filepath.Join(dir, "data")
+	port := strconv.Itoa(39000 + run)
+	bin := "/usr/lib/postgresql/15/bin/"
+	start := time.Now()
+	asPostgres(b, bin+"initdb", "-D", pgdata, "-U", "postgres", "--auth=trust")
+	asPostgres(b, bin+"pg_ctl", "-D", pgdata, "-w", "-l", filepath.Join(dir, "log"), "-o", "-p "+port+" -k "+dir+" -c listen_addresses=127.0.0.1", "start")
+	selectOne(b, "postgres://postgres@127.0.0.1:"+port+"/postgres?sslmode=disable")
+	took := time.Since(start)
+	asPostgres(b, bin+"pg_ctl", "-D", pgdata, "-m", "immediate", "stop")
+	return took
+}
+
+func asPostgres(b *testing.B, args ...string) {
+	cmd := exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("%v: %v\n%s", args, err, out)
+	}
+}
+
+func selectOne(b *testing.B, url string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var one int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func secs(d []time.Duration) []string {
+	out := make([]string, len(d))
+	for i, v := range d {
+		out[i] = fmt.Sprintf("%.2f", v.Seconds())
+	}
+	return out
+}

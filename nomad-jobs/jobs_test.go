@@ -1,0 +1,350 @@
+package nomadjobs_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/nomad/api"
+
+	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
+)
+
+// The tests below let a real Nomad server parse and validate the job files,
+// as the broker does.
+
+const instance = "0123456789ab"
+
+var drivers = []string{"raw_exec", "docker"}
+
+// nomadClient returns a client for the agent at NOMAD_ADDR. Without one the
+// tests fail when CI=true and are skipped elsewhere.
+func nomadClient(t *testing.T) *api.Client {
+	t.Helper()
+	addr := os.Getenv("NOMAD_ADDR")
+	if addr == "" {
+		const msg = `NOMAD_ADDR is not set: the job file tests need a Nomad agent ` +
+			`(scripts/stack.sh up && eval "$(scripts/stack.sh env)")`
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	client, err := api.NewClient(&api.Config{Address: addr})
+	if err != nil {
+		t.Fatalf("nomad client for %s: %v", addr, err)
+	}
+	return client
+}
+
+// jobFile is one job file with the variables the broker passes and what the
+// parsed job must contain.
+type jobFile struct {
+	name    string // file name without .nomad.hcl; the job ID is pg-<instance>-<name>
+	src     string
+	vars    map[string]any
+	group   string
+	count   int
+	task    string
+	port    int    // static port of "pg"; 0: dynamic; -1: no port
+	service string // "" when the job registers no service
+}
+
+func jobFiles(driver string) []jobFile {
+	return []jobFile{
+		{
+			name: "nodes", src: nomadjobs.Nodes,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "datacenters": []string{"dc1"},
+				"node_count": 2, "memory_mib": 512, "cpu_mhz": 500, "max_connections": 120,
+				"data_root": "/srv/pgbroker/data", "host_network": "private",
+			},
+			group: "node", count: 2, task: "postgres", port: 0, service: "pg-" + instance + "-node",
+		},
+		{
+			name: "gateways", src: nomadjobs.Gateways,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "datacenters": []string{"dc1"},
+				"gateway_count": 2, "gateway_port": 31042, "max_connections": 120, "host_network": "private",
+			},
+			group: "gateway", count: 2, task: "haproxy", port: 31042, service: "pg-" + instance + "-gateway",
+		},
+		{
+			name: "cleanup", src: nomadjobs.Cleanup,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "data_root": "/srv/pgbroker/data",
+			},
+			group: "cleanup", count: 1, task: "cleanup", port: -1,
+		},
+	}
+}
+
+// parse has the server parse src with vars, then names the job as the broker does.
+func parse(t *testing.T, client *api.Client, name, src string, vars map[string]any) (*api.Job, error) {
+	t.Helper()
+	variables, err := json.Marshal(vars)
+	if err != nil {
+		t.Fatalf("encode variables: %v", err)
+	}
+	job, err := client.Jobs().ParseHCLOpts(&api.JobsParseRequest{
+		JobHCL:       src,
+		Variables:    string(variables),
+		Canonicalize: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("pg-%s-%s", vars["instance"], name)
+	job.ID, job.Name = &id, &id
+	return job, nil
+}
+
+func mustParse(t *testing.T, client *api.Client, f jobFile) *api.Job {
+	t.Helper()
+	job, err := parse(t, client, f.name, f.src, f.vars)
+	if err != nil {
+		t.Fatalf("parse %s.nomad.hcl: %v", f.name, err)
+	}
+	return job
+}
+
+func TestJobFilesParseIntoOneGroupPerFile(t *testing.T) {
+	client := nomadClient(t)
+	for _, driver := range drivers {
+		for _, f := range jobFiles(driver) {
+			t.Run(f.name+"/"+driver, func(t *testing.T) {
+				job := mustParse(t, client, f)
+				if len(job.TaskGroups) != 1 {
+					t.Fatalf("got %d task groups, want 1", len(job.TaskGroups))
+				}
+				group := job.TaskGroups[0]
+				if *group.Name != f.group || *group.Count != f.count {
+					t.Errorf("group %s count %d, want %s count %d", *group.Name, *group.Count, f.group, f.count)
+				}
+				if len(group.Tasks) != 1 || group.Tasks[0].Name != f.task || group.Tasks[0].Driver != driver {
+					t.Fatalf("tasks %+v, want one %s task %q", group.Tasks, driver, f.task)
+				}
+				checkPort(t, group, f)
+				checkService(t, group, f.service)
+			})
+		}
+	}
+}
+
+func checkPort(t *testing.T, group *api.TaskGroup, f jobFile) {
+	t.Helper()
+	var ports []api.Port
+	for _, network := range group.Networks {
+		ports = append(ports, network.ReservedPorts...)
+		ports = append(ports, network.DynamicPorts...)
+	}
+	if f.port < 0 {
+		if len(ports) != 0 {
+			t.Errorf("ports %+v, want none", ports)
+		}
+		return
+	}
+	if len(ports) != 1 || ports[0].Label != "pg" || ports[0].Value != f.port || ports[0].HostNetwork != "private" {
+		t.Errorf("ports %+v, want one port pg, value %d, host network private", ports, f.port)
+	}
+}
+
+func checkService(t *testing.T, group *api.TaskGroup, name string) {
+	t.Helper()
+	if name == "" {
+		if len(group.Services) != 0 {
+			t.Errorf("services %+v, want none", group.Services)
+		}
+		return
+	}
+	if len(group.Services) != 1 {
+		t.Fatalf("got %d services, want 1", len(group.Services))
+	}
+	service := group.Services[0]
+	if service.Name != name || service.Provider != "nomad" || service.PortLabel != "pg" {
+		t.Errorf("service %s provider %s port %s, want %s provider nomad port pg",
+			service.Name, service.Provider, service.PortLabel, name)
+	}
+	if len(service.Checks) != 1 || service.Checks[0].Type != "tcp" {
+		t.Errorf("checks %+v, want one tcp check", service.Checks)
+	}
+}
+
+func TestJobFilesValidateForBothDrivers(t *testing.T) {
+	client := nomadClient(t)
+	for _, driver := range drivers {
+		for _, f := range jobFiles(driver) {
+			t.Run(f.name+"/"+driver, func(t *testing.T) {
+				resp, _, err := client.Jobs().Validate(mustParse(t, client, f), nil)
+				if err != nil {
+					t.Fatalf("validate: %v", err)
+				}
+				if resp.Error != "" || len(resp.ValidationErrors) > 0 {
+					t.Errorf("validation failed: %s %v", resp.Error, resp.ValidationErrors)
+				}
+				if resp.Warnings != "" {
+					t.Logf("warnings: %s", resp.Warnings)
+				}
+			})
+		}
+	}
+}
+
+// secretLooking matches names and values that should never be in a job spec.
+var secretLooking = regexp.MustCompile(`(?i)password|secret|token|credential`)
+
+// TestJobFilesCarryNoSecrets passes canary passwords along with the variables,
+// as a careless caller might, and checks they never reach the parsed job; that
+// no env, meta or driver config looks like a secret; and that the node
+// passwords come only from the job's Nomad Variable, rendered into secrets/.
+func TestJobFilesCarryNoSecrets(t *testing.T) {
+	client := nomadClient(t)
+	const canary = "canary-7d1f0c9e5b"
+	for _, driver := range drivers {
+		for _, f := range jobFiles(driver) {
+			t.Run(f.name+"/"+driver, func(t *testing.T) {
+				vars := map[string]any{"admin_password": canary, "replication_password": canary}
+				for k, v := range f.vars {
+					vars[k] = v
+				}
+				job, err := parse(t, client, f.name, f.src, vars)
+				if err != nil {
+					t.Fatalf("parse: %v", err)
+				}
+				encoded, err := json.Marshal(job)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(string(encoded), canary) {
+					t.Fatalf("a password passed as a variable reached the job spec")
+				}
+				checkNoSecretLooking(t, "job meta", job.Meta)
+				secretTemplates := 0
+				for _, group := range job.TaskGroups {
+					checkNoSecretLooking(t, "group meta", group.Meta)
+					for _, task := range group.Tasks {
+						checkNoSecretLooking(t, "task meta", task.Meta)
+						checkNoSecretLooking(t, "task env", task.Env)
+						checkNoSecretLooking(t, "driver config", task.Config)
+						for _, tmpl := range task.Templates {
+							if checkSecretTemplate(t, tmpl) {
+								secretTemplates++
+							}
+						}
+					}
+				}
+				if f.name == "nodes" && secretTemplates == 0 {
+					t.Errorf("no template reads the passwords from the job's Nomad Variable")
+				}
+			})
+		}
+	}
+}
+
+func checkNoSecretLooking[V any](t *testing.T, where string, m map[string]V) {
+	t.Helper()
+	for k, v := range m {
+		if secretLooking.MatchString(k) || secretLooking.MatchString(fmt.Sprint(v)) {
+			t.Errorf("%s %q looks like a secret", where, k)
+		}
+	}
+}
+
+// checkSecretTemplate: a template reading a Nomad Variable must read the
+// job's own, nomad/jobs/<job ID>, and render into secrets/ for its owner only.
+// It reports whether tmpl reads one.
+func checkSecretTemplate(t *testing.T, tmpl *api.Template) bool {
+	t.Helper()
+	body := *tmpl.EmbeddedTmpl
+	if !strings.Contains(body, "nomadVar") {
+		return false
+	}
+	if !strings.Contains(body, `nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID"))`) {
+		t.Errorf("template %s reads a Nomad Variable other than nomad/jobs/<its job ID>", *tmpl.DestPath)
+	}
+	if !strings.HasPrefix(*tmpl.DestPath, "secrets/") || *tmpl.Perms != "0600" {
+		t.Errorf("template %s with perms %s: want secrets/..., 0600", *tmpl.DestPath, *tmpl.Perms)
+	}
+	return true
+}
+
+func TestNodeSettingsFollowThePlan(t *testing.T) {
+	client := nomadClient(t)
+	nodes := jobFiles("raw_exec")[0]
+	job := mustParse(t, client, nodes)
+	task := job.TaskGroups[0].Tasks[0]
+	if *task.Resources.MemoryMB != 512 || *task.Resources.CPU != 500 {
+		t.Errorf("resources memory %d MiB cpu %d MHz, want 512 and 500", *task.Resources.MemoryMB, *task.Resources.CPU)
+	}
+	var conf string
+	for _, tmpl := range task.Templates {
+		if *tmpl.DestPath == "local/postgresql.conf" {
+			conf = *tmpl.EmbeddedTmpl
+		}
+	}
+	for _, want := range []string{
+		"shared_buffers = 128MB\n",
+		"effective_cache_size = 384MB\n",
+		"max_connections = 120\n",
+		"password_encryption = 'scram-sha-256'\n",
+		"wal_level = replica\n",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("postgresql.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if task.KillSignal != "SIGINT" || task.User != "postgres" {
+		t.Errorf("kill signal %s user %q, want SIGINT and postgres", task.KillSignal, task.User)
+	}
+}
+
+func TestNodeIDPinsPlacement(t *testing.T) {
+	client := nomadClient(t)
+	for _, f := range jobFiles("raw_exec") {
+		if f.name == "gateways" {
+			continue
+		}
+		t.Run(f.name, func(t *testing.T) {
+			if job := mustParse(t, client, f); len(job.Constraints) != 0 {
+				t.Errorf("without node_id: constraints %+v, want none", job.Constraints)
+			}
+			f.vars["node_id"] = "3f9c2d4e-0000-4000-8000-000000000001"
+			job := mustParse(t, client, f)
+			want := api.Constraint{LTarget: "${node.unique.id}", RTarget: "3f9c2d4e-0000-4000-8000-000000000001", Operand: "="}
+			if len(job.Constraints) != 1 || *job.Constraints[0] != want {
+				t.Errorf("with node_id: constraints %+v, want %+v", job.Constraints, want)
+			}
+		})
+	}
+}
+
+func TestUnsafeInstanceOrDataRootIsRejected(t *testing.T) {
+	client := nomadClient(t)
+	cleanup := jobFiles("raw_exec")[2]
+	cases := []struct{ variable, value string }{
+		{"instance", ""},
+		{"instance", "../etc"},
+		{"instance", "a/b"},
+		{"instance", "Upper"},
+		{"data_root", "relative/dir"},
+		{"data_root", "/"},
+		{"data_root", "/srv/../etc"},
+		{"data_root", "/srv/./x"},
+		{"driver", "exec"},
+	}
+	for _, c := range cases {
+		t.Run(c.variable+"="+c.value, func(t *testing.T) {
+			vars := map[string]any{}
+			for k, v := range cleanup.vars {
+				vars[k] = v
+			}
+			vars[c.variable] = c.value
+			if _, err := parse(t, client, cleanup.name, cleanup.src, vars); err == nil {
+				t.Errorf("parse accepted %s = %q", c.variable, c.value)
+			}
+		})
+	}
+}
