@@ -146,4 +146,3 @@ func stateRows(t *testing.T, b *broker) int {
 	}
 	return n
 }
-
