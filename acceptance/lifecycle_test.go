@@ -152,6 +152,9 @@ func TestStarterLifecycle(t *testing.T) {
 	if exists(dataDir(id)) {
 		t.Fatalf("data directory %s left after deprovision", dataDir(id))
 	}
+	if left := instanceVariables(t, id); len(left) > 0 {
+		t.Fatalf("Nomad Variables left after deprovision: %v", left)
+	}
 	_, err = c.PollLastOperation(&osb.LastOperationRequest{InstanceID: id})
 	if !osb.IsGoneError(err) {
 		t.Fatalf("last_operation after deprovision: %v, want 410", err)

@@ -81,3 +81,20 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// instanceVariables lists the paths of Nomad Variables that belong to the instance.
+func instanceVariables(t *testing.T, instanceID string) []string {
+	t.Helper()
+	short := provisioner.ShortID(instanceID)
+	var paths []string
+	for _, prefix := range []string{"nomad/jobs/" + provisioner.NodesJobID(short), "pgbroker/instances/" + short + "/"} {
+		metas, _, err := nomadClient(t).Variables().PrefixList(prefix, nil)
+		if err != nil {
+			t.Fatalf("list variables: %v", err)
+		}
+		for _, m := range metas {
+			paths = append(paths, m.Path)
+		}
+	}
+	return paths
+}
