@@ -32,6 +32,7 @@ type broker struct {
 	url     string
 	env     []string
 	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process exits
 	logs    *syncBuffer
 	stateDB string
 }
@@ -95,6 +96,9 @@ func (b *broker) start() {
 	if err := b.cmd.Start(); err != nil {
 		b.t.Fatal(err)
 	}
+	done, cmd := make(chan struct{}), b.cmd
+	b.done = done
+	go func() { _ = cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(b.url + "/healthz")
@@ -112,18 +116,48 @@ func (b *broker) start() {
 // kill ends the broker with SIGKILL, as a crash would.
 func (b *broker) kill() {
 	_ = b.cmd.Process.Signal(syscall.SIGKILL)
-	_ = b.cmd.Wait()
+	<-b.done
+}
+
+// exited waits up to limit for the process to end by itself.
+func (b *broker) exited(limit time.Duration) bool {
+	select {
+	case <-b.done:
+		return true
+	case <-time.After(limit):
+		return false
+	}
+}
+
+// restartWithout starts the broker again with the variables named dropped
+// from its environment.
+func (b *broker) restartWithout(names ...string) {
+	b.t.Helper()
+	var env []string
+	for _, kv := range b.env {
+		keep := true
+		for _, n := range names {
+			if strings.HasPrefix(kv, n+"=") {
+				keep = false
+			}
+		}
+		if keep {
+			env = append(env, kv)
+		}
+	}
+	b.env = env
+	b.start()
 }
 
 func (b *broker) stop() {
-	if b.cmd.ProcessState != nil {
+	select {
+	case <-b.done:
 		return
+	default:
 	}
 	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = b.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-b.done:
 	case <-time.After(30 * time.Second):
 		b.kill()
 	}

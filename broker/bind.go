@@ -52,7 +52,7 @@ func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domai
 	}
 	if _, err := b.store.CreateBinding(ctx, store.Binding{
 		InstanceID: instanceID, ID: bindingID, RoleName: provisioner.BindingRole(bindingID),
-		ReadOnly: readOnly, Parameters: rawParams, AppGUID: appGUID(d),
+		ReadOnly: readOnly, Parameters: rawParams, AppGUID: appGUID(d), Origin: origin(ctx),
 	}); err != nil {
 		return domain.Binding{}, dependencyFailure("record binding in the state database", err)
 	}

@@ -36,7 +36,7 @@ func (b *Broker) Deprovision(ctx context.Context, instanceID string, d domain.De
 	}
 	op := store.Operation{
 		ID: uuid.NewString(), InstanceID: instanceID, Kind: store.KindDeprovision, PlanID: inst.PlanID,
-		Description: "queued", OriginatingIdentity: originatingIdentity(ctx),
+		Description: "queued", Origin: origin(ctx),
 	}
 	switch err := b.store.StartOperation(ctx, op, b.enqueue); {
 	case errors.Is(err, store.ErrOperationInFlight):

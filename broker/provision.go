@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
-	"github.com/pivotal-cf/brokerapi/v10/middlewares"
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/provisioner"
@@ -57,7 +56,7 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	}
 	op := store.Operation{
 		ID: uuid.NewString(), Kind: store.KindProvision, PlanID: d.PlanID, Parameters: rawParams,
-		Description: "queued", OriginatingIdentity: originatingIdentity(ctx),
+		Description: "queued", Origin: origin(ctx),
 	}
 	_, err = b.store.CreateInstance(ctx, in, op, b.ports, b.enqueue)
 	switch {
@@ -106,13 +105,6 @@ func checkMaintenanceInfo(got *domain.MaintenanceInfo, svc catalog.Service) erro
 	return apiresponses.NewFailureResponseBuilder(
 		fmt.Errorf("maintenance_info.version %q does not match the plan's %q", got.Version, svc.MaintenanceInfo.Version),
 		422, "maintenance-info-conflict").WithErrorKey("MaintenanceInfoConflict").Build()
-}
-
-func originatingIdentity(ctx context.Context) string {
-	if v, ok := ctx.Value(middlewares.OriginatingIdentityKey).(string); ok {
-		return v
-	}
-	return ""
 }
 
 // sameJSON compares two JSON documents by value ("{}" equals empty).

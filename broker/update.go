@@ -65,7 +65,7 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	rawParams, _ := json.Marshal(params)
 	op := store.Operation{
 		ID: uuid.NewString(), InstanceID: instanceID, Kind: store.KindUpdate, PlanID: planID,
-		Parameters: rawParams, Description: "queued", OriginatingIdentity: originatingIdentity(ctx),
+		Parameters: rawParams, Description: "queued", Origin: origin(ctx),
 	}
 	switch err := b.store.StartOperation(ctx, op, b.enqueue); {
 	case errors.Is(err, store.ErrOperationInFlight):

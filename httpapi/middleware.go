@@ -97,5 +97,7 @@ func writeError(w http.ResponseWriter, status int, code, description string) {
 	if code != "" {
 		body["error"] = code
 	}
-	_ = json.NewEncoder(w).Encode(body)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(body)
 }

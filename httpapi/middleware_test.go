@@ -96,3 +96,45 @@ func TestReadyzReportsEachCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestOSBHeaders(t *testing.T) {
+	h := osbHeaders(echo())
+	cases := []struct {
+		name    string
+		headers map[string]string
+		want    int
+		says    string
+	}{
+		{"2.17", map[string]string{"X-Broker-API-Version": "2.17"}, 200, ""},
+		{"2.13", map[string]string{"X-Broker-API-Version": "2.13"}, 200, ""},
+		{"2.12", map[string]string{"X-Broker-API-Version": "2.12"}, 412, "2.13"},
+		{"3.0", map[string]string{"X-Broker-API-Version": "3.0"}, 412, "not supported"},
+		{"missing", map[string]string{}, 412, "required"},
+		{"garbage", map[string]string{"X-Broker-API-Version": "two"}, 412, "not a version"},
+		{"identity ok", map[string]string{"X-Broker-API-Version": "2.17",
+			"X-Broker-API-Originating-Identity": "cloudfoundry eyJ1c2VyX2lkIjoiYWJjIn0="}, 200, ""},
+		{"identity not base64", map[string]string{"X-Broker-API-Version": "2.17",
+			"X-Broker-API-Originating-Identity": "cloudfoundry !!!"}, 400, "not base64"},
+		{"identity no platform", map[string]string{"X-Broker-API-Version": "2.17",
+			"X-Broker-API-Originating-Identity": "eyJ1c2VyX2lkIjoiYWJjIn0="}, 400, "<platform>"},
+		{"identity not an object", map[string]string{"X-Broker-API-Version": "2.17",
+			"X-Broker-API-Originating-Identity": "kubernetes WzFd"}, 400, "not a JSON object"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/v2/catalog", nil)
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			req.Header.Set("X-Broker-API-Request-Identity", "req-42")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.want || !strings.Contains(rec.Body.String(), tc.says) {
+				t.Fatalf("got %d %q, want %d containing %q", rec.Code, rec.Body.String(), tc.want, tc.says)
+			}
+			if rec.Header().Get("X-Broker-API-Request-Identity") != "req-42" {
+				t.Fatal("request identity not echoed")
+			}
+		})
+	}
+}

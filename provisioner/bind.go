@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/credentials"
 )
 
@@ -28,6 +29,7 @@ func (p *Provisioner) Bind(ctx context.Context, in Instance, bindingID string, r
 	if err := admin.EnsureLoginRole(ctx, DatabaseNames(in.ShortID), role, items["password"], readOnly); err != nil {
 		return credentials.Credentials{}, fmt.Errorf("create role for binding: %w", err)
 	}
+	crashpoint.Hit("bind:role")
 	return p.credentials(ctx, in, role, items["password"], readOnly)
 }
 
@@ -54,6 +56,7 @@ func (p *Provisioner) Unbind(ctx context.Context, in Instance, role string) erro
 	if err := admin.DropLoginRole(ctx, DatabaseNames(in.ShortID), role); err != nil {
 		return fmt.Errorf("drop role of binding: %w", err)
 	}
+	crashpoint.Hit("unbind:role")
 	return p.deleteSecret(bindingSecretPrefix(in.ShortID) + role)
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
@@ -84,6 +85,7 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err != nil {
 		return Placement{}, err
 	}
+	crashpoint.Hit("provision:secrets")
 	progress("registering Nomad jobs")
 	nodes, err := p.NodesJob(in, size)
 	if err != nil {
@@ -97,15 +99,18 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err != nil {
 		return Placement{}, err
 	}
+	crashpoint.Hit("provision:nodes-registered")
 	gatewaysVersion, err := p.register(gateways)
 	if err != nil {
 		return Placement{}, err
 	}
+	crashpoint.Hit("provision:gateways-registered")
 	allocs, err := p.runningAllocs(ctx, NodesJobID(in.ShortID), nodesVersion, size.Nodes, "postgres", "node", progress)
 	if err != nil {
 		return Placement{}, err
 	}
 	placed := Placement{NodeID: allocs[0].NodeID}
+	crashpoint.Hit("provision:nodes-running")
 	if _, err := p.runningAllocs(ctx, GatewaysJobID(in.ShortID), gatewaysVersion, size.Gateways, "haproxy", "gateway", progress); err != nil {
 		return placed, err
 	}
@@ -120,6 +125,7 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err := admin.EnsureDatabase(ctx, DatabaseNames(in.ShortID)); err != nil {
 		return placed, fmt.Errorf("create database: %w", err)
 	}
+	crashpoint.Hit("provision:database")
 	return placed, nil
 }
 
@@ -136,6 +142,7 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 	if err != nil {
 		return err
 	}
+	crashpoint.Hit("update:registered")
 	if _, err := p.runningAllocs(ctx, NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
@@ -171,6 +178,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	if err := p.waitStopped(ctx, allocIDs); err != nil {
 		return err
 	}
+	crashpoint.Hit("deprovision:stopped")
 	if in.NodeID != "" {
 		progress("deleting the data directory")
 		cleanup, err := p.CleanupJob(in)
@@ -183,6 +191,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 		if err := p.waitComplete(ctx, CleanupJobID(in.ShortID), "cleanup"); err != nil {
 			return err
 		}
+		crashpoint.Hit("deprovision:cleaned")
 		if _, _, err := p.nomad.Jobs().Deregister(CleanupJobID(in.ShortID), true, nil); err != nil && !isNotFound(err) {
 			return fmt.Errorf("purge cleanup job: %w", err)
 		}

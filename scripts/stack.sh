@@ -32,12 +32,20 @@ die() {
 
 as_postgres() { runuser -u postgres -- "$@"; }
 
-# pid_alive FILE: the pid recorded in FILE runs a program whose name matches NAME.
+# running PID: the process exists and is not a zombie.
+running() {
+	local stat
+	{ read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+	stat=${stat##*) }
+	[[ ${stat%% *} != Z ]]
+}
+
+# pid_alive FILE NAME: the pid recorded in FILE runs a program named NAME.
 pid_alive() {
 	local file=$1 name=$2 pid
 	[[ -f $file ]] || return 1
 	pid=$(<"$file")
-	[[ -r /proc/$pid/comm && $(<"/proc/$pid/comm") == "$name" ]]
+	running "$pid" && [[ $(<"/proc/$pid/comm") == "$name" ]]
 }
 
 nomad_answers() { "$nomad" agent-info -address="$nomad_addr" >/dev/null 2>&1; }
@@ -151,29 +159,47 @@ data_root_up() {
 
 # --- down -------------------------------------------------------------------
 
-# task_pids prints the processes the dev agent launched and left behind: raw_exec
-# tasks run in their alloc dir (or were started with paths into it) and postgres
-# tasks run in their data dir under the data root.
+# task_pids prints the processes the dev agent launched and left behind:
+# raw_exec tasks run in their alloc dir (postgres in its data dir under the
+# data root) or were started with paths into it; executors and log collectors
+# hold files in it open.
 task_pids() {
-	local proc pid cwd
+	local proc pid path
 	for proc in /proc/[0-9]*; do
 		pid=${proc#/proc/}
-		cwd=$(readlink "$proc/cwd" 2>/dev/null) || continue
-		if [[ $cwd == "$nomad_data"/* || $cwd == "$data_root"/* ]] ||
-			tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qF "$nomad_data/"; then
+		running "$pid" || continue
+		for path in "$proc/cwd" "$proc"/fd/*; do
+			path=$(readlink "$path" 2>/dev/null) || continue
+			if [[ $path == "$nomad_data"/* || $path == "$data_root"/* ]]; then
+				echo "$pid"
+				continue 2
+			fi
+		done
+		if tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qF "$nomad_data/"; then
 			echo "$pid"
 		fi
 	done
 }
 
-# stop_pids SIGNAL PID...: signals, waits up to 10 s, then kills what is left.
+# stop_pids SIGNAL PID...: sends SIGNAL, or SIGTERM to Nomad's executor and
+# log collector plugins (they ignore SIGINT), waits up to 10 s, then kills
+# what is left.
 stop_pids() {
-	local signal=$1 i
+	local signal=$1 pid i left
 	shift
-	(($# > 0)) || return 0
-	kill "-$signal" "$@" 2>/dev/null || true
+	for pid in "$@"; do
+		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE '^[^ ]*nomad[^ ]* (executor|logmon)'; then
+			kill -TERM "$pid" 2>/dev/null || true
+		else
+			kill "-$signal" "$pid" 2>/dev/null || true
+		fi
+	done
 	for ((i = 0; i < 50; i++)); do
-		kill -0 "$@" 2>/dev/null || return 0
+		left=0
+		for pid in "$@"; do
+			if running "$pid"; then left=1; fi
+		done
+		((left)) || return 0
 		sleep 0.2
 	done
 	kill -KILL "$@" 2>/dev/null || true

@@ -17,23 +17,27 @@ type Binding struct {
 	ReadOnly   bool
 	Parameters json.RawMessage // bind parameters, as validated
 	AppGUID    string
+	Origin     Origin // who asked for the binding
 	CreatedAt  time.Time
 }
 
-const bindingColumns = `instance_id, id, role_name, read_only, parameters, app_guid, created_at`
+const bindingColumns = `instance_id, id, role_name, read_only, parameters, app_guid, originating_platform,
+	originating_identity, created_at`
 
 func scanBinding(row pgx.Row) (Binding, error) {
 	var b Binding
-	err := row.Scan(&b.InstanceID, &b.ID, &b.RoleName, &b.ReadOnly, &b.Parameters, &b.AppGUID, &b.CreatedAt)
+	err := row.Scan(&b.InstanceID, &b.ID, &b.RoleName, &b.ReadOnly, &b.Parameters, &b.AppGUID, &b.Origin.Platform,
+		&b.Origin.Identity, &b.CreatedAt)
 	return b, notFound(err)
 }
 
 // CreateBinding records b once its role exists. Recording the same binding
 // again returns the stored one unchanged (first write wins).
 func (s *Store) CreateBinding(ctx context.Context, b Binding) (Binding, error) {
-	_, err := s.pool.Exec(ctx, `INSERT INTO bindings (instance_id, id, role_name, read_only, parameters, app_guid)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (instance_id, id) DO NOTHING`,
-		b.InstanceID, b.ID, b.RoleName, b.ReadOnly, jsonOrEmpty(b.Parameters), b.AppGUID)
+	_, err := s.pool.Exec(ctx, `INSERT INTO bindings (instance_id, id, role_name, read_only, parameters, app_guid,
+		originating_platform, originating_identity)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (instance_id, id) DO NOTHING`,
+		b.InstanceID, b.ID, b.RoleName, b.ReadOnly, jsonOrEmpty(b.Parameters), b.AppGUID, b.Origin.Platform, jsonOrNull(b.Origin.Identity))
 	if err != nil {
 		return Binding{}, fmt.Errorf("insert binding: %w", err)
 	}

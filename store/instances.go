@@ -114,3 +114,10 @@ func jsonOrEmpty(raw json.RawMessage) json.RawMessage {
 	}
 	return raw
 }
+
+func jsonOrNull(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return raw
+}

@@ -29,6 +29,14 @@ const (
 	Failed     OperationState = "failed"
 )
 
+// Origin is the decoded X-Broker-API-Originating-Identity header: the
+// platform ("cloudfoundry", "kubernetes") and its JSON identity object (OSB
+// 2.17 "Originating Identity"). Zero when the platform did not send one.
+type Origin struct {
+	Platform string
+	Identity json.RawMessage
+}
+
 // Operation is one asynchronous operation on an instance.
 type Operation struct {
 	ID                  string // returned to the platform as OSB "operation"
@@ -38,27 +46,27 @@ type Operation struct {
 	Description         string          // the current step in words, or the failure a user can act on
 	PlanID              string          // the plan the instance runs once the operation succeeds
 	Parameters          json.RawMessage // the request's parameters, as validated
-	OriginatingIdentity string          // X-Broker-API-Originating-Identity, as sent
+	Origin              Origin          // who asked
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
 	FinishedAt          *time.Time
 }
 
-const operationColumns = `id, instance_id, kind, state, description, plan_id, parameters, originating_identity,
-	created_at, updated_at, finished_at`
+const operationColumns = `id, instance_id, kind, state, description, plan_id, parameters, originating_platform,
+	originating_identity, created_at, updated_at, finished_at`
 
 func scanOperation(row pgx.Row) (Operation, error) {
 	var o Operation
 	err := row.Scan(&o.ID, &o.InstanceID, &o.Kind, &o.State, &o.Description, &o.PlanID, &o.Parameters,
-		&o.OriginatingIdentity, &o.CreatedAt, &o.UpdatedAt, &o.FinishedAt)
+		&o.Origin.Platform, &o.Origin.Identity, &o.CreatedAt, &o.UpdatedAt, &o.FinishedAt)
 	return o, notFound(err)
 }
 
 func insertOperation(ctx context.Context, tx pgx.Tx, op Operation) error {
 	_, err := tx.Exec(ctx, `
-		INSERT INTO operations (id, instance_id, kind, state, description, plan_id, parameters, originating_identity)
-		VALUES ($1, $2, $3, 'in progress', $4, $5, $6, $7)`,
-		op.ID, op.InstanceID, op.Kind, op.Description, op.PlanID, jsonOrEmpty(op.Parameters), op.OriginatingIdentity)
+		INSERT INTO operations (id, instance_id, kind, state, description, plan_id, parameters, originating_platform, originating_identity)
+		VALUES ($1, $2, $3, 'in progress', $4, $5, $6, $7, $8)`,
+		op.ID, op.InstanceID, op.Kind, op.Description, op.PlanID, jsonOrEmpty(op.Parameters), op.Origin.Platform, jsonOrNull(op.Origin.Identity))
 	if isUniqueViolation(err, "operations_one_in_flight") {
 		return ErrOperationInFlight
 	}

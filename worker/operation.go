@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -66,6 +67,7 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 		_ = w.store.SetProgress(context.WithoutCancel(ctx), op.ID, fmt.Sprintf("%s (will retry: %v)", step, err))
 		return err
 	}
+	crashpoint.Hit("operation:done")
 	log.Info("operation succeeded")
 	return w.store.FinishOperation(ctx, op.ID, store.Succeeded, done)
 }

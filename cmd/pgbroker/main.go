@@ -21,6 +21,7 @@ import (
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/config"
 	"github.com/pgbroker/pgbroker/httpapi"
+	"github.com/pgbroker/pgbroker/logging"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/worker"
@@ -43,8 +44,8 @@ func main() {
 
 func newLogger(level string) *slog.Logger {
 	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	_ = l.UnmarshalText([]byte(level)) // config.Load checked it
+	return logging.New(os.Stderr, l)
 }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {

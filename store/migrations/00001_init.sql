@@ -25,7 +25,9 @@ CREATE TABLE operations (
     description          text NOT NULL DEFAULT '',
     plan_id              text NOT NULL,
     parameters           jsonb NOT NULL DEFAULT '{}',
-    originating_identity text NOT NULL DEFAULT '',
+    -- who asked: X-Broker-API-Originating-Identity, decoded (OSB 2.17 "Originating Identity")
+    originating_platform text NOT NULL DEFAULT '',
+    originating_identity jsonb,
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
     finished_at          timestamptz
@@ -42,6 +44,8 @@ CREATE TABLE bindings (
     read_only   boolean NOT NULL,
     parameters  jsonb NOT NULL DEFAULT '{}',
     app_guid    text NOT NULL DEFAULT '',
+    originating_platform text NOT NULL DEFAULT '',
+    originating_identity jsonb,
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (instance_id, id)
 );
