@@ -39,17 +39,17 @@ type Origin struct {
 
 // Operation is one asynchronous operation on an instance.
 type Operation struct {
-	ID                  string // returned to the platform as OSB "operation"
-	InstanceID          string
-	Kind                OperationKind
-	State               OperationState
-	Description         string          // the current step in words, or the failure a user can act on
-	PlanID              string          // the plan the instance runs once the operation succeeds
-	Parameters          json.RawMessage // the request's parameters, as validated
-	Origin              Origin          // who asked
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
-	FinishedAt          *time.Time
+	ID          string // returned to the platform as OSB "operation"
+	InstanceID  string
+	Kind        OperationKind
+	State       OperationState
+	Description string          // the current step in words, or the failure a user can act on
+	PlanID      string          // the plan the instance runs once the operation succeeds
+	Parameters  json.RawMessage // the request's parameters, as validated
+	Origin      Origin          // who asked
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	FinishedAt  *time.Time
 }
 
 const operationColumns = `id, instance_id, kind, state, description, plan_id, parameters, originating_platform,
