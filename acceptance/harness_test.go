@@ -35,6 +35,7 @@ type broker struct {
 	done    chan struct{} // closed when the process exits
 	logs    *syncBuffer
 	stateDB string
+	name    string // PGBROKER_BROKER_NAME
 }
 
 type syncBuffer struct {
@@ -66,7 +67,7 @@ func newBroker(t testing.TB, extraEnv ...string) *broker {
 	}
 	u.Path = "/" + db
 	addr := freeAddr(t)
-	b := &broker{t: t, url: "http://" + addr, logs: &syncBuffer{}, stateDB: u.String()}
+	b := &broker{t: t, url: "http://" + addr, logs: &syncBuffer{}, stateDB: u.String(), name: db}
 	b.env = append(os.Environ(),
 		"PGBROKER_LISTEN="+addr,
 		"PGBROKER_USERNAME="+brokerUser,
@@ -76,6 +77,7 @@ func newBroker(t testing.TB, extraEnv ...string) *broker {
 		"PGBROKER_NOMAD_ADDR="+nomadAddr,
 		"PGBROKER_GATEWAY_PORTS="+gatewayRange(),
 		"PGBROKER_LOG_LEVEL=debug",
+		"PGBROKER_BROKER_NAME="+db, // each broker sweeps only its own orphans
 	)
 	b.env = append(b.env, extraEnv...)
 	b.start()

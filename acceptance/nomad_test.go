@@ -2,7 +2,9 @@ package acceptance
 
 import (
 	"os"
+	"sync"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/nomad/api"
@@ -10,15 +12,25 @@ import (
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
+var (
+	nomadOnce   sync.Once
+	nomadShared *api.Client
+	nomadErr    error
+)
+
+// nomadClient is one client for the whole suite: a client per call would
+// open connections until Nomad answers 429 (http_max_conns_per_client).
 func nomadClient(t *testing.T) *api.Client {
 	t.Helper()
-	cfg := api.DefaultConfig()
-	cfg.Address = nomadAddr
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
+	nomadOnce.Do(func() {
+		cfg := api.DefaultConfig()
+		cfg.Address = nomadAddr
+		nomadShared, nomadErr = api.NewClient(cfg)
+	})
+	if nomadErr != nil {
+		t.Fatal(nomadErr)
 	}
-	return c
+	return nomadShared
 }
 
 // nodeJob returns the instance's node job, or nil when Nomad has none.
@@ -26,6 +38,9 @@ func nodeJob(t *testing.T, instanceID string) *api.Job {
 	t.Helper()
 	job, _, err := nomadClient(t).Jobs().Info(provisioner.NodesJobID(provisioner.ShortID(instanceID)), nil)
 	if err != nil {
+		if !strings.Contains(err.Error(), "404") {
+			t.Fatalf("read node job: %v", err)
+		}
 		return nil
 	}
 	return job
@@ -53,7 +68,7 @@ func runningNodeAllocs(t *testing.T, instanceID string) int {
 	t.Helper()
 	allocs, _, err := nomadClient(t).Jobs().Allocations(provisioner.NodesJobID(provisioner.ShortID(instanceID)), false, nil)
 	if err != nil {
-		return 0
+		t.Fatalf("list node allocations: %v", err)
 	}
 	n := 0
 	for _, a := range allocs {

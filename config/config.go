@@ -24,14 +24,19 @@ type Config struct {
 	DatabaseURL string `envconfig:"DATABASE_URL" required:"true" desc:"state database (PostgreSQL) URL"`
 	CatalogFile string `envconfig:"CATALOG_FILE" desc:"YAML or JSON catalog replacing the embedded one"`
 
-	NomadAddr        string   `envconfig:"NOMAD_ADDR" default:"http://127.0.0.1:4646" desc:"Nomad HTTP API"`
-	NomadToken       string   `envconfig:"NOMAD_TOKEN" desc:"Nomad ACL token"`
-	NomadDriver      string   `split_words:"true" default:"raw_exec" desc:"job driver profile: raw_exec or docker"`
-	NomadDatacenters []string `split_words:"true" default:"*" desc:"comma-separated datacenters jobs run in"`
-	HostNetwork      string   `split_words:"true" default:"default" desc:"Nomad host network ports bind to"`
-	DataRoot         string   `split_words:"true" required:"true" desc:"directory on every Nomad client holding data directories (owned by postgres)"`
-	GatewayPorts     string   `split_words:"true" default:"35000-35999" desc:"inclusive range of static gateway ports"`
-	PublicHost       string   `split_words:"true" desc:"host put in credentials; default: the gateway's Nomad address"`
+	NomadAddr        string        `envconfig:"NOMAD_ADDR" default:"http://127.0.0.1:4646" desc:"Nomad HTTP API"`
+	NomadToken       string        `envconfig:"NOMAD_TOKEN" desc:"Nomad ACL token"`
+	NomadDriver      string        `split_words:"true" default:"raw_exec" desc:"job driver profile: raw_exec or docker"`
+	NomadDatacenters []string      `split_words:"true" default:"*" desc:"comma-separated datacenters jobs run in"`
+	HostNetwork      string        `split_words:"true" default:"default" desc:"Nomad host network ports bind to"`
+	DataRoot         string        `split_words:"true" required:"true" desc:"directory on every Nomad client holding data directories (owned by postgres)"`
+	GatewayPorts     string        `split_words:"true" default:"35000-35999" desc:"inclusive range of static gateway ports"`
+	PublicHost       string        `split_words:"true" desc:"host put in credentials; default: the gateway's Nomad address"`
+	BrokerName       string        `split_words:"true" default:"pgbroker" desc:"name of this deployment, stamped in job Meta; orphan sweeps only touch jobs carrying it"`
+	ReapInterval     time.Duration `split_words:"true" default:"1m" desc:"how often orphan Nomad jobs are swept"`
+	OrphanGrace      time.Duration `split_words:"true" default:"1h" desc:"an orphan job is removed this long after first seen"`
+	TLSCertFile      string        `split_words:"true" desc:"PEM certificate: serve HTTPS (with PGBROKER_TLS_KEY_FILE)"`
+	TLSKeyFile       string        `split_words:"true" desc:"PEM private key of PGBROKER_TLS_CERT_FILE"`
 
 	Workers            int           `split_words:"true" default:"8" desc:"operations carried out at once"`
 	AttemptTimeout     time.Duration `split_words:"true" default:"5m" desc:"one attempt of an operation"`
@@ -94,6 +99,10 @@ func (c Config) check() error {
 		{"PGBROKER_RESCUE_AFTER", c.RescueAfter <= c.AttemptTimeout, "longer than PGBROKER_ATTEMPT_TIMEOUT"},
 		{"PGBROKER_OPERATION_DEADLINE", c.OperationDeadline < c.AttemptTimeout, "at least PGBROKER_ATTEMPT_TIMEOUT"},
 		{"PGBROKER_MAX_RETRY_DELAY", c.MaxRetryDelay < time.Second, "at least 1s"},
+		{"PGBROKER_REAP_INTERVAL", c.ReapInterval < time.Second, "at least 1s"},
+		{"PGBROKER_ORPHAN_GRACE", c.OrphanGrace < 0, "zero or more"},
+		{"PGBROKER_BROKER_NAME", c.BrokerName == "", "non-empty"},
+		{"PGBROKER_TLS_KEY_FILE", (c.TLSCertFile == "") != (c.TLSKeyFile == ""), "set together with PGBROKER_TLS_CERT_FILE"},
 		{"PGBROKER_MAX_REQUEST_BODY_SIZE", c.MaxRequestBodySize < 1024, "at least 1024"},
 		{"PGBROKER_LOG_LEVEL", !oneOf(c.LogLevel, "debug", "info", "warn", "error"), "debug, info, warn or error"},
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -26,25 +25,34 @@ func readyz(checks []Check) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		results := make(map[string]string, len(checks))
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		ok := true
+		type result struct{ name, res string }
+		done := make(chan result, len(checks)) // buffered: a late check never blocks
 		for _, c := range checks {
-			wg.Add(1)
 			go func() {
-				defer wg.Done()
 				res := "ok"
 				if err := c.Fn(ctx); err != nil {
 					res = err.Error()
 				}
-				mu.Lock()
-				defer mu.Unlock()
-				results[c.Name] = res
-				ok = ok && res == "ok"
+				done <- result{c.Name, res}
 			}()
 		}
-		wg.Wait()
+		results := make(map[string]string, len(checks))
+		for _, c := range checks {
+			results[c.Name] = "no answer within 2s"
+		}
+		ok := true
+	collect:
+		for range checks {
+			select {
+			case r := <-done:
+				results[r.name] = r.res
+			case <-ctx.Done():
+				break collect
+			}
+		}
+		for _, res := range results {
+			ok = ok && res == "ok"
+		}
 		status, code := "ready", http.StatusOK
 		if !ok {
 			status, code = "not ready", http.StatusServiceUnavailable

@@ -5,9 +5,9 @@
 # The broker parses this file through the Nomad API with the variables below,
 # then sets the job ID and name to pg-<instance>-gateways. The backend lists the
 # Nomad service pg-<instance>-node; when nodes move, the config is re-rendered
-# and HAProxy reloads on SIGUSR2 (master-worker mode): old workers keep serving
-# the connections they hold, new connections go to the new nodes. Starting with
-# no registered node is fine: the backend is empty until one appears.
+# and HAProxy reloads (master-worker mode): old workers keep serving the
+# connections they hold, new connections go to the new nodes. Starting with no
+# registered node is fine: the backend is empty until one appears.
 
 variable "instance" {
   type        = string
@@ -66,6 +66,8 @@ variable "haproxy_image" {
 
 locals {
   docker = var.driver == "docker"
+  # The master writes its pid here; reload.sh signals it.
+  haproxy_args = ["-W", "-db", "-f", "${NOMAD_TASK_DIR}/haproxy.cfg", "-p", "${NOMAD_TASK_DIR}/haproxy.pid"]
 }
 
 job "pg-gateways" {
@@ -126,9 +128,8 @@ job "pg-gateways" {
       dynamic "config" {
         for_each = local.docker ? [] : ["raw_exec"]
         content {
-          # haproxy itself, not a wrapper: it must receive SIGUSR2.
           command = var.haproxy_bin
-          args    = ["-W", "-db", "-f", "${NOMAD_TASK_DIR}/haproxy.cfg"]
+          args    = local.haproxy_args
         }
       }
 
@@ -138,7 +139,7 @@ job "pg-gateways" {
           image        = var.haproxy_image
           network_mode = "host"
           entrypoint   = ["haproxy"]
-          args         = ["-W", "-db", "-f", "${NOMAD_TASK_DIR}/haproxy.cfg"]
+          args         = local.haproxy_args
         }
       }
 
@@ -157,12 +158,66 @@ job "pg-gateways" {
         max_file_size = 10
       }
 
+      # Reloads go through a script, not change_mode "signal": a SIGUSR2 that
+      # reaches the master while it re-executes itself for the previous reload
+      # is lost (seen when a node moved: deregistration and registration came
+      # 100 ms apart), leaving the old backend loaded. Nomad runs change
+      # scripts one at a time and this one returns once the reload is done.
       template {
-        destination   = "local/haproxy.cfg"
-        change_mode   = "signal"
-        change_signal = "SIGUSR2"
+        destination = "local/reload.sh"
+        perms       = "0755"
+        change_mode = "noop"
+        data        = <<-EOT
+          #!/bin/sh
+          # Rendered from gateways.nomad.hcl: checks the new configuration,
+          # reloads HAProxy (master-worker: SIGUSR2 to the master) and waits
+          # until the master has forked a worker on it.
+          set -eu
+          haproxy='${local.docker ? "haproxy" : var.haproxy_bin}'
+          cfg="$NOMAD_TASK_DIR/haproxy.cfg"
+          pidfile="$NOMAD_TASK_DIR/haproxy.pid"
+
+          # workers: the pids of the master's workers, once it wrote its pid file.
+          workers() {
+            [ -s "$pidfile" ] || return 0
+            pid=$(cat "$pidfile")
+            cat "/proc/$pid/task/$pid/children" 2>/dev/null || true
+          }
+
+          # wait_for CONDITION: polls for up to 10 s.
+          wait_for() {
+            i=0
+            until eval "$1"; do
+              i=$((i + 1))
+              if [ "$i" -gt 200 ]; then
+                echo "reload: timed out waiting for: $1" >&2
+                exit 1
+              fi
+              sleep 0.05
+            done
+          }
+
+          "$haproxy" -c -q -f "$cfg"
+          # A master still starting up has no worker yet and no signal handler.
+          wait_for '[ -n "$(workers)" ]'
+          master=$(cat "$pidfile")
+          before=$(workers)
+          kill -USR2 "$master"
+          wait_for '[ "$(workers)" != "$before" ]'
+        EOT
+      }
+
+      template {
+        destination = "local/haproxy.cfg"
+        change_mode = "script"
+        change_script {
+          command       = "/bin/sh"
+          args          = ["-c", "exec \"$NOMAD_TASK_DIR/reload.sh\""]
+          timeout       = "30s"
+          fail_on_error = false
+        }
         # Re-render and reload soon after the node service changes: the client
-        # defaults wait 5s before re-rendering and up to 5s (splay) before signaling.
+        # defaults wait 5s before re-rendering and up to 5s (splay) before reloading.
         splay = "0s"
         wait {
           min = "100ms"

@@ -11,8 +11,12 @@
 # same alloc index reuses the same directory). cleanup.nomad.hcl deletes it.
 #
 # Profiles: driver = "raw_exec" runs Debian's binaries as user postgres;
-# driver = "docker" runs var.postgres_image on the host network and needs
-# docker.volumes.enabled on the clients (it mounts data_root).
+# driver = "docker" runs var.postgres_image as its user postgres (uid 999) on
+# the host network and mounts data_root, so clients need docker.volumes.enabled
+# and a data_root owned by uid 999.
+#
+# Data stays on the client that made it: a node placed on another client starts
+# empty there. Pin single-node instances with node_id once placed.
 
 variable "instance" {
   type        = string
@@ -91,7 +95,7 @@ variable "postgres_image" {
 
 locals {
   docker = var.driver == "docker"
-  # The cluster of alloc index N; NOMAD_ALLOC_INDEX is filled in by the start script.
+  # Holds node-<alloc index>, one cluster per node; the start script adds the index.
   instance_dir = "${var.data_root}/${var.instance}"
 }
 
@@ -142,6 +146,11 @@ job "pg-nodes" {
       progress_deadline = "5m"
       auto_revert       = false
     }
+
+    # Deregister the service first so gateways drop this node before postgres
+    # stops: a connection reaching a postmaster in shutdown can hang until
+    # authentication_timeout instead of failing at once.
+    shutdown_delay = "500ms"
 
     restart {
       attempts = 5
@@ -270,6 +279,8 @@ job "pg-nodes" {
           shared_buffers = ${floor(var.memory_mib / 4)}MB
           effective_cache_size = ${floor(var.memory_mib * 3 / 4)}MB
           password_encryption = 'scram-sha-256'
+          # Also bounds how long a shutdown waits for connections that never authenticate.
+          authentication_timeout = 10s
           wal_level = replica
           max_wal_senders = 10
           dynamic_shared_memory_type = posix

@@ -14,11 +14,11 @@ import (
 // database. Idempotent.
 func (p *Provisioner) Bind(ctx context.Context, in Instance, bindingID string, readOnly bool) (credentials.Credentials, error) {
 	role := BindingRole(bindingID)
-	items, err := p.ensureSecret(bindingSecretPrefix(in.ShortID)+role, "password")
+	items, err := p.ensureSecret(ctx, bindingSecretPrefix(in.ShortID)+role, "password")
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
-	adminPassword, err := p.readSecret(nodesSecretPath(in.ShortID), "admin_password")
+	adminPassword, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
@@ -35,7 +35,7 @@ func (p *Provisioner) Bind(ctx context.Context, in Instance, bindingID string, r
 
 // Credentials returns the credentials of an existing binding role.
 func (p *Provisioner) Credentials(ctx context.Context, in Instance, role string, readOnly bool) (credentials.Credentials, error) {
-	password, err := p.readSecret(bindingSecretPrefix(in.ShortID)+role, "password")
+	password, err := p.readSecret(ctx, bindingSecretPrefix(in.ShortID)+role, "password")
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
@@ -45,7 +45,7 @@ func (p *Provisioner) Credentials(ctx context.Context, in Instance, role string,
 // Unbind drops the binding's role (what it owns goes to the owner role) and
 // deletes its secret. Idempotent.
 func (p *Provisioner) Unbind(ctx context.Context, in Instance, role string) error {
-	adminPassword, err := p.readSecret(nodesSecretPath(in.ShortID), "admin_password")
+	adminPassword, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (p *Provisioner) Unbind(ctx context.Context, in Instance, role string) erro
 		return fmt.Errorf("drop role of binding: %w", err)
 	}
 	crashpoint.Hit("unbind:role")
-	return p.deleteSecret(bindingSecretPrefix(in.ShortID) + role)
+	return p.deleteSecret(ctx, bindingSecretPrefix(in.ShortID) + role)
 }
 
 func (p *Provisioner) credentials(ctx context.Context, in Instance, role, password string, readOnly bool) (credentials.Credentials, error) {

@@ -1,6 +1,7 @@
 package provisioner
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -59,22 +60,26 @@ func (p *Provisioner) parseJob(src, jobID string, vars map[string]any) (*api.Job
 		Canonicalize: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("parse job %s: %w", jobID, err)
+		return nil, fmt.Errorf("parse job %s with Nomad: %w", jobID, err)
 	}
 	job.ID = &jobID
 	job.Name = &jobID
+	if job.Meta == nil {
+		job.Meta = map[string]string{}
+	}
+	job.Meta[MetaBroker] = p.cfg.BrokerName
 	return job, nil
 }
 
 // register registers job and returns the version Nomad gave it. Registering
 // a job identical to the current one creates no new version.
-func (p *Provisioner) register(job *api.Job) (uint64, error) {
-	if _, _, err := p.nomad.Jobs().Register(job, nil); err != nil {
-		return 0, fmt.Errorf("register job %s: %w", *job.ID, err)
+func (p *Provisioner) register(ctx context.Context, job *api.Job) (uint64, error) {
+	if _, _, err := p.nomad.Jobs().Register(job, writeOpts(ctx)); err != nil {
+		return 0, fmt.Errorf("register job %s with Nomad: %w", *job.ID, err)
 	}
-	cur, _, err := p.nomad.Jobs().Info(*job.ID, nil)
+	cur, _, err := p.nomad.Jobs().Info(*job.ID, queryOpts(ctx))
 	if err != nil {
-		return 0, fmt.Errorf("read job %s: %w", *job.ID, err)
+		return 0, fmt.Errorf("read job %s from Nomad: %w", *job.ID, err)
 	}
 	return *cur.Version, nil
 }

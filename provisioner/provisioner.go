@@ -26,6 +26,7 @@ type Config struct {
 	HostNetwork string   // Nomad host network the ports bind to ("default" for the default one)
 	DataRoot    string   // directory on every Nomad client that holds instances' data directories
 	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
+	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
 	ReadyPoll   time.Duration
 }
 
@@ -81,7 +82,7 @@ type Placement struct {
 // roles. Idempotent. Errors name the step that failed.
 func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, progress Progress) (Placement, error) {
 	progress("creating secrets")
-	secrets, err := p.ensureSecret(nodesSecretPath(in.ShortID), "admin_password", "replication_password")
+	secrets, err := p.ensureSecret(ctx, nodesSecretPath(in.ShortID), "admin_password", "replication_password")
 	if err != nil {
 		return Placement{}, err
 	}
@@ -95,12 +96,12 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err != nil {
 		return Placement{}, err
 	}
-	nodesVersion, err := p.register(nodes)
+	nodesVersion, err := p.register(ctx, nodes)
 	if err != nil {
 		return Placement{}, err
 	}
 	crashpoint.Hit("provision:nodes-registered")
-	gatewaysVersion, err := p.register(gateways)
+	gatewaysVersion, err := p.register(ctx, gateways)
 	if err != nil {
 		return Placement{}, err
 	}
@@ -138,7 +139,7 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 	if err != nil {
 		return err
 	}
-	version, err := p.register(nodes)
+	version, err := p.register(ctx, nodes)
 	if err != nil {
 		return err
 	}
@@ -146,7 +147,7 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 	if _, err := p.runningAllocs(ctx, NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
-	password, err := p.readSecret(nodesSecretPath(in.ShortID), "admin_password")
+	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
 	if err != nil {
 		return err
 	}
@@ -158,21 +159,25 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 }
 
 // Deprovision stops and purges the instance's jobs, deletes its data
-// directory with a cleanup batch job on the node that holds it, and deletes
-// its secrets. Idempotent: a missing job or secret is not an error.
+// directory with a cleanup batch job on the node that holds it (in.NodeID, or
+// where the node job's allocations ran when that was never recorded), and
+// deletes its secrets. Idempotent: a missing job or secret is not an error.
 func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Progress) error {
 	progress("stopping the gateways and nodes")
 	var allocIDs []string
 	for _, jobID := range []string{GatewaysJobID(in.ShortID), NodesJobID(in.ShortID)} {
-		allocs, _, err := p.nomad.Jobs().Allocations(jobID, true, (&api.QueryOptions{}).WithContext(ctx))
+		allocs, _, err := p.nomad.Jobs().Allocations(jobID, true, queryOpts(ctx))
 		if err != nil && !isNotFound(err) {
-			return fmt.Errorf("list allocations of %s: %w", jobID, err)
+			return fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
 		}
 		for _, a := range allocs {
 			allocIDs = append(allocIDs, a.ID)
+			if jobID == NodesJobID(in.ShortID) && in.NodeID == "" {
+				in.NodeID = a.NodeID // placed, but the placement was never recorded
+			}
 		}
-		if _, _, err := p.nomad.Jobs().Deregister(jobID, true, nil); err != nil && !isNotFound(err) {
-			return fmt.Errorf("deregister %s: %w", jobID, err)
+		if _, _, err := p.nomad.Jobs().Deregister(jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
+			return fmt.Errorf("deregister %s from Nomad: %w", jobID, err)
 		}
 	}
 	if err := p.waitStopped(ctx, allocIDs); err != nil {
@@ -185,27 +190,27 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 		if err != nil {
 			return err
 		}
-		if _, err := p.register(cleanup); err != nil {
+		if _, err := p.register(ctx, cleanup); err != nil {
 			return err
 		}
 		if err := p.waitComplete(ctx, CleanupJobID(in.ShortID), "cleanup"); err != nil {
 			return err
 		}
 		crashpoint.Hit("deprovision:cleaned")
-		if _, _, err := p.nomad.Jobs().Deregister(CleanupJobID(in.ShortID), true, nil); err != nil && !isNotFound(err) {
-			return fmt.Errorf("purge cleanup job: %w", err)
+		if _, _, err := p.nomad.Jobs().Deregister(CleanupJobID(in.ShortID), true, writeOpts(ctx)); err != nil && !isNotFound(err) {
+			return fmt.Errorf("purge cleanup job from Nomad: %w", err)
 		}
 	}
 	progress("deleting secrets")
-	if err := p.deleteSecretsUnder(bindingSecretPrefix(in.ShortID)); err != nil {
+	if err := p.deleteSecretsUnder(ctx, bindingSecretPrefix(in.ShortID)); err != nil {
 		return err
 	}
-	return p.deleteSecret(nodesSecretPath(in.ShortID))
+	return p.deleteSecret(ctx, nodesSecretPath(in.ShortID))
 }
 
 // DataSize returns the bytes the instance's databases use.
 func (p *Provisioner) DataSize(ctx context.Context, in Instance) (int64, error) {
-	password, err := p.readSecret(nodesSecretPath(in.ShortID), "admin_password")
+	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
 	if err != nil {
 		return 0, err
 	}
@@ -241,6 +246,16 @@ func (p *Provisioner) waitReady(ctx context.Context, admin pgadmin.Admin, progre
 		case <-time.After(p.cfg.ReadyPoll):
 		}
 	}
+}
+
+// Ping checks that the Nomad API answers a read.
+func (p *Provisioner) Ping(ctx context.Context) error {
+	q := queryOpts(ctx)
+	q.Prefix, q.PerPage = "pg-", 1
+	if _, _, err := p.nomad.Jobs().List(q); err != nil {
+		return fmt.Errorf("Nomad API: %w", err)
+	}
+	return nil
 }
 
 func isNotFound(err error) bool {

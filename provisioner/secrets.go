@@ -1,6 +1,7 @@
 package provisioner
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -34,35 +35,35 @@ func randomString(n int) string {
 // ensureSecret returns the items of the Nomad Variable at path, creating it
 // with a fresh password for each key when it does not exist. Creation is
 // check-and-set, so two workers racing end up with the same secret.
-func (p *Provisioner) ensureSecret(path string, keys ...string) (map[string]string, error) {
+func (p *Provisioner) ensureSecret(ctx context.Context, path string, keys ...string) (map[string]string, error) {
 	vars := p.nomad.Variables()
-	v, _, err := vars.Read(path, nil)
+	v, _, err := vars.Read(path, queryOpts(ctx))
 	if err == nil {
 		return v.Items, nil
 	}
 	if !errors.Is(err, api.ErrVariablePathNotFound) {
-		return nil, fmt.Errorf("read secret %s: %w", path, err)
+		return nil, fmt.Errorf("read secret %s from Nomad: %w", path, err)
 	}
 	items := api.VariableItems{}
 	for _, k := range keys {
 		items[k] = randomString(32)
 	}
-	created, _, err := vars.CheckedCreate(&api.Variable{Path: path, Items: items}, nil)
+	created, _, err := vars.CheckedCreate(&api.Variable{Path: path, Items: items}, writeOpts(ctx))
 	var conflict api.ErrCASConflict
 	if errors.As(err, &conflict) {
-		return p.ensureSecret(path, keys...)
+		return p.ensureSecret(ctx, path, keys...)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create secret %s: %w", path, err)
+		return nil, fmt.Errorf("create secret %s in Nomad: %w", path, err)
 	}
 	return created.Items, nil
 }
 
 // readSecret returns one item of the variable at path.
-func (p *Provisioner) readSecret(path, key string) (string, error) {
-	v, _, err := p.nomad.Variables().Read(path, nil)
+func (p *Provisioner) readSecret(ctx context.Context, path, key string) (string, error) {
+	v, _, err := p.nomad.Variables().Read(path, queryOpts(ctx))
 	if err != nil {
-		return "", fmt.Errorf("read secret %s: %w", path, err)
+		return "", fmt.Errorf("read secret %s from Nomad: %w", path, err)
 	}
 	val, ok := v.Items[key]
 	if !ok {
@@ -72,23 +73,27 @@ func (p *Provisioner) readSecret(path, key string) (string, error) {
 }
 
 // deleteSecret deletes the variable at path; a missing one is not an error.
-func (p *Provisioner) deleteSecret(path string) error {
-	if _, err := p.nomad.Variables().Delete(path, nil); err != nil && !errors.Is(err, api.ErrVariablePathNotFound) {
-		return fmt.Errorf("delete secret %s: %w", path, err)
+func (p *Provisioner) deleteSecret(ctx context.Context, path string) error {
+	if _, err := p.nomad.Variables().Delete(path, writeOpts(ctx)); err != nil && !errors.Is(err, api.ErrVariablePathNotFound) {
+		return fmt.Errorf("delete secret %s from Nomad: %w", path, err)
 	}
 	return nil
 }
 
 // deleteSecretsUnder deletes every variable under prefix.
-func (p *Provisioner) deleteSecretsUnder(prefix string) error {
-	metas, _, err := p.nomad.Variables().PrefixList(prefix, nil)
+func (p *Provisioner) deleteSecretsUnder(ctx context.Context, prefix string) error {
+	metas, _, err := p.nomad.Variables().PrefixList(prefix, queryOpts(ctx))
 	if err != nil {
-		return fmt.Errorf("list secrets under %s: %w", prefix, err)
+		return fmt.Errorf("list secrets under %s in Nomad: %w", prefix, err)
 	}
 	for _, m := range metas {
-		if err := p.deleteSecret(m.Path); err != nil {
+		if err := p.deleteSecret(ctx, m.Path); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+func queryOpts(ctx context.Context) *api.QueryOptions { return (&api.QueryOptions{}).WithContext(ctx) }
+
+func writeOpts(ctx context.Context) *api.WriteOptions { return (&api.WriteOptions{}).WithContext(ctx) }

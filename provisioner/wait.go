@@ -30,7 +30,7 @@ func (p *Provisioner) runningAllocs(ctx context.Context, jobID string, version u
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("waiting for %s: %w; last Nomad error: %v", what, ctx.Err(), err)
 			}
-			return nil, fmt.Errorf("list allocations of %s: %w", jobID, err)
+			return nil, fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
 		}
 		index = meta.LastIndex
 		running := runningOf(allocs, version, task)
@@ -38,7 +38,7 @@ func (p *Provisioner) runningAllocs(ctx context.Context, jobID string, version u
 			return running, nil
 		}
 		step := fmt.Sprintf("starting %s %d of %d", what, len(running)+1, count)
-		if problem := p.latestProblem(jobID, allocs, version, task); problem != "" {
+		if problem := p.latestProblem(ctx, jobID, allocs, version, task); problem != "" {
 			step += ": " + problem
 		}
 		if step != last {
@@ -67,7 +67,7 @@ func runningOf(allocs []*api.AllocationListStub, version uint64, task string) []
 
 // latestProblem describes why allocations are not running yet: the newest
 // task event of a failing allocation, or the scheduler's placement failure.
-func (p *Provisioner) latestProblem(jobID string, allocs []*api.AllocationListStub, version uint64, task string) string {
+func (p *Provisioner) latestProblem(ctx context.Context, jobID string, allocs []*api.AllocationListStub, version uint64, task string) string {
 	for _, a := range allocs {
 		if a.JobVersion != version {
 			continue
@@ -81,7 +81,7 @@ func (p *Provisioner) latestProblem(jobID string, allocs []*api.AllocationListSt
 			return strings.TrimSpace(ev.Type + ": " + ev.DisplayMessage)
 		}
 	}
-	evals, _, err := p.nomad.Jobs().Evaluations(jobID, nil)
+	evals, _, err := p.nomad.Jobs().Evaluations(jobID, queryOpts(ctx))
 	if err != nil || len(evals) == 0 {
 		return ""
 	}
@@ -120,7 +120,7 @@ func (p *Provisioner) waitStopped(ctx context.Context, ids []string) error {
 				if ctx.Err() != nil {
 					return fmt.Errorf("waiting for allocation %s to stop: %w", shortAlloc(id), ctx.Err())
 				}
-				return fmt.Errorf("read allocation %s: %w", shortAlloc(id), err)
+				return fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(id), err)
 			}
 			if a.ClientTerminalStatus() {
 				break
@@ -142,7 +142,7 @@ func (p *Provisioner) waitComplete(ctx context.Context, jobID, task string) erro
 	for {
 		allocs, meta, err := p.nomad.Jobs().Allocations(jobID, false, (&api.QueryOptions{WaitIndex: index, WaitTime: blockingWait}).WithContext(ctx))
 		if err != nil {
-			return fmt.Errorf("list allocations of %s: %w", jobID, err)
+			return fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
 		}
 		index = meta.LastIndex
 		for _, a := range allocs {
@@ -175,7 +175,7 @@ func shortAlloc(id string) string {
 func (p *Provisioner) gatewayAddress(ctx context.Context, short string) (string, error) {
 	regs, _, err := p.nomad.Services().Get(GatewayService(short), (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return "", fmt.Errorf("look up gateway service: %w", err)
+		return "", fmt.Errorf("look up gateway service in Nomad: %w", err)
 	}
 	if len(regs) == 0 {
 		return "", errors.New("the gateway is not registered in Nomad")

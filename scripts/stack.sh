@@ -40,6 +40,9 @@ running() {
 	[[ ${stat%% *} != Z ]]
 }
 
+# cmdline PID: the process's arguments, space separated; nothing once it is gone.
+cmdline() { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null
+
 # pid_alive FILE NAME: the pid recorded in FILE runs a program named NAME.
 pid_alive() {
 	local file=$1 name=$2 pid
@@ -103,12 +106,10 @@ state_up() {
 
 nomad_up() {
 	[[ -x $nomad ]] || die "nomad: $nomad missing: run scripts/install-deps.sh"
-	if nomad_answers; then
-		if pid_alive "$run_dir/nomad.pid" nomad; then
-			log "nomad: already running at $nomad_addr"
-		else
-			log "nomad: reusing the agent already answering at $nomad_addr"
-		fi
+	if pid_alive "$run_dir/nomad.pid" nomad; then
+		log "nomad: already running at $nomad_addr (pid $(<"$run_dir/nomad.pid"))"
+	elif nomad_answers; then
+		log "nomad: reusing the agent already answering at $nomad_addr"
 	else
 		cat >"$nomad_dir/agent.hcl" <<-'EOF'
 			client {
@@ -126,6 +127,9 @@ nomad_up() {
 			  }
 			}
 		EOF
+		# A dev agent keeps its state in memory: what an earlier one left is garbage.
+		stop_leftover_tasks
+		find "$nomad_data" -mindepth 1 -delete
 		log "nomad: starting dev agent at $nomad_addr (log $log_dir/nomad.log)"
 		setsid "$nomad" agent -dev -bind=127.0.0.1 -data-dir="$nomad_data" -config="$nomad_dir/agent.hcl" \
 			</dev/null >"$log_dir/nomad.log" 2>&1 &
@@ -175,7 +179,7 @@ task_pids() {
 				continue 2
 			fi
 		done
-		if tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qF "$nomad_data/"; then
+		if cmdline "$pid" | grep -qF "$nomad_data/"; then
 			echo "$pid"
 		fi
 	done
@@ -188,7 +192,7 @@ stop_pids() {
 	local signal=$1 pid i left
 	shift
 	for pid in "$@"; do
-		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE '^[^ ]*nomad[^ ]* (executor|logmon)'; then
+		if cmdline "$pid" | grep -qE '^[^ ]*nomad[^ ]* (executor|logmon)'; then
 			kill -TERM "$pid" 2>/dev/null || true
 		else
 			kill "-$signal" "$pid" 2>/dev/null || true
@@ -206,14 +210,19 @@ stop_pids() {
 }
 
 nomad_down() {
-	local pids
 	if pid_alive "$run_dir/nomad.pid" nomad; then
 		log "nomad: stopping agent (pid $(<"$run_dir/nomad.pid"))"
 		stop_pids INT "$(<"$run_dir/nomad.pid")"
 	fi
 	rm -f "$run_dir/nomad.pid"
-	# Killing the agent does not stop raw_exec tasks: stop them (SIGINT is a
-	# fast shutdown for postgres and haproxy alike), then their executors.
+	stop_leftover_tasks
+}
+
+# stop_leftover_tasks stops the processes a dead agent's tasks left running
+# (stopping an agent does not stop raw_exec tasks) and unmounts their tmpfs
+# dirs. SIGINT is a fast shutdown for postgres and haproxy alike.
+stop_leftover_tasks() {
+	local pids
 	mapfile -t pids < <(task_pids)
 	if ((${#pids[@]} > 0)); then
 		log "nomad: stopping ${#pids[@]} task processes left by the agent"

@@ -36,6 +36,8 @@ type Config struct {
 	RescueAfter    time.Duration // a running attempt older than this is taken as crashed; > AttemptTimeout
 	Deadline       time.Duration // an operation still unfinished this long after it was asked for fails
 	MaxRetryDelay  time.Duration // longest pause between attempts
+	ReapInterval   time.Duration // how often orphan Nomad jobs are swept
+	OrphanGrace    time.Duration // an orphan job is removed this long after it was first seen
 }
 
 // OperationArgs is the River job of one operation.
@@ -57,10 +59,15 @@ type Runner struct {
 	client *river.Client[pgx.Tx]
 }
 
-// New returns a Runner that works operations from st with op.
-func New(st *store.Store, cat *catalog.Catalog, op Operator, cfg Config, log *slog.Logger) (*Runner, error) {
+// New returns a Runner that works operations from st with op, and sweeps
+// orphan jobs with orphans.
+func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, cfg Config, log *slog.Logger) (*Runner, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &operationWorker{store: st, catalog: cat, op: op, cfg: cfg, log: log})
+	river.AddWorker(workers, &reaper{store: st, orphans: orphans, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
+	sweep := river.NewPeriodicJob(river.PeriodicInterval(cfg.ReapInterval),
+		func() (river.JobArgs, *river.InsertOpts) { return ReapArgs{}, nil },
+		&river.PeriodicJobOpts{RunOnStart: true})
 	client, err := river.NewClient(riverpgxv5.New(st.Pool()), &river.Config{
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
 		Workers:              workers,
@@ -68,6 +75,7 @@ func New(st *store.Store, cat *catalog.Catalog, op Operator, cfg Config, log *sl
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		RetryPolicy:          retryPolicy{max: cfg.MaxRetryDelay},
 		FetchPollInterval:    200 * time.Millisecond,
+		PeriodicJobs:         []*river.PeriodicJob{sweep},
 		Logger:               log.With(slog.String("component", "river")),
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/broker"
@@ -63,17 +65,22 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	nomadCfg := api.DefaultConfig()
 	nomadCfg.Address, nomadCfg.SecretID = cfg.NomadAddr, cfg.NomadToken
+	// Every call carries a context, but parsing does not: bound it too, so a
+	// hung Nomad (network partition, stopped process) never hangs a worker.
+	nomadCfg.HttpClient = cleanhttp.DefaultPooledClient()
+	nomadCfg.HttpClient.Timeout = 30 * time.Second
 	nomad, err := api.NewClient(nomadCfg)
 	if err != nil {
 		return fmt.Errorf("create Nomad client: %w", err)
 	}
 	prov := provisioner.New(nomad, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork,
-		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost,
+		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BrokerName: cfg.BrokerName,
 	}, log)
-	runner, err := worker.New(st, cat, prov, worker.Config{
+	runner, err := worker.New(st, cat, prov, prov, worker.Config{
 		Workers: cfg.Workers, AttemptTimeout: cfg.AttemptTimeout, RescueAfter: cfg.RescueAfter,
 		Deadline: cfg.OperationDeadline, MaxRetryDelay: cfg.MaxRetryDelay,
+		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace,
 	}, log)
 	if err != nil {
 		return err
@@ -84,14 +91,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
 		Checks: []httpapi.Check{
 			{Name: "state_database", Fn: st.Ping},
-			{Name: "nomad", Fn: func(context.Context) error {
-				_, err := nomad.Status().Leader()
-				return err
-			}},
+			{Name: "nomad", Fn: prov.Ping},
 		},
 	})
 	srv := &http.Server{
 		Addr: cfg.Listen, Handler: handler,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 	}
@@ -99,8 +104,15 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("start workers: %w", err)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("pgbroker listening", slog.String("addr", cfg.Listen), slog.String("driver", cfg.NomadDriver))
+	go func() {
+		if cfg.TLSCertFile != "" {
+			errc <- srv.ListenAndServeTLS(cfg.TLSCertFile, cfg.TLSKeyFile)
+			return
+		}
+		errc <- srv.ListenAndServe()
+	}()
+	log.Info("pgbroker listening", slog.String("addr", cfg.Listen), slog.Bool("https", cfg.TLSCertFile != ""),
+		slog.String("driver", cfg.NomadDriver))
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve HTTP: %w", err)

@@ -1,0 +1,393 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pivotal-cf/brokerapi/v10/domain"
+
+	"github.com/pgbroker/pgbroker/broker"
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/credentials"
+	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/store"
+	"github.com/pgbroker/pgbroker/store/storetest"
+)
+
+// FuzzRequireJSON feeds arbitrary PUT bodies through the body limit and the
+// JSON check: the answer is 413 over the limit, else 200 with the body passed
+// on unchanged or 400 with an OSB error body, never anything else. A body
+// passed on is one JSON object as encoding/json's own validator sees it, and
+// every JSON object of UTF-8 text without NUL characters is passed on.
+func FuzzRequireJSON(f *testing.F) {
+	const limit = 256
+	for _, seed := range []string{
+		`{}`, `{"service_id":"postgresql","plan_id":"postgresql-sandbox"}`, ` {"a":[1,{"b":null}]} `,
+		``, `null`, `[]`, `"x"`, `1e400`, `{"a":`, `{}{}`, `{} x`, "\xff{}", `{"\u0000":1}`, "{\"a\":\"\xff\"}",
+		`{"a":1,"a":2}`, `{"a":"` + strings.Repeat("x", limit) + `"}`, strings.Repeat("[", 20000),
+	} {
+		f.Add([]byte(seed))
+	}
+	h := limitBody(limit, requireJSON(echo()))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest(http.MethodPut, "/v2/service_instances/x", bytes.NewReader(body))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		isObject := json.Valid(body) && bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{"))
+		plainText := utf8.Valid(body) && !bytes.Contains(body, []byte(`\u0000`))
+		switch {
+		case len(body) > limit:
+			if rec.Code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("%d-byte body over the %d-byte limit: status %d, want 413", len(body), limit, rec.Code)
+			}
+		case rec.Code == http.StatusOK:
+			if !isObject || !bytes.Equal(rec.Body.Bytes(), body) {
+				t.Fatalf("%q passed on as %q, but it is not one JSON object", body, rec.Body.String())
+			}
+		case rec.Code == http.StatusBadRequest:
+			if isObject && plainText {
+				t.Fatalf("JSON object %q refused: %s", body, rec.Body.String())
+			}
+			var e struct{ Description string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Description == "" {
+				t.Fatalf("400 for %q without an OSB error body: %q", body, rec.Body.String())
+			}
+		default:
+			t.Fatalf("%q: status %d (%s), want 200 or 400", body, rec.Code, rec.Body.String())
+		}
+		if msg := objectProblem(body); msg == "" && !isObject {
+			t.Fatalf("objectProblem(%q) = \"\", but it is not one JSON object", body)
+		}
+	})
+}
+
+// FuzzOSBHeaders feeds arbitrary X-Broker-API-Version,
+// X-Broker-API-Originating-Identity and X-Broker-API-Request-Identity values
+// to osbHeaders: 200 exactly when the version is 2.13 or later and the
+// identity is absent or well-formed, else 412 (version) or 400 (identity);
+// the request identity is always echoed; an error never repeats the encoded
+// identity.
+func FuzzOSBHeaders(f *testing.F) {
+	id := base64.StdEncoding.EncodeToString([]byte(`{"user_id":"683ea748-3092-4ff4-b656-39cacc4d5360"}`))
+	for _, seed := range []struct{ version, identity, requestID string }{
+		{"2.17", "", "req-1"},
+		{"2.13", "cloudfoundry " + id, ""},
+		{"2.17", "kubernetes " + base64.StdEncoding.EncodeToString([]byte(`{"username":"admin","groups":["a"],"extra":{}}`)), "r"},
+		{"2.12", "", ""},
+		{"3.0", "", ""},
+		{"", "", ""},
+		{"two", "", ""},
+		{"2.", "", ""},
+		{"2.99999999999999999999", "", ""},
+		{"2.17abc", "", ""},
+		{" 2.17 ", "", ""},
+		{"+2.+17", "", ""},
+		{"-2.17", "", ""},
+		{"2.17", "cloudfoundry !!!", ""},
+		{"2.17", id, ""},
+		{"2.17", "kubernetes WzFd", ""},
+		{"2.17", "kubernetes bnVsbA==", ""},
+		{"2.17", "cloudfoundry  " + id, ""},
+		{"2.17", "\tcloudfoundry\t" + id, ""},
+		{"2.17", " ", ""},
+		{"2.17", "cloudfoundry " + id + "=", ""},
+		{"2.17", "cloudfoundry " + strings.TrimRight(id, "="), ""},
+		{"2.17", "cloudfoundry " + base64.StdEncoding.EncodeToString([]byte(`{"a":"\u0000"}`)), "\u00e9\n"},
+		{"2.17", "cloudfoundry " + base64.StdEncoding.EncodeToString([]byte("{\"a\":\"\xff\"}")), ""},
+	} {
+		f.Add(seed.version, seed.identity, seed.requestID)
+	}
+	h := osbHeaders(echo())
+	f.Fuzz(func(t *testing.T, version, identity, requestID string) {
+		req := httptest.NewRequest(http.MethodGet, "/v2/catalog", nil)
+		req.Header.Set("X-Broker-API-Version", version)
+		req.Header.Set("X-Broker-API-Originating-Identity", identity)
+		req.Header.Set("X-Broker-API-Request-Identity", requestID)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		_, identityErr := broker.ParseOriginatingIdentity(identity)
+		want := http.StatusOK
+		switch {
+		case versionProblem(version) != "":
+			want = http.StatusPreconditionFailed
+		case identityErr != nil:
+			want = http.StatusBadRequest
+		}
+		if rec.Code != want {
+			t.Fatalf("version %q identity %q: status %d (%s), want %d", version, identity, rec.Code, rec.Body.String(), want)
+		}
+		if got := rec.Header().Get("X-Broker-API-Request-Identity"); got != requestID {
+			t.Fatalf("request identity %q echoed as %q", requestID, got)
+		}
+		if want == http.StatusOK {
+			return
+		}
+		var e struct{ Description string }
+		if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Description == "" {
+			t.Fatalf("%d without an OSB error body: %q", rec.Code, rec.Body.String())
+		}
+		if _, encoded, ok := strings.Cut(strings.TrimSpace(identity), " "); ok && len(strings.TrimSpace(encoded)) >= 8 &&
+			strings.Contains(e.Description, strings.TrimSpace(encoded)) {
+			t.Fatalf("error %q repeats the originating identity", e.Description)
+		}
+	})
+}
+
+// routerInstances stands in for the provisioner's synchronous side: every
+// call succeeds at once and touches nothing.
+type routerInstances struct{}
+
+func (routerInstances) DataSize(context.Context, provisioner.Instance) (int64, error) {
+	return 1 << 20, nil
+}
+func (routerInstances) Bind(context.Context, provisioner.Instance, string, bool) (credentials.Credentials, error) {
+	return credentials.Credentials{Host: "127.0.0.1", Port: 35000}, nil
+}
+func (routerInstances) Credentials(context.Context, provisioner.Instance, string, bool) (credentials.Credentials, error) {
+	return credentials.Credentials{Host: "127.0.0.1", Port: 35000}, nil
+}
+func (routerInstances) Unbind(context.Context, provisioner.Instance, string) error { return nil }
+
+// Flags of FuzzRouter's headers argument.
+const (
+	fuzzNoAuth     = 1 << iota // send no Authorization header
+	fuzzWrongAuth              // send wrong credentials
+	fuzzNoVersion              // send no X-Broker-API-Version
+	fuzzOldVersion             // send X-Broker-API-Version 2.12
+	fuzzEscapeIDs              // path-escape the ids (else they go in raw)
+	fuzzIdentity               // send the identity argument as X-Broker-API-Originating-Identity
+	fuzzRequestID              // send the identity argument as X-Broker-API-Request-Identity
+	fuzzJSONType               // send Content-Type: application/json
+)
+
+// Shapes of FuzzRouter's route argument: %[1]s is the instance id, %[2]s the binding id.
+var fuzzRoutes = []string{
+	"/v2/catalog",
+	"/v2/service_instances/%[1]s",
+	"/v2/service_instances/%[1]s/last_operation",
+	"/v2/service_instances/%[1]s/service_bindings/%[2]s",
+	"/v2/service_instances/%[1]s/service_bindings/%[2]s/last_operation",
+	"/v2/%[1]s",
+	"/%[1]s",
+}
+
+var fuzzMethods = []string{
+	http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodPost, http.MethodHead,
+	http.MethodOptions, "PROPFIND",
+}
+
+// FuzzRouter drives the whole router in process, with a real broker.Broker
+// on a fresh state database: any method, route shape, instance and binding
+// id (raw or escaped: unicode, "..", "%2F", very long), query string, body,
+// credentials, version and originating identity. No answer may be 5xx, and a
+// 4xx must leave the state database as it was. Without -fuzz only the seed
+// corpus runs (testdata/fuzz/FuzzRouter and the seeds below).
+func FuzzRouter(f *testing.F) {
+	provision := `{"service_id":"postgresql","plan_id":"postgresql-sandbox","organization_guid":"org","space_guid":"space"}`
+	identity := "cloudfoundry " + base64.StdEncoding.EncodeToString([]byte(`{"user_id":"u-1"}`))
+	type seed struct {
+		method            string
+		route             uint8
+		instance, binding string
+		query             string
+		body              string
+		headers           uint8
+		identity          string
+	}
+	for _, s := range []seed{
+		{"GET", 0, "", "", "", "", 0, ""},
+		{"GET", 0, "", "", "", "", fuzzNoAuth, ""},
+		{"GET", 0, "", "", "", "", fuzzWrongAuth | fuzzNoVersion, ""},
+		{"GET", 0, "", "", "", "", fuzzOldVersion, ""},
+		{"PUT", 1, "fuzz-1", "", "accepts_incomplete=true", provision, fuzzJSONType | fuzzIdentity, identity},
+		{"PUT", 1, "fuzz-1", "", "accepts_incomplete=true", strings.Replace(provision, "sandbox", "starter-512", 1), 0, ""},
+		{"PUT", 1, "fuzz-2", "", "", provision, 0, ""},
+		{"PUT", 1, "fuzz-3", "", "accepts_incomplete=true", `{"service_id":"postgresql","plan_id":"nope","organization_guid":"o","space_guid":"s"}`, 0, ""},
+		{"PUT", 1, "fuzz-3", "", "accepts_incomplete=true", `{"service_id":1,"plan_id":[],"organization_guid":{},"space_guid":null}`, 0, ""},
+		{"PUT", 1, "fuzz-3", "", "accepts_incomplete=true", `{"service_id":"postgresql",`, 0, ""},
+		{"PUT", 1, "fuzz-3", "", "accepts_incomplete=true", `{"service_id":"postgresql","plan_id":"postgresql-sandbox","organization_guid":"o","space_guid":"s","parameters":{"shoe_size":42}}`, 0, ""},
+		{"PUT", 1, "fuzz-3", "", "accepts_incomplete=true", `{"service_id":"postgresql","plan_id":"postgresql-business-512","organization_guid":"o","space_guid":"s"}`, 0, ""},
+		{"PUT", 1, "fuzz-3", "", "accepts_incomplete=true", `{"service_id":"postgresql","plan_id":"postgresql-sandbox","organization_guid":"o","space_guid":"s","maintenance_info":{"version":"0.0.1"}}`, 0, ""},
+		{"PUT", 1, "fuzz-3", "", "accepts_incomplete=true", provision, fuzzIdentity, "cloudfoundry WzFd"},
+		{"PATCH", 1, "fuzz-1", "", "accepts_incomplete=true", `{"service_id":"postgresql","plan_id":"postgresql-starter-1024"}`, 0, ""},
+		{"PATCH", 1, "fuzz-1", "", "accepts_incomplete=true", `{"service_id":"postgresql","parameters":"x"}`, 0, ""},
+		{"PATCH", 1, "nope", "", "accepts_incomplete=true", `{"service_id":"postgresql"}`, 0, ""},
+		{"DELETE", 1, "fuzz-1", "", "accepts_incomplete=true&service_id=postgresql&plan_id=postgresql-sandbox", "", 0, ""},
+		{"DELETE", 1, "nope", "", "service_id=postgresql", "", 0, ""},
+		{"GET", 1, "fuzz-1", "", "", "", 0, ""},
+		{"GET", 2, "fuzz-1", "", "", "", 0, ""},
+		{"GET", 2, "fuzz-1", "", "operation=not-an-operation&service_id=x&plan_id=y", "", 0, ""},
+		{"GET", 2, "nope", "", "operation=%zz", "", 0, ""},
+		{"PUT", 3, "fuzz-1", "b-1", "", `{"service_id":"postgresql","plan_id":"postgresql-sandbox","parameters":{"read_only":true}}`, 0, ""},
+		{"PUT", 3, "fuzz-1", "b-1", "", `{"service_id":"postgresql","plan_id":"postgresql-sandbox","parameters":{"read_only":"yes"}}`, 0, ""},
+		{"PUT", 3, "nope", "b-1", "", `{"service_id":"postgresql","plan_id":"postgresql-sandbox"}`, 0, ""},
+		{"GET", 3, "fuzz-1", "b-1", "", "", 0, ""},
+		{"DELETE", 3, "fuzz-1", "b-1", "service_id=postgresql&plan_id=postgresql-sandbox", "", 0, ""},
+		{"GET", 4, "fuzz-1", "b-1", "operation=x", "", 0, ""},
+		{"PUT", 3, "fuzz-ready", "b-1", "", `{"service_id":"postgresql","plan_id":"postgresql-starter-1024","parameters":{"read_only":true}}`, 0, ""},
+		{"PUT", 3, "fuzz-ready", "b-1", "", `{"service_id":"postgresql","plan_id":"postgresql-starter-1024"}`, 0, ""},
+		{"PUT", 3, "fuzz-ready", "b-2", "", `{"service_id":"postgresql","plan_id":"postgresql-starter-1024","bind_resource":{"app_guid":"app"}}`, fuzzIdentity, identity},
+		{"GET", 3, "fuzz-ready", "b-1", "", "", 0, ""},
+		{"GET", 1, "fuzz-ready", "", "", "", 0, ""},
+		{"GET", 2, "fuzz-ready", "", "", "", 0, ""},
+		{"DELETE", 3, "fuzz-ready", "b-2", "service_id=postgresql&plan_id=postgresql-starter-1024", "", 0, ""},
+		{"DELETE", 3, "fuzz-ready", "b-2", "service_id=postgresql&plan_id=postgresql-starter-1024", "", 0, ""},
+		{"PATCH", 1, "fuzz-ready", "", "accepts_incomplete=true", `{"service_id":"postgresql","plan_id":"postgresql-starter-512"}`, 0, ""},
+		{"PATCH", 1, "fuzz-ready", "", "accepts_incomplete=true", `{"service_id":"postgresql","plan_id":"postgresql-business-1024"}`, 0, ""},
+		{"PATCH", 1, "fuzz-ready-2", "", "accepts_incomplete=true", `{"service_id":"postgresql","plan_id":"postgresql-starter-2048","parameters":{"nope":1}}`, 0, ""},
+		{"DELETE", 1, "fuzz-ready-2", "", "accepts_incomplete=true", "", 0, ""},
+		{"DELETE", 1, "fuzz-ready-2", "", "", "", 0, ""},
+		{"GET", 1, "../../healthz", "", "", "", 0, ""},
+		{"GET", 1, "a/b", "", "", "", fuzzEscapeIDs, ""},
+		{"GET", 1, "a%2Fb", "", "", "", 0, ""},
+		{"PUT", 1, "%2e%2e", "", "accepts_incomplete=true", provision, 0, ""},
+		{"GET", 1, "ünïcødé-☃-😀", "", "", "", fuzzEscapeIDs, ""},
+		{"GET", 2, strings.Repeat("x", 5000), "", "", "", 0, ""},
+		{"PUT", 3, "fuzz-1", strings.Repeat("€", 3000), "", `{"service_id":"postgresql","plan_id":"postgresql-sandbox"}`, fuzzEscapeIDs, ""},
+		{"GET", 5, "catalog", "", "", "", 0, ""},
+		{"GET", 6, "healthz", "", "", "", 0, ""},
+		{"POST", 6, "readyz", "", "", "", 0, ""},
+		{"OPTIONS", 1, "fuzz-1", "", "", "", 0, ""},
+		{"PUT", 1, "fuzz-4", "", "accepts_incomplete=true", `{"a":"` + strings.Repeat("x", 5000) + `"}`, 0, ""},
+		{"GET", 0, "", "", "", "", fuzzRequestID, "req-\u00e9"},
+	} {
+		f.Add(s.method, s.route, s.instance, s.binding, s.query, []byte(s.body), s.headers, s.identity)
+	}
+
+	cat, err := catalog.Default()
+	if err != nil {
+		f.Fatal(err)
+	}
+	st := storetest.New(f)
+	noEnqueue := func(context.Context, pgx.Tx, string) error { return nil }
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b := broker.New(cat, st, noEnqueue, routerInstances{}, store.PortRange{Min: 1, Max: 1 << 20}, quiet)
+	ready := func(id string) {
+		spec, err := b.Provision(context.Background(), id, domain.ProvisionDetails{ServiceID: "postgresql",
+			PlanID: "postgresql-starter-1024", OrganizationGUID: "org", SpaceGUID: "space"}, true)
+		if err != nil {
+			f.Fatalf("provision %s: %v", id, err)
+		}
+		if err := st.FinishOperation(context.Background(), spec.OperationData, store.Succeeded, "ready"); err != nil {
+			f.Fatal(err)
+		}
+	}
+	ready("fuzz-ready")
+	ready("fuzz-ready-2")
+	h := NewRouter(b, Options{
+		Username: "broker", Password: "s3cret", MaxBodyBytes: 4096, Log: quiet,
+		Checks: []Check{{Name: "state_database", Fn: st.Ping}},
+	})
+
+	f.Fuzz(func(t *testing.T, method string, route uint8, instanceID, bindingID, query string, body []byte, headers uint8, identity string) {
+		req := routerRequest(method, route, instanceID, bindingID, query, body, headers, identity)
+		if req == nil {
+			return // not a request line net/http would parse; the server answers 400 itself
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		before := stateFingerprint(t, st)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req.WithContext(ctx))
+		what := fmt.Sprintf("%s %s (headers %#x, %d-byte body %.200q)", req.Method, req.URL.RequestURI(), headers, len(body), body)
+		if rec.Code >= 500 {
+			t.Fatalf("%s: status %d: %s", what, rec.Code, rec.Body.String())
+		}
+		if rec.Code >= 400 {
+			if after := stateFingerprint(t, st); after != before {
+				t.Fatalf("%s: status %d changed the state database:\nbefore %s\nafter  %s", what, rec.Code, before, after)
+			}
+		}
+		badAuth := headers&(fuzzNoAuth|fuzzWrongAuth) != 0
+		if badAuth && strings.HasPrefix(req.URL.Path, "/v2/") && rec.Code/100 != 3 && rec.Code != http.StatusUnauthorized {
+			t.Fatalf("%s without the right credentials: status %d, want 401", what, rec.Code)
+		}
+	})
+}
+
+// routerRequest builds FuzzRouter's request, or nil when net/http would not
+// parse its request line.
+func routerRequest(method string, route uint8, instanceID, bindingID, query string, body []byte, headers uint8, identity string) *http.Request {
+	if !isToken(method) {
+		method = fuzzMethods[len(method)%len(fuzzMethods)]
+	}
+	if headers&fuzzEscapeIDs != 0 {
+		instanceID, bindingID = url.PathEscape(instanceID), url.PathEscape(bindingID)
+	}
+	target := fmt.Sprintf(fuzzRoutes[int(route)%len(fuzzRoutes)], instanceID, bindingID)
+	if query != "" {
+		target += "?" + query
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil || strings.ContainsAny(target, " \x00") {
+		return nil
+	}
+	req := httptest.NewRequest(http.MethodGet, "/", bytes.NewReader(body))
+	req.Method, req.URL, req.RequestURI = method, u, target
+	if headers&fuzzNoAuth == 0 {
+		if headers&fuzzWrongAuth != 0 {
+			req.SetBasicAuth("broker", "wrong")
+		} else {
+			req.SetBasicAuth("broker", "s3cret")
+		}
+	}
+	switch {
+	case headers&fuzzNoVersion != 0:
+	case headers&fuzzOldVersion != 0:
+		req.Header.Set("X-Broker-API-Version", "2.12")
+	default:
+		req.Header.Set("X-Broker-API-Version", "2.17")
+	}
+	if headers&fuzzIdentity != 0 {
+		req.Header.Set("X-Broker-API-Originating-Identity", identity)
+	}
+	if headers&fuzzRequestID != 0 {
+		req.Header.Set("X-Broker-API-Request-Identity", identity)
+	}
+	if headers&fuzzJSONType != 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req
+}
+
+// isToken reports whether s is an HTTP method net/http accepts (RFC 9110 token).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// stateFingerprint is the row count and an md5 of the contents of each
+// broker table, so that any insert, update or delete shows.
+func stateFingerprint(t *testing.T, st *store.Store) string {
+	t.Helper()
+	var fp string
+	err := st.Pool().QueryRow(context.Background(), `SELECT concat_ws(' ',
+		(SELECT count(*) || ':' || coalesce(md5(string_agg(i::text, ',' ORDER BY i.id)), '') FROM instances i),
+		(SELECT count(*) || ':' || coalesce(md5(string_agg(o::text, ',' ORDER BY o.id)), '') FROM operations o),
+		(SELECT count(*) || ':' || coalesce(md5(string_agg(b::text, ',' ORDER BY b.instance_id, b.id)), '') FROM bindings b),
+		(SELECT count(*) FROM river_job))`).Scan(&fp)
+	if err != nil {
+		t.Fatalf("fingerprint the state database: %v", err)
+	}
+	return fp
+}

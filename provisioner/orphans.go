@@ -1,0 +1,49 @@
+package provisioner
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+
+	"github.com/hashicorp/nomad/api"
+)
+
+// MetaBroker is the job Meta key naming the broker deployment that owns a
+// job; several brokers may share one Nomad cluster.
+const MetaBroker = "pgbroker"
+
+var ownedJobID = regexp.MustCompile(`^pg-([0-9a-f]{12})-(nodes|gateways|cleanup)$`)
+
+// OwnedJob is a Nomad job this broker deployment created.
+type OwnedJob struct {
+	ID      string // Nomad job id
+	ShortID string // the instance's short id, from the job id
+}
+
+// OwnedJobs lists the jobs whose Meta names this broker and whose id has
+// the instance job shape, sorted by id.
+func (p *Provisioner) OwnedJobs(ctx context.Context) ([]OwnedJob, error) {
+	q := queryOpts(ctx)
+	q.Prefix = "pg-"
+	stubs, _, err := p.nomad.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, q)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs in Nomad: %w", err)
+	}
+	var out []OwnedJob
+	for _, s := range stubs {
+		m := ownedJobID.FindStringSubmatch(s.ID)
+		if m == nil || s.Meta[MetaBroker] != p.cfg.BrokerName {
+			continue
+		}
+		out = append(out, OwnedJob{ID: s.ID, ShortID: m[1]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// RemoveOrphan removes everything of the instance short: its jobs, its data
+// directory (on the node its node job ran on) and its secrets.
+func (p *Provisioner) RemoveOrphan(ctx context.Context, short string) error {
+	return p.Deprovision(ctx, Instance{ShortID: short}, func(string) {})
+}

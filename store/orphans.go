@@ -1,0 +1,55 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// LiveShortIDs returns the short ids of every instance not deprovisioned.
+func (s *Store) LiveShortIDs(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT short_id FROM instances WHERE deprovisioned_at IS NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("list live instances: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list live instances: %w", err)
+	}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// SeeOrphans records the orphan jobs of this sweep and forgets the ones no
+// longer orphaned. It returns when each was first seen.
+func (s *Store) SeeOrphans(ctx context.Context, jobIDs []string) (map[string]time.Time, error) {
+	seen := make(map[string]time.Time, len(jobIDs))
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM orphan_jobs WHERE NOT (job_id = ANY($1))`, jobIDs); err != nil {
+			return fmt.Errorf("forget orphans: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO orphan_jobs (job_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, jobIDs); err != nil {
+			return fmt.Errorf("record orphans: %w", err)
+		}
+		rows, err := tx.Query(ctx, `SELECT job_id, first_seen FROM orphan_jobs`)
+		if err != nil {
+			return fmt.Errorf("read orphans: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var t time.Time
+			if err := rows.Scan(&id, &t); err != nil {
+				return err
+			}
+			seen[id] = t
+		}
+		return rows.Err()
+	})
+	return seen, err
+}

@@ -1,0 +1,85 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// Orphans is what the reaper needs of the provisioner.
+type Orphans interface {
+	OwnedJobs(ctx context.Context) ([]provisioner.OwnedJob, error)
+	RemoveOrphan(ctx context.Context, short string) error
+}
+
+// ReapArgs is the periodic River job that sweeps orphan Nomad jobs. River
+// runs periodic jobs on its elected leader only, so several brokers sweep once.
+type ReapArgs struct{}
+
+// Kind names the job kind in River's table.
+func (ReapArgs) Kind() string { return "reap_orphans" }
+
+// InsertOpts: a failed sweep waits for the next one. (Uniqueness would keep
+// later sweeps out for as long as a completed one is retained, so none.)
+func (ReapArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 1}
+}
+
+type reaper struct {
+	river.WorkerDefaults[ReapArgs]
+	store   *store.Store
+	orphans Orphans
+	grace   time.Duration
+	log     *slog.Logger
+}
+
+// Work reports every job carrying this broker's name whose instance is
+// unknown or deprovisioned, and removes those first seen more than the
+// grace period ago (jobs, data directory, secrets).
+func (r *reaper) Work(ctx context.Context, _ *river.Job[ReapArgs]) error {
+	jobs, err := r.orphans.OwnedJobs(ctx)
+	if err != nil {
+		return err
+	}
+	live, err := r.store.LiveShortIDs(ctx)
+	if err != nil {
+		return err
+	}
+	var orphanIDs []string
+	shortOf := map[string]string{}
+	for _, j := range jobs {
+		if !live[j.ShortID] {
+			orphanIDs = append(orphanIDs, j.ID)
+			shortOf[j.ID] = j.ShortID
+		}
+	}
+	seen, err := r.store.SeeOrphans(ctx, orphanIDs)
+	if err != nil {
+		return err
+	}
+	removed := map[string]bool{}
+	for _, id := range orphanIDs {
+		first := seen[id]
+		due := first.Add(r.grace)
+		log := r.log.With(slog.String("job_id", id), slog.Time("first_seen", first), slog.Time("removal_due", due))
+		if time.Now().Before(due) {
+			log.Warn("orphan Nomad job: no instance owns it")
+			continue
+		}
+		if removed[shortOf[id]] {
+			continue
+		}
+		log.Warn("removing orphan Nomad job and its instance's data and secrets")
+		if err := r.orphans.RemoveOrphan(ctx, shortOf[id]); err != nil {
+			log.Error("remove orphan", slog.String("error", err.Error()))
+			continue
+		}
+		removed[shortOf[id]] = true
+	}
+	return nil
+}
