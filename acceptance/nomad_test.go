@@ -2,9 +2,9 @@ package acceptance
 
 import (
 	"os"
-	"sync"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/nomad/api"
