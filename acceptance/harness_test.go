@@ -2,6 +2,7 @@ package acceptance
 
 import (
 	"bytes"
+	"crypto/tls"
 	"context"
 	"fmt"
 	"net"
@@ -66,8 +67,16 @@ func newBroker(t testing.TB, extraEnv ...string) *broker {
 		t.Fatal(err)
 	}
 	u.Path = "/" + db
-	addr := freeAddr(t)
-	b := &broker{t: t, url: "http://" + addr, logs: &syncBuffer{}, stateDB: u.String(), name: db}
+	addr, scheme := freeAddr(t), "http"
+	for _, kv := range extraEnv {
+		if v, ok := strings.CutPrefix(kv, "PGBROKER_LISTEN="); ok {
+			addr = v
+		}
+		if strings.HasPrefix(kv, "PGBROKER_TLS_CERT_FILE=") {
+			scheme = "https"
+		}
+	}
+	b := &broker{t: t, url: scheme + "://" + addr, logs: &syncBuffer{}, stateDB: u.String(), name: db}
 	b.env = append(os.Environ(),
 		"PGBROKER_LISTEN="+addr,
 		"PGBROKER_USERNAME="+brokerUser,
@@ -80,6 +89,7 @@ func newBroker(t testing.TB, extraEnv ...string) *broker {
 		"PGBROKER_BROKER_NAME="+db, // each broker sweeps only its own orphans
 	)
 	b.env = append(b.env, extraEnv...)
+	suite.addLog(b.logs)
 	b.start()
 	t.Cleanup(func() {
 		b.stop()
@@ -103,7 +113,7 @@ func (b *broker) start() {
 	go func() { _ = cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(b.url + "/healthz")
+		resp, err := healthClient.Get(b.url + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -114,6 +124,11 @@ func (b *broker) start() {
 	}
 	b.t.Fatalf("broker did not answer /healthz within 30 s; log:\n%s", b.logs.String())
 }
+
+// healthClient polls /healthz; it trusts any certificate, as the HTTPS test
+// checks the certificate itself.
+var healthClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness poll only
 
 // kill ends the broker with SIGKILL, as a crash would.
 func (b *broker) kill() {
@@ -263,6 +278,9 @@ func bind(t *testing.T, c osb.Client, instanceID, bindingID, planID string, para
 	})
 	if err != nil {
 		t.Fatalf("bind: %v", err)
+	}
+	if pw, ok := resp.Credentials["password"].(string); ok {
+		suite.addSecret(pw)
 	}
 	return resp.Credentials
 }

@@ -55,6 +55,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if leaks := suite.leaks(); leaks > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %d password(s) handed out by bind appear in broker logs\n", leaks)
+		code = 1
+	} else {
+		fmt.Fprintf(os.Stderr, "acceptance: none of the %d passwords handed out appears in %d broker logs\n", suite.secretCount(), suite.logCount())
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
