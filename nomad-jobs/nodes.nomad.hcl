@@ -144,7 +144,6 @@ job "pg-nodes" {
       min_healthy_time  = "0s"
       healthy_deadline  = "3m"
       progress_deadline = "5m"
-      auto_revert       = false
     }
 
     # Deregister the service first so gateways drop this node before postgres

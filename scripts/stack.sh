@@ -5,7 +5,7 @@
 #
 #   stack.sh up            start what is not running (idempotent)
 #   stack.sh env           print export lines for DATABASE_URL, NOMAD_ADDR, PGBROKER_DATA_ROOT, PATH
-#   stack.sh status        one line per component
+#   stack.sh status        one line per component; exits 1 unless all are up
 #   stack.sh down [--purge] stop what up started; --purge also deletes all state but bin/
 set -euo pipefail
 
@@ -269,14 +269,16 @@ print_env() {
 }
 
 status() {
-	local owner
+	local owner up=0
 	if state_running; then
 		echo "state-db: running on 127.0.0.1:$state_port ($state_dir)"
 	else
 		echo "state-db: stopped ($state_dir)"
+		up=1
 	fi
 	if ! nomad_answers; then
 		echo "nomad: not answering at $nomad_addr"
+		up=1
 	elif pid_alive "$run_dir/nomad.pid" nomad; then
 		echo "nomad: running at $nomad_addr (pid $(<"$run_dir/nomad.pid"), started by this stack)"
 	else
@@ -287,7 +289,9 @@ status() {
 		echo "data-root: $data_root ($owner)"
 	else
 		echo "data-root: missing ($data_root)"
+		up=1
 	fi
+	return "$up"
 }
 
 main() {
