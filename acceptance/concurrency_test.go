@@ -39,7 +39,8 @@ func tinyCatalog(t *testing.T) string {
 // answer 202 and all reach "succeeded", each with its own gateway port.
 func TestFiftyParallelProvisionsAllSucceed(t *testing.T) {
 	const n = 50
-	b := newBroker(t, "PGBROKER_CATALOG_FILE="+tinyCatalog(t), "PGBROKER_GATEWAY_CPU_MHZ=10", "PGBROKER_GATEWAY_MEMORY_MIB=32")
+	b := newBroker(t, "PGBROKER_CATALOG_FILE="+tinyCatalog(t), "PGBROKER_GATEWAY_CPU_MHZ=10", "PGBROKER_GATEWAY_MEMORY_MIB=32",
+		"PGBROKER_GATEWAY_PORTS="+gatewayRange(n))
 	c := b.client()
 	ids := make([]string, n)
 	for i := range ids {

@@ -2,8 +2,8 @@ package acceptance
 
 import (
 	"bytes"
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -84,7 +84,7 @@ func newBroker(t testing.TB, extraEnv ...string) *broker {
 		"PGBROKER_DATABASE_URL="+u.String(),
 		"PGBROKER_DATA_ROOT="+dataRoot,
 		"PGBROKER_NOMAD_ADDR="+nomadAddr,
-		"PGBROKER_GATEWAY_PORTS="+gatewayRange(),
+		"PGBROKER_GATEWAY_PORTS="+gatewayRange(20),
 		"PGBROKER_LOG_LEVEL=debug",
 		"PGBROKER_BROKER_NAME="+db, // each broker sweeps only its own orphans
 	)
@@ -324,17 +324,17 @@ var portBlock struct {
 	next int
 }
 
-// gatewayRange gives each broker of this run its own 20 gateway ports, away
-// from the range `make run` uses.
-func gatewayRange() string {
+// gatewayRange gives each broker of this run its own n gateway ports, away
+// from the range `make run` uses (35000-35999).
+func gatewayRange(n int) string {
 	portBlock.mu.Lock()
 	defer portBlock.mu.Unlock()
 	if portBlock.next == 0 {
-		portBlock.next = 36000 + (os.Getpid()%40)*20
+		portBlock.next = 36000 + (os.Getpid()%20)*100
 	}
 	lo := portBlock.next
-	portBlock.next += 20
-	return fmt.Sprintf("%d-%d", lo, lo+19)
+	portBlock.next += n
+	return fmt.Sprintf("%d-%d", lo, lo+n-1)
 }
 
 func tail(s string, lines int) string {

@@ -87,12 +87,14 @@ func TestSoakMalformedRequestsChangeNothing(t *testing.T) {
 		codes     = map[int]int{}
 		byKind    = map[string]map[int]int{}
 		latencies = make([]time.Duration, 0, soakRequests)
-		failures  []string
+		failures  []string // the first 20
+		failed    int
 		resets    int
 	)
 	fail := func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
+		failed++
 		if len(failures) < 20 {
 			failures = append(failures, fmt.Sprintf(format, args...))
 		}
@@ -166,6 +168,9 @@ func TestSoakMalformedRequestsChangeNothing(t *testing.T) {
 	}
 	for _, f := range failures {
 		t.Error(f)
+	}
+	if failed > len(failures) {
+		t.Errorf("... %d failed requests in all, the first %d above", failed, len(failures))
 	}
 
 	select {

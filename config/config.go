@@ -32,6 +32,8 @@ type Config struct {
 	DataRoot         string        `split_words:"true" required:"true" desc:"directory on every Nomad client holding data directories (owned by postgres)"`
 	GatewayPorts     string        `split_words:"true" default:"35000-35999" desc:"inclusive range of static gateway ports"`
 	PublicHost       string        `split_words:"true" desc:"host put in credentials; default: the gateway's Nomad address"`
+	GatewayCPUMHz    int           `envconfig:"GATEWAY_CPU_MHZ" default:"100" desc:"CPU of one gateway (HAProxy) in MHz"`
+	GatewayMemoryMiB int           `envconfig:"GATEWAY_MEMORY_MIB" default:"64" desc:"memory of one gateway in MiB"`
 	BrokerName       string        `split_words:"true" default:"pgbroker" desc:"name of this deployment, stamped in job Meta; orphan sweeps only touch jobs carrying it"`
 	ReapInterval     time.Duration `split_words:"true" default:"1m" desc:"how often orphan Nomad jobs are swept"`
 	OrphanGrace      time.Duration `split_words:"true" default:"1h" desc:"an orphan job is removed this long after first seen"`
@@ -100,6 +102,8 @@ func (c Config) check() error {
 		{"PGBROKER_OPERATION_DEADLINE", c.OperationDeadline < c.AttemptTimeout, "at least PGBROKER_ATTEMPT_TIMEOUT"},
 		{"PGBROKER_MAX_RETRY_DELAY", c.MaxRetryDelay < time.Second, "at least 1s"},
 		{"PGBROKER_REAP_INTERVAL", c.ReapInterval < time.Second, "at least 1s"},
+		{"PGBROKER_GATEWAY_CPU_MHZ", c.GatewayCPUMHz < 1, "at least 1"},
+		{"PGBROKER_GATEWAY_MEMORY_MIB", c.GatewayMemoryMiB < 16, "at least 16"},
 		{"PGBROKER_ORPHAN_GRACE", c.OrphanGrace < 0, "zero or more"},
 		{"PGBROKER_BROKER_NAME", c.BrokerName == "", "non-empty"},
 		{"PGBROKER_TLS_KEY_FILE", (c.TLSCertFile == "") != (c.TLSKeyFile == ""), "set together with PGBROKER_TLS_CERT_FILE"},

@@ -48,6 +48,18 @@ variable "max_connections" {
   description = "Client connections one gateway accepts at once."
 }
 
+variable "gateway_cpu_mhz" {
+  type        = number
+  default     = 100
+  description = "CPU of one gateway in MHz."
+}
+
+variable "gateway_memory_mib" {
+  type        = number
+  default     = 64
+  description = "Memory of one gateway in MiB."
+}
+
 variable "host_network" {
   type        = string
   default     = "default"
@@ -149,8 +161,8 @@ job "pg-gateways" {
       kill_timeout = "10s"
 
       resources {
-        cpu    = 100
-        memory = 64
+        cpu    = var.gateway_cpu_mhz
+        memory = var.gateway_memory_mib
       }
 
       logs {

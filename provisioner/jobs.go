@@ -110,6 +110,8 @@ func (p *Provisioner) GatewaysJob(in Instance, s Size) (*api.Job, error) {
 	vars := p.commonVars(in.ShortID)
 	vars["gateway_count"] = s.Gateways
 	vars["gateway_port"] = in.GatewayPort
+	vars["gateway_cpu_mhz"] = p.cfg.GatewayCPUMHz
+	vars["gateway_memory_mib"] = p.cfg.GatewayMemoryMiB
 	vars["max_connections"] = s.MaxConnections
 	return p.parseJob(nomadjobs.Gateways, GatewaysJobID(in.ShortID), vars)
 }

@@ -27,7 +27,10 @@ type Config struct {
 	DataRoot    string   // directory on every Nomad client that holds instances' data directories
 	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
 	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
-	ReadyPoll   time.Duration
+
+	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
+	GatewayMemoryMiB int // memory of one gateway in MiB
+	ReadyPoll        time.Duration
 }
 
 // Provisioner carries out operations against one Nomad cluster. Safe for
@@ -45,6 +48,12 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	}
 	if len(cfg.Datacenters) == 0 {
 		cfg.Datacenters = []string{"*"}
+	}
+	if cfg.GatewayCPUMHz == 0 {
+		cfg.GatewayCPUMHz = 100
+	}
+	if cfg.GatewayMemoryMiB == 0 {
+		cfg.GatewayMemoryMiB = 64
 	}
 	if cfg.ReadyPoll == 0 {
 		cfg.ReadyPoll = 50 * time.Millisecond
