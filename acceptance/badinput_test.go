@@ -140,7 +140,7 @@ func stateRows(t *testing.T, b *broker) int {
 	defer conn.Close(context.Background())
 	var n int
 	err = conn.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM instances) + (SELECT count(*) FROM operations)
-		+ (SELECT count(*) FROM bindings) + (SELECT count(*) FROM river_job)`).Scan(&n)
+		+ (SELECT count(*) FROM bindings) + (SELECT count(*) FROM river_job WHERE kind = 'operation')`).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
 	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/store"
 )
 
 // Failures this broker answers beyond brokerapi's own (apiresponses.Err*).
@@ -45,7 +46,11 @@ func parameterFailure(err error) error {
 	return err
 }
 
-// dependencyFailure is a 500 whose message names the dependency that failed.
+// dependencyFailure is a 500 whose message names the dependency that failed,
+// or a 400 when the state database refused a value the request carried.
 func dependencyFailure(what string, err error) error {
+	if errors.Is(err, store.ErrInvalidValue) {
+		return badRequest("%s: %v: send UTF-8 text without NUL characters", what, err)
+	}
 	return apiresponses.NewFailureResponse(fmt.Errorf("%s: %w", what, err), http.StatusInternalServerError, "dependency-failure")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pivotal-cf/brokerapi/v10/middlewares"
 
@@ -32,6 +33,9 @@ func ParseOriginatingIdentity(header string) (store.Origin, error) {
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		return store.Origin{}, errors.New("X-Broker-API-Originating-Identity: the decoded value is not a JSON object")
 	}
+	if !utf8.Valid(raw) || holdsNUL(obj) {
+		return store.Origin{}, errors.New("X-Broker-API-Originating-Identity: the decoded value must be UTF-8 JSON without NUL characters")
+	}
 	return store.Origin{Platform: platform, Identity: raw}, nil
 }
 
@@ -44,4 +48,26 @@ func origin(ctx context.Context) store.Origin {
 		return store.Origin{}
 	}
 	return o
+}
+
+// holdsNUL reports whether a decoded JSON value has U+0000 in a string or
+// key: PostgreSQL jsonb cannot store it.
+func holdsNUL(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.ContainsRune(v, 0)
+	case []any:
+		for _, e := range v {
+			if holdsNUL(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if strings.ContainsRune(k, 0) || holdsNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
 }

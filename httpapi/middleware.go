@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 )
 
 // basicAuth answers 401 unless the request carries the credentials; it
@@ -83,11 +85,61 @@ func objectProblem(body []byte) string {
 	if obj == nil {
 		return "request body must be a JSON object, not null"
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return "request body must hold one JSON object, found more after it"
 	}
-	return ""
+	if !utf8.Valid(body) {
+		return "request body must be UTF-8 text"
+	}
+	return valueProblem(body)
 }
+
+// valueProblem says which string or number of the JSON document body the
+// broker cannot carry, or "": U+0000, which PostgreSQL text and jsonb cannot
+// store, and numbers beyond float64 (lager's log redaction panics on them).
+func valueProblem(body []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch v := tok.(type) {
+		case string:
+			if strings.ContainsRune(v, 0) {
+				return "request body must not hold NUL characters (\\u0000)"
+			}
+		case json.Number:
+			if _, err := v.Float64(); err != nil {
+				return fmt.Sprintf("request body holds the number %.40s, out of range", v)
+			}
+		}
+	}
+}
+
+// requireText answers 400 when the path or a query parameter is not UTF-8
+// text or holds a NUL character: instance, binding and operation ids are
+// PostgreSQL text, which can hold neither.
+func requireText(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isText(r.URL.Path) {
+			writeError(w, http.StatusBadRequest, "", "the request path must be UTF-8 text without NUL characters")
+			return
+		}
+		for key, values := range r.URL.Query() {
+			for _, v := range append(values, key) {
+				if !isText(v) {
+					writeError(w, http.StatusBadRequest, "", "query parameters must be UTF-8 text without NUL characters")
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 // writeError writes an OSB error body {"error": ..., "description": ...}.
 func writeError(w http.ResponseWriter, status int, code, description string) {

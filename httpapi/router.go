@@ -27,7 +27,7 @@ func NewRouter(b domain.ServiceBroker, o Options) http.Handler {
 	r.Handle("/healthz", http.HandlerFunc(healthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", readyz(o.Checks)).Methods(http.MethodGet)
 	osb := brokerapi.NewWithOptions(b, lagerLogger(o.Log))
-	r.PathPrefix("/v2/").Handler(basicAuth(o.Username, o.Password, osbHeaders(limitBody(o.MaxBodyBytes, requireJSON(osb)))))
+	r.PathPrefix("/v2/").Handler(basicAuth(o.Username, o.Password, osbHeaders(requireText(limitBody(o.MaxBodyBytes, requireJSON(osb))))))
 	return r
 }
 

@@ -39,7 +39,7 @@ func (s *Store) CreateBinding(ctx context.Context, b Binding) (Binding, error) {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (instance_id, id) DO NOTHING`,
 		b.InstanceID, b.ID, b.RoleName, b.ReadOnly, jsonOrEmpty(b.Parameters), b.AppGUID, b.Origin.Platform, jsonOrNull(b.Origin.Identity))
 	if err != nil {
-		return Binding{}, fmt.Errorf("insert binding: %w", err)
+		return Binding{}, fmt.Errorf("insert binding: %w", invalidValue(err))
 	}
 	return s.GetBinding(ctx, b.InstanceID, b.ID)
 }

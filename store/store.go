@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -25,6 +26,10 @@ var (
 	ErrOperationInFlight = errors.New("another operation is in progress on this instance")
 	// ErrNoFreePort: every port of the configured gateway range is taken.
 	ErrNoFreePort = errors.New("no free gateway port in the configured range")
+	// ErrInvalidValue: PostgreSQL refused a value of the request (SQLSTATE
+	// class 22, data exception): a NUL character or invalid UTF-8 in text, a
+	// JSON escape or number jsonb cannot hold.
+	ErrInvalidValue = errors.New("the state database cannot store a value of the request")
 )
 
 // Store is the state database. Safe for concurrent use.
@@ -68,7 +73,7 @@ func (s *Store) Ping(ctx context.Context) error {
 type EnqueueFunc func(ctx context.Context, tx pgx.Tx, opID string) error
 
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
+	return invalidValue(pgx.BeginFunc(ctx, s.pool, fn))
 }
 
 func isUniqueViolation(err error, constraint string) bool {
@@ -79,6 +84,16 @@ func isUniqueViolation(err error, constraint string) bool {
 func notFound(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ErrNotFound
+	}
+	return invalidValue(err)
+}
+
+// invalidValue maps PostgreSQL's data exceptions (SQLSTATE class 22) to
+// ErrInvalidValue, keeping PostgreSQL's message; other errors pass unchanged.
+func invalidValue(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		return fmt.Errorf("%w: %s", ErrInvalidValue, pgErr.Message)
 	}
 	return err
 }
