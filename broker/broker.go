@@ -34,6 +34,7 @@ type Broker struct {
 	instances Instances
 	ports     store.PortRange
 	log       *slog.Logger
+	services  []domain.Service // the catalog, converted once; read-only
 }
 
 var _ domain.ServiceBroker = (*Broker)(nil)
@@ -41,12 +42,13 @@ var _ domain.ServiceBroker = (*Broker)(nil)
 // New returns a Broker. enqueue puts an operation's job on the durable queue
 // inside the transaction that records it (worker.Runner.Enqueue).
 func New(cat *catalog.Catalog, st *store.Store, enqueue store.EnqueueFunc, inst Instances, ports store.PortRange, log *slog.Logger) *Broker {
-	return &Broker{catalog: cat, store: st, enqueue: enqueue, instances: inst, ports: ports, log: log}
+	return &Broker{catalog: cat, store: st, enqueue: enqueue, instances: inst, ports: ports, log: log,
+		services: cat.BrokerServices()}
 }
 
-// Services returns the catalog. GET /v2/catalog
+// Services returns the catalog. GET /v2/catalog. Callers must not modify it.
 func (b *Broker) Services(context.Context) ([]domain.Service, error) {
-	return b.catalog.BrokerServices(), nil
+	return b.services, nil
 }
 
 // target is what the provisioner needs of a stored instance.

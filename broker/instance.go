@@ -17,11 +17,14 @@ import (
 // Instance"). 404 when unknown, gone or still being provisioned; 422
 // ConcurrencyError while an update runs.
 func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.FetchInstanceDetails) (domain.GetInstanceDetailsSpec, error) {
-	inst, err := b.liveInstance(ctx, instanceID)
-	if err != nil {
-		return domain.GetInstanceDetailsSpec{}, err
+	inst, op, found, err := b.store.InstanceOperation(ctx, instanceID, "")
+	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
+		return domain.GetInstanceDetailsSpec{}, ErrInstanceNotFound
 	}
-	if op, err := b.store.LatestOperation(ctx, instanceID); err == nil && op.State == store.InProgress {
+	if err != nil {
+		return domain.GetInstanceDetailsSpec{}, dependencyFailure("read instance from the state database", err)
+	}
+	if found && op.State == store.InProgress {
 		if op.Kind == store.KindProvision {
 			return domain.GetInstanceDetailsSpec{}, ErrInstanceProvisioning
 		}
@@ -35,29 +38,21 @@ func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.Fe
 // LastOperation reports an operation: the one named by the "operation" query
 // parameter, or the instance's latest. GET
 // /v2/service_instances/:instance_id/last_operation (OSB 2.17 "Polling Last
-// Operation"). 410 once the instance was deprovisioned; 404 when unknown.
+// Operation"). 410 once the instance was deprovisioned; 404 when unknown; 400
+// for an operation of another instance.
 func (b *Broker) LastOperation(ctx context.Context, instanceID string, d domain.PollDetails) (domain.LastOperation, error) {
-	inst, err := b.store.GetInstance(ctx, instanceID)
+	inst, op, found, err := b.store.InstanceOperation(ctx, instanceID, d.OperationData)
 	if errors.Is(err, store.ErrNotFound) {
 		return domain.LastOperation{}, ErrInstanceNotFound
 	}
 	if err != nil {
-		return domain.LastOperation{}, dependencyFailure("read instance from the state database", err)
+		return domain.LastOperation{}, dependencyFailure("read operation from the state database", err)
 	}
 	if inst.Gone() {
 		return domain.LastOperation{}, apiresponses.ErrInstanceDoesNotExist
 	}
-	var op store.Operation
-	if d.OperationData != "" {
-		op, err = b.store.GetOperation(ctx, d.OperationData)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && op.InstanceID != instanceID) {
-			return domain.LastOperation{}, badRequest("operation %q is not an operation of instance %s", d.OperationData, instanceID)
-		}
-	} else {
-		op, err = b.store.LatestOperation(ctx, instanceID)
-	}
-	if err != nil {
-		return domain.LastOperation{}, dependencyFailure("read operation from the state database", err)
+	if !found {
+		return domain.LastOperation{}, badRequest("operation %q is not an operation of instance %s", d.OperationData, instanceID)
 	}
 	return domain.LastOperation{State: domain.LastOperationState(op.State), Description: op.Description}, nil
 }

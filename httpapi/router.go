@@ -38,6 +38,6 @@ func lagerLogger(log *slog.Logger) lager.Logger {
 	if redacting, err := lager.NewRedactingSink(sink, nil, nil); err == nil {
 		sink = redacting
 	}
-	l.RegisterSink(sink)
+	l.RegisterSink(enabledSink{log: log, next: sink})
 	return l
 }

@@ -146,3 +146,38 @@ func (s *Store) FinishOperation(ctx context.Context, opID string, state Operatio
 		return nil
 	})
 }
+
+// InstanceOperation returns an instance and, in the same query, one of its
+// operations: the one with id opID, or its latest when opID is "". found is
+// false when the instance has no such operation. Errors: ErrNotFound when
+// the instance does not exist. (One round trip: last_operation is polled.)
+func (s *Store) InstanceOperation(ctx context.Context, instanceID, opID string) (inst Instance, op Operation, found bool, err error) {
+	var (
+		oID, oInstance, oKind, oState, oDesc, oPlan, oPlatform *string
+		oParams, oIdentity                                     []byte
+		oCreated, oUpdated                                     *time.Time
+		oFinished                                              *time.Time
+	)
+	row := s.pool.QueryRow(ctx, `SELECT i.id, i.short_id, i.service_id, i.plan_id, i.organization_guid, i.space_guid,
+			i.parameters, i.context, coalesce(i.gateway_port, 0), i.node_id, i.created_at, i.deprovisioned_at,
+			o.id, o.instance_id, o.kind, o.state, o.description, o.plan_id, o.parameters, o.originating_platform,
+			o.originating_identity, o.created_at, o.updated_at, o.finished_at
+		FROM instances i
+		LEFT JOIN LATERAL (SELECT * FROM operations
+			WHERE instance_id = i.id AND ($2 = '' OR id = $2)
+			ORDER BY created_at DESC, id DESC LIMIT 1) o ON true
+		WHERE i.id = $1`, instanceID, opID)
+	err = row.Scan(&inst.ID, &inst.ShortID, &inst.ServiceID, &inst.PlanID, &inst.OrganizationGUID, &inst.SpaceGUID,
+		&inst.Parameters, &inst.Context, &inst.GatewayPort, &inst.NodeID, &inst.CreatedAt, &inst.DeprovisionedAt,
+		&oID, &oInstance, &oKind, &oState, &oDesc, &oPlan, &oParams, &oPlatform, &oIdentity, &oCreated, &oUpdated, &oFinished)
+	if err != nil {
+		return Instance{}, Operation{}, false, notFound(err)
+	}
+	if oID == nil {
+		return inst, Operation{}, false, nil
+	}
+	op = Operation{ID: *oID, InstanceID: *oInstance, Kind: OperationKind(*oKind), State: OperationState(*oState),
+		Description: *oDesc, PlanID: *oPlan, Parameters: oParams, Origin: Origin{Platform: *oPlatform, Identity: oIdentity},
+		CreatedAt: *oCreated, UpdatedAt: *oUpdated, FinishedAt: oFinished}
+	return inst, op, true, nil
+}
