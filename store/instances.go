@@ -80,6 +80,9 @@ func (s *Store) CreateInstance(ctx context.Context, in Instance, op Operation, p
 		if err := insertOperation(ctx, tx, op); err != nil {
 			return err
 		}
+		if err := announce(ctx, tx, in.ID); err != nil {
+			return err
+		}
 		return enqueue(ctx, tx, op.ID)
 	})
 	return out, err
@@ -94,7 +97,8 @@ func (s *Store) GetInstance(ctx context.Context, id string) (Instance, error) {
 // SetNodeID records the Nomad node that holds the instance's data directory,
 // so later job versions are pinned to it.
 func (s *Store) SetNodeID(ctx context.Context, instanceID, nodeID string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE instances SET node_id = $2 WHERE id = $1`, instanceID, nodeID)
+	_, err := s.pool.Exec(ctx, `WITH changed AS (UPDATE instances SET node_id = $2 WHERE id = $1 RETURNING id)
+		SELECT pg_notify($3, id) FROM changed`, instanceID, nodeID, notifyChannel)
 	if err != nil {
 		return fmt.Errorf("record node of instance: %w", err)
 	}
