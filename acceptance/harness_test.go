@@ -242,7 +242,7 @@ func provision(t *testing.T, c osb.Client, instanceID, planID string) time.Durat
 }
 
 // waitOperation polls last_operation until succeeded; failed is fatal.
-func waitOperation(t *testing.T, c osb.Client, instanceID string, op *osb.OperationKey, limit time.Duration) {
+func waitOperation(t testing.TB, c osb.Client, instanceID string, op *osb.OperationKey, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	last := ""
@@ -265,7 +265,7 @@ func waitOperation(t *testing.T, c osb.Client, instanceID string, op *osb.Operat
 		case osb.StateFailed:
 			t.Fatalf("operation failed: %s", desc)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("operation did not finish within %s; last: %s", limit, last)
 }
