@@ -105,13 +105,6 @@ func (s *Store) SetNodeID(ctx context.Context, instanceID, nodeID string) error 
 	return nil
 }
 
-// CountInstances returns how many instances are not deprovisioned.
-func (s *Store) CountInstances(ctx context.Context) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM instances WHERE deprovisioned_at IS NULL`).Scan(&n)
-	return n, err
-}
-
 func jsonOrEmpty(raw json.RawMessage) json.RawMessage {
 	if len(raw) == 0 || string(raw) == "null" {
 		return json.RawMessage(`{}`)
