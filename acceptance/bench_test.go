@@ -75,6 +75,7 @@ func brokerProvision(b *testing.B, c osb.Client) time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
+	rememberCA(b, creds.Credentials)
 	selectOne(b, creds.Credentials["DATABASE_URL"].(string))
 	took := time.Since(start)
 	dep, err := c.DeprovisionInstance(&osb.DeprovisionRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: "postgresql-starter-512"})
@@ -128,7 +129,7 @@ func asPostgres(b *testing.B, args ...string) {
 func selectOne(b *testing.B, url string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
+	conn, err := pgx.Connect(ctx, withRootCert(url))
 	if err != nil {
 		b.Fatalf("connect: %v", err)
 	}

@@ -31,7 +31,6 @@ const (
 	soakTimeout  = 30 * time.Second // one request
 )
 
-
 // Ids of the two instances the soak finds in the state database: one whose
 // provisioning is in progress, one deprovisioned. Requests on them reach the
 // broker's checks on a real instance without being able to change anything.

@@ -7,6 +7,9 @@ package pgadmin
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -30,11 +33,14 @@ type Admin struct {
 	port     int
 	user     string
 	password string
+	tls      *tls.Config
 }
 
-// New returns an Admin for the instance reachable at host:port.
-func New(host string, port int, user, password string) Admin {
-	return Admin{host: host, port: port, user: user, password: password}
+// New returns an Admin for the instance reachable at host:port. With
+// tlsConfig every connection uses TLS checked by it (the instance's server
+// certificate); nil means plaintext.
+func New(host string, port int, user, password string, tlsConfig *tls.Config) Admin {
+	return Admin{host: host, port: port, user: user, password: password, tls: tlsConfig}
 }
 
 func (a Admin) connect(ctx context.Context, database string) (*pgx.Conn, error) {
@@ -44,7 +50,8 @@ func (a Admin) connect(ctx context.Context, database string) (*pgx.Conn, error) 
 	}
 	cfg.Host, cfg.Port = a.host, uint16(a.port)
 	cfg.User, cfg.Password, cfg.Database = a.user, a.password, database
-	cfg.TLSConfig = nil
+	cfg.TLSConfig = a.tls
+	cfg.Fallbacks = nil
 	cfg.ConnectTimeout = 5 * time.Second
 	cfg.RuntimeParams["application_name"] = "pgbroker"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -64,6 +71,26 @@ func (a Admin) Ping(ctx context.Context) error {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, "SELECT 1")
 	return err
+}
+
+// ServerCertificate opens a connection and returns the certificate the server
+// presented in the TLS handshake. Errors: the connection's, or a plaintext
+// Admin.
+func (a Admin) ServerCertificate(ctx context.Context) (*x509.Certificate, error) {
+	conn, err := a.connect(ctx, "postgres")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	tc, ok := conn.PgConn().Conn().(*tls.Conn)
+	if !ok {
+		return nil, errors.New("the connection does not use TLS")
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return nil, errors.New("the server presented no certificate")
+	}
+	return certs[0], nil
 }
 
 // EnsureDatabase creates, when missing, the owner and reader roles and the
