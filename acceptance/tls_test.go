@@ -3,6 +3,7 @@ package acceptance
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/pki"
@@ -96,4 +98,80 @@ func provisionTemporary(t *testing.T, c osb.Client, planID string) string {
 	t.Cleanup(func() { deprovision(t, c, id, planID) })
 	provision(t, c, id, planID)
 	return id
+}
+
+// update asks for an update with parameters and waits for it to succeed.
+func update(t *testing.T, c osb.Client, id string, params map[string]any) {
+	t.Helper()
+	up, err := c.UpdateInstance(&osb.UpdateInstanceRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, Parameters: params})
+	if err != nil {
+		t.Fatalf("update %v: %v", params, err)
+	}
+	if !up.Async {
+		t.Fatalf("update %v answered synchronously", params)
+	}
+	waitOperation(t, c, id, up.OperationKey, 3*time.Minute)
+}
+
+// plaintext turns a DATABASE_URL into one that refuses TLS.
+func plaintext(databaseURL string) string {
+	return strings.Replace(databaseURL, "sslmode=verify-full", "sslmode=disable", 1)
+}
+
+// postmasterStart returns pg_postmaster_start_time(): it changes only when
+// PostgreSQL restarts.
+func postmasterStart(t *testing.T, conn *pgx.Conn) time.Time {
+	t.Helper()
+	var at time.Time
+	if err := conn.QueryRow(context.Background(), "SELECT pg_postmaster_start_time()").Scan(&at); err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// TestForceTLSRefusesPlaintext: with force_tls on, a plaintext connection is
+// refused (SQLSTATE 28000, "no encryption") and a TLS one works; off again,
+// plaintext works. Neither change restarts PostgreSQL.
+func TestForceTLSRefusesPlaintext(t *testing.T) {
+	b := newBroker(t)
+	c := b.client()
+	id := provisionTemporary(t, c, "postgresql-sandbox")
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
+	uri := creds["DATABASE_URL"].(string)
+
+	plain := connect(t, plaintext(uri))
+	if _, ok := plain.PgConn().Conn().(*tls.Conn); ok {
+		t.Fatal("sslmode=disable gave a TLS connection")
+	}
+	started := postmasterStart(t, plain)
+	plain.Close(context.Background())
+
+	update(t, c, id, map[string]any{"force_tls": true})
+	conn, err := tryConnect(plaintext(uri))
+	if err == nil {
+		conn.Close(context.Background())
+		t.Fatal("plaintext connection accepted with force_tls on")
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "28000" || !strings.Contains(pgErr.Message, "no encryption") {
+		t.Fatalf("plaintext connection refused with %v, want SQLSTATE 28000 naming no encryption", err)
+	}
+	secure := connect(t, uri)
+	tlsVersion(t, secure)
+	if got := postmasterStart(t, secure); !got.Equal(started) {
+		t.Fatalf("PostgreSQL restarted (started %s, now %s): force_tls must reload only", started, got)
+	}
+	inst, err := c.GetInstance(&osb.GetInstanceRequest{InstanceID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst.Parameters["force_tls"] != true {
+		t.Errorf("GET instance parameters %v lack force_tls: true", inst.Parameters)
+	}
+
+	update(t, c, id, map[string]any{"force_tls": false})
+	again := connect(t, plaintext(uri))
+	if got := postmasterStart(t, again); !got.Equal(started) {
+		t.Fatalf("PostgreSQL restarted turning force_tls off")
+	}
 }

@@ -259,3 +259,43 @@ func firstWords(s string, n int) string {
 	}
 	return strings.ToLower(strings.Join(f, " "))
 }
+
+// HBAState is how the instance's pg_hba.conf stands, on disk and loaded.
+type HBAState struct {
+	// HostTypes: SELECT DISTINCT type FROM pg_hba_file_rules for the
+	// non-replication TCP rules of the file on disk ("host", "hostssl").
+	HostTypes []string
+	// FileModified: pg_stat_file(current_setting('hba_file')).modification (whole seconds).
+	FileModified time.Time
+	// LoadedAt: pg_conf_load_time(), when the server last read its configuration.
+	LoadedAt time.Time
+}
+
+// TLSOnly reports whether the file on disk lets only TLS connections in.
+func (s HBAState) TLSOnly() bool {
+	for _, t := range s.HostTypes {
+		if t != "hostssl" {
+			return false
+		}
+	}
+	return len(s.HostTypes) > 0
+}
+
+// HBA reads the state of pg_hba.conf (superuser: pg_hba_file_rules and pg_stat_file).
+func (a Admin) HBA(ctx context.Context) (HBAState, error) {
+	conn, err := a.connect(ctx, "postgres")
+	if err != nil {
+		return HBAState{}, err
+	}
+	defer conn.Close(ctx)
+	var s HBAState
+	err = conn.QueryRow(ctx, `SELECT
+			coalesce((SELECT array_agg(DISTINCT type ORDER BY type) FROM pg_hba_file_rules
+				WHERE type LIKE 'host%' AND NOT ('replication' = ANY (database))), '{}'),
+			(pg_stat_file(current_setting('hba_file'))).modification,
+			pg_conf_load_time()`).Scan(&s.HostTypes, &s.FileModified, &s.LoadedAt)
+	if err != nil {
+		return HBAState{}, fmt.Errorf("read pg_hba.conf state: %w", err)
+	}
+	return s, nil
+}

@@ -26,6 +26,7 @@ import (
 type Operator interface {
 	Provision(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
 	Resize(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) error
+	Configure(ctx context.Context, from, to provisioner.Instance, progress provisioner.Progress) error
 	Deprovision(ctx context.Context, in provisioner.Instance, progress provisioner.Progress) error
 }
 
