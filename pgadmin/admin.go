@@ -160,16 +160,21 @@ func (a Admin) EnsureLoginRole(ctx context.Context, n Names, role, password stri
 	if err := ensureRole(ctx, conn, role, "LOGIN"); err != nil {
 		return err
 	}
+	stmts := []string{"ALTER ROLE " + ident(role) + " LOGIN PASSWORD " + literal(verifier)}
+	return execAll(ctx, conn, append(stmts, grants(n, role, readOnly)...))
+}
+
+// grants make role a read-write user (member of the owner role, acting as it)
+// or a read-only one (member of the reader group).
+func grants(n Names, role string, readOnly bool) []string {
 	r := ident(role)
-	stmts := []string{"ALTER ROLE " + r + " LOGIN PASSWORD " + literal(verifier)}
 	if readOnly {
-		stmts = append(stmts, "GRANT "+ident(n.Reader)+" TO "+r)
-	} else {
-		stmts = append(stmts,
-			"GRANT "+ident(n.Owner)+" TO "+r,
-			"ALTER ROLE "+r+" IN DATABASE "+ident(n.Database)+" SET role = "+literal(n.Owner))
+		return []string{"GRANT " + ident(n.Reader) + " TO " + r}
 	}
-	return execAll(ctx, conn, stmts)
+	return []string{
+		"GRANT " + ident(n.Owner) + " TO " + r,
+		"ALTER ROLE " + r + " IN DATABASE " + ident(n.Database) + " SET role = " + literal(n.Owner),
+	}
 }
 
 // DropLoginRole ends the role's sessions, hands what it owns to the owner
