@@ -25,6 +25,7 @@ import (
 	"github.com/pgbroker/pgbroker/config"
 	"github.com/pgbroker/pgbroker/httpapi"
 	"github.com/pgbroker/pgbroker/logging"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/worker"
@@ -122,6 +123,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log)
 	handler := httpapi.NewRouter(b, httpapi.Options{
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
+		Management: mgmtapi.New(st, prov, runner.Enqueue, log).Handler(),
 		Checks: []httpapi.Check{
 			{Name: "state_database", Fn: st.Ping},
 			{Name: "nomad", Fn: prov.Ping},
