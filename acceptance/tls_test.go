@@ -3,6 +3,7 @@ package acceptance
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net/url"
 	"os"
@@ -173,5 +174,55 @@ func TestForceTLSRefusesPlaintext(t *testing.T) {
 	again := connect(t, plaintext(uri))
 	if got := postmasterStart(t, again); !got.Equal(started) {
 		t.Fatalf("PostgreSQL restarted turning force_tls off")
+	}
+}
+
+// serverCertificate returns the certificate a connection's server presented.
+func serverCertificate(t *testing.T, conn *pgx.Conn) *x509.Certificate {
+	t.Helper()
+	tc, ok := conn.PgConn().Conn().(*tls.Conn)
+	if !ok {
+		t.Fatal("the connection is not TLS")
+	}
+	return tc.ConnectionState().PeerCertificates[0]
+}
+
+// TestCertificateRenewedWithoutRestart: with a short certificate lifetime,
+// the periodic renewal issues a new certificate before the old one expires;
+// PostgreSQL serves it to new connections (still verify-full) without a
+// restart, and a session opened before keeps working.
+func TestCertificateRenewedWithoutRestart(t *testing.T) {
+	b := newBroker(t, "PGBROKER_CERT_LIFETIME=3m", "PGBROKER_CERT_RENEW_BEFORE=2m50s", "PGBROKER_CERT_RENEW_INTERVAL=2s")
+	c := b.client()
+	id := provisionTemporary(t, c, "postgresql-sandbox")
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
+	uri := creds["DATABASE_URL"].(string)
+
+	held := connect(t, uri)
+	first := serverCertificate(t, held)
+	started := postmasterStart(t, held)
+	if left := time.Until(first.NotAfter); left > 3*time.Minute {
+		t.Fatalf("certificate valid %s more, want at most the configured 3m", left)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		conn := connect(t, uri) // verify-full with the credentials' CA
+		cert := serverCertificate(t, conn)
+		conn.Close(context.Background())
+		if !cert.Equal(first) {
+			t.Logf("renewed: serial %x -> %x, now valid until %s", first.SerialNumber, cert.SerialNumber, cert.NotAfter.UTC().Format(time.RFC3339))
+			if !cert.NotAfter.After(first.NotAfter) {
+				t.Errorf("the new certificate ends %s, not after the old %s", cert.NotAfter, first.NotAfter)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("certificate not renewed within 90 s; log:\n%s", tail(b.logs.String(), 40))
+		}
+		time.Sleep(time.Second)
+	}
+	mustExec(t, held, "SELECT 1")
+	if now := postmasterStart(t, held); !now.Equal(started) {
+		t.Fatalf("PostgreSQL restarted for the renewal (started %s, now %s)", started, now)
 	}
 }

@@ -111,10 +111,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := loadCA(ctx, prov, cfg, log); err != nil {
 		return err
 	}
-	runner, err := worker.New(st, cat, prov, prov, worker.Config{
+	runner, err := worker.New(st, cat, prov, prov, prov, worker.Config{
 		Workers: cfg.Workers, AttemptTimeout: cfg.AttemptTimeout, RescueAfter: cfg.RescueAfter,
 		Deadline: cfg.OperationDeadline, MaxRetryDelay: cfg.MaxRetryDelay,
-		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace,
+		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace, CertRenewInterval: cfg.CertRenewInterval,
 	}, log)
 	if err != nil {
 		return err
