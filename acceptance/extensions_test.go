@@ -114,11 +114,13 @@ func TestEnablingPgStatStatementsRestartsAsAnOperation(t *testing.T) {
 	before.Close(context.Background())
 
 	var op struct{ Operation, State string }
+	asked := time.Now()
 	if status, body := b.apiCall(t, "PUT", base, "", &op); status != 202 || op.Operation == "" || op.State != "in progress" {
 		t.Fatalf("enable pg_stat_statements: %d %s, want 202 with an operation", status, body)
 	}
 	key := osb.OperationKey(op.Operation)
 	waitOperation(t, c, id, &key, 3*time.Minute)
+	t.Logf("enabling pg_stat_statements (restart included) took %s", time.Since(asked).Round(time.Millisecond))
 
 	app := connect(t, uri)
 	if got := extensionsIn(t, app); !slices.Equal(got, []string{"pg_stat_statements"}) {

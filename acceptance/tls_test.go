@@ -104,6 +104,8 @@ func provisionTemporary(t *testing.T, c osb.Client, planID string) string {
 // update asks for an update with parameters and waits for it to succeed.
 func update(t *testing.T, c osb.Client, id string, params map[string]any) {
 	t.Helper()
+	start := time.Now()
+	defer func() { t.Logf("update %v took %s", params, time.Since(start).Round(time.Millisecond)) }()
 	up, err := c.UpdateInstance(&osb.UpdateInstanceRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, Parameters: params})
 	if err != nil {
 		t.Fatalf("update %v: %v", params, err)
