@@ -146,3 +146,21 @@ func stateRows(t *testing.T, b *broker) int {
 	}
 	return n
 }
+
+// TestBindWithCurlStyleFormContentTypeWorks: `curl -d` labels a JSON body
+// application/x-www-form-urlencoded; the body is still read as JSON.
+func TestBindWithCurlStyleFormContentTypeWorks(t *testing.T) {
+	b := newBroker(t)
+	id := uuid.NewString()
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	if status, body := b.raw("PUT", "/v2/service_instances/"+id+"?accepts_incomplete=true", provisionBody, form); status != http.StatusAccepted {
+		t.Fatalf("provision: %d %s", status, body)
+	}
+	waitOperation(t, b.client(), id, nil, 3*time.Minute)
+	status, body := b.raw("PUT", "/v2/service_instances/"+id+"/service_bindings/"+uuid.NewString(),
+		`{"service_id":"postgresql","plan_id":"postgresql-sandbox"}`, form)
+	if status != http.StatusCreated || !strings.Contains(body, "DATABASE_URL") {
+		t.Fatalf("bind: %d %s", status, body)
+	}
+	deprovision(t, b.client(), id, "postgresql-sandbox")
+}

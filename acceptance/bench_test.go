@@ -58,19 +58,7 @@ func brokerProvision(b *testing.B, c osb.Client) time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for {
-		lo, err := c.PollLastOperation(&osb.LastOperationRequest{InstanceID: id, OperationKey: resp.OperationKey})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if lo.State == osb.StateSucceeded {
-			break
-		}
-		if lo.State == osb.StateFailed {
-			b.Fatalf("provision failed: %s", *lo.Description)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitOperation(b, c, id, resp.OperationKey, 3*time.Minute)
 	creds, err := c.Bind(&osb.BindRequest{InstanceID: id, BindingID: uuid.NewString(), ServiceID: serviceID, PlanID: "postgresql-starter-512"})
 	if err != nil {
 		b.Fatal(err)
@@ -78,20 +66,7 @@ func brokerProvision(b *testing.B, c osb.Client) time.Duration {
 	rememberCA(b, creds.Credentials)
 	selectOne(b, creds.Credentials["DATABASE_URL"].(string))
 	took := time.Since(start)
-	dep, err := c.DeprovisionInstance(&osb.DeprovisionRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: "postgresql-starter-512"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for {
-		lo, err := c.PollLastOperation(&osb.LastOperationRequest{InstanceID: id, OperationKey: dep.OperationKey})
-		if osb.IsGoneError(err) || (err == nil && lo.State == osb.StateSucceeded) {
-			break
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	deprovision(b, c, id, "postgresql-starter-512")
 	return took
 }
 

@@ -180,7 +180,7 @@ func TestSandboxProvisionsAndDeprovisions(t *testing.T) {
 	}
 }
 
-func deprovision(t *testing.T, c osb.Client, id, plan string) {
+func deprovision(t testing.TB, c osb.Client, id, plan string) {
 	t.Helper()
 	resp, err := c.DeprovisionInstance(&osb.DeprovisionRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: plan})
 	if err != nil {

@@ -182,6 +182,9 @@ func TestUpdateRules(t *testing.T) {
 	if _, err := f.b.Update(ctx, "i-1", domain.UpdateDetails{ServiceID: "postgresql", PlanID: "postgresql-starter-2048"}, false); !errors.Is(err, apiresponses.ErrAsyncRequired) {
 		t.Fatalf("without accepts_incomplete: %v", err)
 	}
+	if _, err := f.b.Update(ctx, "i-1", domain.UpdateDetails{PlanID: "postgresql-starter-2048"}, true); status(err) != 400 || !strings.Contains(err.Error(), "service_id") {
+		t.Fatalf("update without service_id: %v, want 400 naming service_id", err)
+	}
 	if _, err := f.b.Update(ctx, "nope", domain.UpdateDetails{ServiceID: "postgresql", PlanID: "postgresql-starter-2048"}, true); status(err) != 404 {
 		t.Fatalf("unknown instance: %v, want 404", err)
 	}

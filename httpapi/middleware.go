@@ -67,6 +67,10 @@ func requireJSON(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		// OSB bodies are JSON whatever the client called them: with a form
+		// content type (curl -d sends one) brokerapi's FormValue would
+		// consume the body as a form before decoding it.
+		r.Header.Set("Content-Type", "application/json")
 		next.ServeHTTP(w, r)
 	})
 }

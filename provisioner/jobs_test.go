@@ -25,7 +25,8 @@ func TestHCLVarsQuotesEveryValue(t *testing.T) {
 
 func TestNamesAreStableAndSafe(t *testing.T) {
 	id := "5f2b6c1e-9a1d-4b43-8a8e-0c4e2f1d7a11"
-	if ShortID(id) != ShortID(id) || ShortID(id) == ShortID(id+"x") {
+	first, again := ShortID(id), ShortID(id)
+	if first != again || first == ShortID(id+"x") {
 		t.Fatal("ShortID is not a stable function of the id")
 	}
 	hex12 := regexp.MustCompile(`^[0-9a-f]{12}$`)

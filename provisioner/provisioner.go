@@ -339,7 +339,7 @@ func (p *Provisioner) Ping(ctx context.Context) error {
 	q := queryOpts(ctx)
 	q.Prefix, q.PerPage = "pg-", 1
 	if _, _, err := p.nomad.Jobs().List(q); err != nil {
-		return fmt.Errorf("Nomad API: %w", err)
+		return fmt.Errorf("ping the Nomad API: %w", err)
 	}
 	return nil
 }

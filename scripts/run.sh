@@ -18,7 +18,7 @@ cat <<MSG
 pgbroker on http://$PGBROKER_LISTEN  (user $PGBROKER_USERNAME, password $PGBROKER_PASSWORD; kept in .stack/broker-credentials)
 Try:
   curl -s -u $PGBROKER_USERNAME:$PGBROKER_PASSWORD -H 'X-Broker-API-Version: 2.17' http://$PGBROKER_LISTEN/v2/catalog
-  curl -s -u $PGBROKER_USERNAME:$PGBROKER_PASSWORD -H 'X-Broker-API-Version: 2.17' -X PUT \\
+  curl -s -u $PGBROKER_USERNAME:$PGBROKER_PASSWORD -H 'X-Broker-API-Version: 2.17' -H 'Content-Type: application/json' -X PUT \\
     'http://$PGBROKER_LISTEN/v2/service_instances/my-db?accepts_incomplete=true' \\
     -d '{"service_id":"postgresql","plan_id":"postgresql-starter-512","organization_guid":"org","space_guid":"space"}'
 MSG

@@ -83,6 +83,9 @@ func (s *Store) CreateInstance(ctx context.Context, in Instance, op Operation, p
 		if err := insertOperation(ctx, tx, op); err != nil {
 			return err
 		}
+		if err := announce(ctx, tx, in.ID); err != nil {
+			return err
+		}
 		return enqueue(ctx, tx, op.ID)
 	})
 	return out, err
@@ -97,7 +100,8 @@ func (s *Store) GetInstance(ctx context.Context, id string) (Instance, error) {
 // SetNodeID records the Nomad node that holds the instance's data directory,
 // so later job versions are pinned to it.
 func (s *Store) SetNodeID(ctx context.Context, instanceID, nodeID string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE instances SET node_id = $2 WHERE id = $1`, instanceID, nodeID)
+	_, err := s.pool.Exec(ctx, `WITH changed AS (UPDATE instances SET node_id = $2 WHERE id = $1 RETURNING id)
+		SELECT pg_notify($3, id) FROM changed`, instanceID, nodeID, notifyChannel)
 	if err != nil {
 		return fmt.Errorf("record node of instance: %w", err)
 	}
@@ -106,9 +110,10 @@ func (s *Store) SetNodeID(ctx context.Context, instanceID, nodeID string) error 
 
 // SetExtensions records the extensions the broker manages in the instance's
 // database (after the management API enabled or disabled one that needs no
-// restart).
+// restart), and announces the change to the status caches.
 func (s *Store) SetExtensions(ctx context.Context, instanceID string, extensions []string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE instances SET extensions = $2 WHERE id = $1`, instanceID, textArray(extensions))
+	_, err := s.pool.Exec(ctx, `WITH changed AS (UPDATE instances SET extensions = $2 WHERE id = $1 RETURNING id)
+		SELECT pg_notify($3, id) FROM changed`, instanceID, textArray(extensions), notifyChannel)
 	if err != nil {
 		return fmt.Errorf("record extensions of instance: %w", err)
 	}
@@ -138,13 +143,6 @@ func textArray(a []string) []string {
 		return []string{}
 	}
 	return a
-}
-
-// CountInstances returns how many instances are not deprovisioned.
-func (s *Store) CountInstances(ctx context.Context) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM instances WHERE deprovisioned_at IS NULL`).Scan(&n)
-	return n, err
 }
 
 func jsonOrEmpty(raw json.RawMessage) json.RawMessage {

@@ -89,6 +89,9 @@ func (s *Store) StartOperation(ctx context.Context, op Operation, enqueue Enqueu
 		if err := insertOperation(ctx, tx, op); err != nil {
 			return err
 		}
+		if err := announce(ctx, tx, op.InstanceID); err != nil {
+			return err
+		}
 		return enqueue(ctx, tx, op.ID)
 	})
 }
@@ -106,8 +109,10 @@ func (s *Store) LatestOperation(ctx context.Context, instanceID string) (Operati
 
 // SetProgress records the current step of an operation still in progress.
 func (s *Store) SetProgress(ctx context.Context, opID, description string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE operations SET description = $2, updated_at = now()
-		WHERE id = $1 AND state = 'in progress'`, opID, description)
+	_, err := s.pool.Exec(ctx, `WITH changed AS (
+			UPDATE operations SET description = $2, updated_at = now()
+			WHERE id = $1 AND state = 'in progress' RETURNING instance_id)
+		SELECT pg_notify($3, instance_id) FROM changed`, opID, description, notifyChannel)
 	if err != nil {
 		return fmt.Errorf("record progress: %w", err)
 	}
@@ -130,6 +135,9 @@ func (s *Store) FinishOperation(ctx context.Context, opID string, state Operatio
 		}
 		if err != nil {
 			return fmt.Errorf("finish operation: %w", err)
+		}
+		if err := announce(ctx, tx, op.InstanceID); err != nil {
+			return err
 		}
 		if state != Succeeded {
 			return nil
@@ -157,7 +165,22 @@ func (s *Store) FinishOperation(ctx context.Context, opID string, state Operatio
 // operations: the one with id opID, or its latest when opID is "". found is
 // false when the instance has no such operation. Errors: ErrNotFound when
 // the instance does not exist. (One round trip: last_operation is polled.)
-func (s *Store) InstanceOperation(ctx context.Context, instanceID, opID string) (inst Instance, op Operation, found bool, err error) {
+func (s *Store) InstanceOperation(ctx context.Context, instanceID, opID string) (Instance, Operation, bool, error) {
+	if s.cache == nil {
+		return s.queryInstanceOperation(ctx, instanceID, opID)
+	}
+	st, hit, tok := s.cache.lookup(instanceID, opID)
+	if hit {
+		return st.inst, st.op, st.found, nil
+	}
+	inst, op, found, err := s.queryInstanceOperation(ctx, instanceID, opID)
+	if err == nil {
+		s.cache.store(instanceID, opID, status{inst: inst, op: op, found: found}, tok)
+	}
+	return inst, op, found, err
+}
+
+func (s *Store) queryInstanceOperation(ctx context.Context, instanceID, opID string) (inst Instance, op Operation, found bool, err error) {
 	var (
 		oID, oInstance, oKind, oState, oDesc, oPlan, oPlatform *string
 		oParams, oIdentity                                     []byte

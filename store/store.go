@@ -34,7 +34,8 @@ var (
 
 // Store is the state database. Safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	cache *statusCache // nil until StartStatusCache
 }
 
 // Open connects to the state database at url (a libpq URL or DSN). The pool

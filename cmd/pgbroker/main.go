@@ -88,6 +88,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := st.Migrate(ctx); err != nil {
 		return err
 	}
+	st.StartStatusCache(ctx)
 	nomadCfg := api.DefaultConfig()
 	nomadCfg.Address, nomadCfg.SecretID = cfg.NomadAddr, cfg.NomadToken
 	// Every call carries a context, but parsing does not: bound it too, so a

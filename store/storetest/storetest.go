@@ -20,6 +20,14 @@ import (
 // New returns a Store on a new database, dropped when the test ends.
 func New(t testing.TB) *store.Store {
 	t.Helper()
+	st, _ := NewWithURL(t)
+	return st
+}
+
+// NewWithURL is New, also returning the database's URL (for a second Store,
+// as a second broker replica would open).
+func NewWithURL(t testing.TB) (*store.Store, string) {
+	t.Helper()
 	base := os.Getenv("DATABASE_URL")
 	if base == "" {
 		if os.Getenv("CI") == "true" {
@@ -57,5 +65,5 @@ func New(t testing.TB) *store.Store {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	return st
+	return st, u.String()
 }
