@@ -63,6 +63,7 @@ func brokerProvision(b *testing.B, c osb.Client) time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
+	rememberCA(b, creds.Credentials)
 	selectOne(b, creds.Credentials["DATABASE_URL"].(string))
 	took := time.Since(start)
 	deprovision(b, c, id, "postgresql-starter-512")
@@ -103,7 +104,7 @@ func asPostgres(b *testing.B, args ...string) {
 func selectOne(b *testing.B, url string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
+	conn, err := pgx.Connect(ctx, withRootCert(url))
 	if err != nil {
 		b.Fatalf("connect: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hashicorp/nomad/api"
 	"github.com/jackc/pgx/v5"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 )
@@ -93,6 +95,7 @@ func newBroker(t testing.TB, extraEnv ...string) *broker {
 	b.start()
 	t.Cleanup(func() {
 		b.stop()
+		deleteCA(t, db)
 		if t.Failed() {
 			t.Logf("broker log:\n%s", tail(b.logs.String(), 200))
 		}
@@ -284,14 +287,48 @@ func bind(t *testing.T, c osb.Client, instanceID, bindingID, planID string, para
 	if pw, ok := resp.Credentials["password"].(string); ok {
 		suite.addSecret(pw)
 	}
+	rememberCA(t, resp.Credentials)
 	return resp.Credentials
+}
+
+// rootCerts maps a DATABASE_URL handed out by bind to a file holding its
+// credentials' ca_certificate: sslmode=verify-full needs the CA in a file
+// (sslrootcert), as an application writes it from the credentials.
+var rootCerts sync.Map
+
+func rememberCA(t testing.TB, creds map[string]any) {
+	t.Helper()
+	ca, _ := creds["ca_certificate"].(string)
+	uri, _ := creds["DATABASE_URL"].(string)
+	if ca == "" || uri == "" {
+		return
+	}
+	f, err := os.CreateTemp("", "pgbroker-ca-*.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(ca); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(f.Name()) })
+	rootCerts.Store(uri, f.Name())
+}
+
+// withRootCert adds sslrootcert to a DATABASE_URL bind handed out.
+func withRootCert(databaseURL string) string {
+	f, ok := rootCerts.Load(databaseURL)
+	if !ok || strings.Contains(databaseURL, "sslrootcert=") {
+		return databaseURL
+	}
+	return databaseURL + "&sslrootcert=" + url.QueryEscape(f.(string))
 }
 
 func connect(t *testing.T, databaseURL string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, databaseURL)
+	conn, err := pgx.Connect(ctx, withRootCert(databaseURL))
 	if err != nil {
 		t.Fatalf("connect with DATABASE_URL: %v", err)
 	}
@@ -345,4 +382,19 @@ func tail(s string, lines int) string {
 		parts = parts[len(parts)-lines:]
 	}
 	return strings.Join(parts, "\n")
+}
+
+// deleteCA deletes the CA a test broker made in Nomad (its broker name is
+// unique to the test, so nothing else uses it).
+func deleteCA(t testing.TB, brokerName string) {
+	cfg := api.DefaultConfig()
+	cfg.Address = nomadAddr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Errorf("nomad client: %v", err)
+		return
+	}
+	if _, err := c.Variables().Delete("pgbroker/"+brokerName+"/ca", nil); err != nil && !errors.Is(err, api.ErrVariablePathNotFound) {
+		t.Errorf("delete the test broker's CA from Nomad: %v", err)
+	}
 }

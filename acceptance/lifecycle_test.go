@@ -225,5 +225,5 @@ func count(t *testing.T, conn *pgx.Conn, table string) int {
 func tryConnect(databaseURL string) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return pgx.Connect(ctx, databaseURL)
+	return pgx.Connect(ctx, withRootCert(databaseURL))
 }

@@ -8,9 +8,9 @@ import (
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
-// assertNoSecretLeak fails when any of secrets, or the instance's admin
-// password, appears in the broker's log, or in the instance's Nomad job
-// specs (Meta and task config included).
+// assertNoSecretLeak fails when any of secrets, or the instance's admin and
+// replication passwords or TLS private key, appears in the broker's log, or in
+// the instance's Nomad job specs (Meta and task config included).
 func assertNoSecretLeak(t *testing.T, b *broker, instanceID string, secrets ...string) {
 	t.Helper()
 	short := provisioner.ShortID(instanceID)
@@ -19,7 +19,12 @@ func assertNoSecretLeak(t *testing.T, b *broker, instanceID string, secrets ...s
 	if err != nil {
 		t.Fatalf("read the instance's secrets: %v", err)
 	}
-	for _, item := range v.Items {
+	// The Variable also holds what is not secret (force_tls, the certificate).
+	for _, key := range []string{"admin_password", "replication_password", "server_private_key"} {
+		item, ok := v.Items[key]
+		if !ok {
+			t.Fatalf("the instance's Variable has no %s", key)
+		}
 		secrets = append(secrets, item)
 	}
 	var specs []string

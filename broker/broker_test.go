@@ -231,3 +231,63 @@ func TestLastOperationAndDeprovision(t *testing.T) {
 		t.Fatalf("the released port is not reusable: %v", err)
 	}
 }
+
+// TestSettingsParameters: extensions and force_tls are checked (422 naming
+// the allowed extensions, nothing recorded), an update that changes nothing
+// is 200 without an operation, and a succeeded update makes them the
+// instance's (GET instance shows them).
+func TestSettingsParameters(t *testing.T) {
+	f := newFixture(t, store.PortRange{Min: 40010, Max: 40019})
+	ctx := context.Background()
+	bad := details("postgresql-sandbox")
+	bad.RawParameters = []byte(`{"extensions": ["postgis"]}`)
+	if _, err := f.b.Provision(ctx, "i-bad", bad, true); status(err) != 422 || !strings.Contains(err.Error(), "pgcrypto") {
+		t.Fatalf("provision with postgis: %v, want 422 naming the allowed extensions", err)
+	}
+	if _, err := f.st.GetInstance(ctx, "i-bad"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused provision recorded the instance: %v", err)
+	}
+	good := details("postgresql-sandbox")
+	good.RawParameters = []byte(`{"extensions": ["pgcrypto", "hstore"]}`)
+	spec, err := f.b.Provision(ctx, "i-2", good, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.FinishOperation(ctx, spec.OperationData, store.Succeeded, "ready"); err != nil {
+		t.Fatal(err)
+	}
+	inst, _ := f.st.GetInstance(ctx, "i-2")
+	if strings.Join(inst.Extensions, ",") != "hstore,pgcrypto" || inst.ForceTLS {
+		t.Fatalf("after provision: extensions %v force_tls %v", inst.Extensions, inst.ForceTLS)
+	}
+	upd := func(params string) (domain.UpdateServiceSpec, error) {
+		return f.b.Update(ctx, "i-2", domain.UpdateDetails{ServiceID: "postgresql", RawParameters: []byte(params)}, true)
+	}
+	if spec, err := upd(`{"extensions": ["pgcrypto", "hstore"], "force_tls": false}`); err != nil || spec.IsAsync {
+		t.Fatalf("same settings: %+v %v, want 200 without an operation", spec, err)
+	}
+	if _, err := upd(`{"extensions": ["nope"]}`); status(err) != 422 {
+		t.Fatalf("unknown extension on update: %v, want 422", err)
+	}
+	if _, err := upd(`{"force_tls": "yes"}`); status(err) != 400 || !strings.Contains(err.Error(), "force_tls") {
+		t.Fatalf("force_tls not a boolean: %v, want 400 naming it", err)
+	}
+	spec2, err := upd(`{"force_tls": true, "extensions": ["pg_stat_statements"]}`)
+	if err != nil || !spec2.IsAsync {
+		t.Fatalf("change settings: %+v %v", spec2, err)
+	}
+	if inst, _ := f.st.GetInstance(ctx, "i-2"); inst.ForceTLS || len(inst.Extensions) != 2 {
+		t.Fatalf("settings applied before the operation succeeded: %+v", inst)
+	}
+	if err := f.st.FinishOperation(ctx, spec2.OperationData, store.Succeeded, "done"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.b.GetInstance(ctx, "i-2", domain.FetchInstanceDetails{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := got.Parameters.(map[string]any)
+	if params["force_tls"] != true || strings.Join(params["extensions"].([]string), ",") != "pg_stat_statements" {
+		t.Fatalf("GET instance parameters %v", params)
+	}
+}

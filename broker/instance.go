@@ -12,7 +12,8 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// GetInstance returns an instance's plan and parameters.
+// GetInstance returns an instance's plan and parameters: those of the
+// provision, with force_tls and extensions as updates left them.
 // GET /v2/service_instances/:instance_id (OSB 2.17 "Fetching a Service
 // Instance"). 404 when unknown, gone or still being provisioned; 422
 // ConcurrencyError while an update runs.
@@ -30,8 +31,16 @@ func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.Fe
 		}
 		return domain.GetInstanceDetailsSpec{}, apiresponses.ErrConcurrentInstanceAccess
 	}
-	var params any
+	// The provision parameters, with the settings updates changed since.
+	params := map[string]any{}
 	_ = json.Unmarshal(orEmpty(inst.Parameters), &params)
+	delete(params, "extensions")
+	if len(inst.Extensions) > 0 {
+		params["extensions"] = inst.Extensions
+	}
+	if inst.ForceTLS {
+		params["force_tls"] = true
+	}
 	return domain.GetInstanceDetailsSpec{ServiceID: inst.ServiceID, PlanID: inst.PlanID, Parameters: params}, nil
 }
 

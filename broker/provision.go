@@ -23,7 +23,8 @@ import (
 // Answers 202 with an operation; 200 for an identical request after success;
 // 202 with the same operation for an identical request while in progress;
 // 409 for the same id with other attributes; 400 for bad parameters; 422
-// without accepts_incomplete or for a plan not offered yet.
+// without accepts_incomplete, for a plan not offered yet, or for an extension
+// not installed on the nodes (naming the allowed ones).
 func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.ProvisionDetails, asyncAllowed bool) (domain.ProvisionedServiceSpec, error) {
 	if !asyncAllowed {
 		return domain.ProvisionedServiceSpec{}, apiresponses.ErrAsyncRequired
@@ -45,6 +46,10 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	if err != nil {
 		return domain.ProvisionedServiceSpec{}, parameterFailure(err)
 	}
+	set := settingsOf(params)
+	if err := set.check(); err != nil {
+		return domain.ProvisionedServiceSpec{}, err
+	}
 	if plan.Nodes > 1 {
 		return domain.ProvisionedServiceSpec{}, unprocessable("PlanNotAvailable",
 			"plan %s is a highly available cluster (%d nodes); HA clusters are not available yet: choose a Sandbox or Starter plan", plan.ID, plan.Nodes)
@@ -53,6 +58,7 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	in := store.Instance{
 		ID: instanceID, ShortID: provisioner.ShortID(instanceID), ServiceID: d.ServiceID, PlanID: d.PlanID,
 		OrganizationGUID: d.OrganizationGUID, SpaceGUID: d.SpaceGUID, Parameters: rawParams, Context: d.RawContext,
+		Extensions: set.extensions,
 	}
 	op := store.Operation{
 		ID: uuid.NewString(), Kind: store.KindProvision, PlanID: d.PlanID, Parameters: rawParams,

@@ -14,12 +14,13 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// Update changes an instance's plan. PATCH /v2/service_instances/:instance_id
-// (OSB 2.17 "Updating a Service Instance"). Answers 202 with an operation; 200
-// when nothing changes; 400 for bad parameters; 422 without
-// accepts_incomplete, for a plan the instance cannot move to (with the
-// reason: plan kinds, or the data that would not fit), or while another
-// operation is in progress.
+// Update changes an instance's plan and settings (parameters force_tls and
+// extensions). PATCH /v2/service_instances/:instance_id (OSB 2.17 "Updating
+// a Service Instance"). Answers 202 with an operation; 200 when nothing
+// changes; 400 for bad parameters; 422 without accepts_incomplete, for a plan
+// the instance cannot move to (with the reason: plan kinds, or the data that
+// would not fit), for an extension not installed on the nodes, or while
+// another operation is in progress.
 func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateDetails, asyncAllowed bool) (domain.UpdateServiceSpec, error) {
 	if !asyncAllowed {
 		return domain.UpdateServiceSpec{}, apiresponses.ErrAsyncRequired
@@ -50,10 +51,14 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	if err != nil {
 		return domain.UpdateServiceSpec{}, parameterFailure(err)
 	}
+	set := settingsOf(params)
+	if err := set.check(); err != nil {
+		return domain.UpdateServiceSpec{}, err
+	}
 	if err := b.noOperationInFlight(ctx, instanceID); err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}
-	if planID == inst.PlanID && len(params) == 0 {
+	if planID == inst.PlanID && !set.changes(inst.ForceTLS, inst.Extensions) {
 		return domain.UpdateServiceSpec{}, nil // nothing changes: 200
 	}
 	if err := catalog.CheckPlanChange(from, to); err != nil {

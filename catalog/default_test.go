@@ -124,19 +124,9 @@ func TestDefaultSchemas(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Default: %v", err)
 	}
-	noParameters := map[string]any{
-		"$schema":              draft202012,
-		"type":                 "object",
-		"additionalProperties": false,
-		"properties":           map[string]any{},
-	}
 	for _, p := range c.Services[0].Plans {
-		if !reflect.DeepEqual(p.Schemas.Provision, noParameters) {
-			t.Errorf("%s: provision schema = %v, want %v", p.ID, p.Schemas.Provision, noParameters)
-		}
-		if !reflect.DeepEqual(p.Schemas.Update, noParameters) {
-			t.Errorf("%s: update schema = %v, want %v", p.ID, p.Schemas.Update, noParameters)
-		}
+		checkObjectSchema(t, p.ID+" provision", p.Schemas.Provision, map[string]string{"extensions": "array"})
+		checkObjectSchema(t, p.ID+" update", p.Schemas.Update, map[string]string{"extensions": "array", "force_tls": "boolean"})
 		props, _ := p.Schemas.Bind["properties"].(map[string]any)
 		readOnly, _ := props["read_only"].(map[string]any)
 		if p.Schemas.Bind["additionalProperties"] != false || readOnly["type"] != "boolean" {
@@ -152,5 +142,24 @@ func TestPlanUnknownIDNotFound(t *testing.T) {
 	}
 	if _, _, ok := c.Plan("postgresql-starter-256"); ok {
 		t.Error("Plan(postgresql-starter-256) found, want not found")
+	}
+}
+
+// checkObjectSchema: an object schema refusing unknown keys, with exactly
+// the properties named, of the types given.
+func checkObjectSchema(t *testing.T, name string, schema map[string]any, want map[string]string) {
+	t.Helper()
+	if schema["type"] != "object" || schema["additionalProperties"] != false {
+		t.Errorf("%s: schema %v is not an object refusing unknown keys", name, schema)
+	}
+	props, _ := schema["properties"].(map[string]any)
+	if len(props) != len(want) {
+		t.Errorf("%s: properties %v, want %v", name, props, want)
+	}
+	for key, typ := range want {
+		p, _ := props[key].(map[string]any)
+		if p["type"] != typ {
+			t.Errorf("%s: %s has type %v, want %s", name, key, p["type"], typ)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os/user"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +41,14 @@ type Config struct {
 	OrphanGrace      time.Duration `split_words:"true" default:"1h" desc:"an orphan job is removed this long after first seen"`
 	TLSCertFile      string        `split_words:"true" desc:"PEM certificate: serve HTTPS (with PGBROKER_TLS_KEY_FILE)"`
 	TLSKeyFile       string        `split_words:"true" desc:"PEM private key of PGBROKER_TLS_CERT_FILE"`
+
+	CACertFile        string        `envconfig:"CA_CERT_FILE" desc:"PEM CA certificate signing instances' server certificates (with PGBROKER_CA_KEY_FILE); default: a CA made at first start, kept in a Nomad Variable"`
+	CAKeyFile         string        `envconfig:"CA_KEY_FILE" desc:"PEM private key of PGBROKER_CA_CERT_FILE"`
+	CertLifetime      time.Duration `split_words:"true" default:"2160h" desc:"validity of an instance's server certificate"`
+	CertRenewBefore   time.Duration `split_words:"true" default:"720h" desc:"a server certificate expiring within this is re-issued"`
+	CertRenewInterval time.Duration `split_words:"true" default:"1h" desc:"how often server certificates are checked for renewal"`
+	PostgresUID       int           `envconfig:"POSTGRES_UID" default:"-1" desc:"numeric uid of user postgres on the Nomad clients; default: 999 with docker, else this machine's postgres user"`
+	PostgresGID       int           `envconfig:"POSTGRES_GID" default:"-1" desc:"numeric gid of that user"`
 
 	Workers            int           `split_words:"true" default:"8" desc:"operations carried out at once"`
 	AttemptTimeout     time.Duration `split_words:"true" default:"5m" desc:"one attempt of an operation"`
@@ -105,8 +115,13 @@ func (c Config) check() error {
 		{"PGBROKER_GATEWAY_CPU_MHZ", c.GatewayCPUMHz < 1, "at least 1"},
 		{"PGBROKER_GATEWAY_MEMORY_MIB", c.GatewayMemoryMiB < 16, "at least 16"},
 		{"PGBROKER_ORPHAN_GRACE", c.OrphanGrace < 0, "zero or more"},
-		{"PGBROKER_BROKER_NAME", c.BrokerName == "", "non-empty"},
 		{"PGBROKER_TLS_KEY_FILE", (c.TLSCertFile == "") != (c.TLSKeyFile == ""), "set together with PGBROKER_TLS_CERT_FILE"},
+		{"PGBROKER_CA_KEY_FILE", (c.CACertFile == "") != (c.CAKeyFile == ""), "set together with PGBROKER_CA_CERT_FILE"},
+		{"PGBROKER_CERT_LIFETIME", c.CertLifetime < time.Minute, "at least 1m"},
+		{"PGBROKER_CERT_RENEW_BEFORE", c.CertRenewBefore <= 0 || c.CertRenewBefore >= c.CertLifetime, "more than 0 and less than PGBROKER_CERT_LIFETIME"},
+		{"PGBROKER_CERT_RENEW_INTERVAL", c.CertRenewInterval < time.Second, "at least 1s"},
+		{"PGBROKER_POSTGRES_GID", (c.PostgresUID < 0) != (c.PostgresGID < 0), "set together with PGBROKER_POSTGRES_UID"},
+		{"PGBROKER_BROKER_NAME", !brokerName.MatchString(c.BrokerName), "1 to 64 letters, digits, _ or - (it names the CA's Nomad Variable)"},
 		{"PGBROKER_MAX_REQUEST_BODY_SIZE", c.MaxRequestBodySize < 1024, "at least 1024"},
 		{"PGBROKER_LOG_LEVEL", !oneOf(c.LogLevel, "debug", "info", "warn", "error"), "debug, info, warn or error"},
 	}
@@ -116,6 +131,32 @@ func (c Config) check() error {
 		}
 	}
 	return nil
+}
+
+var brokerName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// PostgresIDs returns the uid and gid of user postgres on the Nomad clients
+// (the owner of the rendered TLS key): PGBROKER_POSTGRES_UID and _GID when
+// set; else 999, the postgres image's, with the docker driver; else the ids of
+// this machine's postgres user (dev and test, where the broker runs beside the
+// client). Errors name the variables to set.
+func (c Config) PostgresIDs() (uid, gid int, err error) {
+	if c.PostgresUID >= 0 {
+		return c.PostgresUID, c.PostgresGID, nil
+	}
+	if c.NomadDriver == "docker" {
+		return 999, 999, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return 0, 0, errors.New("PGBROKER_POSTGRES_UID and PGBROKER_POSTGRES_GID are not set and this machine has no postgres user: set them to the ids of postgres on the Nomad clients")
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return 0, 0, errors.New("PGBROKER_POSTGRES_UID and PGBROKER_POSTGRES_GID are not set and this machine's postgres user has non-numeric ids: set them")
+	}
+	return uid, gid, nil
 }
 
 func oneOf(s string, options ...string) bool {

@@ -54,6 +54,12 @@ func TestLoadRejectsBadValueNamingTheVariable(t *testing.T) {
 		{"data root", "PGBROKER_DATA_ROOT", "relative/dir"},
 		{"log level", "PGBROKER_LOG_LEVEL", "loud"},
 		{"missing password", "PGBROKER_PASSWORD", ""},
+		{"CA key without certificate", "PGBROKER_CA_KEY_FILE", "/etc/pgbroker/ca.key"},
+		{"renewal window not shorter than the lifetime", "PGBROKER_CERT_RENEW_BEFORE", "2160h"},
+		{"certificate lifetime too short", "PGBROKER_CERT_LIFETIME", "30s"},
+		{"renewal interval", "PGBROKER_CERT_RENEW_INTERVAL", "0s"},
+		{"postgres gid without uid", "PGBROKER_POSTGRES_GID", "104"},
+		{"broker name unfit for a Variable path", "PGBROKER_BROKER_NAME", "my broker"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,5 +76,28 @@ func TestLoadRejectsBadValueNamingTheVariable(t *testing.T) {
 				t.Fatalf("error %q leaks the password", err)
 			}
 		})
+	}
+}
+
+func TestPostgresIDs(t *testing.T) {
+	setValid(t)
+	t.Setenv("PGBROKER_POSTGRES_UID", "101")
+	t.Setenv("PGBROKER_POSTGRES_GID", "104")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, gid, err := c.PostgresIDs(); uid != 101 || gid != 104 || err != nil {
+		t.Fatalf("PostgresIDs = %d, %d, %v", uid, gid, err)
+	}
+	setValid(t)
+	t.Setenv("PGBROKER_POSTGRES_UID", "")
+	t.Setenv("PGBROKER_POSTGRES_GID", "")
+	os.Unsetenv("PGBROKER_POSTGRES_UID")
+	os.Unsetenv("PGBROKER_POSTGRES_GID")
+	t.Setenv("PGBROKER_NOMAD_DRIVER", "docker")
+	c, _ = Load()
+	if uid, gid, err := c.PostgresIDs(); uid != 999 || gid != 999 || err != nil {
+		t.Fatalf("docker PostgresIDs = %d, %d, %v", uid, gid, err)
 	}
 }

@@ -29,7 +29,10 @@ type Credentials struct {
 type Endpoint struct {
 	Host    string
 	Port    int
-	SSLMode string
+	SSLMode string // libpq sslmode; anything but "disable" also turns SSL on in the JDBC URL
+	// CACertificate is the PEM of the CA that signed the server's certificate;
+	// clients verifying it (verify-full) need it in a file (libpq and JDBC sslrootcert).
+	CACertificate string
 }
 
 // New returns the credentials of user on database behind e.
@@ -46,18 +49,28 @@ func New(e Endpoint, database, user, password string, readOnly bool) Credentials
 		Scheme:   "postgresql",
 		Host:     hostPort,
 		Path:     "/" + database,
-		RawQuery: url.Values{"user": {user}, "password": {password}, "ssl": {strconv.FormatBool(e.SSLMode != "disable")}}.Encode(),
+		RawQuery: jdbcQuery(user, password, e.SSLMode).Encode(),
 	}
 	return Credentials{
-		URI:         uri.String(),
-		DatabaseURL: uri.String(),
-		JDBCURL:     "jdbc:" + jdbc.String(),
-		Host:        e.Host,
-		Port:        e.Port,
-		Database:    database,
-		Username:    user,
-		Password:    password,
-		SSLMode:     e.SSLMode,
-		ReadOnly:    readOnly,
+		URI:           uri.String(),
+		DatabaseURL:   uri.String(),
+		JDBCURL:       "jdbc:" + jdbc.String(),
+		Host:          e.Host,
+		Port:          e.Port,
+		Database:      database,
+		Username:      user,
+		Password:      password,
+		SSLMode:       e.SSLMode,
+		CACertificate: e.CACertificate,
+		ReadOnly:      readOnly,
 	}
+}
+
+// jdbcQuery: pgjdbc reads ssl and sslmode (same values as libpq's).
+func jdbcQuery(user, password, sslMode string) url.Values {
+	q := url.Values{"user": {user}, "password": {password}, "ssl": {strconv.FormatBool(sslMode != "disable")}}
+	if sslMode != "disable" {
+		q.Set("sslmode", sslMode)
+	}
+	return q
 }

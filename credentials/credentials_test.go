@@ -32,3 +32,19 @@ func TestNewBuildsMatchingURIs(t *testing.T) {
 		t.Fatalf("fields wrong: %+v", c)
 	}
 }
+
+func TestVerifyFullCarriesTheCAAndTurnsSSLOnInJDBC(t *testing.T) {
+	const ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	c := New(Endpoint{Host: "db.example.com", Port: 35000, SSLMode: "verify-full", CACertificate: ca}, "db_abc", "u_1", "pw", false)
+	u, _ := url.Parse(c.URI)
+	if got := u.Query().Get("sslmode"); got != "verify-full" || c.SSLMode != "verify-full" {
+		t.Fatalf("sslmode = %q / %q", got, c.SSLMode)
+	}
+	j, _ := url.Parse(c.JDBCURL[len("jdbc:"):])
+	if j.Query().Get("ssl") != "true" || j.Query().Get("sslmode") != "verify-full" {
+		t.Fatalf("jdbcUrl %q lacks ssl=true&sslmode=verify-full", c.JDBCURL)
+	}
+	if c.CACertificate != ca {
+		t.Fatalf("ca_certificate = %q", c.CACertificate)
+	}
+}

@@ -1,6 +1,7 @@
 // Package httpapi is the broker's HTTP surface: a gorilla/mux root router
-// with /healthz and /readyz, and the OSB API (brokerapi v10) under /v2/
-// behind basic auth, a request-body limit and a JSON check.
+// with /healthz and /readyz, the OSB API (brokerapi v10) under /v2/ behind
+// basic auth, a request-body limit and a JSON check, and the management API
+// (mgmtapi) under /api/ behind the same auth and limit.
 package httpapi
 
 import (
@@ -19,6 +20,9 @@ type Options struct {
 	MaxBodyBytes       int64        // largest accepted request body
 	Checks             []Check      // what /readyz checks
 	Log                *slog.Logger // where brokerapi's lager logs go
+	// Management serves /api/ (mgmtapi), behind the same basic auth and body
+	// limit as the OSB API; nil leaves /api/ unrouted.
+	Management http.Handler
 }
 
 // NewRouter returns the root handler.
@@ -28,6 +32,9 @@ func NewRouter(b domain.ServiceBroker, o Options) http.Handler {
 	r.Handle("/readyz", readyz(o.Checks)).Methods(http.MethodGet)
 	osb := brokerapi.NewWithOptions(b, lagerLogger(o.Log))
 	r.PathPrefix("/v2/").Handler(basicAuth(o.Username, o.Password, osbHeaders(requireText(limitBody(o.MaxBodyBytes, requireJSON(osb))))))
+	if o.Management != nil {
+		r.PathPrefix("/api/").Handler(basicAuth(o.Username, o.Password, requireText(limitBody(o.MaxBodyBytes, o.Management))))
+	}
 	return r
 }
 

@@ -61,6 +61,7 @@ func jobFiles(driver string) []jobFile {
 				"instance": instance, "driver": driver, "datacenters": []string{"dc1"},
 				"node_count": 2, "memory_mib": 512, "cpu_mhz": 500, "max_connections": 120,
 				"data_root": "/srv/pgbroker/data", "host_network": "private",
+				"shared_preload_libraries": []string{"pg_stat_statements"}, "postgres_uid": 101, "postgres_gid": 104,
 			},
 			group: "node", count: 2, task: "postgres", port: 0, service: "pg-" + instance + "-node",
 		},

@@ -83,6 +83,28 @@ variable "host_network" {
   description = "Client host network the node port is allocated on."
 }
 
+variable "shared_preload_libraries" {
+  type        = list(string)
+  default     = []
+  description = "Libraries PostgreSQL loads at start (shared_preload_libraries), e.g. pg_stat_statements; a change restarts the node."
+  validation {
+    condition     = length([for l in var.shared_preload_libraries : l if regex_replace(l, "^[a-z0-9_]{1,63}$", "ok") != "ok"]) == 0
+    error_message = "Each shared_preload_libraries entry must be 1 to 63 lower-case letters, digits and underscores."
+  }
+}
+
+variable "postgres_uid" {
+  type        = number
+  default     = 999
+  description = "Numeric uid of the user PostgreSQL runs as on the clients (postgres); owns the rendered TLS key, which PostgreSQL requires."
+}
+
+variable "postgres_gid" {
+  type        = number
+  default     = 999
+  description = "Numeric gid of that user."
+}
+
 variable "postgres_bin_dir" {
   type    = string
   default = "/usr/lib/postgresql/15/bin"
@@ -223,6 +245,30 @@ job "pg-nodes" {
         EOT
       }
 
+      # Certificate and key in one file (PostgreSQL reads the CERTIFICATE block
+      # for ssl_cert_file and the PRIVATE KEY block for ssl_key_file), so a
+      # renewal never pairs a new certificate with an old key. Owned by the
+      # postgres user, mode 0600: PostgreSQL refuses a key others can read.
+      template {
+        destination   = "secrets/server.pem"
+        perms         = "0600"
+        uid           = var.postgres_uid
+        gid           = var.postgres_gid
+        change_mode   = "signal"
+        change_signal = "SIGHUP"
+        splay         = "0s"
+        wait {
+          min = "100ms"
+          max = "1s"
+        }
+        data = <<-EOT
+          {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+          {{- .server_certificate.Value }}
+          {{- .server_private_key.Value }}
+          {{- end }}
+        EOT
+      }
+
       template {
         destination = "local/start.sh"
         perms       = "0755"
@@ -273,11 +319,16 @@ job "pg-nodes" {
           # Rendered from nodes.nomad.hcl; the data directory's own postgresql.conf is not read.
           listen_addresses = '{{ env "NOMAD_IP_pg" }}'
           port = {{ env "NOMAD_PORT_pg" }}
-          hba_file = '{{ env "NOMAD_TASK_DIR" }}/pg_hba.conf'
+          hba_file = '{{ env "NOMAD_SECRETS_DIR" }}/pg_hba.conf'
           max_connections = ${var.max_connections}
           shared_buffers = ${floor(var.memory_mib / 4)}MB
           effective_cache_size = ${floor(var.memory_mib * 3 / 4)}MB
           password_encryption = 'scram-sha-256'
+          ssl = on
+          ssl_cert_file = '{{ env "NOMAD_SECRETS_DIR" }}/server.pem'
+          ssl_key_file = '{{ env "NOMAD_SECRETS_DIR" }}/server.pem'
+          ssl_min_protocol_version = 'TLSv1.2'
+          shared_preload_libraries = '${join(",", var.shared_preload_libraries)}'
           # Also bounds how long a shutdown waits for connections that never authenticate.
           authentication_timeout = 10s
           wal_level = replica
@@ -297,15 +348,33 @@ job "pg-nodes" {
         EOT
       }
 
+      # Force TLS: with force_tls = "true" only TLS connections may log in
+      # (hostssl); a plaintext one is refused ("no encryption"). Replication
+      # always needs TLS. In secrets/ like every file rendered from the
+      # Variable, so readable by postgres alone.
       template {
-        destination = "local/pg_hba.conf"
-        data        = <<-EOT
+        destination   = "secrets/pg_hba.conf"
+        perms         = "0600"
+        uid           = var.postgres_uid
+        gid           = var.postgres_gid
+        change_mode   = "signal"
+        change_signal = "SIGHUP"
+        splay         = "0s"
+        wait {
+          min = "100ms"
+          max = "1s"
+        }
+        data = <<-EOT
+          {{- $host := "host" }}
+          {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+          {{- if eq .force_tls.Value "true" }}{{ $host = "hostssl" }}{{ end }}
+          {{- end }}
           # TYPE  DATABASE     USER        ADDRESS    METHOD
           local   all          all                    scram-sha-256
-          host    all          all         0.0.0.0/0  scram-sha-256
-          host    all          all         ::/0       scram-sha-256
-          host    replication  replicator  0.0.0.0/0  scram-sha-256
-          host    replication  replicator  ::/0       scram-sha-256
+          {{ $host }}    all          all         0.0.0.0/0  scram-sha-256
+          {{ $host }}    all          all         ::/0       scram-sha-256
+          hostssl replication  replicator  0.0.0.0/0  scram-sha-256
+          hostssl replication  replicator  ::/0       scram-sha-256
         EOT
       }
     }

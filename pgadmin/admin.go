@@ -7,6 +7,9 @@ package pgadmin
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -30,11 +33,14 @@ type Admin struct {
 	port     int
 	user     string
 	password string
+	tls      *tls.Config
 }
 
-// New returns an Admin for the instance reachable at host:port.
-func New(host string, port int, user, password string) Admin {
-	return Admin{host: host, port: port, user: user, password: password}
+// New returns an Admin for the instance reachable at host:port. With
+// tlsConfig every connection uses TLS checked by it (the instance's server
+// certificate); nil means plaintext.
+func New(host string, port int, user, password string, tlsConfig *tls.Config) Admin {
+	return Admin{host: host, port: port, user: user, password: password, tls: tlsConfig}
 }
 
 func (a Admin) connect(ctx context.Context, database string) (*pgx.Conn, error) {
@@ -44,7 +50,8 @@ func (a Admin) connect(ctx context.Context, database string) (*pgx.Conn, error) 
 	}
 	cfg.Host, cfg.Port = a.host, uint16(a.port)
 	cfg.User, cfg.Password, cfg.Database = a.user, a.password, database
-	cfg.TLSConfig = nil
+	cfg.TLSConfig = a.tls
+	cfg.Fallbacks = nil
 	cfg.ConnectTimeout = 5 * time.Second
 	cfg.RuntimeParams["application_name"] = "pgbroker"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -64,6 +71,26 @@ func (a Admin) Ping(ctx context.Context) error {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, "SELECT 1")
 	return err
+}
+
+// ServerCertificate opens a connection and returns the certificate the server
+// presented in the TLS handshake. Errors: the connection's, or a plaintext
+// Admin.
+func (a Admin) ServerCertificate(ctx context.Context) (*x509.Certificate, error) {
+	conn, err := a.connect(ctx, "postgres")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	tc, ok := conn.PgConn().Conn().(*tls.Conn)
+	if !ok {
+		return nil, errors.New("the connection does not use TLS")
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return nil, errors.New("the server presented no certificate")
+	}
+	return certs[0], nil
 }
 
 // EnsureDatabase creates, when missing, the owner and reader roles and the
@@ -133,16 +160,21 @@ func (a Admin) EnsureLoginRole(ctx context.Context, n Names, role, password stri
 	if err := ensureRole(ctx, conn, role, "LOGIN"); err != nil {
 		return err
 	}
+	stmts := []string{"ALTER ROLE " + ident(role) + " LOGIN PASSWORD " + literal(verifier)}
+	return execAll(ctx, conn, append(stmts, grants(n, role, readOnly)...))
+}
+
+// grants make role a read-write user (member of the owner role, acting as it)
+// or a read-only one (member of the reader group).
+func grants(n Names, role string, readOnly bool) []string {
 	r := ident(role)
-	stmts := []string{"ALTER ROLE " + r + " LOGIN PASSWORD " + literal(verifier)}
 	if readOnly {
-		stmts = append(stmts, "GRANT "+ident(n.Reader)+" TO "+r)
-	} else {
-		stmts = append(stmts,
-			"GRANT "+ident(n.Owner)+" TO "+r,
-			"ALTER ROLE "+r+" IN DATABASE "+ident(n.Database)+" SET role = "+literal(n.Owner))
+		return []string{"GRANT " + ident(n.Reader) + " TO " + r}
 	}
-	return execAll(ctx, conn, stmts)
+	return []string{
+		"GRANT " + ident(n.Owner) + " TO " + r,
+		"ALTER ROLE " + r + " IN DATABASE " + ident(n.Database) + " SET role = " + literal(n.Owner),
+	}
 }
 
 // DropLoginRole ends the role's sessions, hands what it owns to the owner
@@ -231,4 +263,44 @@ func firstWords(s string, n int) string {
 		f = f[:n]
 	}
 	return strings.ToLower(strings.Join(f, " "))
+}
+
+// HBAState is how the instance's pg_hba.conf stands, on disk and loaded.
+type HBAState struct {
+	// HostTypes: SELECT DISTINCT type FROM pg_hba_file_rules for the
+	// non-replication TCP rules of the file on disk ("host", "hostssl").
+	HostTypes []string
+	// FileModified: pg_stat_file(current_setting('hba_file')).modification (whole seconds).
+	FileModified time.Time
+	// LoadedAt: pg_conf_load_time(), when the server last read its configuration.
+	LoadedAt time.Time
+}
+
+// TLSOnly reports whether the file on disk lets only TLS connections in.
+func (s HBAState) TLSOnly() bool {
+	for _, t := range s.HostTypes {
+		if t != "hostssl" {
+			return false
+		}
+	}
+	return len(s.HostTypes) > 0
+}
+
+// HBA reads the state of pg_hba.conf (superuser: pg_hba_file_rules and pg_stat_file).
+func (a Admin) HBA(ctx context.Context) (HBAState, error) {
+	conn, err := a.connect(ctx, "postgres")
+	if err != nil {
+		return HBAState{}, err
+	}
+	defer conn.Close(ctx)
+	var s HBAState
+	err = conn.QueryRow(ctx, `SELECT
+			coalesce((SELECT array_agg(DISTINCT type ORDER BY type) FROM pg_hba_file_rules
+				WHERE type LIKE 'host%' AND NOT ('replication' = ANY (database))), '{}'),
+			(pg_stat_file(current_setting('hba_file'))).modification,
+			pg_conf_load_time()`).Scan(&s.HostTypes, &s.FileModified, &s.LoadedAt)
+	if err != nil {
+		return HBAState{}, fmt.Errorf("read pg_hba.conf state: %w", err)
+	}
+	return s, nil
 }

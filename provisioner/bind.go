@@ -68,7 +68,8 @@ func (p *Provisioner) credentials(ctx context.Context, in Instance, role, passwo
 			return credentials.Credentials{}, err
 		}
 	}
-	// TLS arrives with the certificates work; until then say so plainly.
-	e := credentials.Endpoint{Host: host, Port: in.GatewayPort, SSLMode: "disable"}
+	// Every server certificate names this host (certificateHosts), so clients
+	// can check both the chain and the name.
+	e := credentials.Endpoint{Host: host, Port: in.GatewayPort, SSLMode: "verify-full", CACertificate: p.CACertificate()}
 	return credentials.New(e, DatabaseNames(in.ShortID).Database, role, password, readOnly), nil
 }

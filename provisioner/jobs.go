@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
+	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
 // hclVars renders HCL2 variable assignments ("name = value" lines, the
@@ -102,6 +103,9 @@ func (p *Provisioner) NodesJob(in Instance, s Size) (*api.Job, error) {
 	vars["max_connections"] = s.MaxConnections
 	vars["data_root"] = p.cfg.DataRoot
 	vars["node_id"] = in.NodeID
+	vars["postgres_uid"] = p.cfg.PostgresUID
+	vars["postgres_gid"] = p.cfg.PostgresGID
+	vars["shared_preload_libraries"] = pgadmin.PreloadLibraries(in.Extensions)
 	return p.parseJob(nomadjobs.Nodes, NodesJobID(in.ShortID), vars)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/pgadmin"
+	"github.com/pgbroker/pgbroker/pki"
 )
 
 // Config is how instances are laid out on Nomad.
@@ -31,6 +32,12 @@ type Config struct {
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB
 	ReadyPoll        time.Duration
+
+	// PostgresUID and PostgresGID are the numeric ids of the user PostgreSQL
+	// runs as on the clients; the rendered TLS key file belongs to it.
+	PostgresUID, PostgresGID int
+	CertLifetime             time.Duration // validity of a server certificate from its issue
+	CertRenewBefore          time.Duration // a certificate expiring within this is re-issued
 }
 
 // Provisioner carries out operations against one Nomad cluster. Safe for
@@ -39,6 +46,7 @@ type Provisioner struct {
 	nomad *api.Client
 	cfg   Config
 	log   *slog.Logger
+	ca    *pki.CA // set by LoadCA
 }
 
 // New returns a Provisioner using the Nomad client c.
@@ -58,6 +66,12 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.ReadyPoll == 0 {
 		cfg.ReadyPoll = 50 * time.Millisecond
 	}
+	if cfg.CertLifetime == 0 {
+		cfg.CertLifetime = 90 * 24 * time.Hour
+	}
+	if cfg.CertRenewBefore == 0 {
+		cfg.CertRenewBefore = 30 * 24 * time.Hour
+	}
 	return &Provisioner{nomad: c, cfg: cfg, log: log}
 }
 
@@ -66,6 +80,9 @@ type Instance struct {
 	ShortID     string // see ShortID
 	GatewayPort int    // static gateway port
 	NodeID      string // Nomad node holding the data directory; "" before first placement
+
+	ForceTLS   bool     // pg_hba.conf allows TLS connections only
+	Extensions []string // extensions the broker manages in the instance's database (pgadmin.Contrib names)
 }
 
 // Size is the part of a plan that shapes the jobs (catalog.Plan).
@@ -93,6 +110,9 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	progress("creating secrets")
 	secrets, err := p.ensureSecret(ctx, nodesSecretPath(in.ShortID), "admin_password", "replication_password")
 	if err != nil {
+		return Placement{}, err
+	}
+	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID, "")); err != nil {
 		return Placement{}, err
 	}
 	crashpoint.Hit("provision:secrets")
@@ -131,6 +151,9 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err := p.waitReady(ctx, admin, progress); err != nil {
 		return placed, err
 	}
+	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
+		return placed, err
+	}
 	progress("creating the database and its roles")
 	if err := admin.EnsureDatabase(ctx, DatabaseNames(in.ShortID)); err != nil {
 		return placed, fmt.Errorf("create database: %w", err)
@@ -143,6 +166,10 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 // again (pinned to the node holding the data) and waits for the new
 // allocation to serve through the unchanged gateway. Idempotent.
 func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progress Progress) error {
+	// Instances made before TLS have no certificate yet; the new job needs one.
+	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID, "")); err != nil {
+		return err
+	}
 	progress("registering the new node job")
 	nodes, err := p.NodesJob(in, size)
 	if err != nil {
@@ -164,7 +191,32 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 	if err != nil {
 		return err
 	}
-	return p.waitReady(ctx, admin, progress)
+	if err := p.waitReady(ctx, admin, progress); err != nil {
+		return err
+	}
+	return p.certifyGateway(ctx, in, admin, progress)
+}
+
+// certifyGateway makes the server certificate name the gateway's address
+// when credentials give that address (no PGBROKER_PUBLIC_HOST), and waits
+// until PostgreSQL serves it. The address is known only once the gateway is
+// placed, so the first certificate names the node service alone.
+func (p *Provisioner) certifyGateway(ctx context.Context, in Instance, admin pgadmin.Admin, progress Progress) error {
+	if p.cfg.PublicHost != "" {
+		return nil
+	}
+	host, err := p.gatewayAddress(ctx, in.ShortID)
+	if err != nil {
+		return err
+	}
+	cert, issued, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID, host))
+	if err != nil {
+		return err
+	}
+	if issued {
+		progress("loading the server certificate for " + host)
+	}
+	return p.waitServing(ctx, admin, cert)
 }
 
 // Deprovision stops and purges the instance's jobs, deletes its data
@@ -236,7 +288,7 @@ func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (
 	if err != nil {
 		return pgadmin.Admin{}, err
 	}
-	return pgadmin.New(host, in.GatewayPort, AdminUser, password), nil
+	return pgadmin.New(host, in.GatewayPort, AdminUser, password, p.adminTLS(in.ShortID)), nil
 }
 
 // waitReady polls until PostgreSQL answers SELECT 1 through the gateway.
@@ -252,6 +304,31 @@ func (p *Provisioner) waitReady(ctx context.Context, admin pgadmin.Admin, progre
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("PostgreSQL did not accept connections through the gateway: %w", err)
+		case <-time.After(p.cfg.ReadyPoll):
+		}
+	}
+}
+
+// waitServing polls until PostgreSQL presents the server certificate certPEM
+// (its template was re-rendered and PostgreSQL reloaded it).
+func (p *Provisioner) waitServing(ctx context.Context, admin pgadmin.Admin, certPEM string) error {
+	want, err := pki.ParseCertificate([]byte(certPEM))
+	if err != nil {
+		return fmt.Errorf("server certificate in Nomad: %w", err)
+	}
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
+		got, err := admin.ServerCertificate(attempt)
+		cancel()
+		if err == nil && got.Equal(want) {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("PostgreSQL still serves the certificate %s", pki.Fingerprint(got)[:16])
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for PostgreSQL to load the new server certificate: %w", err)
 		case <-time.After(p.cfg.ReadyPoll):
 		}
 	}

@@ -59,6 +59,35 @@ func (p *Provisioner) ensureSecret(ctx context.Context, path string, keys ...str
 	return created.Items, nil
 }
 
+// updateSecret reads the variable at path, lets change edit its items
+// (change returns false when nothing needs writing) and writes them
+// check-and-set, reading and trying again when another writer came first. It
+// returns the items in force.
+func (p *Provisioner) updateSecret(ctx context.Context, path string, change func(api.VariableItems) bool) (api.VariableItems, error) {
+	vars := p.nomad.Variables()
+	for {
+		v, _, err := vars.Read(path, queryOpts(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("read secret %s from Nomad: %w", path, err)
+		}
+		if v.Items == nil {
+			v.Items = api.VariableItems{}
+		}
+		if !change(v.Items) {
+			return v.Items, nil
+		}
+		out, _, err := vars.CheckedUpdate(v, writeOpts(ctx))
+		var conflict api.ErrCASConflict
+		if errors.As(err, &conflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update secret %s in Nomad: %w", path, err)
+		}
+		return out.Items, nil
+	}
+}
+
 // readSecret returns one item of the variable at path.
 func (p *Provisioner) readSecret(ctx context.Context, path, key string) (string, error) {
 	v, _, err := p.nomad.Variables().Read(path, queryOpts(ctx))

@@ -21,6 +21,8 @@ type Instance struct {
 	Context          json.RawMessage // OSB context object
 	GatewayPort      int             // static gateway port, stable for the instance's life; 0 once released
 	NodeID           string          // Nomad node the data directory lives on; "" until first placed
+	ForceTLS         bool            // only TLS connections may log in (update parameter force_tls)
+	Extensions       []string        // extensions the broker manages in the instance's database, sorted
 	CreatedAt        time.Time
 	DeprovisionedAt  *time.Time // set when deprovisioning succeeded
 }
@@ -32,12 +34,12 @@ func (i Instance) Gone() bool { return i.DeprovisionedAt != nil }
 type PortRange struct{ Min, Max int }
 
 const instanceColumns = `id, short_id, service_id, plan_id, organization_guid, space_guid, parameters, context,
-	coalesce(gateway_port, 0), node_id, created_at, deprovisioned_at`
+	coalesce(gateway_port, 0), node_id, force_tls, extensions, created_at, deprovisioned_at`
 
 func scanInstance(row pgx.Row) (Instance, error) {
 	var i Instance
 	err := row.Scan(&i.ID, &i.ShortID, &i.ServiceID, &i.PlanID, &i.OrganizationGUID, &i.SpaceGUID,
-		&i.Parameters, &i.Context, &i.GatewayPort, &i.NodeID, &i.CreatedAt, &i.DeprovisionedAt)
+		&i.Parameters, &i.Context, &i.GatewayPort, &i.NodeID, &i.ForceTLS, &i.Extensions, &i.CreatedAt, &i.DeprovisionedAt)
 	return i, notFound(err)
 }
 
@@ -65,11 +67,12 @@ func (s *Store) CreateInstance(ctx context.Context, in Instance, op Operation, p
 			return fmt.Errorf("allocate gateway port: %w", err)
 		}
 		row := tx.QueryRow(ctx, `
-			INSERT INTO instances (id, short_id, service_id, plan_id, organization_guid, space_guid, parameters, context, gateway_port)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			INSERT INTO instances (id, short_id, service_id, plan_id, organization_guid, space_guid, parameters, context, gateway_port,
+				force_tls, extensions)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			RETURNING `+instanceColumns,
 			in.ID, in.ShortID, in.ServiceID, in.PlanID, in.OrganizationGUID, in.SpaceGUID,
-			jsonOrEmpty(in.Parameters), jsonOrEmpty(in.Context), port)
+			jsonOrEmpty(in.Parameters), jsonOrEmpty(in.Context), port, in.ForceTLS, textArray(in.Extensions))
 		if out, err = scanInstance(row); err != nil {
 			if isUniqueViolation(err, "instances_pkey") || isUniqueViolation(err, "instances_short_id_key") {
 				return ErrInstanceExists
@@ -103,6 +106,43 @@ func (s *Store) SetNodeID(ctx context.Context, instanceID, nodeID string) error 
 		return fmt.Errorf("record node of instance: %w", err)
 	}
 	return nil
+}
+
+// SetExtensions records the extensions the broker manages in the instance's
+// database (after the management API enabled or disabled one that needs no
+// restart), and announces the change to the status caches.
+func (s *Store) SetExtensions(ctx context.Context, instanceID string, extensions []string) error {
+	_, err := s.pool.Exec(ctx, `WITH changed AS (UPDATE instances SET extensions = $2 WHERE id = $1 RETURNING id)
+		SELECT pg_notify($3, id) FROM changed`, instanceID, textArray(extensions), notifyChannel)
+	if err != nil {
+		return fmt.Errorf("record extensions of instance: %w", err)
+	}
+	return nil
+}
+
+// LiveInstances returns every instance not deprovisioned whose provisioning
+// succeeded, by id.
+func (s *Store) LiveInstances(ctx context.Context) ([]Instance, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+instanceColumns+` FROM instances i
+		WHERE deprovisioned_at IS NULL
+		  AND EXISTS (SELECT 1 FROM operations o WHERE o.instance_id = i.id AND o.kind = 'provision' AND o.state = 'succeeded')
+		ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list live instances: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Instance, error) { return scanInstance(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list live instances: %w", err)
+	}
+	return out, nil
+}
+
+// textArray never gives PostgreSQL a NULL array.
+func textArray(a []string) []string {
+	if a == nil {
+		return []string{}
+	}
+	return a
 }
 
 func jsonOrEmpty(raw json.RawMessage) json.RawMessage {

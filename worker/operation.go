@@ -2,9 +2,12 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -74,7 +77,8 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 
 // carryOut runs the operation's steps and returns the success description.
 func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst store.Instance, plan catalog.Plan, progress provisioner.Progress) (string, error) {
-	target := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID}
+	target := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID,
+		ForceTLS: inst.ForceTLS, Extensions: inst.Extensions}
 	size := provisioner.Size{MemoryMiB: plan.MemoryMiB, CPUMHz: plan.CPUMHz, Nodes: plan.Nodes, Gateways: plan.Gateways, MaxConnections: plan.MaxConnections}
 	switch op.Kind {
 	case store.KindProvision:
@@ -83,16 +87,28 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 			if serr := w.store.SetNodeID(ctx, inst.ID, placed.NodeID); serr != nil {
 				return "", serr
 			}
+			target.NodeID = placed.NodeID
 		}
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("PostgreSQL is ready on plan %s", plan.ID), nil
-	case store.KindUpdate:
-		if err := w.op.Resize(ctx, target, size, progress); err != nil {
+		fresh := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: target.NodeID}
+		if err := w.op.Configure(ctx, fresh, target, progress); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("now on plan %s", plan.ID), nil
+		return fmt.Sprintf("PostgreSQL is ready on plan %s", plan.ID) + describeSettings(target), nil
+	case store.KindUpdate:
+		want, err := withUpdateSettings(target, op.Parameters)
+		if err != nil {
+			return "", err
+		}
+		if err := w.op.Resize(ctx, want, size, progress); err != nil {
+			return "", err
+		}
+		if err := w.op.Configure(ctx, target, want, progress); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("now on plan %s", plan.ID) + describeSettings(want), nil
 	case store.KindDeprovision:
 		if err := w.op.Deprovision(ctx, target, progress); err != nil {
 			return "", err
@@ -100,4 +116,39 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		return "deprovisioned", nil
 	}
 	return "", fmt.Errorf("unknown operation kind %q", op.Kind)
+}
+
+// withUpdateSettings applies an update's parameters force_tls and extensions
+// (as validated by the broker) to in.
+func withUpdateSettings(in provisioner.Instance, params json.RawMessage) (provisioner.Instance, error) {
+	var p struct {
+		ForceTLS   *bool     `json:"force_tls"`
+		Extensions *[]string `json:"extensions"`
+	}
+	if len(params) > 0 {
+		if err := json.Unmarshal(params, &p); err != nil {
+			return in, fmt.Errorf("read update parameters: %w", err)
+		}
+	}
+	if p.ForceTLS != nil {
+		in.ForceTLS = *p.ForceTLS
+	}
+	if p.Extensions != nil {
+		exts := slices.Clone(*p.Extensions)
+		slices.Sort(exts)
+		in.Extensions = slices.Compact(exts)
+	}
+	return in, nil
+}
+
+// describeSettings ends a success description with the instance's settings.
+func describeSettings(in provisioner.Instance) string {
+	s := ""
+	if in.ForceTLS {
+		s += "; TLS required"
+	}
+	if len(in.Extensions) > 0 {
+		s += "; extensions: " + strings.Join(in.Extensions, ", ")
+	}
+	return s
 }

@@ -26,18 +26,20 @@ import (
 type Operator interface {
 	Provision(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
 	Resize(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) error
+	Configure(ctx context.Context, from, to provisioner.Instance, progress provisioner.Progress) error
 	Deprovision(ctx context.Context, in provisioner.Instance, progress provisioner.Progress) error
 }
 
 // Config bounds how operations run.
 type Config struct {
-	Workers        int           // operations carried out at once by this broker
-	AttemptTimeout time.Duration // one attempt of an operation; steps resume on the next
-	RescueAfter    time.Duration // a running attempt older than this is taken as crashed; > AttemptTimeout
-	Deadline       time.Duration // an operation still unfinished this long after it was asked for fails
-	MaxRetryDelay  time.Duration // longest pause between attempts
-	ReapInterval   time.Duration // how often orphan Nomad jobs are swept
-	OrphanGrace    time.Duration // an orphan job is removed this long after it was first seen
+	Workers           int           // operations carried out at once by this broker
+	AttemptTimeout    time.Duration // one attempt of an operation; steps resume on the next
+	RescueAfter       time.Duration // a running attempt older than this is taken as crashed; > AttemptTimeout
+	Deadline          time.Duration // an operation still unfinished this long after it was asked for fails
+	MaxRetryDelay     time.Duration // longest pause between attempts
+	ReapInterval      time.Duration // how often orphan Nomad jobs are swept
+	OrphanGrace       time.Duration // an orphan job is removed this long after it was first seen
+	CertRenewInterval time.Duration // how often server certificates are checked for renewal
 }
 
 // OperationArgs is the River job of one operation.
@@ -59,14 +61,18 @@ type Runner struct {
 	client *river.Client[pgx.Tx]
 }
 
-// New returns a Runner that works operations from st with op, and sweeps
-// orphan jobs with orphans.
-func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, cfg Config, log *slog.Logger) (*Runner, error) {
+// New returns a Runner that works operations from st with op, sweeps orphan
+// jobs with orphans, and renews server certificates with certs.
+func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, certs Certificates, cfg Config, log *slog.Logger) (*Runner, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &operationWorker{store: st, catalog: cat, op: op, cfg: cfg, log: log})
 	river.AddWorker(workers, &reaper{store: st, orphans: orphans, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
 	sweep := river.NewPeriodicJob(river.PeriodicInterval(cfg.ReapInterval),
 		func() (river.JobArgs, *river.InsertOpts) { return ReapArgs{}, nil },
+		&river.PeriodicJobOpts{RunOnStart: true})
+	river.AddWorker(workers, &renewer{store: st, certs: certs, log: log.With(slog.String("component", "certificates"))})
+	renew := river.NewPeriodicJob(river.PeriodicInterval(cfg.CertRenewInterval),
+		func() (river.JobArgs, *river.InsertOpts) { return RenewArgs{}, nil },
 		&river.PeriodicJobOpts{RunOnStart: true})
 	client, err := river.NewClient(riverpgxv5.New(st.Pool()), &river.Config{
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
@@ -75,7 +81,7 @@ func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, cf
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		RetryPolicy:          retryPolicy{max: cfg.MaxRetryDelay},
 		FetchPollInterval:    200 * time.Millisecond,
-		PeriodicJobs:         []*river.PeriodicJob{sweep},
+		PeriodicJobs:         []*river.PeriodicJob{sweep, renew},
 		Logger:               log.With(slog.String("component", "river")),
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 	"github.com/pgbroker/pgbroker/config"
 	"github.com/pgbroker/pgbroker/httpapi"
 	"github.com/pgbroker/pgbroker/logging"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/worker"
@@ -50,6 +52,29 @@ func newLogger(level string) *slog.Logger {
 	return logging.New(os.Stderr, l)
 }
 
+// loadCA reads (or makes, at first start) the CA, retrying while Nomad does
+// not answer so a broker started before Nomad waits for it.
+func loadCA(ctx context.Context, prov *provisioner.Provisioner, cfg config.Config, log *slog.Logger) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := prov.LoadCA(attempt, cfg.CACertFile, cfg.CAKeyFile)
+		cancel()
+		if err == nil || cfg.CACertFile != "" || ctx.Err() != nil {
+			return err
+		}
+		var transport *url.Error
+		if !errors.As(err, &transport) {
+			return err // Nomad answered, or the CA is bad: not an outage
+		}
+		log.Warn("waiting for Nomad to load the CA", slog.String("error", err.Error()))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	cat, err := catalog.Load(cfg.CatalogFile)
 	if err != nil {
@@ -74,15 +99,23 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("create Nomad client: %w", err)
 	}
+	uid, gid, err := cfg.PostgresIDs()
+	if err != nil {
+		return err
+	}
 	prov := provisioner.New(nomad, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork,
 		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BrokerName: cfg.BrokerName,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB,
+		PostgresUID: uid, PostgresGID: gid, CertLifetime: cfg.CertLifetime, CertRenewBefore: cfg.CertRenewBefore,
 	}, log)
-	runner, err := worker.New(st, cat, prov, prov, worker.Config{
+	if err := loadCA(ctx, prov, cfg, log); err != nil {
+		return err
+	}
+	runner, err := worker.New(st, cat, prov, prov, prov, worker.Config{
 		Workers: cfg.Workers, AttemptTimeout: cfg.AttemptTimeout, RescueAfter: cfg.RescueAfter,
 		Deadline: cfg.OperationDeadline, MaxRetryDelay: cfg.MaxRetryDelay,
-		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace,
+		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace, CertRenewInterval: cfg.CertRenewInterval,
 	}, log)
 	if err != nil {
 		return err
@@ -91,6 +124,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log)
 	handler := httpapi.NewRouter(b, httpapi.Options{
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
+		Management: mgmtapi.New(st, prov, runner.Enqueue, log).Handler(),
 		Checks: []httpapi.Check{
 			{Name: "state_database", Fn: st.Ping},
 			{Name: "nomad", Fn: prov.Ping},

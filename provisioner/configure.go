@@ -1,0 +1,91 @@
+package provisioner
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/pgadmin"
+)
+
+// Configure brings an instance's settings from those of from to those of to:
+// Force TLS (pg_hba.conf, rendered from the node Variable and reloaded on
+// SIGHUP: no restart), then the extensions of its database (DROP EXTENSION
+// for those from has and to has not, CREATE EXTENSION … CASCADE for to's). The
+// node job must already carry to's shared_preload_libraries (Provision or
+// Resize with to). Idempotent. Errors wrap pgadmin.ErrExtensionInUse when a
+// dropped extension is still used.
+func (p *Provisioner) Configure(ctx context.Context, from, to Instance, progress Progress) error {
+	password, err := p.readSecret(ctx, nodesSecretPath(to.ShortID), "admin_password")
+	if err != nil {
+		return err
+	}
+	admin, err := p.admin(ctx, to, password)
+	if err != nil {
+		return err
+	}
+	if err := p.setForceTLS(ctx, to, admin, progress); err != nil {
+		return err
+	}
+	names := DatabaseNames(to.ShortID)
+	var drop []string
+	for _, e := range from.Extensions {
+		if !slices.Contains(to.Extensions, e) {
+			drop = append(drop, e)
+		}
+	}
+	if len(drop) > 0 {
+		progress("dropping extensions " + strings.Join(drop, ", "))
+		if err := admin.DisableExtensions(ctx, names, drop); err != nil {
+			return err
+		}
+	}
+	if len(to.Extensions) > 0 {
+		progress("creating extensions " + strings.Join(to.Extensions, ", "))
+		if err := admin.EnableExtensions(ctx, names, to.Extensions); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setForceTLS writes force_tls into the node Variable and waits until
+// PostgreSQL has reloaded a pg_hba.conf that says the same.
+func (p *Provisioner) setForceTLS(ctx context.Context, in Instance, admin pgadmin.Admin, progress Progress) error {
+	before, err := admin.HBA(ctx)
+	if err != nil {
+		return err
+	}
+	want := strconv.FormatBool(in.ForceTLS)
+	changed := false
+	if _, err := p.updateSecret(ctx, nodesSecretPath(in.ShortID), func(items api.VariableItems) bool {
+		if items[itemForceTLS] == want {
+			return false
+		}
+		items[itemForceTLS], changed = want, true
+		return true
+	}); err != nil {
+		return err
+	}
+	if changed && in.ForceTLS {
+		progress("refusing connections without TLS")
+	} else if changed {
+		progress("accepting connections without TLS")
+	}
+	for {
+		s, err := admin.HBA(ctx)
+		if err == nil && s.TLSOnly() == in.ForceTLS && !s.LoadedAt.Before(s.FileModified) && (!changed || s.LoadedAt.After(before.LoadedAt)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for PostgreSQL to reload pg_hba.conf with force_tls=%s: %w", want, ctx.Err())
+		case <-time.After(p.cfg.ReadyPoll):
+		}
+	}
+}
