@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -44,6 +45,9 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	params, err := b.catalog.ValidateParameters(d.PlanID, catalog.ActionProvision, d.RawParameters)
 	if err != nil {
 		return domain.ProvisionedServiceSpec{}, parameterFailure(err)
+	}
+	if _, err := scheduler.FromParameters(params); err != nil {
+		return domain.ProvisionedServiceSpec{}, badRequest("%s", err.Error())
 	}
 	if plan.Nodes > 1 {
 		return domain.ProvisionedServiceSpec{}, unprocessable("PlanNotAvailable",

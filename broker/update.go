@@ -11,6 +11,7 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
 	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -49,6 +50,9 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	params, err := b.catalog.ValidateParameters(planID, catalog.ActionUpdate, d.RawParameters)
 	if err != nil {
 		return domain.UpdateServiceSpec{}, parameterFailure(err)
+	}
+	if _, err := scheduler.FromParameters(params); err != nil {
+		return domain.UpdateServiceSpec{}, badRequest("%s", err.Error())
 	}
 	if err := b.noOperationInFlight(ctx, instanceID); err != nil {
 		return domain.UpdateServiceSpec{}, err

@@ -131,10 +131,17 @@ func TestDefaultSchemas(t *testing.T) {
 		"properties":           map[string]any{},
 	}
 	for _, p := range c.Services[0].Plans {
-		if !reflect.DeepEqual(p.Schemas.Provision, noParameters) {
+		if p.Tier != TierSandbox {
+			for _, s := range []map[string]any{p.Schemas.Provision, p.Schemas.Update} {
+				props, _ := s["properties"].(map[string]any)
+				if s["additionalProperties"] != false || len(props) != 2 || props["backup_time"] == nil || props["backup_time_zone"] == nil {
+					t.Errorf("%s: provision/update schema = %v, want backup_time and backup_time_zone only", p.ID, s)
+				}
+			}
+		} else if !reflect.DeepEqual(p.Schemas.Provision, noParameters) {
 			t.Errorf("%s: provision schema = %v, want %v", p.ID, p.Schemas.Provision, noParameters)
 		}
-		if !reflect.DeepEqual(p.Schemas.Update, noParameters) {
+		if p.Tier == TierSandbox && !reflect.DeepEqual(p.Schemas.Update, noParameters) {
 			t.Errorf("%s: update schema = %v, want %v", p.ID, p.Schemas.Update, noParameters)
 		}
 		props, _ := p.Schemas.Bind["properties"].(map[string]any)

@@ -121,7 +121,8 @@ func (s *Store) SetProgress(ctx context.Context, opID, description string) error
 
 // FinishOperation ends an in-progress operation with state (Succeeded or
 // Failed) and description, and applies its effect on the instance in the same
-// transaction: a succeeded update moves the instance to the operation's plan; a
+// transaction: a succeeded update moves the instance to the operation's plan and merges
+// the update's parameters into the instance's (backup_time...); a
 // succeeded deprovision marks the instance gone and releases its gateway port.
 // Finishing an operation that already finished changes nothing.
 func (s *Store) FinishOperation(ctx context.Context, opID string, state OperationState, description string) error {
@@ -144,7 +145,8 @@ func (s *Store) FinishOperation(ctx context.Context, opID string, state Operatio
 		}
 		switch op.Kind {
 		case KindUpdate:
-			_, err = tx.Exec(ctx, `UPDATE instances SET plan_id = $2 WHERE id = $1`, op.InstanceID, op.PlanID)
+			_, err = tx.Exec(ctx, `UPDATE instances SET plan_id = $2, parameters = parameters || $3 WHERE id = $1`,
+				op.InstanceID, op.PlanID, jsonOrEmpty(op.Parameters))
 		case KindDeprovision:
 			_, err = tx.Exec(ctx, `UPDATE instances SET deprovisioned_at = now(), gateway_port = NULL WHERE id = $1`, op.InstanceID)
 		}
