@@ -17,6 +17,7 @@ const (
 	KindProvision   OperationKind = "provision"
 	KindUpdate      OperationKind = "update"
 	KindDeprovision OperationKind = "deprovision"
+	KindRestore     OperationKind = "restore" // a dump restored into the instance; Parameters hold "backup_id"
 )
 
 // OperationState is the OSB last_operation state.
