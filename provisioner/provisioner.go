@@ -27,6 +27,7 @@ type Config struct {
 	DataRoot    string   // directory on every Nomad client that holds instances' data directories
 	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
 	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
+	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage)
 
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB

@@ -1,0 +1,180 @@
+# Restores one logical dump, <backup_dir>/<instance>/<backup_id>.dump, into
+# the instance's database through its gateway: pg_restore --clean --if-exists
+# in a single transaction, so a failed restore leaves the database as it was.
+#
+# The broker parses this file with the variables below, sets the job ID and
+# name to pg-<instance>-restore-<operation>, puts the admin password in the
+# Nomad Variable nomad/jobs/<that job ID> (item admin_password) before
+# registering it, and purges both once the restore is recorded. Pinned to
+# the instance's node (node_id), where the dump file is.
+
+variable "instance" {
+  type        = string
+  description = "Short, stable instance id (12 hex characters from the broker)."
+  validation {
+    condition     = regex_replace(var.instance, "^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", "ok") == "ok"
+    error_message = "The instance must be 1 to 32 lower-case letters, digits and inner dashes."
+  }
+}
+
+variable "backup_id" {
+  type        = string
+  description = "Id of the backup whose dump is restored."
+  validation {
+    condition     = regex_replace(var.backup_id, "^[a-z0-9][a-z0-9-]{0,63}$", "ok") == "ok"
+    error_message = "The backup_id must be 1 to 64 lower-case letters, digits and dashes."
+  }
+}
+
+variable "driver" {
+  type        = string
+  default     = "raw_exec"
+  description = "Task driver profile: raw_exec (Debian's pg_restore) or docker (postgres image)."
+  validation {
+    condition     = contains(["raw_exec", "docker"], var.driver)
+    error_message = "The driver must be raw_exec or docker."
+  }
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+variable "backup_dir" {
+  type        = string
+  description = "Absolute directory on the client holding dumps (the filesystem backup storage)."
+  validation {
+    condition     = substr(var.backup_dir, 0, 1) == "/" && var.backup_dir != "/" && regex_replace(var.backup_dir, "/\\.\\.?(/|$)", "") == var.backup_dir
+    error_message = "The backup_dir must be an absolute path without . or .. segments."
+  }
+}
+
+variable "node_id" {
+  type        = string
+  default     = ""
+  description = "When set, the Nomad client node ID to run on."
+}
+
+variable "pg_host" {
+  type        = string
+  description = "Address of the instance's gateway."
+}
+
+variable "pg_port" {
+  type        = number
+  description = "Port of the instance's gateway."
+}
+
+variable "postgres_bin_dir" {
+  type    = string
+  default = "/usr/lib/postgresql/15/bin" # also where the postgres:15 image has them
+}
+
+variable "postgres_image" {
+  type    = string
+  default = "postgres:15"
+}
+
+locals {
+  docker = var.driver == "docker"
+  dump   = "${var.backup_dir}/${var.instance}/${var.backup_id}.dump"
+  bin    = var.postgres_bin_dir
+}
+
+job "pg-restore" {
+  type        = "batch"
+  datacenters = var.datacenters
+
+  dynamic "constraint" {
+    for_each = var.node_id == "" ? [] : [var.node_id]
+    content {
+      attribute = "${node.unique.id}"
+      value     = constraint.value
+    }
+  }
+
+  group "restore" {
+    count = 1
+
+    # A failed restore rolled back; the broker reports it rather than retrying.
+    restart {
+      attempts = 0
+      mode     = "fail"
+    }
+
+    reschedule {
+      attempts  = 0
+      unlimited = false
+    }
+
+    ephemeral_disk {
+      size = 10
+    }
+
+    task "restore" {
+      driver = var.driver
+
+      dynamic "config" {
+        for_each = local.docker ? [] : ["raw_exec"]
+        content {
+          command = "/bin/bash"
+          args    = ["${NOMAD_TASK_DIR}/restore.sh"]
+        }
+      }
+
+      dynamic "config" {
+        for_each = local.docker ? ["docker"] : []
+        content {
+          image        = var.postgres_image
+          network_mode = "host"
+          command      = "/bin/bash"
+          args         = ["${NOMAD_TASK_DIR}/restore.sh"]
+          volumes      = ["${var.backup_dir}:${var.backup_dir}:ro"]
+        }
+      }
+
+      template {
+        destination = "secrets/pg.env"
+        env         = true
+        perms       = "0600"
+        change_mode = "noop"
+        data        = <<-EOT
+          {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+          PGPASSWORD={{ .admin_password.Value | toJSON }}
+          {{- end }}
+        EOT
+      }
+
+      template {
+        destination = "local/restore.sh"
+        perms       = "0755"
+        data        = <<-EOT
+          #!/bin/bash
+          # Rendered from restore.nomad.hcl.
+          set -euo pipefail
+          if [[ -z $${PGPASSWORD:-} ]]; then
+            echo "restore: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
+            exit 1
+          fi
+          # Fail rather than wait for ever behind a session holding a lock.
+          export PGOPTIONS='-c lock_timeout=60s'
+          "${local.bin}/pg_restore" --clean --if-exists --single-transaction --exit-on-error \
+            --host='${var.pg_host}' --port='${var.pg_port}' --username=pgbroker_admin \
+            --dbname='db_${var.instance}' '${local.dump}'
+          echo "restore: restored ${local.dump}"
+        EOT
+      }
+
+      resources {
+        cpu    = 200
+        memory = 128
+      }
+
+      logs {
+        max_files     = 1
+        max_file_size = 1
+      }
+    }
+  }
+}
