@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,12 @@ type Config struct {
 	TLSCertFile      string        `split_words:"true" desc:"PEM certificate: serve HTTPS (with PGBROKER_TLS_KEY_FILE)"`
 	TLSKeyFile       string        `split_words:"true" desc:"PEM private key of PGBROKER_TLS_CERT_FILE"`
 
+	BackupDir               string        `split_words:"true" desc:"directory on the Nomad clients (and readable by the broker) holding dumps; default: <DATA_ROOT>/backups"`
+	BackupWorkers           int           `split_words:"true" default:"2" desc:"dumps run at once by one broker"`
+	BackupScheduleTick      time.Duration `split_words:"true" default:"1m" desc:"how often due daily dumps are looked for"`
+	BackupRetentionInterval time.Duration `split_words:"true" default:"1h" desc:"how often retention sweeps every instance's backups"`
+	BackupMaxAge            time.Duration `split_words:"true" default:"26h" desc:"a last successful dump older than this makes an instance's backups unhealthy"`
+
 	Workers            int           `split_words:"true" default:"8" desc:"operations carried out at once"`
 	AttemptTimeout     time.Duration `split_words:"true" default:"5m" desc:"one attempt of an operation"`
 	RescueAfter        time.Duration `split_words:"true" default:"6m" desc:"an attempt older than this is taken as crashed and retried; > ATTEMPT_TIMEOUT"`
@@ -57,6 +64,15 @@ func Load() (Config, error) {
 		return Config{}, friendly(err)
 	}
 	return c, c.check()
+}
+
+// BackupDirectory is BackupDir, or <DataRoot>/backups when unset (never an
+// instance's data directory: those are 12 hex characters).
+func (c Config) BackupDirectory() string {
+	if c.BackupDir != "" {
+		return c.BackupDir
+	}
+	return path.Join(c.DataRoot, "backups")
 }
 
 // PortRange parses GatewayPorts ("min-max").
@@ -83,6 +99,9 @@ func (c Config) check() error {
 	if !strings.HasPrefix(c.DataRoot, "/") {
 		return fmt.Errorf("PGBROKER_DATA_ROOT %q must be an absolute path", c.DataRoot)
 	}
+	if c.BackupDir != "" && (!strings.HasPrefix(c.BackupDir, "/") || path.Clean(c.BackupDir) != c.BackupDir || c.BackupDir == "/") {
+		return fmt.Errorf("PGBROKER_BACKUP_DIR %q must be a clean absolute path other than /", c.BackupDir)
+	}
 	if _, _, err := c.PortRange(); err != nil {
 		return err
 	}
@@ -102,6 +121,10 @@ func (c Config) check() error {
 		{"PGBROKER_OPERATION_DEADLINE", c.OperationDeadline < c.AttemptTimeout, "at least PGBROKER_ATTEMPT_TIMEOUT"},
 		{"PGBROKER_MAX_RETRY_DELAY", c.MaxRetryDelay < time.Second, "at least 1s"},
 		{"PGBROKER_REAP_INTERVAL", c.ReapInterval < time.Second, "at least 1s"},
+		{"PGBROKER_BACKUP_WORKERS", c.BackupWorkers < 1, "at least 1"},
+		{"PGBROKER_BACKUP_SCHEDULE_TICK", c.BackupScheduleTick < time.Second || c.BackupScheduleTick > time.Hour, "from 1s to 1h"},
+		{"PGBROKER_BACKUP_RETENTION_INTERVAL", c.BackupRetentionInterval < time.Second, "at least 1s"},
+		{"PGBROKER_BACKUP_MAX_AGE", c.BackupMaxAge < time.Minute, "at least 1m"},
 		{"PGBROKER_GATEWAY_CPU_MHZ", c.GatewayCPUMHz < 1, "at least 1"},
 		{"PGBROKER_GATEWAY_MEMORY_MIB", c.GatewayMemoryMiB < 16, "at least 16"},
 		{"PGBROKER_ORPHAN_GRACE", c.OrphanGrace < 0, "zero or more"},

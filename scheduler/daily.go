@@ -79,10 +79,10 @@ func ParseDaily(hhmmText, zone string) (Daily, error) {
 func (d Daily) Next(t time.Time) time.Time { return d.sched.Next(t) }
 
 // Latest returns the last run at or before t, or the zero time when there is
-// none in the 48 hours before t (a day skipped by a time-zone change).
+// none in the 26 hours before t (a day skipped by a time-zone change).
 func (d Daily) Latest(t time.Time) time.Time {
 	var last time.Time
-	for n := d.sched.Next(t.Add(-48 * time.Hour)); !n.IsZero() && !n.After(t); n = d.sched.Next(n) {
+	for n := d.sched.Next(t.Add(-26*time.Hour - time.Second)); !n.IsZero() && !n.After(t); n = d.sched.Next(n) {
 		last = n
 	}
 	return last
@@ -94,5 +94,13 @@ func (d Daily) Latest(t time.Time) time.Time {
 func FromParameters(params map[string]any) (Daily, error) {
 	t, _ := params[ParamBackupTime].(string)
 	z, _ := params[ParamBackupTimeZone].(string)
-	return ParseDaily(t, z)
+	return Cached(t, z)
+}
+
+// Location is the time zone of the schedule.
+func (d Daily) Location() *time.Location {
+	if s, ok := d.sched.(*cron.SpecSchedule); ok {
+		return s.Location
+	}
+	return time.UTC
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +63,11 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 	}
 	log.Info("operation attempt", slog.Int("attempt", job.Attempt))
 	done, err := w.carryOut(ctx, op, inst, plan, progress)
+	var final *failure
+	if errors.As(err, &final) {
+		log.Error("operation failed", slog.String("reason", final.msg))
+		return w.store.FinishOperation(ctx, op.ID, store.Failed, final.msg)
+	}
 	if err != nil {
 		log.Warn("operation attempt failed", slog.String("step", step), slog.String("error", err.Error()))
 		_ = w.store.SetProgress(context.WithoutCancel(ctx), op.ID, fmt.Sprintf("%s (will retry: %v)", step, err))
@@ -98,6 +104,43 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 			return "", err
 		}
 		return "deprovisioned", nil
+	case store.KindRestore:
+		return w.restore(ctx, op, target, progress)
 	}
 	return "", fmt.Errorf("unknown operation kind %q", op.Kind)
+}
+
+// failure ends an operation as failed with msg, a sentence for the user:
+// trying again would fail the same way.
+type failure struct{ msg string }
+
+func (f *failure) Error() string { return f.msg }
+
+// restore restores the dump named by the operation's "backup_id" parameter.
+func (w *operationWorker) restore(ctx context.Context, op store.Operation, target provisioner.Instance, progress provisioner.Progress) (string, error) {
+	var p struct {
+		BackupID string `json:"backup_id"`
+	}
+	if err := json.Unmarshal(op.Parameters, &p); err != nil || p.BackupID == "" {
+		return "", &failure{"the restore names no backup"}
+	}
+	b, err := w.store.GetBackup(ctx, p.BackupID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", &failure{fmt.Sprintf("backup %s no longer exists (retention deleted it)", p.BackupID)}
+	}
+	if err != nil {
+		return "", err
+	}
+	if b.InstanceID != op.InstanceID || b.Status != store.BackupSucceeded {
+		return "", &failure{fmt.Sprintf("backup %s is not a succeeded backup of this instance", p.BackupID)}
+	}
+	err = w.op.Restore(ctx, target, op.ID, b.ID, progress)
+	var failed *provisioner.JobFailedError
+	if errors.As(err, &failed) {
+		return "", &failure{"pg_restore failed, the database is unchanged: " + failed.Error()}
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("restored backup %s", b.ID), nil
 }

@@ -27,6 +27,7 @@ type Operator interface {
 	Provision(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
 	Resize(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) error
 	Deprovision(ctx context.Context, in provisioner.Instance, progress provisioner.Progress) error
+	Restore(ctx context.Context, in provisioner.Instance, operationID, backupID string, progress provisioner.Progress) error
 }
 
 // Config bounds how operations run.
@@ -38,6 +39,11 @@ type Config struct {
 	MaxRetryDelay  time.Duration // longest pause between attempts
 	ReapInterval   time.Duration // how often orphan Nomad jobs are swept
 	OrphanGrace    time.Duration // an orphan job is removed this long after it was first seen
+
+	BackupWorkers     int           // dumps run at once by this broker
+	ScheduleTick      time.Duration // how often due daily dumps are looked for
+	ScheduleWindow    time.Duration // a daily dump missed for longer than this (broker down) is skipped
+	RetentionInterval time.Duration // how often retention sweeps every instance's backups
 }
 
 // OperationArgs is the River job of one operation.
@@ -59,24 +65,50 @@ type Runner struct {
 	client *river.Client[pgx.Tx]
 }
 
-// New returns a Runner that works operations from st with op, and sweeps
-// orphan jobs with orphans.
-func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, cfg Config, log *slog.Logger) (*Runner, error) {
+// New returns a Runner that works operations from st with op, sweeps
+// orphan jobs with orphans, and makes dumps, schedules them and applies their
+// retention with bk.
+func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, bk Backups, cfg Config, log *slog.Logger) (*Runner, error) {
+	if cfg.BackupWorkers < 1 {
+		cfg.BackupWorkers = 1
+	}
+	if cfg.ScheduleTick <= 0 {
+		cfg.ScheduleTick = time.Minute
+	}
+	if cfg.ScheduleWindow <= 0 {
+		cfg.ScheduleWindow = 2 * time.Hour
+	}
+	if cfg.RetentionInterval <= 0 {
+		cfg.RetentionInterval = time.Hour
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &operationWorker{store: st, catalog: cat, op: op, cfg: cfg, log: log})
 	river.AddWorker(workers, &reaper{store: st, orphans: orphans, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
-	sweep := river.NewPeriodicJob(river.PeriodicInterval(cfg.ReapInterval),
-		func() (river.JobArgs, *river.InsertOpts) { return ReapArgs{}, nil },
-		&river.PeriodicJobOpts{RunOnStart: true})
+	backupLog := log.With(slog.String("component", "backups"))
+	river.AddWorker(workers, &backupWorker{store: st, catalog: cat, backups: bk, log: backupLog})
+	river.AddWorker(workers, &scheduleWorker{store: st, catalog: cat, window: cfg.ScheduleWindow, log: backupLog})
+	river.AddWorker(workers, &retentionWorker{store: st, catalog: cat, storage: bk.Storage, log: backupLog})
+	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
+		return river.NewPeriodicJob(river.PeriodicInterval(every),
+			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
+			&river.PeriodicJobOpts{RunOnStart: true})
+	}
 	client, err := river.NewClient(riverpgxv5.New(st.Pool()), &river.Config{
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: cfg.Workers},
+			queueBackups:       {MaxWorkers: cfg.BackupWorkers},
+		},
 		Workers:              workers,
 		JobTimeout:           cfg.AttemptTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		RetryPolicy:          retryPolicy{max: cfg.MaxRetryDelay},
 		FetchPollInterval:    200 * time.Millisecond,
-		PeriodicJobs:         []*river.PeriodicJob{sweep},
-		Logger:               log.With(slog.String("component", "river")),
+		PeriodicJobs: []*river.PeriodicJob{
+			periodic(cfg.ReapInterval, ReapArgs{}),
+			periodic(cfg.ScheduleTick, ScheduleArgs{}),
+			periodic(cfg.RetentionInterval, RetentionArgs{}),
+		},
+		Logger: log.With(slog.String("component", "river")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create job queue client: %w", err)
@@ -88,6 +120,14 @@ func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, cf
 func (r *Runner) Enqueue(ctx context.Context, tx pgx.Tx, opID string) error {
 	if _, err := r.client.InsertTx(ctx, tx, OperationArgs{OperationID: opID}, nil); err != nil {
 		return fmt.Errorf("enqueue operation: %w", err)
+	}
+	return nil
+}
+
+// EnqueueBackup inserts the dump job of backup backupID inside tx (a store.EnqueueFunc).
+func (r *Runner) EnqueueBackup(ctx context.Context, tx pgx.Tx, backupID string) error {
+	if _, err := r.client.InsertTx(ctx, tx, BackupArgs{BackupID: backupID}, nil); err != nil {
+		return fmt.Errorf("enqueue backup: %w", err)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/backupstore"
 	"github.com/pgbroker/pgbroker/broker"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/config"
@@ -76,13 +77,18 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	prov := provisioner.New(nomad, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork,
-		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BrokerName: cfg.BrokerName,
+		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BrokerName: cfg.BrokerName, BackupDir: cfg.BackupDirectory(),
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB,
 	}, log)
-	runner, err := worker.New(st, cat, prov, prov, worker.Config{
+	dumps, err := backupstore.NewFilesystem(cfg.BackupDirectory())
+	if err != nil {
+		return err
+	}
+	runner, err := worker.New(st, cat, prov, prov, worker.Backups{Dumper: prov, Storage: dumps}, worker.Config{
 		Workers: cfg.Workers, AttemptTimeout: cfg.AttemptTimeout, RescueAfter: cfg.RescueAfter,
 		Deadline: cfg.OperationDeadline, MaxRetryDelay: cfg.MaxRetryDelay,
 		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace,
+		BackupWorkers: cfg.BackupWorkers, ScheduleTick: cfg.BackupScheduleTick, RetentionInterval: cfg.BackupRetentionInterval,
 	}, log)
 	if err != nil {
 		return err
