@@ -1,5 +1,5 @@
 // Package httpapi is the broker's HTTP surface: a gorilla/mux root router
-// with /healthz and /readyz, and the OSB API (brokerapi v10) under /v2/
+// with /healthz and /readyz, /metrics, the backups management API, and the OSB API (brokerapi v10) under /v2/
 // behind basic auth, a request-body limit and a JSON check.
 package httpapi
 
@@ -19,6 +19,8 @@ type Options struct {
 	MaxBodyBytes       int64        // largest accepted request body
 	Checks             []Check      // what /readyz checks
 	Log                *slog.Logger // where brokerapi's lager logs go
+	Backups            http.Handler // the backups API (backupapi), mounted at backupapi.Prefix; nil: not served
+	Metrics            http.Handler // Prometheus metrics, at /metrics; nil: not served
 }
 
 // NewRouter returns the root handler.
@@ -27,6 +29,12 @@ func NewRouter(b domain.ServiceBroker, o Options) http.Handler {
 	r.Handle("/healthz", http.HandlerFunc(healthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", readyz(o.Checks)).Methods(http.MethodGet)
 	osb := brokerapi.NewWithOptions(b, lagerLogger(o.Log))
+	if o.Metrics != nil {
+		r.Handle("/metrics", basicAuth(o.Username, o.Password, o.Metrics)).Methods(http.MethodGet)
+	}
+	if o.Backups != nil {
+		r.PathPrefix("/api/instances/{instance_id}/backups").Handler(basicAuth(o.Username, o.Password, requireText(limitBody(o.MaxBodyBytes, o.Backups))))
+	}
 	r.PathPrefix("/v2/").Handler(basicAuth(o.Username, o.Password, osbHeaders(requireText(limitBody(o.MaxBodyBytes, requireJSON(osb))))))
 	return r
 }

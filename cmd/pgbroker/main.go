@@ -19,12 +19,14 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/backupapi"
 	"github.com/pgbroker/pgbroker/backupstore"
 	"github.com/pgbroker/pgbroker/broker"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/config"
 	"github.com/pgbroker/pgbroker/httpapi"
 	"github.com/pgbroker/pgbroker/logging"
+	"github.com/pgbroker/pgbroker/metrics"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/worker"
@@ -97,6 +99,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log)
 	handler := httpapi.NewRouter(b, httpapi.Options{
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
+		Backups: backupapi.New(backupapi.Options{
+			Store: st, Catalog: cat, Storage: dumps, EnqueueBackup: runner.EnqueueBackup, EnqueueOp: runner.Enqueue,
+			MaxAge: cfg.BackupMaxAge, Log: log,
+		}),
+		Metrics: metrics.Handler(st, log),
 		Checks: []httpapi.Check{
 			{Name: "state_database", Fn: st.Ping},
 			{Name: "nomad", Fn: prov.Ping},
