@@ -308,3 +308,88 @@ func backupStateRows(t *testing.T, b *broker) int {
 	}
 	return n
 }
+
+// replica starts a second pgbroker process on the same state database (a
+// second replica of the same deployment), stopped when the test ends.
+func (b *broker) replica() *broker {
+	b.t.Helper()
+	addr := freeAddr(b.t)
+	r := &broker{t: b.t, url: "http://" + addr, logs: &syncBuffer{}, stateDB: b.stateDB, name: b.name}
+	for _, kv := range b.env {
+		if !strings.HasPrefix(kv, "PGBROKER_LISTEN=") {
+			r.env = append(r.env, kv)
+		}
+	}
+	r.env = append(r.env, "PGBROKER_LISTEN="+addr)
+	suite.addLog(r.logs)
+	r.start()
+	b.t.Cleanup(func() {
+		r.stop()
+		if b.t.Failed() {
+			b.t.Logf("replica log:\n%s", tail(r.logs.String(), 100))
+		}
+	})
+	return r
+}
+
+// TestDailyBackupFiresOnceAtItsTimeWithTwoBrokers: an instance whose
+// backup_time is the coming minute (UTC) gets exactly one daily dump at
+// that minute, with two broker processes on one state database looking
+// for due runs every second.
+func TestDailyBackupFiresOnceAtItsTimeWithTwoBrokers(t *testing.T) {
+	b1 := newBroker(t, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")
+	b2 := b1.replica()
+	c := b1.client()
+	id := uuid.NewString()
+	const plan = "postgresql-starter-512"
+	at := time.Now().UTC().Add(40 * time.Second).Truncate(time.Minute).Add(time.Minute)
+	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
+		InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: plan,
+		OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance",
+		Parameters: map[string]any{"backup_time": at.Format("15:04"), "backup_time_zone": "UTC"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOperation(t, c, id, resp.OperationKey, 3*time.Minute)
+	removeDumps(t, id)
+	defer deprovision(t, c, id, plan)
+	t.Logf("backup_time %s UTC; waiting for it", at.Format("15:04"))
+
+	dailies := func(from *broker) []backupapi.Backup {
+		var list backupapi.List
+		if status := from.apiJSON(http.MethodGet, backupsPath(id), &list); status != 200 {
+			t.Fatalf("list: %d", status)
+		}
+		var out []backupapi.Backup
+		for _, bk := range list.Backups {
+			if bk.Kind == "daily" {
+				out = append(out, bk)
+			}
+		}
+		return out
+	}
+	for time.Now().Before(at) {
+		if got := dailies(b2); len(got) != 0 {
+			t.Fatalf("a daily dump was recorded at %s, before its time %s: %+v", time.Now().UTC().Format(time.TimeOnly), at.Format(time.TimeOnly), got)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(dailies(b2)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := dailies(b1)
+	if len(got) != 1 {
+		t.Fatalf("%d daily dumps after the scheduled time, want 1: %+v", len(got), got)
+	}
+	done := waitBackup(t, b2, id, got[0].ID, 3*time.Minute)
+	if done.ScheduledAt == nil || !done.ScheduledAt.Equal(at) || done.CreatedAt.Before(at) || done.CreatedAt.After(at.Add(15*time.Second)) {
+		t.Errorf("daily dump scheduled at %v, created at %v; want scheduled at %v and created within 15 s after", done.ScheduledAt, done.CreatedAt, at)
+	}
+	time.Sleep(5 * time.Second) // several more ticks of both brokers
+	if n := len(dailies(b1)); n != 1 {
+		t.Errorf("%d daily dumps after more ticks, want 1", n)
+	}
+	t.Logf("daily dump %s: created %s after its time, %d bytes", done.ID, done.CreatedAt.Sub(at).Round(time.Millisecond), done.SizeBytes)
+}
