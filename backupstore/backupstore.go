@@ -1,7 +1,8 @@
 // Package backupstore is where dumps live once made: a small Storage
-// interface and its filesystem backend (a directory the Nomad clients'
-// dump jobs write into and the broker reads: the same host in development, a
-// shared mount in production). Keys are relative slash-separated paths,
+// interface, its filesystem backend (a directory the Nomad clients' dump
+// jobs write into and the broker reads: the same host in development, a
+// shared mount in production) and its S3 backend (any S3-compatible object
+// storage; dump jobs upload with curl's SigV4, the broker reads with minio-go). Keys are relative slash-separated paths,
 // "<instance short id>/<backup id>.dump" (provisioner.DumpKey).
 package backupstore
 
@@ -57,10 +58,18 @@ func NewFilesystem(dir string) (*Filesystem, error) {
 	return &Filesystem{root: filepath.Clean(dir)}, nil
 }
 
+// checkKey refuses keys that are not clean relative paths.
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || strings.HasPrefix(key, "../") || key == ".." {
+		return fmt.Errorf("invalid dump key %q", key)
+	}
+	return nil
+}
+
 // path maps a key to a file under root, refusing keys that would leave it.
 func (f *Filesystem) path(key string) (string, error) {
-	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || strings.HasPrefix(key, "../") || key == ".." {
-		return "", fmt.Errorf("invalid dump key %q", key)
+	if err := checkKey(key); err != nil {
+		return "", err
 	}
 	return filepath.Join(f.root, filepath.FromSlash(key)), nil
 }

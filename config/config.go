@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +44,12 @@ type Config struct {
 	TLSKeyFile       string        `split_words:"true" desc:"PEM private key of PGBROKER_TLS_CERT_FILE"`
 
 	BackupDir               string        `split_words:"true" desc:"directory on the Nomad clients (and readable by the broker) holding dumps; default: <DATA_ROOT>/backups"`
+	BackupS3Endpoint        string        `envconfig:"BACKUP_S3_ENDPOINT" desc:"S3-compatible endpoint, http(s)://host[:port]: dumps live in S3 instead of BACKUP_DIR"`
+	BackupS3Region          string        `envconfig:"BACKUP_S3_REGION" default:"us-east-1" desc:"S3 signing region"`
+	BackupS3Bucket          string        `envconfig:"BACKUP_S3_BUCKET" desc:"S3 bucket of the dumps (required with BACKUP_S3_ENDPOINT)"`
+	BackupS3Prefix          string        `envconfig:"BACKUP_S3_PREFIX" desc:"prefix of every dump's object name"`
+	BackupS3AccessKeyID     string        `envconfig:"BACKUP_S3_ACCESS_KEY_ID" desc:"S3 access key id"`
+	BackupS3SecretAccessKey string        `envconfig:"BACKUP_S3_SECRET_ACCESS_KEY" desc:"S3 secret access key"`
 	BackupWorkers           int           `split_words:"true" default:"2" desc:"dumps run at once by one broker"`
 	BackupScheduleTick      time.Duration `split_words:"true" default:"1m" desc:"how often due daily dumps are looked for"`
 	BackupRetentionInterval time.Duration `split_words:"true" default:"1h" desc:"how often retention sweeps every instance's backups"`
@@ -65,6 +73,8 @@ func Load() (Config, error) {
 	}
 	return c, c.check()
 }
+
+var s3Prefix = regexp.MustCompile(`^[A-Za-z0-9._/-]*$`)
 
 // BackupDirectory is BackupDir, or <DataRoot>/backups when unset (never an
 // instance's data directory: those are 12 hex characters).
@@ -101,6 +111,21 @@ func (c Config) check() error {
 	}
 	if c.BackupDir != "" && (!strings.HasPrefix(c.BackupDir, "/") || path.Clean(c.BackupDir) != c.BackupDir || c.BackupDir == "/") {
 		return fmt.Errorf("PGBROKER_BACKUP_DIR %q must be a clean absolute path other than /", c.BackupDir)
+	}
+	if c.BackupS3Endpoint != "" {
+		u, err := url.Parse(c.BackupS3Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("PGBROKER_BACKUP_S3_ENDPOINT %q must be http(s)://host[:port]", c.BackupS3Endpoint)
+		}
+		for name, v := range map[string]string{"PGBROKER_BACKUP_S3_BUCKET": c.BackupS3Bucket,
+			"PGBROKER_BACKUP_S3_ACCESS_KEY_ID": c.BackupS3AccessKeyID, "PGBROKER_BACKUP_S3_SECRET_ACCESS_KEY": c.BackupS3SecretAccessKey} {
+			if v == "" {
+				return fmt.Errorf("%s is required with PGBROKER_BACKUP_S3_ENDPOINT", name)
+			}
+		}
+		if !s3Prefix.MatchString(c.BackupS3Prefix) {
+			return fmt.Errorf("PGBROKER_BACKUP_S3_PREFIX %q may hold letters, digits, dots, dashes, underscores and slashes only", c.BackupS3Prefix)
+		}
 	}
 	if _, _, err := c.PortRange(); err != nil {
 		return err

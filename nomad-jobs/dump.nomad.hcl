@@ -1,7 +1,9 @@
 # One logical dump of an instance's database: pg_dump -Fc through the
 # instance's gateway, written to the backup directory on the client as
 # <backup_dir>/<instance>/<backup_id>.dump (first as .partial, renamed once
-# complete, so a file under the final name is always a whole dump).
+# complete, so a file under the final name is always a whole dump). With
+# s3_endpoint set, the file is then uploaded as s3_object of s3_bucket (curl,
+# SigV4, credentials from the job's variable) and the local copy removed.
 #
 # The broker parses this file with the variables below, sets the job ID and
 # name to pg-<instance>-dump-<backup_id>, and puts the instance's admin
@@ -67,6 +69,32 @@ variable "pg_port" {
   description = "Port of the instance's gateway."
 }
 
+variable "s3_endpoint" {
+  type        = string
+  default     = ""
+  description = "When set (http(s)://host[:port]), the dump lives in S3 and backup_dir only spools it. Needs curl 7.75 or later on the client (or in the image, for docker)."
+}
+
+variable "s3_region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "s3_bucket" {
+  type    = string
+  default = ""
+}
+
+variable "s3_object" {
+  type        = string
+  default     = ""
+  description = "Object name of the dump in s3_bucket."
+  validation {
+    condition     = regex_replace(var.s3_object, "^[A-Za-z0-9._/-]*$", "") == ""
+    error_message = "The s3_object may hold letters, digits, dots, dashes, underscores and slashes only."
+  }
+}
+
 variable "postgres_bin_dir" {
   type    = string
   default = "/usr/lib/postgresql/15/bin" # also where the postgres:15 image has them
@@ -78,6 +106,8 @@ variable "postgres_image" {
 }
 
 locals {
+  s3     = var.s3_endpoint != ""
+  s3_url = "${var.s3_endpoint}/${var.s3_bucket}/${var.s3_object}"
   docker       = var.driver == "docker"
   instance_dir = "${var.backup_dir}/${var.instance}"
   bin          = var.postgres_bin_dir
@@ -150,6 +180,22 @@ job "pg-dump" {
         EOT
       }
 
+      # S3 credentials, as a curl config file (user = "key:secret"), from
+      # this job's own variable.
+      dynamic "template" {
+        for_each = var.s3_endpoint == "" ? [] : ["s3"]
+        content {
+          destination = "secrets/s3.curl"
+          perms       = "0600"
+          change_mode = "noop"
+          data        = <<-EOT
+            {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+            user = {{ printf "%s:%s" .s3_access_key_id.Value .s3_secret_access_key.Value | toJSON }}
+            {{- end }}
+          EOT
+        }
+      }
+
       template {
         destination = "local/dump.sh"
         perms       = "0755"
@@ -170,6 +216,14 @@ job "pg-dump" {
           sync "$final.partial"
           mv -f -- "$final.partial" "$final"
           echo "dump: wrote $final ($(stat -c %s "$final") bytes)"
+          %{ if local.s3 }
+          # S3: upload the whole file (SigV4 by curl), then drop the spooled copy.
+          curl --fail --silent --show-error --config "$NOMAD_SECRETS_DIR/s3.curl" \
+            --aws-sigv4 'aws:amz:${var.s3_region}:s3' -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+            --upload-file "$final" '${local.s3_url}'
+          rm -f -- "$final"
+          echo "dump: uploaded to ${local.s3_url}"
+          %{ endif }
         EOT
       }
 

@@ -1,6 +1,8 @@
-# Restores one logical dump, <backup_dir>/<instance>/<backup_id>.dump, into
-# the instance's database through its gateway: pg_restore --clean --if-exists
-# in a single transaction, so a failed restore leaves the database as it was.
+# Restores one logical dump, <backup_dir>/<instance>/<backup_id>.dump (or,
+# with s3_endpoint set, s3_object of s3_bucket, fetched into backup_dir
+# first), into the instance's database through its gateway: pg_restore
+# --clean --if-exists in a single transaction, so a failed restore leaves the
+# database as it was.
 #
 # The broker parses this file with the variables below, sets the job ID and
 # name to pg-<instance>-restore-<operation>, puts the admin password in the
@@ -66,6 +68,32 @@ variable "pg_port" {
   description = "Port of the instance's gateway."
 }
 
+variable "s3_endpoint" {
+  type        = string
+  default     = ""
+  description = "When set (http(s)://host[:port]), the dump lives in S3 and backup_dir only spools it. Needs curl 7.75 or later on the client (or in the image, for docker)."
+}
+
+variable "s3_region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "s3_bucket" {
+  type    = string
+  default = ""
+}
+
+variable "s3_object" {
+  type        = string
+  default     = ""
+  description = "Object name of the dump in s3_bucket."
+  validation {
+    condition     = regex_replace(var.s3_object, "^[A-Za-z0-9._/-]*$", "") == ""
+    error_message = "The s3_object may hold letters, digits, dots, dashes, underscores and slashes only."
+  }
+}
+
 variable "postgres_bin_dir" {
   type    = string
   default = "/usr/lib/postgresql/15/bin" # also where the postgres:15 image has them
@@ -77,6 +105,8 @@ variable "postgres_image" {
 }
 
 locals {
+  s3     = var.s3_endpoint != ""
+  s3_url = "${var.s3_endpoint}/${var.s3_bucket}/${var.s3_object}"
   docker = var.driver == "docker"
   dump   = "${var.backup_dir}/${var.instance}/${var.backup_id}.dump"
   bin    = var.postgres_bin_dir
@@ -130,7 +160,7 @@ job "pg-restore" {
           network_mode = "host"
           command      = "/bin/bash"
           args         = ["${NOMAD_TASK_DIR}/restore.sh"]
-          volumes      = ["${var.backup_dir}:${var.backup_dir}:ro"]
+          volumes      = ["${var.backup_dir}:${var.backup_dir}"]
         }
       }
 
@@ -146,6 +176,22 @@ job "pg-restore" {
         EOT
       }
 
+      # S3 credentials, as a curl config file (user = "key:secret"), from
+      # this job's own variable.
+      dynamic "template" {
+        for_each = var.s3_endpoint == "" ? [] : ["s3"]
+        content {
+          destination = "secrets/s3.curl"
+          perms       = "0600"
+          change_mode = "noop"
+          data        = <<-EOT
+            {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+            user = {{ printf "%s:%s" .s3_access_key_id.Value .s3_secret_access_key.Value | toJSON }}
+            {{- end }}
+          EOT
+        }
+      }
+
       template {
         destination = "local/restore.sh"
         perms       = "0755"
@@ -157,12 +203,23 @@ job "pg-restore" {
             echo "restore: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
             exit 1
           fi
+          dump='${local.dump}'
+          %{ if local.s3 }
+          # S3: fetch the dump into the spool directory first.
+          umask 077
+          mkdir -p "$(dirname "$dump")"
+          dump="$dump.restore-$NOMAD_ALLOC_ID"
+          trap 'rm -f -- "$dump"' EXIT
+          curl --fail --silent --show-error --config "$NOMAD_SECRETS_DIR/s3.curl" \
+            --aws-sigv4 'aws:amz:${var.s3_region}:s3' -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+            --output "$dump" '${local.s3_url}'
+          %{ endif }
           # Fail rather than wait for ever behind a session holding a lock.
           export PGOPTIONS='-c lock_timeout=60s'
           "${local.bin}/pg_restore" --clean --if-exists --single-transaction --exit-on-error \
             --host='${var.pg_host}' --port='${var.pg_port}' --username=pgbroker_admin \
-            --dbname='db_${var.instance}' '${local.dump}'
-          echo "restore: restored ${local.dump}"
+            --dbname='db_${var.instance}' "$dump"
+          echo "restore: restored backup ${var.backup_id}"
         EOT
       }
 

@@ -55,7 +55,12 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, src, jobID, tas
 		return err
 	}
 	secretPath := "nomad/jobs/" + jobID
-	if _, _, err := p.nomad.Variables().Create(&api.Variable{Path: secretPath, Items: api.VariableItems{"admin_password": password}}, writeOpts(ctx)); err != nil {
+	items := api.VariableItems{"admin_password": password}
+	if s3 := p.cfg.BackupS3; s3 != nil {
+		items["s3_access_key_id"] = s3.AccessKeyID
+		items["s3_secret_access_key"] = s3.SecretAccessKey
+	}
+	if _, _, err := p.nomad.Variables().Create(&api.Variable{Path: secretPath, Items: items}, writeOpts(ctx)); err != nil {
 		return fmt.Errorf("create secret %s in Nomad: %w", secretPath, err)
 	}
 	host, err := p.gatewayAddress(ctx, in.ShortID)
@@ -69,6 +74,12 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, src, jobID, tas
 	vars["node_id"] = in.NodeID
 	vars["pg_host"] = host
 	vars["pg_port"] = in.GatewayPort
+	if s3 := p.cfg.BackupS3; s3 != nil {
+		vars["s3_endpoint"] = s3.Endpoint
+		vars["s3_region"] = s3.Region
+		vars["s3_bucket"] = s3.Bucket
+		vars["s3_object"] = s3.Prefix + DumpKey(in.ShortID, backupID)
+	}
 	job, err := p.parseJob(src, jobID, vars)
 	if err != nil {
 		return err

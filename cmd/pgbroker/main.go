@@ -77,15 +77,27 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("create Nomad client: %w", err)
 	}
+	var (
+		dumps    backupstore.Storage
+		dumpsS3  *provisioner.S3
+		storeErr error
+	)
+	if cfg.BackupS3Endpoint != "" {
+		dumpsS3 = &provisioner.S3{Endpoint: cfg.BackupS3Endpoint, Region: cfg.BackupS3Region, Bucket: cfg.BackupS3Bucket,
+			Prefix: cfg.BackupS3Prefix, AccessKeyID: cfg.BackupS3AccessKeyID, SecretAccessKey: cfg.BackupS3SecretAccessKey}
+		dumps, storeErr = backupstore.NewS3(backupstore.S3Config{Endpoint: dumpsS3.Endpoint, Region: dumpsS3.Region,
+			Bucket: dumpsS3.Bucket, Prefix: dumpsS3.Prefix, AccessKeyID: dumpsS3.AccessKeyID, SecretAccessKey: dumpsS3.SecretAccessKey})
+	} else {
+		dumps, storeErr = backupstore.NewFilesystem(cfg.BackupDirectory())
+	}
+	if storeErr != nil {
+		return fmt.Errorf("backup storage: %w", storeErr)
+	}
 	prov := provisioner.New(nomad, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork,
-		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BrokerName: cfg.BrokerName, BackupDir: cfg.BackupDirectory(),
+		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BrokerName: cfg.BrokerName, BackupDir: cfg.BackupDirectory(), BackupS3: dumpsS3,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB,
 	}, log)
-	dumps, err := backupstore.NewFilesystem(cfg.BackupDirectory())
-	if err != nil {
-		return err
-	}
 	runner, err := worker.New(st, cat, prov, prov, worker.Backups{Dumper: prov, Storage: dumps}, worker.Config{
 		Workers: cfg.Workers, AttemptTimeout: cfg.AttemptTimeout, RescueAfter: cfg.RescueAfter,
 		Deadline: cfg.OperationDeadline, MaxRetryDelay: cfg.MaxRetryDelay,
