@@ -393,3 +393,56 @@ func TestDailyBackupFiresOnceAtItsTimeWithTwoBrokers(t *testing.T) {
 	}
 	t.Logf("daily dump %s: created %s after its time, %d bytes", done.ID, done.CreatedAt.Sub(at).Round(time.Millisecond), done.SizeBytes)
 }
+
+// TestBrokerKilledDuringDumpAndRestoreFinishesOnce: SIGKILL right after the
+// dump job is registered, restart: the backup succeeds, once, with its file;
+// SIGKILL right after the restore job is registered, restart: the restore
+// operation succeeds and the rows are those at dump time. No job or secret
+// is left.
+func TestBrokerKilledDuringDumpAndRestoreFinishesOnce(t *testing.T) {
+	b := newBroker(t, append([]string{"PGBROKER_CRASH_AT=dump:registered"}, crashEnv...)...)
+	c := b.client()
+	id := uuid.NewString()
+	provision(t, c, id, crashPlan)
+	removeDumps(t, id)
+	defer deprovision(t, c, id, crashPlan)
+	creds := bind(t, c, id, uuid.NewString(), crashPlan, nil)
+	app := connect(t, creds["DATABASE_URL"].(string))
+	mustExec(t, app, "CREATE TABLE items (id int PRIMARY KEY, body text NOT NULL)")
+	mustExec(t, app, "INSERT INTO items SELECT g, 'row ' || g FROM generate_series(1, 500) g")
+	atDump := tableChecksum(t, app)
+
+	var asked backupapi.Backup
+	if status := b.apiJSON(http.MethodPost, backupsPath(id), &asked); status != http.StatusAccepted {
+		t.Fatalf("POST backups: %d", status)
+	}
+	crashAndRestart(t, b, "dump:registered")
+	done := waitBackup(t, b, id, asked.ID, 3*time.Minute)
+	var list backupapi.List
+	b.apiJSON(http.MethodGet, backupsPath(id), &list)
+	if len(list.Backups) != 1 {
+		t.Fatalf("%d backups after the crash, want 1", len(list.Backups))
+	}
+	if st, err := os.Stat(filepath.Join(dataRoot, "backups", provisioner.DumpKey(provisioner.ShortID(id), done.ID))); err != nil || st.Size() != done.SizeBytes {
+		t.Fatalf("dump file: %v, %v; want %d bytes", st, err, done.SizeBytes)
+	}
+	assertNoBatchJobsLeft(t, id)
+
+	mustExec(t, app, "DELETE FROM items WHERE id % 2 = 0")
+	app.Close(context.Background())
+	b.stop()
+	b.env = append(b.env, "PGBROKER_CRASH_AT=restore:registered")
+	b.start()
+	var restore backupapi.Restore
+	if status := b.apiJSON(http.MethodPost, backupsPath(id)+"/"+done.ID+"/restore", &restore); status != http.StatusAccepted {
+		t.Fatalf("POST restore: %d", status)
+	}
+	crashAndRestart(t, b, "restore:registered")
+	op := osb.OperationKey(restore.Operation)
+	waitOperation(t, c, id, &op, 3*time.Minute)
+	app = connect(t, creds["DATABASE_URL"].(string))
+	if got := tableChecksum(t, app); got != atDump {
+		t.Fatalf("after the restore items checksum %s, want %s", got, atDump)
+	}
+	assertNoBatchJobsLeft(t, id)
+}
