@@ -446,3 +446,47 @@ func TestBrokerKilledDuringDumpAndRestoreFinishesOnce(t *testing.T) {
 	}
 	assertNoBatchJobsLeft(t, id)
 }
+
+// TestManualDumpsOverThePlanCapDeleteTheOldest: with a catalog whose Starter
+// plans keep 2 manual dumps, a third manual dump deletes the oldest, from
+// the backup storage and from the list.
+func TestManualDumpsOverThePlanCapDeleteTheOldest(t *testing.T) {
+	src, err := os.ReadFile("../catalog/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), "manual_kept: 10") {
+		t.Fatal("catalog.yaml no longer says manual_kept: 10 for Starter")
+	}
+	file := filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(string(src), "manual_kept: 10", "manual_kept: 2")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := newBroker(t, "PGBROKER_CATALOG_FILE="+file)
+	c := b.client()
+	id := uuid.NewString()
+	const plan = "postgresql-starter-512"
+	provision(t, c, id, plan)
+	removeDumps(t, id)
+	defer deprovision(t, c, id, plan)
+	var made []backupapi.Backup
+	for i := 0; i < 3; i++ {
+		made = append(made, manualDump(t, b, id))
+	}
+	var list backupapi.List
+	b.apiJSON(http.MethodGet, backupsPath(id), &list)
+	var kept []string
+	for _, bk := range list.Backups {
+		kept = append(kept, bk.ID)
+	}
+	if want := []string{made[2].ID, made[1].ID}; fmt.Sprint(kept) != fmt.Sprint(want) {
+		t.Fatalf("kept %v, want the two newest %v", kept, want)
+	}
+	short := provisioner.ShortID(id)
+	if _, err := os.Stat(filepath.Join(dataRoot, "backups", provisioner.DumpKey(short, made[0].ID))); !os.IsNotExist(err) {
+		t.Errorf("the oldest dump's file is still there: %v", err)
+	}
+	if status, _ := b.raw(http.MethodGet, backupsPath(id)+"/"+made[0].ID, "", nil); status != http.StatusNotFound {
+		t.Errorf("GET the deleted backup: %d, want 404", status)
+	}
+}
