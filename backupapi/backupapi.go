@@ -7,6 +7,7 @@
 //	GET  /api/instances/{instance_id}/backups/{backup_id}             one backup
 //	GET  /api/instances/{instance_id}/backups/{backup_id}/download    the dump, pg_restore's custom format
 //	POST /api/instances/{instance_id}/backups/{backup_id}/restore     restore it into the instance (202, an operation)
+//	POST /api/instances/{instance_id}/backups/pitr-restore            point-in-time restore, {"target_time": RFC 3339} (202, an operation)
 //
 // The caller mounts it behind authentication. Errors are
 // {"error": code, "description": sentence naming what was wrong}; a 4xx
@@ -47,6 +48,7 @@ type Options struct {
 	EnqueueBackup store.EnqueueFunc // enqueues a dump job in the recording transaction
 	EnqueueOp     store.EnqueueFunc // enqueues an operation job (restore)
 	MaxAge        time.Duration     // a last successful dump older than this is stale (26 h)
+	PITR          bool              // point-in-time recovery is on (WAL archiving, base backups)
 	Log           *slog.Logger
 }
 
@@ -58,6 +60,7 @@ func New(o Options) http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc(Prefix, a.list).Methods(http.MethodGet)
 	r.HandleFunc(Prefix, a.create).Methods(http.MethodPost)
+	r.HandleFunc(Prefix+"/pitr-restore", a.pitrRestore).Methods(http.MethodPost)
 	r.HandleFunc(Prefix+"/{backup_id}", a.get).Methods(http.MethodGet)
 	r.HandleFunc(Prefix+"/{backup_id}/download", a.download).Methods(http.MethodGet)
 	r.HandleFunc(Prefix+"/{backup_id}/restore", a.restore).Methods(http.MethodPost)
@@ -100,11 +103,23 @@ type Schedule struct {
 	NextRunAt      time.Time `json:"next_run_at"`
 }
 
+// PITR is the window a point-in-time restore may target.
+type PITR struct {
+	WindowDays         int        `json:"window_days"`          // the plan's PITR window
+	EarliestTargetTime *time.Time `json:"earliest_target_time"` // null until the first base backup succeeded
+}
+
 // List is the answer of GET /api/instances/{instance_id}/backups.
 type List struct {
 	Backups  []Backup  `json:"backups"` // newest first
 	Health   Health    `json:"health"`
 	Schedule *Schedule `json:"schedule,omitempty"` // null on plans without daily dumps or once deprovisioned
+	PITR     *PITR     `json:"pitr,omitempty"`     // null on plans without PITR, when PITR is off, or once deprovisioned
+}
+
+// PITRRestoreRequest is the body of POST .../backups/pitr-restore.
+type PITRRestoreRequest struct {
+	TargetTime string `json:"target_time"` // RFC 3339, e.g. "2026-11-23T16:50:00.123456Z"
 }
 
 // Restore is the answer of POST .../restore: the operation, polled with OSB
@@ -113,6 +128,14 @@ type Restore struct {
 	Operation string `json:"operation"`
 	State     string `json:"state"`
 	BackupID  string `json:"backup_id"`
+}
+
+// PITRRestore is the answer of POST .../pitr-restore: the operation, polled
+// with OSB last_operation (?operation=<operation>).
+type PITRRestore struct {
+	Operation  string    `json:"operation"`
+	State      string    `json:"state"`
+	TargetTime time.Time `json:"target_time"` // UTC, microseconds
 }
 
 func (a *api) list(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +163,88 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 			out.Schedule = &Schedule{BackupTime: d.Time, BackupTimeZone: d.Zone, NextRunAt: d.Next(time.Now())}
 		}
 	}
+	if a.PITR && plan.Backups.PITRDays > 0 && !inst.Gone() {
+		out.PITR = &PITR{WindowDays: plan.Backups.PITRDays}
+		if earliest, ok, err := a.earliestTarget(r.Context(), inst, plan); err == nil && ok {
+			out.PITR.EarliestTargetTime = &earliest
+		}
+	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// earliestTarget is the earliest time a point-in-time restore can reach:
+// the first base backup's end, or the start of the plan's window.
+func (a *api) earliestTarget(ctx context.Context, inst store.Instance, plan catalog.Plan) (time.Time, bool, error) {
+	first, ok, err := a.Store.FirstBaseBackup(ctx, inst.ID)
+	if err != nil || !ok {
+		return time.Time{}, false, err
+	}
+	window := time.Now().Add(-time.Duration(plan.Backups.PITRDays) * 24 * time.Hour)
+	if first.Before(window) {
+		first = window
+	}
+	return first.UTC(), true, nil
+}
+
+func (a *api) pitrRestore(w http.ResponseWriter, r *http.Request) {
+	inst, plan, ok := a.instance(w, r)
+	if !ok || !a.writable(w, r, inst, plan, "restore to a point in time") {
+		return
+	}
+	if !a.PITR || plan.Backups.PITRDays == 0 {
+		writeError(w, http.StatusUnprocessableEntity, "PlanHasNoPITR",
+			fmt.Sprintf("point-in-time recovery is not available on plan %s of this broker", inst.PlanID))
+		return
+	}
+	var req PITRRestoreRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", `the body must be a JSON object {"target_time": "<RFC 3339 time>"}: `+err.Error())
+		return
+	}
+	target, err := time.Parse(time.RFC3339Nano, req.TargetTime)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("target_time %q must be an RFC 3339 time, e.g. \"2026-11-23T16:50:00Z\"", req.TargetTime))
+		return
+	}
+	target = target.UTC().Truncate(time.Microsecond)
+	if target.After(time.Now()) {
+		writeError(w, http.StatusUnprocessableEntity, "TargetTimeOutOfRange", fmt.Sprintf("target_time %s is in the future", target.Format(time.RFC3339Nano)))
+		return
+	}
+	earliest, ok, err := a.earliestTarget(r.Context(), inst, plan)
+	if err != nil {
+		stateDBError(w, err)
+		return
+	}
+	if !ok || target.Before(earliest) {
+		msg := fmt.Sprintf("target_time %s is before the earliest time a restore can reach", target.Format(time.RFC3339Nano))
+		if ok {
+			msg += " (" + earliest.Format(time.RFC3339) + ")"
+		} else {
+			msg += ": the first base backup has not been taken yet"
+		}
+		writeError(w, http.StatusUnprocessableEntity, "TargetTimeOutOfRange", msg)
+		return
+	}
+	params, _ := json.Marshal(map[string]time.Time{"target_time": target})
+	op := store.Operation{ID: uuid.NewString(), InstanceID: inst.ID, Kind: store.KindPITR, PlanID: inst.PlanID,
+		Parameters: params, Description: "queued: restore to " + target.Format(time.RFC3339Nano)}
+	switch err := a.Store.StartOperation(r.Context(), op, a.EnqueueOp); {
+	case errors.Is(err, store.ErrOperationInFlight):
+		writeError(w, http.StatusConflict, "ConcurrencyError", "another operation is in progress on this instance: retry once it finished")
+		return
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusGone, "Gone", fmt.Sprintf("instance %s was deprovisioned", inst.ID))
+		return
+	case err != nil:
+		stateDBError(w, err)
+		return
+	}
+	a.Log.InfoContext(r.Context(), "point-in-time restore accepted", slog.String("instance_id", inst.ID), slog.String("operation", op.ID),
+		slog.Time("target_time", target))
+	writeJSON(w, http.StatusAccepted, PITRRestore{Operation: op.ID, State: string(store.InProgress), TargetTime: target})
 }
 
 func (a *api) create(w http.ResponseWriter, r *http.Request) {

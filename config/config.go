@@ -50,6 +50,7 @@ type Config struct {
 	BackupS3Prefix          string        `envconfig:"BACKUP_S3_PREFIX" desc:"prefix of every dump's object name"`
 	BackupS3AccessKeyID     string        `envconfig:"BACKUP_S3_ACCESS_KEY_ID" desc:"S3 access key id"`
 	BackupS3SecretAccessKey string        `envconfig:"BACKUP_S3_SECRET_ACCESS_KEY" desc:"S3 secret access key"`
+	PITRRepo                string        `envconfig:"PITR_REPO" desc:"directory on the Nomad clients of the pgBackRest repository (WAL archive, base backups); default <DATA_ROOT>/pgbackrest with raw_exec, off with docker; \"off\" turns PITR off"`
 	BackupWorkers           int           `split_words:"true" default:"2" desc:"dumps run at once by one broker"`
 	BackupScheduleTick      time.Duration `split_words:"true" default:"1m" desc:"how often due daily dumps are looked for"`
 	BackupRetentionInterval time.Duration `split_words:"true" default:"1h" desc:"how often retention sweeps every instance's backups"`
@@ -83,6 +84,21 @@ func (c Config) BackupDirectory() string {
 		return c.BackupDir
 	}
 	return path.Join(c.DataRoot, "backups")
+}
+
+// PITRRepository is the pgBackRest repository directory on the clients, ""
+// when point-in-time recovery is off: PITRRepo, or <DataRoot>/pgbackrest with
+// the raw_exec driver (Debian's pgbackrest on the clients) when unset.
+func (c Config) PITRRepository() string {
+	switch {
+	case c.PITRRepo == "off":
+		return ""
+	case c.PITRRepo != "":
+		return c.PITRRepo
+	case c.NomadDriver == "raw_exec":
+		return path.Join(c.DataRoot, "pgbackrest")
+	}
+	return ""
 }
 
 // PortRange parses GatewayPorts ("min-max").
@@ -126,6 +142,9 @@ func (c Config) check() error {
 		if !s3Prefix.MatchString(c.BackupS3Prefix) {
 			return fmt.Errorf("PGBROKER_BACKUP_S3_PREFIX %q may hold letters, digits, dots, dashes, underscores and slashes only", c.BackupS3Prefix)
 		}
+	}
+	if c.PITRRepo != "" && c.PITRRepo != "off" && (!strings.HasPrefix(c.PITRRepo, "/") || path.Clean(c.PITRRepo) != c.PITRRepo || c.PITRRepo == "/") {
+		return fmt.Errorf("PGBROKER_PITR_REPO %q must be off or a clean absolute path other than /", c.PITRRepo)
 	}
 	if _, _, err := c.PortRange(); err != nil {
 		return err

@@ -29,6 +29,7 @@ type Config struct {
 	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
 	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
 	BackupS3    *S3      // when set, dumps live in this S3 bucket instead of BackupDir
+	PITRRepo    string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off
 
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB
@@ -88,6 +89,7 @@ type Size struct {
 	Nodes          int
 	Gateways       int
 	MaxConnections int
+	PITRDays       int // point-in-time recovery window in days; 0: no WAL archiving
 }
 
 // Progress receives the current step of an operation, in words a user reads

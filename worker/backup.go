@@ -24,8 +24,9 @@ type Dumper interface {
 
 // Backups is what the backup jobs work with.
 type Backups struct {
-	Dumper  Dumper
-	Storage backupstore.Storage
+	Dumper       Dumper
+	Storage      backupstore.Storage
+	BaseBackuper BaseBackuper // nil: no point-in-time recovery
 }
 
 // queueBackups is the River queue of dumps; its worker count is

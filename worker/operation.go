@@ -81,7 +81,8 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 // carryOut runs the operation's steps and returns the success description.
 func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst store.Instance, plan catalog.Plan, progress provisioner.Progress) (string, error) {
 	target := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID}
-	size := provisioner.Size{MemoryMiB: plan.MemoryMiB, CPUMHz: plan.CPUMHz, Nodes: plan.Nodes, Gateways: plan.Gateways, MaxConnections: plan.MaxConnections}
+	size := provisioner.Size{MemoryMiB: plan.MemoryMiB, CPUMHz: plan.CPUMHz, Nodes: plan.Nodes, Gateways: plan.Gateways,
+		MaxConnections: plan.MaxConnections, PITRDays: plan.Backups.PITRDays}
 	switch op.Kind {
 	case store.KindProvision:
 		placed, err := w.op.Provision(ctx, target, size, progress)
@@ -106,6 +107,17 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		return "deprovisioned", nil
 	case store.KindRestore:
 		return w.restore(ctx, op, target, progress)
+	case store.KindPITR:
+		var p struct {
+			TargetTime time.Time `json:"target_time"`
+		}
+		if err := json.Unmarshal(op.Parameters, &p); err != nil || p.TargetTime.IsZero() {
+			return "", &failure{"the point-in-time restore names no target_time"}
+		}
+		if err := w.op.RestoreToTime(ctx, target, size, op.ID, p.TargetTime, progress); err != nil {
+			return "", err
+		}
+		return "restored to " + p.TargetTime.UTC().Format(time.RFC3339Nano), nil
 	}
 	return "", fmt.Errorf("unknown operation kind %q", op.Kind)
 }

@@ -34,19 +34,26 @@ type scheduleWorker struct {
 	store   *store.Store
 	catalog *catalog.Catalog
 	window  time.Duration // a run missed for longer than this is skipped
+	pitr    bool          // weekly base backups are taken (PITR is on)
 	log     *slog.Logger
 }
 
 // Work records a daily backup for every live instance on a plan with daily
-// dumps whose scheduled run came due (scheduler.Due), and enqueues its dump.
+// dumps whose scheduled run came due (scheduler.Due), and enqueues its dump;
+// with PITR on, it also records and enqueues this week's base backup of
+// every live instance on a plan with PITR that has none yet.
 func (w *scheduleWorker) Work(ctx context.Context, _ *river.Job[ScheduleArgs]) error {
 	instances, err := w.store.LiveInstances(ctx)
 	if err != nil {
 		return err
 	}
 	entries := make([]scheduler.Entry, 0, len(instances))
+	var pitr []string
 	for _, inst := range instances {
 		_, plan, ok := w.catalog.Plan(inst.PlanID)
+		if ok && w.pitr && plan.Backups.PITRDays > 0 {
+			pitr = append(pitr, inst.ID)
+		}
 		if !ok || !plan.Backups.Daily {
 			continue
 		}
@@ -60,7 +67,9 @@ func (w *scheduleWorker) Work(ctx context.Context, _ *river.Job[ScheduleArgs]) e
 		entries = append(entries, scheduler.Entry{InstanceID: inst.ID, Daily: d, Since: inst.CreatedAt})
 	}
 	client := river.ClientFromContext[pgx.Tx](ctx)
-	for _, run := range scheduler.Due(entries, time.Now(), w.window) {
+	now := time.Now()
+	w.scheduleBaseBackups(ctx, client, pitr, now)
+	for _, run := range scheduler.Due(entries, now, w.window) {
 		at := run.At
 		id := uuid.NewString()
 		short := provisioner.ShortID(run.InstanceID)

@@ -28,6 +28,7 @@ type Operator interface {
 	Resize(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) error
 	Deprovision(ctx context.Context, in provisioner.Instance, progress provisioner.Progress) error
 	Restore(ctx context.Context, in provisioner.Instance, operationID, backupID string, progress provisioner.Progress) error
+	RestoreToTime(ctx context.Context, in provisioner.Instance, size provisioner.Size, restoreID string, target time.Time, progress provisioner.Progress) error
 }
 
 // Config bounds how operations run.
@@ -44,6 +45,7 @@ type Config struct {
 	ScheduleTick      time.Duration // how often due daily dumps are looked for
 	ScheduleWindow    time.Duration // a daily dump missed for longer than this (broker down) is skipped
 	RetentionInterval time.Duration // how often retention sweeps every instance's backups
+	PITR              bool          // WAL archiving is on: weekly base backups are taken
 }
 
 // OperationArgs is the River job of one operation.
@@ -86,7 +88,8 @@ func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, bk
 	river.AddWorker(workers, &reaper{store: st, orphans: orphans, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
 	backupLog := log.With(slog.String("component", "backups"))
 	river.AddWorker(workers, &backupWorker{store: st, catalog: cat, backups: bk, log: backupLog})
-	river.AddWorker(workers, &scheduleWorker{store: st, catalog: cat, window: cfg.ScheduleWindow, log: backupLog})
+	river.AddWorker(workers, &scheduleWorker{store: st, catalog: cat, window: cfg.ScheduleWindow, pitr: cfg.PITR && bk.BaseBackuper != nil, log: backupLog})
+	river.AddWorker(workers, &baseBackupWorker{store: st, taker: bk.BaseBackuper, log: backupLog})
 	river.AddWorker(workers, &retentionWorker{store: st, catalog: cat, storage: bk.Storage, log: backupLog})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),

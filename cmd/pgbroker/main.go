@@ -95,14 +95,15 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	prov := provisioner.New(nomad, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork,
-		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BrokerName: cfg.BrokerName, BackupDir: cfg.BackupDirectory(), BackupS3: dumpsS3,
+		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BrokerName: cfg.BrokerName, BackupDir: cfg.BackupDirectory(), BackupS3: dumpsS3, PITRRepo: cfg.PITRRepository(),
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB,
 	}, log)
-	runner, err := worker.New(st, cat, prov, prov, worker.Backups{Dumper: prov, Storage: dumps}, worker.Config{
+	runner, err := worker.New(st, cat, prov, prov, worker.Backups{Dumper: prov, Storage: dumps, BaseBackuper: prov}, worker.Config{
 		Workers: cfg.Workers, AttemptTimeout: cfg.AttemptTimeout, RescueAfter: cfg.RescueAfter,
 		Deadline: cfg.OperationDeadline, MaxRetryDelay: cfg.MaxRetryDelay,
 		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace,
 		BackupWorkers: cfg.BackupWorkers, ScheduleTick: cfg.BackupScheduleTick, RetentionInterval: cfg.BackupRetentionInterval,
+		PITR: cfg.PITRRepository() != "",
 	}, log)
 	if err != nil {
 		return err
@@ -113,7 +114,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
 		Backups: backupapi.New(backupapi.Options{
 			Store: st, Catalog: cat, Storage: dumps, EnqueueBackup: runner.EnqueueBackup, EnqueueOp: runner.Enqueue,
-			MaxAge: cfg.BackupMaxAge, Log: log,
+			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITRRepository() != "", Log: log,
 		}),
 		Metrics: metrics.Handler(st, log),
 		Checks: []httpapi.Check{
