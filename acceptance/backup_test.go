@@ -490,3 +490,62 @@ func TestManualDumpsOverThePlanCapDeleteTheOldest(t *testing.T) {
 		t.Errorf("GET the deleted backup: %d, want 404", status)
 	}
 }
+
+// TestProvisionRestoreFromADumpOfAnotherInstance: a new instance provisioned
+// with restore_from starts with the rows of the other instance's dump,
+// owned by its own roles (read-write and read-only bindings work);
+// restore_from naming another organization's instance or an unknown backup
+// is a 400 naming the field.
+func TestProvisionRestoreFromADumpOfAnotherInstance(t *testing.T) {
+	b := newBroker(t)
+	c := b.client()
+	const plan = "postgresql-starter-512"
+	source := uuid.NewString()
+	provision(t, c, source, plan)
+	removeDumps(t, source)
+	defer deprovision(t, c, source, plan)
+	app := connect(t, bind(t, c, source, uuid.NewString(), plan, nil)["DATABASE_URL"].(string))
+	mustExec(t, app, "CREATE TABLE items (id int PRIMARY KEY, body text NOT NULL)")
+	mustExec(t, app, "INSERT INTO items SELECT g, 'row ' || g FROM generate_series(1, 1500) g")
+	want := tableChecksum(t, app)
+	dump := manualDump(t, b, source)
+
+	body := func(org, inst, backup string) string {
+		return fmt.Sprintf(`{"service_id":"postgresql","plan_id":%q,"organization_guid":%q,"space_guid":"s","parameters":{"restore_from":{"instance_id":%q,"backup_id":%q}}}`,
+			plan, org, inst, backup)
+	}
+	for _, bad := range []struct{ body, says string }{
+		{body("another-org", source, dump.ID), "restore_from.instance_id"},
+		{body("org-acceptance", source, uuid.NewString()), "restore_from.backup_id"},
+		{body("org-acceptance", uuid.NewString(), dump.ID), "restore_from.instance_id"},
+	} {
+		status, answer := b.raw(http.MethodPut, "/v2/service_instances/"+uuid.NewString()+"?accepts_incomplete=true", bad.body, nil)
+		if status != http.StatusBadRequest || !strings.Contains(answer, bad.says) {
+			t.Errorf("provision with %s: %d %s, want 400 naming %s", bad.body, status, answer, bad.says)
+		}
+	}
+
+	copyID := uuid.NewString()
+	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
+		InstanceID: copyID, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: plan,
+		OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance",
+		Parameters: map[string]any{"restore_from": map[string]any{"instance_id": source, "backup_id": dump.ID}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOperation(t, c, copyID, resp.OperationKey, 3*time.Minute)
+	defer deprovision(t, c, copyID, plan)
+	rw := connect(t, bind(t, c, copyID, uuid.NewString(), plan, nil)["DATABASE_URL"].(string))
+	if got := tableChecksum(t, rw); got != want {
+		t.Fatalf("restored instance items checksum %s, want %s", got, want)
+	}
+	mustExec(t, rw, "INSERT INTO items VALUES (9999, 'written in the copy')")
+	ro := connect(t, bind(t, c, copyID, uuid.NewString(), plan, map[string]any{"read_only": true})["DATABASE_URL"].(string))
+	if n := count(t, ro, "items"); n != 1501 {
+		t.Errorf("the read-only binding counts %d items, want 1501", n)
+	}
+	if got := tableChecksum(t, app); got != want {
+		t.Errorf("the source changed: checksum %s, want %s", got, want)
+	}
+}

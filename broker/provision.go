@@ -24,7 +24,9 @@ import (
 // Answers 202 with an operation; 200 for an identical request after success;
 // 202 with the same operation for an identical request while in progress;
 // 409 for the same id with other attributes; 400 for bad parameters; 422
-// without accepts_incomplete or for a plan not offered yet.
+// without accepts_incomplete or for a plan not offered yet. A restore_from
+// parameter must name a succeeded dump of an instance of the same
+// organization (400 otherwise); the dump is restored once provisioned.
 func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.ProvisionDetails, asyncAllowed bool) (domain.ProvisionedServiceSpec, error) {
 	if !asyncAllowed {
 		return domain.ProvisionedServiceSpec{}, apiresponses.ErrAsyncRequired
@@ -48,6 +50,9 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	}
 	if _, err := scheduler.FromParameters(params); err != nil {
 		return domain.ProvisionedServiceSpec{}, badRequest("%s", err.Error())
+	}
+	if err := b.checkRestoreFrom(ctx, params, d.OrganizationGUID); err != nil {
+		return domain.ProvisionedServiceSpec{}, err
 	}
 	if plan.Nodes > 1 {
 		return domain.ProvisionedServiceSpec{}, unprocessable("PlanNotAvailable",

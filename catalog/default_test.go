@@ -134,9 +134,15 @@ func TestDefaultSchemas(t *testing.T) {
 		if p.Tier != TierSandbox {
 			for _, s := range []map[string]any{p.Schemas.Provision, p.Schemas.Update} {
 				props, _ := s["properties"].(map[string]any)
-				if s["additionalProperties"] != false || len(props) != 2 || props["backup_time"] == nil || props["backup_time_zone"] == nil {
-					t.Errorf("%s: provision/update schema = %v, want backup_time and backup_time_zone only", p.ID, s)
+				if s["additionalProperties"] != false || props["backup_time"] == nil || props["backup_time_zone"] == nil {
+					t.Errorf("%s: provision/update schema = %v, want backup_time and backup_time_zone", p.ID, s)
 				}
+			}
+			if props, _ := p.Schemas.Provision["properties"].(map[string]any); len(props) != 3 || props["restore_from"] == nil {
+				t.Errorf("%s: provision schema = %v, want backup_time, backup_time_zone and restore_from", p.ID, p.Schemas.Provision)
+			}
+			if props, _ := p.Schemas.Update["properties"].(map[string]any); len(props) != 2 {
+				t.Errorf("%s: update schema = %v, want backup_time and backup_time_zone only", p.ID, p.Schemas.Update)
 			}
 		} else if !reflect.DeepEqual(p.Schemas.Provision, noParameters) {
 			t.Errorf("%s: provision schema = %v, want %v", p.ID, p.Schemas.Provision, noParameters)

@@ -28,6 +28,16 @@ variable "backup_id" {
   }
 }
 
+variable "source_instance" {
+  type        = string
+  default     = ""
+  description = "Short id of the instance the dump was made of, when another one (restore_from): objects then take the instance's owner role, without the source's grants."
+  validation {
+    condition     = var.source_instance == "" || regex_replace(var.source_instance, "^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", "ok") == "ok"
+    error_message = "The source_instance must be 1 to 32 lower-case letters, digits and inner dashes."
+  }
+}
+
 variable "driver" {
   type        = string
   default     = "raw_exec"
@@ -108,7 +118,10 @@ locals {
   s3     = var.s3_endpoint != ""
   s3_url = "${var.s3_endpoint}/${var.s3_bucket}/${var.s3_object}"
   docker = var.driver == "docker"
-  dump   = "${var.backup_dir}/${var.instance}/${var.backup_id}.dump"
+  source = var.source_instance == "" ? var.instance : var.source_instance
+  dump   = "${var.backup_dir}/${local.source}/${var.backup_id}.dump"
+  # Another instance's dump: its owner and reader roles do not exist here.
+  foreign = local.source != var.instance ? "--no-owner --no-acl --role=db_${var.instance}" : ""
   bin    = var.postgres_bin_dir
 }
 
@@ -216,7 +229,7 @@ job "pg-restore" {
           %{ endif }
           # Fail rather than wait for ever behind a session holding a lock.
           export PGOPTIONS='-c lock_timeout=60s'
-          "${local.bin}/pg_restore" --clean --if-exists --single-transaction --exit-on-error \
+          "${local.bin}/pg_restore" --clean --if-exists --single-transaction --exit-on-error ${local.foreign} \
             --host='${var.pg_host}' --port='${var.pg_port}' --username=pgbroker_admin \
             --dbname='db_${var.instance}' "$dump"
           echo "restore: restored backup ${var.backup_id}"

@@ -30,23 +30,26 @@ func DumpKey(short, backupID string) string { return short + "/" + backupID + ".
 // secret errors worth retrying.
 func (p *Provisioner) Dump(ctx context.Context, in Instance, backupID string, progress Progress) error {
 	progress("dumping the database")
-	return p.runBatch(ctx, in, nomadjobs.Dump, DumpJobID(in.ShortID, backupID), "dump", backupID)
+	return p.runBatch(ctx, in, nomadjobs.Dump, DumpJobID(in.ShortID, backupID), "dump", backupID, "")
 }
 
 // Restore runs pg_restore --clean --if-exists --single-transaction of the
 // dump of backupID into the instance's database as the batch job
-// pg-<short>-restore-<operationID> on the instance's node. A failed restore
-// rolls back and leaves the database as it was. Errors: *JobFailedError when
-// pg_restore failed; others are worth retrying.
-func (p *Provisioner) Restore(ctx context.Context, in Instance, operationID, backupID string, progress Progress) error {
+// pg-<short>-restore-<operationID> on the instance's node. from is the
+// short id of the instance the dump was made of when another one
+// (restore_from; "" for the instance itself): its objects then belong to the
+// instance's owner role. A failed restore rolls back and leaves the database
+// as it was. Errors: *JobFailedError when pg_restore failed; others are
+// worth retrying.
+func (p *Provisioner) Restore(ctx context.Context, in Instance, operationID, backupID, from string, progress Progress) error {
 	progress("restoring backup " + backupID)
-	return p.runBatch(ctx, in, nomadjobs.Restore, RestoreJobID(in.ShortID, operationID), "restore", backupID)
+	return p.runBatch(ctx, in, nomadjobs.Restore, RestoreJobID(in.ShortID, operationID), "restore", backupID, from)
 }
 
 // runBatch gives job jobID a copy of the admin password in its own Nomad
 // Variable, registers it (src with the instance's gateway and the backup),
 // waits for it to complete, then purges job and variable.
-func (p *Provisioner) runBatch(ctx context.Context, in Instance, src, jobID, task, backupID string) error {
+func (p *Provisioner) runBatch(ctx context.Context, in Instance, src, jobID, task, backupID, from string) error {
 	if p.cfg.BackupDir == "" {
 		return errors.New("no backup directory is configured")
 	}
@@ -79,6 +82,12 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, src, jobID, tas
 		vars["s3_region"] = s3.Region
 		vars["s3_bucket"] = s3.Bucket
 		vars["s3_object"] = s3.Prefix + DumpKey(in.ShortID, backupID)
+	}
+	if from != "" && from != in.ShortID {
+		vars["source_instance"] = from
+		if s3 := p.cfg.BackupS3; s3 != nil {
+			vars["s3_object"] = s3.Prefix + DumpKey(from, backupID)
+		}
 	}
 	job, err := p.parseJob(src, jobID, vars)
 	if err != nil {

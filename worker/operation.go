@@ -94,6 +94,9 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		if err != nil {
 			return "", err
 		}
+		if done, err := w.restoreFrom(ctx, op, target, progress); err != nil || done != "" {
+			return done, err
+		}
 		return fmt.Sprintf("PostgreSQL is ready on plan %s", plan.ID), nil
 	case store.KindUpdate:
 		if err := w.op.Resize(ctx, target, size, progress); err != nil {
@@ -146,7 +149,7 @@ func (w *operationWorker) restore(ctx context.Context, op store.Operation, targe
 	if b.InstanceID != op.InstanceID || b.Status != store.BackupSucceeded {
 		return "", &failure{fmt.Sprintf("backup %s is not a succeeded backup of this instance", p.BackupID)}
 	}
-	err = w.op.Restore(ctx, target, op.ID, b.ID, progress)
+	err = w.op.Restore(ctx, target, op.ID, b.ID, "", progress)
 	var failed *provisioner.JobFailedError
 	if errors.As(err, &failed) {
 		return "", &failure{"pg_restore failed, the database is unchanged: " + failed.Error()}
@@ -155,4 +158,38 @@ func (w *operationWorker) restore(ctx context.Context, op store.Operation, targe
 		return "", err
 	}
 	return fmt.Sprintf("restored backup %s", b.ID), nil
+}
+
+// restoreFrom restores the dump named by a provision's restore_from
+// parameter into the new instance; done is "" when there is none.
+func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, target provisioner.Instance, progress provisioner.Progress) (string, error) {
+	var p struct {
+		RestoreFrom *struct {
+			InstanceID string `json:"instance_id"`
+			BackupID   string `json:"backup_id"`
+		} `json:"restore_from"`
+	}
+	if err := json.Unmarshal(op.Parameters, &p); err != nil || p.RestoreFrom == nil {
+		return "", nil
+	}
+	rf := p.RestoreFrom
+	b, err := w.store.GetBackup(ctx, rf.BackupID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", &failure{fmt.Sprintf("restore_from.backup_id %s no longer exists (retention deleted it): deprovision and provision from another backup", rf.BackupID)}
+	}
+	if err != nil {
+		return "", err
+	}
+	if b.InstanceID != rf.InstanceID || b.Status != store.BackupSucceeded {
+		return "", &failure{fmt.Sprintf("restore_from.backup_id %s is not a succeeded backup of instance %s", rf.BackupID, rf.InstanceID)}
+	}
+	err = w.op.Restore(ctx, target, op.ID, b.ID, provisioner.ShortID(rf.InstanceID), progress)
+	var failed *provisioner.JobFailedError
+	if errors.As(err, &failed) {
+		return "", &failure{"restoring restore_from.backup_id " + b.ID + " failed: " + failed.Error()}
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("PostgreSQL is ready on plan %s with the data of backup %s of instance %s", op.PlanID, b.ID, rf.InstanceID), nil
 }

@@ -27,7 +27,7 @@ type Operator interface {
 	Provision(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
 	Resize(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) error
 	Deprovision(ctx context.Context, in provisioner.Instance, progress provisioner.Progress) error
-	Restore(ctx context.Context, in provisioner.Instance, operationID, backupID string, progress provisioner.Progress) error
+	Restore(ctx context.Context, in provisioner.Instance, operationID, backupID, from string, progress provisioner.Progress) error
 	RestoreToTime(ctx context.Context, in provisioner.Instance, size provisioner.Size, restoreID string, target time.Time, progress provisioner.Progress) error
 }
 
