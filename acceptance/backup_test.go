@@ -290,6 +290,9 @@ func TestBackupBadInputGets4xxNamingTheField(t *testing.T) {
 		list.Schedule.NextRunAt.UTC().Format("15:04") != "07:30" {
 		t.Errorf("schedule after update = %+v, want 07:30 UTC", list.Schedule)
 	}
+	if list.Health.Stale || list.Health.LastSuccessAt != nil {
+		t.Errorf("health of a fresh instance without dumps = %+v, want not stale", list.Health)
+	}
 }
 
 // backupStateRows counts instances, operations, backups and their jobs.

@@ -93,7 +93,7 @@ type Backup struct {
 type Health struct {
 	LastSuccessAt *time.Time `json:"last_success_at"` // finished_at of the newest succeeded dump; null when none
 	MaxAgeSeconds int64      `json:"max_age_seconds"` // the threshold (PGBROKER_BACKUP_MAX_AGE)
-	Stale         bool       `json:"stale"`           // no succeeded dump, or the newest is older than the threshold
+	Stale         bool       `json:"stale"`           // the newest succeeded dump (or, without one, the instance) is older than the threshold
 }
 
 // Schedule is the instance's daily dump time.
@@ -148,16 +148,18 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		stateDBError(w, err)
 		return
 	}
-	out := List{Backups: make([]Backup, 0, len(backups)), Health: Health{MaxAgeSeconds: int64(a.MaxAge / time.Second), Stale: true}}
+	out := List{Backups: make([]Backup, 0, len(backups)), Health: Health{MaxAgeSeconds: int64(a.MaxAge / time.Second)}}
 	for _, b := range backups {
 		out.Backups = append(out.Backups, view(b))
 		if b.Status == store.BackupSucceeded && b.FinishedAt != nil && (out.Health.LastSuccessAt == nil || b.FinishedAt.After(*out.Health.LastSuccessAt)) {
 			out.Health.LastSuccessAt = b.FinishedAt
 		}
 	}
+	since := inst.CreatedAt
 	if out.Health.LastSuccessAt != nil {
-		out.Health.Stale = time.Since(*out.Health.LastSuccessAt) > a.MaxAge
+		since = *out.Health.LastSuccessAt
 	}
+	out.Health.Stale = time.Since(since) > a.MaxAge
 	if plan.Backups.Daily && !inst.Gone() {
 		if d, err := schedule(inst); err == nil {
 			out.Schedule = &Schedule{BackupTime: d.Time, BackupTimeZone: d.Zone, NextRunAt: d.Next(time.Now())}
