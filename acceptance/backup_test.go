@@ -471,7 +471,6 @@ func TestManualDumpsOverThePlanCapDeleteTheOldest(t *testing.T) {
 	const plan = "postgresql-starter-512"
 	provision(t, c, id, plan)
 	removeDumps(t, id)
-	defer deprovision(t, c, id, plan)
 	var made []backupapi.Backup
 	for i := 0; i < 3; i++ {
 		made = append(made, manualDump(t, b, id))
@@ -491,6 +490,20 @@ func TestManualDumpsOverThePlanCapDeleteTheOldest(t *testing.T) {
 	}
 	if status, _ := b.raw(http.MethodGet, backupsPath(id)+"/"+made[0].ID, "", nil); status != http.StatusNotFound {
 		t.Errorf("GET the deleted backup: %d, want 404", status)
+	}
+
+	// Deprovisioning does not delete backups early: they stay listed and downloadable.
+	deprovision(t, c, id, plan)
+	list = backupapi.List{}
+	b.apiJSON(http.MethodGet, backupsPath(id), &list)
+	if len(list.Backups) != 2 || list.Schedule != nil {
+		t.Errorf("after deprovisioning: %d backups, schedule %+v; want 2 and none", len(list.Backups), list.Schedule)
+	}
+	if status, _ := b.raw(http.MethodGet, backupsPath(id)+"/"+made[2].ID+"/download", "", nil); status != http.StatusOK {
+		t.Errorf("download after deprovisioning: %d, want 200", status)
+	}
+	if status, body := b.raw(http.MethodPost, backupsPath(id), "", nil); status != http.StatusGone {
+		t.Errorf("manual dump after deprovisioning: %d %s, want 410", status, body)
 	}
 }
 
