@@ -18,7 +18,9 @@ type fakeHealth struct {
 	err  error
 }
 
-func (f fakeHealth) LastSuccessfulBackups(context.Context) ([]store.BackupHealth, error) { return f.list, f.err }
+func (f fakeHealth) LastSuccessfulBackups(context.Context) ([]store.BackupHealth, error) {
+	return f.list, f.err
+}
 
 func scrape(t *testing.T, src BackupHealth) string {
 	t.Helper()
