@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -24,7 +25,9 @@ import (
 // 202 with the same operation for an identical request while in progress;
 // 409 for the same id with other attributes; 400 for bad parameters; 422
 // without accepts_incomplete, for a plan not offered yet, or for an extension
-// not installed on the nodes (naming the allowed ones).
+// not installed on the nodes (naming the allowed ones). A restore_from
+// parameter must name a succeeded dump of an instance of the same
+// organization (400 otherwise); the dump is restored once provisioned.
 func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.ProvisionDetails, asyncAllowed bool) (domain.ProvisionedServiceSpec, error) {
 	if !asyncAllowed {
 		return domain.ProvisionedServiceSpec{}, apiresponses.ErrAsyncRequired
@@ -48,6 +51,12 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	}
 	set := settingsOf(params)
 	if err := set.check(); err != nil {
+		return domain.ProvisionedServiceSpec{}, err
+	}
+	if _, err := scheduler.FromParameters(params); err != nil {
+		return domain.ProvisionedServiceSpec{}, badRequest("%s", err.Error())
+	}
+	if err := b.checkRestoreFrom(ctx, params, d.OrganizationGUID); err != nil {
 		return domain.ProvisionedServiceSpec{}, err
 	}
 	if plan.Nodes > 1 {

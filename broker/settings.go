@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"slices"
 
 	"github.com/pgbroker/pgbroker/pgadmin"
@@ -50,4 +51,17 @@ func (s settings) changes(forceTLS bool, extensions []string) bool {
 		return true
 	}
 	return s.extensions != nil && !slices.Equal(s.extensions, extensions)
+}
+
+// scheduleChanges reports whether params set backup_time or
+// backup_time_zone to a value other than the instance's current one.
+func scheduleChanges(params map[string]any, current json.RawMessage) bool {
+	var have map[string]any
+	_ = json.Unmarshal(orEmpty(current), &have)
+	for _, key := range []string{"backup_time", "backup_time_zone"} {
+		if v, ok := params[key]; ok && v != have[key] {
+			return true
+		}
+	}
+	return false
 }

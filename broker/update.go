@@ -11,6 +11,7 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
 	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -55,10 +56,13 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	if err := set.check(); err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}
+	if _, err := scheduler.FromParameters(params); err != nil {
+		return domain.UpdateServiceSpec{}, badRequest("%s", err.Error())
+	}
 	if err := b.noOperationInFlight(ctx, instanceID); err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}
-	if planID == inst.PlanID && !set.changes(inst.ForceTLS, inst.Extensions) {
+	if planID == inst.PlanID && !set.changes(inst.ForceTLS, inst.Extensions) && !scheduleChanges(params, inst.Parameters) {
 		return domain.UpdateServiceSpec{}, nil // nothing changes: 200
 	}
 	if err := catalog.CheckPlanChange(from, to); err != nil {

@@ -125,13 +125,16 @@ func TestDefaultSchemas(t *testing.T) {
 		t.Fatalf("Default: %v", err)
 	}
 	for _, p := range c.Services[0].Plans {
-		checkObjectSchema(t, p.ID+" provision", p.Schemas.Provision, map[string]string{"extensions": "array"})
-		checkObjectSchema(t, p.ID+" update", p.Schemas.Update, map[string]string{"extensions": "array", "force_tls": "boolean"})
-		props, _ := p.Schemas.Bind["properties"].(map[string]any)
-		readOnly, _ := props["read_only"].(map[string]any)
-		if p.Schemas.Bind["additionalProperties"] != false || readOnly["type"] != "boolean" {
-			t.Errorf("%s: bind schema = %v, want an object with additionalProperties false and read_only boolean", p.ID, p.Schemas.Bind)
+		provision := map[string]string{"extensions": "array"}
+		update := map[string]string{"extensions": "array", "force_tls": "boolean"}
+		if p.Tier != TierSandbox { // paid plans: daily backups and restore_from
+			for _, m := range []map[string]string{provision, update} {
+				m["backup_time"], m["backup_time_zone"] = "string", "string"
+			}
+			provision["restore_from"] = "object"
 		}
+		checkObjectSchema(t, p.ID+" provision", p.Schemas.Provision, provision)
+		checkObjectSchema(t, p.ID+" update", p.Schemas.Update, update)
 	}
 }
 

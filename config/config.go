@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os/user"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -42,13 +44,25 @@ type Config struct {
 	TLSCertFile      string        `split_words:"true" desc:"PEM certificate: serve HTTPS (with PGBROKER_TLS_KEY_FILE)"`
 	TLSKeyFile       string        `split_words:"true" desc:"PEM private key of PGBROKER_TLS_CERT_FILE"`
 
-	CACertFile        string        `envconfig:"CA_CERT_FILE" desc:"PEM CA certificate signing instances' server certificates (with PGBROKER_CA_KEY_FILE); default: a CA made at first start, kept in a Nomad Variable"`
-	CAKeyFile         string        `envconfig:"CA_KEY_FILE" desc:"PEM private key of PGBROKER_CA_CERT_FILE"`
-	CertLifetime      time.Duration `split_words:"true" default:"2160h" desc:"validity of an instance's server certificate"`
-	CertRenewBefore   time.Duration `split_words:"true" default:"720h" desc:"a server certificate expiring within this is re-issued"`
-	CertRenewInterval time.Duration `split_words:"true" default:"1h" desc:"how often server certificates are checked for renewal"`
-	PostgresUID       int           `envconfig:"POSTGRES_UID" default:"-1" desc:"numeric uid of user postgres on the Nomad clients; default: 999 with docker, else this machine's postgres user"`
-	PostgresGID       int           `envconfig:"POSTGRES_GID" default:"-1" desc:"numeric gid of that user"`
+	CACertFile              string        `envconfig:"CA_CERT_FILE" desc:"PEM CA certificate signing instances' server certificates (with PGBROKER_CA_KEY_FILE); default: a CA made at first start, kept in a Nomad Variable"`
+	CAKeyFile               string        `envconfig:"CA_KEY_FILE" desc:"PEM private key of PGBROKER_CA_CERT_FILE"`
+	CertLifetime            time.Duration `split_words:"true" default:"2160h" desc:"validity of an instance's server certificate"`
+	CertRenewBefore         time.Duration `split_words:"true" default:"720h" desc:"a server certificate expiring within this is re-issued"`
+	CertRenewInterval       time.Duration `split_words:"true" default:"1h" desc:"how often server certificates are checked for renewal"`
+	PostgresUID             int           `envconfig:"POSTGRES_UID" default:"-1" desc:"numeric uid of user postgres on the Nomad clients; default: 999 with docker, else this machine's postgres user"`
+	PostgresGID             int           `envconfig:"POSTGRES_GID" default:"-1" desc:"numeric gid of that user"`
+	BackupDir               string        `split_words:"true" desc:"directory on the Nomad clients (and readable by the broker) holding dumps; default: <DATA_ROOT>/backups"`
+	BackupS3Endpoint        string        `envconfig:"BACKUP_S3_ENDPOINT" desc:"S3-compatible endpoint, http(s)://host[:port]: dumps live in S3 instead of BACKUP_DIR"`
+	BackupS3Region          string        `envconfig:"BACKUP_S3_REGION" default:"us-east-1" desc:"S3 signing region"`
+	BackupS3Bucket          string        `envconfig:"BACKUP_S3_BUCKET" desc:"S3 bucket of the dumps (required with BACKUP_S3_ENDPOINT)"`
+	BackupS3Prefix          string        `envconfig:"BACKUP_S3_PREFIX" desc:"prefix of every dump's object name"`
+	BackupS3AccessKeyID     string        `envconfig:"BACKUP_S3_ACCESS_KEY_ID" desc:"S3 access key id"`
+	BackupS3SecretAccessKey string        `envconfig:"BACKUP_S3_SECRET_ACCESS_KEY" desc:"S3 secret access key"`
+	PITRRepo                string        `envconfig:"PITR_REPO" desc:"directory on the Nomad clients of the pgBackRest repository (WAL archive, base backups); default <DATA_ROOT>/pgbackrest with raw_exec, off with docker; \"off\" turns PITR off"`
+	BackupWorkers           int           `split_words:"true" default:"2" desc:"dumps run at once by one broker"`
+	BackupScheduleTick      time.Duration `split_words:"true" default:"1m" desc:"how often due daily dumps are looked for"`
+	BackupRetentionInterval time.Duration `split_words:"true" default:"1h" desc:"how often retention sweeps every instance's backups"`
+	BackupMaxAge            time.Duration `split_words:"true" default:"26h" desc:"a last successful dump older than this makes an instance's backups unhealthy"`
 
 	Workers            int           `split_words:"true" default:"8" desc:"operations carried out at once"`
 	AttemptTimeout     time.Duration `split_words:"true" default:"5m" desc:"one attempt of an operation"`
@@ -67,6 +81,32 @@ func Load() (Config, error) {
 		return Config{}, friendly(err)
 	}
 	return c, c.check()
+}
+
+var s3Prefix = regexp.MustCompile(`^[A-Za-z0-9._/-]*$`)
+
+// BackupDirectory is BackupDir, or <DataRoot>/backups when unset (never an
+// instance's data directory: those are 12 hex characters).
+func (c Config) BackupDirectory() string {
+	if c.BackupDir != "" {
+		return c.BackupDir
+	}
+	return path.Join(c.DataRoot, "backups")
+}
+
+// PITRRepository is the pgBackRest repository directory on the clients, ""
+// when point-in-time recovery is off: PITRRepo, or <DataRoot>/pgbackrest with
+// the raw_exec driver (Debian's pgbackrest on the clients) when unset.
+func (c Config) PITRRepository() string {
+	switch {
+	case c.PITRRepo == "off":
+		return ""
+	case c.PITRRepo != "":
+		return c.PITRRepo
+	case c.NomadDriver == "raw_exec":
+		return path.Join(c.DataRoot, "pgbackrest")
+	}
+	return ""
 }
 
 // PortRange parses GatewayPorts ("min-max").
@@ -93,6 +133,27 @@ func (c Config) check() error {
 	if !strings.HasPrefix(c.DataRoot, "/") {
 		return fmt.Errorf("PGBROKER_DATA_ROOT %q must be an absolute path", c.DataRoot)
 	}
+	if c.BackupDir != "" && (!strings.HasPrefix(c.BackupDir, "/") || path.Clean(c.BackupDir) != c.BackupDir || c.BackupDir == "/") {
+		return fmt.Errorf("PGBROKER_BACKUP_DIR %q must be a clean absolute path other than /", c.BackupDir)
+	}
+	if c.BackupS3Endpoint != "" {
+		u, err := url.Parse(c.BackupS3Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("PGBROKER_BACKUP_S3_ENDPOINT %q must be http(s)://host[:port]", c.BackupS3Endpoint)
+		}
+		for name, v := range map[string]string{"PGBROKER_BACKUP_S3_BUCKET": c.BackupS3Bucket,
+			"PGBROKER_BACKUP_S3_ACCESS_KEY_ID": c.BackupS3AccessKeyID, "PGBROKER_BACKUP_S3_SECRET_ACCESS_KEY": c.BackupS3SecretAccessKey} {
+			if v == "" {
+				return fmt.Errorf("%s is required with PGBROKER_BACKUP_S3_ENDPOINT", name)
+			}
+		}
+		if !s3Prefix.MatchString(c.BackupS3Prefix) {
+			return fmt.Errorf("PGBROKER_BACKUP_S3_PREFIX %q may hold letters, digits, dots, dashes, underscores and slashes only", c.BackupS3Prefix)
+		}
+	}
+	if c.PITRRepo != "" && c.PITRRepo != "off" && (!strings.HasPrefix(c.PITRRepo, "/") || path.Clean(c.PITRRepo) != c.PITRRepo || c.PITRRepo == "/") {
+		return fmt.Errorf("PGBROKER_PITR_REPO %q must be off or a clean absolute path other than /", c.PITRRepo)
+	}
 	if _, _, err := c.PortRange(); err != nil {
 		return err
 	}
@@ -112,6 +173,10 @@ func (c Config) check() error {
 		{"PGBROKER_OPERATION_DEADLINE", c.OperationDeadline < c.AttemptTimeout, "at least PGBROKER_ATTEMPT_TIMEOUT"},
 		{"PGBROKER_MAX_RETRY_DELAY", c.MaxRetryDelay < time.Second, "at least 1s"},
 		{"PGBROKER_REAP_INTERVAL", c.ReapInterval < time.Second, "at least 1s"},
+		{"PGBROKER_BACKUP_WORKERS", c.BackupWorkers < 1, "at least 1"},
+		{"PGBROKER_BACKUP_SCHEDULE_TICK", c.BackupScheduleTick < time.Second || c.BackupScheduleTick > time.Hour, "from 1s to 1h"},
+		{"PGBROKER_BACKUP_RETENTION_INTERVAL", c.BackupRetentionInterval < time.Second, "at least 1s"},
+		{"PGBROKER_BACKUP_MAX_AGE", c.BackupMaxAge < time.Minute, "at least 1m"},
 		{"PGBROKER_GATEWAY_CPU_MHZ", c.GatewayCPUMHz < 1, "at least 1"},
 		{"PGBROKER_GATEWAY_MEMORY_MIB", c.GatewayMemoryMiB < 16, "at least 16"},
 		{"PGBROKER_ORPHAN_GRACE", c.OrphanGrace < 0, "zero or more"},

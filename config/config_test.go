@@ -60,6 +60,12 @@ func TestLoadRejectsBadValueNamingTheVariable(t *testing.T) {
 		{"renewal interval", "PGBROKER_CERT_RENEW_INTERVAL", "0s"},
 		{"postgres gid without uid", "PGBROKER_POSTGRES_GID", "104"},
 		{"broker name unfit for a Variable path", "PGBROKER_BROKER_NAME", "my broker"},
+		{"backup dir", "PGBROKER_BACKUP_DIR", "backups"},
+		{"backup workers", "PGBROKER_BACKUP_WORKERS", "0"},
+		{"schedule tick", "PGBROKER_BACKUP_SCHEDULE_TICK", "2h"},
+		{"backup max age", "PGBROKER_BACKUP_MAX_AGE", "1s"},
+		{"s3 endpoint", "PGBROKER_BACKUP_S3_ENDPOINT", "s3.example.com"},
+		{"pitr repo", "PGBROKER_PITR_REPO", "../repo"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,5 +105,40 @@ func TestPostgresIDs(t *testing.T) {
 	c, _ = Load()
 	if uid, gid, err := c.PostgresIDs(); uid != 999 || gid != 999 || err != nil {
 		t.Fatalf("docker PostgresIDs = %d, %d, %v", uid, gid, err)
+	}
+}
+
+func TestS3EndpointNeedsBucketAndKeys(t *testing.T) {
+	setValid(t)
+	t.Setenv("PGBROKER_BACKUP_S3_ENDPOINT", "https://s3.example.com")
+	t.Setenv("PGBROKER_BACKUP_S3_BUCKET", "dumps")
+	t.Setenv("PGBROKER_BACKUP_S3_ACCESS_KEY_ID", "AKID")
+	_, err := Load()
+	if err == nil || !strings.Contains(err.Error(), "PGBROKER_BACKUP_S3_SECRET_ACCESS_KEY") {
+		t.Fatalf("Load = %v, want an error naming PGBROKER_BACKUP_S3_SECRET_ACCESS_KEY", err)
+	}
+	t.Setenv("PGBROKER_BACKUP_S3_SECRET_ACCESS_KEY", "s3-secret")
+	if _, err := Load(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBackupAndPITRDirectoriesDefaultUnderTheDataRoot(t *testing.T) {
+	setValid(t)
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BackupDirectory() != "/var/lib/pgbroker/backups" || c.PITRRepository() != "/var/lib/pgbroker/pgbackrest" {
+		t.Errorf("backup dir %q, PITR repository %q", c.BackupDirectory(), c.PITRRepository())
+	}
+	t.Setenv("PGBROKER_NOMAD_DRIVER", "docker")
+	if c, _ := Load(); c.PITRRepository() != "" {
+		t.Errorf("docker profile: PITR repository %q, want off", c.PITRRepository())
+	}
+	t.Setenv("PGBROKER_PITR_REPO", "off")
+	t.Setenv("PGBROKER_NOMAD_DRIVER", "raw_exec")
+	if c, _ := Load(); c.PITRRepository() != "" {
+		t.Errorf("PGBROKER_PITR_REPO=off: PITR repository %q", c.PITRRepository())
 	}
 }

@@ -1,7 +1,8 @@
 // Package httpapi is the broker's HTTP surface: a gorilla/mux root router
-// with /healthz and /readyz, the OSB API (brokerapi v10) under /v2/ behind
-// basic auth, a request-body limit and a JSON check, and the management API
-// (mgmtapi) under /api/ behind the same auth and limit.
+// with /healthz, /readyz and /metrics, the OSB API (brokerapi v10) under /v2/
+// behind basic auth, a request-body limit and a JSON check, and the
+// management APIs under /api/ (backupapi for backups, mgmtapi for the rest)
+// behind the same auth and limit.
 package httpapi
 
 import (
@@ -23,6 +24,8 @@ type Options struct {
 	// Management serves /api/ (mgmtapi), behind the same basic auth and body
 	// limit as the OSB API; nil leaves /api/ unrouted.
 	Management http.Handler
+	Backups    http.Handler // the backups API (backupapi), under /api/instances/{instance_id}/backups; nil: not served
+	Metrics    http.Handler // Prometheus metrics, at /metrics; nil: not served
 }
 
 // NewRouter returns the root handler.
@@ -31,6 +34,13 @@ func NewRouter(b domain.ServiceBroker, o Options) http.Handler {
 	r.Handle("/healthz", http.HandlerFunc(healthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", readyz(o.Checks)).Methods(http.MethodGet)
 	osb := brokerapi.NewWithOptions(b, lagerLogger(o.Log))
+	if o.Metrics != nil {
+		r.Handle("/metrics", basicAuth(o.Username, o.Password, o.Metrics)).Methods(http.MethodGet)
+	}
+	// Backups before the generic /api/ prefix: mux takes the first match.
+	if o.Backups != nil {
+		r.PathPrefix("/api/instances/{instance_id}/backups").Handler(basicAuth(o.Username, o.Password, requireText(limitBody(o.MaxBodyBytes, o.Backups))))
+	}
 	r.PathPrefix("/v2/").Handler(basicAuth(o.Username, o.Password, osbHeaders(requireText(limitBody(o.MaxBodyBytes, requireJSON(osb))))))
 	if o.Management != nil {
 		r.PathPrefix("/api/").Handler(basicAuth(o.Username, o.Password, requireText(limitBody(o.MaxBodyBytes, o.Management))))

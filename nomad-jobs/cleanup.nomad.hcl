@@ -1,4 +1,6 @@
-# Deletes an instance's data directory, <data_root>/<instance>, from a client.
+# Deletes an instance's data directory, <data_root>/<instance>, from a client,
+# and its pgBackRest stanza when pitr_repo is set (no point-in-time restore
+# of a deprovisioned instance is offered).
 # The broker runs it at deprovision once the node job is stopped, waits for
 # the allocation to complete, then purges the job (ID pg-<instance>-cleanup).
 # Set node_id to the client that held the data when there are several.
@@ -37,6 +39,16 @@ variable "data_root" {
   }
 }
 
+variable "pitr_repo" {
+  type        = string
+  default     = ""
+  description = "When set, the pgBackRest repository whose stanza <instance> (archive and base backups) is deleted too."
+  validation {
+    condition     = var.pitr_repo == "" || (substr(var.pitr_repo, 0, 1) == "/" && var.pitr_repo != "/" && regex_replace(var.pitr_repo, "/\\.\\.?(/|$)", "") == var.pitr_repo)
+    error_message = "The pitr_repo must be empty or an absolute path without . or .. segments."
+  }
+}
+
 variable "node_id" {
   type        = string
   default     = ""
@@ -52,7 +64,8 @@ variable "postgres_image" {
 locals {
   docker       = var.driver == "docker"
   instance_dir = "${var.data_root}/${var.instance}"
-  rm_args      = ["-rf", "--one-file-system", "--", local.instance_dir]
+  stanza_dirs  = var.pitr_repo == "" ? [] : ["${var.pitr_repo}/archive/${var.instance}", "${var.pitr_repo}/backup/${var.instance}"]
+  rm_args      = concat(["-rf", "--one-file-system", "--", local.instance_dir], local.stanza_dirs)
 }
 
 job "pg-cleanup" {

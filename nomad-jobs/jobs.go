@@ -1,8 +1,9 @@
 // Package nomadjobs holds the Nomad job files of an instance as HCL2 sources
 // with variable blocks. The broker lets the Nomad server parse them
 // (Jobs().ParseHCLOpts with the variables as a JSON or HCL variables file),
-// then sets the job ID and name to pg-<instance>-nodes, pg-<instance>-gateways
-// or pg-<instance>-cleanup before registering. Each file documents its variables.
+// then sets the job ID and name to pg-<instance>-nodes, pg-<instance>-gateways,
+// pg-<instance>-cleanup, pg-<instance>-dump-<backup> or
+// pg-<instance>-restore-<operation> before registering. Each file documents its variables.
 package nomadjobs
 
 import _ "embed"
@@ -22,3 +23,15 @@ var Gateways string
 //
 //go:embed cleanup.nomad.hcl
 var Cleanup string
+
+// Dump is the HCL2 source of the batch job that writes one pg_dump -Fc of an
+// instance's database to the backup directory (dump.nomad.hcl).
+//
+//go:embed dump.nomad.hcl
+var Dump string
+
+// Restore is the HCL2 source of the batch job that restores one dump into an
+// instance's database with pg_restore --clean (restore.nomad.hcl).
+//
+//go:embed restore.nomad.hcl
+var Restore string

@@ -80,6 +80,40 @@ func jobFiles(driver string) []jobFile {
 			},
 			group: "cleanup", count: 1, task: "cleanup", port: -1,
 		},
+		{
+			name: "dump", src: nomadjobs.Dump,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
+				"backup_id": "0b5e4a2c-9d1f-4e8a-8a57-3f6f1c2d9e01", "pg_host": "127.0.0.1", "pg_port": 35001,
+			},
+			group: "dump", count: 1, task: "dump", port: -1,
+		},
+		{
+			name: "restore", src: nomadjobs.Restore,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
+				"backup_id": "0b5e4a2c-9d1f-4e8a-8a57-3f6f1c2d9e01", "pg_host": "127.0.0.1", "pg_port": 35001,
+			},
+			group: "restore", count: 1, task: "restore", port: -1,
+		},
+		{
+			name: "dump", src: nomadjobs.Dump,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
+				"backup_id": "0b5e4a2c-9d1f-4e8a-8a57-3f6f1c2d9e01", "pg_host": "127.0.0.1", "pg_port": 35001,
+				"s3_endpoint": "https://s3.example.com", "s3_bucket": "dumps", "s3_object": "prod/" + instance + "/0b5e4a2c.dump",
+			},
+			group: "dump", count: 1, task: "dump", port: -1,
+		},
+		{
+			name: "restore", src: nomadjobs.Restore,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
+				"backup_id": "0b5e4a2c-9d1f-4e8a-8a57-3f6f1c2d9e01", "pg_host": "127.0.0.1", "pg_port": 35001,
+				"s3_endpoint": "https://s3.example.com", "s3_bucket": "dumps", "s3_object": "prod/" + instance + "/0b5e4a2c.dump",
+			},
+			group: "restore", count: 1, task: "restore", port: -1,
+		},
 	}
 }
 
@@ -237,7 +271,7 @@ func TestJobFilesCarryNoSecrets(t *testing.T) {
 						}
 					}
 				}
-				if f.name == "nodes" && secretTemplates == 0 {
+				if (f.name == "nodes" || f.name == "dump" || f.name == "restore") && secretTemplates == 0 {
 					t.Errorf("no template reads the passwords from the job's Nomad Variable")
 				}
 			})

@@ -105,6 +105,42 @@ variable "postgres_gid" {
   description = "Numeric gid of that user."
 }
 
+# Point-in-time recovery (pgBackRest). pitr_repo set: WAL is archived to the
+# stanza <instance> of the posix repository at pitr_repo (archive_timeout 60 s);
+# base backups are taken by the broker (pgbackrest backup, through alloc exec).
+# pitr_restore_id and pitr_target set: before starting, the node restores the
+# stanza to pitr_target (pgbackrest restore --delta --type=time, then promote),
+# once per pitr_restore_id.
+variable "pitr_repo" {
+  type        = string
+  default     = ""
+  description = "Absolute directory on the client of the pgBackRest repository; empty: no WAL archiving."
+  validation {
+    condition     = var.pitr_repo == "" || (substr(var.pitr_repo, 0, 1) == "/" && var.pitr_repo != "/" && regex_replace(var.pitr_repo, "/\\.\\.?(/|$)", "") == var.pitr_repo)
+    error_message = "The pitr_repo must be empty or an absolute path without . or .. segments."
+  }
+}
+
+variable "pitr_restore_id" {
+  type        = string
+  default     = ""
+  description = "Id of a point-in-time restore to carry out before starting (the broker's operation id)."
+  validation {
+    condition     = regex_replace(var.pitr_restore_id, "^[a-z0-9-]{0,64}$", "") == ""
+    error_message = "The pitr_restore_id must be lower-case letters, digits and dashes."
+  }
+}
+
+variable "pitr_target" {
+  type        = string
+  default     = ""
+  description = "Restore target time, \"YYYY-MM-DD HH:MM:SS.ffffff+00\" (UTC)."
+  validation {
+    condition     = regex_replace(var.pitr_target, "^([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?\\+00)?$", "") == ""
+    error_message = "The pitr_target must be empty or \"YYYY-MM-DD HH:MM:SS[.ffffff]+00\"."
+  }
+}
+
 variable "postgres_bin_dir" {
   type    = string
   default = "/usr/lib/postgresql/15/bin"
@@ -116,6 +152,7 @@ variable "postgres_image" {
 }
 
 locals {
+  pitr   = var.pitr_repo != ""
   docker = var.driver == "docker"
   # Holds node-<alloc index>, one cluster per node; the start script adds the index.
   instance_dir = "${var.data_root}/${var.instance}"
@@ -300,6 +337,20 @@ job "pg-nodes" {
             # -T: replace an empty directory, fail on a non-empty one.
             mv -T "$tmp" "$data_dir"
           fi
+          %{ if local.pitr }
+          mkdir -p '${var.pitr_repo}'
+          %{ if var.pitr_restore_id != "" }
+          # Point-in-time restore ${var.pitr_restore_id}, once: the marker is written
+          # only after pgBackRest restored, so a crash before it restores again.
+          marker="$data_dir/pgbroker-pitr-${var.pitr_restore_id}"
+          if [[ ! -f $marker ]]; then
+            echo "start: restoring stanza ${var.instance} to ${var.pitr_target}" >&2
+            pgbackrest --config="$NOMAD_TASK_DIR/pgbackrest.conf" --stanza='${var.instance}' \
+              --delta --type=time --target='${var.pitr_target}' --target-action=promote restore
+            touch "$marker"
+          fi
+          %{ endif }
+          %{ endif }
           unset PGBROKER_ADMIN_PASSWORD PGBROKER_REPLICATION_PASSWORD
 
           # A Unix socket path is limited to 107 bytes; deep Nomad data dirs exceed it.
@@ -345,7 +396,45 @@ job "pg-nodes" {
           lc_numeric = 'C.UTF-8'
           lc_time = 'C.UTF-8'
           default_text_search_config = 'pg_catalog.english'
+          include_if_exists = '{{ env "NOMAD_TASK_DIR" }}/pitr.conf'
         EOT
+      }
+
+      # WAL archiving and pgBackRest's configuration (point-in-time recovery).
+      dynamic "template" {
+        for_each = local.pitr ? ["pitr"] : []
+        content {
+          destination = "local/pitr.conf"
+          data        = <<-EOT
+            archive_mode = on
+            archive_command = 'pgbackrest --config={{ env "NOMAD_TASK_DIR" }}/pgbackrest.conf --stanza=${var.instance} archive-push %p'
+            archive_timeout = 60
+          EOT
+        }
+      }
+
+      dynamic "template" {
+        for_each = local.pitr ? ["pgbackrest"] : []
+        content {
+          destination = "local/pgbackrest.conf"
+          data        = <<-EOT
+            [global]
+            repo1-path=${var.pitr_repo}
+            repo1-retention-full-type=time
+            repo1-retention-full=7
+            lock-path={{ env "NOMAD_TASK_DIR" }}/pgbackrest-lock
+            log-path={{ env "NOMAD_TASK_DIR" }}/pgbackrest-log
+            log-level-console=warn
+            log-level-file=off
+            start-fast=y
+
+            [${var.instance}]
+            pg1-path=${local.instance_dir}/node-{{ env "NOMAD_ALLOC_INDEX" }}
+            pg1-port={{ env "NOMAD_PORT_pg" }}
+            pg1-socket-path={{ env "NOMAD_TASK_DIR" }}
+            pg1-user=pgbroker_admin
+          EOT
+        }
       }
 
       # Force TLS: with force_tls = "true" only TLS connections may log in

@@ -304,3 +304,16 @@ func (a Admin) HBA(ctx context.Context) (HBAState, error) {
 	}
 	return s, nil
 }
+
+// InRecovery reports whether the server is still replaying WAL
+// (SELECT pg_is_in_recovery()): true during a point-in-time restore until it promotes.
+func (a Admin) InRecovery(ctx context.Context) (bool, error) {
+	conn, err := a.connect(ctx, "postgres")
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(ctx)
+	var in bool
+	err = conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&in)
+	return in, err
+}

@@ -96,7 +96,18 @@ func (p *Provisioner) commonVars(short string) map[string]any {
 
 // NodesJob returns the node job of an instance on plan size s.
 func (p *Provisioner) NodesJob(in Instance, s Size) (*api.Job, error) {
+	return p.nodesJobWith(in, s, nil)
+}
+
+// nodesJobWith is NodesJob with extra variables (a point-in-time restore).
+func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*api.Job, error) {
 	vars := p.commonVars(in.ShortID)
+	if s.PITRDays > 0 && p.cfg.PITRRepo != "" {
+		vars["pitr_repo"] = p.cfg.PITRRepo
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
 	vars["node_count"] = s.Nodes
 	vars["memory_mib"] = s.MemoryMiB
 	vars["cpu_mhz"] = s.CPUMHz
@@ -126,5 +137,6 @@ func (p *Provisioner) CleanupJob(in Instance) (*api.Job, error) {
 	delete(vars, "host_network")
 	vars["data_root"] = p.cfg.DataRoot
 	vars["node_id"] = in.NodeID
+	vars["pitr_repo"] = p.cfg.PITRRepo
 	return p.parseJob(nomadjobs.Cleanup, CleanupJobID(in.ShortID), vars)
 }

@@ -28,6 +28,9 @@ type Config struct {
 	DataRoot    string   // directory on every Nomad client that holds instances' data directories
 	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
 	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
+	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
+	BackupS3    *S3      // when set, dumps live in this S3 bucket instead of BackupDir
+	PITRRepo    string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off
 
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB
@@ -38,6 +41,17 @@ type Config struct {
 	PostgresUID, PostgresGID int
 	CertLifetime             time.Duration // validity of a server certificate from its issue
 	CertRenewBefore          time.Duration // a certificate expiring within this is re-issued
+}
+
+// S3 is the bucket dump jobs upload to and restore jobs fetch from. The
+// keys reach the jobs only through their own Nomad Variable.
+type S3 struct {
+	Endpoint        string // http(s)://host[:port]
+	Region          string
+	Bucket          string
+	Prefix          string // prepended to DumpKey: the object name
+	AccessKeyID     string
+	SecretAccessKey string
 }
 
 // Provisioner carries out operations against one Nomad cluster. Safe for
@@ -92,6 +106,7 @@ type Size struct {
 	Nodes          int
 	Gateways       int
 	MaxConnections int
+	PITRDays       int // point-in-time recovery window in days; 0: no WAL archiving
 }
 
 // Progress receives the current step of an operation, in words a user reads

@@ -155,13 +155,30 @@ func (p *Provisioner) waitComplete(ctx context.Context, jobID, task string) erro
 					ev := ts.Events[len(ts.Events)-1]
 					msg = ev.Type + ": " + ev.DisplayMessage
 				}
-				return fmt.Errorf("job %s: %s", jobID, msg)
+				return &JobFailedError{JobID: jobID, AllocID: a.ID, Event: msg}
 			}
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("waiting for job %s: %w", jobID, ctx.Err())
 		}
 	}
+}
+
+// JobFailedError: a batch job's allocation failed; running it again would
+// fail the same way.
+type JobFailedError struct {
+	JobID   string
+	AllocID string
+	Event   string // the task's last event ("Terminated: Exit Code: 1")
+	Stderr  string // the end of the task's standard error, when read
+}
+
+func (e *JobFailedError) Error() string {
+	msg := fmt.Sprintf("job %s: %s", e.JobID, e.Event)
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
+	}
+	return msg
 }
 
 func shortAlloc(id string) string {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs and is missing: the Debian packages
-# (apt-get update only when one is missing) and the pinned Nomad binary.
+# (apt-get update only when one is missing), the pinned Nomad binary, and
+# versitygw (the S3 server the S3 backup storage is tested against).
 # Safe to run again; needs Go, and root or sudo for apt-get.
 set -euo pipefail
 
@@ -31,3 +32,4 @@ else
 fi
 
 "$scripts/build-nomad.sh"
+"$scripts/build-versitygw.sh"

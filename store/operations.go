@@ -17,6 +17,7 @@ const (
 	KindProvision   OperationKind = "provision"
 	KindUpdate      OperationKind = "update"
 	KindDeprovision OperationKind = "deprovision"
+	KindRestore     OperationKind = "restore" // a dump restored into the instance; Parameters hold "backup_id"
 )
 
 // OperationState is the OSB last_operation state.
@@ -121,7 +122,8 @@ func (s *Store) SetProgress(ctx context.Context, opID, description string) error
 
 // FinishOperation ends an in-progress operation with state (Succeeded or
 // Failed) and description, and applies its effect on the instance in the same
-// transaction: a succeeded update moves the instance to the operation's plan; a
+// transaction: a succeeded update moves the instance to the operation's plan and merges
+// the update's parameters into the instance's (backup_time...); a
 // succeeded deprovision marks the instance gone and releases its gateway port.
 // Finishing an operation that already finished changes nothing.
 func (s *Store) FinishOperation(ctx context.Context, opID string, state OperationState, description string) error {
@@ -144,8 +146,9 @@ func (s *Store) FinishOperation(ctx context.Context, opID string, state Operatio
 		}
 		switch op.Kind {
 		case KindUpdate:
-			// The update parameters that are settings become the instance's.
-			_, err = tx.Exec(ctx, `UPDATE instances SET plan_id = $2,
+			// The update's parameters become the instance's; those that are
+			// settings also set their columns.
+			_, err = tx.Exec(ctx, `UPDATE instances SET plan_id = $2, parameters = parameters || $3::jsonb,
 				force_tls = CASE WHEN $3::jsonb ? 'force_tls' THEN ($3::jsonb->>'force_tls')::boolean ELSE force_tls END,
 				extensions = CASE WHEN $3::jsonb ? 'extensions'
 					THEN ARRAY(SELECT DISTINCT e FROM jsonb_array_elements_text($3::jsonb->'extensions') AS e ORDER BY e)

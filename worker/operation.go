@@ -65,6 +65,11 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 	}
 	log.Info("operation attempt", slog.Int("attempt", job.Attempt))
 	done, err := w.carryOut(ctx, op, inst, plan, progress)
+	var final *failure
+	if errors.As(err, &final) {
+		log.Error("operation failed", slog.String("reason", final.msg))
+		return w.store.FinishOperation(ctx, op.ID, store.Failed, final.msg)
+	}
 	if err != nil {
 		log.Warn("operation attempt failed", slog.String("step", step), slog.String("error", err.Error()))
 		_ = w.store.SetProgress(context.WithoutCancel(ctx), op.ID, fmt.Sprintf("%s (will retry: %v)", step, err))
@@ -79,7 +84,8 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst store.Instance, plan catalog.Plan, progress provisioner.Progress) (string, error) {
 	target := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID,
 		ForceTLS: inst.ForceTLS, Extensions: inst.Extensions}
-	size := provisioner.Size{MemoryMiB: plan.MemoryMiB, CPUMHz: plan.CPUMHz, Nodes: plan.Nodes, Gateways: plan.Gateways, MaxConnections: plan.MaxConnections}
+	size := provisioner.Size{MemoryMiB: plan.MemoryMiB, CPUMHz: plan.CPUMHz, Nodes: plan.Nodes, Gateways: plan.Gateways,
+		MaxConnections: plan.MaxConnections, PITRDays: plan.Backups.PITRDays}
 	switch op.Kind {
 	case store.KindProvision:
 		placed, err := w.op.Provision(ctx, target, size, progress)
@@ -95,6 +101,9 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		fresh := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: target.NodeID}
 		if err := w.op.Configure(ctx, fresh, target, progress); err != nil {
 			return "", err
+		}
+		if done, err := w.restoreFrom(ctx, op, target, progress); err != nil || done != "" {
+			return done, err
 		}
 		return fmt.Sprintf("PostgreSQL is ready on plan %s", plan.ID) + describeSettings(target), nil
 	case store.KindUpdate:
@@ -114,6 +123,19 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 			return "", err
 		}
 		return "deprovisioned", nil
+	case store.KindRestore:
+		return w.restore(ctx, op, target, progress)
+	case store.KindPITR:
+		var p struct {
+			TargetTime time.Time `json:"target_time"`
+		}
+		if err := json.Unmarshal(op.Parameters, &p); err != nil || p.TargetTime.IsZero() {
+			return "", &failure{"the point-in-time restore names no target_time"}
+		}
+		if err := w.op.RestoreToTime(ctx, target, size, op.ID, p.TargetTime, progress); err != nil {
+			return "", err
+		}
+		return "restored to " + p.TargetTime.UTC().Format(time.RFC3339Nano), nil
 	}
 	return "", fmt.Errorf("unknown operation kind %q", op.Kind)
 }
@@ -151,4 +173,73 @@ func describeSettings(in provisioner.Instance) string {
 		s += "; extensions: " + strings.Join(in.Extensions, ", ")
 	}
 	return s
+}
+
+// failure ends an operation as failed with msg, a sentence for the user:
+// trying again would fail the same way.
+type failure struct{ msg string }
+
+func (f *failure) Error() string { return f.msg }
+
+// restore restores the dump named by the operation's "backup_id" parameter.
+func (w *operationWorker) restore(ctx context.Context, op store.Operation, target provisioner.Instance, progress provisioner.Progress) (string, error) {
+	var p struct {
+		BackupID string `json:"backup_id"`
+	}
+	if err := json.Unmarshal(op.Parameters, &p); err != nil || p.BackupID == "" {
+		return "", &failure{"the restore names no backup"}
+	}
+	b, err := w.store.GetBackup(ctx, p.BackupID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", &failure{fmt.Sprintf("backup %s no longer exists (retention deleted it)", p.BackupID)}
+	}
+	if err != nil {
+		return "", err
+	}
+	if b.InstanceID != op.InstanceID || b.Status != store.BackupSucceeded {
+		return "", &failure{fmt.Sprintf("backup %s is not a succeeded backup of this instance", p.BackupID)}
+	}
+	err = w.op.Restore(ctx, target, op.ID, b.ID, "", progress)
+	var failed *provisioner.JobFailedError
+	if errors.As(err, &failed) {
+		return "", &failure{"pg_restore failed, the database is unchanged: " + failed.Error()}
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("restored backup %s", b.ID), nil
+}
+
+// restoreFrom restores the dump named by a provision's restore_from
+// parameter into the new instance; done is "" when there is none.
+func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, target provisioner.Instance, progress provisioner.Progress) (string, error) {
+	var p struct {
+		RestoreFrom *struct {
+			InstanceID string `json:"instance_id"`
+			BackupID   string `json:"backup_id"`
+		} `json:"restore_from"`
+	}
+	if err := json.Unmarshal(op.Parameters, &p); err != nil || p.RestoreFrom == nil {
+		return "", nil
+	}
+	rf := p.RestoreFrom
+	b, err := w.store.GetBackup(ctx, rf.BackupID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", &failure{fmt.Sprintf("restore_from.backup_id %s no longer exists (retention deleted it): deprovision and provision from another backup", rf.BackupID)}
+	}
+	if err != nil {
+		return "", err
+	}
+	if b.InstanceID != rf.InstanceID || b.Status != store.BackupSucceeded {
+		return "", &failure{fmt.Sprintf("restore_from.backup_id %s is not a succeeded backup of instance %s", rf.BackupID, rf.InstanceID)}
+	}
+	err = w.op.Restore(ctx, target, op.ID, b.ID, provisioner.ShortID(rf.InstanceID), progress)
+	var failed *provisioner.JobFailedError
+	if errors.As(err, &failed) {
+		return "", &failure{"restoring restore_from.backup_id " + b.ID + " failed: " + failed.Error()}
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("PostgreSQL is ready on plan %s with the data of backup %s of instance %s", op.PlanID, b.ID, rf.InstanceID), nil
 }

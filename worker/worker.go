@@ -28,6 +28,8 @@ type Operator interface {
 	Resize(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) error
 	Configure(ctx context.Context, from, to provisioner.Instance, progress provisioner.Progress) error
 	Deprovision(ctx context.Context, in provisioner.Instance, progress provisioner.Progress) error
+	Restore(ctx context.Context, in provisioner.Instance, operationID, backupID, from string, progress provisioner.Progress) error
+	RestoreToTime(ctx context.Context, in provisioner.Instance, size provisioner.Size, restoreID string, target time.Time, progress provisioner.Progress) error
 }
 
 // Config bounds how operations run.
@@ -40,6 +42,12 @@ type Config struct {
 	ReapInterval      time.Duration // how often orphan Nomad jobs are swept
 	OrphanGrace       time.Duration // an orphan job is removed this long after it was first seen
 	CertRenewInterval time.Duration // how often server certificates are checked for renewal
+
+	BackupWorkers     int           // dumps run at once by this broker
+	ScheduleTick      time.Duration // how often due daily dumps are looked for
+	ScheduleWindow    time.Duration // a daily dump missed for longer than this (broker down) is skipped
+	RetentionInterval time.Duration // how often retention sweeps every instance's backups
+	PITR              bool          // WAL archiving is on: weekly base backups are taken
 }
 
 // OperationArgs is the River job of one operation.
@@ -62,27 +70,52 @@ type Runner struct {
 }
 
 // New returns a Runner that works operations from st with op, sweeps orphan
-// jobs with orphans, and renews server certificates with certs.
-func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, certs Certificates, cfg Config, log *slog.Logger) (*Runner, error) {
+// jobs with orphans, renews server certificates with certs, and makes dumps,
+// schedules them and applies their retention with bk.
+func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, certs Certificates, bk Backups, cfg Config, log *slog.Logger) (*Runner, error) {
+	if cfg.BackupWorkers < 1 {
+		cfg.BackupWorkers = 1
+	}
+	if cfg.ScheduleTick <= 0 {
+		cfg.ScheduleTick = time.Minute
+	}
+	if cfg.ScheduleWindow <= 0 {
+		cfg.ScheduleWindow = 2 * time.Hour
+	}
+	if cfg.RetentionInterval <= 0 {
+		cfg.RetentionInterval = time.Hour
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &operationWorker{store: st, catalog: cat, op: op, cfg: cfg, log: log})
 	river.AddWorker(workers, &reaper{store: st, orphans: orphans, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
-	sweep := river.NewPeriodicJob(river.PeriodicInterval(cfg.ReapInterval),
-		func() (river.JobArgs, *river.InsertOpts) { return ReapArgs{}, nil },
-		&river.PeriodicJobOpts{RunOnStart: true})
 	river.AddWorker(workers, &renewer{store: st, certs: certs, log: log.With(slog.String("component", "certificates"))})
-	renew := river.NewPeriodicJob(river.PeriodicInterval(cfg.CertRenewInterval),
-		func() (river.JobArgs, *river.InsertOpts) { return RenewArgs{}, nil },
-		&river.PeriodicJobOpts{RunOnStart: true})
+	backupLog := log.With(slog.String("component", "backups"))
+	river.AddWorker(workers, &backupWorker{store: st, catalog: cat, backups: bk, log: backupLog})
+	river.AddWorker(workers, &scheduleWorker{store: st, catalog: cat, window: cfg.ScheduleWindow, pitr: cfg.PITR && bk.BaseBackuper != nil, log: backupLog})
+	river.AddWorker(workers, &baseBackupWorker{store: st, taker: bk.BaseBackuper, log: backupLog})
+	river.AddWorker(workers, &retentionWorker{store: st, catalog: cat, storage: bk.Storage, log: backupLog})
+	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
+		return river.NewPeriodicJob(river.PeriodicInterval(every),
+			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
+			&river.PeriodicJobOpts{RunOnStart: true})
+	}
 	client, err := river.NewClient(riverpgxv5.New(st.Pool()), &river.Config{
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: cfg.Workers},
+			queueBackups:       {MaxWorkers: cfg.BackupWorkers},
+		},
 		Workers:              workers,
 		JobTimeout:           cfg.AttemptTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		RetryPolicy:          retryPolicy{max: cfg.MaxRetryDelay},
 		FetchPollInterval:    200 * time.Millisecond,
-		PeriodicJobs:         []*river.PeriodicJob{sweep, renew},
-		Logger:               log.With(slog.String("component", "river")),
+		PeriodicJobs: []*river.PeriodicJob{
+			periodic(cfg.ReapInterval, ReapArgs{}),
+			periodic(cfg.CertRenewInterval, RenewArgs{}),
+			periodic(cfg.ScheduleTick, ScheduleArgs{}),
+			periodic(cfg.RetentionInterval, RetentionArgs{}),
+		},
+		Logger: log.With(slog.String("component", "river")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create job queue client: %w", err)
@@ -94,6 +127,14 @@ func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, ce
 func (r *Runner) Enqueue(ctx context.Context, tx pgx.Tx, opID string) error {
 	if _, err := r.client.InsertTx(ctx, tx, OperationArgs{OperationID: opID}, nil); err != nil {
 		return fmt.Errorf("enqueue operation: %w", err)
+	}
+	return nil
+}
+
+// EnqueueBackup inserts the dump job of backup backupID inside tx (a store.EnqueueFunc).
+func (r *Runner) EnqueueBackup(ctx context.Context, tx pgx.Tx, backupID string) error {
+	if _, err := r.client.InsertTx(ctx, tx, BackupArgs{BackupID: backupID}, nil); err != nil {
+		return fmt.Errorf("enqueue backup: %w", err)
 	}
 	return nil
 }

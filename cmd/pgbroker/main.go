@@ -20,11 +20,14 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/backupstore"
 	"github.com/pgbroker/pgbroker/broker"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/config"
 	"github.com/pgbroker/pgbroker/httpapi"
 	"github.com/pgbroker/pgbroker/logging"
+	"github.com/pgbroker/pgbroker/metrics"
 	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
@@ -103,19 +106,38 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var (
+		dumps    backupstore.Storage
+		dumpsS3  *provisioner.S3
+		storeErr error
+	)
+	if cfg.BackupS3Endpoint != "" {
+		dumpsS3 = &provisioner.S3{Endpoint: cfg.BackupS3Endpoint, Region: cfg.BackupS3Region, Bucket: cfg.BackupS3Bucket,
+			Prefix: cfg.BackupS3Prefix, AccessKeyID: cfg.BackupS3AccessKeyID, SecretAccessKey: cfg.BackupS3SecretAccessKey}
+		dumps, storeErr = backupstore.NewS3(backupstore.S3Config{Endpoint: dumpsS3.Endpoint, Region: dumpsS3.Region,
+			Bucket: dumpsS3.Bucket, Prefix: dumpsS3.Prefix, AccessKeyID: dumpsS3.AccessKeyID, SecretAccessKey: dumpsS3.SecretAccessKey})
+	} else {
+		dumps, storeErr = backupstore.NewFilesystem(cfg.BackupDirectory())
+	}
+	if storeErr != nil {
+		return fmt.Errorf("backup storage: %w", storeErr)
+	}
 	prov := provisioner.New(nomad, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork,
 		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BrokerName: cfg.BrokerName,
+		BackupDir: cfg.BackupDirectory(), BackupS3: dumpsS3, PITRRepo: cfg.PITRRepository(),
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB,
 		PostgresUID: uid, PostgresGID: gid, CertLifetime: cfg.CertLifetime, CertRenewBefore: cfg.CertRenewBefore,
 	}, log)
 	if err := loadCA(ctx, prov, cfg, log); err != nil {
 		return err
 	}
-	runner, err := worker.New(st, cat, prov, prov, prov, worker.Config{
+	runner, err := worker.New(st, cat, prov, prov, prov, worker.Backups{Dumper: prov, Storage: dumps, BaseBackuper: prov}, worker.Config{
 		Workers: cfg.Workers, AttemptTimeout: cfg.AttemptTimeout, RescueAfter: cfg.RescueAfter,
 		Deadline: cfg.OperationDeadline, MaxRetryDelay: cfg.MaxRetryDelay,
 		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace, CertRenewInterval: cfg.CertRenewInterval,
+		BackupWorkers: cfg.BackupWorkers, ScheduleTick: cfg.BackupScheduleTick, RetentionInterval: cfg.BackupRetentionInterval,
+		PITR: cfg.PITRRepository() != "",
 	}, log)
 	if err != nil {
 		return err
@@ -125,6 +147,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	handler := httpapi.NewRouter(b, httpapi.Options{
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
 		Management: mgmtapi.New(st, prov, runner.Enqueue, log).Handler(),
+		Backups: backupapi.New(backupapi.Options{
+			Store: st, Catalog: cat, Storage: dumps, EnqueueBackup: runner.EnqueueBackup, EnqueueOp: runner.Enqueue,
+			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITRRepository() != "", Log: log,
+		}),
+		Metrics: metrics.Handler(st, log),
 		Checks: []httpapi.Check{
 			{Name: "state_database", Fn: st.Ping},
 			{Name: "nomad", Fn: prov.Ping},

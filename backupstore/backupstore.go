@@ -1,0 +1,118 @@
+// Package backupstore is where dumps live once made: a small Storage
+// interface, its filesystem backend (a directory the Nomad clients' dump
+// jobs write into and the broker reads: the same host in development, a
+// shared mount in production) and its S3 backend (any S3-compatible object
+// storage; dump jobs upload with curl's SigV4, the broker reads with minio-go). Keys are relative slash-separated paths,
+// "<instance short id>/<backup id>.dump" (provisioner.DumpKey).
+package backupstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// ErrNotFound: no dump under that key.
+var ErrNotFound = errors.New("no dump under that key")
+
+// Storage holds dumps by key. Implementations are safe for concurrent use.
+type Storage interface {
+	// Open returns the dump at key and its size in bytes. Errors: ErrNotFound.
+	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
+	// Delete removes the dump at key; a missing dump is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Digest reads the dump at key through and returns its size in bytes and
+// its hex SHA-256. Errors: ErrNotFound, read errors.
+func Digest(ctx context.Context, s Storage, key string) (int64, string, error) {
+	rc, _, err := s.Open(ctx, key)
+	if err != nil {
+		return 0, "", err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return 0, "", fmt.Errorf("read dump %s: %w", key, err)
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Filesystem stores dumps as files under a root directory.
+type Filesystem struct{ root string }
+
+// NewFilesystem returns the filesystem storage rooted at dir (absolute).
+func NewFilesystem(dir string) (*Filesystem, error) {
+	if !filepath.IsAbs(dir) {
+		return nil, fmt.Errorf("backup directory %q is not an absolute path", dir)
+	}
+	return &Filesystem{root: filepath.Clean(dir)}, nil
+}
+
+// checkKey refuses keys that are not clean relative paths.
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || strings.HasPrefix(key, "../") || key == ".." {
+		return fmt.Errorf("invalid dump key %q", key)
+	}
+	return nil
+}
+
+// path maps a key to a file under root, refusing keys that would leave it.
+func (f *Filesystem) path(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(f.root, filepath.FromSlash(key)), nil
+}
+
+// Open implements Storage.
+func (f *Filesystem) Open(_ context.Context, key string) (io.ReadCloser, int64, error) {
+	p, err := f.path(key)
+	if err != nil {
+		return nil, 0, err
+	}
+	file, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("open dump: %w", err)
+	}
+	st, err := file.Stat()
+	if err != nil {
+		file.Close()
+		return nil, 0, fmt.Errorf("stat dump: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		file.Close()
+		return nil, 0, ErrNotFound
+	}
+	return file, st.Size(), nil
+}
+
+// Delete implements Storage. It also removes a leftover partial file and
+// the key's directory once empty.
+func (f *Filesystem) Delete(_ context.Context, key string) error {
+	p, err := f.path(key)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{p, p + ".partial"} {
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("delete dump: %w", err)
+		}
+	}
+	if dir := filepath.Dir(p); dir != f.root {
+		_ = os.Remove(dir) // fails while other dumps are there: fine
+	}
+	return nil
+}

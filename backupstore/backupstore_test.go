@@ -1,0 +1,69 @@
+package backupstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestFilesystemOpenDigestDelete(t *testing.T) {
+	dir := t.TempDir()
+	fsys, err := NewFilesystem(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	content := []byte("PGDMP fake dump")
+	if err := os.MkdirAll(filepath.Join(dir, "abc"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "abc", "b1.dump"), content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rc, size, err := fsys.Open(ctx, "abc/b1.dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != string(content) || size != int64(len(content)) {
+		t.Errorf("Open = %q (%d bytes)", got, size)
+	}
+	n, sum, err := Digest(ctx, fsys, "abc/b1.dump")
+	want := sha256.Sum256(content)
+	if err != nil || n != int64(len(content)) || sum != hex.EncodeToString(want[:]) {
+		t.Errorf("Digest = %d, %s, %v", n, sum, err)
+	}
+	if err := fsys.Delete(ctx, "abc/b1.dump"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Delete(ctx, "abc/b1.dump"); err != nil {
+		t.Errorf("second Delete = %v, want nil", err)
+	}
+	if _, _, err := fsys.Open(ctx, "abc/b1.dump"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Open after Delete = %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "abc")); !os.IsNotExist(err) {
+		t.Errorf("empty instance directory left behind: %v", err)
+	}
+}
+
+func TestFilesystemRefusesKeysOutsideItsRoot(t *testing.T) {
+	fsys, _ := NewFilesystem(t.TempDir())
+	for _, key := range []string{"", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", ".."} {
+		if _, _, err := fsys.Open(context.Background(), key); err == nil || errors.Is(err, ErrNotFound) {
+			t.Errorf("Open(%q) = %v, want an invalid key error", key, err)
+		}
+		if err := fsys.Delete(context.Background(), key); err == nil {
+			t.Errorf("Delete(%q) = nil, want an invalid key error", key)
+		}
+	}
+	if _, err := NewFilesystem("relative/dir"); err == nil {
+		t.Error("NewFilesystem(relative) = nil error")
+	}
+}

@@ -1,0 +1,69 @@
+package nomadjobs_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
+)
+
+// TestNodesArchiveWALOnlyWithAPITRRepository: with pitr_repo the node task
+// renders the archive settings and pgBackRest's configuration (stanza named
+// after the instance); without it, neither. A restore target in another
+// shape is refused by the job file itself.
+func TestNodesArchiveWALOnlyWithAPITRRepository(t *testing.T) {
+	client := nomadClient(t)
+	base := jobFiles("raw_exec")[0]
+	for _, repo := range []string{"", "/srv/pgbroker/pgbackrest"} {
+		vars := map[string]any{}
+		for k, v := range base.vars {
+			vars[k] = v
+		}
+		vars["pitr_repo"] = repo
+		job := mustParse(t, client, jobFile{name: "nodes", src: base.src, vars: vars})
+		var names []string
+		archive := ""
+		for _, tmpl := range job.TaskGroups[0].Tasks[0].Templates {
+			names = append(names, *tmpl.DestPath)
+			if *tmpl.DestPath == "local/pitr.conf" {
+				archive = *tmpl.EmbeddedTmpl
+			}
+		}
+		joined := strings.Join(names, " ")
+		if want := repo != ""; strings.Contains(joined, "local/pgbackrest.conf") != want || strings.Contains(joined, "local/pitr.conf") != want {
+			t.Errorf("pitr_repo %q: templates %s", repo, joined)
+		}
+		if repo != "" && (!strings.Contains(archive, "archive_timeout = 60") || !strings.Contains(archive, "--stanza="+instance+" archive-push")) {
+			t.Errorf("archive settings:\n%s", archive)
+		}
+	}
+	for _, target := range []string{"yesterday", "2026-11-23T16:50:00Z", "2026-11-23 16:50:00'; rm -rf /"} {
+		vars := map[string]any{"pitr_repo": "/srv/r", "pitr_restore_id": "op-1", "pitr_target": target}
+		for k, v := range base.vars {
+			vars[k] = v
+		}
+		if _, err := parse(t, client, "nodes", nomadjobs.Nodes, vars); err == nil {
+			t.Errorf("pitr_target %q accepted", target)
+		}
+	}
+}
+
+// TestCleanupDeletesTheStanzaWithAPITRRepository: the cleanup job removes the
+// instance's pgBackRest archive and backup directories too.
+func TestCleanupDeletesTheStanzaWithAPITRRepository(t *testing.T) {
+	client := nomadClient(t)
+	vars := map[string]any{"instance": instance, "driver": "raw_exec", "data_root": "/srv/pgbroker/data", "pitr_repo": "/srv/pgbroker/pgbackrest"}
+	job := mustParse(t, client, jobFile{name: "cleanup", src: nomadjobs.Cleanup, vars: vars})
+	args, _ := job.TaskGroups[0].Tasks[0].Config["args"].([]any)
+	var words []string
+	for _, a := range args {
+		words = append(words, fmt.Sprint(a))
+	}
+	got := strings.Join(words, " ")
+	for _, want := range []string{"/srv/pgbroker/data/" + instance, "/srv/pgbroker/pgbackrest/archive/" + instance, "/srv/pgbroker/pgbackrest/backup/" + instance} {
+		if !strings.Contains(got, want) {
+			t.Errorf("cleanup args %s lack %s", got, want)
+		}
+	}
+}

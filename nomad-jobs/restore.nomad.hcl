@@ -1,0 +1,250 @@
+# Restores one logical dump, <backup_dir>/<instance>/<backup_id>.dump (or,
+# with s3_endpoint set, s3_object of s3_bucket, fetched into backup_dir
+# first), into the instance's database through its gateway: pg_restore
+# --clean --if-exists in a single transaction, so a failed restore leaves the
+# database as it was.
+#
+# The broker parses this file with the variables below, sets the job ID and
+# name to pg-<instance>-restore-<operation>, puts the admin password in the
+# Nomad Variable nomad/jobs/<that job ID> (item admin_password) before
+# registering it, and purges both once the restore is recorded. Pinned to
+# the instance's node (node_id), where the dump file is.
+
+variable "instance" {
+  type        = string
+  description = "Short, stable instance id (12 hex characters from the broker)."
+  validation {
+    condition     = regex_replace(var.instance, "^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", "ok") == "ok"
+    error_message = "The instance must be 1 to 32 lower-case letters, digits and inner dashes."
+  }
+}
+
+variable "backup_id" {
+  type        = string
+  description = "Id of the backup whose dump is restored."
+  validation {
+    condition     = regex_replace(var.backup_id, "^[a-z0-9][a-z0-9-]{0,63}$", "ok") == "ok"
+    error_message = "The backup_id must be 1 to 64 lower-case letters, digits and dashes."
+  }
+}
+
+variable "source_instance" {
+  type        = string
+  default     = ""
+  description = "Short id of the instance the dump was made of, when another one (restore_from): objects then take the instance's owner role, without the source's grants."
+  validation {
+    condition     = var.source_instance == "" || regex_replace(var.source_instance, "^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", "ok") == "ok"
+    error_message = "The source_instance must be 1 to 32 lower-case letters, digits and inner dashes."
+  }
+}
+
+variable "driver" {
+  type        = string
+  default     = "raw_exec"
+  description = "Task driver profile: raw_exec (Debian's pg_restore) or docker (postgres image)."
+  validation {
+    condition     = contains(["raw_exec", "docker"], var.driver)
+    error_message = "The driver must be raw_exec or docker."
+  }
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+variable "backup_dir" {
+  type        = string
+  description = "Absolute directory on the client holding dumps (the filesystem backup storage)."
+  validation {
+    condition     = substr(var.backup_dir, 0, 1) == "/" && var.backup_dir != "/" && regex_replace(var.backup_dir, "/\\.\\.?(/|$)", "") == var.backup_dir
+    error_message = "The backup_dir must be an absolute path without . or .. segments."
+  }
+}
+
+variable "node_id" {
+  type        = string
+  default     = ""
+  description = "When set, the Nomad client node ID to run on."
+}
+
+variable "pg_host" {
+  type        = string
+  description = "Address of the instance's gateway."
+}
+
+variable "pg_port" {
+  type        = number
+  description = "Port of the instance's gateway."
+}
+
+variable "s3_endpoint" {
+  type        = string
+  default     = ""
+  description = "When set (http(s)://host[:port]), the dump lives in S3 and backup_dir only spools it. Needs curl 7.75 or later on the client (or in the image, for docker)."
+}
+
+variable "s3_region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "s3_bucket" {
+  type    = string
+  default = ""
+}
+
+variable "s3_object" {
+  type        = string
+  default     = ""
+  description = "Object name of the dump in s3_bucket."
+  validation {
+    condition     = regex_replace(var.s3_object, "^[A-Za-z0-9._/-]*$", "") == ""
+    error_message = "The s3_object may hold letters, digits, dots, dashes, underscores and slashes only."
+  }
+}
+
+variable "postgres_bin_dir" {
+  type    = string
+  default = "/usr/lib/postgresql/15/bin" # also where the postgres:15 image has them
+}
+
+variable "postgres_image" {
+  type    = string
+  default = "postgres:15"
+}
+
+locals {
+  s3     = var.s3_endpoint != ""
+  s3_url = "${var.s3_endpoint}/${var.s3_bucket}/${var.s3_object}"
+  docker = var.driver == "docker"
+  source = var.source_instance == "" ? var.instance : var.source_instance
+  dump   = "${var.backup_dir}/${local.source}/${var.backup_id}.dump"
+  # Another instance's dump: its owner and reader roles do not exist here.
+  foreign = local.source != var.instance ? "--no-owner --no-acl --role=db_${var.instance}" : ""
+  bin    = var.postgres_bin_dir
+}
+
+job "pg-restore" {
+  type        = "batch"
+  datacenters = var.datacenters
+
+  dynamic "constraint" {
+    for_each = var.node_id == "" ? [] : [var.node_id]
+    content {
+      attribute = "${node.unique.id}"
+      value     = constraint.value
+    }
+  }
+
+  group "restore" {
+    count = 1
+
+    # A failed restore rolled back; the broker reports it rather than retrying.
+    restart {
+      attempts = 0
+      mode     = "fail"
+    }
+
+    reschedule {
+      attempts  = 0
+      unlimited = false
+    }
+
+    ephemeral_disk {
+      size = 10
+    }
+
+    task "restore" {
+      driver = var.driver
+
+      dynamic "config" {
+        for_each = local.docker ? [] : ["raw_exec"]
+        content {
+          command = "/bin/bash"
+          args    = ["${NOMAD_TASK_DIR}/restore.sh"]
+        }
+      }
+
+      dynamic "config" {
+        for_each = local.docker ? ["docker"] : []
+        content {
+          image        = var.postgres_image
+          network_mode = "host"
+          command      = "/bin/bash"
+          args         = ["${NOMAD_TASK_DIR}/restore.sh"]
+          volumes      = ["${var.backup_dir}:${var.backup_dir}"]
+        }
+      }
+
+      template {
+        destination = "secrets/pg.env"
+        env         = true
+        perms       = "0600"
+        change_mode = "noop"
+        data        = <<-EOT
+          {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+          PGPASSWORD={{ .admin_password.Value | toJSON }}
+          {{- end }}
+        EOT
+      }
+
+      # S3 credentials, as a curl config file (user = "key:secret"), from
+      # this job's own variable.
+      dynamic "template" {
+        for_each = var.s3_endpoint == "" ? [] : ["s3"]
+        content {
+          destination = "secrets/s3.curl"
+          perms       = "0600"
+          change_mode = "noop"
+          data        = <<-EOT
+            {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+            user = {{ printf "%s:%s" .s3_access_key_id.Value .s3_secret_access_key.Value | toJSON }}
+            {{- end }}
+          EOT
+        }
+      }
+
+      template {
+        destination = "local/restore.sh"
+        perms       = "0755"
+        data        = <<-EOT
+          #!/bin/bash
+          # Rendered from restore.nomad.hcl.
+          set -euo pipefail
+          if [[ -z $${PGPASSWORD:-} ]]; then
+            echo "restore: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
+            exit 1
+          fi
+          dump='${local.dump}'
+          %{ if local.s3 }
+          # S3: fetch the dump into the spool directory first.
+          umask 077
+          mkdir -p "$(dirname "$dump")"
+          dump="$dump.restore-$NOMAD_ALLOC_ID"
+          trap 'rm -f -- "$dump"' EXIT
+          curl --fail --silent --show-error --config "$NOMAD_SECRETS_DIR/s3.curl" \
+            --aws-sigv4 'aws:amz:${var.s3_region}:s3' -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+            --output "$dump" '${local.s3_url}'
+          %{ endif }
+          # Fail rather than wait for ever behind a session holding a lock.
+          export PGOPTIONS='-c lock_timeout=60s'
+          "${local.bin}/pg_restore" --clean --if-exists --single-transaction --exit-on-error ${local.foreign} \
+            --host='${var.pg_host}' --port='${var.pg_port}' --username=pgbroker_admin \
+            --dbname='db_${var.instance}' "$dump"
+          echo "restore: restored backup ${var.backup_id}"
+        EOT
+      }
+
+      resources {
+        cpu    = 200
+        memory = 128
+      }
+
+      logs {
+        max_files     = 1
+        max_file_size = 1
+      }
+    }
+  }
+}

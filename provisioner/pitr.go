@@ -1,0 +1,187 @@
+package provisioner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/crashpoint"
+)
+
+// MetaPITRRestore is the node job Meta key naming the point-in-time restore
+// the job version carries out (the operation id).
+const MetaPITRRestore = "pgbroker_pitr_restore"
+
+// PITRTimeFormat is how a restore target reaches pgBackRest (--target), in UTC.
+const PITRTimeFormat = "2006-01-02 15:04:05.000000+00"
+
+// pgbackrest is the start of every pgBackRest command run in the node task:
+// its rendered configuration and the instance's stanza. The admin password
+// reaches libpq as PGPASSWORD from the task's own environment (rendered from
+// the job's Nomad Variable); it is never part of the command.
+func pgbackrest(short string) string {
+	return `export PGPASSWORD="$PGBROKER_ADMIN_PASSWORD"; c=(--config="$NOMAD_TASK_DIR/pgbackrest.conf" --stanza=` + short + `); pgbackrest "${c[@]}"`
+}
+
+// BaseBackup takes a full pgBackRest base backup of the instance (creating
+// its stanza first when needed) inside the running node task (alloc exec),
+// and returns the backup's label. Errors: *ExecError when pgBackRest failed.
+func (p *Provisioner) BaseBackup(ctx context.Context, in Instance) (string, error) {
+	script := "set -euo pipefail; " + pgbackrest(in.ShortID) + " stanza-create >/dev/null; " +
+		pgbackrest(in.ShortID) + " --type=full backup; " + pgbackrest(in.ShortID) + " --output=json info"
+	out, err := p.execNode(ctx, in, script)
+	if err != nil {
+		return "", err
+	}
+	backups, err := parseInfo(out)
+	if err != nil || len(backups) == 0 {
+		return "", fmt.Errorf("read pgBackRest info after the backup: %v", err)
+	}
+	return backups[len(backups)-1].Label, nil
+}
+
+// BaseBackupInfo is one base backup in the instance's stanza.
+type BaseBackupInfo struct {
+	Label string    // pgBackRest's backup label
+	Type  string    // "full", "diff" or "incr"
+	Start time.Time // timestamp.start
+	Stop  time.Time // timestamp.stop: the earliest time a restore from it reaches
+}
+
+func parseInfo(out string) ([]BaseBackupInfo, error) {
+	var stanzas []struct {
+		Backup []struct {
+			Label     string `json:"label"`
+			Type      string `json:"type"`
+			Timestamp struct {
+				Start int64 `json:"start"`
+				Stop  int64 `json:"stop"`
+			} `json:"timestamp"`
+		} `json:"backup"`
+	}
+	if err := json.Unmarshal([]byte(out), &stanzas); err != nil {
+		return nil, fmt.Errorf("decode pgbackrest info: %w", err)
+	}
+	var list []BaseBackupInfo
+	for _, s := range stanzas {
+		for _, b := range s.Backup {
+			list = append(list, BaseBackupInfo{Label: b.Label, Type: b.Type,
+				Start: time.Unix(b.Timestamp.Start, 0).UTC(), Stop: time.Unix(b.Timestamp.Stop, 0).UTC()})
+		}
+	}
+	return list, nil
+}
+
+// RestoreToTime brings the instance back to its state at target (UTC,
+// microseconds): it has the running node archive its latest WAL (pgbackrest
+// check), then registers the node job with the restore, whose start script
+// runs pgbackrest restore --delta --type=time before PostgreSQL starts, and
+// waits until PostgreSQL has replayed WAL up to target and promoted. The
+// instance is down meanwhile. Idempotent: a job version already carrying
+// restoreID is waited for, not replaced.
+func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size, restoreID string, target time.Time, progress Progress) error {
+	jobID := NodesJobID(in.ShortID)
+	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+	if err != nil {
+		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+	}
+	if cur.Meta[MetaPITRRestore] != restoreID {
+		progress("archiving the latest WAL")
+		if _, err := p.execNode(ctx, in, "set -euo pipefail; "+pgbackrest(in.ShortID)+" check"); err != nil {
+			return err
+		}
+	}
+	progress("restoring to " + target.UTC().Format(time.RFC3339Nano))
+	job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_target": target.UTC().Format(PITRTimeFormat)})
+	if err != nil {
+		return err
+	}
+	job.Meta[MetaPITRRestore] = restoreID
+	version, err := p.register(ctx, job)
+	if err != nil {
+		return err
+	}
+	crashpoint.Hit("pitr:registered")
+	if _, err := p.runningAllocs(ctx, jobID, version, size.Nodes, "postgres", "node", progress); err != nil {
+		return err
+	}
+	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
+	if err != nil {
+		return err
+	}
+	admin, err := p.admin(ctx, in, password)
+	if err != nil {
+		return err
+	}
+	if err := p.waitReady(ctx, admin, progress); err != nil {
+		return err
+	}
+	progress("replaying WAL up to " + target.UTC().Format(time.RFC3339))
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
+		recovering, err := admin.InRecovery(attempt)
+		cancel()
+		if err == nil && !recovering {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("PostgreSQL did not finish replaying WAL: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// ExecError: a command run in the node task exited non-zero.
+type ExecError struct {
+	Code   int
+	Stderr string // the end of its standard error
+}
+
+func (e *ExecError) Error() string {
+	return fmt.Sprintf("exit code %d: %s", e.Code, e.Stderr)
+}
+
+// execNode runs script with bash in the instance's running node task (alloc
+// exec, as the task's user with the task's environment) and returns its
+// standard output.
+func (p *Provisioner) execNode(ctx context.Context, in Instance, script string) (string, error) {
+	allocs, _, err := p.nomad.Jobs().Allocations(NodesJobID(in.ShortID), false, queryOpts(ctx))
+	if err != nil {
+		return "", fmt.Errorf("list allocations of %s in Nomad: %w", NodesJobID(in.ShortID), err)
+	}
+	var stub *api.AllocationListStub
+	for _, a := range allocs {
+		if a.ClientStatus == api.AllocClientStatusRunning && a.DesiredStatus == api.AllocDesiredStatusRun {
+			stub = a
+			break
+		}
+	}
+	if stub == nil {
+		return "", errors.New("no running node allocation to run pgBackRest in")
+	}
+	alloc, _, err := p.nomad.Allocations().Info(stub.ID, queryOpts(ctx))
+	if err != nil {
+		return "", fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(stub.ID), err)
+	}
+	var stdout, stderr bytes.Buffer
+	code, err := p.nomad.Allocations().Exec(ctx, alloc, "postgres", false, []string{"/bin/bash", "-c", script},
+		strings.NewReader(""), &stdout, &stderr, nil, queryOpts(ctx))
+	if err != nil {
+		return "", fmt.Errorf("exec in allocation %s: %w", shortAlloc(stub.ID), err)
+	}
+	if code != 0 {
+		tail := stderr.String()
+		if len(tail) > 512 {
+			tail = tail[len(tail)-512:]
+		}
+		return "", &ExecError{Code: code, Stderr: strings.Join(strings.Fields(tail), " ")}
+	}
+	return stdout.String(), nil
+}

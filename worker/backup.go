@@ -1,0 +1,216 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/pgbroker/pgbroker/backupstore"
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/scheduler"
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// Dumper makes dumps; *provisioner.Provisioner is one.
+type Dumper interface {
+	Dump(ctx context.Context, in provisioner.Instance, backupID string, progress provisioner.Progress) error
+}
+
+// Backups is what the backup jobs work with.
+type Backups struct {
+	Dumper       Dumper
+	Storage      backupstore.Storage
+	BaseBackuper BaseBackuper // nil: no point-in-time recovery
+}
+
+// queueBackups is the River queue of dumps; its worker count is
+// Config.BackupWorkers, so dumps never crowd out operations.
+const queueBackups = "backups"
+
+// backupAttempts bounds the attempts of one dump; a dump still failing then is recorded failed.
+const backupAttempts = 5
+
+// BackupArgs is the River job of one dump.
+type BackupArgs struct {
+	BackupID string `json:"backup_id"`
+}
+
+// Kind names the job kind in River's table.
+func (BackupArgs) Kind() string { return "backup" }
+
+// InsertOpts: the backups queue, a few attempts, one job per backup.
+func (BackupArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queueBackups, MaxAttempts: backupAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+type backupWorker struct {
+	river.WorkerDefaults[BackupArgs]
+	store   *store.Store
+	catalog *catalog.Catalog
+	backups Backups
+	log     *slog.Logger
+}
+
+// Work makes one dump: it runs the dump job, then records the dump's size and
+// SHA-256 as read back from storage, and applies retention to the instance.
+// A dump job that failed (pg_dump's error) or a last attempt that failed
+// records the backup as failed; other errors are retried.
+func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) error {
+	b, err := w.store.GetBackup(ctx, job.Args.BackupID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if b.Status == store.BackupSucceeded || b.Status == store.BackupFailed {
+		return nil
+	}
+	log := w.log.With(slog.String("instance_id", b.InstanceID), slog.String("backup_id", b.ID), slog.String("kind", string(b.Kind)))
+	inst, err := w.store.GetInstance(ctx, b.InstanceID)
+	if err != nil {
+		return err
+	}
+	if inst.Gone() {
+		return w.fail(ctx, log, b, "the instance was deprovisioned before the dump ran")
+	}
+	if _, err := w.store.StartBackup(ctx, b.ID); err != nil {
+		return err
+	}
+	log.Info("dump attempt", slog.Int("attempt", job.Attempt))
+	target := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID}
+	err = w.backups.Dumper.Dump(ctx, target, b.ID, func(string) {})
+	var failed *provisioner.JobFailedError
+	switch {
+	case errors.As(err, &failed):
+		return w.fail(ctx, log, b, "pg_dump failed: "+failed.Error())
+	case err != nil && job.Attempt >= backupAttempts:
+		return w.fail(ctx, log, b, fmt.Sprintf("dump did not complete after %d attempts: %v", job.Attempt, err))
+	case err != nil:
+		log.Warn("dump attempt failed", slog.String("error", err.Error()))
+		return err
+	}
+	size, sum, err := backupstore.Digest(ctx, w.backups.Storage, b.StorageKey)
+	if errors.Is(err, backupstore.ErrNotFound) {
+		return w.fail(ctx, log, b, "the dump job completed but no dump is in the backup storage")
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.store.SucceedBackup(ctx, b.ID, size, sum); err != nil {
+		return err
+	}
+	log.Info("dump succeeded", slog.Int64("size_bytes", size), slog.String("sha256", sum))
+	if err := sweepInstance(ctx, w.store, w.catalog, w.backups.Storage, inst, time.Now()); err != nil {
+		log.Warn("retention after dump", slog.String("error", err.Error()))
+	}
+	return nil
+}
+
+func (w *backupWorker) fail(ctx context.Context, log *slog.Logger, b store.Backup, reason string) error {
+	log.Error("dump failed", slog.String("reason", reason))
+	return w.store.FailBackup(ctx, b.ID, reason)
+}
+
+// sweepInstance deletes, from storage then from the store, the backups of
+// inst that retention does not keep at now (scheduler.Keep with the plan's
+// policy, in the instance's backup time zone). An instance whose plan left
+// the catalog keeps everything.
+func sweepInstance(ctx context.Context, st *store.Store, cat *catalog.Catalog, storage backupstore.Storage, inst store.Instance, now time.Time) error {
+	_, plan, ok := cat.Plan(inst.PlanID)
+	if !ok {
+		return nil
+	}
+	backups, err := st.ListBackups(ctx, inst.ID)
+	if err != nil {
+		return err
+	}
+	loc := time.UTC
+	var params map[string]any
+	if json.Unmarshal(inst.Parameters, &params) == nil {
+		if d, err := scheduler.FromParameters(params); err == nil {
+			loc = d.Location()
+		}
+	}
+	keep := scheduler.Keep(plan.Backups, records(backups), now, loc, inst.Gone())
+	for _, b := range backups {
+		if keep[b.ID] {
+			continue
+		}
+		if err := storage.Delete(ctx, b.StorageKey); err != nil {
+			return fmt.Errorf("delete dump of backup %s: %w", b.ID, err)
+		}
+		if err := st.DeleteBackup(ctx, b.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// records converts backups for scheduler.Keep: a scheduled dump counts at
+// its scheduled run, a manual one when it finished.
+func records(backups []store.Backup) []scheduler.Record {
+	out := make([]scheduler.Record, 0, len(backups))
+	for _, b := range backups {
+		r := scheduler.Record{ID: b.ID, Manual: b.Kind == store.BackupManual, At: b.CreatedAt}
+		switch b.Status {
+		case store.BackupSucceeded:
+			r.State = scheduler.Succeeded
+		case store.BackupFailed:
+			r.State = scheduler.Failed
+		default:
+			r.State = scheduler.Unfinished
+		}
+		if b.FinishedAt != nil {
+			r.At = *b.FinishedAt
+		}
+		if b.ScheduledAt != nil {
+			r.At = *b.ScheduledAt
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// RetentionArgs is the periodic River job that applies retention to every
+// instance with backups, deprovisioned ones included. Run by River's leader.
+type RetentionArgs struct{}
+
+// Kind names the job kind in River's table.
+func (RetentionArgs) Kind() string { return "backup_retention" }
+
+// InsertOpts: a failed sweep waits for the next one.
+func (RetentionArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 1} }
+
+type retentionWorker struct {
+	river.WorkerDefaults[RetentionArgs]
+	store   *store.Store
+	catalog *catalog.Catalog
+	storage backupstore.Storage
+	log     *slog.Logger
+}
+
+// Work sweeps every instance that has backups.
+func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs]) error {
+	ids, err := w.store.InstanceIDsWithBackups(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, id := range ids {
+		inst, err := w.store.GetInstance(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := sweepInstance(ctx, w.store, w.catalog, w.storage, inst, now); err != nil {
+			w.log.Warn("retention sweep", slog.String("instance_id", id), slog.String("error", err.Error()))
+		}
+	}
+	return nil
+}

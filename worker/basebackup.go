@@ -1,0 +1,106 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// BaseBackuper takes pgBackRest base backups; *provisioner.Provisioner is one.
+type BaseBackuper interface {
+	BaseBackup(ctx context.Context, in provisioner.Instance) (string, error)
+}
+
+// BaseBackupArgs is the River job of one weekly base backup.
+type BaseBackupArgs struct {
+	BaseBackupID string `json:"base_backup_id"`
+}
+
+// Kind names the job kind in River's table.
+func (BaseBackupArgs) Kind() string { return "base_backup" }
+
+// InsertOpts: the backups queue, a few attempts, one job per base backup.
+func (BaseBackupArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queueBackups, MaxAttempts: backupAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+type baseBackupWorker struct {
+	river.WorkerDefaults[BaseBackupArgs]
+	store *store.Store
+	taker BaseBackuper
+	log   *slog.Logger
+}
+
+// Work takes the base backup and records its label, or why it failed.
+func (w *baseBackupWorker) Work(ctx context.Context, job *river.Job[BaseBackupArgs]) error {
+	bb, err := w.store.GetBaseBackup(ctx, job.Args.BaseBackupID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if bb.Status == store.BackupSucceeded || bb.Status == store.BackupFailed {
+		return nil
+	}
+	log := w.log.With(slog.String("instance_id", bb.InstanceID), slog.String("base_backup_id", bb.ID))
+	inst, err := w.store.GetInstance(ctx, bb.InstanceID)
+	if err != nil {
+		return err
+	}
+	fail := func(reason string) error {
+		log.Error("base backup failed", slog.String("reason", reason))
+		return w.store.FinishBaseBackup(ctx, bb.ID, store.BackupFailed, "", reason)
+	}
+	if inst.Gone() {
+		return fail("the instance was deprovisioned")
+	}
+	label, err := w.taker.BaseBackup(ctx, provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID})
+	var execErr *provisioner.ExecError
+	switch {
+	case errors.As(err, &execErr):
+		return fail("pgbackrest backup failed: " + execErr.Error())
+	case err != nil && job.Attempt >= backupAttempts:
+		return fail(fmt.Sprintf("base backup did not complete after %d attempts: %v", job.Attempt, err))
+	case err != nil:
+		log.Warn("base backup attempt failed", slog.String("error", err.Error()))
+		return err
+	}
+	log.Info("base backup succeeded", slog.String("label", label))
+	return w.store.FinishBaseBackup(ctx, bb.ID, store.BackupSucceeded, label, "")
+}
+
+// isoWeek names the ISO week of t in UTC, "2026-W48".
+func isoWeek(t time.Time) string {
+	y, w := t.UTC().ISOWeek()
+	return fmt.Sprintf("%04d-W%02d", y, w)
+}
+
+// scheduleBaseBackups records and enqueues this week's base backup of each
+// instance in ids (instances on a plan with PITR).
+func (w *scheduleWorker) scheduleBaseBackups(ctx context.Context, client *river.Client[pgx.Tx], ids []string, now time.Time) {
+	week := isoWeek(now)
+	for _, id := range ids {
+		bbID := uuid.NewString()
+		created, err := w.store.CreateBaseBackup(ctx, bbID, id, week, func(ctx context.Context, tx pgx.Tx, bbID string) error {
+			_, err := client.InsertTx(ctx, tx, BaseBackupArgs{BaseBackupID: bbID}, nil)
+			return err
+		})
+		if err != nil {
+			w.log.Warn("record base backup", slog.String("instance_id", id), slog.String("error", err.Error()))
+			continue
+		}
+		if created {
+			w.log.Info("base backup due", slog.String("instance_id", id), slog.String("base_backup_id", bbID), slog.String("week", week))
+		}
+	}
+}
