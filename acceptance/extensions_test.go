@@ -33,8 +33,8 @@ func extensionsIn(t *testing.T, conn *pgx.Conn) []string {
 func TestEnablingExtensionsShowsInPgExtension(t *testing.T) {
 	b := newBroker(t)
 	c := b.client()
-	id := provisionTemporary(t, c, "postgresql-starter-512")
-	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
+	id := provisionTemporary(t, c, "postgresql-sandbox")
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
 	base := "/api/instances/" + id + "/extensions"
 
 	for _, name := range []string{"pgcrypto", "hstore"} {
@@ -105,8 +105,8 @@ func TestEnablingExtensionsShowsInPgExtension(t *testing.T) {
 func TestEnablingPgStatStatementsRestartsAsAnOperation(t *testing.T) {
 	b := newBroker(t)
 	c := b.client()
-	id := provisionTemporary(t, c, "postgresql-starter-512")
-	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
+	id := provisionTemporary(t, c, "postgresql-sandbox")
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
 	uri := creds["DATABASE_URL"].(string)
 	base := "/api/instances/" + id + "/extensions/pg_stat_statements"
 	before := connect(t, uri)
@@ -162,16 +162,16 @@ func TestExtensionsAsProvisionAndUpdateParameters(t *testing.T) {
 	b := newBroker(t)
 	c := b.client()
 	id := uuid.NewString()
-	t.Cleanup(func() { deprovision(t, c, id, "postgresql-starter-512") })
+	t.Cleanup(func() { deprovision(t, c, id, "postgresql-sandbox") })
 	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
-		InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: "postgresql-starter-512",
+		InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: "postgresql-sandbox",
 		OrganizationGUID: "org", SpaceGUID: "space", Parameters: map[string]any{"extensions": []string{"pgcrypto", "citext"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitOperation(t, c, id, resp.OperationKey, 3*time.Minute)
-	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
 	app := connect(t, creds["DATABASE_URL"].(string))
 	if got := extensionsIn(t, app); !slices.Equal(got, []string{"citext", "pgcrypto"}) {
 		t.Fatalf("after provision pg_extension = %v", got)

@@ -27,8 +27,8 @@ import (
 func TestVerifyFullWithCACertificateConnects(t *testing.T) {
 	b := newBroker(t)
 	c := b.client()
-	id := provisionTemporary(t, c, "postgresql-starter-512")
-	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
+	id := provisionTemporary(t, c, "postgresql-sandbox")
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
 
 	if creds["sslmode"] != "verify-full" {
 		t.Errorf("sslmode = %v, want verify-full", creds["sslmode"])
@@ -92,10 +92,7 @@ func redactURI(uri string) string {
 
 // provisionTemporary provisions an instance that is deprovisioned when the
 // test ends (before its broker stops), so the shared Nomad agent keeps
-// nothing of it. Tests use Starter, not Sandbox: Nomad 1.11.3's TCP checks
-// never close their connections (client/serviceregistration/checks/client.go,
-// checkTCP), and after about 10 s they fill a Sandbox gateway's 10 client
-// slots, so a longer test would hang on connect.
+// nothing of it.
 func provisionTemporary(t *testing.T, c osb.Client, planID string) string {
 	t.Helper()
 	id := uuid.NewString()
@@ -141,8 +138,8 @@ func postmasterStart(t *testing.T, conn *pgx.Conn) time.Time {
 func TestForceTLSRefusesPlaintext(t *testing.T) {
 	b := newBroker(t)
 	c := b.client()
-	id := provisionTemporary(t, c, "postgresql-starter-512")
-	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
+	id := provisionTemporary(t, c, "postgresql-sandbox")
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
 	uri := creds["DATABASE_URL"].(string)
 
 	plain := connect(t, plaintext(uri))
@@ -199,8 +196,8 @@ func serverCertificate(t *testing.T, conn *pgx.Conn) *x509.Certificate {
 func TestCertificateRenewedWithoutRestart(t *testing.T) {
 	b := newBroker(t, "PGBROKER_CERT_LIFETIME=3m", "PGBROKER_CERT_RENEW_BEFORE=2m50s", "PGBROKER_CERT_RENEW_INTERVAL=2s")
 	c := b.client()
-	id := provisionTemporary(t, c, "postgresql-starter-512")
-	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
+	id := provisionTemporary(t, c, "postgresql-sandbox")
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
 	uri := creds["DATABASE_URL"].(string)
 
 	held := connect(t, uri)

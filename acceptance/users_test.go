@@ -58,8 +58,8 @@ func userURL(t *testing.T, databaseURL, username, password string) string {
 func TestDatabaseUsersLifecycle(t *testing.T) {
 	b := newBroker(t)
 	c := b.client()
-	id := provisionTemporary(t, c, "postgresql-starter-512")
-	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
+	id := provisionTemporary(t, c, "postgresql-sandbox")
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
 	uri := creds["DATABASE_URL"].(string)
 	base := "/api/instances/" + id + "/users"
 	ctx := context.Background()

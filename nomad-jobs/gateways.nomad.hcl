@@ -98,6 +98,10 @@ job "pg-gateways" {
         static       = var.gateway_port
         host_network = var.host_network
       }
+      # HAProxy's own monitor (frontend health), what Nomad checks.
+      port "health" {
+        host_network = var.host_network
+      }
     }
 
     service {
@@ -105,9 +109,17 @@ job "pg-gateways" {
       name     = "pg-${var.instance}-gateway"
       port     = "pg"
 
+      # An HTTP check on the monitor frontend, not a TCP check on the client
+      # port: Nomad's TCP check never closes its connection
+      # (client/serviceregistration/checks/client.go, checkTCP, Nomad
+      # 1.11.3), so one a second would fill the frontend's maxconn
+      # (a Sandbox's 10 within seconds) and hang clients. HAProxy exits when
+      # the client frontend cannot bind, so this check fails then too.
       check {
-        name     = "haproxy-port"
-        type     = "tcp"
+        name     = "haproxy-monitor"
+        type     = "http"
+        port     = "health"
+        path     = "/healthz"
         interval = "1s"
         timeout  = "1s"
       }
@@ -256,6 +268,13 @@ job "pg-gateways" {
             timeout client-fin 30s
             timeout server-fin 30s
             timeout check 2s
+
+          frontend health
+            mode http
+            no log
+            bind {{ env "NOMAD_IP_health" }}:{{ env "NOMAD_PORT_health" }}
+            monitor-uri /healthz
+            timeout http-request 5s
 
           frontend postgres
             bind {{ env "NOMAD_IP_pg" }}:{{ env "NOMAD_PORT_pg" }}

@@ -182,8 +182,17 @@ func checkPort(t *testing.T, group *api.TaskGroup, f jobFile) {
 		}
 		return
 	}
-	if len(ports) != 1 || ports[0].Label != "pg" || ports[0].Value != f.port || ports[0].HostNetwork != "private" {
-		t.Errorf("ports %+v, want one port pg, value %d, host network private", ports, f.port)
+	if len(ports) == 0 || ports[0].Label != "pg" || ports[0].Value != f.port || ports[0].HostNetwork != "private" {
+		t.Errorf("ports %+v, want port pg first, value %d, host network private", ports, f.port)
+	}
+	for _, p := range ports[1:] {
+		// The gateways' monitor port: dynamic, on the same host network.
+		if f.name != "gateways" || p.Label != "health" || p.Value != 0 || p.HostNetwork != "private" {
+			t.Errorf("extra port %+v, want only the gateways' dynamic health port", p)
+		}
+	}
+	if f.name == "gateways" && len(ports) != 2 {
+		t.Errorf("ports %+v, want pg and health", ports)
 	}
 }
 
@@ -203,8 +212,18 @@ func checkService(t *testing.T, group *api.TaskGroup, name string) {
 		t.Errorf("service %s provider %s port %s, want %s provider nomad port pg",
 			service.Name, service.Provider, service.PortLabel, name)
 	}
-	if len(service.Checks) != 1 || service.Checks[0].Type != "tcp" {
-		t.Errorf("checks %+v, want one tcp check", service.Checks)
+	if len(service.Checks) != 1 {
+		t.Fatalf("checks %+v, want one", service.Checks)
+	}
+	// Nomad's TCP check leaks its connection (checkTCP never closes it): the
+	// gateways, whose client slots it would fill, are checked over HTTP on
+	// their monitor port instead.
+	c := service.Checks[0]
+	if *group.Name == "gateway" && (c.Type != "http" || c.PortLabel != "health" || c.Path != "/healthz") {
+		t.Errorf("gateway check %+v, want http on port health, path /healthz", c)
+	}
+	if *group.Name == "node" && c.Type != "tcp" {
+		t.Errorf("node check %+v, want tcp", c)
 	}
 }
 

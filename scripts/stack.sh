@@ -294,6 +294,21 @@ status() {
 	return "$up"
 }
 
+# Gateway ports (`make run`: 35000-35999; acceptance tests: 36000-37999) lie
+# inside Linux's ephemeral range (32768-60999). A client socket that happens
+# to take one as its source port (the broker's own connections, HAProxy's to
+# the nodes, Nomad's checks) makes the gateway's static bind fail with
+# "Address already in use" and its task restart until the port is free.
+# Reserving the range keeps the kernel from handing those ports out; binding
+# them explicitly still works. Idempotent; existing reservations are kept.
+reserve_gateway_ports() {
+	local file=/proc/sys/net/ipv4/ip_local_reserved_ports want=35000-37999 have
+	have=$(<"$file")
+	if [[ ",$have," == *",$want,"* ]]; then return; fi
+	echo "${have:+$have,}$want" >"$file"
+	log "reserved ports $want from the kernel's ephemeral range (gateway ports)"
+}
+
 main() {
 	local command=${1:-}
 	if [[ $(id -u) -ne 0 ]]; then
@@ -303,6 +318,7 @@ main() {
 	case $command in
 	up)
 		make_dirs
+		reserve_gateway_ports
 		state_up
 		data_root_up
 		nomad_up
