@@ -511,8 +511,8 @@ func TestManualDumpsOverThePlanCapDeleteTheOldest(t *testing.T) {
 // TestProvisionRestoreFromADumpOfAnotherInstance: a new instance provisioned
 // with restore_from starts with the rows of the other instance's dump,
 // owned by its own roles (read-write and read-only bindings work);
-// restore_from naming another organization's instance or an unknown backup
-// is a 400 naming the field.
+// restore_from naming another organization's instance is a 422 with the
+// reason, an unknown instance or backup a 400 naming the field.
 func TestProvisionRestoreFromADumpOfAnotherInstance(t *testing.T) {
 	b := newBroker(t)
 	c := b.client()
@@ -528,17 +528,21 @@ func TestProvisionRestoreFromADumpOfAnotherInstance(t *testing.T) {
 	dump := manualDump(t, b, source)
 
 	body := func(org, inst, backup string) string {
-		return fmt.Sprintf(`{"service_id":"postgresql","plan_id":%q,"organization_guid":%q,"space_guid":"s","parameters":{"restore_from":{"instance_id":%q,"backup_id":%q}}}`,
+		return fmt.Sprintf(`{"service_id":"postgresql","plan_id":%q,"organization_guid":%q,"space_guid":"space-acceptance","parameters":{"restore_from":{"instance_id":%q,"backup_id":%q}}}`,
 			plan, org, inst, backup)
 	}
-	for _, bad := range []struct{ body, says string }{
-		{body("another-org", source, dump.ID), "restore_from.instance_id"},
-		{body("org-acceptance", source, uuid.NewString()), "restore_from.backup_id"},
-		{body("org-acceptance", uuid.NewString(), dump.ID), "restore_from.instance_id"},
+	for _, bad := range []struct {
+		body   string
+		status int
+		says   string
+	}{
+		{body("another-org", source, dump.ID), http.StatusUnprocessableEntity, "another organization or space"},
+		{body("org-acceptance", source, uuid.NewString()), http.StatusBadRequest, "restore_from.backup_id"},
+		{body("org-acceptance", uuid.NewString(), dump.ID), http.StatusBadRequest, "restore_from.instance_id"},
 	} {
 		status, answer := b.raw(http.MethodPut, "/v2/service_instances/"+uuid.NewString()+"?accepts_incomplete=true", bad.body, nil)
-		if status != http.StatusBadRequest || !strings.Contains(answer, bad.says) {
-			t.Errorf("provision with %s: %d %s, want 400 naming %s", bad.body, status, answer, bad.says)
+		if status != bad.status || !strings.Contains(answer, bad.says) {
+			t.Errorf("provision with %s: %d %s, want %d saying %s", bad.body, status, answer, bad.status, bad.says)
 		}
 	}
 

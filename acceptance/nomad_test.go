@@ -20,7 +20,7 @@ var (
 
 // nomadClient is one client for the whole suite: a client per call would
 // open connections until Nomad answers 429 (http_max_conns_per_client).
-func nomadClient(t *testing.T) *api.Client {
+func nomadClient(t testing.TB) *api.Client {
 	t.Helper()
 	nomadOnce.Do(func() {
 		cfg := api.DefaultConfig()

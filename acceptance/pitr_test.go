@@ -3,13 +3,16 @@ package acceptance
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/backupapi"
@@ -100,3 +103,129 @@ func TestPointInTimeRestoreGivesBackTheRowsAtThatTime(t *testing.T) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// TestProvisionRestoreFromAPointInTimeOfAnotherInstance: rows committed at
+// T1, T2 and T3 on instance A; instance B provisioned with restore_from
+// {instance_id: A, point_in_time: between T2 and T3} holds the T1 and T2
+// rows and not the T3 one, is writable through its own binding, and A's
+// binding credentials do not open it. restore_from naming A from another
+// space or organization is a 422 with the reason, a point_in_time outside
+// A's window a 422 naming it, both or neither of backup_id and
+// point_in_time a 400; none of them creates anything.
+func TestProvisionRestoreFromAPointInTimeOfAnotherInstance(t *testing.T) {
+	b := newBroker(t, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")
+	c := b.client()
+	const plan = "postgresql-starter-512"
+	source := uuid.NewString()
+	provision(t, c, source, plan)
+	defer deprovision(t, c, source, plan)
+
+	var list backupapi.List
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		b.apiJSON(http.MethodGet, backupsPath(source), &list)
+		if list.PITR != nil && list.PITR.EarliestTargetTime != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no base backup within 3 minutes: %+v", list.PITR)
+		}
+	}
+	sourceCreds := bind(t, c, source, uuid.NewString(), plan, nil)
+	app := connect(t, sourceCreds["DATABASE_URL"].(string))
+	mustExec(t, app, "CREATE TABLE items (id int PRIMARY KEY, body text NOT NULL)")
+	committed := func(id int) time.Time {
+		mustExec(t, app, fmt.Sprintf("INSERT INTO items VALUES (%d, 'committed at T%d')", id, id))
+		var at time.Time
+		if err := app.QueryRow(context.Background(), "SELECT clock_timestamp()").Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		return at
+	}
+	t1, t2 := committed(1), committed(2)
+	var target time.Time
+	if err := app.QueryRow(context.Background(), "SELECT clock_timestamp()").Scan(&target); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	t3 := committed(3)
+	t.Logf("T1 %s, T2 %s, target %s, T3 %s", t1.Format(time.RFC3339Nano), t2.Format(time.RFC3339Nano),
+		target.Format(time.RFC3339Nano), t3.Format(time.RFC3339Nano))
+
+	at := func(tm time.Time) string { return tm.UTC().Format(time.RFC3339Nano) }
+	body := func(org, space, restoreFrom string) string {
+		return fmt.Sprintf(`{"service_id":"postgresql","plan_id":%q,"organization_guid":%q,"space_guid":%q,"parameters":{"restore_from":%s}}`,
+			plan, org, space, restoreFrom)
+	}
+	fromSource := func(extra string) string { return fmt.Sprintf(`{"instance_id":%q%s}`, source, extra) }
+	for _, bad := range []struct {
+		body   string
+		status int
+		says   string
+	}{
+		{body("org-acceptance", "another-space", fromSource(`,"point_in_time":"`+at(target)+`"`)), http.StatusUnprocessableEntity, "another organization or space"},
+		{body("another-org", "space-acceptance", fromSource(`,"point_in_time":"`+at(target)+`"`)), http.StatusUnprocessableEntity, "another organization or space"},
+		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"yesterday"`)), http.StatusBadRequest, "restore_from.point_in_time"},
+		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"`+at(time.Now().Add(time.Hour))+`"`)), http.StatusUnprocessableEntity, "restore_from.point_in_time"},
+		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"`+at(list.PITR.EarliestTargetTime.Add(-time.Minute))+`"`)), http.StatusUnprocessableEntity, "restore_from.point_in_time"},
+		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"`+at(target)+`","backup_id":"x"`)), http.StatusBadRequest, "exactly one of"},
+		{body("org-acceptance", "space-acceptance", fromSource("")), http.StatusBadRequest, "exactly one of"},
+	} {
+		id := uuid.NewString()
+		status, answer := b.raw(http.MethodPut, "/v2/service_instances/"+id+"?accepts_incomplete=true", bad.body, nil)
+		if status != bad.status || !strings.Contains(answer, bad.says) {
+			t.Errorf("provision with %s: %d %s, want %d saying %q", bad.body, status, answer, bad.status, bad.says)
+		}
+		if jobs, _, err := nomadClient(t).Jobs().PrefixList("pg-" + provisioner.ShortID(id)); err != nil || len(jobs) != 0 {
+			t.Errorf("refused provision left %d jobs (%v)", len(jobs), err)
+		}
+		if status, _ := b.raw(http.MethodGet, "/v2/service_instances/"+id+"/last_operation", "", nil); status != http.StatusGone && status != http.StatusNotFound {
+			t.Errorf("refused provision: last_operation %d, want no instance", status)
+		}
+	}
+
+	copyID := uuid.NewString()
+	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
+		InstanceID: copyID, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: plan,
+		OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance",
+		Parameters: map[string]any{"restore_from": map[string]any{"instance_id": source, "point_in_time": at(target)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOperation(t, c, copyID, resp.OperationKey, 6*time.Minute)
+	defer deprovision(t, c, copyID, plan)
+	copyCreds := bind(t, c, copyID, uuid.NewString(), plan, nil)
+	rw := connect(t, copyCreds["DATABASE_URL"].(string))
+	var ids []int
+	rows, err := rw.Query(context.Background(), "SELECT id FROM items ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if rows.Err() != nil || fmt.Sprint(ids) != "[1 2]" {
+		t.Fatalf("the copy holds items %v (%v), want [1 2]: the T1 and T2 rows, not the T3 one", ids, rows.Err())
+	}
+	mustExec(t, rw, "INSERT INTO items VALUES (4, 'written in the copy')")
+	if count(t, app, "items") != 3 {
+		t.Errorf("the source changed")
+	}
+
+	// The source's binding role did not come along with its data.
+	copyURL := withRootCert(copyCreds["DATABASE_URL"].(string))
+	u, _ := url.Parse(copyURL)
+	su, _ := url.Parse(sourceCreds["DATABASE_URL"].(string))
+	u.User = su.User
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if conn, err := pgx.Connect(ctx, u.String()); err == nil {
+		conn.Close(ctx)
+		t.Error("the source's binding credentials open the copy")
+	}
+}

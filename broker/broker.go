@@ -35,6 +35,15 @@ type Broker struct {
 	ports     store.PortRange
 	log       *slog.Logger
 	services  []domain.Service // the catalog, converted once; read-only
+	pitr      bool             // WAL archiving is on (PGBROKER_PITR_REPO): restore_from.point_in_time is offered
+}
+
+// WithPITR says whether point-in-time recovery is on for this broker
+// (config.Config.PITRRepository() != ""); without it,
+// restore_from.point_in_time is refused (422). Returns b.
+func (b *Broker) WithPITR(on bool) *Broker {
+	b.pitr = on
+	return b
 }
 
 var _ domain.ServiceBroker = (*Broker)(nil)

@@ -26,8 +26,11 @@ import (
 // 409 for the same id with other attributes; 400 for bad parameters; 422
 // without accepts_incomplete, for a plan not offered yet, or for an extension
 // not installed on the nodes (naming the allowed ones). A restore_from
-// parameter must name a succeeded dump of an instance of the same
-// organization (400 otherwise); the dump is restored once provisioned.
+// parameter names an instance of the same organization and space (422
+// otherwise) and exactly one of a succeeded dump of it (backup_id) or a
+// time inside its point-in-time recovery window (point_in_time; 422
+// outside); bad values are 400 naming the field (checkRestoreFrom). The
+// data is restored once provisioned.
 func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.ProvisionDetails, asyncAllowed bool) (domain.ProvisionedServiceSpec, error) {
 	if !asyncAllowed {
 		return domain.ProvisionedServiceSpec{}, apiresponses.ErrAsyncRequired
@@ -56,7 +59,7 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	if _, err := scheduler.FromParameters(params); err != nil {
 		return domain.ProvisionedServiceSpec{}, badRequest("%s", err.Error())
 	}
-	if err := b.checkRestoreFrom(ctx, params, d.OrganizationGUID); err != nil {
+	if err := b.checkRestoreFrom(ctx, params, d.OrganizationGUID, d.SpaceGUID, plan); err != nil {
 		return domain.ProvisionedServiceSpec{}, err
 	}
 	if plan.Nodes > 1 {

@@ -131,6 +131,16 @@ variable "pitr_restore_id" {
   }
 }
 
+variable "pitr_source" {
+  type        = string
+  default     = ""
+  description = "With pitr_restore_id: restore the stanza of this other instance (short id; provision parameter restore_from.point_in_time) instead of the instance's own. The instance's own stanza is emptied first: from then on it archives the restored cluster."
+  validation {
+    condition     = regex_replace(var.pitr_source, "^([a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?)?$", "") == ""
+    error_message = "The pitr_source must be empty or 1 to 32 lower-case letters, digits and inner dashes."
+  }
+}
+
 variable "pitr_target" {
   type        = string
   default     = ""
@@ -344,9 +354,18 @@ job "pg-nodes" {
           # only after pgBackRest restored, so a crash before it restores again.
           marker="$data_dir/pgbroker-pitr-${var.pitr_restore_id}"
           if [[ ! -f $marker ]]; then
+            %{ if var.pitr_source == "" }
             echo "start: restoring stanza ${var.instance} to ${var.pitr_target}" >&2
             pgbackrest --config="$NOMAD_TASK_DIR/pgbackrest.conf" --stanza='${var.instance}' \
               --delta --type=time --target='${var.pitr_target}' --target-action=promote restore
+            %{ else }
+            # The cluster becomes a copy of another instance's: its own stanza
+            # (made for the cluster initdb created) would refuse its WAL.
+            rm -rf --one-file-system -- '${var.pitr_repo}/archive/${var.instance}' '${var.pitr_repo}/backup/${var.instance}'
+            echo "start: restoring stanza ${var.pitr_source} to ${var.pitr_target}" >&2
+            pgbackrest --config="$NOMAD_TASK_DIR/pgbackrest.conf" --stanza='${var.pitr_source}' --pg1-path="$data_dir" \
+              --delta --type=time --target='${var.pitr_target}' --target-action=promote restore
+            %{ endif }
             touch "$marker"
           fi
           %{ endif }

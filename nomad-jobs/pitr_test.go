@@ -67,3 +67,40 @@ func TestCleanupDeletesTheStanzaWithAPITRRepository(t *testing.T) {
 		}
 	}
 }
+
+// TestNodesRestoreAnotherInstancesStanzaWithPITRSource: with pitr_source the
+// start script empties the instance's own stanza and restores the source's
+// stanza into its data directory; a source in another shape is refused by
+// the job file itself.
+func TestNodesRestoreAnotherInstancesStanzaWithPITRSource(t *testing.T) {
+	client := nomadClient(t)
+	base := jobFiles("raw_exec")[0]
+	vars := map[string]any{}
+	for k, v := range base.vars {
+		vars[k] = v
+	}
+	vars["pitr_repo"], vars["pitr_restore_id"], vars["pitr_target"] = "/srv/r", "op-1", "2026-11-23 16:50:00.123456+00"
+	vars["pitr_source"] = "0123456789ab"
+	job := mustParse(t, client, jobFile{name: "nodes", src: base.src, vars: vars})
+	start := ""
+	for _, tmpl := range job.TaskGroups[0].Tasks[0].Templates {
+		if *tmpl.DestPath == "local/start.sh" {
+			start = *tmpl.EmbeddedTmpl
+		}
+	}
+	for _, want := range []string{
+		"rm -rf --one-file-system -- '/srv/r/archive/" + instance + "' '/srv/r/backup/" + instance + "'",
+		"--stanza='0123456789ab' --pg1-path=\"$data_dir\"",
+		"--target='2026-11-23 16:50:00.123456+00'",
+	} {
+		if !strings.Contains(start, want) {
+			t.Errorf("start script lacks %q:\n%s", want, start)
+		}
+	}
+	for _, source := range []string{"../x", "ABC", "a b", "x'; rm -rf /"} {
+		vars["pitr_source"] = source
+		if _, err := parse(t, client, "nodes", nomadjobs.Nodes, vars); err == nil {
+			t.Errorf("pitr_source %q accepted", source)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
 // MetaPITRRestore is the node job Meta key naming the point-in-time restore
@@ -184,4 +185,93 @@ func (p *Provisioner) execNode(ctx context.Context, in Instance, script string) 
 		return "", &ExecError{Code: code, Stderr: strings.Join(strings.Fields(tail), " ")}
 	}
 	return stdout.String(), nil
+}
+
+// RestoreFromStanza makes the freshly provisioned instance in a copy of
+// instance source (short id) as it was at target (UTC, microseconds;
+// provision parameter restore_from.point_in_time): it has source's running
+// node archive its latest WAL (pgbackrest check), registers in's node job
+// with the restore (its start script empties in's own stanza, then runs
+// pgbackrest restore --stanza=<source> --delta --type=time into in's data
+// directory), waits until PostgreSQL has replayed WAL up to target and
+// promoted, then adopts the cluster (source's database and roles renamed to
+// in's, source's login roles dropped, in's admin password set:
+// pgadmin.AdoptCluster) and creates in's stanza, to which it archives from
+// then on. Idempotent: a job version already carrying restoreID is waited
+// for, not replaced. Errors: *ExecError when pgBackRest failed on source;
+// others are worth retrying.
+func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size Size, source, restoreID string, target time.Time, progress Progress) error {
+	jobID := NodesJobID(in.ShortID)
+	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+	if err != nil {
+		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+	}
+	if cur.Meta[MetaPITRRestore] != restoreID {
+		progress("archiving the latest WAL of the source instance")
+		if _, err := p.execNode(ctx, Instance{ShortID: source}, "set -euo pipefail; "+pgbackrest(source)+" check"); err != nil {
+			return fmt.Errorf("archive the latest WAL of the source: %w", err)
+		}
+		progress("restoring the source instance's stanza to " + target.UTC().Format(time.RFC3339Nano))
+		job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_source": source,
+			"pitr_target": target.UTC().Format(PITRTimeFormat)})
+		if err != nil {
+			return err
+		}
+		job.Meta[MetaPITRRestore] = restoreID
+		if _, err := p.register(ctx, job); err != nil {
+			return err
+		}
+		crashpoint.Hit("pitr:registered")
+		cur, _, err = p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+		if err != nil {
+			return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+		}
+	}
+	if _, err := p.runningAllocs(ctx, jobID, *cur.Version, size.Nodes, "postgres", "node", progress); err != nil {
+		return err
+	}
+	own, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
+	if err != nil {
+		return err
+	}
+	// Until adopted, the cluster knows the source's admin password only.
+	theirs, err := p.readSecret(ctx, nodesSecretPath(source), "admin_password")
+	if err != nil {
+		return err
+	}
+	host, err := p.gatewayAddress(ctx, in.ShortID)
+	if err != nil {
+		return err
+	}
+	progress("replaying the source's WAL up to " + target.UTC().Format(time.RFC3339))
+	var admin pgadmin.Admin
+	for {
+		for _, password := range []string{own, theirs} {
+			a := pgadmin.New(host, in.GatewayPort, AdminUser, password, p.adminTLS(in.ShortID))
+			attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
+			recovering, err := a.InRecovery(attempt)
+			cancel()
+			if err == nil && !recovering {
+				admin = a
+				break
+			}
+		}
+		if admin != (pgadmin.Admin{}) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("PostgreSQL did not finish replaying the source's WAL: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	progress("taking over the restored database")
+	if err := admin.AdoptCluster(ctx, DatabaseNames(source), DatabaseNames(in.ShortID), own); err != nil {
+		return fmt.Errorf("adopt the restored cluster: %w", err)
+	}
+	progress("creating the instance's own stanza")
+	if _, err := p.execNode(ctx, in, "set -euo pipefail; "+pgbackrest(in.ShortID)+" stanza-create >/dev/null"); err != nil {
+		return fmt.Errorf("create the stanza of the copy: %w", err)
+	}
+	return nil
 }

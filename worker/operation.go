@@ -102,7 +102,7 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		if err := w.op.Configure(ctx, fresh, target, progress); err != nil {
 			return "", err
 		}
-		if done, err := w.restoreFrom(ctx, op, target, progress); err != nil || done != "" {
+		if done, err := w.restoreFrom(ctx, op, target, size, progress); err != nil || done != "" {
 			return done, err
 		}
 		return fmt.Sprintf("PostgreSQL is ready on plan %s", plan.ID) + describeSettings(target), nil
@@ -210,19 +210,40 @@ func (w *operationWorker) restore(ctx context.Context, op store.Operation, targe
 	return fmt.Sprintf("restored backup %s", b.ID), nil
 }
 
-// restoreFrom restores the dump named by a provision's restore_from
-// parameter into the new instance; done is "" when there is none.
-func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, target provisioner.Instance, progress provisioner.Progress) (string, error) {
+// restoreFrom restores into the new instance what a provision's
+// restore_from parameter names: a dump (backup_id) or the source instance's
+// stanza at a point in time (point_in_time); done is "" when there is none.
+func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, target provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (string, error) {
 	var p struct {
 		RestoreFrom *struct {
-			InstanceID string `json:"instance_id"`
-			BackupID   string `json:"backup_id"`
+			InstanceID  string    `json:"instance_id"`
+			BackupID    string    `json:"backup_id"`
+			PointInTime time.Time `json:"point_in_time"`
 		} `json:"restore_from"`
 	}
 	if err := json.Unmarshal(op.Parameters, &p); err != nil || p.RestoreFrom == nil {
 		return "", nil
 	}
 	rf := p.RestoreFrom
+	if rf.BackupID == "" && !rf.PointInTime.IsZero() {
+		src, err := w.store.GetInstance(ctx, rf.InstanceID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && src.Gone()) {
+			return "", &failure{fmt.Sprintf("restore_from.instance_id %s was deprovisioned, and its WAL archive with it", rf.InstanceID)}
+		}
+		if err != nil {
+			return "", err
+		}
+		at := rf.PointInTime.UTC().Truncate(time.Microsecond)
+		err = w.op.RestoreFromStanza(ctx, target, size, src.ShortID, op.ID, at, progress)
+		var failed *provisioner.ExecError
+		if errors.As(err, &failed) {
+			return "", &failure{"restoring restore_from.point_in_time failed: " + failed.Error()}
+		}
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("PostgreSQL is ready on plan %s with the data of instance %s at %s", op.PlanID, rf.InstanceID, at.Format(time.RFC3339Nano)), nil
+	}
 	b, err := w.store.GetBackup(ctx, rf.BackupID)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", &failure{fmt.Sprintf("restore_from.backup_id %s no longer exists (retention deleted it): deprovision and provision from another backup", rf.BackupID)}

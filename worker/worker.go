@@ -30,6 +30,7 @@ type Operator interface {
 	Deprovision(ctx context.Context, in provisioner.Instance, progress provisioner.Progress) error
 	Restore(ctx context.Context, in provisioner.Instance, operationID, backupID, from string, progress provisioner.Progress) error
 	RestoreToTime(ctx context.Context, in provisioner.Instance, size provisioner.Size, restoreID string, target time.Time, progress provisioner.Progress) error
+	RestoreFromStanza(ctx context.Context, in provisioner.Instance, size provisioner.Size, source, restoreID string, target time.Time, progress provisioner.Progress) error
 }
 
 // Config bounds how operations run.
