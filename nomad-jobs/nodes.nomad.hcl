@@ -372,11 +372,16 @@ job "pg-nodes" {
           %{ endif }
           unset PGBROKER_ADMIN_PASSWORD PGBROKER_REPLICATION_PASSWORD
 
-          # A Unix socket path is limited to 107 bytes; deep Nomad data dirs exceed it.
+          # A Unix socket path is limited to 107 bytes; deep Nomad data dirs
+          # exceed it. Then use /run/postgresql (Debian's, shared: the port
+          # makes the name unique); pgbackrest.conf follows the same rule.
           socket_dir="$NOMAD_TASK_DIR"
           if (( $${#socket_dir} + 16 > 107 )); then
-            echo "start: $socket_dir is too long for a Unix socket; TCP only" >&2
-            socket_dir=""
+            socket_dir=/run/postgresql
+            if [[ ! -w $socket_dir ]]; then
+              echo "start: $NOMAD_TASK_DIR is too long for a Unix socket and $socket_dir is not writable; TCP only" >&2
+              socket_dir=""
+            fi
           fi
           exec "$bin/postgres" -D "$data_dir" -c config_file="$NOMAD_TASK_DIR/postgresql.conf" \
             -c unix_socket_directories="$socket_dir"
@@ -450,7 +455,7 @@ job "pg-nodes" {
             [${var.instance}]
             pg1-path=${local.instance_dir}/node-{{ env "NOMAD_ALLOC_INDEX" }}
             pg1-port={{ env "NOMAD_PORT_pg" }}
-            pg1-socket-path={{ env "NOMAD_TASK_DIR" }}
+            pg1-socket-path={{ if gt (len (env "NOMAD_TASK_DIR")) 91 }}/run/postgresql{{ else }}{{ env "NOMAD_TASK_DIR" }}{{ end }}
             pg1-user=pgbroker_admin
           EOT
         }
