@@ -141,6 +141,16 @@ variable "pitr_source" {
   }
 }
 
+variable "pitr_set" {
+  type        = string
+  default     = ""
+  description = "With pitr_restore_id: the label of the base backup to restore from (pgBackRest --set). pgBackRest's own choice compares whole seconds and refuses a target in the second its only base backup ended; the broker chooses instead."
+  validation {
+    condition     = regex_replace(var.pitr_set, "^([0-9]{8}-[0-9]{6}F(_[0-9]{8}-[0-9]{6}[DI])?)?$", "") == ""
+    error_message = "The pitr_set must be empty or a pgBackRest backup label such as 20261123-181709F."
+  }
+}
+
 variable "pitr_target" {
   type        = string
   default     = ""
@@ -357,14 +367,14 @@ job "pg-nodes" {
             %{ if var.pitr_source == "" }
             echo "start: restoring stanza ${var.instance} to ${var.pitr_target}" >&2
             pgbackrest --config="$NOMAD_TASK_DIR/pgbackrest.conf" --stanza='${var.instance}' \
-              --delta --type=time --target='${var.pitr_target}' --target-action=promote restore
+              --delta --type=time --target='${var.pitr_target}' --target-action=promote %{ if var.pitr_set != "" }--set='${var.pitr_set}' %{ endif }restore
             %{ else }
             # The cluster becomes a copy of another instance's: its own stanza
             # (made for the cluster initdb created) would refuse its WAL.
             rm -rf --one-file-system -- '${var.pitr_repo}/archive/${var.instance}' '${var.pitr_repo}/backup/${var.instance}'
             echo "start: restoring stanza ${var.pitr_source} to ${var.pitr_target}" >&2
             pgbackrest --config="$NOMAD_TASK_DIR/pgbackrest.conf" --stanza='${var.pitr_source}' --pg1-path="$data_dir" \
-              --delta --type=time --target='${var.pitr_target}' --target-action=promote restore
+              --delta --type=time --target='${var.pitr_target}' --target-action=promote %{ if var.pitr_set != "" }--set='${var.pitr_set}' %{ endif }restore
             %{ endif }
             touch "$marker"
           fi

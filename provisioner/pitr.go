@@ -55,6 +55,40 @@ type BaseBackupInfo struct {
 	Stop  time.Time // timestamp.stop: the earliest time a restore from it reaches
 }
 
+// archiveAndChooseSet has the running node of instance short archive its
+// latest WAL (pgbackrest check) and returns the label of the base backup a
+// restore to target starts from: the latest one that had surely ended by
+// target, else the oldest (the broker refuses targets before the first base
+// backup ended, in microseconds; pgBackRest's info has whole seconds and its
+// own choice wants stop < target in whole seconds, so a target in the second
+// the only base backup ended would fail). Errors: *ExecError from pgBackRest.
+func (p *Provisioner) archiveAndChooseSet(ctx context.Context, short string, target time.Time) (string, error) {
+	out, err := p.execNode(ctx, Instance{ShortID: short},
+		"set -euo pipefail; "+pgbackrest(short)+" check; "+pgbackrest(short)+" --output=json info")
+	if err != nil {
+		return "", err
+	}
+	backups, err := parseInfo(out)
+	if err != nil {
+		return "", err
+	}
+	if len(backups) == 0 {
+		return "", &ExecError{Stderr: "the stanza of " + short + " has no base backup"}
+	}
+	return chooseSet(backups, target), nil
+}
+
+// chooseSet: see archiveAndChooseSet. backups are in pgBackRest's order, oldest first.
+func chooseSet(backups []BaseBackupInfo, target time.Time) string {
+	set := backups[0].Label
+	for _, b := range backups {
+		if !b.Stop.Add(time.Second).After(target) {
+			set = b.Label
+		}
+	}
+	return set
+}
+
 func parseInfo(out string) ([]BaseBackupInfo, error) {
 	var stanzas []struct {
 		Backup []struct {
@@ -94,22 +128,28 @@ func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size,
 	}
 	if cur.Meta[MetaPITRRestore] != restoreID {
 		progress("archiving the latest WAL")
-		if _, err := p.execNode(ctx, in, "set -euo pipefail; "+pgbackrest(in.ShortID)+" check"); err != nil {
+		set, err := p.archiveAndChooseSet(ctx, in.ShortID, target)
+		if err != nil {
 			return err
+		}
+		job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_set": set,
+			"pitr_target": target.UTC().Format(PITRTimeFormat)})
+		if err != nil {
+			return err
+		}
+		job.Meta[MetaPITRRestore] = restoreID
+		if _, err := p.register(ctx, job); err != nil {
+			return err
+		}
+		crashpoint.Hit("pitr:registered")
+		// Registered before a restart or just now: wait for that job version.
+		cur, _, err = p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+		if err != nil {
+			return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
 		}
 	}
 	progress("restoring to " + target.UTC().Format(time.RFC3339Nano))
-	job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_target": target.UTC().Format(PITRTimeFormat)})
-	if err != nil {
-		return err
-	}
-	job.Meta[MetaPITRRestore] = restoreID
-	version, err := p.register(ctx, job)
-	if err != nil {
-		return err
-	}
-	crashpoint.Hit("pitr:registered")
-	if _, err := p.runningAllocs(ctx, jobID, version, size.Nodes, "postgres", "node", progress); err != nil {
+	if _, err := p.runningAllocs(ctx, jobID, *cur.Version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
 	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
@@ -208,12 +248,13 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 	}
 	if cur.Meta[MetaPITRRestore] != restoreID {
 		progress("archiving the latest WAL of the source instance")
-		if _, err := p.execNode(ctx, Instance{ShortID: source}, "set -euo pipefail; "+pgbackrest(source)+" check"); err != nil {
+		set, err := p.archiveAndChooseSet(ctx, source, target)
+		if err != nil {
 			return fmt.Errorf("archive the latest WAL of the source: %w", err)
 		}
 		progress("restoring the source instance's stanza to " + target.UTC().Format(time.RFC3339Nano))
 		job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_source": source,
-			"pitr_target": target.UTC().Format(PITRTimeFormat)})
+			"pitr_set": set, "pitr_target": target.UTC().Format(PITRTimeFormat)})
 		if err != nil {
 			return err
 		}
