@@ -229,6 +229,12 @@ func (b *broker) raw(method, path, body string, header map[string]string) (int, 
 // provision asks for an instance and waits for its operation to succeed.
 func provision(t *testing.T, c osb.Client, instanceID, planID string) time.Duration {
 	t.Helper()
+	return provisionWithin(t, c, instanceID, planID, 3*time.Minute)
+}
+
+// provisionWithin is provision with the given limit.
+func provisionWithin(t *testing.T, c osb.Client, instanceID, planID string, limit time.Duration) time.Duration {
+	t.Helper()
 	start := time.Now()
 	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
 		InstanceID: instanceID, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: planID,
@@ -240,7 +246,7 @@ func provision(t *testing.T, c osb.Client, instanceID, planID string) time.Durat
 	if !resp.Async || resp.OperationKey == nil {
 		t.Fatalf("provision answered synchronously: %+v", resp)
 	}
-	waitOperation(t, c, instanceID, resp.OperationKey, 3*time.Minute)
+	waitOperation(t, c, instanceID, resp.OperationKey, limit)
 	return time.Since(start)
 }
 
@@ -303,6 +309,7 @@ func rememberCA(t testing.TB, creds map[string]any) {
 	if ca == "" || uri == "" {
 		return
 	}
+	readOnlyURI, _ := creds["read_only_uri"].(string)
 	f, err := os.CreateTemp("", "pgbroker-ca-*.crt")
 	if err != nil {
 		t.Fatal(err)
@@ -313,6 +320,9 @@ func rememberCA(t testing.TB, creds map[string]any) {
 	}
 	t.Cleanup(func() { os.Remove(f.Name()) })
 	rootCerts.Store(uri, f.Name())
+	if readOnlyURI != "" {
+		rootCerts.Store(readOnlyURI, f.Name())
+	}
 }
 
 // withRootCert adds sslrootcert to a DATABASE_URL bind handed out.

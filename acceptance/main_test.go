@@ -6,6 +6,7 @@
 //	DATABASE_URL        state PostgreSQL (a role allowed to CREATE DATABASE)
 //	NOMAD_ADDR          Nomad HTTP API
 //	PGBROKER_DATA_ROOT  data root on the Nomad client
+//	PGBROKER_ETCD_ENDPOINTS  etcd for Patroni (Business plans)
 //
 // When one is missing the suite fails if CI=true and otherwise says why it
 // does not run.
@@ -24,11 +25,12 @@ var (
 	stateURL     = os.Getenv("DATABASE_URL")
 	nomadAddr    = os.Getenv("NOMAD_ADDR")
 	dataRoot     = os.Getenv("PGBROKER_DATA_ROOT")
+	etcd         = os.Getenv("PGBROKER_ETCD_ENDPOINTS")
 )
 
 func TestMain(m *testing.M) {
 	var missing []string
-	for name, v := range map[string]string{"DATABASE_URL": stateURL, "NOMAD_ADDR": nomadAddr, "PGBROKER_DATA_ROOT": dataRoot} {
+	for name, v := range map[string]string{"DATABASE_URL": stateURL, "NOMAD_ADDR": nomadAddr, "PGBROKER_DATA_ROOT": dataRoot, "PGBROKER_ETCD_ENDPOINTS": etcd} {
 		if v == "" {
 			missing = append(missing, name)
 		}

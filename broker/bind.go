@@ -37,7 +37,7 @@ func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domai
 		if !sameJSON(have.Parameters, rawParams) {
 			return domain.Binding{}, apiresponses.ErrBindingAlreadyExists
 		}
-		creds, err := b.instances.Credentials(ctx, target(inst), have.RoleName, have.ReadOnly)
+		creds, err := b.instances.Credentials(ctx, b.target(inst), have.RoleName, have.ReadOnly)
 		if err != nil {
 			return domain.Binding{}, dependencyFailure("read binding credentials", err)
 		}
@@ -46,7 +46,7 @@ func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domai
 	if err := b.ready(ctx, instanceID); err != nil {
 		return domain.Binding{}, err
 	}
-	creds, err := b.instances.Bind(ctx, target(inst), bindingID, readOnly)
+	creds, err := b.instances.Bind(ctx, b.target(inst), bindingID, readOnly)
 	if err != nil {
 		return domain.Binding{}, dependencyFailure("create the binding's role on the instance", err)
 	}
@@ -79,7 +79,7 @@ func (b *Broker) Unbind(ctx context.Context, instanceID, bindingID string, _ dom
 	if err != nil {
 		return domain.UnbindSpec{}, dependencyFailure("read binding from the state database", err)
 	}
-	if err := b.instances.Unbind(ctx, target(inst), have.RoleName); err != nil {
+	if err := b.instances.Unbind(ctx, b.target(inst), have.RoleName); err != nil {
 		return domain.UnbindSpec{}, dependencyFailure("drop the binding's role on the instance", err)
 	}
 	if err := b.store.DeleteBinding(ctx, instanceID, bindingID); err != nil {
@@ -106,7 +106,7 @@ func (b *Broker) GetBinding(ctx context.Context, instanceID, bindingID string, _
 	if err != nil {
 		return domain.GetBindingSpec{}, dependencyFailure("read binding from the state database", err)
 	}
-	creds, err := b.instances.Credentials(ctx, target(inst), have.RoleName, have.ReadOnly)
+	creds, err := b.instances.Credentials(ctx, b.target(inst), have.RoleName, have.ReadOnly)
 	if err != nil {
 		return domain.GetBindingSpec{}, dependencyFailure("read binding credentials", err)
 	}

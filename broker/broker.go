@@ -36,6 +36,7 @@ type Broker struct {
 	log       *slog.Logger
 	services  []domain.Service // the catalog, converted once; read-only
 	pitr      bool             // WAL archiving is on (PGBROKER_PITR_REPO): restore_from.point_in_time is offered
+	ha        bool             // an etcd cluster is configured (PGBROKER_ETCD_ENDPOINTS): plans with standbys are offered
 }
 
 // WithPITR says whether point-in-time recovery is on for this broker
@@ -43,6 +44,14 @@ type Broker struct {
 // restore_from.point_in_time is refused (422). Returns b.
 func (b *Broker) WithPITR(on bool) *Broker {
 	b.pitr = on
+	return b
+}
+
+// WithHA says whether plans with standbys (Business: Patroni, which needs
+// etcd, PGBROKER_ETCD_ENDPOINTS) can be provisioned on this broker; without
+// it they are refused (422). Returns b.
+func (b *Broker) WithHA(on bool) *Broker {
+	b.ha = on
 	return b
 }
 
@@ -60,7 +69,12 @@ func (b *Broker) Services(context.Context) ([]domain.Service, error) {
 	return b.services, nil
 }
 
-// target is what the provisioner needs of a stored instance.
-func target(i store.Instance) provisioner.Instance {
-	return provisioner.Instance{ShortID: i.ShortID, GatewayPort: i.GatewayPort, NodeID: i.NodeID}
+// target is what the provisioner needs of a stored instance. The gateways
+// have a read-only listener only on plans with standbys.
+func (b *Broker) target(i store.Instance) provisioner.Instance {
+	t := provisioner.Instance{ShortID: i.ShortID, GatewayPort: i.GatewayPort, NodeID: i.NodeID}
+	if _, plan, ok := b.catalog.Plan(i.PlanID); ok && plan.Nodes > 1 {
+		t.ReadOnlyPort = i.ReadOnlyPort
+	}
+	return t
 }

@@ -62,9 +62,9 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	if err := b.checkRestoreFrom(ctx, params, d.OrganizationGUID, d.SpaceGUID, plan); err != nil {
 		return domain.ProvisionedServiceSpec{}, err
 	}
-	if plan.Nodes > 1 {
+	if plan.Nodes > 1 && !b.ha {
 		return domain.ProvisionedServiceSpec{}, unprocessable("PlanNotAvailable",
-			"plan %s is a highly available cluster (%d nodes); HA clusters are not available yet: choose a Sandbox or Starter plan", plan.ID, plan.Nodes)
+			"plan %s is a highly available cluster (%d nodes) and this broker has no etcd cluster for Patroni (PGBROKER_ETCD_ENDPOINTS): choose a Sandbox or Starter plan", plan.ID, plan.Nodes)
 	}
 	rawParams, _ := json.Marshal(params)
 	in := store.Instance{
@@ -76,7 +76,9 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 		ID: uuid.NewString(), Kind: store.KindProvision, PlanID: d.PlanID, Parameters: rawParams,
 		Description: "queued", Origin: origin(ctx),
 	}
-	_, err = b.store.CreateInstance(ctx, in, op, b.ports, b.enqueue)
+	ports := b.ports
+	ports.ReadOnly = plan.Nodes > 1
+	_, err = b.store.CreateInstance(ctx, in, op, ports, b.enqueue)
 	switch {
 	case errors.Is(err, store.ErrInstanceExists):
 		return b.provisionAgain(ctx, in)

@@ -71,6 +71,19 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	if err := b.checkDataFits(ctx, inst, to); err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}
+	if to.Nodes > 1 && !b.ha {
+		return domain.UpdateServiceSpec{}, unprocessable("PlanNotAvailable",
+			"plan %s is a highly available cluster (%d nodes) and this broker has no etcd cluster for Patroni (PGBROKER_ETCD_ENDPOINTS)", to.ID, to.Nodes)
+	}
+	if to.Nodes > 1 && inst.ReadOnlyPort == 0 {
+		// The instance's for life from now on, whether or not this update runs.
+		switch _, err := b.store.EnsureReadOnlyPort(ctx, instanceID, b.ports); {
+		case errors.Is(err, store.ErrNoFreePort):
+			return domain.UpdateServiceSpec{}, apiresponses.ErrInstanceLimitMet
+		case err != nil:
+			return domain.UpdateServiceSpec{}, dependencyFailure("record the read-only port in the state database", err)
+		}
+	}
 	rawParams, _ := json.Marshal(params)
 	op := store.Operation{
 		ID: uuid.NewString(), InstanceID: instanceID, Kind: store.KindUpdate, PlanID: planID,
@@ -96,7 +109,7 @@ func (b *Broker) checkDataFits(ctx context.Context, inst store.Instance, to cata
 	if to.DiskMiB >= from.DiskMiB {
 		return nil
 	}
-	used, err := b.instances.DataSize(ctx, target(inst))
+	used, err := b.instances.DataSize(ctx, b.target(inst))
 	if err != nil {
 		return dependencyFailure("measure the instance's data size", err)
 	}

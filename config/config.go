@@ -36,6 +36,7 @@ type Config struct {
 	DataRoot         string        `split_words:"true" required:"true" desc:"directory on every Nomad client holding data directories (owned by postgres)"`
 	GatewayPorts     string        `split_words:"true" default:"35000-35999" desc:"inclusive range of static gateway ports"`
 	PublicHost       string        `split_words:"true" desc:"host put in credentials; default: the gateway's Nomad address"`
+	EtcdEndpoints    []string      `split_words:"true" desc:"comma-separated host:port of the etcd cluster Patroni uses (Business plans); empty: Business plans are refused"`
 	GatewayCPUMHz    int           `envconfig:"GATEWAY_CPU_MHZ" default:"100" desc:"CPU of one gateway (HAProxy) in MHz"`
 	GatewayMemoryMiB int           `envconfig:"GATEWAY_MEMORY_MIB" default:"64" desc:"memory of one gateway in MiB"`
 	BrokerName       string        `split_words:"true" default:"pgbroker" desc:"name of this deployment, stamped in job Meta; orphan sweeps only touch jobs carrying it"`

@@ -48,3 +48,24 @@ func TestVerifyFullCarriesTheCAAndTurnsSSLOnInJDBC(t *testing.T) {
 		t.Fatalf("ca_certificate = %q", c.CACertificate)
 	}
 }
+
+func TestSeveralGatewaysGiveMultiHostURIsAndAReadOnlyURI(t *testing.T) {
+	c := New(Endpoint{Hosts: []string{"10.0.0.1", "10.0.0.2"}, Port: 35000, ReadOnlyPort: 35001, SSLMode: "verify-full"},
+		"db_abc", "u_1", "pw", false)
+	const want = "postgres://u_1:pw@10.0.0.1:35000,10.0.0.2:35000/db_abc?sslmode=verify-full&target_session_attrs=read-write"
+	if c.URI != want || c.DatabaseURL != want {
+		t.Fatalf("uri %q, want %q", c.URI, want)
+	}
+	if c.Host != "10.0.0.1" || len(c.Hosts) != 2 {
+		t.Fatalf("host %q hosts %v", c.Host, c.Hosts)
+	}
+	if c.ReadOnlyURI != "postgres://u_1:pw@10.0.0.1:35001,10.0.0.2:35001/db_abc?sslmode=verify-full" {
+		t.Fatalf("read_only_uri %q", c.ReadOnlyURI)
+	}
+	if want := "jdbc:postgresql://10.0.0.1:35000,10.0.0.2:35000/db_abc?"; len(c.JDBCURL) < len(want) || c.JDBCURL[:len(want)] != want {
+		t.Fatalf("jdbcUrl %q", c.JDBCURL)
+	}
+	if u, err := url.Parse(c.JDBCURL[len("jdbc:"):]); err != nil || u.Query().Get("targetServerType") != "primary" {
+		t.Fatalf("jdbcUrl %q lacks targetServerType=primary (%v)", c.JDBCURL, err)
+	}
+}

@@ -8,6 +8,13 @@
 # and HAProxy reloads (master-worker mode): old workers keep serving the
 # connections they hold, new connections go to the new nodes. Starting with no
 # registered node is fine: the backend is empty until one appears.
+#
+# patroni = true (Business): the nodes run under Patroni; a node is in the
+# read-write backend only while its Patroni REST API answers OPTIONS /primary
+# with 200 (the port comes from the node service's "patroni=<port>" tag), and
+# sessions on a node marked down are shut, so apps reconnect to the new
+# leader. read_only_port set: a second listener routes to the standbys that
+# answer OPTIONS /replica (the read_only_uri of Business credentials).
 
 variable "instance" {
   type        = string
@@ -46,6 +53,18 @@ variable "gateway_port" {
 variable "max_connections" {
   type        = number
   description = "Client connections one gateway accepts at once."
+}
+
+variable "patroni" {
+  type        = bool
+  default     = false
+  description = "Route to the node whose Patroni REST API says it is the leader (Business plans)."
+}
+
+variable "read_only_port" {
+  type        = number
+  default     = 0
+  description = "With patroni: static port of the listener routed to standbys; 0 for none."
 }
 
 variable "gateway_cpu_mhz" {
@@ -97,6 +116,14 @@ job "pg-gateways" {
       port "pg" {
         static       = var.gateway_port
         host_network = var.host_network
+      }
+      dynamic "port" {
+        for_each = var.patroni && var.read_only_port > 0 ? ["ro"] : []
+        labels   = ["ro"]
+        content {
+          static       = var.read_only_port
+          host_network = var.host_network
+        }
       }
       # HAProxy's own monitor (frontend health), what Nomad checks.
       port "health" {
@@ -286,9 +313,35 @@ job "pg-gateways" {
             # marked down are closed so clients reconnect through us.
             balance first
             default-server inter 1s fastinter 250ms downinter 250ms rise 1 fall 2 on-marked-down shutdown-sessions
+          %{ if var.patroni }
+            # Only the leader answers 200 to OPTIONS /primary.
+            option httpchk OPTIONS /primary
+            http-check expect status 200
+          {{- range nomadService "pg-${var.instance}-node" }}
+            server {{ .AllocID }} {{ .Address }}:{{ .Port }} check{{ range .Tags }}{{ if . | regexMatch "^patroni=[0-9]+$" }} port {{ . | replaceAll "patroni=" "" }}{{ end }}{{ end }}
+          {{- end }}
+          %{ else }
           {{- range nomadService "pg-${var.instance}-node" }}
             server {{ .AllocID }} {{ .Address }}:{{ .Port }} check
           {{- end }}
+          %{ endif }
+          %{ if var.patroni && var.read_only_port > 0 }
+
+          frontend postgres-read-only
+            bind {{ env "NOMAD_IP_ro" }}:{{ env "NOMAD_PORT_ro" }}
+            maxconn ${var.max_connections}
+            default_backend standbys
+
+          backend standbys
+            # Streaming standbys (OPTIONS /replica: 200), spread round robin.
+            balance roundrobin
+            option httpchk OPTIONS /replica
+            http-check expect status 200
+            default-server inter 1s fastinter 250ms downinter 250ms rise 1 fall 2 on-marked-down shutdown-sessions
+          {{- range nomadService "pg-${var.instance}-node" }}
+            server {{ .AllocID }} {{ .Address }}:{{ .Port }} check{{ range .Tags }}{{ if . | regexMatch "^patroni=[0-9]+$" }} port {{ . | replaceAll "patroni=" "" }}{{ end }}{{ end }}
+          {{- end }}
+          %{ endif }
         EOT
       }
     }

@@ -93,6 +93,40 @@ variable "shared_preload_libraries" {
   }
 }
 
+# Business plans: patroni = true runs each node under Patroni (leader election
+# in etcd at etcd_hosts, one scope pg-<instance> per instance, synchronous
+# replication). Patroni bootstraps the first node (initdb), clones the others
+# from the leader (pg_basebackup), adopts a data directory that exists (a
+# Starter instance moving to Business keeps its node 0), and rewinds a former
+# leader (pg_rewind). Its REST API (port "api", tagged on the node service as
+# patroni=<port>) is what the gateways check.
+variable "patroni" {
+  type        = bool
+  default     = false
+  description = "Run the nodes under Patroni (plans with standbys)."
+}
+
+variable "etcd_hosts" {
+  type        = list(string)
+  default     = []
+  description = "With patroni: host:port of each etcd member."
+  validation {
+    condition     = length([for h in var.etcd_hosts : h if regex_replace(h, "^[A-Za-z0-9.-]+:[0-9]{1,5}$", "ok") != "ok"]) == 0
+    error_message = "Each etcd_hosts entry must be host:port."
+  }
+}
+
+variable "patroni_ttl" {
+  type        = number
+  default     = 8
+  description = "Patroni's ttl in seconds: a leader that stops renewing its lock loses it after this; bounds the failover time."
+}
+
+variable "patroni_bin" {
+  type    = string
+  default = "/usr/bin/patroni"
+}
+
 variable "postgres_uid" {
   type        = number
   default     = 999
@@ -201,12 +235,21 @@ job "pg-nodes" {
       port "pg" {
         host_network = var.host_network
       }
+      dynamic "port" {
+        for_each = var.patroni ? ["api"] : []
+        labels   = ["api"]
+        content {
+          host_network = var.host_network
+        }
+      }
     }
 
     service {
       provider = "nomad"
       name     = "pg-${var.instance}-node"
       port     = "pg"
+      # The gateways' templates read the Patroni REST port from here.
+      tags = var.patroni ? ["patroni=${NOMAD_PORT_api}"] : []
 
       check {
         name     = "postgres-port"
@@ -268,8 +311,10 @@ job "pg-nodes" {
         }
       }
 
-      # SIGINT is PostgreSQL's fast shutdown: sessions are cut, a checkpoint is written.
-      kill_signal  = "SIGINT"
+      # SIGINT is PostgreSQL's fast shutdown: sessions are cut, a checkpoint is
+      # written. Patroni on SIGTERM stops PostgreSQL the same way and releases
+      # the leader lock, so a standby takes over at once.
+      kill_signal  = var.patroni ? "SIGTERM" : "SIGINT"
       kill_timeout = "30s"
 
       resources {
@@ -338,6 +383,16 @@ job "pg-nodes" {
           data_dir="$instance_dir/node-$NOMAD_ALLOC_INDEX"
           umask 077
 
+          %{ if var.patroni }
+          # Patroni makes, clones, adopts or rewinds the cluster itself. Its
+          # configuration (secrets/patroni.yml) holds the passwords; nothing
+          # else of the task's environment reaches it (a PGPASSWORD would
+          # override its passfile for replication).
+          mkdir -p "$instance_dir"
+          unset PGBROKER_ADMIN_PASSWORD PGBROKER_REPLICATION_PASSWORD
+          exec env -i PATH=/usr/bin:/bin HOME="$NOMAD_TASK_DIR" LANG=C.UTF-8 \
+            '${var.patroni_bin}' "$NOMAD_SECRETS_DIR/patroni.yml"
+          %{ endif }
           if [[ ! -f $data_dir/PG_VERSION ]]; then
             if [[ -z $${PGBROKER_ADMIN_PASSWORD:-} ]]; then
               echo "start: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
@@ -396,6 +451,82 @@ job "pg-nodes" {
           exec "$bin/postgres" -D "$data_dir" -c config_file="$NOMAD_TASK_DIR/postgresql.conf" \
             -c unix_socket_directories="$socket_dir"
         EOT
+      }
+
+      dynamic "template" {
+        for_each = var.patroni ? ["patroni"] : []
+        content {
+          destination = "secrets/patroni.yml"
+          perms       = "0600"
+          uid         = var.postgres_uid
+          gid         = var.postgres_gid
+          change_mode = "noop"
+          data        = <<-EOT
+            # Rendered from nodes.nomad.hcl. Parameters Patroni sets on the
+            # command line (max_connections, wal_level, ...) come from the
+            # DCS, seeded by bootstrap.dcs; the rest from postgresql.conf
+            # (custom_conf).
+            {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+            scope: pg-${var.instance}
+            namespace: /pgbroker/
+            name: node-{{ env "NOMAD_ALLOC_INDEX" }}
+            log:
+              level: INFO
+            restapi:
+              listen: {{ env "NOMAD_IP_api" }}:{{ env "NOMAD_PORT_api" }}
+              connect_address: {{ env "NOMAD_IP_api" }}:{{ env "NOMAD_PORT_api" }}
+              authentication:
+                username: patroni
+                password: {{ .replication_password.Value | toJSON }}
+            etcd3:
+              hosts: ${join(",", var.etcd_hosts)}
+            bootstrap:
+              dcs:
+                ttl: ${var.patroni_ttl}
+                loop_wait: 1
+                retry_timeout: ${floor((var.patroni_ttl - 1) / 2)}
+                maximum_lag_on_failover: 1048576
+                synchronous_mode: true
+                synchronous_mode_strict: false
+                postgresql:
+                  use_pg_rewind: true
+                  use_slots: true
+                  parameters:
+                    max_connections: ${var.max_connections}
+                    wal_level: replica
+                    hot_standby: "on"
+                    max_wal_senders: 10
+                    max_replication_slots: 10
+                    wal_log_hints: "on"
+              initdb:
+                - encoding: UTF8
+                - locale: C.UTF-8
+                - data-checksums
+                - auth-local: scram-sha-256
+                - auth-host: scram-sha-256
+            postgresql:
+              listen: {{ env "NOMAD_IP_pg" }}:{{ env "NOMAD_PORT_pg" }}
+              connect_address: {{ env "NOMAD_IP_pg" }}:{{ env "NOMAD_PORT_pg" }}
+              data_dir: ${local.instance_dir}/node-{{ env "NOMAD_ALLOC_INDEX" }}
+              bin_dir: ${var.postgres_bin_dir}
+              pgpass: {{ env "NOMAD_SECRETS_DIR" }}/pgpass
+              custom_conf: {{ env "NOMAD_TASK_DIR" }}/postgresql.conf
+              parameters:
+                hba_file: {{ env "NOMAD_SECRETS_DIR" }}/pg_hba.conf
+                unix_socket_directories: '{{ if gt (len (env "NOMAD_TASK_DIR")) 91 }}/run/postgresql{{ else }}{{ env "NOMAD_TASK_DIR" }}{{ end }}'
+              authentication:
+                superuser:
+                  username: pgbroker_admin
+                  password: {{ .admin_password.Value | toJSON }}
+                replication:
+                  username: replicator
+                  password: {{ .replication_password.Value | toJSON }}
+                rewind:
+                  username: pgbroker_admin
+                  password: {{ .admin_password.Value | toJSON }}
+            {{- end }}
+          EOT
+        }
       }
 
       template {

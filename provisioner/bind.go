@@ -61,15 +61,16 @@ func (p *Provisioner) Unbind(ctx context.Context, in Instance, role string) erro
 }
 
 func (p *Provisioner) credentials(ctx context.Context, in Instance, role, password string, readOnly bool) (credentials.Credentials, error) {
-	host := p.cfg.PublicHost
-	if host == "" {
+	hosts := []string{p.cfg.PublicHost}
+	if p.cfg.PublicHost == "" {
 		var err error
-		if host, err = p.gatewayAddress(ctx, in.ShortID); err != nil {
+		if hosts, err = p.gatewayAddresses(ctx, in.ShortID); err != nil {
 			return credentials.Credentials{}, err
 		}
 	}
-	// Every server certificate names this host (certificateHosts), so clients
-	// can check both the chain and the name.
-	e := credentials.Endpoint{Host: host, Port: in.GatewayPort, SSLMode: "verify-full", CACertificate: p.CACertificate()}
+	// Every server certificate names these hosts (certificateHosts), so
+	// clients can check both the chain and the name.
+	e := credentials.Endpoint{Hosts: hosts, Port: in.GatewayPort, ReadOnlyPort: in.ReadOnlyPort,
+		SSLMode: "verify-full", CACertificate: p.CACertificate()}
 	return credentials.New(e, DatabaseNames(in.ShortID).Database, role, password, readOnly), nil
 }

@@ -114,6 +114,13 @@ func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*
 	vars["max_connections"] = s.MaxConnections
 	vars["data_root"] = p.cfg.DataRoot
 	vars["node_id"] = in.NodeID
+	if s.HA() {
+		// Patroni clones a node that starts on a new client from the leader:
+		// nodes follow distinct_hosts, not the first placement.
+		vars["node_id"] = ""
+		vars["patroni"] = true
+		vars["etcd_hosts"] = p.cfg.Etcd
+	}
 	vars["postgres_uid"] = p.cfg.PostgresUID
 	vars["postgres_gid"] = p.cfg.PostgresGID
 	vars["shared_preload_libraries"] = pgadmin.PreloadLibraries(in.Extensions)
@@ -128,6 +135,10 @@ func (p *Provisioner) GatewaysJob(in Instance, s Size) (*api.Job, error) {
 	vars["gateway_cpu_mhz"] = p.cfg.GatewayCPUMHz
 	vars["gateway_memory_mib"] = p.cfg.GatewayMemoryMiB
 	vars["max_connections"] = s.MaxConnections
+	vars["patroni"] = s.HA()
+	if s.HA() {
+		vars["read_only_port"] = in.ReadOnlyPort
+	}
 	return p.parseJob(nomadjobs.Gateways, GatewaysJobID(in.ShortID), vars)
 }
 

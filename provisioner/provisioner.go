@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
@@ -27,6 +28,7 @@ type Config struct {
 	HostNetwork string   // Nomad host network the ports bind to ("default" for the default one)
 	DataRoot    string   // directory on every Nomad client that holds instances' data directories
 	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
+	Etcd        []string // host:port of the etcd cluster Patroni keeps each Business instance's leader lock in
 	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
 	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
 	BackupS3    *S3      // when set, dumps live in this S3 bucket instead of BackupDir
@@ -91,9 +93,10 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 
 // Instance is what the provisioner needs to know of an instance.
 type Instance struct {
-	ShortID     string // see ShortID
-	GatewayPort int    // static gateway port
-	NodeID      string // Nomad node holding the data directory; "" before first placement
+	ShortID      string // see ShortID
+	GatewayPort  int    // static gateway port
+	ReadOnlyPort int    // static port of the gateways' read-only listener (plans with standbys); 0: none
+	NodeID       string // Nomad node holding the data directory; "" before first placement
 
 	ForceTLS   bool     // pg_hba.conf allows TLS connections only
 	Extensions []string // extensions the broker manages in the instance's database (pgadmin.Contrib names)
@@ -108,6 +111,10 @@ type Size struct {
 	MaxConnections int
 	PITRDays       int // point-in-time recovery window in days; 0: no WAL archiving
 }
+
+// HA reports whether the plan has standbys: its nodes run under Patroni and
+// its gateways route to the leader.
+func (s Size) HA() bool { return s.Nodes > 1 }
 
 // Progress receives the current step of an operation, in words a user reads
 // in last_operation ("starting node 1 of 1").
@@ -127,7 +134,7 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err != nil {
 		return Placement{}, err
 	}
-	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID, "")); err != nil {
+	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
 		return Placement{}, err
 	}
 	crashpoint.Hit("provision:secrets")
@@ -169,6 +176,11 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
 		return placed, err
 	}
+	if size.HA() {
+		if err := p.waitStandbys(ctx, admin, secrets["replication_password"], size.Nodes-1, progress); err != nil {
+			return placed, err
+		}
+	}
 	progress("creating the database and its roles")
 	if err := admin.EnsureDatabase(ctx, DatabaseNames(in.ShortID)); err != nil {
 		return placed, fmt.Errorf("create database: %w", err)
@@ -182,7 +194,7 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 // allocation to serve through the unchanged gateway. Idempotent.
 func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progress Progress) error {
 	// Instances made before TLS have no certificate yet; the new job needs one.
-	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID, "")); err != nil {
+	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
 		return err
 	}
 	progress("registering the new node job")
@@ -220,16 +232,16 @@ func (p *Provisioner) certifyGateway(ctx context.Context, in Instance, admin pga
 	if p.cfg.PublicHost != "" {
 		return nil
 	}
-	host, err := p.gatewayAddress(ctx, in.ShortID)
+	hosts, err := p.gatewayAddresses(ctx, in.ShortID)
 	if err != nil {
 		return err
 	}
-	cert, issued, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID, host))
+	cert, issued, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID, hosts...))
 	if err != nil {
 		return err
 	}
 	if issued {
-		progress("loading the server certificate for " + host)
+		progress("loading the server certificate for " + strings.Join(hosts, ", "))
 	}
 	return p.waitServing(ctx, admin, cert)
 }

@@ -102,15 +102,12 @@ func NodeService(short string) string { return "pg-" + short + "-node" }
 // certificateHosts are the names a server certificate must carry: the node
 // service name, and the host credentials give (PGBROKER_PUBLIC_HOST, else
 // gatewayHost once the gateway is placed; "" when not known yet).
-func (p *Provisioner) certificateHosts(short, gatewayHost string) []string {
+func (p *Provisioner) certificateHosts(short string, gatewayHosts ...string) []string {
 	hosts := []string{NodeService(short)}
-	switch {
-	case p.cfg.PublicHost != "":
-		hosts = append(hosts, p.cfg.PublicHost)
-	case gatewayHost != "":
-		hosts = append(hosts, gatewayHost)
+	if p.cfg.PublicHost != "" {
+		return append(hosts, p.cfg.PublicHost)
 	}
-	return hosts
+	return append(hosts, gatewayHosts...)
 }
 
 // ensureServerCertificate makes sure the node Variable holds a server
@@ -174,14 +171,14 @@ func (p *Provisioner) adminTLS(short string) *tls.Config {
 // the host credentials give (the gateway moved), then waits until PostgreSQL
 // serves it. Reports whether it renewed. Idempotent.
 func (p *Provisioner) RenewCertificate(ctx context.Context, in Instance) (bool, error) {
-	host := ""
+	var hosts []string
 	if p.cfg.PublicHost == "" {
 		var err error
-		if host, err = p.gatewayAddress(ctx, in.ShortID); err != nil {
+		if hosts, err = p.gatewayAddresses(ctx, in.ShortID); err != nil {
 			return false, err
 		}
 	}
-	cert, issued, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID, host))
+	cert, issued, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID, hosts...))
 	if err != nil || !issued {
 		return false, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -188,15 +189,29 @@ func shortAlloc(id string) string {
 	return id
 }
 
-// gatewayAddress returns the address the gateway service is registered at.
+// gatewayAddress returns the first of gatewayAddresses.
 func (p *Provisioner) gatewayAddress(ctx context.Context, short string) (string, error) {
+	hosts, err := p.gatewayAddresses(ctx, short)
+	if err != nil {
+		return "", err
+	}
+	return hosts[0], nil
+}
+
+// gatewayAddresses returns the distinct addresses the gateway service is
+// registered at, sorted. Errors when none is registered.
+func (p *Provisioner) gatewayAddresses(ctx context.Context, short string) ([]string, error) {
 	regs, _, err := p.nomad.Services().Get(GatewayService(short), (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return "", fmt.Errorf("look up gateway service in Nomad: %w", err)
+		return nil, fmt.Errorf("look up gateway service in Nomad: %w", err)
 	}
 	if len(regs) == 0 {
-		return "", errors.New("the gateway is not registered in Nomad")
+		return nil, errors.New("the gateway is not registered in Nomad")
 	}
-	sort.Slice(regs, func(i, j int) bool { return regs[i].Address < regs[j].Address })
-	return regs[0].Address, nil
+	hosts := make([]string, 0, len(regs))
+	for _, r := range regs {
+		hosts = append(hosts, r.Address)
+	}
+	sort.Strings(hosts)
+	return slices.Compact(hosts), nil
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The local stack for dev, tests and CI: the broker's state PostgreSQL, a Nomad
-# dev agent and the data root the node jobs write to. Everything lives in
+# dev agent (server and client 1) with two more client agents, etcd, and the
+# data root the node jobs write to. Everything lives in
 # ${PGBROKER_STACK_DIR:-<repo>/.stack}.
 #
 #   stack.sh up            start what is not running (idempotent)
-#   stack.sh env           print export lines for DATABASE_URL, NOMAD_ADDR, PGBROKER_DATA_ROOT, PATH
+#   stack.sh env           print export lines for DATABASE_URL, NOMAD_ADDR, PGBROKER_DATA_ROOT,
+#                          PGBROKER_ETCD_ENDPOINTS, PGBROKER_HOST_NETWORK, PATH
 #   stack.sh status        one line per component; exits 1 unless all are up
 #   stack.sh down [--purge] stop what up started; --purge also deletes all state but bin/
 set -euo pipefail
@@ -29,6 +31,9 @@ die() {
 	echo "stack: $*" >&2
 	exit 1
 }
+
+# shellcheck source=stack-cluster.sh
+source "$repo/scripts/stack-cluster.sh"
 
 as_postgres() { runuser -u postgres -- "$@"; }
 
@@ -127,7 +132,9 @@ nomad_up() {
 			  }
 			}
 		EOF
-		# A dev agent keeps its state in memory: what an earlier one left is garbage.
+		# A dev agent keeps its state in memory: what an earlier one left is
+		# garbage, and so are client agents registered with it.
+		clients_down
 		stop_leftover_tasks
 		find "$nomad_data" -mindepth 1 -delete
 		log "nomad: starting dev agent at $nomad_addr (log $log_dir/nomad.log)"
@@ -174,12 +181,12 @@ task_pids() {
 		running "$pid" || continue
 		for path in "$proc/cwd" "$proc"/fd/*; do
 			path=$(readlink "$path" 2>/dev/null) || continue
-			if [[ $path == "$nomad_data"/* || $path == "$data_root"/* ]]; then
+			if [[ $path == "$nomad_data"/* || $path == "$nomad_dir"/client-*/data/* || $path == "$data_root"/* ]]; then
 				echo "$pid"
 				continue 2
 			fi
 		done
-		if cmdline "$pid" | grep -qF "$nomad_data/"; then
+		if cmdline "$pid" | grep -qE "^[^ ]* .*($nomad_data/|$nomad_dir/client-[0-9]+/data/)"; then
 			echo "$pid"
 		fi
 	done
@@ -210,6 +217,7 @@ stop_pids() {
 }
 
 nomad_down() {
+	clients_down
 	if pid_alive "$run_dir/nomad.pid" nomad; then
 		log "nomad: stopping agent (pid $(<"$run_dir/nomad.pid"))"
 		stop_pids INT "$(<"$run_dir/nomad.pid")"
@@ -234,7 +242,7 @@ stop_leftover_tasks() {
 # unmount_task_dirs unmounts the tmpfs secrets/ and private/ dirs Nomad mounts per task.
 unmount_task_dirs() {
 	local mounts target
-	mapfile -t mounts < <(findmnt -rn -o TARGET | grep -F "$nomad_data/" | sort -r)
+	mapfile -t mounts < <(findmnt -rn -o TARGET | grep -E "^($nomad_data|$nomad_dir/client-[0-9]+/data)/" | sort -r)
 	for target in "${mounts[@]}"; do
 		umount "$target" 2>/dev/null || umount -l "$target"
 	done
@@ -265,6 +273,9 @@ print_env() {
 		"$(<"$state_password_file")" "$state_port"
 	printf "export NOMAD_ADDR='%s'\n" "$nomad_addr"
 	printf "export PGBROKER_DATA_ROOT='%s'\n" "$data_root"
+	printf "export PGBROKER_ETCD_ENDPOINTS='127.0.0.1:%s'\n" "$etcd_port"
+	# Each client's ports bind to its own loopback address.
+	printf "export PGBROKER_HOST_NETWORK=private\n"
 	printf "export PATH='%s':\"\$PATH\"\n" "$stack_dir/bin"
 }
 
@@ -291,6 +302,7 @@ status() {
 		echo "data-root: missing ($data_root)"
 		up=1
 	fi
+	cluster_status || up=1
 	return "$up"
 }
 
@@ -320,11 +332,14 @@ main() {
 		make_dirs
 		reserve_gateway_ports
 		state_up
+		etcd_up
 		data_root_up
 		nomad_up
+		clients_up
 		;;
 	down)
 		nomad_down
+		etcd_down
 		state_down
 		if [[ ${2:-} == --purge ]]; then purge; fi
 		;;

@@ -20,6 +20,7 @@ type Instance struct {
 	Parameters       json.RawMessage // provision parameters, as validated
 	Context          json.RawMessage // OSB context object
 	GatewayPort      int             // static gateway port, stable for the instance's life; 0 once released
+	ReadOnlyPort     int             // static port of the gateways' read-only listener (plans with standbys); 0 until allocated and once released
 	NodeID           string          // Nomad node the data directory lives on; "" until first placed
 	ForceTLS         bool            // only TLS connections may log in (update parameter force_tls)
 	Extensions       []string        // extensions the broker manages in the instance's database, sorted
@@ -31,20 +32,25 @@ type Instance struct {
 func (i Instance) Gone() bool { return i.DeprovisionedAt != nil }
 
 // PortRange is the inclusive range gateway ports are allocated from.
-type PortRange struct{ Min, Max int }
+// ReadOnly: CreateInstance also allocates the read-only port (plans with standbys).
+type PortRange struct {
+	Min, Max int
+	ReadOnly bool
+}
 
 const instanceColumns = `id, short_id, service_id, plan_id, organization_guid, space_guid, parameters, context,
-	coalesce(gateway_port, 0), node_id, force_tls, extensions, created_at, deprovisioned_at`
+	coalesce(gateway_port, 0), coalesce(read_only_port, 0), node_id, force_tls, extensions, created_at, deprovisioned_at`
 
 func scanInstance(row pgx.Row) (Instance, error) {
 	var i Instance
 	err := row.Scan(&i.ID, &i.ShortID, &i.ServiceID, &i.PlanID, &i.OrganizationGUID, &i.SpaceGUID,
-		&i.Parameters, &i.Context, &i.GatewayPort, &i.NodeID, &i.ForceTLS, &i.Extensions, &i.CreatedAt, &i.DeprovisionedAt)
+		&i.Parameters, &i.Context, &i.GatewayPort, &i.ReadOnlyPort, &i.NodeID, &i.ForceTLS, &i.Extensions, &i.CreatedAt, &i.DeprovisionedAt)
 	return i, notFound(err)
 }
 
 // CreateInstance records a new instance and its provision operation, allocates
-// the lowest free gateway port of ports, and calls enqueue, all in one
+// the lowest free gateway port of ports (and the next free one as its
+// read-only port when ports.ReadOnly), and calls enqueue, all in one
 // transaction: either everything is recorded or nothing is. It returns the
 // instance as stored. Errors: ErrInstanceExists (same id, or a short id
 // collision), ErrNoFreePort.
@@ -58,7 +64,7 @@ func (s *Store) CreateInstance(ctx context.Context, in Instance, op Operation, p
 		var port int
 		err := tx.QueryRow(ctx, `
 			SELECT p FROM generate_series($1::int, $2::int) AS p
-			WHERE NOT EXISTS (SELECT 1 FROM instances WHERE gateway_port = p)
+			WHERE NOT EXISTS (SELECT 1 FROM instances WHERE gateway_port = p OR read_only_port = p)
 			ORDER BY p LIMIT 1`, ports.Min, ports.Max).Scan(&port)
 		if err != nil {
 			if notFound(err) == ErrNotFound {
@@ -66,13 +72,28 @@ func (s *Store) CreateInstance(ctx context.Context, in Instance, op Operation, p
 			}
 			return fmt.Errorf("allocate gateway port: %w", err)
 		}
+		var readOnly *int
+		if ports.ReadOnly {
+			var p int
+			err := tx.QueryRow(ctx, `
+				SELECT p FROM generate_series($1::int, $2::int) AS p
+				WHERE p <> $3 AND NOT EXISTS (SELECT 1 FROM instances WHERE gateway_port = p OR read_only_port = p)
+				ORDER BY p LIMIT 1`, ports.Min, ports.Max, port).Scan(&p)
+			if err != nil {
+				if notFound(err) == ErrNotFound {
+					return ErrNoFreePort
+				}
+				return fmt.Errorf("allocate read-only port: %w", err)
+			}
+			readOnly = &p
+		}
 		row := tx.QueryRow(ctx, `
 			INSERT INTO instances (id, short_id, service_id, plan_id, organization_guid, space_guid, parameters, context, gateway_port,
-				force_tls, extensions)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+				force_tls, extensions, read_only_port)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			RETURNING `+instanceColumns,
 			in.ID, in.ShortID, in.ServiceID, in.PlanID, in.OrganizationGUID, in.SpaceGUID,
-			jsonOrEmpty(in.Parameters), jsonOrEmpty(in.Context), port, in.ForceTLS, textArray(in.Extensions))
+			jsonOrEmpty(in.Parameters), jsonOrEmpty(in.Context), port, in.ForceTLS, textArray(in.Extensions), readOnly)
 		if out, err = scanInstance(row); err != nil {
 			if isUniqueViolation(err, "instances_pkey") || isUniqueViolation(err, "instances_short_id_key") {
 				return ErrInstanceExists
@@ -89,6 +110,41 @@ func (s *Store) CreateInstance(ctx context.Context, in Instance, op Operation, p
 		return enqueue(ctx, tx, op.ID)
 	})
 	return out, err
+}
+
+// EnsureReadOnlyPort allocates the lowest free port of ports as the
+// instance's read-only port unless it has one, and returns it. Idempotent.
+// Errors: ErrNotFound, ErrNoFreePort.
+func (s *Store) EnsureReadOnlyPort(ctx context.Context, instanceID string, ports PortRange) (int, error) {
+	var port int
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('pgbroker.gateway_port'))`); err != nil {
+			return fmt.Errorf("lock gateway ports: %w", err)
+		}
+		var have *int
+		if err := tx.QueryRow(ctx, `SELECT read_only_port FROM instances WHERE id = $1`, instanceID).Scan(&have); err != nil {
+			return notFound(err)
+		}
+		if have != nil {
+			port = *have
+			return nil
+		}
+		err := tx.QueryRow(ctx, `
+			SELECT p FROM generate_series($1::int, $2::int) AS p
+			WHERE NOT EXISTS (SELECT 1 FROM instances WHERE gateway_port = p OR read_only_port = p)
+			ORDER BY p LIMIT 1`, ports.Min, ports.Max).Scan(&port)
+		if err != nil {
+			if notFound(err) == ErrNotFound {
+				return ErrNoFreePort
+			}
+			return fmt.Errorf("allocate read-only port: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE instances SET read_only_port = $2 WHERE id = $1`, instanceID, port); err != nil {
+			return fmt.Errorf("record read-only port: %w", err)
+		}
+		return announce(ctx, tx, instanceID)
+	})
+	return port, err
 }
 
 // GetInstance returns the instance with id, deprovisioned ones included

@@ -82,8 +82,8 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 
 // carryOut runs the operation's steps and returns the success description.
 func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst store.Instance, plan catalog.Plan, progress provisioner.Progress) (string, error) {
-	target := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID,
-		ForceTLS: inst.ForceTLS, Extensions: inst.Extensions}
+	target := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, ReadOnlyPort: inst.ReadOnlyPort,
+		NodeID: inst.NodeID, ForceTLS: inst.ForceTLS, Extensions: inst.Extensions}
 	size := provisioner.Size{MemoryMiB: plan.MemoryMiB, CPUMHz: plan.CPUMHz, Nodes: plan.Nodes, Gateways: plan.Gateways,
 		MaxConnections: plan.MaxConnections, PITRDays: plan.Backups.PITRDays}
 	switch op.Kind {
@@ -98,7 +98,7 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		if err != nil {
 			return "", err
 		}
-		fresh := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: target.NodeID}
+		fresh := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, ReadOnlyPort: inst.ReadOnlyPort, NodeID: target.NodeID}
 		if err := w.op.Configure(ctx, fresh, target, progress); err != nil {
 			return "", err
 		}

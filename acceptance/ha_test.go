@@ -1,0 +1,364 @@
+package acceptance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/nomad/api"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgbroker/pgbroker/provisioner"
+)
+
+const businessPlan = "postgresql-business-512"
+
+// TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway: a Business
+// instance runs two Patroni nodes and two gateways, each pair on distinct
+// Nomad clients; its credentials list both gateways. While a writer commits
+// through DATABASE_URL, the leader's Patroni and PostgreSQL are killed
+// (SIGKILL, as a crashed host): the standby takes over, the writer goes on
+// through the unchanged DATABASE_URL, and every commit it saw acknowledged
+// is there afterwards. With the first gateway stopped, DATABASE_URL still
+// connects. read_only_uri reads from a standby and refuses writes.
+func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
+	b := newBroker(t)
+	c := b.client()
+	id := uuid.NewString()
+	provisionWithin(t, c, id, businessPlan, 5*time.Minute)
+	defer deprovision(t, c, id, businessPlan)
+	short := provisioner.ShortID(id)
+
+	nodes := runningAllocs(t, provisioner.NodesJobID(short))
+	gateways := runningAllocs(t, provisioner.GatewaysJobID(short))
+	if len(nodes) != 2 || len(gateways) != 2 {
+		t.Fatalf("%d node and %d gateway allocations running, want 2 and 2", len(nodes), len(gateways))
+	}
+	for _, pair := range [][]*api.AllocationListStub{nodes, gateways} {
+		if pair[0].NodeID == pair[1].NodeID {
+			t.Errorf("allocations %s and %s of %s share Nomad client %s", pair[0].ID, pair[1].ID, pair[0].JobID, pair[0].NodeID)
+		}
+	}
+
+	creds := bind(t, c, id, uuid.NewString(), businessPlan, nil)
+	databaseURL := creds["DATABASE_URL"].(string)
+	hosts, _ := creds["hosts"].([]any)
+	if len(hosts) != 2 || !strings.Contains(databaseURL, ",") || !strings.Contains(databaseURL, "target_session_attrs=read-write") {
+		t.Fatalf("Business credentials do not list both gateways: hosts %v, DATABASE_URL host part %q", hosts, hostPart(databaseURL))
+	}
+	app := connect(t, databaseURL)
+	mustExec(t, app, "CREATE TABLE acks (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+
+	// A crashed leader process: Nomad restarts the task at once, and either
+	// it takes its lock back or the standby takes over after the ttl.
+	// Either way writes resume and no acknowledged commit is lost.
+	w := startWriter(t, databaseURL)
+	w.waitAcks(t, 50, time.Minute)
+	leader := leaderAlloc(t, app, nodes)
+	before := w.acked()
+	t.Logf("SIGKILL to the leader %s (Patroni and PostgreSQL) after %d acknowledged commits", leader.ID[:8], before)
+	killNode(t, leader)
+	w.waitAcks(t, before+50, 2*time.Minute)
+	acked, gap := w.stop()
+	t.Logf("writer: %d commits acknowledged, longest gap between commits %s", len(acked), gap)
+	checkAcked(t, databaseURL, acked)
+
+	// The leader's allocation stopped (a drained or lost client): the
+	// standby takes over.
+	app.Close(context.Background())
+	app = connect(t, databaseURL)
+	leader = leaderAlloc(t, app, runningAllocs(t, provisioner.NodesJobID(short)))
+	app.Close(context.Background())
+	w = startWriter(t, databaseURL)
+	w.waitAcks(t, 50, time.Minute)
+	before = w.acked()
+	t.Logf("stopping the leader's allocation %s after %d acknowledged commits", leader.ID[:8], before)
+	if _, err := nomadClient(t).Allocations().Stop(&api.Allocation{ID: leader.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitAllocStopped(t, leader.ID)
+	stopped := w.acked()
+	w.waitAcks(t, stopped+50, 2*time.Minute)
+	acked, gap = w.stop()
+	t.Logf("writer: %d commits acknowledged, longest gap between commits %s", len(acked), gap)
+	checkAcked(t, databaseURL, acked)
+	app = connect(t, databaseURL)
+	if newLeader := leaderAlloc(t, app, runningAllocs(t, provisioner.NodesJobID(short))); newLeader.ID == leader.ID {
+		t.Errorf("allocation %s still leads after it was stopped", leader.ID[:8])
+	}
+
+	// The read-only listener reaches a standby once the old leader rejoined.
+	readOnlyURI, _ := creds["read_only_uri"].(string)
+	if readOnlyURI == "" {
+		t.Fatal("Business credentials have no read_only_uri")
+	}
+	var rows int
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ro, err := tryConnect(readOnlyURI)
+		if err == nil {
+			err = ro.QueryRow(context.Background(), "SELECT count(*) FROM acks").Scan(&rows)
+			if err == nil && rows < len(acked) {
+				err = fmt.Errorf("the standby has %d of the %d acknowledged rows yet", rows, len(acked))
+			}
+			if err == nil {
+				_, werr := ro.Exec(context.Background(), "INSERT INTO acks (id) VALUES (-1)")
+				var pgErr *pgconn.PgError
+				if !errors.As(werr, &pgErr) || pgErr.Code != "25006" {
+					t.Errorf("a write through read_only_uri: %v, want SQLSTATE 25006 (read-only transaction)", werr)
+				}
+			}
+			ro.Close(context.Background())
+		}
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read_only_uri did not serve a read within 2 minutes: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	// One gateway gone: DATABASE_URL still connects (through the other).
+	first := gatewayOn(t, runningAllocs(t, provisioner.GatewaysJobID(short)), hosts[0].(string))
+	if _, err := nomadClient(t).Allocations().Stop(first, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitAllocStopped(t, first.ID)
+	probe, err := net.DialTimeout("tcp", net.JoinHostPort(hosts[0].(string), strconv.Itoa(int(creds["port"].(float64)))), time.Second)
+	if err == nil {
+		probe.Close()
+		t.Logf("gateway %s already answers again (replaced on the same client)", hosts[0])
+	} else {
+		t.Logf("gateway %s is down: %v", hosts[0], err)
+	}
+	app2 := connect(t, databaseURL)
+	mustExec(t, app2, "INSERT INTO acks (id) VALUES (-2)")
+}
+
+// checkAcked fails the test unless every id in acked is in table acks.
+func checkAcked(t *testing.T, databaseURL string, acked []int64) {
+	t.Helper()
+	conn := connect(t, databaseURL)
+	defer conn.Close(context.Background())
+	var missing int
+	if err := conn.QueryRow(context.Background(),
+		"SELECT count(*) FROM unnest($1::bigint[]) AS a(id) WHERE NOT EXISTS (SELECT 1 FROM acks WHERE acks.id = a.id)",
+		acked).Scan(&missing); err != nil {
+		t.Fatal(err)
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d acknowledged commits are missing", missing, len(acked))
+	}
+}
+
+// runningAllocs lists the running allocations of a job.
+func runningAllocs(t *testing.T, jobID string) []*api.AllocationListStub {
+	t.Helper()
+	allocs, _, err := nomadClient(t).Jobs().Allocations(jobID, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*api.AllocationListStub
+	for _, a := range allocs {
+		if a.ClientStatus == api.AllocClientStatusRunning && a.DesiredStatus == api.AllocDesiredStatusRun {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// leaderAlloc is the node allocation serving the connection (through a
+// gateway: the leader), found by its registered address and port.
+func leaderAlloc(t *testing.T, conn *pgx.Conn, nodes []*api.AllocationListStub) *api.AllocationListStub {
+	t.Helper()
+	var addr string
+	var port int
+	if err := conn.QueryRow(context.Background(), "SELECT host(inet_server_addr()), inet_server_port()").Scan(&addr, &port); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range nodes {
+		alloc, _, err := nomadClient(t).Allocations().Info(a.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range alloc.AllocatedResources.Shared.Ports {
+			if n.Label == "pg" && n.HostIP == addr && n.Value == port {
+				return a
+			}
+		}
+	}
+	t.Fatalf("no node allocation serves %s:%d", addr, port)
+	return nil
+}
+
+// killNode SIGKILLs the allocation's Patroni and its PostgreSQL (postmaster
+// and backends): what a crashed host leaves behind, without a clean release
+// of the leader lock. Nomad restarts the task; Patroni rejoins as a standby.
+func killNode(t *testing.T, a *api.AllocationListStub) {
+	t.Helper()
+	dataDir := filepath.Join(dataRoot, strings.TrimPrefix(strings.TrimSuffix(a.JobID, "-nodes"), "pg-"),
+		fmt.Sprintf("node-%d", allocIndex(a.Name)))
+	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		cmd, err := os.ReadFile(filepath.Join(p, "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.ReplaceAll(string(cmd), "\x00", " ")
+		if (strings.Contains(args, "patroni") && strings.Contains(args, a.ID)) || strings.Contains(args, "-D "+dataDir+" ") {
+			pid, _ := strconv.Atoi(filepath.Base(p))
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) < 2 {
+		t.Fatalf("found %d processes of Patroni and PostgreSQL in allocation %s (data %s), want 2 or more", len(pids), a.ID, dataDir)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			t.Fatalf("kill %d: %v", pid, err)
+		}
+	}
+}
+
+func allocIndex(name string) int {
+	i := strings.LastIndex(name, "[")
+	n, _ := strconv.Atoi(strings.TrimSuffix(name[i+1:], "]"))
+	return n
+}
+
+// gatewayOn is the gateway allocation whose port is on host.
+func gatewayOn(t *testing.T, gateways []*api.AllocationListStub, host string) *api.Allocation {
+	t.Helper()
+	for _, g := range gateways {
+		alloc, _, err := nomadClient(t).Allocations().Info(g.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range alloc.AllocatedResources.Shared.Ports {
+			if p.Label == "pg" && p.HostIP == host {
+				return alloc
+			}
+		}
+	}
+	t.Fatalf("no gateway allocation on %s", host)
+	return nil
+}
+
+func waitAllocStopped(t *testing.T, allocID string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		a, _, err := nomadClient(t).Allocations().Info(allocID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.ClientStatus != api.AllocClientStatusRunning && a.ClientStatus != api.AllocClientStatusPending {
+			return
+		}
+	}
+	t.Fatalf("allocation %s did not stop within a minute", allocID)
+}
+
+// writer commits one row at a time through a DATABASE_URL, reconnecting
+// after an error, and records every commit the server acknowledged.
+type writer struct {
+	mu      sync.Mutex
+	ids     []int64
+	lastAck time.Time
+	maxGap  time.Duration
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func startWriter(t *testing.T, databaseURL string) *writer {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &writer{cancel: cancel, done: make(chan struct{}), lastAck: time.Now()}
+	go func() {
+		defer close(w.done)
+		var conn *pgx.Conn
+		// Ids unique across the writers of a test: microseconds since the epoch.
+		for n := time.Now().UnixMicro(); ctx.Err() == nil; {
+			if conn == nil {
+				c, err := tryConnect(databaseURL)
+				if err != nil {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				conn = c
+			}
+			attempt, cancelAttempt := context.WithTimeout(ctx, 5*time.Second)
+			_, err := conn.Exec(attempt, "INSERT INTO acks (id) VALUES ($1)", n)
+			cancelAttempt()
+			if err != nil {
+				var pgErr *pgconn.PgError
+				if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+					n++ // committed before the ack was lost: not counted, never retried
+					continue
+				}
+				conn.Close(context.Background())
+				conn = nil
+				continue
+			}
+			now := time.Now()
+			w.mu.Lock()
+			w.ids = append(w.ids, n)
+			if gap := now.Sub(w.lastAck); gap > w.maxGap {
+				w.maxGap = gap
+			}
+			w.lastAck = now
+			w.mu.Unlock()
+			n++
+		}
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	return w
+}
+
+func (w *writer) acked() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.ids)
+}
+
+func (w *writer) waitAcks(t *testing.T, n int, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if w.acked() >= n {
+			return
+		}
+	}
+	t.Fatalf("the writer has %d acknowledged commits after %s, want %d", w.acked(), limit, n)
+}
+
+// stop ends the writer and returns the acknowledged ids and the longest gap
+// between two acknowledged commits.
+func (w *writer) stop() ([]int64, time.Duration) {
+	w.cancel()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ids, w.maxGap
+}
+
+func hostPart(databaseURL string) string {
+	at := strings.LastIndex(databaseURL, "@")
+	slash := strings.Index(databaseURL[at+1:], "/")
+	if at < 0 || slash < 0 {
+		return ""
+	}
+	return databaseURL[at+1 : at+1+slash]
+}

@@ -1,0 +1,72 @@
+package provisioner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgbroker/pgbroker/pgadmin"
+)
+
+// waitStandbys makes sure the replication role exists on the leader (Patroni
+// does not create it when it adopts an existing cluster) and waits until want
+// standbys stream from it, one of them synchronous, reporting each
+// member's state as progress ("standby node-1 streaming (sync), lag 0 B").
+func (p *Provisioner) waitStandbys(ctx context.Context, admin pgadmin.Admin, replicationPassword string, want int, progress Progress) error {
+	progress("setting up replication")
+	if err := admin.EnsureReplicationRole(ctx, replicationPassword); err != nil {
+		return fmt.Errorf("replication role: %w", err)
+	}
+	last := ""
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
+		standbys, err := admin.Standbys(attempt)
+		cancel()
+		if err == nil {
+			if s := describeStandbys(standbys, want); s != last {
+				progress(s)
+				last = s
+			}
+			if streaming(standbys) >= want && hasSync(standbys) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d standbys to stream from the leader: %w (last: %s)", want, ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func streaming(standbys []pgadmin.Standby) int {
+	n := 0
+	for _, s := range standbys {
+		if s.State == "streaming" {
+			n++
+		}
+	}
+	return n
+}
+
+func hasSync(standbys []pgadmin.Standby) bool {
+	for _, s := range standbys {
+		if s.State == "streaming" && s.SyncState == "sync" {
+			return true
+		}
+	}
+	return false
+}
+
+// describeStandbys: "standby 1 of 1 streaming: node-1 (sync, lag 0 B)".
+func describeStandbys(standbys []pgadmin.Standby, want int) string {
+	if len(standbys) == 0 {
+		return fmt.Sprintf("waiting for %d standby(s) to clone the leader and stream", want)
+	}
+	parts := make([]string, len(standbys))
+	for i, s := range standbys {
+		parts[i] = fmt.Sprintf("%s %s (%s, lag %d B)", s.Name, s.State, s.SyncState, s.LagBytes)
+	}
+	return fmt.Sprintf("standby %d of %d streaming: %s", streaming(standbys), want, strings.Join(parts, "; "))
+}
