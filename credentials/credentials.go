@@ -34,12 +34,12 @@ type Credentials struct {
 
 // Endpoint is where applications reach an instance: its gateways.
 type Endpoint struct {
-	Host    string
-	Hosts   []string // when set: every gateway's host (Host is ignored), in the order clients try them
-	Port    int
+	Host  string
+	Hosts []string // when set: every gateway's host (Host is ignored), in the order clients try them
+	Port  int
 	// ReadOnlyPort is the gateways' read-only listener (routed to standbys); 0: none.
 	ReadOnlyPort int
-	SSLMode string // libpq sslmode; anything but "disable" also turns SSL on in the JDBC URL
+	SSLMode      string // libpq sslmode; anything but "disable" also turns SSL on in the JDBC URL
 	// CACertificate is the PEM of the CA that signed the server's certificate;
 	// clients verifying it (verify-full) need it in a file (libpq and JDBC sslrootcert).
 	CACertificate string
