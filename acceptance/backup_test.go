@@ -189,7 +189,7 @@ func downloadAndRestoreInScratch(t *testing.T, b *broker, instanceID string, dum
 	}
 	scratch := "pgbroker_scratch_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
 	execState(t, "CREATE DATABASE "+scratch)
-	t.Cleanup(func() { execState(t, "DROP DATABASE IF EXISTS "+scratch+" WITH (FORCE)") })
+	t.Cleanup(func() { dropScratch(t, scratch) })
 	u, _ := url.Parse(stateURL)
 	u.Path = "/" + scratch
 	pgRestore, err := exec.LookPath("pg_restore")
@@ -568,5 +568,28 @@ func TestProvisionRestoreFromADumpOfAnotherInstance(t *testing.T) {
 	}
 	if got := tableChecksum(t, app); got != want {
 		t.Errorf("the source changed: checksum %s, want %s", got, want)
+	}
+}
+
+// dropScratch drops a scratch database of the state cluster. An autovacuum
+// worker analysing the freshly restored tables holds it a moment, and the
+// broker's role may not terminate it (WITH (FORCE) needs pg_signal_backend):
+// try again for up to 30 s.
+func dropScratch(t *testing.T, name string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, stateURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drop scratch database %s: %v", name, err)
+		}
 	}
 }

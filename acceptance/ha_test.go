@@ -2,9 +2,12 @@ package acceptance
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,8 +40,29 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	c := b.client()
 	id := uuid.NewString()
 	provisionWithin(t, c, id, businessPlan, 5*time.Minute)
-	defer deprovision(t, c, id, businessPlan)
 	short := provisioner.ShortID(id)
+	deprovisioned := false
+	defer func() {
+		if !deprovisioned {
+			deprovision(t, c, id, businessPlan)
+		}
+	}()
+	if n := etcdKeys(t, short); n == 0 {
+		t.Errorf("no Patroni keys in etcd under /pgbroker/%s/", provisioner.PatroniScope(short))
+	}
+	// GET instance names the members and their roles.
+	status, body := b.raw(http.MethodGet, "/v2/service_instances/"+id, "", nil)
+	var got struct {
+		Metadata struct {
+			Attributes map[string]string `json:"attributes"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal([]byte(body), &got); err != nil || status != http.StatusOK {
+		t.Fatalf("GET instance: %d %s (%v)", status, body, err)
+	}
+	if m := got.Metadata.Attributes["members"]; !strings.Contains(m, "leader") || !strings.Contains(m, "sync_standby") {
+		t.Errorf("GET instance metadata.attributes.members = %q, want the leader and the sync_standby", m)
+	}
 
 	nodes := runningAllocs(t, provisioner.NodesJobID(short))
 	gateways := runningAllocs(t, provisioner.GatewaysJobID(short))
@@ -145,6 +169,34 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	}
 	app2 := connect(t, databaseURL)
 	mustExec(t, app2, "INSERT INTO acks (id) VALUES (-2)")
+	app2.Close(context.Background())
+
+	deprovision(t, c, id, businessPlan)
+	deprovisioned = true
+	if n := etcdKeys(t, short); n != 0 {
+		t.Errorf("%d Patroni keys left in etcd after deprovisioning", n)
+	}
+}
+
+// etcdKeys counts the keys of the instance's Patroni scope in etcd (v3 JSON gateway).
+func etcdKeys(t *testing.T, short string) int {
+	t.Helper()
+	prefix := "/pgbroker/" + provisioner.PatroniScope(short) + "/"
+	body := fmt.Sprintf(`{"key":%q,"range_end":%q,"count_only":true}`,
+		base64.StdEncoding.EncodeToString([]byte(prefix)), base64.StdEncoding.EncodeToString([]byte(prefix[:len(prefix)-1]+"0")))
+	resp, err := http.Post("http://"+strings.Split(etcd, ",")[0]+"/v3/kv/range", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Count string `json:"count"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(out.Count)
+	return n
 }
 
 // checkAcked fails the test unless every id in acked is in table acks.
@@ -164,7 +216,7 @@ func checkAcked(t *testing.T, databaseURL string, acked []int64) {
 }
 
 // runningAllocs lists the running allocations of a job.
-func runningAllocs(t *testing.T, jobID string) []*api.AllocationListStub {
+func runningAllocs(t testing.TB, jobID string) []*api.AllocationListStub {
 	t.Helper()
 	allocs, _, err := nomadClient(t).Jobs().Allocations(jobID, false, nil)
 	if err != nil {
@@ -181,7 +233,7 @@ func runningAllocs(t *testing.T, jobID string) []*api.AllocationListStub {
 
 // leaderAlloc is the node allocation serving the connection (through a
 // gateway: the leader), found by its registered address and port.
-func leaderAlloc(t *testing.T, conn *pgx.Conn, nodes []*api.AllocationListStub) *api.AllocationListStub {
+func leaderAlloc(t testing.TB, conn *pgx.Conn, nodes []*api.AllocationListStub) *api.AllocationListStub {
 	t.Helper()
 	var addr string
 	var port int
@@ -282,7 +334,7 @@ type writer struct {
 	done    chan struct{}
 }
 
-func startWriter(t *testing.T, databaseURL string) *writer {
+func startWriter(t testing.TB, databaseURL string) *writer {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &writer{cancel: cancel, done: make(chan struct{}), lastAck: time.Now()}
 	go func() {
@@ -328,13 +380,20 @@ func startWriter(t *testing.T, databaseURL string) *writer {
 	return w
 }
 
+// resetGap starts measuring the longest gap afresh from now.
+func (w *writer) resetGap() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.maxGap, w.lastAck = 0, time.Now()
+}
+
 func (w *writer) acked() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.ids)
 }
 
-func (w *writer) waitAcks(t *testing.T, n int, limit time.Duration) {
+func (w *writer) waitAcks(t testing.TB, n int, limit time.Duration) {
 	t.Helper()
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if w.acked() >= n {

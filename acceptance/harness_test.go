@@ -281,7 +281,7 @@ func waitOperation(t testing.TB, c osb.Client, instanceID string, op *osb.Operat
 	t.Fatalf("operation did not finish within %s; last: %s", limit, last)
 }
 
-func bind(t *testing.T, c osb.Client, instanceID, bindingID, planID string, params map[string]any) map[string]any {
+func bind(t testing.TB, c osb.Client, instanceID, bindingID, planID string, params map[string]any) map[string]any {
 	t.Helper()
 	resp, err := c.Bind(&osb.BindRequest{
 		InstanceID: instanceID, BindingID: bindingID, ServiceID: serviceID, PlanID: planID, Parameters: params,

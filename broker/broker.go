@@ -24,6 +24,7 @@ type Instances interface {
 	Bind(ctx context.Context, in provisioner.Instance, bindingID string, readOnly bool) (credentials.Credentials, error)
 	Credentials(ctx context.Context, in provisioner.Instance, role string, readOnly bool) (credentials.Credentials, error)
 	Unbind(ctx context.Context, in provisioner.Instance, role string) error
+	Members(ctx context.Context, in provisioner.Instance) ([]provisioner.Member, error)
 }
 
 // Broker implements domain.ServiceBroker.

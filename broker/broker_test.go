@@ -34,6 +34,9 @@ func (f *fakeInstances) Credentials(context.Context, provisioner.Instance, strin
 	return credentials.Credentials{}, nil
 }
 func (f *fakeInstances) Unbind(context.Context, provisioner.Instance, string) error { return nil }
+func (f *fakeInstances) Members(context.Context, provisioner.Instance) ([]provisioner.Member, error) {
+	return nil, nil
+}
 
 type fixture struct {
 	b        *Broker
@@ -162,8 +165,8 @@ func TestUpdateRules(t *testing.T) {
 	if spec, err := f.b.Update(ctx, "i-1", domain.UpdateDetails{ServiceID: "postgresql", PlanID: "postgresql-starter-1024"}, true); err != nil || spec.IsAsync {
 		t.Fatalf("same plan: %+v %v, want 200 without operation", spec, err)
 	}
-	if err := upd("postgresql-business-1024"); status(err) != 422 || !strings.Contains(err.Error(), "not available yet") {
-		t.Fatalf("to Business: %v, want 422", err)
+	if err := upd("postgresql-business-1024"); status(err) != 422 || !strings.Contains(err.Error(), "PGBROKER_ETCD_ENDPOINTS") {
+		t.Fatalf("to Business without etcd: %v, want 422 naming PGBROKER_ETCD_ENDPOINTS", err)
 	}
 	f.inst.dataSize = 11 << 30
 	if err := upd("postgresql-starter-512"); status(err) != 422 || !strings.Contains(err.Error(), "11.0 GiB") || !strings.Contains(err.Error(), "10.0 GiB") {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
+	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -41,7 +43,24 @@ func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.Fe
 	if inst.ForceTLS {
 		params["force_tls"] = true
 	}
-	return domain.GetInstanceDetailsSpec{ServiceID: inst.ServiceID, PlanID: inst.PlanID, Parameters: params}, nil
+	spec := domain.GetInstanceDetailsSpec{ServiceID: inst.ServiceID, PlanID: inst.PlanID, Parameters: params}
+	if _, plan, ok := b.catalog.Plan(inst.PlanID); ok && plan.Nodes > 1 {
+		spec.Metadata.Attributes = map[string]string{"members": b.members(ctx, inst)}
+	}
+	return spec, nil
+}
+
+// members describes a Business instance's cluster as Patroni sees it
+// ("node-0 leader; node-1 sync_standby running, lag 0 B"), or why it is
+// unknown; asked with a 3 s limit so GET instance stays quick.
+func (b *Broker) members(ctx context.Context, inst store.Instance) string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	members, err := b.instances.Members(ctx, b.target(inst))
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	return provisioner.DescribeMembers(members)
 }
 
 // LastOperation reports an operation: the one named by the "operation" query

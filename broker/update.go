@@ -36,7 +36,6 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	if d.ServiceID != inst.ServiceID {
 		return domain.UpdateServiceSpec{}, badRequest("service_id %q is not the instance's service %q", d.ServiceID, inst.ServiceID)
 	}
-	_, from, _ := b.catalog.Plan(inst.PlanID)
 	planID := d.PlanID
 	if planID == "" {
 		planID = inst.PlanID
@@ -64,9 +63,6 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	}
 	if planID == inst.PlanID && !set.changes(inst.ForceTLS, inst.Extensions) && !scheduleChanges(params, inst.Parameters) {
 		return domain.UpdateServiceSpec{}, nil // nothing changes: 200
-	}
-	if err := catalog.CheckPlanChange(from, to); err != nil {
-		return domain.UpdateServiceSpec{}, unprocessable("PlanChangeNotSupported", "%s", err.Error())
 	}
 	if err := b.checkDataFits(ctx, inst, to); err != nil {
 		return domain.UpdateServiceSpec{}, err

@@ -95,6 +95,18 @@ func (c Config) BackupDirectory() string {
 	return path.Join(c.DataRoot, "backups")
 }
 
+// Etcd returns the etcd endpoints (host:port) Patroni uses, without empty
+// entries; none means Business plans are not offered.
+func (c Config) Etcd() []string {
+	var out []string
+	for _, ep := range c.EtcdEndpoints {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
 // PITRRepository is the pgBackRest repository directory on the clients, ""
 // when point-in-time recovery is off: PITRRepo, or <DataRoot>/pgbackrest with
 // the raw_exec driver (Debian's pgbackrest on the clients) when unset.
@@ -154,6 +166,11 @@ func (c Config) check() error {
 	}
 	if c.PITRRepo != "" && c.PITRRepo != "off" && (!strings.HasPrefix(c.PITRRepo, "/") || path.Clean(c.PITRRepo) != c.PITRRepo || c.PITRRepo == "/") {
 		return fmt.Errorf("PGBROKER_PITR_REPO %q must be off or a clean absolute path other than /", c.PITRRepo)
+	}
+	for _, ep := range c.Etcd() {
+		if _, port, err := net.SplitHostPort(ep); err != nil || port == "" {
+			return fmt.Errorf("PGBROKER_ETCD_ENDPOINTS entry %q is not host:port", ep)
+		}
 	}
 	if _, _, err := c.PortRange(); err != nil {
 		return err

@@ -167,8 +167,11 @@ job "pg-gateways" {
       mode     = "delay"
     }
 
+    # sticky: a replacement goes back to the same client when it can, so the
+    # address in the credentials stays valid.
     ephemeral_disk {
-      size = 64
+      size   = 64
+      sticky = true
     }
 
     task "haproxy" {
@@ -312,15 +315,19 @@ job "pg-gateways" {
             # The first node up takes all connections; sessions on a node
             # marked down are closed so clients reconnect through us.
             balance first
-            default-server inter 1s fastinter 250ms downinter 250ms rise 1 fall 2 on-marked-down shutdown-sessions
           %{ if var.patroni }
-            # Only the leader answers 200 to OPTIONS /primary.
+            # Only the leader answers 200 to OPTIONS /primary. Patroni's
+            # answer is authoritative: one "not the primary" (a switchover,
+            # a demotion) takes the node out at once, and the new leader is
+            # in within 100 ms of its promotion.
+            default-server inter 250ms fastinter 100ms downinter 100ms rise 1 fall 1 on-marked-down shutdown-sessions
             option httpchk OPTIONS /primary
             http-check expect status 200
           {{- range nomadService "pg-${var.instance}-node" }}
             server {{ .AllocID }} {{ .Address }}:{{ .Port }} check{{ range .Tags }}{{ if . | regexMatch "^patroni=[0-9]+$" }} port {{ . | replaceAll "patroni=" "" }}{{ end }}{{ end }}
           {{- end }}
           %{ else }
+            default-server inter 1s fastinter 250ms downinter 250ms rise 1 fall 2 on-marked-down shutdown-sessions
           {{- range nomadService "pg-${var.instance}-node" }}
             server {{ .AllocID }} {{ .Address }}:{{ .Port }} check
           {{- end }}

@@ -280,9 +280,12 @@ job "pg-nodes" {
       mode     = "delay"
     }
 
-    # Only logs and rendered files live in the allocation.
+    # Only logs and rendered files live in the allocation. sticky: a
+    # replacement (a plan change) goes back to the same client when it can,
+    # where its data directory is.
     ephemeral_disk {
-      size = 64
+      size   = 64
+      sticky = true
     }
 
     task "postgres" {

@@ -66,3 +66,16 @@ func (a Admin) Standbys(ctx context.Context) ([]Standby, error) {
 	}
 	return out, nil
 }
+
+// Checkpoint runs CHECKPOINT on the server the connection reaches.
+func (a Admin) Checkpoint(ctx context.Context) error {
+	conn, err := a.connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}

@@ -70,3 +70,15 @@ func describeStandbys(standbys []pgadmin.Standby, want int) string {
 	}
 	return fmt.Sprintf("standby %d of %d streaming: %s", streaming(standbys), want, strings.Join(parts, "; "))
 }
+
+// waitHealthy waits until Patroni itself reports a running leader and want
+// standbys, one of them its synchronous standby (the only one it would
+// promote): pg_stat_replication says "sync" a moment before Patroni records it.
+func (p *Provisioner) waitHealthy(ctx context.Context, short string, want int, progress Progress) error {
+	c, err := p.patroni(ctx, short)
+	if err != nil {
+		return err
+	}
+	_, err = c.waitMembers(ctx, "cluster", func(m []Member) bool { return healthy(m, want) }, progress)
+	return err
+}

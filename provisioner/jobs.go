@@ -99,14 +99,15 @@ func (p *Provisioner) NodesJob(in Instance, s Size) (*api.Job, error) {
 	return p.nodesJobWith(in, s, nil)
 }
 
-// nodesJobWith is NodesJob with extra variables (a point-in-time restore).
+// MetaPatroni is the node job Meta key saying its nodes run under Patroni.
+const MetaPatroni = "pgbroker_patroni"
+
+// nodesJobWith is NodesJob with extra variables (a point-in-time restore, a
+// plan change between tiers), which override the size's.
 func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*api.Job, error) {
 	vars := p.commonVars(in.ShortID)
 	if s.PITRDays > 0 && p.cfg.PITRRepo != "" {
 		vars["pitr_repo"] = p.cfg.PITRRepo
-	}
-	for k, v := range extra {
-		vars[k] = v
 	}
 	vars["node_count"] = s.Nodes
 	vars["memory_mib"] = s.MemoryMiB
@@ -124,7 +125,17 @@ func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*
 	vars["postgres_uid"] = p.cfg.PostgresUID
 	vars["postgres_gid"] = p.cfg.PostgresGID
 	vars["shared_preload_libraries"] = pgadmin.PreloadLibraries(in.Extensions)
-	return p.parseJob(nomadjobs.Nodes, NodesJobID(in.ShortID), vars)
+	for k, v := range extra {
+		vars[k] = v
+	}
+	job, err := p.parseJob(nomadjobs.Nodes, NodesJobID(in.ShortID), vars)
+	if err != nil {
+		return nil, err
+	}
+	if vars["patroni"] == true {
+		job.Meta[MetaPatroni] = "true"
+	}
+	return job, nil
 }
 
 // GatewaysJob returns the gateway job of an instance on plan size s.

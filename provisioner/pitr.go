@@ -197,25 +197,41 @@ func (p *Provisioner) execNode(ctx context.Context, in Instance, script string) 
 	if err != nil {
 		return "", fmt.Errorf("list allocations of %s in Nomad: %w", NodesJobID(in.ShortID), err)
 	}
-	var stub *api.AllocationListStub
-	for _, a := range allocs {
-		if a.ClientStatus == api.AllocClientStatusRunning && a.DesiredStatus == api.AllocDesiredStatusRun {
-			stub = a
-			break
+	var lastErr error = errors.New("no running node allocation to run pgBackRest in")
+	for _, stub := range allocs {
+		if stub.ClientStatus != api.AllocClientStatusRunning || stub.DesiredStatus != api.AllocDesiredStatusRun {
+			continue
 		}
+		out, err := p.execAlloc(ctx, stub.ID, leaderOnly+script)
+		var ee *ExecError
+		if errors.As(err, &ee) && ee.Code == notLeaderCode {
+			lastErr = errors.New("no node allocation is the Patroni leader (a failover in progress?)")
+			continue
+		}
+		return out, err
 	}
-	if stub == nil {
-		return "", errors.New("no running node allocation to run pgBackRest in")
-	}
-	alloc, _, err := p.nomad.Allocations().Info(stub.ID, queryOpts(ctx))
+	return "", lastErr
+}
+
+// notLeaderCode is the exit code of leaderOnly on a Patroni standby.
+const notLeaderCode = 75
+
+// leaderOnly starts every script execNode runs: under Patroni (Business),
+// only the leader runs it (pgBackRest backs up and checks the primary);
+// a standby exits notLeaderCode and the next allocation is tried.
+const leaderOnly = `if [[ -f $NOMAD_SECRETS_DIR/patroni.yml ]] && [[ $(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "http://$NOMAD_IP_api:$NOMAD_PORT_api/primary") != 200 ]]; then echo "not the Patroni leader" >&2; exit 75; fi; `
+
+// execAlloc runs script with bash in the node task of allocation allocID.
+func (p *Provisioner) execAlloc(ctx context.Context, allocID, script string) (string, error) {
+	alloc, _, err := p.nomad.Allocations().Info(allocID, queryOpts(ctx))
 	if err != nil {
-		return "", fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(stub.ID), err)
+		return "", fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(allocID), err)
 	}
 	var stdout, stderr bytes.Buffer
 	code, err := p.nomad.Allocations().Exec(ctx, alloc, "postgres", false, []string{"/bin/bash", "-c", script},
 		strings.NewReader(""), &stdout, &stderr, nil, queryOpts(ctx))
 	if err != nil {
-		return "", fmt.Errorf("exec in allocation %s: %w", shortAlloc(stub.ID), err)
+		return "", fmt.Errorf("exec in allocation %s: %w", shortAlloc(allocID), err)
 	}
 	if code != 0 {
 		tail := stderr.String()

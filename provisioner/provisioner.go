@@ -180,6 +180,9 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 		if err := p.waitStandbys(ctx, admin, secrets["replication_password"], size.Nodes-1, progress); err != nil {
 			return placed, err
 		}
+		if err := p.waitHealthy(ctx, in.ShortID, size.Nodes-1, progress); err != nil {
+			return placed, err
+		}
 	}
 	progress("creating the database and its roles")
 	if err := admin.EnsureDatabase(ctx, DatabaseNames(in.ShortID)); err != nil {
@@ -288,6 +291,9 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 		if _, _, err := p.nomad.Jobs().Deregister(CleanupJobID(in.ShortID), true, writeOpts(ctx)); err != nil && !isNotFound(err) {
 			return fmt.Errorf("purge cleanup job from Nomad: %w", err)
 		}
+	}
+	if err := p.deletePatroniKeys(ctx, in.ShortID); err != nil {
+		return err
 	}
 	progress("deleting secrets")
 	if err := p.deleteSecretsUnder(ctx, bindingSecretPrefix(in.ShortID)); err != nil {

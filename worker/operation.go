@@ -84,8 +84,7 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst store.Instance, plan catalog.Plan, progress provisioner.Progress) (string, error) {
 	target := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, ReadOnlyPort: inst.ReadOnlyPort,
 		NodeID: inst.NodeID, ForceTLS: inst.ForceTLS, Extensions: inst.Extensions}
-	size := provisioner.Size{MemoryMiB: plan.MemoryMiB, CPUMHz: plan.CPUMHz, Nodes: plan.Nodes, Gateways: plan.Gateways,
-		MaxConnections: plan.MaxConnections, PITRDays: plan.Backups.PITRDays}
+	size := sizeOf(plan)
 	switch op.Kind {
 	case store.KindProvision:
 		placed, err := w.op.Provision(ctx, target, size, progress)
@@ -111,7 +110,18 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		if err != nil {
 			return "", err
 		}
-		if err := w.op.Resize(ctx, want, size, progress); err != nil {
+		from := size
+		if _, cur, ok := w.catalog.Plan(inst.PlanID); ok {
+			from = sizeOf(cur)
+		}
+		placed, err := w.op.ChangePlan(ctx, want, from, size, progress)
+		if placed.NodeID != "" && placed.NodeID != inst.NodeID {
+			if serr := w.store.SetNodeID(ctx, inst.ID, placed.NodeID); serr != nil {
+				return "", serr
+			}
+			want.NodeID = placed.NodeID
+		}
+		if err != nil {
 			return "", err
 		}
 		if err := w.op.Configure(ctx, target, want, progress); err != nil {
@@ -138,6 +148,12 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		return "restored to " + p.TargetTime.UTC().Format(time.RFC3339Nano), nil
 	}
 	return "", fmt.Errorf("unknown operation kind %q", op.Kind)
+}
+
+// sizeOf is the part of a plan that shapes the Nomad jobs.
+func sizeOf(plan catalog.Plan) provisioner.Size {
+	return provisioner.Size{MemoryMiB: plan.MemoryMiB, CPUMHz: plan.CPUMHz, Nodes: plan.Nodes, Gateways: plan.Gateways,
+		MaxConnections: plan.MaxConnections, PITRDays: plan.Backups.PITRDays}
 }
 
 // withUpdateSettings applies an update's parameters force_tls and extensions

@@ -25,7 +25,7 @@ import (
 // Operator carries out operations; *provisioner.Provisioner is one.
 type Operator interface {
 	Provision(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
-	Resize(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) error
+	ChangePlan(ctx context.Context, in provisioner.Instance, from, to provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
 	Configure(ctx context.Context, from, to provisioner.Instance, progress provisioner.Progress) error
 	Deprovision(ctx context.Context, in provisioner.Instance, progress provisioner.Progress) error
 	Restore(ctx context.Context, in provisioner.Instance, operationID, backupID, from string, progress provisioner.Progress) error

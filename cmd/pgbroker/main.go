@@ -123,7 +123,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("backup storage: %w", storeErr)
 	}
 	prov := provisioner.New(nomad, provisioner.Config{
-		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork, Etcd: cfg.EtcdEndpoints,
+		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork, Etcd: cfg.Etcd(),
 		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BrokerName: cfg.BrokerName,
 		BackupDir: cfg.BackupDirectory(), BackupS3: dumpsS3, PITRRepo: cfg.PITRRepository(),
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB,
@@ -143,7 +143,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	lo, hi, _ := cfg.PortRange()
-	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITRRepository() != "").WithHA(len(cfg.EtcdEndpoints) > 0)
+	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITRRepository() != "").WithHA(len(cfg.Etcd()) > 0)
 	handler := httpapi.NewRouter(b, httpapi.Options{
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
 		Management: mgmtapi.New(st, prov, runner.Enqueue, log).Handler(),

@@ -1,0 +1,74 @@
+package acceptance
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	osb "sigs.k8s.io/go-open-service-broker-client/v2"
+
+	"github.com/pgbroker/pgbroker/provisioner"
+)
+
+// TestPlanChangesAcrossTiersKeepEveryCommit: a Starter instance written to
+// without pause through the DATABASE_URL of its first binding moves to
+// Business (Patroni adopts its node, a standby is added: two nodes and two
+// gateways on distinct clients), to a larger Business (rolling, one
+// switchover), then back to Starter. After each change every commit the
+// writer saw acknowledged is there, the same DATABASE_URL still works, and
+// the longest gap between commits is logged.
+func TestPlanChangesAcrossTiersKeepEveryCommit(t *testing.T) {
+	b := newBroker(t)
+	c := b.client()
+	id := uuid.NewString()
+	short := provisioner.ShortID(id)
+	provision(t, c, id, "postgresql-starter-512")
+	defer deprovision(t, c, id, "postgresql-starter-1024")
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
+	databaseURL := creds["DATABASE_URL"].(string)
+	app := connect(t, databaseURL)
+	mustExec(t, app, "CREATE TABLE acks (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+	app.Close(context.Background())
+
+	for _, step := range []struct {
+		plan  string
+		nodes int
+	}{
+		{"postgresql-business-512", 2},
+		{"postgresql-business-1024", 2},
+		{"postgresql-starter-1024", 1},
+	} {
+		w := startWriter(t, databaseURL)
+		w.waitAcks(t, 20, time.Minute)
+		w.resetGap()
+		start := time.Now()
+		changePlan(t, c, id, step.plan, 10*time.Minute)
+		took := time.Since(start)
+		before := w.acked()
+		w.waitAcks(t, before+20, 2*time.Minute)
+		acked, gap := w.stop()
+		t.Logf("to %s in %s: %d commits acknowledged meanwhile, longest gap between commits %s", step.plan, took.Round(time.Millisecond), len(acked), gap)
+		checkAcked(t, databaseURL, acked)
+		nodes := runningAllocs(t, provisioner.NodesJobID(short))
+		gateways := runningAllocs(t, provisioner.GatewaysJobID(short))
+		if len(nodes) != step.nodes || len(gateways) != step.nodes {
+			t.Fatalf("on %s: %d nodes and %d gateways running, want %d of each", step.plan, len(nodes), len(gateways), step.nodes)
+		}
+		if step.nodes == 2 && (nodes[0].NodeID == nodes[1].NodeID || gateways[0].NodeID == gateways[1].NodeID) {
+			t.Errorf("on %s: nodes or gateways share a Nomad client", step.plan)
+		}
+	}
+}
+
+// changePlan updates the instance to plan and waits for the operation.
+func changePlan(t *testing.T, c osb.Client, id, plan string, limit time.Duration) {
+	t.Helper()
+	up, err := c.UpdateInstance(&osb.UpdateInstanceRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: &plan})
+	if err != nil {
+		t.Fatalf("update to %s: %v", plan, err)
+	}
+	if up.Async {
+		waitOperation(t, c, id, up.OperationKey, limit)
+	}
+}

@@ -1,0 +1,189 @@
+package provisioner
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/crashpoint"
+)
+
+// toCluster moves a single-node instance to a Business size, its node's data
+// kept (the seeds: Starter to Business "migrate seamlessly"): node 0 restarts
+// under Patroni, which adopts its data directory and leads (pinned to the
+// client holding it); the gateways switch to routing by Patroni and become
+// size.Gateways; then the standbys are added, clone the leader and stream
+// synchronously. Writes pause while node 0 restarts and while the first
+// gateway is replaced (sticky: same client, same address).
+func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, progress Progress) error {
+	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
+		return err
+	}
+	secrets, err := p.ensureSecret(ctx, nodesSecretPath(in.ShortID), "admin_password", "replication_password")
+	if err != nil {
+		return err
+	}
+	one := size
+	one.Nodes = 1
+	progress("restarting node 0 under Patroni")
+	if err := p.registerNodes(ctx, in, one, map[string]any{"patroni": true, "etcd_hosts": p.cfg.Etcd, "node_id": in.NodeID}, progress); err != nil {
+		return err
+	}
+	c, err := p.patroni(ctx, in.ShortID)
+	if err != nil {
+		return err
+	}
+	if _, err := c.waitMembers(ctx, "waiting for Patroni to adopt node 0", func(m []Member) bool { return leaderOf(m) == memberName(0) }, progress); err != nil {
+		return err
+	}
+	crashpoint.Hit("tiers:adopted")
+	progress("routing the gateways by Patroni")
+	gateways, err := p.GatewaysJob(in, size)
+	if err != nil {
+		return err
+	}
+	version, err := p.register(ctx, gateways)
+	if err != nil {
+		return err
+	}
+	if _, err := p.runningAllocs(ctx, GatewaysJobID(in.ShortID), version, size.Gateways, "haproxy", "gateway", progress); err != nil {
+		return err
+	}
+	admin, err := p.admin(ctx, in, secrets["admin_password"])
+	if err != nil {
+		return err
+	}
+	if err := p.waitReady(ctx, admin, progress); err != nil {
+		return err
+	}
+	if err := admin.EnsureReplicationRole(ctx, secrets["replication_password"]); err != nil {
+		return fmt.Errorf("replication role: %w", err)
+	}
+	progress("adding the standbys")
+	if err := p.registerNodes(ctx, in, size, nil, progress); err != nil {
+		return err
+	}
+	if err := p.waitStandbys(ctx, admin, secrets["replication_password"], size.Nodes-1, progress); err != nil {
+		return err
+	}
+	if err := p.waitHealthy(ctx, in.ShortID, size.Nodes-1, progress); err != nil {
+		return err
+	}
+	return p.readyThroughGateway(ctx, in, progress)
+}
+
+// toSingle moves a Business instance to a single-node size: node 0 is made
+// the leader (a switchover when needed), the standbys are removed, the
+// gateways go back to plain routing and to size.Gateways, and node 0
+// restarts without Patroni on its data, pinned to its client, whose id is
+// returned. The instance's Patroni keys are deleted from etcd.
+func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, progress Progress) (Placement, error) {
+	jobID := NodesJobID(in.ShortID)
+	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+	if err != nil {
+		return Placement{}, fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+	}
+	stillPatroni := cur.Meta[MetaPatroni] == "true"
+	node0, err := p.allocNode(ctx, jobID, 0)
+	if err != nil {
+		return Placement{}, err
+	}
+	in.NodeID = node0
+	if stillPatroni {
+		c, err := p.patroni(ctx, in.ShortID)
+		if err != nil {
+			return Placement{}, err
+		}
+		if *cur.TaskGroups[0].Count > 1 {
+			if err := p.switchoverTo(ctx, in, c, memberName(0), *cur.TaskGroups[0].Count-1, progress); err != nil {
+				return Placement{}, err
+			}
+		}
+		progress("removing the standbys")
+		one := size
+		one.Nodes = 1
+		if err := p.registerNodes(ctx, in, one, map[string]any{"patroni": true, "etcd_hosts": p.cfg.Etcd, "node_id": node0}, progress); err != nil {
+			return Placement{}, err
+		}
+		if err := p.waitAllocsGone(ctx, jobID, 1); err != nil {
+			return Placement{}, err
+		}
+		crashpoint.Hit("tiers:standbys-removed")
+		progress("routing the gateway to the single node")
+		gateways, err := p.GatewaysJob(in, size)
+		if err != nil {
+			return Placement{}, err
+		}
+		version, err := p.register(ctx, gateways)
+		if err != nil {
+			return Placement{}, err
+		}
+		if _, err := p.runningAllocs(ctx, GatewaysJobID(in.ShortID), version, size.Gateways, "haproxy", "gateway", progress); err != nil {
+			return Placement{}, err
+		}
+	}
+	progress("restarting node 0 without Patroni")
+	if err := p.registerNodes(ctx, in, size, nil, progress); err != nil {
+		return Placement{}, err
+	}
+	if err := p.deletePatroniKeys(ctx, in.ShortID); err != nil {
+		return Placement{}, err
+	}
+	return Placement{NodeID: node0}, p.readyThroughGateway(ctx, in, progress)
+}
+
+// registerNodes registers the node job for size with extra variables and
+// waits for its allocations of the new version.
+func (p *Provisioner) registerNodes(ctx context.Context, in Instance, size Size, extra map[string]any, progress Progress) error {
+	job, err := p.nodesJobWith(in, size, extra)
+	if err != nil {
+		return err
+	}
+	version, err := p.register(ctx, job)
+	if err != nil {
+		return err
+	}
+	_, err = p.runningAllocs(ctx, NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress)
+	return err
+}
+
+// allocNode returns the Nomad node of the job's running allocation with
+// alloc index index.
+func (p *Provisioner) allocNode(ctx context.Context, jobID string, index int) (string, error) {
+	allocs, _, err := p.nomad.Jobs().Allocations(jobID, false, queryOpts(ctx))
+	if err != nil {
+		return "", fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
+	}
+	suffix := fmt.Sprintf("[%d]", index)
+	for _, a := range allocs {
+		if a.DesiredStatus == api.AllocDesiredStatusRun && len(a.Name) > len(suffix) && a.Name[len(a.Name)-len(suffix):] == suffix {
+			return a.NodeID, nil
+		}
+	}
+	return "", fmt.Errorf("no allocation %s of %s", suffix, jobID)
+}
+
+// waitAllocsGone waits until at most n allocations of the job still run.
+func (p *Provisioner) waitAllocsGone(ctx context.Context, jobID string, n int) error {
+	var index uint64
+	for {
+		allocs, meta, err := p.nomad.Jobs().Allocations(jobID, false, (&api.QueryOptions{WaitIndex: index, WaitTime: blockingWait}).WithContext(ctx))
+		if err != nil {
+			return fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
+		}
+		index = meta.LastIndex
+		alive := 0
+		for _, a := range allocs {
+			if a.ClientStatus == api.AllocClientStatusRunning || a.ClientStatus == api.AllocClientStatusPending {
+				alive++
+			}
+		}
+		if alive <= n {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for the standbys to stop: %w", ctx.Err())
+		}
+	}
+}
