@@ -161,6 +161,9 @@ func (routerInstances) Credentials(context.Context, provisioner.Instance, string
 	return credentials.Credentials{Host: "127.0.0.1", Port: 35000}, nil
 }
 func (routerInstances) Unbind(context.Context, provisioner.Instance, string) error { return nil }
+func (routerInstances) Members(context.Context, provisioner.Instance) ([]provisioner.Member, error) {
+	return nil, nil
+}
 
 // Flags of FuzzRouter's headers argument.
 const (
