@@ -49,8 +49,9 @@ type jobFile struct {
 	group   string
 	count   int
 	task    string
-	port    int    // static port of "pg"; 0: dynamic; -1: no port
-	service string // "" when the job registers no service
+	port    int            // static port of "pg"; 0: dynamic; -1: no port
+	service string         // "" when the job registers no service
+	extra   map[string]int // ports after "pg" by label: static value, 0 dynamic
 }
 
 func jobFiles(driver string) []jobFile {
@@ -72,6 +73,28 @@ func jobFiles(driver string) []jobFile {
 				"gateway_count": 2, "gateway_port": 31042, "max_connections": 120, "host_network": "private",
 			},
 			group: "gateway", count: 2, task: "haproxy", port: 31042, service: "pg-" + instance + "-gateway",
+			extra: map[string]int{"health": 0},
+		},
+		{
+			name: "nodes", src: nomadjobs.Nodes,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "datacenters": []string{"dc1"},
+				"node_count": 2, "memory_mib": 512, "cpu_mhz": 500, "max_connections": 120,
+				"data_root": "/srv/pgbroker/data", "host_network": "private", "postgres_uid": 101, "postgres_gid": 104,
+				"patroni": true, "etcd_hosts": []string{"10.0.0.5:2379", "10.0.0.6:2379"},
+			},
+			group: "node", count: 2, task: "postgres", port: 0, service: "pg-" + instance + "-node",
+			extra: map[string]int{"api": 0},
+		},
+		{
+			name: "gateways", src: nomadjobs.Gateways,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "datacenters": []string{"dc1"},
+				"gateway_count": 2, "gateway_port": 31042, "max_connections": 120, "host_network": "private",
+				"patroni": true, "read_only_port": 31043,
+			},
+			group: "gateway", count: 2, task: "haproxy", port: 31042, service: "pg-" + instance + "-gateway",
+			extra: map[string]int{"ro": 31043, "health": 0},
 		},
 		{
 			name: "cleanup", src: nomadjobs.Cleanup,
@@ -186,13 +209,13 @@ func checkPort(t *testing.T, group *api.TaskGroup, f jobFile) {
 		t.Errorf("ports %+v, want port pg first, value %d, host network private", ports, f.port)
 	}
 	for _, p := range ports[1:] {
-		// The gateways' monitor port: dynamic, on the same host network.
-		if f.name != "gateways" || p.Label != "health" || p.Value != 0 || p.HostNetwork != "private" {
-			t.Errorf("extra port %+v, want only the gateways' dynamic health port", p)
+		want, ok := f.extra[p.Label]
+		if !ok || p.Value != want || p.HostNetwork != "private" {
+			t.Errorf("extra port %+v, want only %v on host network private", p, f.extra)
 		}
 	}
-	if f.name == "gateways" && len(ports) != 2 {
-		t.Errorf("ports %+v, want pg and health", ports)
+	if len(ports) != 1+len(f.extra) {
+		t.Errorf("ports %+v, want pg and %v", ports, f.extra)
 	}
 }
 
