@@ -154,6 +154,11 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	// A dump reads a standby (through the read-only listener).
+	dump := manualDump(t, b, id)
+	t.Logf("dump of the Business instance from a standby: %d bytes", dump.SizeBytes)
+	removeDumps(t, id)
+
 	// One gateway gone: DATABASE_URL still connects (through the other).
 	first := gatewayOn(t, runningAllocs(t, provisioner.GatewaysJobID(short)), hosts[0].(string))
 	if _, err := nomadClient(t).Allocations().Stop(first, nil); err != nil {

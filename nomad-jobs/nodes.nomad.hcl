@@ -501,6 +501,8 @@ job "pg-nodes" {
                     max_wal_senders: 10
                     max_replication_slots: 10
                     wal_log_hints: "on"
+                    # Dumps read a standby: keep replay from cancelling them.
+                    hot_standby_feedback: "on"
               initdb:
                 - encoding: UTF8
                 - locale: C.UTF-8

@@ -27,7 +27,8 @@ func DumpKey(short, backupID string) string { return short + "/" + backupID + ".
 // after a crash it finds the same job, or makes the same file again. The job
 // and its secret are removed before it returns. Errors: *JobFailedError when
 // pg_dump failed (with the end of its standard error); others are Nomad or
-// secret errors worth retrying.
+// secret errors worth retrying. With in.ReadOnlyPort set (Business), the
+// dump reads a standby through the gateways' read-only listener.
 func (p *Provisioner) Dump(ctx context.Context, in Instance, backupID string, progress Progress) error {
 	progress("dumping the database")
 	return p.runBatch(ctx, in, nomadjobs.Dump, DumpJobID(in.ShortID, backupID), "dump", backupID, "")
@@ -77,6 +78,13 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, src, jobID, tas
 	vars["node_id"] = in.NodeID
 	vars["pg_host"] = host
 	vars["pg_port"] = in.GatewayPort
+	if task == "dump" && in.ReadOnlyPort > 0 {
+		// Business: through the read-only listener, on a standby, so the
+		// dump takes nothing from the leader (DESIGN.md: "on Business it
+		// runs on a follower"); hot_standby_feedback keeps replay from
+		// cancelling it.
+		vars["pg_port"] = in.ReadOnlyPort
+	}
 	if s3 := p.cfg.BackupS3; s3 != nil {
 		vars["s3_endpoint"] = s3.Endpoint
 		vars["s3_region"] = s3.Region

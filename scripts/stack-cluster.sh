@@ -60,6 +60,10 @@ clients_up() {
 			log "nomad: client $address already running"
 			continue
 		fi
+		if curl -fsS -m 2 "http://$address:4646/v1/agent/self" >/dev/null 2>&1; then
+			log "nomad: reusing the client agent already answering at $address"
+			continue
+		fi
 		# Nomad matches a host network's cidr against interface addresses.
 		ip addr show dev lo | grep -qF "inet $address/32" || ip addr add "$address/32" dev lo
 		rm -rf "$dir/data"
@@ -136,6 +140,8 @@ cluster_status() {
 	for address in "${extra_clients[@]}"; do
 		if pid_alive "$run_dir/client-${address##*.}.pid" nomad; then
 			echo "nomad: client agent at $address running (pid $(<"$run_dir/client-${address##*.}.pid"))"
+		elif curl -fsS -m 2 "http://$address:4646/v1/agent/self" >/dev/null 2>&1; then
+			echo "nomad: client agent at $address running (not started by this stack)"
 		else
 			echo "nomad: client agent at $address not running"
 			up=1

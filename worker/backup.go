@@ -85,6 +85,9 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 	}
 	log.Info("dump attempt", slog.Int("attempt", job.Attempt))
 	target := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID}
+	if _, plan, ok := w.catalog.Plan(inst.PlanID); ok && plan.Nodes > 1 {
+		target.ReadOnlyPort = inst.ReadOnlyPort // Business: the dump reads a standby
+	}
 	err = w.backups.Dumper.Dump(ctx, target, b.ID, func(string) {})
 	var failed *provisioner.JobFailedError
 	switch {
