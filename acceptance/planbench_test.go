@@ -103,7 +103,9 @@ func planChangeGaps(b *testing.B, br *broker, plans []string, switchovers bool) 
 
 // handSwitchover does what an operator would: POST /switchover to Patroni
 // naming the synchronous standby, then waits for it to lead.
-func handSwitchover(b *testing.B, short string) {
+func handSwitchover(b *testing.B, short string) { handSwitchoverT(b, short) }
+
+func handSwitchoverT(b testing.TB, short string) {
 	v, _, err := nomadClient(b).Variables().Read("nomad/jobs/"+provisioner.NodesJobID(short), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -139,7 +141,7 @@ func handSwitchover(b *testing.B, short string) {
 }
 
 // patroniRoles returns the names of the running leader and the sync standby.
-func patroniRoles(b *testing.B, url string) (leader, syncStandby string) {
+func patroniRoles(b testing.TB, url string) (leader, syncStandby string) {
 	var cluster struct {
 		Members []struct{ Name, Role, State string } `json:"members"`
 	}

@@ -188,6 +188,9 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err := admin.EnsureDatabase(ctx, DatabaseNames(in.ShortID)); err != nil {
 		return placed, fmt.Errorf("create database: %w", err)
 	}
+	if err := p.ensureStanza(ctx, in, size, progress); err != nil {
+		return placed, err
+	}
 	crashpoint.Hit("provision:database")
 	return placed, nil
 }
@@ -224,7 +227,11 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 	if err := p.waitReady(ctx, admin, progress); err != nil {
 		return err
 	}
-	return p.certifyGateway(ctx, in, admin, progress)
+	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
+		return err
+	}
+	// Sandbox to Starter turns WAL archiving on.
+	return p.ensureStanza(ctx, in, size, progress)
 }
 
 // certifyGateway makes the server certificate name the gateway's address

@@ -70,6 +70,9 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 	if err := p.waitHealthy(ctx, in.ShortID, size.Nodes-1, progress); err != nil {
 		return err
 	}
+	if err := p.ensureStanza(ctx, in, size, progress); err != nil {
+		return err
+	}
 	return p.readyThroughGateway(ctx, in, progress)
 }
 
