@@ -135,9 +135,20 @@ func nodeProcesses(tb testing.TB, a *api.AllocationListStub) []int {
 	if postmaster == 0 || len(pids) < 2 {
 		tb.Fatalf("found no Patroni or postmaster of allocation %s (data %s)", a.ID, dataDir)
 	}
-	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", postmaster, postmaster))
-	for _, f := range strings.Fields(string(children)) {
-		if pid, err := strconv.Atoi(f); err == nil {
+	// The postmaster's children (backends, walsenders, checkpointer...):
+	// their parent pid is the 4th field of /proc/<pid>/stat, after the
+	// parenthesised command.
+	for _, p := range procs {
+		stat, err := os.ReadFile(filepath.Join(p, "stat"))
+		if err != nil {
+			continue
+		}
+		rest := string(stat)
+		if i := strings.LastIndex(rest, ") "); i >= 0 {
+			rest = rest[i+2:]
+		}
+		if f := strings.Fields(rest); len(f) > 1 && f[1] == strconv.Itoa(postmaster) {
+			pid, _ := strconv.Atoi(filepath.Base(p))
 			pids = append(pids, pid)
 		}
 	}
