@@ -206,13 +206,18 @@ func downloadAndRestoreInScratch(t *testing.T, b *broker, instanceID string, dum
 	}
 }
 
-// assertNoBatchJobsLeft: the dump and restore jobs of the instance and their
-// Nomad Variables were purged once recorded.
-func assertNoBatchJobsLeft(t *testing.T, instanceID string) {
+// assertNoBatchJobsLeft: the batch jobs of the instance of the given kinds
+// ("dump", "restore", "basebackup"; dump and restore when none is given) and
+// their Nomad Variables were purged once recorded.
+func assertNoBatchJobsLeft(t *testing.T, instanceID string, kinds ...string) {
 	t.Helper()
 	nomad := nomadClient(t)
 	short := provisioner.ShortID(instanceID)
-	for _, prefix := range []string{"pg-" + short + "-dump-", "pg-" + short + "-restore-"} {
+	if len(kinds) == 0 {
+		kinds = []string{"dump", "restore"}
+	}
+	for _, kind := range kinds {
+		prefix := "pg-" + short + "-" + kind + "-"
 		jobs, _, err := nomad.Jobs().PrefixList(prefix)
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/provisioner"
@@ -16,9 +17,18 @@ import (
 // gateway job, owned (job Meta) by broker name, that no instance owns.
 func registerStray(t *testing.T, name string) string {
 	t.Helper()
+	return registerStrayJob(t, name, provisioner.GatewaysJobID(randomShort()))
+}
+
+func randomShort() string {
 	buf := make([]byte, 6)
 	_, _ = rand.Read(buf)
-	id := provisioner.GatewaysJobID(hex.EncodeToString(buf))
+	return hex.EncodeToString(buf)
+}
+
+// registerStrayJob registers a long-running job id owned by broker name.
+func registerStrayJob(t *testing.T, name, id string) string {
+	t.Helper()
 	job := api.NewServiceJob(id, id, "global", 50)
 	job.Datacenters = []string{"*"}
 	job.Meta = map[string]string{provisioner.MetaBroker: name}
@@ -67,3 +77,35 @@ func TestOrphanJobsAreReportedThenRemoved(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestOrphanBatchJobsAreRemovedWhenTheirRunIsOver: a base backup job and a
+// dump job carrying this broker's name whose runs the broker does not know
+// (a crash between recording a run and purging its job) are reported, then
+// removed with their Nomad Variables after the grace period.
+func TestOrphanBatchJobsAreRemovedWhenTheirRunIsOver(t *testing.T) {
+	b := newBroker(t, "PGBROKER_REAP_INTERVAL=2s", "PGBROKER_ORPHAN_GRACE=8s")
+	short := randomShort()
+	nomad := nomadClient(t)
+	var ids []string
+	for _, id := range []string{provisioner.BaseBackupJobID(short, uuid.NewString()), provisioner.DumpJobID(short, uuid.NewString())} {
+		registerStrayJob(t, b.name, id)
+		path := "nomad/jobs/" + id
+		if _, _, err := nomad.Variables().Create(&api.Variable{Path: path, Items: api.VariableItems{"admin_password": "x"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = nomad.Variables().Delete(path, nil) })
+		ids = append(ids, id)
+	}
+	waitFor(t, 30*time.Second, "the orphan report", func() bool {
+		return strings.Contains(b.logs.String(), `"msg":"orphan Nomad batch job: its run is over"`)
+	})
+	for _, id := range ids {
+		waitFor(t, 60*time.Second, "the removal of "+id+" and its variable", func() bool {
+			vars, _, err := nomad.Variables().PrefixList("nomad/jobs/"+id, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return !jobExists(t, id) && len(vars) == 0
+		})
+	}
+}

@@ -31,19 +31,9 @@ func TestPointInTimeRestoreGivesBackTheRowsAtThatTime(t *testing.T) {
 	const plan = "postgresql-starter-512"
 	provision(t, c, id, plan)
 
-	var list backupapi.List
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		b.apiJSON(http.MethodGet, backupsPath(id), &list)
-		if list.PITR != nil && list.PITR.EarliestTargetTime != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no base backup within 3 minutes: %+v", list.PITR)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	list := waitFirstBaseBackup(t, b, id)
 	t.Logf("first base backup: PITR from %s", list.PITR.EarliestTargetTime.Format(time.RFC3339Nano))
+	assertNoBatchJobsLeft(t, id, "basebackup")
 
 	creds := bind(t, c, id, uuid.NewString(), plan, nil)
 	app := connect(t, creds["DATABASE_URL"].(string))
@@ -104,6 +94,39 @@ func TestPointInTimeRestoreGivesBackTheRowsAtThatTime(t *testing.T) {
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 
+// waitFirstBaseBackup waits (3 minutes at most) until the backups API of
+// instance id offers point-in-time restores (earliest_target_time: its
+// first base backup succeeded) and returns that answer.
+func waitFirstBaseBackup(t *testing.T, b *broker, id string) backupapi.List {
+	t.Helper()
+	var list backupapi.List
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		b.apiJSON(http.MethodGet, backupsPath(id), &list)
+		if list.PITR != nil && list.PITR.EarliestTargetTime != nil {
+			return list
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no base backup within 3 minutes: %+v", list.PITR)
+		}
+	}
+}
+
+// TestBusinessBaseBackupRunsAsABatchJob: the first weekly base backup of a
+// Business instance (Patroni, two nodes) succeeds, taken by a batch job on
+// the leader's client that is purged with its Nomad Variable afterwards; a
+// point-in-time restore target after it is accepted by the API's checks
+// (earliest_target_time is set).
+func TestBusinessBaseBackupRunsAsABatchJob(t *testing.T) {
+	b := newBroker(t, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")
+	c := b.client()
+	id := uuid.NewString()
+	provisionWithin(t, c, id, businessPlan, 5*time.Minute)
+	defer deprovision(t, c, id, businessPlan)
+	list := waitFirstBaseBackup(t, b, id)
+	t.Logf("first base backup: PITR from %s", list.PITR.EarliestTargetTime.Format(time.RFC3339Nano))
+	assertNoBatchJobsLeft(t, id, "basebackup")
+}
+
 // TestProvisionRestoreFromAPointInTimeOfAnotherInstance: rows committed at
 // T1, T2 and T3 on instance A; instance B provisioned with restore_from
 // {instance_id: A, point_in_time: between T2 and T3} holds the T1 and T2
@@ -120,16 +143,7 @@ func TestProvisionRestoreFromAPointInTimeOfAnotherInstance(t *testing.T) {
 	provision(t, c, source, plan)
 	defer deprovision(t, c, source, plan)
 
-	var list backupapi.List
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		b.apiJSON(http.MethodGet, backupsPath(source), &list)
-		if list.PITR != nil && list.PITR.EarliestTargetTime != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no base backup within 3 minutes: %+v", list.PITR)
-		}
-	}
+	list := waitFirstBaseBackup(t, b, source)
 	sourceCreds := bind(t, c, source, uuid.NewString(), plan, nil)
 	app := connect(t, sourceCreds["DATABASE_URL"].(string))
 	mustExec(t, app, "CREATE TABLE items (id int PRIMARY KEY, body text NOT NULL)")

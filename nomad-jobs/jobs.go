@@ -2,8 +2,9 @@
 // with variable blocks. The broker lets the Nomad server parse them
 // (Jobs().ParseHCLOpts with the variables as a JSON or HCL variables file),
 // then sets the job ID and name to pg-<instance>-nodes, pg-<instance>-gateways,
-// pg-<instance>-cleanup, pg-<instance>-dump-<backup> or
-// pg-<instance>-restore-<operation> before registering. Each file documents its variables.
+// pg-<instance>-cleanup, pg-<instance>-dump-<backup>,
+// pg-<instance>-restore-<operation> or pg-<instance>-basebackup-<base backup>
+// before registering. Each file documents its variables.
 package nomadjobs
 
 import _ "embed"
@@ -35,3 +36,9 @@ var Dump string
 //
 //go:embed restore.nomad.hcl
 var Restore string
+
+// BaseBackup is the HCL2 source of the batch job that takes one full
+// pgBackRest base backup of an instance's node (basebackup.nomad.hcl).
+//
+//go:embed basebackup.nomad.hcl
+var BaseBackup string

@@ -137,6 +137,14 @@ func jobFiles(driver string) []jobFile {
 			},
 			group: "restore", count: 1, task: "restore", port: -1,
 		},
+		{
+			name: "basebackup", src: nomadjobs.BaseBackup,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "data_root": "/srv/pgbroker/data",
+				"pitr_repo": "/srv/pgbroker/pgbackrest", "node_index": 1, "pg_port": 35001,
+			},
+			group: "basebackup", count: 1, task: "basebackup", port: -1,
+		},
 	}
 }
 
@@ -313,7 +321,7 @@ func TestJobFilesCarryNoSecrets(t *testing.T) {
 						}
 					}
 				}
-				if (f.name == "nodes" || f.name == "dump" || f.name == "restore") && secretTemplates == 0 {
+				if (f.name == "nodes" || f.name == "dump" || f.name == "restore" || f.name == "basebackup") && secretTemplates == 0 {
 					t.Errorf("no template reads the passwords from the job's Nomad Variable")
 				}
 			})

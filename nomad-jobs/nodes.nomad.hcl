@@ -141,7 +141,7 @@ variable "postgres_gid" {
 
 # Point-in-time recovery (pgBackRest). pitr_repo set: WAL is archived to the
 # stanza <instance> of the posix repository at pitr_repo (archive_timeout 60 s);
-# base backups are taken by the broker (pgbackrest backup, through alloc exec).
+# base backups are taken by the broker (pgbackrest backup, basebackup.nomad.hcl).
 # pitr_restore_id and pitr_target set: before starting, the node restores the
 # stanza to pitr_target (pgbackrest restore --delta --type=time, then promote),
 # once per pitr_restore_id.
@@ -210,6 +210,13 @@ locals {
   docker = var.driver == "docker"
   # Holds node-<alloc index>, one cluster per node; the start script adds the index.
   instance_dir = "${var.data_root}/${var.instance}"
+  # PostgreSQL's Unix socket directory, as a template expression (the alloc
+  # index is known on the client only): <instance_dir>/run-<alloc index>, on
+  # the host so that batch jobs (basebackup.nomad.hcl) reach it too, or
+  # /run/postgresql (Debian's, shared: the port makes the name unique) when
+  # that is too long for a socket path (at most 107 bytes, "/.s.PGSQL.<port>"
+  # adds up to 17). start.sh and basebackup.nomad.hcl follow the same rule.
+  socket_dir = "{{ $s := printf \"%s/run-%s\" \"${local.instance_dir}\" (env \"NOMAD_ALLOC_INDEX\") }}{{ if gt (len $s) 90 }}/run/postgresql{{ else }}{{ $s }}{{ end }}"
 }
 
 job "pg-nodes" {
@@ -385,6 +392,17 @@ job "pg-nodes" {
           instance_dir='${local.instance_dir}'
           data_dir="$instance_dir/node-$NOMAD_ALLOC_INDEX"
           umask 077
+          # The Unix socket directory (locals.socket_dir): on the host, for batch jobs.
+          socket_dir="$instance_dir/run-$NOMAD_ALLOC_INDEX"
+          if (( $${#socket_dir} + 17 > 107 )); then
+            socket_dir=/run/postgresql
+            if [[ ! -w $socket_dir ]]; then
+              echo "start: $instance_dir is too long for a Unix socket and $socket_dir is not writable; TCP only" >&2
+              socket_dir=""
+            fi
+          else
+            mkdir -p -m 0700 "$socket_dir"
+          fi
 
           %{ if var.patroni }
           # Patroni makes, clones, adopts or rewinds the cluster itself. Its
@@ -440,17 +458,6 @@ job "pg-nodes" {
           %{ endif }
           unset PGBROKER_ADMIN_PASSWORD PGBROKER_REPLICATION_PASSWORD
 
-          # A Unix socket path is limited to 107 bytes; deep Nomad data dirs
-          # exceed it. Then use /run/postgresql (Debian's, shared: the port
-          # makes the name unique); pgbackrest.conf follows the same rule.
-          socket_dir="$NOMAD_TASK_DIR"
-          if (( $${#socket_dir} + 16 > 107 )); then
-            socket_dir=/run/postgresql
-            if [[ ! -w $socket_dir ]]; then
-              echo "start: $NOMAD_TASK_DIR is too long for a Unix socket and $socket_dir is not writable; TCP only" >&2
-              socket_dir=""
-            fi
-          fi
           exec "$bin/postgres" -D "$data_dir" -c config_file="$NOMAD_TASK_DIR/postgresql.conf" \
             -c unix_socket_directories="$socket_dir"
         EOT
@@ -518,7 +525,7 @@ job "pg-nodes" {
               custom_conf: {{ env "NOMAD_TASK_DIR" }}/postgresql.conf
               parameters:
                 hba_file: {{ env "NOMAD_SECRETS_DIR" }}/pg_hba.conf
-                unix_socket_directories: '{{ if gt (len (env "NOMAD_TASK_DIR")) 91 }}/run/postgresql{{ else }}{{ env "NOMAD_TASK_DIR" }}{{ end }}'
+                unix_socket_directories: '${local.socket_dir}'
               authentication:
                 superuser:
                   username: pgbroker_admin
@@ -601,7 +608,7 @@ job "pg-nodes" {
             [${var.instance}]
             pg1-path=${local.instance_dir}/node-{{ env "NOMAD_ALLOC_INDEX" }}
             pg1-port={{ env "NOMAD_PORT_pg" }}
-            pg1-socket-path={{ if gt (len (env "NOMAD_TASK_DIR")) 91 }}/run/postgresql{{ else }}{{ env "NOMAD_TASK_DIR" }}{{ end }}
+            pg1-socket-path=${local.socket_dir}
             pg1-user=pgbroker_admin
           EOT
         }

@@ -104,3 +104,60 @@ func TestNodesRestoreAnotherInstancesStanzaWithPITRSource(t *testing.T) {
 		}
 	}
 }
+
+// TestBaseBackupReachesTheNodesSocketDirectory: the base backup job's
+// pgbackrest.conf names the node's data directory and the socket directory
+// the node uses, <data_root>/<instance>/run-<index>, or /run/postgresql when
+// that path plus "/.s.PGSQL.<port>" would exceed 107 bytes; the node job's
+// pgbackrest.conf and patroni.yml follow the same rule.
+func TestBaseBackupReachesTheNodesSocketDirectory(t *testing.T) {
+	client := nomadClient(t)
+	base := jobFiles("raw_exec")[len(jobFiles("raw_exec"))-1]
+	long := "/srv/" + strings.Repeat("d", 90-len("/srv/")-len("/"+instance+"/run-1")) // run dir of 90 bytes: fits
+	for _, c := range []struct{ root, socket string }{
+		{"/srv/pgbroker/data", "/srv/pgbroker/data/" + instance + "/run-1"},
+		{long, long + "/" + instance + "/run-1"},
+		{long + "x", "/run/postgresql"},
+	} {
+		vars := map[string]any{}
+		for k, v := range base.vars {
+			vars[k] = v
+		}
+		vars["data_root"] = c.root
+		job := mustParse(t, client, jobFile{name: base.name, src: base.src, vars: vars})
+		conf := ""
+		for _, tmpl := range job.TaskGroups[0].Tasks[0].Templates {
+			if *tmpl.DestPath == "local/pgbackrest.conf" {
+				conf = *tmpl.EmbeddedTmpl
+			}
+		}
+		for _, want := range []string{"pg1-socket-path=" + c.socket + "\n", "pg1-path=" + c.root + "/" + instance + "/node-1\n", "pg1-port=35001\n", "[" + instance + "]"} {
+			if !strings.Contains(conf, want) {
+				t.Errorf("data_root %s: pgbackrest.conf lacks %q:\n%s", c.root, want, conf)
+			}
+		}
+	}
+	nodes := jobFiles("raw_exec")[2] // Patroni
+	vars := map[string]any{"pitr_repo": "/srv/r"}
+	for k, v := range nodes.vars {
+		vars[k] = v
+	}
+	job := mustParse(t, client, jobFile{name: "nodes", src: nodes.src, vars: vars})
+	rule := `{{ $s := printf "%s/run-%s" "/srv/pgbroker/data/` + instance + `" (env "NOMAD_ALLOC_INDEX") }}{{ if gt (len $s) 90 }}/run/postgresql{{ else }}{{ $s }}{{ end }}`
+	for _, tmpl := range job.TaskGroups[0].Tasks[0].Templates {
+		switch *tmpl.DestPath {
+		case "local/pgbackrest.conf":
+			if !strings.Contains(*tmpl.EmbeddedTmpl, "pg1-socket-path="+rule+"\n") {
+				t.Errorf("node pgbackrest.conf lacks the socket rule:\n%s", *tmpl.EmbeddedTmpl)
+			}
+		case "secrets/patroni.yml":
+			if !strings.Contains(*tmpl.EmbeddedTmpl, "unix_socket_directories: '"+rule+"'") {
+				t.Errorf("patroni.yml lacks the socket rule:\n%s", *tmpl.EmbeddedTmpl)
+			}
+		case "local/start.sh":
+			if !strings.Contains(*tmpl.EmbeddedTmpl, `socket_dir="$instance_dir/run-$NOMAD_ALLOC_INDEX"`) {
+				t.Errorf("start.sh does not put the socket in the run directory:\n%s", *tmpl.EmbeddedTmpl)
+			}
+		}
+	}
+}

@@ -31,7 +31,7 @@ func DumpKey(short, backupID string) string { return short + "/" + backupID + ".
 // dump reads a standby through the gateways' read-only listener.
 func (p *Provisioner) Dump(ctx context.Context, in Instance, backupID string, progress Progress) error {
 	progress("dumping the database")
-	return p.runBatch(ctx, in, nomadjobs.Dump, DumpJobID(in.ShortID, backupID), "dump", backupID, "")
+	return p.runBatch(ctx, in, p.dumpJob(in, nomadjobs.Dump, DumpJobID(in.ShortID, backupID), "dump", backupID, ""))
 }
 
 // Restore runs pg_restore --clean --if-exists --single-transaction of the
@@ -44,77 +44,125 @@ func (p *Provisioner) Dump(ctx context.Context, in Instance, backupID string, pr
 // worth retrying.
 func (p *Provisioner) Restore(ctx context.Context, in Instance, operationID, backupID, from string, progress Progress) error {
 	progress("restoring backup " + backupID)
-	return p.runBatch(ctx, in, nomadjobs.Restore, RestoreJobID(in.ShortID, operationID), "restore", backupID, from)
+	return p.runBatch(ctx, in, p.dumpJob(in, nomadjobs.Restore, RestoreJobID(in.ShortID, operationID), "restore", backupID, from))
 }
 
-// runBatch gives job jobID a copy of the admin password in its own Nomad
-// Variable, registers it (src with the instance's gateway and the backup),
-// waits for it to complete, then purges job and variable.
-func (p *Provisioner) runBatch(ctx context.Context, in Instance, src, jobID, task, backupID, from string) error {
-	if p.cfg.BackupDir == "" {
-		return errors.New("no backup directory is configured")
+// dumpJob describes a dump or restore job (src) of backupID: through the
+// instance's gateway, with the backup storage's S3 credentials when
+// configured.
+func (p *Provisioner) dumpJob(in Instance, src, jobID, task, backupID, from string) batchJob {
+	b := batchJob{src: src, jobID: jobID, task: task, secrets: api.VariableItems{}}
+	if s3 := p.cfg.BackupS3; s3 != nil {
+		b.secrets["s3_access_key_id"] = s3.AccessKeyID
+		b.secrets["s3_secret_access_key"] = s3.SecretAccessKey
 	}
+	b.vars = func(ctx context.Context) (map[string]any, error) {
+		if p.cfg.BackupDir == "" {
+			return nil, errors.New("no backup directory is configured")
+		}
+		host, err := p.gatewayAddress(ctx, in.ShortID)
+		if err != nil {
+			return nil, err
+		}
+		vars := p.commonVars(in.ShortID)
+		delete(vars, "host_network")
+		vars["backup_id"] = backupID
+		vars["backup_dir"] = p.cfg.BackupDir
+		vars["node_id"] = in.NodeID
+		vars["pg_host"] = host
+		vars["pg_port"] = in.GatewayPort
+		if task == "dump" && in.ReadOnlyPort > 0 {
+			// Business: through the read-only listener, on a standby, so the
+			// dump takes nothing from the leader (DESIGN.md: "on Business it
+			// runs on a follower"); hot_standby_feedback keeps replay from
+			// cancelling it.
+			vars["pg_port"] = in.ReadOnlyPort
+		}
+		if s3 := p.cfg.BackupS3; s3 != nil {
+			vars["s3_endpoint"] = s3.Endpoint
+			vars["s3_region"] = s3.Region
+			vars["s3_bucket"] = s3.Bucket
+			vars["s3_object"] = s3.Prefix + DumpKey(in.ShortID, backupID)
+		}
+		if from != "" && from != in.ShortID {
+			vars["source_instance"] = from
+			if s3 := p.cfg.BackupS3; s3 != nil {
+				vars["s3_object"] = s3.Prefix + DumpKey(from, backupID)
+			}
+		}
+		return vars, nil
+	}
+	return b
+}
+
+// batchJob is one batch job of an instance that runBatch runs.
+type batchJob struct {
+	src   string // the embedded job file
+	jobID string // pg-<short>-<kind>-<id>
+	task  string // the job's only task
+	// secrets go into the job's Nomad Variable next to admin_password.
+	secrets api.VariableItems
+	// vars gives the job file's variables; asked only when the job is not
+	// registered yet.
+	vars func(ctx context.Context) (map[string]any, error)
+	// output, when set, reads what the completed allocation allocID left
+	// (its logs) before the job is purged.
+	output func(ctx context.Context, allocID string) error
+}
+
+// runBatch gives job b a copy of the instance's admin password (and
+// b.secrets) in its own Nomad Variable, registers it unless a job of that id
+// is registered already (a run started before a broker restart is waited
+// for, never doubled), waits for it to complete, reads its output, then
+// purges job and variable. Errors: *JobFailedError when the job failed (with
+// the end of its standard error; job and variable purged, so the next
+// attempt runs it again); others are worth retrying.
+func (p *Provisioner) runBatch(ctx context.Context, in Instance, b batchJob) error {
 	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
 	if err != nil {
 		return err
 	}
-	secretPath := "nomad/jobs/" + jobID
+	secretPath := "nomad/jobs/" + b.jobID
 	items := api.VariableItems{"admin_password": password}
-	if s3 := p.cfg.BackupS3; s3 != nil {
-		items["s3_access_key_id"] = s3.AccessKeyID
-		items["s3_secret_access_key"] = s3.SecretAccessKey
+	for k, v := range b.secrets {
+		items[k] = v
 	}
 	if _, _, err := p.nomad.Variables().Create(&api.Variable{Path: secretPath, Items: items}, writeOpts(ctx)); err != nil {
 		return fmt.Errorf("create secret %s in Nomad: %w", secretPath, err)
 	}
-	host, err := p.gatewayAddress(ctx, in.ShortID)
-	if err != nil {
-		return err
+	cur, _, err := p.nomad.Jobs().Info(b.jobID, queryOpts(ctx))
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("read job %s from Nomad: %w", b.jobID, err)
 	}
-	vars := p.commonVars(in.ShortID)
-	delete(vars, "host_network")
-	vars["backup_id"] = backupID
-	vars["backup_dir"] = p.cfg.BackupDir
-	vars["node_id"] = in.NodeID
-	vars["pg_host"] = host
-	vars["pg_port"] = in.GatewayPort
-	if task == "dump" && in.ReadOnlyPort > 0 {
-		// Business: through the read-only listener, on a standby, so the
-		// dump takes nothing from the leader (DESIGN.md: "on Business it
-		// runs on a follower"); hot_standby_feedback keeps replay from
-		// cancelling it.
-		vars["pg_port"] = in.ReadOnlyPort
-	}
-	if s3 := p.cfg.BackupS3; s3 != nil {
-		vars["s3_endpoint"] = s3.Endpoint
-		vars["s3_region"] = s3.Region
-		vars["s3_bucket"] = s3.Bucket
-		vars["s3_object"] = s3.Prefix + DumpKey(in.ShortID, backupID)
-	}
-	if from != "" && from != in.ShortID {
-		vars["source_instance"] = from
-		if s3 := p.cfg.BackupS3; s3 != nil {
-			vars["s3_object"] = s3.Prefix + DumpKey(from, backupID)
+	if err != nil || (cur.Stop != nil && *cur.Stop) {
+		vars, err := b.vars(ctx)
+		if err != nil {
+			return err
+		}
+		job, err := p.parseJob(b.src, b.jobID, vars)
+		if err != nil {
+			return err
+		}
+		if _, err := p.register(ctx, job); err != nil {
+			return err
 		}
 	}
-	job, err := p.parseJob(src, jobID, vars)
-	if err != nil {
-		return err
-	}
-	if _, err := p.register(ctx, job); err != nil {
-		return err
-	}
-	crashpoint.Hit(task + ":registered")
-	waitErr := p.waitComplete(ctx, jobID, task)
+	crashpoint.Hit(b.task + ":registered")
+	allocID, waitErr := p.waitComplete(ctx, b.jobID, b.task)
 	var failed *JobFailedError
 	if errors.As(waitErr, &failed) {
-		failed.Stderr = p.stderrTail(ctx, failed.AllocID, task)
+		failed.Stderr = p.stderrTail(ctx, failed.AllocID, b.task)
 	}
 	if waitErr != nil && failed == nil {
 		return waitErr // Nomad unreachable or ctx ended: the next attempt waits again
 	}
-	if _, _, err := p.nomad.Jobs().Deregister(jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
-		return fmt.Errorf("purge job %s from Nomad: %w", jobID, err)
+	if waitErr == nil && b.output != nil {
+		if err := b.output(ctx, allocID); err != nil {
+			waitErr = fmt.Errorf("read the output of job %s: %w", b.jobID, err)
+		}
+	}
+	if _, _, err := p.nomad.Jobs().Deregister(b.jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("purge job %s from Nomad: %w", b.jobID, err)
 	}
 	if err := p.deleteSecret(ctx, secretPath); err != nil {
 		return err
@@ -122,21 +170,36 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, src, jobID, tas
 	return waitErr
 }
 
+// taskLog returns up to the last limit bytes of stream ("stdout" or
+// "stderr") of task in allocation allocID, as the client keeps it
+// (alloc/logs/<task>.<stream>.0). Errors when Nomad cannot give it (the
+// allocation was garbage collected).
+func (p *Provisioner) taskLog(ctx context.Context, allocID, task, stream string, limit int) ([]byte, error) {
+	alloc, _, err := p.nomad.Allocations().Info(allocID, queryOpts(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(allocID), err)
+	}
+	rc, err := p.nomad.AllocFS().Cat(alloc, "alloc/logs/"+task+"."+stream+".0", queryOpts(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read the %s of allocation %s: %w", stream, shortAlloc(allocID), err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read the %s of allocation %s: %w", stream, shortAlloc(allocID), err)
+	}
+	if len(b) > limit {
+		b = b[len(b)-limit:]
+	}
+	return b, nil
+}
+
 // stderrTail returns the last lines of a task's standard error (at most
 // 512 bytes, on one line), or "" when Nomad cannot give them.
 func (p *Provisioner) stderrTail(ctx context.Context, allocID, task string) string {
-	alloc, _, err := p.nomad.Allocations().Info(allocID, queryOpts(ctx))
+	b, err := p.taskLog(ctx, allocID, task, "stderr", 512)
 	if err != nil {
 		return ""
-	}
-	rc, err := p.nomad.AllocFS().Cat(alloc, "alloc/logs/"+task+".stderr.0", queryOpts(ctx))
-	if err != nil {
-		return ""
-	}
-	defer rc.Close()
-	b, _ := io.ReadAll(io.LimitReader(rc, 1<<20))
-	if len(b) > 512 {
-		b = b[len(b)-512:]
 	}
 	return strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "")), " ")
 }

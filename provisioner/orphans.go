@@ -13,16 +13,20 @@ import (
 // job; several brokers may share one Nomad cluster.
 const MetaBroker = "pgbroker"
 
-var ownedJobID = regexp.MustCompile(`^pg-([0-9a-f]{12})-(nodes|gateways|cleanup)$`)
+var ownedJobID = regexp.MustCompile(`^pg-([0-9a-f]{12})-(?:(nodes|gateways|cleanup)|(dump|restore|basebackup)-([0-9a-z-]{1,64}))$`)
 
 // OwnedJob is a Nomad job this broker deployment created.
 type OwnedJob struct {
 	ID      string // Nomad job id
 	ShortID string // the instance's short id, from the job id
+	// Batch is the kind of a batch job ("dump", "restore", "basebackup");
+	// "" for the instance's own jobs (nodes, gateways, cleanup).
+	Batch string
+	RunID string // of a batch job: the backup, operation or base backup id it carries out
 }
 
 // OwnedJobs lists the jobs whose Meta names this broker and whose id has
-// the instance job shape, sorted by id.
+// the shape of an instance job or of a batch job, sorted by id.
 func (p *Provisioner) OwnedJobs(ctx context.Context) ([]OwnedJob, error) {
 	q := queryOpts(ctx)
 	q.Prefix = "pg-"
@@ -36,7 +40,7 @@ func (p *Provisioner) OwnedJobs(ctx context.Context) ([]OwnedJob, error) {
 		if m == nil || s.Meta[MetaBroker] != p.cfg.BrokerName {
 			continue
 		}
-		out = append(out, OwnedJob{ID: s.ID, ShortID: m[1]})
+		out = append(out, OwnedJob{ID: s.ID, ShortID: m[1], Batch: m[3], RunID: m[4]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -46,4 +50,14 @@ func (p *Provisioner) OwnedJobs(ctx context.Context) ([]OwnedJob, error) {
 // directory (on the node its node job ran on) and its secrets.
 func (p *Provisioner) RemoveOrphan(ctx context.Context, short string) error {
 	return p.Deprovision(ctx, Instance{ShortID: short}, func(string) {})
+}
+
+// RemoveBatchJob purges the batch job jobID (a dump, restore or base backup
+// whose run is over) and deletes its Nomad Variable nomad/jobs/<jobID>, as
+// runBatch does once a run is recorded. Errors: Nomad errors.
+func (p *Provisioner) RemoveBatchJob(ctx context.Context, jobID string) error {
+	if _, _, err := p.nomad.Jobs().Deregister(jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("purge job %s from Nomad: %w", jobID, err)
+	}
+	return p.deleteSecret(ctx, "nomad/jobs/"+jobID)
 }

@@ -54,10 +54,8 @@ func (c *patroniClient) apiBases(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for _, r := range regs {
-		for _, t := range r.Tags {
-			if port, ok := strings.CutPrefix(t, "patroni="); ok {
-				out = append(out, "http://"+r.Address+":"+port)
-			}
+		if base := patroniAPI(r); base != "" {
+			out = append(out, base)
 		}
 	}
 	if len(out) == 0 {
@@ -65,6 +63,17 @@ func (c *patroniClient) apiBases(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// patroniAPI returns the Patroni REST API base URL of a node service
+// registration (its "patroni=<port>" tag), "" when it has none (no Patroni).
+func patroniAPI(r *api.ServiceRegistration) string {
+	for _, t := range r.Tags {
+		if port, ok := strings.CutPrefix(t, "patroni="); ok {
+			return "http://" + r.Address + ":" + port
+		}
+	}
+	return ""
 }
 
 // do sends a request to the first node that answers and decodes a JSON

@@ -30,23 +30,6 @@ func pgbackrest(short string) string {
 	return `export PGPASSWORD="$PGBROKER_ADMIN_PASSWORD"; c=(--config="$NOMAD_TASK_DIR/pgbackrest.conf" --stanza=` + short + `); pgbackrest "${c[@]}"`
 }
 
-// BaseBackup takes a full pgBackRest base backup of the instance (creating
-// its stanza first when needed) inside the running node task (alloc exec),
-// and returns the backup's label. Errors: *ExecError when pgBackRest failed.
-func (p *Provisioner) BaseBackup(ctx context.Context, in Instance) (string, error) {
-	script := "set -euo pipefail; " + pgbackrest(in.ShortID) + " stanza-create >/dev/null; " +
-		pgbackrest(in.ShortID) + " --type=full backup; " + pgbackrest(in.ShortID) + " --output=json info"
-	out, err := p.execNode(ctx, in, script)
-	if err != nil {
-		return "", err
-	}
-	backups, err := parseInfo(out)
-	if err != nil || len(backups) == 0 {
-		return "", fmt.Errorf("read pgBackRest info after the backup: %v", err)
-	}
-	return backups[len(backups)-1].Label, nil
-}
-
 // BaseBackupInfo is one base backup in the instance's stanza.
 type BaseBackupInfo struct {
 	Label string    // pgBackRest's backup label

@@ -291,7 +291,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 		if _, err := p.register(ctx, cleanup); err != nil {
 			return err
 		}
-		if err := p.waitComplete(ctx, CleanupJobID(in.ShortID), "cleanup"); err != nil {
+		if _, err := p.waitComplete(ctx, CleanupJobID(in.ShortID), "cleanup"); err != nil {
 			return err
 		}
 		crashpoint.Hit("deprovision:cleaned")

@@ -137,30 +137,32 @@ func (p *Provisioner) waitStopped(ctx context.Context, ids []string) error {
 }
 
 // waitComplete waits for the batch job jobID's allocation to finish and
-// returns an error with the task's last event if it failed.
-func (p *Provisioner) waitComplete(ctx context.Context, jobID, task string) error {
+// returns the id of the allocation that completed. Errors:
+// *JobFailedError with the task's last event if it failed; others when
+// Nomad is unreachable or ctx ends.
+func (p *Provisioner) waitComplete(ctx context.Context, jobID, task string) (string, error) {
 	var index uint64
 	for {
 		allocs, meta, err := p.nomad.Jobs().Allocations(jobID, false, (&api.QueryOptions{WaitIndex: index, WaitTime: blockingWait}).WithContext(ctx))
 		if err != nil {
-			return fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
+			return "", fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
 		}
 		index = meta.LastIndex
 		for _, a := range allocs {
 			switch a.ClientStatus {
 			case api.AllocClientStatusComplete:
-				return nil
+				return a.ID, nil
 			case api.AllocClientStatusFailed:
 				msg := "failed"
 				if ts, ok := a.TaskStates[task]; ok && len(ts.Events) > 0 {
 					ev := ts.Events[len(ts.Events)-1]
 					msg = ev.Type + ": " + ev.DisplayMessage
 				}
-				return &JobFailedError{JobID: jobID, AllocID: a.ID, Event: msg}
+				return "", &JobFailedError{JobID: jobID, AllocID: a.ID, Event: msg}
 			}
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("waiting for job %s: %w", jobID, ctx.Err())
+			return "", fmt.Errorf("waiting for job %s: %w", jobID, ctx.Err())
 		}
 	}
 }

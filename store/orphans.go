@@ -53,3 +53,27 @@ func (s *Store) SeeOrphans(ctx context.Context, jobIDs []string) (map[string]tim
 	})
 	return seen, err
 }
+
+// activeRun selects whether the run a batch job of each kind carries out is
+// still under way: a dump pending or running, a restore operation in
+// progress, a base backup pending or running.
+var activeRun = map[string]string{
+	"dump":       `SELECT EXISTS (SELECT 1 FROM backups WHERE id = $1 AND status IN ('pending', 'running'))`,
+	"restore":    `SELECT EXISTS (SELECT 1 FROM operations WHERE id = $1 AND state = 'in progress')`,
+	"basebackup": `SELECT EXISTS (SELECT 1 FROM base_backups WHERE id = $1 AND status IN ('pending', 'running'))`,
+}
+
+// RunActive reports whether the run id of a batch job of kind ("dump": a
+// backup id, "restore": an operation id, "basebackup": a base backup id) is
+// still under way. Unknown ids are not; unknown kinds are an error.
+func (s *Store) RunActive(ctx context.Context, kind, id string) (bool, error) {
+	q, ok := activeRun[kind]
+	if !ok {
+		return false, fmt.Errorf("no batch job kind %q", kind)
+	}
+	var active bool
+	if err := s.pool.QueryRow(ctx, q, id).Scan(&active); err != nil {
+		return false, fmt.Errorf("read the state of %s %s: %w", kind, id, err)
+	}
+	return active, nil
+}

@@ -15,9 +15,12 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// BaseBackuper takes pgBackRest base backups; *provisioner.Provisioner is one.
+// BaseBackuper takes pgBackRest base backups; *provisioner.Provisioner is
+// one. BaseBackup takes the base backup baseBackupID (the same id after a
+// crash finds the same run) and returns its pgBackRest label; a
+// *provisioner.JobFailedError says pgBackRest failed.
 type BaseBackuper interface {
-	BaseBackup(ctx context.Context, in provisioner.Instance) (string, error)
+	BaseBackup(ctx context.Context, in provisioner.Instance, baseBackupID string) (string, error)
 }
 
 // BaseBackupArgs is the River job of one weekly base backup.
@@ -40,7 +43,9 @@ type baseBackupWorker struct {
 	log   *slog.Logger
 }
 
-// Work takes the base backup and records its label, or why it failed.
+// Work takes the base backup and records its label, or why it failed. A
+// failed pgBackRest run is retried (a failover may have moved the primary
+// under it) until the last attempt, which records the failure.
 func (w *baseBackupWorker) Work(ctx context.Context, job *river.Job[BaseBackupArgs]) error {
 	bb, err := w.store.GetBaseBackup(ctx, job.Args.BaseBackupID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -64,11 +69,11 @@ func (w *baseBackupWorker) Work(ctx context.Context, job *river.Job[BaseBackupAr
 	if inst.Gone() {
 		return fail("the instance was deprovisioned")
 	}
-	label, err := w.taker.BaseBackup(ctx, provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID})
-	var execErr *provisioner.ExecError
+	label, err := w.taker.BaseBackup(ctx, provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID}, bb.ID)
+	var failed *provisioner.JobFailedError
 	switch {
-	case errors.As(err, &execErr):
-		return fail("pgbackrest backup failed: " + execErr.Error())
+	case errors.As(err, &failed) && job.Attempt >= backupAttempts:
+		return fail("pgbackrest backup failed: " + failed.Error())
 	case err != nil && job.Attempt >= backupAttempts:
 		return fail(fmt.Sprintf("base backup did not complete after %d attempts: %v", job.Attempt, err))
 	case err != nil:

@@ -15,6 +15,7 @@ import (
 type Orphans interface {
 	OwnedJobs(ctx context.Context) ([]provisioner.OwnedJob, error)
 	RemoveOrphan(ctx context.Context, short string) error
+	RemoveBatchJob(ctx context.Context, jobID string) error
 }
 
 // ReapArgs is the periodic River job that sweeps orphan Nomad jobs. River
@@ -39,8 +40,10 @@ type reaper struct {
 }
 
 // Work reports every job carrying this broker's name whose instance is
-// unknown or deprovisioned, and removes those first seen more than the
-// grace period ago (jobs, data directory, secrets).
+// unknown or deprovisioned, and every batch job (dump, restore, base
+// backup) whose run is no longer under way, and removes those first seen
+// more than the grace period ago: an instance's job with the instance's
+// jobs, data directory and secrets; a batch job alone, with its variable.
 func (r *reaper) Work(ctx context.Context, _ *river.Job[ReapArgs]) error {
 	jobs, err := r.orphans.OwnedJobs(ctx)
 	if err != nil {
@@ -52,7 +55,19 @@ func (r *reaper) Work(ctx context.Context, _ *river.Job[ReapArgs]) error {
 	}
 	var orphanIDs []string
 	shortOf := map[string]string{}
+	batch := map[string]bool{}
 	for _, j := range jobs {
+		if j.Batch != "" {
+			active, err := r.store.RunActive(ctx, j.Batch, j.RunID)
+			if err != nil {
+				return err
+			}
+			if !active {
+				orphanIDs = append(orphanIDs, j.ID)
+				batch[j.ID] = true
+			}
+			continue
+		}
 		if !live[j.ShortID] {
 			orphanIDs = append(orphanIDs, j.ID)
 			shortOf[j.ID] = j.ShortID
@@ -67,6 +82,17 @@ func (r *reaper) Work(ctx context.Context, _ *river.Job[ReapArgs]) error {
 		first := seen[id]
 		due := first.Add(r.grace)
 		log := r.log.With(slog.String("job_id", id), slog.Time("first_seen", first), slog.Time("removal_due", due))
+		if batch[id] {
+			if time.Now().Before(due) {
+				log.Warn("orphan Nomad batch job: its run is over")
+				continue
+			}
+			log.Warn("removing orphan Nomad batch job and its variable")
+			if err := r.orphans.RemoveBatchJob(ctx, id); err != nil {
+				log.Error("remove orphan batch job", slog.String("error", err.Error()))
+			}
+			continue
+		}
 		if time.Now().Before(due) {
 			log.Warn("orphan Nomad job: no instance owns it")
 			continue

@@ -1,0 +1,214 @@
+# One full pgBackRest base backup of an instance: stanza-create (when the
+# stanza is missing), backup --type=full, then `info --output=json` of the
+# stanza as the task's only standard output, from which the broker reads the
+# new backup's label. Everything else pgBackRest says goes to standard error.
+#
+# Runs on the Nomad client of the node to back up (node_id: the Starter
+# node, or the Patroni leader's client), as user postgres, next to that
+# node's PostgreSQL: pgBackRest reaches it through its Unix socket in
+# <data_root>/<instance>/run-<node_index> (or /run/postgresql when that path
+# is too long for a socket, the rule nodes.nomad.hcl follows) and reads its
+# data directory <data_root>/<instance>/node-<node_index>. The repository is
+# the posix directory pitr_repo, the stanza is named after the instance.
+#
+# The broker parses this file with the variables below, sets the job ID and
+# name to pg-<instance>-basebackup-<base backup id>, and puts the instance's
+# admin password in the Nomad Variable nomad/jobs/<that job ID> (item
+# admin_password) before registering it; it purges the job and deletes the
+# variable once the label is read. Backups of one instance on one client share
+# the lock directory <data_root>/<instance>/lock: pgBackRest runs one at a time.
+
+variable "instance" {
+  type        = string
+  description = "Short, stable instance id (12 hex characters from the broker); names the stanza."
+  validation {
+    condition     = regex_replace(var.instance, "^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", "ok") == "ok"
+    error_message = "The instance must be 1 to 32 lower-case letters, digits and inner dashes."
+  }
+}
+
+variable "driver" {
+  type        = string
+  default     = "raw_exec"
+  description = "Task driver profile: raw_exec (Debian's pgbackrest) or docker (postgres_image, which must hold pgbackrest)."
+  validation {
+    condition     = contains(["raw_exec", "docker"], var.driver)
+    error_message = "The driver must be raw_exec or docker."
+  }
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+variable "node_id" {
+  type        = string
+  default     = ""
+  description = "The Nomad client node ID to run on: the client of the node to back up."
+}
+
+variable "data_root" {
+  type        = string
+  description = "Absolute host directory of the instances' data (as in nodes.nomad.hcl)."
+  validation {
+    condition     = substr(var.data_root, 0, 1) == "/" && var.data_root != "/" && regex_replace(var.data_root, "/\\.\\.?(/|$)", "") == var.data_root
+    error_message = "The data_root must be an absolute path without . or .. segments."
+  }
+}
+
+variable "node_index" {
+  type        = number
+  default     = 0
+  description = "Alloc index of the node to back up: names its data and socket directories."
+}
+
+variable "pg_port" {
+  type        = number
+  description = "PostgreSQL port of the node to back up (the socket is named after it)."
+}
+
+variable "pitr_repo" {
+  type        = string
+  description = "Absolute directory on the client of the pgBackRest repository (the same on every client)."
+  validation {
+    condition     = substr(var.pitr_repo, 0, 1) == "/" && var.pitr_repo != "/" && regex_replace(var.pitr_repo, "/\\.\\.?(/|$)", "") == var.pitr_repo
+    error_message = "The pitr_repo must be an absolute path without . or .. segments."
+  }
+}
+
+variable "postgres_image" {
+  type    = string
+  default = "postgres:15"
+}
+
+locals {
+  docker       = var.driver == "docker"
+  instance_dir = "${var.data_root}/${var.instance}"
+  run_dir      = "${local.instance_dir}/run-${var.node_index}"
+  # A Unix socket path is at most 107 bytes; "/.s.PGSQL.<port>" adds up to 17.
+  socket_dir = strlen(local.run_dir) + 17 > 107 ? "/run/postgresql" : local.run_dir
+}
+
+job "pg-basebackup" {
+  type        = "batch"
+  datacenters = var.datacenters
+
+  dynamic "constraint" {
+    for_each = var.node_id == "" ? [] : [var.node_id]
+    content {
+      attribute = "${node.unique.id}"
+      value     = constraint.value
+    }
+  }
+
+  group "basebackup" {
+    count = 1
+
+    restart {
+      attempts = 0
+      mode     = "fail"
+    }
+
+    reschedule {
+      attempts  = 0
+      unlimited = false
+    }
+
+    ephemeral_disk {
+      size = 10
+    }
+
+    task "basebackup" {
+      driver = var.driver
+      user   = "postgres"
+
+      dynamic "config" {
+        for_each = local.docker ? [] : ["raw_exec"]
+        content {
+          command = "/bin/bash"
+          args    = ["${NOMAD_TASK_DIR}/basebackup.sh"]
+        }
+      }
+
+      dynamic "config" {
+        for_each = local.docker ? ["docker"] : []
+        content {
+          image        = var.postgres_image
+          network_mode = "host"
+          command      = "/bin/bash"
+          args         = ["${NOMAD_TASK_DIR}/basebackup.sh"]
+          volumes = distinct(["${var.data_root}:${var.data_root}", "${var.pitr_repo}:${var.pitr_repo}",
+          "${local.socket_dir}:${local.socket_dir}"])
+        }
+      }
+
+      # The admin password reaches libpq as PGPASSWORD, rendered by the client
+      # from this job's own variable; never in the job spec.
+      template {
+        destination = "secrets/pg.env"
+        env         = true
+        perms       = "0600"
+        change_mode = "noop"
+        data        = <<-EOT
+          {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+          PGPASSWORD={{ .admin_password.Value | toJSON }}
+          {{- end }}
+        EOT
+      }
+
+      # The node's own pgbackrest.conf with this node's paths (retention
+      # included: backup expires what is older).
+      template {
+        destination = "local/pgbackrest.conf"
+        data        = <<-EOT
+          [global]
+          repo1-path=${var.pitr_repo}
+          repo1-retention-full-type=time
+          repo1-retention-full=7
+          lock-path=${local.instance_dir}/lock
+          log-path={{ env "NOMAD_TASK_DIR" }}
+          log-level-console=off
+          log-level-stderr=warn
+          log-level-file=off
+          start-fast=y
+
+          [${var.instance}]
+          pg1-path=${local.instance_dir}/node-${var.node_index}
+          pg1-port=${var.pg_port}
+          pg1-socket-path=${local.socket_dir}
+          pg1-user=pgbroker_admin
+        EOT
+      }
+
+      template {
+        destination = "local/basebackup.sh"
+        perms       = "0755"
+        data        = <<-EOT
+          #!/bin/bash
+          # Rendered from basebackup.nomad.hcl.
+          set -euo pipefail
+          umask 077
+          if [[ -z $${PGPASSWORD:-} ]]; then
+            echo "basebackup: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
+            exit 1
+          fi
+          c=(--config="$NOMAD_TASK_DIR/pgbackrest.conf" --stanza='${var.instance}')
+          pgbackrest "$${c[@]}" stanza-create >&2
+          pgbackrest "$${c[@]}" --type=full backup >&2
+          pgbackrest "$${c[@]}" --output=json info
+        EOT
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+
+      logs {
+        max_files     = 1
+        max_file_size = 5
+      }
+    }
+  }
+}

@@ -1,0 +1,144 @@
+package provisioner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
+)
+
+// BaseBackupJobID names the batch job of one base backup.
+func BaseBackupJobID(short, baseBackupID string) string {
+	return "pg-" + short + "-basebackup-" + baseBackupID
+}
+
+// BaseBackup takes a full pgBackRest base backup of the instance (creating
+// its stanza first when needed) as the batch job
+// pg-<short>-basebackup-<baseBackupID> on the Nomad client of the node that
+// takes writes (primaryNode), and returns the new backup's label, read from
+// the job's standard output (pgbackrest --output=json info). Idempotent and
+// crash-safe: a job of that id registered before a restart is waited for,
+// never run twice at once; job and variable are purged before it returns.
+// Errors: *JobFailedError when pgBackRest failed (with the end of its
+// standard error); others (no leader during a failover, Nomad unreachable,
+// output unreadable) are worth retrying.
+func (p *Provisioner) BaseBackup(ctx context.Context, in Instance, baseBackupID string) (string, error) {
+	if p.cfg.PITRRepo == "" {
+		return "", errors.New("no pgBackRest repository is configured")
+	}
+	var label string
+	err := p.runBatch(ctx, in, batchJob{
+		src: nomadjobs.BaseBackup, jobID: BaseBackupJobID(in.ShortID, baseBackupID), task: "basebackup",
+		vars: func(ctx context.Context) (map[string]any, error) {
+			node, err := p.primaryNode(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			vars := p.commonVars(in.ShortID)
+			delete(vars, "host_network")
+			vars["node_id"] = node.ClientID
+			vars["node_index"] = node.Index
+			vars["pg_port"] = node.Port
+			vars["data_root"] = p.cfg.DataRoot
+			vars["pitr_repo"] = p.cfg.PITRRepo
+			return vars, nil
+		},
+		output: func(ctx context.Context, allocID string) error {
+			out, err := p.taskLog(ctx, allocID, "basebackup", "stdout", 4<<20)
+			if err != nil {
+				return err
+			}
+			backups, err := parseInfo(string(out))
+			if err != nil {
+				return err
+			}
+			if len(backups) == 0 {
+				return errors.New("pgBackRest's info lists no base backup")
+			}
+			label = backups[len(backups)-1].Label
+			return nil
+		},
+	})
+	return label, err
+}
+
+// backupNode is the node a base backup reads.
+type backupNode struct {
+	ClientID string // Nomad client node ID it runs on
+	Index    int    // its alloc index: data in node-<index>, socket in run-<index>
+	Port     int    // its PostgreSQL port
+}
+
+// primaryNode finds the instance's node that takes writes among the node
+// service registrations in Nomad: the one without a Patroni REST API
+// (Starter; on in.NodeID when that is recorded), or the one whose Patroni
+// REST API answers OPTIONS /primary with 200 (Business: the leader).
+// Errors when none is registered or no Patroni node leads (a failover in
+// progress): worth retrying.
+func (p *Provisioner) primaryNode(ctx context.Context, in Instance) (backupNode, error) {
+	regs, _, err := p.nomad.Services().Get(NodeService(in.ShortID), (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return backupNode{}, fmt.Errorf("look up node service in Nomad: %w", err)
+	}
+	for _, r := range regs {
+		if base := patroniAPI(r); base != "" {
+			if !isPatroniPrimary(ctx, base) {
+				continue
+			}
+		} else if in.NodeID != "" && r.NodeID != in.NodeID {
+			continue
+		}
+		alloc, _, err := p.nomad.Allocations().Info(r.AllocID, queryOpts(ctx))
+		if err != nil {
+			return backupNode{}, fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(r.AllocID), err)
+		}
+		index, err := allocIndex(alloc.Name)
+		if err != nil {
+			return backupNode{}, err
+		}
+		return backupNode{ClientID: r.NodeID, Index: index, Port: r.Port}, nil
+	}
+	if len(regs) == 0 {
+		return backupNode{}, errors.New("no node of the instance is registered in Nomad")
+	}
+	return backupNode{}, errors.New("no registered node of the instance is the primary (a failover in progress?)")
+}
+
+// isPatroniPrimary reports whether the Patroni REST API at base answers
+// OPTIONS /primary with 200 (its node leads; the health endpoints need no
+// authentication).
+func isPatroniPrimary(ctx context.Context, base string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodOptions, base+"/primary", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// allocIndex returns the index of an allocation from its name,
+// "<job>.<group>[<index>]".
+func allocIndex(name string) (int, error) {
+	open := strings.LastIndexByte(name, '[')
+	if open < 0 || !strings.HasSuffix(name, "]") {
+		return 0, fmt.Errorf("allocation name %q has no index", name)
+	}
+	i, err := strconv.Atoi(name[open+1 : len(name)-1])
+	if err != nil {
+		return 0, fmt.Errorf("allocation name %q has no index", name)
+	}
+	return i, nil
+}
