@@ -80,6 +80,9 @@ func BenchmarkBusinessFailover(b *testing.B) {
 			pids := nodeProcesses(b, leader)
 			w.resetGap()
 			signalAll(b, pids, syscall.SIGSTOP)
+			// Commits already in flight may still be acknowledged; the gap
+			// that counts ends with the first commit on the new leader.
+			waitNewLeader(b, short, fmt.Sprintf("node-%d", allocIndex(leader.Name)), 2*time.Minute)
 			before := w.acked()
 			w.waitAcks(b, before+20, 2*time.Minute)
 			_, gap := w.stop()
@@ -191,6 +194,28 @@ func waitClusterHealthy(tb testing.TB, short string, limit time.Duration) {
 		}
 	}
 	tb.Fatalf("the cluster of %s has no leader and synchronous standby after %s: %s", short, limit, last)
+}
+
+// waitNewLeader waits until a member other than old leads, asking the
+// REST APIs of the members that answer (the frozen one does not).
+func waitNewLeader(tb testing.TB, short, old string, limit time.Duration) {
+	tb.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		regs, _, err := nomadClient(tb).Services().Get(provisioner.NodeService(short), nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, r := range regs {
+			for _, tag := range r.Tags {
+				if port, ok := strings.CutPrefix(tag, "patroni="); ok {
+					if leader, _ := patroniRoles(tb, "http://"+r.Address+":"+port+"/cluster"); leader != "" && leader != old {
+						return
+					}
+				}
+			}
+		}
+	}
+	tb.Fatalf("no member of %s other than %s leads after %s", short, old, limit)
 }
 
 // patroniMembers counts the running members of GET /cluster by role.

@@ -145,7 +145,8 @@ func patroniRoles(b testing.TB, url string) (leader, syncStandby string) {
 	var cluster struct {
 		Members []struct{ Name, Role, State string } `json:"members"`
 	}
-	resp, err := http.Get(url)
+	client := http.Client{Timeout: time.Second} // a frozen member does not answer
+	resp, err := client.Get(url)
 	if err != nil {
 		return "", ""
 	}
