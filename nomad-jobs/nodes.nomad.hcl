@@ -118,7 +118,7 @@ variable "etcd_hosts" {
 
 variable "patroni_ttl" {
   type        = number
-  default     = 8
+  default     = 7
   description = "Patroni's ttl in seconds: a leader that stops renewing its lock loses it after this; bounds the failover time."
 }
 

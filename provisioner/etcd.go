@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // PatroniScope is the Patroni scope of an instance's cluster: its keys live
@@ -15,23 +16,50 @@ func PatroniScope(short string) string { return "pg-" + short }
 
 // deletePatroniKeys deletes the instance's Patroni keys from etcd (leader,
 // members, config, initialize, sync, status) through etcd's v3 JSON gateway
-// (POST /v3/kv/deleterange), trying each endpoint until one answers. No
-// etcd configured, or no keys: nothing to do. Errors when no endpoint
-// answered 200.
+// (POST /v3/kv/deleterange), trying each endpoint until one answers, and
+// checks none is left: a Patroni still shutting down (its allocation is
+// reported stopped a moment before the process exits) may write its last
+// status after the first delete, so it deletes again for up to 10 s. No etcd
+// configured: nothing to do. Errors when no endpoint answered 200, or keys
+// keep coming back.
 func (p *Provisioner) deletePatroniKeys(ctx context.Context, short string) error {
 	if len(p.cfg.Etcd) == 0 {
 		return nil
 	}
 	prefix := "/pgbroker/" + PatroniScope(short) + "/"
 	// range_end: the prefix with its last byte incremented ("/" + 1 = "0").
-	end := prefix[:len(prefix)-1] + "0"
-	body, _ := json.Marshal(map[string]string{
+	keyRange := map[string]any{
 		"key":       base64.StdEncoding.EncodeToString([]byte(prefix)),
-		"range_end": base64.StdEncoding.EncodeToString([]byte(end)),
-	})
+		"range_end": base64.StdEncoding.EncodeToString([]byte(prefix[:len(prefix)-1] + "0")),
+	}
+	for attempt := 0; ; attempt++ {
+		var deleted struct {
+			Deleted string `json:"deleted"`
+		}
+		if err := p.etcdCall(ctx, "/v3/kv/deleterange", keyRange, &deleted); err != nil {
+			return fmt.Errorf("delete Patroni keys %s* from etcd: %w", prefix, err)
+		}
+		if deleted.Deleted == "" || deleted.Deleted == "0" {
+			return nil // nothing was (left) there
+		}
+		if attempt == 20 {
+			return fmt.Errorf("Patroni keys %s* keep coming back in etcd: a Patroni of the instance still runs", prefix)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// etcdCall POSTs body as JSON to path of the first etcd endpoint that
+// answers 200 and decodes the answer into out.
+func (p *Provisioner) etcdCall(ctx context.Context, path string, body, out any) error {
+	b, _ := json.Marshal(body)
 	var lastErr error
 	for _, ep := range p.cfg.Etcd {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ep+"/v3/kv/deleterange", bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ep+path, bytes.NewReader(b))
 		if err != nil {
 			return fmt.Errorf("etcd endpoint %q: %w", ep, err)
 		}
@@ -40,11 +68,13 @@ func (p *Provisioner) deletePatroniKeys(ctx context.Context, short string) error
 			lastErr = err
 			continue
 		}
+		err = json.NewDecoder(resp.Body).Decode(out)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return nil
+		if resp.StatusCode != http.StatusOK {
+			lastErr = fmt.Errorf("etcd %s answered %s", ep, resp.Status)
+			continue
 		}
-		lastErr = fmt.Errorf("etcd %s answered %s", ep, resp.Status)
+		return err
 	}
-	return fmt.Errorf("delete Patroni keys %s* from etcd: %w", prefix, lastErr)
+	return lastErr
 }
