@@ -81,8 +81,8 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	if len(hosts) != 2 || !strings.Contains(databaseURL, ",") || !strings.Contains(databaseURL, "target_session_attrs=read-write") {
 		t.Fatalf("Business credentials do not list both gateways: hosts %v, DATABASE_URL host part %q", hosts, hostPart(databaseURL))
 	}
+	createAcks(t, databaseURL)
 	app := connect(t, databaseURL)
-	mustExec(t, app, "CREATE TABLE acks (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
 
 	// A crashed leader process: Nomad restarts the task at once, and either
 	// it takes its lock back or the standby takes over after the ttl.
@@ -202,6 +202,19 @@ func etcdKeys(t *testing.T, short string) int {
 	}
 	n, _ := strconv.Atoi(out.Count)
 	return n
+}
+
+// createAcks creates the table writers commit to: one row per commit.
+func createAcks(tb testing.TB, databaseURL string) {
+	tb.Helper()
+	conn, err := tryConnect(databaseURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "CREATE TABLE acks (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())"); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // checkAcked fails the test unless every id in acked is in table acks.

@@ -58,14 +58,7 @@ func BenchmarkBusinessFailover(b *testing.B) {
 		short := provisioner.ShortID(id)
 		creds := bind(b, c, id, uuid.NewString(), businessPlan, nil)
 		databaseURL := creds["DATABASE_URL"].(string)
-		conn, err := tryConnect(databaseURL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := conn.Exec(context.Background(), "CREATE TABLE acks (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())"); err != nil {
-			b.Fatal(err)
-		}
-		conn.Close(context.Background())
+		createAcks(b, databaseURL)
 
 		var gaps []time.Duration
 		for r := 0; r < benchRuns; r++ {

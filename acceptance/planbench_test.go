@@ -1,7 +1,6 @@
 package acceptance
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -63,14 +62,7 @@ func planChangeGaps(b *testing.B, br *broker, plans []string, switchovers bool) 
 	defer deprovision(b, c, id, plans[(benchRuns+1)%2])
 	creds := bind(b, c, id, uuid.NewString(), plans[1], nil)
 	databaseURL := creds["DATABASE_URL"].(string)
-	conn, err := tryConnect(databaseURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := conn.Exec(context.Background(), "CREATE TABLE acks (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())"); err != nil {
-		b.Fatal(err)
-	}
-	conn.Close(context.Background())
+	createAcks(b, databaseURL)
 	short := provisioner.ShortID(id)
 	measure := func(change func()) time.Duration {
 		w := startWriter(b, databaseURL)

@@ -1,7 +1,6 @@
 package acceptance
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -27,9 +26,7 @@ func TestPlanChangesAcrossTiersKeepEveryCommit(t *testing.T) {
 	defer deprovision(t, c, id, "postgresql-starter-1024")
 	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
 	databaseURL := creds["DATABASE_URL"].(string)
-	app := connect(t, databaseURL)
-	mustExec(t, app, "CREATE TABLE acks (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-	app.Close(context.Background())
+	createAcks(t, databaseURL)
 
 	for _, step := range []struct {
 		plan  string
