@@ -169,6 +169,18 @@ func (b *broker) restartWithout(names ...string) {
 	b.start()
 }
 
+// restartWith starts the broker again with variable name set to value
+// ("" drops it).
+func (b *broker) restartWith(name, value string) {
+	b.t.Helper()
+	if value != "" {
+		b.env = append(b.env, name+"="+value) // the last one wins (os/exec)
+		b.start()
+		return
+	}
+	b.restartWithout(name)
+}
+
 func (b *broker) stop() {
 	select {
 	case <-b.done:

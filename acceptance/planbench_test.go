@@ -171,10 +171,12 @@ func handRestart(b *testing.B, run int) time.Duration {
 	pgdata := filepath.Join(dir, "data")
 	port := strconv.Itoa(39100 + run)
 	bin := "/usr/lib/postgresql/15/bin/"
-	opts := "-p " + port + " -k " + dir + " -c listen_addresses=127.0.0.1"
+	// Unix socket only: a TCP port in the ephemeral range may be taken by
+	// any client socket on this busy machine.
+	opts := "-p " + port + " -k " + dir + " -c listen_addresses=''"
 	asPostgres(b, bin+"initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "--no-sync")
 	asPostgres(b, bin+"pg_ctl", "-D", pgdata, "-w", "-l", filepath.Join(dir, "log"), "-o", opts, "start")
-	url := "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable"
+	url := "postgres://postgres@/postgres?sslmode=disable&host=" + dir + "&port=" + port
 	selectOne(b, url)
 	start := time.Now()
 	asPostgres(b, bin+"pg_ctl", "-D", pgdata, "-w", "-m", "fast", "-l", filepath.Join(dir, "log"), "-o", opts, "restart")

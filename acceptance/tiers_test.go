@@ -1,6 +1,7 @@
 package acceptance
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -68,4 +69,49 @@ func changePlan(t *testing.T, c osb.Client, id, plan string, limit time.Duration
 	if up.Async {
 		waitOperation(t, c, id, up.OperationKey, limit)
 	}
+}
+
+// TestBrokerKilledDuringPlanChangesAcrossTiersFinishes: the broker SIGKILLs
+// itself once Patroni has adopted a Starter instance's node on its way to
+// Business, and again right after the new node job version of a Business
+// resize is registered (before the rolling update is paused); restarted each
+// time, the operations finish, the rows are kept, and the cluster ends with
+// two nodes and two gateways.
+func TestBrokerKilledDuringPlanChangesAcrossTiersFinishes(t *testing.T) {
+	t.Parallel()
+	b := newBroker(t, "PGBROKER_ATTEMPT_TIMEOUT=45s", "PGBROKER_RESCUE_AFTER=50s", "PGBROKER_CRASH_AT=tiers:adopted")
+	c := b.client()
+	id := uuid.NewString()
+	short := provisioner.ShortID(id)
+	provision(t, c, id, "postgresql-starter-512")
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
+	conn := connect(t, creds["DATABASE_URL"].(string))
+	mustExec(t, conn, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (1), (2), (3)")
+	conn.Close(context.Background())
+
+	for _, step := range []struct{ plan, crashAt, next string }{
+		{"postgresql-business-512", "tiers:adopted", "update:registered"},
+		{"postgresql-business-1024", "update:registered", ""},
+	} {
+		plan := step.plan
+		up, err := c.UpdateInstance(&osb.UpdateInstanceRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: &plan})
+		if err != nil {
+			t.Fatalf("update to %s: %v", plan, err)
+		}
+		if !b.exited(3 * time.Minute) {
+			t.Fatalf("the broker did not crash at %s", step.crashAt)
+		}
+		b.restartWith("PGBROKER_CRASH_AT", step.next)
+		waitOperation(t, c, id, up.OperationKey, 6*time.Minute)
+		again := connect(t, creds["DATABASE_URL"].(string))
+		if n := count(t, again, "kept"); n != 3 {
+			t.Fatalf("on %s after a crash at %s: %d rows, want 3", plan, step.crashAt, n)
+		}
+		again.Close(context.Background())
+		if n, g := len(runningAllocs(t, provisioner.NodesJobID(short))), len(runningAllocs(t, provisioner.GatewaysJobID(short))); n != 2 || g != 2 {
+			t.Fatalf("on %s: %d nodes and %d gateways running, want 2 and 2", plan, n, g)
+		}
+	}
+	deprovision(t, c, id, "postgresql-business-1024")
+	assertGone(t, id)
 }
