@@ -59,6 +59,32 @@ func TestPlanChangesAcrossTiersKeepEveryCommit(t *testing.T) {
 	}
 }
 
+// TestSandboxToBusinessKeepsEveryCommit: a Sandbox instance (no WAL
+// archiving) moves to Business under a writer; every acknowledged commit is
+// there, with two nodes and two gateways, and the standby streams.
+func TestSandboxToBusinessKeepsEveryCommit(t *testing.T) {
+	b := newBroker(t)
+	c := b.client()
+	id := uuid.NewString()
+	short := provisioner.ShortID(id)
+	provision(t, c, id, "postgresql-sandbox")
+	defer deprovision(t, c, id, "postgresql-business-512")
+	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
+	databaseURL := creds["DATABASE_URL"].(string)
+	createAcks(t, databaseURL)
+	w := startWriter(t, databaseURL)
+	w.waitAcks(t, 20, time.Minute)
+	changePlan(t, c, id, "postgresql-business-512", 10*time.Minute)
+	w.waitAcks(t, w.acked()+20, 2*time.Minute)
+	acked, gap := w.stop()
+	t.Logf("Sandbox to Business: %d commits acknowledged, longest gap %s", len(acked), gap)
+	checkAcked(t, databaseURL, acked)
+	if n, g := len(runningAllocs(t, provisioner.NodesJobID(short))), len(runningAllocs(t, provisioner.GatewaysJobID(short))); n != 2 || g != 2 {
+		t.Fatalf("%d nodes and %d gateways running, want 2 and 2", n, g)
+	}
+	waitClusterHealthy(t, short, time.Minute)
+}
+
 // changePlan updates the instance to plan and waits for the operation.
 func changePlan(t *testing.T, c osb.Client, id, plan string, limit time.Duration) {
 	t.Helper()
