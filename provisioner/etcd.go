@@ -17,9 +17,9 @@ func PatroniScope(short string) string { return "pg-" + short }
 // deletePatroniKeys deletes the instance's Patroni keys from etcd (leader,
 // members, config, initialize, sync, status) through etcd's v3 JSON gateway
 // (POST /v3/kv/deleterange), trying each endpoint until one answers, and
-// checks none is left: a Patroni still shutting down (its allocation is
-// reported stopped a moment before the process exits) may write its last
-// status after the first delete, so it deletes again for up to 10 s. No etcd
+// checks none is left: a Patroni still shutting down may write its last
+// status after the first delete, so it deletes again every 500 ms until
+// two rounds in a row found nothing, for up to 20 s. No etcd
 // configured: nothing to do. Errors when no endpoint answered 200, or keys
 // keep coming back.
 func (p *Provisioner) deletePatroniKeys(ctx context.Context, short string) error {
@@ -32,6 +32,7 @@ func (p *Provisioner) deletePatroniKeys(ctx context.Context, short string) error
 		"key":       base64.StdEncoding.EncodeToString([]byte(prefix)),
 		"range_end": base64.StdEncoding.EncodeToString([]byte(prefix[:len(prefix)-1] + "0")),
 	}
+	empty := 0
 	for attempt := 0; ; attempt++ {
 		var deleted struct {
 			Deleted string `json:"deleted"`
@@ -40,9 +41,13 @@ func (p *Provisioner) deletePatroniKeys(ctx context.Context, short string) error
 			return fmt.Errorf("delete Patroni keys %s* from etcd: %w", prefix, err)
 		}
 		if deleted.Deleted == "" || deleted.Deleted == "0" {
-			return nil // nothing was (left) there
+			if empty++; empty == 2 {
+				return nil // nothing came back for a second
+			}
+		} else {
+			empty = 0
 		}
-		if attempt == 20 {
+		if attempt == 40 {
 			return fmt.Errorf("Patroni keys %s* keep coming back in etcd: a Patroni of the instance still runs", prefix)
 		}
 		select {
