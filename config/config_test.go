@@ -66,6 +66,7 @@ func TestLoadRejectsBadValueNamingTheVariable(t *testing.T) {
 		{"backup max age", "PGBROKER_BACKUP_MAX_AGE", "1s"},
 		{"s3 endpoint", "PGBROKER_BACKUP_S3_ENDPOINT", "s3.example.com"},
 		{"pitr repo", "PGBROKER_PITR_REPO", "../repo"},
+		{"etcd endpoint without port", "PGBROKER_ETCD_ENDPOINTS", "10.0.0.5:2379,10.0.0.6"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,5 +141,21 @@ func TestBackupAndPITRDirectoriesDefaultUnderTheDataRoot(t *testing.T) {
 	t.Setenv("PGBROKER_NOMAD_DRIVER", "raw_exec")
 	if c, _ := Load(); c.PITRRepository() != "" {
 		t.Errorf("PGBROKER_PITR_REPO=off: PITR repository %q", c.PITRRepository())
+	}
+}
+
+func TestEmptyEtcdEndpointsMeanNoEtcd(t *testing.T) {
+	setValid(t)
+	t.Setenv("PGBROKER_ETCD_ENDPOINTS", "")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Etcd(); len(got) != 0 {
+		t.Fatalf("Etcd() = %q, want none", got)
+	}
+	t.Setenv("PGBROKER_ETCD_ENDPOINTS", "10.0.0.5:2379, 10.0.0.6:2379")
+	if c, err = Load(); err != nil || len(c.Etcd()) != 2 || c.Etcd()[1] != "10.0.0.6:2379" {
+		t.Fatalf("Etcd() = %q (%v), want both endpoints trimmed", c.Etcd(), err)
 	}
 }
