@@ -188,8 +188,34 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	}
 }
 
-// etcdKeyNames lists the keys of the instance's Patroni scope in etcd.
+// etcdKeyNames lists the keys of the instance's Patroni scope in etcd,
+// with their lease ("0": none).
 func etcdKeyNames(t *testing.T, short string) []string {
+	t.Helper()
+	var names []string
+	for _, kv := range etcdScope(t, short).KVs {
+		k, _ := base64.StdEncoding.DecodeString(kv.Key)
+		names = append(names, fmt.Sprintf("%s (lease %s)", k, kv.Lease))
+	}
+	return names
+}
+
+// etcdKeys counts the keys of the instance's Patroni scope in etcd.
+func etcdKeys(t *testing.T, short string) int {
+	t.Helper()
+	n, _ := strconv.Atoi(etcdScope(t, short).Count)
+	return n
+}
+
+// etcdScope reads the keys of the instance's Patroni scope through etcd's
+// v3 JSON gateway (POST /v3/kv/range, keys only).
+func etcdScope(t *testing.T, short string) (out struct {
+	Count string `json:"count"`
+	KVs   []struct {
+		Key   string `json:"key"`
+		Lease string `json:"lease"`
+	} `json:"kvs"`
+}) {
 	t.Helper()
 	prefix := "/pgbroker/" + provisioner.PatroniScope(short) + "/"
 	body := fmt.Sprintf(`{"key":%q,"range_end":%q,"keys_only":true}`,
@@ -199,42 +225,13 @@ func etcdKeyNames(t *testing.T, short string) []string {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out struct {
-		KVs []struct {
-			Key   string `json:"key"`
-			Lease string `json:"lease"`
-		} `json:"kvs"`
-	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, kv := range out.KVs {
-		k, _ := base64.StdEncoding.DecodeString(kv.Key)
-		names = append(names, fmt.Sprintf("%s (lease %s)", k, kv.Lease))
+	if out.Count == "" {
+		out.Count = "0" // etcd's JSON gateway leaves zero values out
 	}
-	return names
-}
-
-// etcdKeys counts the keys of the instance's Patroni scope in etcd (v3 JSON gateway).
-func etcdKeys(t *testing.T, short string) int {
-	t.Helper()
-	prefix := "/pgbroker/" + provisioner.PatroniScope(short) + "/"
-	body := fmt.Sprintf(`{"key":%q,"range_end":%q,"count_only":true}`,
-		base64.StdEncoding.EncodeToString([]byte(prefix)), base64.StdEncoding.EncodeToString([]byte(prefix[:len(prefix)-1]+"0")))
-	resp, err := http.Post("http://"+strings.Split(etcd, ",")[0]+"/v3/kv/range", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Count string `json:"count"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(out.Count)
-	return n
+	return out
 }
 
 // createAcks creates the table writers commit to: one row per commit.
