@@ -385,17 +385,26 @@ var portBlock struct {
 	next int
 }
 
-// gatewayRange gives each broker of this run its own n gateway ports, away
-// from the range `make run` uses (35000-35999).
+// gatewayRange gives each broker of this run its own n gateway ports inside
+// 36000-37999, away from the range `make run` uses (35000-35999) and inside
+// the range stack.sh reserves from the kernel's ephemeral ports: a port
+// past 37999 may be taken by any client socket, and the gateway's HAProxy
+// then cannot bind it (seen: a restart loop once the suite's brokers had
+// used the ports up from a start near 37900). The start depends on the pid
+// (concurrent runs rarely collide); blocks wrap around within the range.
 func gatewayRange(n int) string {
+	const lo, size = 36000, 2000
 	portBlock.mu.Lock()
 	defer portBlock.mu.Unlock()
 	if portBlock.next == 0 {
-		portBlock.next = 36000 + (os.Getpid()%20)*100
+		portBlock.next = (os.Getpid() % 20) * 100
 	}
-	lo := portBlock.next
+	if portBlock.next+n > size {
+		portBlock.next = 0
+	}
+	start := lo + portBlock.next
 	portBlock.next += n
-	return fmt.Sprintf("%d-%d", lo, lo+n-1)
+	return fmt.Sprintf("%d-%d", start, start+n-1)
 }
 
 func tail(s string, lines int) string {
