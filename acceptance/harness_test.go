@@ -372,12 +372,30 @@ func execState(t testing.TB, sql string) {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// From 37900-37999, inside the range stack.sh reserves from the
+	// kernel's ephemeral ports: a port the kernel handed out for
+	// "127.0.0.1:0" and that was closed again can be handed to a parallel
+	// test before this one binds it (seen: two brokers on one port). The
+	// kernel never hands out a reserved port, and this counter gives each
+	// one once per round of 100.
+	listenPorts.mu.Lock()
+	defer listenPorts.mu.Unlock()
+	for i := 0; i < 100; i++ {
+		port := 37900 + (listenPorts.next+os.Getpid())%100
+		listenPorts.next++
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return l.Addr().String()
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port in 37900-37999")
+	return ""
+}
+
+var listenPorts struct {
+	mu   sync.Mutex
+	next int
 }
 
 var portBlock struct {
@@ -386,14 +404,14 @@ var portBlock struct {
 }
 
 // gatewayRange gives each broker of this run its own n gateway ports inside
-// 36000-37999, away from the range `make run` uses (35000-35999) and inside
+// 36000-37899, away from the range `make run` uses (35000-35999) and inside
 // the range stack.sh reserves from the kernel's ephemeral ports: a port
 // past 37999 may be taken by any client socket, and the gateway's HAProxy
 // then cannot bind it (seen: a restart loop once the suite's brokers had
 // used the ports up from a start near 37900). The start depends on the pid
 // (concurrent runs rarely collide); blocks wrap around within the range.
 func gatewayRange(n int) string {
-	const lo, size = 36000, 2000
+	const lo, size = 36000, 1900 // 37900-37999: listen ports (freeAddr)
 	portBlock.mu.Lock()
 	defer portBlock.mu.Unlock()
 	if portBlock.next == 0 {

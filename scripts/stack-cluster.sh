@@ -11,7 +11,11 @@ etcd_dir=$stack_dir/etcd
 # The dev agent is client 1 at 127.0.0.1; these are clients 2 and 3.
 extra_clients=(127.0.0.2 127.0.0.3)
 
-etcd_answers() { curl -fsS -m 2 "http://127.0.0.1:$etcd_port/health" 2>/dev/null | grep -q '"health":"true"'; }
+etcd_answers() {
+	local health
+	health=$(curl -fsS -m 2 "http://127.0.0.1:$etcd_port/health" 2>/dev/null) || return 1
+	[[ $health == *'"health":"true"'* ]]
+}
 
 etcd_up() {
 	if pid_alive "$run_dir/etcd.pid" etcd && etcd_answers; then
@@ -65,7 +69,10 @@ clients_up() {
 			continue
 		fi
 		# Nomad matches a host network's cidr against interface addresses.
-		ip addr show dev lo | grep -qF "inet $address/32" || ip addr add "$address/32" dev lo
+		# (Not `ip … | grep -q`: with pipefail, grep's early exit fails the pipe.)
+		local lo_addrs
+		lo_addrs=$(ip -o addr show dev lo)
+		[[ $lo_addrs == *"inet $address/32"* ]] || ip addr add "$address/32" dev lo
 		rm -rf "$dir/data"
 		install -d -m 0711 "$dir" "$dir/data"
 		cat >"$dir/agent.hcl" <<-EOF
