@@ -61,29 +61,15 @@ func (s *Store) CreateInstance(ctx context.Context, in Instance, op Operation, p
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('pgbroker.gateway_port'))`); err != nil {
 			return fmt.Errorf("lock gateway ports: %w", err)
 		}
-		var port int
-		err := tx.QueryRow(ctx, `
-			SELECT p FROM generate_series($1::int, $2::int) AS p
-			WHERE NOT EXISTS (SELECT 1 FROM instances WHERE gateway_port = p OR read_only_port = p)
-			ORDER BY p LIMIT 1`, ports.Min, ports.Max).Scan(&port)
+		port, err := freePort(ctx, tx, ports, 0)
 		if err != nil {
-			if notFound(err) == ErrNotFound {
-				return ErrNoFreePort
-			}
-			return fmt.Errorf("allocate gateway port: %w", err)
+			return err
 		}
 		var readOnly *int
 		if ports.ReadOnly {
-			var p int
-			err := tx.QueryRow(ctx, `
-				SELECT p FROM generate_series($1::int, $2::int) AS p
-				WHERE p <> $3 AND NOT EXISTS (SELECT 1 FROM instances WHERE gateway_port = p OR read_only_port = p)
-				ORDER BY p LIMIT 1`, ports.Min, ports.Max, port).Scan(&p)
+			p, err := freePort(ctx, tx, ports, port)
 			if err != nil {
-				if notFound(err) == ErrNotFound {
-					return ErrNoFreePort
-				}
-				return fmt.Errorf("allocate read-only port: %w", err)
+				return err
 			}
 			readOnly = &p
 		}
@@ -112,6 +98,24 @@ func (s *Store) CreateInstance(ctx context.Context, in Instance, op Operation, p
 	return out, err
 }
 
+// freePort returns the lowest port of ports that no instance uses as its
+// gateway or read-only port, other than except (0: none). The caller holds
+// the port allocation lock. Errors: ErrNoFreePort.
+func freePort(ctx context.Context, tx pgx.Tx, ports PortRange, except int) (int, error) {
+	var port int
+	err := tx.QueryRow(ctx, `
+		SELECT p FROM generate_series($1::int, $2::int) AS p
+		WHERE p <> $3 AND NOT EXISTS (SELECT 1 FROM instances WHERE gateway_port = p OR read_only_port = p)
+		ORDER BY p LIMIT 1`, ports.Min, ports.Max, except).Scan(&port)
+	if err != nil {
+		if notFound(err) == ErrNotFound {
+			return 0, ErrNoFreePort
+		}
+		return 0, fmt.Errorf("allocate a port: %w", err)
+	}
+	return port, nil
+}
+
 // EnsureReadOnlyPort allocates the lowest free port of ports as the
 // instance's read-only port unless it has one, and returns it. Idempotent.
 // Errors: ErrNotFound, ErrNoFreePort.
@@ -129,15 +133,9 @@ func (s *Store) EnsureReadOnlyPort(ctx context.Context, instanceID string, ports
 			port = *have
 			return nil
 		}
-		err := tx.QueryRow(ctx, `
-			SELECT p FROM generate_series($1::int, $2::int) AS p
-			WHERE NOT EXISTS (SELECT 1 FROM instances WHERE gateway_port = p OR read_only_port = p)
-			ORDER BY p LIMIT 1`, ports.Min, ports.Max).Scan(&port)
-		if err != nil {
-			if notFound(err) == ErrNotFound {
-				return ErrNoFreePort
-			}
-			return fmt.Errorf("allocate read-only port: %w", err)
+		var err error
+		if port, err = freePort(ctx, tx, ports, 0); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE instances SET read_only_port = $2 WHERE id = $1`, instanceID, port); err != nil {
 			return fmt.Errorf("record read-only port: %w", err)
