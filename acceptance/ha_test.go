@@ -378,6 +378,7 @@ type writer struct {
 	ids     []int64
 	lastAck time.Time
 	maxGap  time.Duration
+	pauses  []string // "15:04:05.000+1.234s": each gap over 250 ms, to read beside the logs
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -414,8 +415,12 @@ func startWriter(t testing.TB, databaseURL string) *writer {
 			now := time.Now()
 			w.mu.Lock()
 			w.ids = append(w.ids, n)
-			if gap := now.Sub(w.lastAck); gap > w.maxGap {
+			gap := now.Sub(w.lastAck)
+			if gap > w.maxGap {
 				w.maxGap = gap
+			}
+			if gap > 250*time.Millisecond {
+				w.pauses = append(w.pauses, fmt.Sprintf("%s+%.3fs", w.lastAck.Format("15:04:05.000"), gap.Seconds()))
 			}
 			w.lastAck = now
 			w.mu.Unlock()

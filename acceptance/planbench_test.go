@@ -93,8 +93,9 @@ func planChangeGaps(b *testing.B, br *broker, plans []string, switchovers bool) 
 	return gaps, bare
 }
 
-// handSwitchover does what an operator would: POST /switchover to Patroni
-// naming the synchronous standby, then waits for it to lead.
+// handSwitchover does what an operator would (patronictl switchover): POST
+// /switchover to the leader's Patroni naming the synchronous standby, then
+// waits for it to lead.
 func handSwitchover(b *testing.B, short string) { handSwitchoverT(b, short) }
 
 func handSwitchoverT(b testing.TB, short string) {
@@ -114,6 +115,10 @@ func handSwitchoverT(b testing.TB, short string) {
 		}
 	}
 	leader, standby := patroniRoles(b, base+"/cluster")
+	// As patronictl does: the request goes to the leader's own REST API.
+	if api := memberAPI(b, base+"/cluster", leader); api != "" {
+		base = api
+	}
 	req, _ := http.NewRequest(http.MethodPost, base+"/switchover", strings.NewReader(fmt.Sprintf(`{"leader":%q,"candidate":%q}`, leader, standby)))
 	req.SetBasicAuth("patroni", password)
 	resp, err := http.DefaultClient.Do(req)
@@ -130,6 +135,31 @@ func handSwitchoverT(b testing.TB, short string) {
 		}
 	}
 	b.Fatalf("%s did not lead within a minute of the switchover", standby)
+}
+
+// memberAPI returns the REST API base URL of member name, "" when unknown.
+func memberAPI(b testing.TB, url, name string) string {
+	var cluster struct {
+		Members []struct {
+			Name   string
+			APIURL string `json:"api_url"`
+		} `json:"members"`
+	}
+	client := http.Client{Timeout: time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&cluster); err != nil {
+		return ""
+	}
+	for _, m := range cluster.Members {
+		if m.Name == name {
+			return strings.TrimSuffix(m.APIURL, "/patroni")
+		}
+	}
+	return ""
 }
 
 // patroniRoles returns the names of the running leader and the sync standby.

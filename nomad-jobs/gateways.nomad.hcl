@@ -322,6 +322,14 @@ job "pg-gateways" {
             # in within 100 ms of its promotion.
             default-server inter 250ms fastinter 100ms downinter 100ms rise 1 fall 1 on-marked-down shutdown-sessions
             option httpchk OPTIONS /primary
+            # A node that stops (a switchover) refuses connections while it
+            # is still marked up. HAProxy waits min(timeout connect, 1 s)
+            # before each of its 3 retries: with the defaults' 5 s that held
+            # a client 3 s on the old leader. Here a retry comes 250 ms
+            # later on whichever node leads by then (the nodes are on the
+            # private network: a connect takes well under 250 ms).
+            timeout connect 250ms
+            option redispatch 1
             http-check expect status 200
           {{- range nomadService "pg-${var.instance}-node" }}
             server {{ .AllocID }} {{ .Address }}:{{ .Port }} check{{ range .Tags }}{{ if . | regexMatch "^patroni=[0-9]+$" }} port {{ . | replaceAll "patroni=" "" }}{{ end }}{{ end }}

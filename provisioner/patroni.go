@@ -83,6 +83,11 @@ func (c *patroniClient) do(ctx context.Context, method, path string, body, out a
 	if err != nil {
 		return err
 	}
+	return c.doOn(ctx, bases, method, path, body, out)
+}
+
+// doOn is do on the REST APIs bases, tried in order.
+func (c *patroniClient) doOn(ctx context.Context, bases []string, method, path string, body, out any) error {
 	var lastErr error
 	for _, base := range bases {
 		var rd io.Reader
@@ -134,9 +139,34 @@ func (c *patroniClient) setParameters(ctx context.Context, params map[string]any
 	return c.do(ctx, http.MethodPatch, "/config", map[string]any{"postgresql": map[string]any{"parameters": params}}, nil)
 }
 
+// setSynchronousMode turns Patroni's synchronous_mode on or off for the
+// whole cluster (PATCH /config; the leader applies it at its next loop).
+func (c *patroniClient) setSynchronousMode(ctx context.Context, on bool) error {
+	return c.do(ctx, http.MethodPatch, "/config", map[string]any{"synchronous_mode": on}, nil)
+}
+
+// synchronousMode reports Patroni's synchronous_mode (GET /config).
+func (c *patroniClient) synchronousMode(ctx context.Context) (bool, error) {
+	var cfg struct {
+		SynchronousMode bool `json:"synchronous_mode"`
+	}
+	err := c.do(ctx, http.MethodGet, "/config", nil, &cfg)
+	return cfg.SynchronousMode, err
+}
+
 // switchover makes candidate the leader (Patroni demotes the current one).
-func (c *patroniClient) switchover(ctx context.Context, leader, candidate string) error {
-	return c.do(ctx, http.MethodPost, "/switchover", map[string]string{"leader": leader, "candidate": candidate}, nil)
+// The request goes to the leader's own REST API first: Patroni wakes the
+// HA loop of the member that receives it, so the leader demotes at once
+// instead of at its next loop (up to loop_wait, 1 s, later).
+func (c *patroniClient) switchover(ctx context.Context, leader Member, candidate string) error {
+	bases, err := c.apiBases(ctx)
+	if err != nil {
+		return err
+	}
+	if own, ok := strings.CutSuffix(leader.APIURL, "/patroni"); ok {
+		bases = append([]string{own}, bases...)
+	}
+	return c.doOn(ctx, bases, http.MethodPost, "/switchover", map[string]string{"leader": leader.Name, "candidate": candidate}, nil)
 }
 
 // Members returns the members of a Business instance's cluster (Patroni's
@@ -179,14 +209,37 @@ func leaderOf(members []Member) string {
 // healthy reports whether members has a running leader and want standbys
 // streaming, one of them synchronous.
 func healthy(members []Member, want int) bool {
-	standbys, sync := 0, false
+	standbys, sync := standbysUp(members)
+	return leaderOf(members) != "" && standbys >= want && sync
+}
+
+// streamingTo reports whether members has a running leader and want
+// standbys streaming, synchronous or not.
+func streamingTo(members []Member, want int) bool {
+	standbys, _ := standbysUp(members)
+	return leaderOf(members) != "" && standbys >= want
+}
+
+// standbysUp counts the members that are not the leader and run, and
+// reports whether one of them is the synchronous standby.
+func standbysUp(members []Member) (n int, sync bool) {
 	for _, m := range members {
 		if m.Role != "leader" && (m.State == "streaming" || m.State == "running") {
-			standbys++
+			n++
 			sync = sync || m.Role == "sync_standby"
 		}
 	}
-	return leaderOf(members) != "" && standbys >= want && sync
+	return n, sync
+}
+
+// noSyncStandby reports whether no member is a synchronous standby.
+func noSyncStandby(members []Member) bool {
+	for _, m := range members {
+		if m.Role == "sync_standby" {
+			return false
+		}
+	}
+	return true
 }
 
 // waitMembers polls the cluster until ok(members), reporting members as

@@ -53,7 +53,8 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 		return err
 	}
 	standbys := size.Nodes - 1
-	if _, err := c.waitMembers(ctx, "waiting for a healthy cluster", func(m []Member) bool { return healthy(m, standbys) }, progress); err != nil {
+	// Synchronous or not: a crash may have left synchronous_mode off.
+	if _, err := c.waitMembers(ctx, "waiting for a healthy cluster", func(m []Member) bool { return streamingTo(m, standbys) }, progress); err != nil {
 		return err
 	}
 	if err := c.setParameters(ctx, map[string]any{"max_connections": size.MaxConnections}); err != nil {
@@ -71,6 +72,9 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 	last := memberName(size.Nodes - 1)
 	if changed {
 		if err := p.switchoverTo(ctx, in, c, last, standbys, progress); err != nil {
+			return err
+		}
+		if err := p.asyncWhileReplacing(ctx, in, c, progress); err != nil {
 			return err
 		}
 		progress("registering the new node job")
@@ -115,7 +119,10 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 	if _, err := p.runningAllocs(ctx, jobID, version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
-	if _, err := c.waitMembers(ctx, "waiting for the standbys to stream", func(m []Member) bool { return healthy(m, standbys) }, progress); err != nil {
+	if _, err := c.waitMembers(ctx, "waiting for the standbys to stream", func(m []Member) bool { return streamingTo(m, standbys) }, progress); err != nil {
+		return err
+	}
+	if err := p.restoreSync(ctx, c, standbys, progress); err != nil {
 		return err
 	}
 	return p.readyThroughGateway(ctx, in, progress)
@@ -123,12 +130,24 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 
 // switchoverTo makes member name the leader unless it leads already: it
 // waits until name is the synchronous standby (Patroni refuses a switchover
-// to another in synchronous mode), switches over, and waits until name
-// leads a healthy cluster again.
+// to another in synchronous mode) or, with synchronous_mode off, a running
+// standby, switches over, and waits until name leads.
 func (p *Provisioner) switchoverTo(ctx context.Context, in Instance, c *patroniClient, name string, standbys int, progress Progress) error {
-	members, err := c.waitMembers(ctx, "waiting for "+name+" to be the synchronous standby or the leader", func(m []Member) bool {
+	sync, err := c.synchronousMode(ctx)
+	if err != nil {
+		return err
+	}
+	want := "the synchronous standby"
+	if !sync {
+		want = "a running standby"
+	}
+	members, err := c.waitMembers(ctx, "waiting for "+name+" to be "+want+" or the leader", func(m []Member) bool {
 		for _, x := range m {
-			if x.Name == name && (x.Role == "sync_standby" || (x.Role == "leader" && x.State == "running")) {
+			switch {
+			case x.Name != name:
+			case x.Role == "leader" && x.State == "running", x.Role == "sync_standby":
+				return true
+			case !sync && x.Role == "replica" && (x.State == "streaming" || x.State == "running"):
 				return true
 			}
 		}
@@ -147,7 +166,13 @@ func (p *Provisioner) switchoverTo(ctx context.Context, in Instance, c *patroniC
 	if err := p.checkpoint(ctx, in); err != nil {
 		return err
 	}
-	if err := c.switchover(ctx, leader, name); err != nil {
+	var from Member
+	for _, m := range members {
+		if m.Name == leader {
+			from = m
+		}
+	}
+	if err := c.switchover(ctx, from, name); err != nil {
 		return err
 	}
 	_, err = c.waitMembers(ctx, "waiting for "+name+" to lead", func(m []Member) bool { return leaderOf(m) == name }, progress)

@@ -103,6 +103,9 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 				return Placement{}, err
 			}
 		}
+		if err := p.asyncWhileReplacing(ctx, in, c, progress); err != nil {
+			return Placement{}, err
+		}
 		progress("removing the standbys")
 		one := size
 		one.Nodes = 1
