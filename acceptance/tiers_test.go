@@ -2,6 +2,9 @@ package acceptance
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,8 +17,9 @@ import (
 // TestPlanChangesAcrossTiersKeepEveryCommit: a Starter instance written to
 // without pause through the DATABASE_URL of its first binding moves to
 // Business (Patroni adopts its node, a standby is added: two nodes and two
-// gateways on distinct clients), to a larger Business (rolling, one
-// switchover), then back to Starter. After each change every commit the
+// gateways on distinct clients), to a larger Business and back to the
+// smaller one (rolling, each exactly one switchover: the leader changes and
+// the timeline goes up by one, whichever node led), then back to Starter. After each change every commit the
 // writer saw acknowledged is there, the same DATABASE_URL still works, and
 // the longest gap between commits is logged.
 func TestPlanChangesAcrossTiersKeepEveryCommit(t *testing.T) {
@@ -30,16 +34,24 @@ func TestPlanChangesAcrossTiersKeepEveryCommit(t *testing.T) {
 	createAcks(t, databaseURL)
 
 	for _, step := range []struct {
-		plan  string
-		nodes int
+		plan    string
+		nodes   int
+		rolling bool // Business to Business: exactly one switchover
 	}{
-		{"postgresql-business-512", 2},
-		{"postgresql-business-1024", 2},
-		{"postgresql-starter-1024", 1},
+		{"postgresql-business-512", 2, false},
+		{"postgresql-business-1024", 2, true},
+		{"postgresql-business-512", 2, true}, // the leader now sits on the other node
+		{"postgresql-starter-1024", 1, false},
 	} {
 		w := startWriter(t, databaseURL)
 		w.waitAcks(t, 20, time.Minute)
 		w.resetGap()
+		var leader string
+		var timeline int
+		if step.rolling {
+			waitClusterHealthy(t, short, time.Minute)
+			leader, timeline = leaderTimeline(t, short)
+		}
 		start := time.Now()
 		changePlan(t, c, id, step.plan, 10*time.Minute)
 		took := time.Since(start)
@@ -56,7 +68,56 @@ func TestPlanChangesAcrossTiersKeepEveryCommit(t *testing.T) {
 		if step.nodes == 2 && (nodes[0].NodeID == nodes[1].NodeID || gateways[0].NodeID == gateways[1].NodeID) {
 			t.Errorf("on %s: nodes or gateways share a Nomad client", step.plan)
 		}
+		if step.rolling {
+			// Each promotion starts a new timeline: one switchover is one more.
+			after, tl := leaderTimeline(t, short)
+			t.Logf("to %s: leader %s on timeline %d, was %s on %d", step.plan, after, tl, leader, timeline)
+			if tl != timeline+1 || after == leader {
+				t.Errorf("to %s: leader %s on timeline %d, was %s on %d: want one switchover (another leader, timeline %d)", step.plan, after, tl, leader, timeline, timeline+1)
+			}
+		}
 	}
+}
+
+// leaderTimeline returns the name and PostgreSQL timeline of the running
+// leader of the instance's cluster (Patroni GET /cluster).
+func leaderTimeline(t testing.TB, short string) (string, int) {
+	t.Helper()
+	regs, _, err := nomadClient(t).Services().Get(provisioner.NodeService(short), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := http.Client{Timeout: 2 * time.Second}
+	for _, r := range regs {
+		for _, tag := range r.Tags {
+			port, ok := strings.CutPrefix(tag, "patroni=")
+			if !ok {
+				continue
+			}
+			resp, err := client.Get("http://" + r.Address + ":" + port + "/cluster")
+			if err != nil {
+				continue
+			}
+			var cluster struct {
+				Members []struct {
+					Name, Role, State string
+					Timeline          int
+				} `json:"members"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&cluster)
+			resp.Body.Close()
+			if err != nil {
+				continue
+			}
+			for _, m := range cluster.Members {
+				if m.Role == "leader" && m.State == "running" {
+					return m.Name, m.Timeline
+				}
+			}
+		}
+	}
+	t.Fatalf("no running leader in the cluster of %s", short)
+	return "", 0
 }
 
 // TestSandboxToBusinessKeepsEveryCommit: a Sandbox instance (no WAL

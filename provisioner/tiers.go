@@ -109,7 +109,13 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 		progress("removing the standbys")
 		one := size
 		one.Nodes = 1
-		if err := p.registerNodes(ctx, in, one, map[string]any{"patroni": true, "etcd_hosts": p.cfg.Etcd, "node_id": node0}, progress); err != nil {
+		job, err := p.nodesJobWith(in, one, map[string]any{"patroni": true, "etcd_hosts": p.cfg.Etcd, "node_id": node0})
+		if err != nil {
+			return Placement{}, err
+		}
+		// node-0 keeps its registered definition: it leads, and restarts
+		// once, below, without Patroni and on the new size.
+		if err := p.registerHolding(ctx, in, job, map[string]bool{memberName(0): true}, one, c, progress); err != nil {
 			return Placement{}, err
 		}
 		if err := p.waitAllocsGone(ctx, jobID, 1); err != nil {
