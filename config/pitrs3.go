@@ -29,7 +29,7 @@ var (
 // PITRS3Location is where pgBackRest's S3 repository is, as its options
 // want it: Host (repo1-s3-endpoint), Port (repo1-storage-port, 443 unless
 // the endpoint names one) and Path (repo1-path: "/" followed by the prefix
-// without its slashes, "/pgbackrest" by default).
+// without its leading and trailing slashes, "/pgbackrest" by default).
 type PITRS3Location struct {
 	Host string
 	Port int
@@ -57,12 +57,11 @@ func (c Config) PITRS3() (loc PITRS3Location, ok bool, err error) {
 		}
 		loc.Port = n
 	}
+	// Not empty: the jobs' pitr_repo is a path other than /.
 	prefix := strings.Trim(c.PITRS3Prefix, "/")
-	if prefix != "" {
-		for _, seg := range strings.Split(prefix, "/") {
-			if !s3Segment.MatchString(seg) || seg == "." || seg == ".." {
-				return PITRS3Location{}, false, fmt.Errorf("PGBROKER_PITR_S3_PREFIX %q must be slash-separated names of letters, digits, dots, dashes and underscores (no empty, . or .. names)", c.PITRS3Prefix)
-			}
+	for _, seg := range strings.Split(prefix, "/") {
+		if !s3Segment.MatchString(seg) || seg == "." || seg == ".." {
+			return PITRS3Location{}, false, fmt.Errorf("PGBROKER_PITR_S3_PREFIX %q must be slash-separated names of letters, digits, dots, dashes and underscores (not empty, no empty, . or .. names)", c.PITRS3Prefix)
 		}
 	}
 	loc.Path = "/" + prefix

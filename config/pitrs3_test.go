@@ -39,13 +39,13 @@ func TestPITRS3SettingsGiveTheRepositoryLocation(t *testing.T) {
 	}
 
 	t.Setenv("PGBROKER_PITR_S3_ENDPOINT", "https://s3.example.com")
-	t.Setenv("PGBROKER_PITR_S3_PREFIX", "")
+	os.Unsetenv("PGBROKER_PITR_S3_PREFIX")
 	c, err = Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if loc, _, _ := c.PITRS3(); loc.Port != 443 || loc.Path != "/" {
-		t.Fatalf("default port and empty prefix: %+v, want 443 and /", loc)
+	if loc, _, _ := c.PITRS3(); loc.Port != 443 || loc.Path != "/pgbackrest" {
+		t.Fatalf("default port and prefix: %+v, want 443 and /pgbackrest", loc)
 	}
 }
 
@@ -106,6 +106,7 @@ func TestPITRS3RejectsBadSettingsNamingTheVariable(t *testing.T) {
 		{"region", map[string]string{"PGBROKER_PITR_S3_REGION": "us east"}, "PGBROKER_PITR_S3_REGION"},
 		{"prefix with ..", map[string]string{"PGBROKER_PITR_S3_PREFIX": "a/../b"}, "PGBROKER_PITR_S3_PREFIX"},
 		{"prefix with //", map[string]string{"PGBROKER_PITR_S3_PREFIX": "a//b"}, "PGBROKER_PITR_S3_PREFIX"},
+		{"empty prefix", map[string]string{"PGBROKER_PITR_S3_PREFIX": "/"}, "PGBROKER_PITR_S3_PREFIX"},
 		{"prefix with a space", map[string]string{"PGBROKER_PITR_S3_PREFIX": "my repo"}, "PGBROKER_PITR_S3_PREFIX"},
 		{"missing key id", map[string]string{"PGBROKER_PITR_S3_ACCESS_KEY_ID": ""}, "PGBROKER_PITR_S3_ACCESS_KEY_ID"},
 		{"missing secret", map[string]string{"PGBROKER_PITR_S3_SECRET_ACCESS_KEY": ""}, "PGBROKER_PITR_S3_SECRET_ACCESS_KEY"},
