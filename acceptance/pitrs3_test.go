@@ -130,10 +130,11 @@ func (s pitrS3Server) objects(t *testing.T, prefix string) []string {
 // S3 (versitygw over HTTPS on loopback, trusted through
 // PGBROKER_PITR_S3_CA_FILE), a Starter instance's first base backup and its
 // WAL land in the bucket under the prefix, not on the client; rows committed
-// at T1, T2 and T3, a point-in-time restore to between T2 and T3 gives back
-// the T1 and T2 rows and not the T3 one, and the instance is writable. The
+// at T1, T2 and T3, a copy provisioned from a point in time between T2 and
+// T3 (restore_from) and a point-in-time restore of the instance itself to it
+// both give back the T1 and T2 rows and not the T3 one, writable. The
 // secret key reaches the node job only through its Nomad Variable: not the
-// job specs, not the broker's log. Deprovisioning deletes the instance's
+// job specs, not the broker's log. Deprovisioning deletes each instance's
 // stanza from the bucket.
 func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 	s3 := startPITRS3(t)
@@ -193,6 +194,35 @@ func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 	t.Logf("T1 %s, T2 %s, target %s, T3 %s", t1.Format(time.RFC3339Nano), t2.Format(time.RFC3339Nano),
 		target.Format(time.RFC3339Nano), t3.Format(time.RFC3339Nano))
 
+	// A copy provisioned from that point in time (restore_from): its start
+	// script empties its own new stanza (pgbackrest stanza-delete, S3 has no
+	// directories to remove), restores the source's, then archives to its own.
+	copyID := uuid.NewString()
+	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
+		InstanceID: copyID, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: plan,
+		OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance",
+		Parameters: map[string]any{"restore_from": map[string]any{"instance_id": id, "point_in_time": target.UTC().Format(time.RFC3339Nano)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOperation(t, c, copyID, resp.OperationKey, 6*time.Minute)
+	copyCreds := bind(t, c, copyID, uuid.NewString(), plan, nil)
+	if got := itemIDs(t, copyCreds["DATABASE_URL"].(string)); got != "[1 2]" {
+		t.Errorf("the copy holds items %s, want [1 2]", got)
+	}
+	copyShort := provisioner.ShortID(copyID)
+	copyStanza := []string{pitrS3Prefix + "/archive/" + copyShort + "/", pitrS3Prefix + "/backup/" + copyShort + "/"}
+	if archive := s3.objects(t, copyStanza[0]); !slices.Contains(archive, copyStanza[0]+"archive.info") {
+		t.Errorf("the copy's own stanza is not in the bucket: %v", archive)
+	}
+	deprovision(t, c, copyID, plan)
+	for _, prefix := range copyStanza {
+		if left := s3.objects(t, prefix); len(left) != 0 {
+			t.Errorf("%d objects of the copy's stanza left in the bucket after deprovisioning: %v", len(left), left[:min(len(left), 5)])
+		}
+	}
+
 	status, body := b.raw(http.MethodPost, backupsPath(id)+"/pitr-restore", `{"target_time":"`+target.UTC().Format(time.RFC3339Nano)+`"}`, nil)
 	if status != http.StatusAccepted {
 		t.Fatalf("pitr-restore: %d %s", status, body)
@@ -203,22 +233,10 @@ func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 	}
 	op := osb.OperationKey(restore.Operation)
 	waitOperation(t, c, id, &op, 5*time.Minute)
+	if got := itemIDs(t, creds["DATABASE_URL"].(string)); got != "[1 2]" {
+		t.Fatalf("after the restore items %s, want [1 2]: the T1 and T2 rows, not the T3 one", got)
+	}
 	app = connect(t, creds["DATABASE_URL"].(string))
-	var ids []int
-	rows, err := app.Query(context.Background(), "SELECT id FROM items ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var n int
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, n)
-	}
-	if rows.Err() != nil || fmt.Sprint(ids) != "[1 2]" {
-		t.Fatalf("after the restore items %v (%v), want [1 2]: the T1 and T2 rows, not the T3 one", ids, rows.Err())
-	}
 	mustExec(t, app, "INSERT INTO items VALUES (4, 'written after the restore')")
 	app.Close(context.Background())
 
@@ -255,6 +273,29 @@ func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 	if strings.Contains(b.logs.String(), s3.secret) {
 		t.Error("the S3 secret key appears in the broker log")
 	}
+}
+
+// itemIDs returns the ids of table items in the database at url, in order, as "[1 2]".
+func itemIDs(t *testing.T, url string) string {
+	t.Helper()
+	conn := connect(t, url)
+	defer conn.Close(context.Background())
+	var ids []int
+	rows, err := conn.Query(context.Background(), "SELECT id FROM items ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n int
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, n)
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	return fmt.Sprint(ids)
 }
 
 func hasSuffix(list []string, suffix string) bool {
