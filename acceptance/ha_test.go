@@ -309,7 +309,7 @@ func leaderAlloc(t testing.TB, conn *pgx.Conn, nodes []*api.AllocationListStub) 
 func killNode(t *testing.T, a *api.AllocationListStub) {
 	t.Helper()
 	dataDir := filepath.Join(dataRoot, strings.TrimPrefix(strings.TrimSuffix(a.JobID, "-nodes"), "pg-"),
-		fmt.Sprintf("node-%d", allocIndex(a.Name)))
+		a.TaskGroup)
 	var pids []int
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
@@ -331,12 +331,6 @@ func killNode(t *testing.T, a *api.AllocationListStub) {
 			t.Fatalf("kill %d: %v", pid, err)
 		}
 	}
-}
-
-func allocIndex(name string) int {
-	i := strings.LastIndex(name, "[")
-	n, _ := strconv.Atoi(strings.TrimSuffix(name[i+1:], "]"))
-	return n
 }
 
 // gatewayOn is the gateway allocation whose port is on host.

@@ -76,7 +76,7 @@ func BenchmarkBusinessFailover(b *testing.B) {
 			signalAll(b, pids, syscall.SIGSTOP)
 			// Commits already in flight may still be acknowledged; the gap
 			// that counts ends with the first commit on the new leader.
-			waitNewLeader(b, short, fmt.Sprintf("node-%d", allocIndex(leader.Name)), 2*time.Minute)
+			waitNewLeader(b, short, leader.TaskGroup, 2*time.Minute)
 			before := w.acked()
 			w.waitAcks(b, before+20, 2*time.Minute)
 			_, gap := w.stop()
@@ -112,7 +112,7 @@ func p95(d []time.Duration) time.Duration {
 func nodeProcesses(tb testing.TB, a *api.AllocationListStub) []int {
 	tb.Helper()
 	dataDir := filepath.Join(dataRoot, strings.TrimPrefix(strings.TrimSuffix(a.JobID, "-nodes"), "pg-"),
-		fmt.Sprintf("node-%d", allocIndex(a.Name)))
+		a.TaskGroup)
 	var pids []int
 	postmaster := 0
 	procs, _ := filepath.Glob("/proc/[0-9]*")

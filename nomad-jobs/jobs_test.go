@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,7 +47,7 @@ type jobFile struct {
 	name    string // file name without .nomad.hcl; the job ID is pg-<instance>-<name>
 	src     string
 	vars    map[string]any
-	group   string
+	group   string // the group's name; with %d, one group per index 0..count-1, each of count 1
 	count   int
 	task    string
 	port    int            // static port of "pg"; 0: dynamic; -1: no port
@@ -64,7 +65,7 @@ func jobFiles(driver string) []jobFile {
 				"data_root": "/srv/pgbroker/data", "host_network": "private",
 				"shared_preload_libraries": []string{"pg_stat_statements"}, "postgres_uid": 101, "postgres_gid": 104,
 			},
-			group: "node", count: 2, task: "postgres", port: 0, service: "pg-" + instance + "-node",
+			group: "node-%d", count: 2, task: "postgres", port: 0, service: "pg-" + instance + "-node",
 		},
 		{
 			name: "gateways", src: nomadjobs.Gateways,
@@ -83,7 +84,7 @@ func jobFiles(driver string) []jobFile {
 				"data_root": "/srv/pgbroker/data", "host_network": "private", "postgres_uid": 101, "postgres_gid": 104,
 				"patroni": true, "etcd_hosts": []string{"10.0.0.5:2379", "10.0.0.6:2379"},
 			},
-			group: "node", count: 2, task: "postgres", port: 0, service: "pg-" + instance + "-node",
+			group: "node-%d", count: 2, task: "postgres", port: 0, service: "pg-" + instance + "-node",
 			extra: map[string]int{"api": 0},
 		},
 		{
@@ -177,24 +178,34 @@ func mustParse(t *testing.T, client *api.Client, f jobFile) *api.Job {
 	return job
 }
 
-func TestJobFilesParseIntoOneGroupPerFile(t *testing.T) {
+// TestJobFilesParseIntoTheirGroups: one group per file, except the node job:
+// one group node-<index> per node (the broker replaces them in its order).
+func TestJobFilesParseIntoTheirGroups(t *testing.T) {
 	client := nomadClient(t)
 	for _, driver := range drivers {
 		for _, f := range jobFiles(driver) {
 			t.Run(f.name+"/"+driver, func(t *testing.T) {
 				job := mustParse(t, client, f)
-				if len(job.TaskGroups) != 1 {
-					t.Fatalf("got %d task groups, want 1", len(job.TaskGroups))
+				names, count := []string{f.group}, f.count
+				if strings.Contains(f.group, "%d") {
+					names, count = nil, 1
+					for i := 0; i < f.count; i++ {
+						names = append(names, fmt.Sprintf(f.group, i))
+					}
 				}
-				group := job.TaskGroups[0]
-				if *group.Name != f.group || *group.Count != f.count {
-					t.Errorf("group %s count %d, want %s count %d", *group.Name, *group.Count, f.group, f.count)
+				if len(job.TaskGroups) != len(names) {
+					t.Fatalf("got %d task groups, want %d", len(job.TaskGroups), len(names))
 				}
-				if len(group.Tasks) != 1 || group.Tasks[0].Name != f.task || group.Tasks[0].Driver != driver {
-					t.Fatalf("tasks %+v, want one %s task %q", group.Tasks, driver, f.task)
+				for i, group := range job.TaskGroups {
+					if *group.Name != names[i] || (group.Count != nil && *group.Count != count) || (group.Count == nil && count != 1) {
+						t.Errorf("group %s count %v, want %s count %d", *group.Name, group.Count, names[i], count)
+					}
+					if len(group.Tasks) != 1 || group.Tasks[0].Name != f.task || group.Tasks[0].Driver != driver {
+						t.Fatalf("tasks %+v, want one %s task %q", group.Tasks, driver, f.task)
+					}
+					checkPort(t, group, f)
+					checkService(t, group, f.service)
 				}
-				checkPort(t, group, f)
-				checkService(t, group, f.service)
 			})
 		}
 	}
@@ -393,17 +404,29 @@ func TestNodeIDPinsPlacement(t *testing.T) {
 			continue
 		}
 		t.Run(f.name, func(t *testing.T) {
-			if job := mustParse(t, client, f); len(job.Constraints) != 0 {
-				t.Errorf("without node_id: constraints %+v, want none", job.Constraints)
+			// The node job keeps its nodes on distinct clients, whatever node_id.
+			var base []api.Constraint
+			if f.name == "nodes" {
+				base = append(base, api.Constraint{RTarget: "true", Operand: "distinct_hosts"})
+			}
+			if got := constraints(mustParse(t, client, f)); !slices.Equal(got, base) {
+				t.Errorf("without node_id: constraints %+v, want %+v", got, base)
 			}
 			f.vars["node_id"] = "3f9c2d4e-0000-4000-8000-000000000001"
-			job := mustParse(t, client, f)
-			want := api.Constraint{LTarget: "${node.unique.id}", RTarget: "3f9c2d4e-0000-4000-8000-000000000001", Operand: "="}
-			if len(job.Constraints) != 1 || *job.Constraints[0] != want {
-				t.Errorf("with node_id: constraints %+v, want %+v", job.Constraints, want)
+			want := append([]api.Constraint{{LTarget: "${node.unique.id}", RTarget: "3f9c2d4e-0000-4000-8000-000000000001", Operand: "="}}, base...)
+			if got := constraints(mustParse(t, client, f)); !slices.Equal(got, want) {
+				t.Errorf("with node_id: constraints %+v, want %+v", got, want)
 			}
 		})
 	}
+}
+
+func constraints(job *api.Job) []api.Constraint {
+	out := make([]api.Constraint, len(job.Constraints))
+	for i, c := range job.Constraints {
+		out[i] = *c
+	}
+	return out
 }
 
 func TestUnsafeInstanceOrDataRootIsRejected(t *testing.T) {

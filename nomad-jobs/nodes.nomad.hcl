@@ -268,7 +268,7 @@ locals {
   # /run/postgresql (Debian's, shared: the port makes the name unique) when
   # that is too long for a socket path (at most 107 bytes, "/.s.PGSQL.<port>"
   # adds up to 17). start.sh and basebackup.nomad.hcl follow the same rule.
-  socket_dir = "{{ $s := printf \"%s/run-%s\" \"${local.instance_dir}\" (env \"NOMAD_ALLOC_INDEX\") }}{{ if gt (len $s) 90 }}/run/postgresql{{ else }}{{ $s }}{{ end }}"
+  socket_dir = "{{ $s := printf \"%s/run-%s\" \"${local.instance_dir}\" (env \"NOMAD_GROUP_NAME\" | replaceAll \"node-\" \"\") }}{{ if gt (len $s) 90 }}/run/postgresql{{ else }}{{ $s }}{{ end }}"
 }
 
 job "pg-nodes" {
@@ -283,467 +283,475 @@ job "pg-nodes" {
     }
   }
 
-  group "node" {
-    count = var.node_count
+  # No two nodes on one client.
+  constraint {
+    distinct_hosts = true
+  }
 
-    constraint {
-      distinct_hosts = true
-    }
-
-    network {
-      port "pg" {
-        host_network = var.host_network
-      }
-      dynamic "port" {
-        for_each = var.patroni ? ["api"] : []
-        labels   = ["api"]
-        content {
+  # One task group per node, "node-<index>", each of count 1: the broker
+  # replaces them one at a time in the order it chooses (standbys first,
+  # the leader last, so a Business plan change costs one switchover) by
+  # registering versions that change one group at a time. Within one group
+  # of count N Nomad replaces allocations in index order, whatever the roles.
+  dynamic "group" {
+    for_each = range(var.node_count)
+    labels   = ["node-${group.value}"]
+    content {
+      network {
+        port "pg" {
           host_network = var.host_network
         }
-      }
-    }
-
-    service {
-      provider = "nomad"
-      name     = "pg-${var.instance}-node"
-      port     = "pg"
-      # The gateways' templates read the Patroni REST port from here.
-      tags = var.patroni ? ["patroni=${NOMAD_PORT_api}"] : []
-
-      check {
-        name     = "postgres-port"
-        type     = "tcp"
-        interval = "1s"
-        timeout  = "1s"
-      }
-    }
-
-    # The deployment is healthy as soon as the check passes.
-    update {
-      max_parallel      = 1
-      health_check      = "checks"
-      min_healthy_time  = "0s"
-      healthy_deadline  = "3m"
-      progress_deadline = "5m"
-    }
-
-    # Deregister the service first so gateways drop this node before postgres
-    # stops: a connection reaching a postmaster in shutdown can hang until
-    # authentication_timeout instead of failing at once.
-    shutdown_delay = "500ms"
-
-    restart {
-      attempts = 5
-      interval = "2m"
-      delay    = "1s"
-      mode     = "delay"
-    }
-
-    # Only logs and rendered files live in the allocation. sticky: a
-    # replacement (a plan change) goes back to the same client when it can,
-    # where its data directory is.
-    ephemeral_disk {
-      size   = 64
-      sticky = true
-    }
-
-    task "postgres" {
-      driver = var.driver
-      # Postgres refuses to run as root. The docker image has the same user (uid 999).
-      user = "postgres"
-
-      dynamic "config" {
-        for_each = local.docker ? [] : ["raw_exec"]
-        content {
-          command = "/bin/bash"
-          args    = ["${NOMAD_TASK_DIR}/start.sh"]
+        dynamic "port" {
+          for_each = var.patroni ? ["api"] : []
+          labels   = ["api"]
+          content {
+            host_network = var.host_network
+          }
         }
       }
 
-      dynamic "config" {
-        for_each = local.docker ? ["docker"] : []
-        content {
-          image        = var.postgres_image
-          network_mode = "host"
-          command      = "/bin/bash"
-          args         = ["${NOMAD_TASK_DIR}/start.sh"]
-          volumes      = ["${var.data_root}:${var.data_root}"]
-          # Parallel query and shared memory segments live in /dev/shm (64 MiB by default).
-          shm_size = floor(var.memory_mib / 4) * 1048576
+      service {
+        provider = "nomad"
+        name     = "pg-${var.instance}-node"
+        port     = "pg"
+        # The gateways' templates read the Patroni REST port from here.
+        tags = var.patroni ? ["patroni=${NOMAD_PORT_api}"] : []
+
+        check {
+          name     = "postgres-port"
+          type     = "tcp"
+          interval = "1s"
+          timeout  = "1s"
         }
       }
 
-      # SIGINT is PostgreSQL's fast shutdown: sessions are cut, a checkpoint is
-      # written. Patroni on SIGTERM stops PostgreSQL the same way and releases
-      # the leader lock, so a standby takes over at once.
-      kill_signal  = var.patroni ? "SIGTERM" : "SIGINT"
-      kill_timeout = "30s"
-
-      resources {
-        cpu    = var.cpu_mhz
-        memory = var.memory_mib
+      # The deployment is healthy as soon as the check passes.
+      update {
+        max_parallel      = 1
+        health_check      = "checks"
+        min_healthy_time  = "0s"
+        healthy_deadline  = "3m"
+        progress_deadline = "5m"
       }
 
-      logs {
-        max_files     = 3
-        max_file_size = 10
+      # Deregister the service first so gateways drop this node before postgres
+      # stops: a connection reaching a postmaster in shutdown can hang until
+      # authentication_timeout instead of failing at once.
+      shutdown_delay = "500ms"
+
+      restart {
+        attempts = 5
+        interval = "2m"
+        delay    = "1s"
+        mode     = "delay"
       }
 
-      # The passwords reach the start script as environment variables read from
-      # this file. The client (root) renders and reads it, mode 0600: template
-      # uid/gid take numeric ids only, and the postgres uid differs between
-      # Debian clients (the postgres image uses 999). The start script hands the
-      # admin password to initdb through a private file and unsets both
-      # before exec'ing postgres. A rotated password does not restart postgres:
-      # the broker changes it in the database.
-      template {
-        destination = "secrets/postgres.env"
-        env         = true
-        perms       = "0600"
-        change_mode = "noop"
-        data        = <<-EOT
-          {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
-          PGBROKER_ADMIN_PASSWORD={{ .admin_password.Value | toJSON }}
-          PGBROKER_REPLICATION_PASSWORD={{ .replication_password.Value | toJSON }}
-          {{- end }}
-        EOT
+      # Only logs and rendered files live in the allocation. sticky: a
+      # replacement (a plan change) goes back to the same client when it can,
+      # where its data directory is.
+      ephemeral_disk {
+        size   = 64
+        sticky = true
       }
 
-      # Certificate and key in one file (PostgreSQL reads the CERTIFICATE block
-      # for ssl_cert_file and the PRIVATE KEY block for ssl_key_file), so a
-      # renewal never pairs a new certificate with an old key. Owned by the
-      # postgres user, mode 0600: PostgreSQL refuses a key others can read.
-      template {
-        destination   = "secrets/server.pem"
-        perms         = "0600"
-        uid           = var.postgres_uid
-        gid           = var.postgres_gid
-        change_mode   = "signal"
-        change_signal = "SIGHUP"
-        splay         = "0s"
-        wait {
-          min = "100ms"
-          max = "1s"
+      task "postgres" {
+        driver = var.driver
+        # Postgres refuses to run as root. The docker image has the same user (uid 999).
+        user = "postgres"
+
+        dynamic "config" {
+          for_each = local.docker ? [] : ["raw_exec"]
+          content {
+            command = "/bin/bash"
+            args    = ["${NOMAD_TASK_DIR}/start.sh"]
+          }
         }
-        data = <<-EOT
-          {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
-          {{- .server_certificate.Value }}
-          {{- .server_private_key.Value }}
-          {{- end }}
-        EOT
-      }
 
-      template {
-        destination = "local/start.sh"
-        perms       = "0755"
-        data        = <<-EOT
-          #!/bin/bash
-          # Rendered from nodes.nomad.hcl: makes this node's cluster once, then runs postgres.
-          set -euo pipefail
-          bin='${var.postgres_bin_dir}'
-          instance_dir='${local.instance_dir}'
-          data_dir="$instance_dir/node-$NOMAD_ALLOC_INDEX"
-          umask 077
-          # The Unix socket directory (locals.socket_dir): on the host, for batch jobs.
-          socket_dir="$instance_dir/run-$NOMAD_ALLOC_INDEX"
-          if (( $${#socket_dir} + 17 > 107 )); then
-            socket_dir=/run/postgresql
-            if [[ ! -w $socket_dir ]]; then
-              echo "start: $instance_dir is too long for a Unix socket and $socket_dir is not writable; TCP only" >&2
-              socket_dir=""
+        dynamic "config" {
+          for_each = local.docker ? ["docker"] : []
+          content {
+            image        = var.postgres_image
+            network_mode = "host"
+            command      = "/bin/bash"
+            args         = ["${NOMAD_TASK_DIR}/start.sh"]
+            volumes      = ["${var.data_root}:${var.data_root}"]
+            # Parallel query and shared memory segments live in /dev/shm (64 MiB by default).
+            shm_size = floor(var.memory_mib / 4) * 1048576
+          }
+        }
+
+        # SIGINT is PostgreSQL's fast shutdown: sessions are cut, a checkpoint is
+        # written. Patroni on SIGTERM stops PostgreSQL the same way and releases
+        # the leader lock, so a standby takes over at once.
+        kill_signal  = var.patroni ? "SIGTERM" : "SIGINT"
+        kill_timeout = "30s"
+
+        resources {
+          cpu    = var.cpu_mhz
+          memory = var.memory_mib
+        }
+
+        logs {
+          max_files     = 3
+          max_file_size = 10
+        }
+
+        # The passwords reach the start script as environment variables read from
+        # this file. The client (root) renders and reads it, mode 0600: template
+        # uid/gid take numeric ids only, and the postgres uid differs between
+        # Debian clients (the postgres image uses 999). The start script hands the
+        # admin password to initdb through a private file and unsets both
+        # before exec'ing postgres. A rotated password does not restart postgres:
+        # the broker changes it in the database.
+        template {
+          destination = "secrets/postgres.env"
+          env         = true
+          perms       = "0600"
+          change_mode = "noop"
+          data        = <<-EOT
+            {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+            PGBROKER_ADMIN_PASSWORD={{ .admin_password.Value | toJSON }}
+            PGBROKER_REPLICATION_PASSWORD={{ .replication_password.Value | toJSON }}
+            {{- end }}
+          EOT
+        }
+
+        # Certificate and key in one file (PostgreSQL reads the CERTIFICATE block
+        # for ssl_cert_file and the PRIVATE KEY block for ssl_key_file), so a
+        # renewal never pairs a new certificate with an old key. Owned by the
+        # postgres user, mode 0600: PostgreSQL refuses a key others can read.
+        template {
+          destination   = "secrets/server.pem"
+          perms         = "0600"
+          uid           = var.postgres_uid
+          gid           = var.postgres_gid
+          change_mode   = "signal"
+          change_signal = "SIGHUP"
+          splay         = "0s"
+          wait {
+            min = "100ms"
+            max = "1s"
+          }
+          data = <<-EOT
+            {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+            {{- .server_certificate.Value }}
+            {{- .server_private_key.Value }}
+            {{- end }}
+          EOT
+        }
+
+        template {
+          destination = "local/start.sh"
+          perms       = "0755"
+          data        = <<-EOT
+            #!/bin/bash
+            # Rendered from nodes.nomad.hcl: makes this node's cluster once, then runs postgres.
+            set -euo pipefail
+            bin='${var.postgres_bin_dir}'
+            instance_dir='${local.instance_dir}'
+            data_dir="$instance_dir/$NOMAD_GROUP_NAME"
+            umask 077
+            # The Unix socket directory (locals.socket_dir): on the host, for batch jobs.
+            socket_dir="$instance_dir/run-$${NOMAD_GROUP_NAME#node-}"
+            if (( $${#socket_dir} + 17 > 107 )); then
+              socket_dir=/run/postgresql
+              if [[ ! -w $socket_dir ]]; then
+                echo "start: $instance_dir is too long for a Unix socket and $socket_dir is not writable; TCP only" >&2
+                socket_dir=""
+              fi
+            else
+              mkdir -p -m 0700 "$socket_dir"
             fi
-          else
-            mkdir -p -m 0700 "$socket_dir"
-          fi
 
-          %{ if var.patroni }
-          # Patroni makes, clones, adopts or rewinds the cluster itself. Its
-          # configuration (secrets/patroni.yml) holds the passwords; nothing
-          # else of the task's environment reaches it (a PGPASSWORD would
-          # override its passfile for replication).
-          mkdir -p "$instance_dir"
-          unset PGBROKER_ADMIN_PASSWORD PGBROKER_REPLICATION_PASSWORD
-          #
-          # Patroni polls a stopping PostgreSQL every STOP_POLLING_INTERVAL
-          # (1 s in patroni/postgresql/__init__.py, not configurable) before
-          # it hands the leader lock over in a switchover; a shutdown takes
-          # about 0.1 s here, so that poll was most of a switchover's pause
-          # in writes. The launcher polls every 0.1 s instead; everything
-          # else is Patroni's own entry point.
-          exec env -i PATH=/usr/bin:/bin HOME="$NOMAD_TASK_DIR" LANG=C.UTF-8 \
-            '${var.patroni_python}' -c 'import sys, patroni.postgresql
-          patroni.postgresql.STOP_POLLING_INTERVAL = 0.1
-          from patroni.__main__ import main
-          sys.argv[0] = "patroni"
-          sys.exit(main())' "$NOMAD_SECRETS_DIR/patroni.yml"
-          %{ endif }
-          if [[ ! -f $data_dir/PG_VERSION ]]; then
-            if [[ -z $${PGBROKER_ADMIN_PASSWORD:-} ]]; then
-              echo "start: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
-              exit 1
-            fi
+            %{ if var.patroni }
+            # Patroni makes, clones, adopts or rewinds the cluster itself. Its
+            # configuration (secrets/patroni.yml) holds the passwords; nothing
+            # else of the task's environment reaches it (a PGPASSWORD would
+            # override its passfile for replication).
             mkdir -p "$instance_dir"
-            # initdb into a fresh sibling, then rename it into place: a crash
-            # leaves a leftover to delete, never a half cluster at $data_dir.
-            rm -rf -- "$data_dir".initdb.*
-            tmp=$(mktemp -d "$data_dir.initdb.XXXXXX")
-            pwfile="$NOMAD_SECRETS_DIR/initdb-password"
-            printf '%s\n' "$PGBROKER_ADMIN_PASSWORD" >"$pwfile"
-            "$bin/initdb" --pgdata="$tmp" --username=pgbroker_admin --pwfile="$pwfile" \
-              --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --data-checksums \
-              --no-sync --no-instructions
-            rm -f "$pwfile"
-            # -T: replace an empty directory, fail on a non-empty one.
-            mv -T "$tmp" "$data_dir"
-          fi
-          %{ if local.pitr }
-          %{ if var.pitr_s3_endpoint == "" }mkdir -p '${var.pitr_repo}'%{ endif }
-          %{ if var.pitr_restore_id != "" }
-          # Point-in-time restore ${var.pitr_restore_id}, once: the marker is written
-          # only after pgBackRest restored, so a crash before it restores again.
-          marker="$data_dir/pgbroker-pitr-${var.pitr_restore_id}"
-          if [[ ! -f $marker ]]; then
-            %{ if var.pitr_source == "" }
-            echo "start: restoring stanza ${var.instance} to ${var.pitr_target}" >&2
-            pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.instance}' \
-              --delta --type=time --target='${var.pitr_target}' --target-action=promote %{ if var.pitr_set != "" }--set='${var.pitr_set}' %{ endif }restore
-            %{ else }
-            # The cluster becomes a copy of another instance's: its own stanza
-            # (made for the cluster initdb created) would refuse its WAL.
-            %{ if var.pitr_s3_endpoint == "" }
-            rm -rf --one-file-system -- '${var.pitr_repo}/archive/${var.instance}' '${var.pitr_repo}/backup/${var.instance}'
-            %{ else }
-            # stanza-delete wants the stop file (it removes it); --force: PostgreSQL is not running here.
-            pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.instance}' stop
-            pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.instance}' --force stanza-delete
+            unset PGBROKER_ADMIN_PASSWORD PGBROKER_REPLICATION_PASSWORD
+            #
+            # Patroni polls a stopping PostgreSQL every STOP_POLLING_INTERVAL
+            # (1 s in patroni/postgresql/__init__.py, not configurable) before
+            # it hands the leader lock over in a switchover; a shutdown takes
+            # about 0.1 s here, so that poll was most of a switchover's pause
+            # in writes. The launcher polls every 0.1 s instead; everything
+            # else is Patroni's own entry point.
+            exec env -i PATH=/usr/bin:/bin HOME="$NOMAD_TASK_DIR" LANG=C.UTF-8 \
+              '${var.patroni_python}' -c 'import sys, patroni.postgresql
+            patroni.postgresql.STOP_POLLING_INTERVAL = 0.1
+            from patroni.__main__ import main
+            sys.argv[0] = "patroni"
+            sys.exit(main())' "$NOMAD_SECRETS_DIR/patroni.yml"
             %{ endif }
-            echo "start: restoring stanza ${var.pitr_source} to ${var.pitr_target}" >&2
-            pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.pitr_source}' --pg1-path="$data_dir" \
-              --delta --type=time --target='${var.pitr_target}' --target-action=promote %{ if var.pitr_set != "" }--set='${var.pitr_set}' %{ endif }restore
+            if [[ ! -f $data_dir/PG_VERSION ]]; then
+              if [[ -z $${PGBROKER_ADMIN_PASSWORD:-} ]]; then
+                echo "start: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
+                exit 1
+              fi
+              mkdir -p "$instance_dir"
+              # initdb into a fresh sibling, then rename it into place: a crash
+              # leaves a leftover to delete, never a half cluster at $data_dir.
+              rm -rf -- "$data_dir".initdb.*
+              tmp=$(mktemp -d "$data_dir.initdb.XXXXXX")
+              pwfile="$NOMAD_SECRETS_DIR/initdb-password"
+              printf '%s\n' "$PGBROKER_ADMIN_PASSWORD" >"$pwfile"
+              "$bin/initdb" --pgdata="$tmp" --username=pgbroker_admin --pwfile="$pwfile" \
+                --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --data-checksums \
+                --no-sync --no-instructions
+              rm -f "$pwfile"
+              # -T: replace an empty directory, fail on a non-empty one.
+              mv -T "$tmp" "$data_dir"
+            fi
+            %{ if local.pitr }
+            %{ if var.pitr_s3_endpoint == "" }mkdir -p '${var.pitr_repo}'%{ endif }
+            %{ if var.pitr_restore_id != "" }
+            # Point-in-time restore ${var.pitr_restore_id}, once: the marker is written
+            # only after pgBackRest restored, so a crash before it restores again.
+            marker="$data_dir/pgbroker-pitr-${var.pitr_restore_id}"
+            if [[ ! -f $marker ]]; then
+              %{ if var.pitr_source == "" }
+              echo "start: restoring stanza ${var.instance} to ${var.pitr_target}" >&2
+              pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.instance}' \
+                --delta --type=time --target='${var.pitr_target}' --target-action=promote %{ if var.pitr_set != "" }--set='${var.pitr_set}' %{ endif }restore
+              %{ else }
+              # The cluster becomes a copy of another instance's: its own stanza
+              # (made for the cluster initdb created) would refuse its WAL.
+              %{ if var.pitr_s3_endpoint == "" }
+              rm -rf --one-file-system -- '${var.pitr_repo}/archive/${var.instance}' '${var.pitr_repo}/backup/${var.instance}'
+              %{ else }
+              # stanza-delete wants the stop file (it removes it); --force: PostgreSQL is not running here.
+              pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.instance}' stop
+              pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.instance}' --force stanza-delete
+              %{ endif }
+              echo "start: restoring stanza ${var.pitr_source} to ${var.pitr_target}" >&2
+              pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.pitr_source}' --pg1-path="$data_dir" \
+                --delta --type=time --target='${var.pitr_target}' --target-action=promote %{ if var.pitr_set != "" }--set='${var.pitr_set}' %{ endif }restore
+              %{ endif }
+              touch "$marker"
+            fi
             %{ endif }
-            touch "$marker"
-          fi
-          %{ endif }
-          %{ endif }
-          unset PGBROKER_ADMIN_PASSWORD PGBROKER_REPLICATION_PASSWORD
+            %{ endif }
+            unset PGBROKER_ADMIN_PASSWORD PGBROKER_REPLICATION_PASSWORD
 
-          exec "$bin/postgres" -D "$data_dir" -c config_file="$NOMAD_TASK_DIR/postgresql.conf" \
-            -c unix_socket_directories="$socket_dir"
-        EOT
-      }
+            exec "$bin/postgres" -D "$data_dir" -c config_file="$NOMAD_TASK_DIR/postgresql.conf" \
+              -c unix_socket_directories="$socket_dir"
+          EOT
+        }
 
-      dynamic "template" {
-        for_each = var.patroni ? ["patroni"] : []
-        content {
-          destination = "secrets/patroni.yml"
-          perms       = "0600"
-          uid         = var.postgres_uid
-          gid         = var.postgres_gid
-          change_mode = "noop"
-          data        = <<-EOT
-            # Rendered from nodes.nomad.hcl. Parameters Patroni sets on the
-            # command line (max_connections, wal_level, ...) come from the
-            # DCS, seeded by bootstrap.dcs; the rest from postgresql.conf
-            # (custom_conf).
-            {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
-            scope: pg-${var.instance}
-            namespace: /pgbroker/
-            name: node-{{ env "NOMAD_ALLOC_INDEX" }}
-            log:
-              level: INFO
-            restapi:
-              listen: {{ env "NOMAD_IP_api" }}:{{ env "NOMAD_PORT_api" }}
-              connect_address: {{ env "NOMAD_IP_api" }}:{{ env "NOMAD_PORT_api" }}
-              authentication:
-                username: patroni
-                password: {{ .replication_password.Value | toJSON }}
-            etcd3:
-              hosts: ${join(",", var.etcd_hosts)}
-            bootstrap:
-              dcs:
-                ttl: ${var.patroni_ttl}
-                loop_wait: 1
-                retry_timeout: ${floor((var.patroni_ttl - 1) / 2)}
-                maximum_lag_on_failover: 1048576
-                synchronous_mode: true
-                synchronous_mode_strict: false
-                postgresql:
-                  use_pg_rewind: true
-                  use_slots: true
-                  parameters:
-                    max_connections: ${var.max_connections}
-                    wal_level: replica
-                    hot_standby: "on"
-                    max_wal_senders: 10
-                    max_replication_slots: 10
-                    wal_log_hints: "on"
-                    # Dumps read a standby: keep replay from cancelling them.
-                    hot_standby_feedback: "on"
-              initdb:
-                - encoding: UTF8
-                - locale: C.UTF-8
-                - data-checksums
-                - auth-local: scram-sha-256
-                - auth-host: scram-sha-256
-            postgresql:
-              listen: {{ env "NOMAD_IP_pg" }}:{{ env "NOMAD_PORT_pg" }}
-              connect_address: {{ env "NOMAD_IP_pg" }}:{{ env "NOMAD_PORT_pg" }}
-              data_dir: ${local.instance_dir}/node-{{ env "NOMAD_ALLOC_INDEX" }}
-              bin_dir: ${var.postgres_bin_dir}
-              pgpass: {{ env "NOMAD_SECRETS_DIR" }}/pgpass
-              custom_conf: {{ env "NOMAD_TASK_DIR" }}/postgresql.conf
-              parameters:
-                hba_file: {{ env "NOMAD_SECRETS_DIR" }}/pg_hba.conf
-                unix_socket_directories: '${local.socket_dir}'
-              authentication:
-                superuser:
-                  username: pgbroker_admin
-                  password: {{ .admin_password.Value | toJSON }}
-                replication:
-                  username: replicator
+        dynamic "template" {
+          for_each = var.patroni ? ["patroni"] : []
+          content {
+            destination = "secrets/patroni.yml"
+            perms       = "0600"
+            uid         = var.postgres_uid
+            gid         = var.postgres_gid
+            change_mode = "noop"
+            data        = <<-EOT
+              # Rendered from nodes.nomad.hcl. Parameters Patroni sets on the
+              # command line (max_connections, wal_level, ...) come from the
+              # DCS, seeded by bootstrap.dcs; the rest from postgresql.conf
+              # (custom_conf).
+              {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+              scope: pg-${var.instance}
+              namespace: /pgbroker/
+              name: {{ env "NOMAD_GROUP_NAME" }}
+              log:
+                level: INFO
+              restapi:
+                listen: {{ env "NOMAD_IP_api" }}:{{ env "NOMAD_PORT_api" }}
+                connect_address: {{ env "NOMAD_IP_api" }}:{{ env "NOMAD_PORT_api" }}
+                authentication:
+                  username: patroni
                   password: {{ .replication_password.Value | toJSON }}
-                rewind:
-                  username: pgbroker_admin
-                  password: {{ .admin_password.Value | toJSON }}
-            {{- end }}
+              etcd3:
+                hosts: ${join(",", var.etcd_hosts)}
+              bootstrap:
+                dcs:
+                  ttl: ${var.patroni_ttl}
+                  loop_wait: 1
+                  retry_timeout: ${floor((var.patroni_ttl - 1) / 2)}
+                  maximum_lag_on_failover: 1048576
+                  synchronous_mode: true
+                  synchronous_mode_strict: false
+                  postgresql:
+                    use_pg_rewind: true
+                    use_slots: true
+                    parameters:
+                      max_connections: ${var.max_connections}
+                      wal_level: replica
+                      hot_standby: "on"
+                      max_wal_senders: 10
+                      max_replication_slots: 10
+                      wal_log_hints: "on"
+                      # Dumps read a standby: keep replay from cancelling them.
+                      hot_standby_feedback: "on"
+                initdb:
+                  - encoding: UTF8
+                  - locale: C.UTF-8
+                  - data-checksums
+                  - auth-local: scram-sha-256
+                  - auth-host: scram-sha-256
+              postgresql:
+                listen: {{ env "NOMAD_IP_pg" }}:{{ env "NOMAD_PORT_pg" }}
+                connect_address: {{ env "NOMAD_IP_pg" }}:{{ env "NOMAD_PORT_pg" }}
+                data_dir: ${local.instance_dir}/{{ env "NOMAD_GROUP_NAME" }}
+                bin_dir: ${var.postgres_bin_dir}
+                pgpass: {{ env "NOMAD_SECRETS_DIR" }}/pgpass
+                custom_conf: {{ env "NOMAD_TASK_DIR" }}/postgresql.conf
+                parameters:
+                  hba_file: {{ env "NOMAD_SECRETS_DIR" }}/pg_hba.conf
+                  unix_socket_directories: '${local.socket_dir}'
+                authentication:
+                  superuser:
+                    username: pgbroker_admin
+                    password: {{ .admin_password.Value | toJSON }}
+                  replication:
+                    username: replicator
+                    password: {{ .replication_password.Value | toJSON }}
+                  rewind:
+                    username: pgbroker_admin
+                    password: {{ .admin_password.Value | toJSON }}
+              {{- end }}
+            EOT
+          }
+        }
+
+        template {
+          destination = "local/postgresql.conf"
+          data        = <<-EOT
+            # Rendered from nodes.nomad.hcl; the data directory's own postgresql.conf is not read.
+            listen_addresses = '{{ env "NOMAD_IP_pg" }}'
+            port = {{ env "NOMAD_PORT_pg" }}
+            hba_file = '{{ env "NOMAD_SECRETS_DIR" }}/pg_hba.conf'
+            max_connections = ${var.max_connections}
+            shared_buffers = ${floor(var.memory_mib / 4)}MB
+            effective_cache_size = ${floor(var.memory_mib * 3 / 4)}MB
+            password_encryption = 'scram-sha-256'
+            ssl = on
+            ssl_cert_file = '{{ env "NOMAD_SECRETS_DIR" }}/server.pem'
+            ssl_key_file = '{{ env "NOMAD_SECRETS_DIR" }}/server.pem'
+            ssl_min_protocol_version = 'TLSv1.2'
+            shared_preload_libraries = '${join(",", var.shared_preload_libraries)}'
+            # Also bounds how long a shutdown waits for connections that never authenticate.
+            authentication_timeout = 10s
+            wal_level = replica
+            max_wal_senders = 10
+            dynamic_shared_memory_type = posix
+            log_destination = 'stderr'
+            logging_collector = off
+            log_line_prefix = '%m [%p] %q%u@%d '
+            log_timezone = 'UTC'
+            timezone = 'UTC'
+            datestyle = 'iso, mdy'
+            lc_messages = 'C.UTF-8'
+            lc_monetary = 'C.UTF-8'
+            lc_numeric = 'C.UTF-8'
+            lc_time = 'C.UTF-8'
+            default_text_search_config = 'pg_catalog.english'
+            include_if_exists = '{{ env "NOMAD_TASK_DIR" }}/pitr.conf'
           EOT
         }
-      }
 
-      template {
-        destination = "local/postgresql.conf"
-        data        = <<-EOT
-          # Rendered from nodes.nomad.hcl; the data directory's own postgresql.conf is not read.
-          listen_addresses = '{{ env "NOMAD_IP_pg" }}'
-          port = {{ env "NOMAD_PORT_pg" }}
-          hba_file = '{{ env "NOMAD_SECRETS_DIR" }}/pg_hba.conf'
-          max_connections = ${var.max_connections}
-          shared_buffers = ${floor(var.memory_mib / 4)}MB
-          effective_cache_size = ${floor(var.memory_mib * 3 / 4)}MB
-          password_encryption = 'scram-sha-256'
-          ssl = on
-          ssl_cert_file = '{{ env "NOMAD_SECRETS_DIR" }}/server.pem'
-          ssl_key_file = '{{ env "NOMAD_SECRETS_DIR" }}/server.pem'
-          ssl_min_protocol_version = 'TLSv1.2'
-          shared_preload_libraries = '${join(",", var.shared_preload_libraries)}'
-          # Also bounds how long a shutdown waits for connections that never authenticate.
-          authentication_timeout = 10s
-          wal_level = replica
-          max_wal_senders = 10
-          dynamic_shared_memory_type = posix
-          log_destination = 'stderr'
-          logging_collector = off
-          log_line_prefix = '%m [%p] %q%u@%d '
-          log_timezone = 'UTC'
-          timezone = 'UTC'
-          datestyle = 'iso, mdy'
-          lc_messages = 'C.UTF-8'
-          lc_monetary = 'C.UTF-8'
-          lc_numeric = 'C.UTF-8'
-          lc_time = 'C.UTF-8'
-          default_text_search_config = 'pg_catalog.english'
-          include_if_exists = '{{ env "NOMAD_TASK_DIR" }}/pitr.conf'
-        EOT
-      }
-
-      # WAL archiving and pgBackRest's configuration (point-in-time recovery).
-      dynamic "template" {
-        for_each = local.pitr ? ["pitr"] : []
-        content {
-          destination = "local/pitr.conf"
-          data        = <<-EOT
-            archive_mode = on
-            archive_command = 'pgbackrest --config={{ env "NOMAD_SECRETS_DIR" }}/pgbackrest.conf --stanza=${var.instance} archive-push %p'
-            archive_timeout = 60
-          EOT
+        # WAL archiving and pgBackRest's configuration (point-in-time recovery).
+        dynamic "template" {
+          for_each = local.pitr ? ["pitr"] : []
+          content {
+            destination = "local/pitr.conf"
+            data        = <<-EOT
+              archive_mode = on
+              archive_command = 'pgbackrest --config={{ env "NOMAD_SECRETS_DIR" }}/pgbackrest.conf --stanza=${var.instance} archive-push %p'
+              archive_timeout = 60
+            EOT
+          }
         }
-      }
 
-      # In secrets/, readable by postgres alone: with S3 it holds the keys.
-      dynamic "template" {
-        for_each = local.pitr ? ["pgbackrest"] : []
-        content {
-          destination = "secrets/pgbackrest.conf"
-          perms       = "0600"
-          uid         = var.postgres_uid
-          gid         = var.postgres_gid
-          change_mode = "noop"
-          data        = <<-EOT
-            [global]
-            repo1-path=${var.pitr_repo}
-            %{ if var.pitr_s3_endpoint != "" }
-            repo1-type=s3
-            repo1-s3-endpoint=${var.pitr_s3_endpoint}
-            repo1-storage-port=${var.pitr_s3_port}
-            repo1-s3-bucket=${var.pitr_s3_bucket}
-            repo1-s3-region=${var.pitr_s3_region}
-            repo1-s3-uri-style=path
-            %{ if var.pitr_s3_ca != "" }
-            repo1-storage-ca-file={{ env "NOMAD_TASK_DIR" }}/pitr-s3-ca.pem
-            %{ endif }
+        # In secrets/, readable by postgres alone: with S3 it holds the keys.
+        dynamic "template" {
+          for_each = local.pitr ? ["pgbackrest"] : []
+          content {
+            destination = "secrets/pgbackrest.conf"
+            perms       = "0600"
+            uid         = var.postgres_uid
+            gid         = var.postgres_gid
+            change_mode = "noop"
+            data        = <<-EOT
+              [global]
+              repo1-path=${var.pitr_repo}
+              %{ if var.pitr_s3_endpoint != "" }
+              repo1-type=s3
+              repo1-s3-endpoint=${var.pitr_s3_endpoint}
+              repo1-storage-port=${var.pitr_s3_port}
+              repo1-s3-bucket=${var.pitr_s3_bucket}
+              repo1-s3-region=${var.pitr_s3_region}
+              repo1-s3-uri-style=path
+              %{ if var.pitr_s3_ca != "" }
+              repo1-storage-ca-file={{ env "NOMAD_TASK_DIR" }}/pitr-s3-ca.pem
+              %{ endif }
+              {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+              repo1-s3-key={{ .pitr_s3_key.Value }}
+              repo1-s3-key-secret={{ .pitr_s3_key_secret.Value }}
+              {{- end }}
+              %{ endif }
+              repo1-retention-full-type=time
+              repo1-retention-full=7
+              lock-path={{ env "NOMAD_TASK_DIR" }}/pgbackrest-lock
+              log-path={{ env "NOMAD_TASK_DIR" }}/pgbackrest-log
+              log-level-console=warn
+              log-level-file=off
+              start-fast=y
+              # lz4: archive-push is on the path of every shutdown (a
+              # switchover, a plan change waits for the archiver); gzip's
+              # level 6 costs seconds per 16 MB segment on a small node.
+              compress-type=lz4
+
+              [${var.instance}]
+              pg1-path=${local.instance_dir}/{{ env "NOMAD_GROUP_NAME" }}
+              pg1-port={{ env "NOMAD_PORT_pg" }}
+              pg1-socket-path=${local.socket_dir}
+              pg1-user=pgbroker_admin
+            EOT
+          }
+        }
+
+        dynamic "template" {
+          for_each = local.pitr && var.pitr_s3_ca != "" ? ["pitr-s3-ca"] : []
+          content {
+            destination = "local/pitr-s3-ca.pem"
+            change_mode = "noop"
+            data        = var.pitr_s3_ca
+          }
+        }
+
+        # Force TLS: with force_tls = "true" only TLS connections may log in
+        # (hostssl); a plaintext one is refused ("no encryption"). Replication
+        # always needs TLS. In secrets/ like every file rendered from the
+        # Variable, so readable by postgres alone.
+        template {
+          destination   = "secrets/pg_hba.conf"
+          perms         = "0600"
+          uid           = var.postgres_uid
+          gid           = var.postgres_gid
+          change_mode   = "signal"
+          change_signal = "SIGHUP"
+          splay         = "0s"
+          wait {
+            min = "100ms"
+            max = "1s"
+          }
+          data = <<-EOT
+            {{- $host := "host" }}
             {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
-            repo1-s3-key={{ .pitr_s3_key.Value }}
-            repo1-s3-key-secret={{ .pitr_s3_key_secret.Value }}
+            {{- if eq .force_tls.Value "true" }}{{ $host = "hostssl" }}{{ end }}
             {{- end }}
-            %{ endif }
-            repo1-retention-full-type=time
-            repo1-retention-full=7
-            lock-path={{ env "NOMAD_TASK_DIR" }}/pgbackrest-lock
-            log-path={{ env "NOMAD_TASK_DIR" }}/pgbackrest-log
-            log-level-console=warn
-            log-level-file=off
-            start-fast=y
-            # lz4: archive-push is on the path of every shutdown (a
-            # switchover, a plan change waits for the archiver); gzip's
-            # level 6 costs seconds per 16 MB segment on a small node.
-            compress-type=lz4
-
-            [${var.instance}]
-            pg1-path=${local.instance_dir}/node-{{ env "NOMAD_ALLOC_INDEX" }}
-            pg1-port={{ env "NOMAD_PORT_pg" }}
-            pg1-socket-path=${local.socket_dir}
-            pg1-user=pgbroker_admin
+            # TYPE  DATABASE     USER        ADDRESS    METHOD
+            local   all          all                    scram-sha-256
+            {{ $host }}    all          all         0.0.0.0/0  scram-sha-256
+            {{ $host }}    all          all         ::/0       scram-sha-256
+            hostssl replication  replicator  0.0.0.0/0  scram-sha-256
+            hostssl replication  replicator  ::/0       scram-sha-256
           EOT
         }
-      }
-
-      dynamic "template" {
-        for_each = local.pitr && var.pitr_s3_ca != "" ? ["pitr-s3-ca"] : []
-        content {
-          destination = "local/pitr-s3-ca.pem"
-          change_mode = "noop"
-          data        = var.pitr_s3_ca
-        }
-      }
-
-      # Force TLS: with force_tls = "true" only TLS connections may log in
-      # (hostssl); a plaintext one is refused ("no encryption"). Replication
-      # always needs TLS. In secrets/ like every file rendered from the
-      # Variable, so readable by postgres alone.
-      template {
-        destination   = "secrets/pg_hba.conf"
-        perms         = "0600"
-        uid           = var.postgres_uid
-        gid           = var.postgres_gid
-        change_mode   = "signal"
-        change_signal = "SIGHUP"
-        splay         = "0s"
-        wait {
-          min = "100ms"
-          max = "1s"
-        }
-        data = <<-EOT
-          {{- $host := "host" }}
-          {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
-          {{- if eq .force_tls.Value "true" }}{{ $host = "hostssl" }}{{ end }}
-          {{- end }}
-          # TYPE  DATABASE     USER        ADDRESS    METHOD
-          local   all          all                    scram-sha-256
-          {{ $host }}    all          all         0.0.0.0/0  scram-sha-256
-          {{ $host }}    all          all         ::/0       scram-sha-256
-          hostssl replication  replicator  0.0.0.0/0  scram-sha-256
-          hostssl replication  replicator  ::/0       scram-sha-256
-        EOT
       }
     }
   }

@@ -143,7 +143,7 @@ func TestBaseBackupReachesTheNodesSocketDirectory(t *testing.T) {
 		vars[k] = v
 	}
 	job := mustParse(t, client, jobFile{name: "nodes", src: nodes.src, vars: vars})
-	rule := `{{ $s := printf "%s/run-%s" "/srv/pgbroker/data/` + instance + `" (env "NOMAD_ALLOC_INDEX") }}{{ if gt (len $s) 90 }}/run/postgresql{{ else }}{{ $s }}{{ end }}`
+	rule := `{{ $s := printf "%s/run-%s" "/srv/pgbroker/data/` + instance + `" (env "NOMAD_GROUP_NAME" | replaceAll "node-" "") }}{{ if gt (len $s) 90 }}/run/postgresql{{ else }}{{ $s }}{{ end }}`
 	for _, tmpl := range job.TaskGroups[0].Tasks[0].Templates {
 		switch *tmpl.DestPath {
 		case "secrets/pgbackrest.conf":
@@ -155,7 +155,7 @@ func TestBaseBackupReachesTheNodesSocketDirectory(t *testing.T) {
 				t.Errorf("patroni.yml lacks the socket rule:\n%s", *tmpl.EmbeddedTmpl)
 			}
 		case "local/start.sh":
-			if !strings.Contains(*tmpl.EmbeddedTmpl, `socket_dir="$instance_dir/run-$NOMAD_ALLOC_INDEX"`) {
+			if !strings.Contains(*tmpl.EmbeddedTmpl, `socket_dir="$instance_dir/run-${NOMAD_GROUP_NAME#node-}"`) {
 				t.Errorf("start.sh does not put the socket in the run directory:\n%s", *tmpl.EmbeddedTmpl)
 			}
 		}

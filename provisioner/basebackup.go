@@ -100,7 +100,7 @@ func (p *Provisioner) primaryNode(ctx context.Context, in Instance) (backupNode,
 		if err != nil {
 			return backupNode{}, fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(r.AllocID), err)
 		}
-		index, err := allocIndex(alloc.Name)
+		index, err := nodeIndex(alloc.Name)
 		if err != nil {
 			return backupNode{}, err
 		}
@@ -130,16 +130,17 @@ func isPatroniPrimary(ctx context.Context, base string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// allocIndex returns the index of an allocation from its name,
-// "<job>.<group>[<index>]".
-func allocIndex(name string) (int, error) {
-	open := strings.LastIndexByte(name, '[')
-	if open < 0 || !strings.HasSuffix(name, "]") {
-		return 0, fmt.Errorf("allocation name %q has no index", name)
+// nodeIndex returns the node index of an allocation of a node job from its
+// name, "<job>.node-<index>[0]" (one task group per node, nodes.nomad.hcl).
+func nodeIndex(name string) (int, error) {
+	dot, open := strings.LastIndexByte(name, '.'), strings.LastIndexByte(name, '[')
+	if dot < 0 || open < dot {
+		return 0, fmt.Errorf("allocation name %q is not <job>.node-<index>[0]", name)
 	}
-	i, err := strconv.Atoi(name[open+1 : len(name)-1])
-	if err != nil {
-		return 0, fmt.Errorf("allocation name %q has no index", name)
+	digits, ok := strings.CutPrefix(name[dot+1:open], "node-")
+	i, err := strconv.Atoi(digits)
+	if !ok || err != nil || i < 0 {
+		return 0, fmt.Errorf("allocation name %q is not <job>.node-<index>[0]", name)
 	}
 	return i, nil
 }

@@ -3,14 +3,14 @@ package provisioner
 import "testing"
 
 func TestAllocIndexReadsTheIndexOfTheAllocationName(t *testing.T) {
-	for name, want := range map[string]int{"pg-0123456789ab-nodes.node[0]": 0, "pg-x-nodes.node[12]": 12} {
-		if got, err := allocIndex(name); err != nil || got != want {
-			t.Errorf("allocIndex(%q) = %d, %v; want %d", name, got, err, want)
+	for name, want := range map[string]int{"pg-0123456789ab-nodes.node-0[0]": 0, "pg-x-nodes.node-12[0]": 12} {
+		if got, err := nodeIndex(name); err != nil || got != want {
+			t.Errorf("nodeIndex(%q) = %d, %v; want %d", name, got, err, want)
 		}
 	}
-	for _, name := range []string{"pg-x-nodes.node", "pg-x-nodes.node[]", "pg-x-nodes.node[a]", "pg-x-nodes.node[1"} {
-		if _, err := allocIndex(name); err == nil {
-			t.Errorf("allocIndex(%q) accepted", name)
+	for _, name := range []string{"pg-x-nodes.node[0]", "pg-x-nodes.node-[0]", "pg-x-nodes.node-a[0]", "pg-x-nodes.node--1[0]", "pg-x-nodes.node-1"} {
+		if _, err := nodeIndex(name); err == nil {
+			t.Errorf("nodeIndex(%q) accepted", name)
 		}
 	}
 }

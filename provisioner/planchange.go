@@ -3,7 +3,6 @@ package provisioner
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -36,17 +35,20 @@ func (p *Provisioner) ChangePlan(ctx context.Context, in Instance, from, to Size
 	}
 }
 
-// memberName is Patroni's name of the node with alloc index i.
+// memberName is Patroni's name of node i, which is also the name of its
+// task group in the node job (nodes.nomad.hcl: one group per node).
 func memberName(i int) string { return fmt.Sprintf("node-%d", i) }
 
-// rollCluster replaces a Business instance's nodes with size's, one at a
-// time and the leader last, at the cost of one switchover: Nomad replaces a
-// group's allocations in alloc-index order (scheduler/reconciler
-// computeDestructiveUpdates, nameOrder), so the leader is first moved to the
-// highest index when it is elsewhere (a switchover more), the deployment is
-// paused after the standbys' replacements are placed, the leader is switched
-// over to node-0 once those stream, and the deployment resumes to replace
-// the old leader, which comes back as a standby.
+// rollCluster replaces a Business instance's nodes with size's one at a
+// time, the standbys first and the leader last, at the cost of one
+// switchover (issue #5 "Rolling changes"). Each node is its own task group,
+// so the broker picks the order: it registers versions in which the groups
+// not yet due keep their registered definition (Nomad then updates them in
+// place, without a restart). Synchronous replication is off meanwhile
+// (asyncWhileReplacing) so that no commit waits for a standby being
+// stopped. After a crash the groups still to replace and the leader are
+// read again, so running it again finishes the change without a second
+// switchover.
 func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, progress Progress) error {
 	c, err := p.patroni(ctx, in.ShortID)
 	if err != nil {
@@ -54,7 +56,8 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 	}
 	standbys := size.Nodes - 1
 	// Synchronous or not: a crash may have left synchronous_mode off.
-	if _, err := c.waitMembers(ctx, "waiting for a healthy cluster", func(m []Member) bool { return streamingTo(m, standbys) }, progress); err != nil {
+	members, err := c.waitMembers(ctx, "waiting for a healthy cluster", func(m []Member) bool { return streamingTo(m, standbys) }, progress)
+	if err != nil {
 		return err
 	}
 	if err := c.setParameters(ctx, map[string]any{"max_connections": size.MaxConnections}); err != nil {
@@ -67,68 +70,110 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 	if err != nil {
 		return err
 	}
-	jobID := NodesJobID(in.ShortID)
-	changed, err := p.jobChanges(ctx, job)
+	stale, err := p.staleGroups(ctx, job)
 	if err != nil {
 		return err
 	}
-	last := memberName(size.Nodes - 1)
-	if changed {
-		if err := p.switchoverTo(ctx, in, c, last, standbys, progress); err != nil {
-			return err
-		}
+	if len(stale) > 0 {
 		if err := p.asyncWhileReplacing(ctx, in, c, progress); err != nil {
 			return err
 		}
-		progress("registering the new node job")
-		if _, err := p.register(ctx, job); err != nil {
+	}
+	leader := leaderOf(members)
+	for i := 0; i < size.Nodes; i++ {
+		name := memberName(i)
+		if !stale[name] || name == leader {
+			continue
+		}
+		delete(stale, name)
+		progress("replacing standby " + name)
+		if err := p.registerHolding(ctx, in, job, stale, size, c, progress); err != nil {
 			return err
 		}
 		crashpoint.Hit("update:registered")
 	}
-	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
-	if err != nil {
-		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
-	}
-	version := *cur.Version
-	dep, err := p.deploymentOf(ctx, jobID, version)
-	if err != nil {
-		return err
-	}
-	// With more than one standby Nomad rolls them all before the leader
-	// (index order) without a pause; the leader's replacement then hands
-	// over through Patroni's shutdown instead of a switchover.
-	if standbys > 1 {
-		dep = nil
-	}
-	if dep != nil && dep.Status == api.DeploymentStatusRunning {
-		if _, _, err := p.nomad.Deployments().Pause(dep.ID, true, writeOpts(ctx)); err != nil {
-			return fmt.Errorf("pause deployment %s: %w", shortAlloc(dep.ID), err)
-		}
-	}
-	if dep != nil && (dep.Status == api.DeploymentStatusRunning || dep.Status == api.DeploymentStatusPaused) {
-		progress(fmt.Sprintf("replacing the standbys (%d)", standbys))
-		if _, err := p.runningAllocs(ctx, jobID, version, standbys, "postgres", "standby", progress); err != nil {
+	if stale[leader] {
+		if err := p.switchoverTo(ctx, in, c, otherThan(leader, size.Nodes), standbys, progress); err != nil {
 			return err
 		}
-		if err := p.switchoverTo(ctx, in, c, memberName(0), standbys, progress); err != nil {
-			return err
-		}
-		progress("replacing the former leader")
-		if _, _, err := p.nomad.Deployments().Pause(dep.ID, false, writeOpts(ctx)); err != nil {
-			return fmt.Errorf("resume deployment %s: %w", shortAlloc(dep.ID), err)
-		}
+		delete(stale, leader)
+		progress("replacing the former leader " + leader)
 	}
-	if _, err := p.runningAllocs(ctx, jobID, version, size.Nodes, "postgres", "node", progress); err != nil {
-		return err
-	}
-	if _, err := c.waitMembers(ctx, "waiting for the standbys to stream", func(m []Member) bool { return streamingTo(m, standbys) }, progress); err != nil {
+	if err := p.registerHolding(ctx, in, job, stale, size, c, progress); err != nil {
 		return err
 	}
 	if err := p.restoreSync(ctx, c, standbys, progress); err != nil {
 		return err
 	}
 	return p.readyThroughGateway(ctx, in, progress)
+}
+
+// otherThan returns the name of the first of n nodes that is not name.
+func otherThan(name string, n int) string {
+	for i := 0; i < n; i++ {
+		if memberName(i) != name {
+			return memberName(i)
+		}
+	}
+	return name
+}
+
+// registerHolding registers job with the groups in hold kept as registered,
+// then waits until every node of the new version runs and the standbys
+// stream again.
+func (p *Provisioner) registerHolding(ctx context.Context, in Instance, job *api.Job, hold map[string]bool, size Size, c *patroniClient, progress Progress) error {
+	jobID := NodesJobID(in.ShortID)
+	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+	if err != nil {
+		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+	}
+	version, err := p.register(ctx, holding(job, cur, hold))
+	if err != nil {
+		return err
+	}
+	if _, err := p.runningAllocs(ctx, jobID, version, size.Nodes, "postgres", "node", progress); err != nil {
+		return err
+	}
+	_, err = c.waitMembers(ctx, "waiting for the standbys to stream", func(m []Member) bool { return streamingTo(m, size.Nodes-1) }, progress)
+	return err
+}
+
+// holding returns job with the task groups named in hold taken from cur
+// (the registered version) instead.
+func holding(job, cur *api.Job, hold map[string]bool) *api.Job {
+	out := *job
+	out.TaskGroups = make([]*api.TaskGroup, len(job.TaskGroups))
+	for i, g := range job.TaskGroups {
+		out.TaskGroups[i] = g
+		if !hold[*g.Name] {
+			continue
+		}
+		for _, old := range cur.TaskGroups {
+			if *old.Name == *g.Name {
+				out.TaskGroups[i] = old
+			}
+		}
+	}
+	return &out
+}
+
+// staleGroups returns the names of the node job's task groups that
+// registering job would replace (Nomad's plan: destructive updates or new
+// placements).
+func (p *Provisioner) staleGroups(ctx context.Context, job *api.Job) (map[string]bool, error) {
+	plan, _, err := p.nomad.Jobs().PlanOpts(job, &api.PlanOptions{}, writeOpts(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("plan job %s with Nomad: %w", *job.ID, err)
+	}
+	out := map[string]bool{}
+	if plan.Annotations != nil {
+		for name, u := range plan.Annotations.DesiredTGUpdates {
+			if u.DestructiveUpdate > 0 || u.Place > 0 {
+				out[name] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // switchoverTo makes member name the leader unless it leads already: it
@@ -193,38 +238,6 @@ func (p *Provisioner) checkpoint(ctx context.Context, in Instance) error {
 		return err
 	}
 	return admin.Checkpoint(ctx)
-}
-
-// jobChanges reports whether registering job would make a new version.
-func (p *Provisioner) jobChanges(ctx context.Context, job *api.Job) (bool, error) {
-	plan, _, err := p.nomad.Jobs().PlanOpts(job, &api.PlanOptions{Diff: true}, writeOpts(ctx))
-	if err != nil {
-		return false, fmt.Errorf("plan job %s with Nomad: %w", *job.ID, err)
-	}
-	return plan.Diff == nil || plan.Diff.Type != "None", nil
-}
-
-// deploymentOf returns the deployment of the job's version, waiting up to
-// 10 s for Nomad to create it; nil when there is none (nothing to replace).
-func (p *Provisioner) deploymentOf(ctx context.Context, jobID string, version uint64) (*api.Deployment, error) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		dep, _, err := p.nomad.Jobs().LatestDeployment(jobID, queryOpts(ctx))
-		if err != nil {
-			return nil, fmt.Errorf("read the deployment of %s from Nomad: %w", jobID, err)
-		}
-		if dep != nil && dep.JobVersion == version {
-			return dep, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // readyThroughGateway waits until PostgreSQL answers through the gateways and

@@ -98,8 +98,8 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 		if err != nil {
 			return Placement{}, err
 		}
-		if *cur.TaskGroups[0].Count > 1 {
-			if err := p.switchoverTo(ctx, in, c, memberName(0), *cur.TaskGroups[0].Count-1, progress); err != nil {
+		if len(cur.TaskGroups) > 1 {
+			if err := p.switchoverTo(ctx, in, c, memberName(0), len(cur.TaskGroups)-1, progress); err != nil {
 				return Placement{}, err
 			}
 		}
@@ -157,20 +157,19 @@ func (p *Provisioner) registerNodes(ctx context.Context, in Instance, size Size,
 	return err
 }
 
-// allocNode returns the Nomad node of the job's running allocation with
-// alloc index index.
+// allocNode returns the Nomad node of the job's running allocation of node
+// index (task group node-<index>).
 func (p *Provisioner) allocNode(ctx context.Context, jobID string, index int) (string, error) {
 	allocs, _, err := p.nomad.Jobs().Allocations(jobID, false, queryOpts(ctx))
 	if err != nil {
 		return "", fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
 	}
-	suffix := fmt.Sprintf("[%d]", index)
 	for _, a := range allocs {
-		if a.DesiredStatus == api.AllocDesiredStatusRun && len(a.Name) > len(suffix) && a.Name[len(a.Name)-len(suffix):] == suffix {
+		if a.DesiredStatus == api.AllocDesiredStatusRun && a.TaskGroup == memberName(index) {
 			return a.NodeID, nil
 		}
 	}
-	return "", fmt.Errorf("no allocation %s of %s", suffix, jobID)
+	return "", fmt.Errorf("no allocation of group %s in %s", memberName(index), jobID)
 }
 
 // waitAllocsGone waits until at most n allocations of the job still run.
