@@ -41,7 +41,7 @@ type Broker struct {
 }
 
 // WithPITR says whether point-in-time recovery is on for this broker
-// (config.Config.PITRRepository() != ""); without it,
+// (config.Config.PITR()); without it,
 // restore_from.point_in_time is refused (422). Returns b.
 func (b *Broker) WithPITR(on bool) *Broker {
 	b.pitr = on

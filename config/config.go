@@ -60,6 +60,13 @@ type Config struct {
 	BackupS3AccessKeyID     string        `envconfig:"BACKUP_S3_ACCESS_KEY_ID" desc:"S3 access key id"`
 	BackupS3SecretAccessKey string        `envconfig:"BACKUP_S3_SECRET_ACCESS_KEY" desc:"S3 secret access key"`
 	PITRRepo                string        `envconfig:"PITR_REPO" desc:"directory on the Nomad clients of the pgBackRest repository (WAL archive, base backups); default <DATA_ROOT>/pgbackrest with raw_exec, off with docker; \"off\" turns PITR off"`
+	PITRS3Endpoint          string        `envconfig:"PITR_S3_ENDPOINT" desc:"S3-compatible endpoint, https://host[:port]: pgBackRest's repository lives in S3 instead of PITR_REPO (which must then be unset)"`
+	PITRS3Region            string        `envconfig:"PITR_S3_REGION" default:"us-east-1" desc:"S3 signing region of the pgBackRest repository"`
+	PITRS3Bucket            string        `envconfig:"PITR_S3_BUCKET" desc:"S3 bucket of the pgBackRest repository (required with PITR_S3_ENDPOINT)"`
+	PITRS3Prefix            string        `envconfig:"PITR_S3_PREFIX" default:"pgbackrest" desc:"prefix of the repository's objects in the bucket (pgBackRest repo1-path)"`
+	PITRS3AccessKeyID       string        `envconfig:"PITR_S3_ACCESS_KEY_ID" desc:"S3 access key id of the pgBackRest repository"`
+	PITRS3SecretAccessKey   string        `envconfig:"PITR_S3_SECRET_ACCESS_KEY" desc:"S3 secret access key of the pgBackRest repository"`
+	PITRS3CAFile            string        `envconfig:"PITR_S3_CA_FILE" desc:"PEM CA certificate(s) the S3 endpoint's certificate chains to, read by the broker and handed to the jobs; default: the system's CAs"`
 	BackupWorkers           int           `split_words:"true" default:"2" desc:"dumps run at once by one broker"`
 	BackupScheduleTick      time.Duration `split_words:"true" default:"1m" desc:"how often due daily dumps are looked for"`
 	BackupRetentionInterval time.Duration `split_words:"true" default:"1h" desc:"how often retention sweeps every instance's backups"`
@@ -107,12 +114,17 @@ func (c Config) Etcd() []string {
 	return out
 }
 
+// PITR reports whether point-in-time recovery is on: pgBackRest's repository
+// is a directory (PITRRepository) or an S3 bucket (PITRS3).
+func (c Config) PITR() bool { return c.PITRS3Endpoint != "" || c.PITRRepository() != "" }
+
 // PITRRepository is the pgBackRest repository directory on the clients, ""
-// when point-in-time recovery is off: PITRRepo, or <DataRoot>/pgbackrest with
-// the raw_exec driver (Debian's pgbackrest on the clients) when unset.
+// when point-in-time recovery is off or the repository is in S3
+// (PITRS3Endpoint): PITRRepo, or <DataRoot>/pgbackrest with the raw_exec
+// driver (Debian's pgbackrest on the clients) when unset.
 func (c Config) PITRRepository() string {
 	switch {
-	case c.PITRRepo == "off":
+	case c.PITRRepo == "off" || c.PITRS3Endpoint != "":
 		return ""
 	case c.PITRRepo != "":
 		return c.PITRRepo
@@ -166,6 +178,9 @@ func (c Config) check() error {
 	}
 	if c.PITRRepo != "" && c.PITRRepo != "off" && (!strings.HasPrefix(c.PITRRepo, "/") || path.Clean(c.PITRRepo) != c.PITRRepo || c.PITRRepo == "/") {
 		return fmt.Errorf("PGBROKER_PITR_REPO %q must be off or a clean absolute path other than /", c.PITRRepo)
+	}
+	if err := c.checkPITRS3(); err != nil {
+		return err
 	}
 	for _, ep := range c.Etcd() {
 		if _, port, err := net.SplitHostPort(ep); err != nil || port == "" {

@@ -9,7 +9,11 @@
 # <data_root>/<instance>/run-<node_index> (or /run/postgresql when that path
 # is too long for a socket, the rule nodes.nomad.hcl follows) and reads its
 # data directory <data_root>/<instance>/node-<node_index>. The repository is
-# the posix directory pitr_repo, the stanza is named after the instance.
+# the posix directory pitr_repo, or with pitr_s3_endpoint set the S3 bucket
+# pitr_s3_bucket (pitr_repo its path in the bucket; the keys, items
+# pitr_s3_key and pitr_s3_key_secret of the job's Nomad Variable, reach
+# pgBackRest as PGBACKREST_REPO1_S3_KEY[_SECRET] from secrets/pg.env); the
+# stanza is named after the instance.
 #
 # The broker parses this file with the variables below, sets the job ID and
 # name to pg-<instance>-basebackup-<base backup id>, and puts the instance's
@@ -77,12 +81,56 @@ variable "pitr_repo" {
   }
 }
 
+variable "pitr_s3_endpoint" {
+  type        = string
+  default     = ""
+  description = "Host name or IPv4 address of the S3-compatible endpoint of the repository; empty: the repository is the directory pitr_repo."
+  validation {
+    condition     = regex_replace(var.pitr_s3_endpoint, "^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)?$", "") == ""
+    error_message = "The pitr_s3_endpoint must be empty or a host name or IPv4 address."
+  }
+}
+
+variable "pitr_s3_port" {
+  type    = number
+  default = 443
+}
+
+variable "pitr_s3_bucket" {
+  type    = string
+  default = ""
+  validation {
+    condition     = regex_replace(var.pitr_s3_bucket, "^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$", "") == ""
+    error_message = "The pitr_s3_bucket must be empty or an S3 bucket name."
+  }
+}
+
+variable "pitr_s3_region" {
+  type    = string
+  default = "us-east-1"
+  validation {
+    condition     = regex_replace(var.pitr_s3_region, "^[A-Za-z0-9_-]{1,64}$", "") == ""
+    error_message = "The pitr_s3_region must be 1 to 64 letters, digits, dashes and underscores."
+  }
+}
+
+variable "pitr_s3_ca" {
+  type        = string
+  default     = ""
+  description = "PEM certificates the endpoint's certificate chains to; empty: the system's CAs."
+  validation {
+    condition     = regex_replace(var.pitr_s3_ca, "^[A-Za-z0-9+/=\\s-]*$", "") == ""
+    error_message = "The pitr_s3_ca must hold PEM certificates only."
+  }
+}
+
 variable "postgres_image" {
   type    = string
   default = "postgres:15"
 }
 
 locals {
+  s3           = var.pitr_s3_endpoint != ""
   docker       = var.driver == "docker"
   instance_dir = "${var.data_root}/${var.instance}"
   run_dir      = "${local.instance_dir}/run-${var.node_index}"
@@ -138,8 +186,8 @@ job "pg-basebackup" {
           network_mode = "host"
           command      = "/bin/bash"
           args         = ["${NOMAD_TASK_DIR}/basebackup.sh"]
-          volumes = distinct(["${var.data_root}:${var.data_root}", "${var.pitr_repo}:${var.pitr_repo}",
-          "${local.socket_dir}:${local.socket_dir}"])
+          volumes = distinct(concat(["${var.data_root}:${var.data_root}", "${local.socket_dir}:${local.socket_dir}"],
+          local.s3 ? [] : ["${var.pitr_repo}:${var.pitr_repo}"]))
         }
       }
 
@@ -153,6 +201,10 @@ job "pg-basebackup" {
         data        = <<-EOT
           {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
           PGPASSWORD={{ .admin_password.Value | toJSON }}
+          %{ if local.s3 }
+          PGBACKREST_REPO1_S3_KEY={{ .pitr_s3_key.Value | toJSON }}
+          PGBACKREST_REPO1_S3_KEY_SECRET={{ .pitr_s3_key_secret.Value | toJSON }}
+          %{ endif }
           {{- end }}
         EOT
       }
@@ -164,6 +216,17 @@ job "pg-basebackup" {
         data        = <<-EOT
           [global]
           repo1-path=${var.pitr_repo}
+          %{ if local.s3 }
+          repo1-type=s3
+          repo1-s3-endpoint=${var.pitr_s3_endpoint}
+          repo1-storage-port=${var.pitr_s3_port}
+          repo1-s3-bucket=${var.pitr_s3_bucket}
+          repo1-s3-region=${var.pitr_s3_region}
+          repo1-s3-uri-style=path
+          %{ if var.pitr_s3_ca != "" }
+          repo1-storage-ca-file={{ env "NOMAD_TASK_DIR" }}/pitr-s3-ca.pem
+          %{ endif }
+          %{ endif }
           repo1-retention-full-type=time
           repo1-retention-full=7
           lock-path=${local.instance_dir}/lock
@@ -179,6 +242,14 @@ job "pg-basebackup" {
           pg1-socket-path=${local.socket_dir}
           pg1-user=pgbroker_admin
         EOT
+      }
+
+      dynamic "template" {
+        for_each = var.pitr_s3_ca != "" ? ["pitr-s3-ca"] : []
+        content {
+          destination = "local/pitr-s3-ca.pem"
+          data        = var.pitr_s3_ca
+        }
       }
 
       template {

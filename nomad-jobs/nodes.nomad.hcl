@@ -196,6 +196,57 @@ variable "pitr_target" {
   }
 }
 
+# The pgBackRest repository in S3 (issue #4 "Backups", item 3): with
+# pitr_s3_endpoint set, the repository is the bucket pitr_s3_bucket there
+# (TLS, path-style requests) and pitr_repo is its path in the bucket. The keys
+# come only from the job's Nomad Variable (items pitr_s3_key and
+# pitr_s3_key_secret), rendered into secrets/pgbackrest.conf.
+variable "pitr_s3_endpoint" {
+  type        = string
+  default     = ""
+  description = "Host name or IPv4 address of the S3-compatible endpoint of the pgBackRest repository; empty: the repository is the directory pitr_repo on the client."
+  validation {
+    condition     = regex_replace(var.pitr_s3_endpoint, "^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)?$", "") == ""
+    error_message = "The pitr_s3_endpoint must be empty or a host name or IPv4 address."
+  }
+}
+
+variable "pitr_s3_port" {
+  type        = number
+  default     = 443
+  description = "HTTPS port of pitr_s3_endpoint."
+}
+
+variable "pitr_s3_bucket" {
+  type        = string
+  default     = ""
+  description = "With pitr_s3_endpoint: the bucket of the repository."
+  validation {
+    condition     = regex_replace(var.pitr_s3_bucket, "^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$", "") == ""
+    error_message = "The pitr_s3_bucket must be empty or an S3 bucket name."
+  }
+}
+
+variable "pitr_s3_region" {
+  type        = string
+  default     = "us-east-1"
+  description = "With pitr_s3_endpoint: the S3 signing region."
+  validation {
+    condition     = regex_replace(var.pitr_s3_region, "^[A-Za-z0-9_-]{1,64}$", "") == ""
+    error_message = "The pitr_s3_region must be 1 to 64 letters, digits, dashes and underscores."
+  }
+}
+
+variable "pitr_s3_ca" {
+  type        = string
+  default     = ""
+  description = "With pitr_s3_endpoint: PEM certificates the endpoint's certificate chains to, rendered into local/pitr-s3-ca.pem; empty: the system's CAs."
+  validation {
+    condition     = regex_replace(var.pitr_s3_ca, "^[A-Za-z0-9+/=\\s-]*$", "") == ""
+    error_message = "The pitr_s3_ca must hold PEM certificates only."
+  }
+}
+
 variable "postgres_bin_dir" {
   type    = string
   default = "/usr/lib/postgresql/15/bin"
@@ -453,7 +504,7 @@ job "pg-nodes" {
               mv -T "$tmp" "$data_dir"
             fi
             %{ if local.pitr }
-            mkdir -p '${var.pitr_repo}'
+            %{ if var.pitr_s3_endpoint == "" }mkdir -p '${var.pitr_repo}'%{ endif }
             %{ if var.pitr_restore_id != "" }
             # Point-in-time restore ${var.pitr_restore_id}, once: the marker is written
             # only after pgBackRest restored, so a crash before it restores again.
@@ -461,14 +512,20 @@ job "pg-nodes" {
             if [[ ! -f $marker ]]; then
               %{ if var.pitr_source == "" }
               echo "start: restoring stanza ${var.instance} to ${var.pitr_target}" >&2
-              pgbackrest --config="$NOMAD_TASK_DIR/pgbackrest.conf" --stanza='${var.instance}' \
+              pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.instance}' \
                 --delta --type=time --target='${var.pitr_target}' --target-action=promote %{ if var.pitr_set != "" }--set='${var.pitr_set}' %{ endif }restore
               %{ else }
               # The cluster becomes a copy of another instance's: its own stanza
               # (made for the cluster initdb created) would refuse its WAL.
+              %{ if var.pitr_s3_endpoint == "" }
               rm -rf --one-file-system -- '${var.pitr_repo}/archive/${var.instance}' '${var.pitr_repo}/backup/${var.instance}'
+              %{ else }
+              # stanza-delete wants the stop file (it removes it); --force: PostgreSQL is not running here.
+              pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.instance}' stop
+              pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.instance}' --force stanza-delete
+              %{ endif }
               echo "start: restoring stanza ${var.pitr_source} to ${var.pitr_target}" >&2
-              pgbackrest --config="$NOMAD_TASK_DIR/pgbackrest.conf" --stanza='${var.pitr_source}' --pg1-path="$data_dir" \
+              pgbackrest --config="$NOMAD_SECRETS_DIR/pgbackrest.conf" --stanza='${var.pitr_source}' --pg1-path="$data_dir" \
                 --delta --type=time --target='${var.pitr_target}' --target-action=promote %{ if var.pitr_set != "" }--set='${var.pitr_set}' %{ endif }restore
               %{ endif }
               touch "$marker"
@@ -603,19 +660,39 @@ job "pg-nodes" {
             destination = "local/pitr.conf"
             data        = <<-EOT
               archive_mode = on
-              archive_command = 'pgbackrest --config={{ env "NOMAD_TASK_DIR" }}/pgbackrest.conf --stanza=${var.instance} archive-push %p'
+              archive_command = 'pgbackrest --config={{ env "NOMAD_SECRETS_DIR" }}/pgbackrest.conf --stanza=${var.instance} archive-push %p'
               archive_timeout = 60
             EOT
           }
         }
 
+        # In secrets/, readable by postgres alone: with S3 it holds the keys.
         dynamic "template" {
           for_each = local.pitr ? ["pgbackrest"] : []
           content {
-            destination = "local/pgbackrest.conf"
+            destination = "secrets/pgbackrest.conf"
+            perms       = "0600"
+            uid         = var.postgres_uid
+            gid         = var.postgres_gid
+            change_mode = "noop"
             data        = <<-EOT
               [global]
               repo1-path=${var.pitr_repo}
+              %{ if var.pitr_s3_endpoint != "" }
+              repo1-type=s3
+              repo1-s3-endpoint=${var.pitr_s3_endpoint}
+              repo1-storage-port=${var.pitr_s3_port}
+              repo1-s3-bucket=${var.pitr_s3_bucket}
+              repo1-s3-region=${var.pitr_s3_region}
+              repo1-s3-uri-style=path
+              %{ if var.pitr_s3_ca != "" }
+              repo1-storage-ca-file={{ env "NOMAD_TASK_DIR" }}/pitr-s3-ca.pem
+              %{ endif }
+              {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+              repo1-s3-key={{ .pitr_s3_key.Value }}
+              repo1-s3-key-secret={{ .pitr_s3_key_secret.Value }}
+              {{- end }}
+              %{ endif }
               repo1-retention-full-type=time
               repo1-retention-full=7
               lock-path={{ env "NOMAD_TASK_DIR" }}/pgbackrest-lock
@@ -634,6 +711,15 @@ job "pg-nodes" {
               pg1-socket-path=${local.socket_dir}
               pg1-user=pgbroker_admin
             EOT
+          }
+        }
+
+        dynamic "template" {
+          for_each = local.pitr && var.pitr_s3_ca != "" ? ["pitr-s3-ca"] : []
+          content {
+            destination = "local/pitr-s3-ca.pem"
+            change_mode = "noop"
+            data        = var.pitr_s3_ca
           }
         }
 

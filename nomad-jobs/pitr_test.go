@@ -31,7 +31,7 @@ func TestNodesArchiveWALOnlyWithAPITRRepository(t *testing.T) {
 			}
 		}
 		joined := strings.Join(names, " ")
-		if want := repo != ""; strings.Contains(joined, "local/pgbackrest.conf") != want || strings.Contains(joined, "local/pitr.conf") != want {
+		if want := repo != ""; strings.Contains(joined, "secrets/pgbackrest.conf") != want || strings.Contains(joined, "local/pitr.conf") != want {
 			t.Errorf("pitr_repo %q: templates %s", repo, joined)
 		}
 		if repo != "" && (!strings.Contains(archive, "archive_timeout = 60") || !strings.Contains(archive, "--stanza="+instance+" archive-push")) {
@@ -146,7 +146,7 @@ func TestBaseBackupReachesTheNodesSocketDirectory(t *testing.T) {
 	rule := `{{ $s := printf "%s/run-%s" "/srv/pgbroker/data/` + instance + `" (env "NOMAD_GROUP_NAME" | replaceAll "node-" "") }}{{ if gt (len $s) 90 }}/run/postgresql{{ else }}{{ $s }}{{ end }}`
 	for _, tmpl := range job.TaskGroups[0].Tasks[0].Templates {
 		switch *tmpl.DestPath {
-		case "local/pgbackrest.conf":
+		case "secrets/pgbackrest.conf":
 			if !strings.Contains(*tmpl.EmbeddedTmpl, "pg1-socket-path="+rule+"\n") {
 				t.Errorf("node pgbackrest.conf lacks the socket rule:\n%s", *tmpl.EmbeddedTmpl)
 			}

@@ -30,12 +30,13 @@ func BaseBackupJobID(short, baseBackupID string) string {
 // standard error); others (no leader during a failover, Nomad unreachable,
 // output unreadable) are worth retrying.
 func (p *Provisioner) BaseBackup(ctx context.Context, in Instance, baseBackupID string) (string, error) {
-	if p.cfg.PITRRepo == "" {
+	if !p.pitr() {
 		return "", errors.New("no pgBackRest repository is configured")
 	}
 	var label string
 	err := p.runBatch(ctx, in, batchJob{
 		src: nomadjobs.BaseBackup, jobID: BaseBackupJobID(in.ShortID, baseBackupID), task: "basebackup",
+		secrets: p.pitrSecrets(),
 		vars: func(ctx context.Context) (map[string]any, error) {
 			node, err := p.primaryNode(ctx, in)
 			if err != nil {
@@ -47,7 +48,7 @@ func (p *Provisioner) BaseBackup(ctx context.Context, in Instance, baseBackupID 
 			vars["node_index"] = node.Index
 			vars["pg_port"] = node.Port
 			vars["data_root"] = p.cfg.DataRoot
-			vars["pitr_repo"] = p.cfg.PITRRepo
+			p.setPITRVars(vars)
 			return vars, nil
 		},
 		output: func(ctx context.Context, allocID string) error {

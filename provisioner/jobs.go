@@ -106,8 +106,8 @@ const MetaPatroni = "pgbroker_patroni"
 // plan change between tiers), which override the size's.
 func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*api.Job, error) {
 	vars := p.commonVars(in.ShortID)
-	if s.PITRDays > 0 && p.cfg.PITRRepo != "" {
-		vars["pitr_repo"] = p.cfg.PITRRepo
+	if s.PITRDays > 0 && p.pitr() {
+		p.setPITRVars(vars)
 	}
 	vars["node_count"] = s.Nodes
 	vars["memory_mib"] = s.MemoryMiB
@@ -159,6 +159,6 @@ func (p *Provisioner) CleanupJob(in Instance) (*api.Job, error) {
 	delete(vars, "host_network")
 	vars["data_root"] = p.cfg.DataRoot
 	vars["node_id"] = in.NodeID
-	vars["pitr_repo"] = p.cfg.PITRRepo
+	vars["pitr_repo"] = p.cfg.PITRRepo // a directory; a stanza in S3 is deleted by Deprovision itself
 	return p.parseJob(nomadjobs.Cleanup, CleanupJobID(in.ShortID), vars)
 }

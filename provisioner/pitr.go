@@ -23,11 +23,14 @@ const MetaPITRRestore = "pgbroker_pitr_restore"
 const PITRTimeFormat = "2006-01-02 15:04:05.000000+00"
 
 // pgbackrest is the start of every pgBackRest command run in the node task:
-// its rendered configuration and the instance's stanza. The admin password
-// reaches libpq as PGPASSWORD from the task's own environment (rendered from
-// the job's Nomad Variable); it is never part of the command.
+// its rendered configuration (secrets/pgbackrest.conf, which may hold the S3
+// keys; local/pgbackrest.conf in node jobs registered before it moved) and
+// the instance's stanza. The admin password reaches libpq as PGPASSWORD from
+// the task's own environment (rendered from the job's Nomad Variable); it is
+// never part of the command.
 func pgbackrest(short string) string {
-	return `export PGPASSWORD="$PGBROKER_ADMIN_PASSWORD"; c=(--config="$NOMAD_TASK_DIR/pgbackrest.conf" --stanza=` + short + `); pgbackrest "${c[@]}"`
+	return `export PGPASSWORD="$PGBROKER_ADMIN_PASSWORD"; conf="$NOMAD_SECRETS_DIR/pgbackrest.conf"; [[ -f $conf ]] || conf="$NOMAD_TASK_DIR/pgbackrest.conf"; ` +
+		`c=(--config="$conf" --stanza=` + short + `); pgbackrest "${c[@]}"`
 }
 
 // BaseBackupInfo is one base backup in the instance's stanza.
@@ -113,6 +116,9 @@ func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size,
 		progress("archiving the latest WAL")
 		set, err := p.archiveAndChooseSet(ctx, in.ShortID, target)
 		if err != nil {
+			return err
+		}
+		if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
 			return err
 		}
 		job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_set": set,
@@ -252,6 +258,9 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 			return fmt.Errorf("archive the latest WAL of the source: %w", err)
 		}
 		progress("restoring the source instance's stanza to " + target.UTC().Format(time.RFC3339Nano))
+		if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+			return err
+		}
 		job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_source": source,
 			"pitr_set": set, "pitr_target": target.UTC().Format(PITRTimeFormat)})
 		if err != nil {

@@ -63,6 +63,9 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 	if err := c.setParameters(ctx, map[string]any{"max_connections": size.MaxConnections}); err != nil {
 		return err
 	}
+	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+		return err
+	}
 	job, err := p.NodesJob(in, size)
 	if err != nil {
 		return err

@@ -32,7 +32,8 @@ type Config struct {
 	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
 	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
 	BackupS3    *S3      // when set, dumps live in this S3 bucket instead of BackupDir
-	PITRRepo    string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off
+	PITRRepo    string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
+	PITRS3      *PITRS3  // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
 
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB
@@ -137,6 +138,9 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
 		return Placement{}, err
 	}
+	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+		return Placement{}, err
+	}
 	crashpoint.Hit("provision:secrets")
 	progress("registering Nomad jobs")
 	nodes, err := p.NodesJob(in, size)
@@ -201,6 +205,10 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progress Progress) error {
 	// Instances made before TLS have no certificate yet; the new job needs one.
 	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
+		return err
+	}
+	// Sandbox to Starter turns WAL archiving on: the job renders the S3 keys.
+	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
 		return err
 	}
 	progress("registering the new node job")
@@ -297,6 +305,12 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 		crashpoint.Hit("deprovision:cleaned")
 		if _, _, err := p.nomad.Jobs().Deregister(CleanupJobID(in.ShortID), true, writeOpts(ctx)); err != nil && !isNotFound(err) {
 			return fmt.Errorf("purge cleanup job from Nomad: %w", err)
+		}
+	}
+	if p.cfg.PITRS3 != nil {
+		progress("deleting the pgBackRest stanza from S3")
+		if err := p.deleteS3Stanza(ctx, in.ShortID); err != nil {
+			return err
 		}
 	}
 	if err := p.deletePatroniKeys(ctx, in.ShortID); err != nil {

@@ -10,7 +10,7 @@ import "context"
 // retries. Idempotent (stanza-create accepts an existing stanza).
 // Errors: *ExecError from pgBackRest.
 func (p *Provisioner) ensureStanza(ctx context.Context, in Instance, size Size, progress Progress) error {
-	if size.PITRDays == 0 || p.cfg.PITRRepo == "" {
+	if size.PITRDays == 0 || !p.pitr() {
 		return nil
 	}
 	progress("creating the pgBackRest stanza")

@@ -148,6 +148,9 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 // registerNodes registers the node job for size with extra variables and
 // waits for its allocations of the new version.
 func (p *Provisioner) registerNodes(ctx context.Context, in Instance, size Size, extra map[string]any, progress Progress) error {
+	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+		return err
+	}
 	job, err := p.nodesJobWith(in, size, extra)
 	if err != nil {
 		return err

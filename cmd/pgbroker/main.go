@@ -122,10 +122,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if storeErr != nil {
 		return fmt.Errorf("backup storage: %w", storeErr)
 	}
+	pitrS3, err := pitrS3(cfg)
+	if err != nil {
+		return err
+	}
 	prov := provisioner.New(nomad, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork, Etcd: cfg.Etcd(),
 		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BrokerName: cfg.BrokerName,
-		BackupDir: cfg.BackupDirectory(), BackupS3: dumpsS3, PITRRepo: cfg.PITRRepository(),
+		BackupDir: cfg.BackupDirectory(), BackupS3: dumpsS3, PITRRepo: cfg.PITRRepository(), PITRS3: pitrS3,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB,
 		PostgresUID: uid, PostgresGID: gid, CertLifetime: cfg.CertLifetime, CertRenewBefore: cfg.CertRenewBefore,
 	}, log)
@@ -137,19 +141,19 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Deadline: cfg.OperationDeadline, MaxRetryDelay: cfg.MaxRetryDelay,
 		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace, CertRenewInterval: cfg.CertRenewInterval,
 		BackupWorkers: cfg.BackupWorkers, ScheduleTick: cfg.BackupScheduleTick, RetentionInterval: cfg.BackupRetentionInterval,
-		PITR: cfg.PITRRepository() != "",
+		PITR: cfg.PITR(),
 	}, log)
 	if err != nil {
 		return err
 	}
 	lo, hi, _ := cfg.PortRange()
-	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITRRepository() != "").WithHA(len(cfg.Etcd()) > 0)
+	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0)
 	handler := httpapi.NewRouter(b, httpapi.Options{
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
 		Management: mgmtapi.New(st, prov, runner.Enqueue, log).Handler(),
 		Backups: backupapi.New(backupapi.Options{
 			Store: st, Catalog: cat, Storage: dumps, EnqueueBackup: runner.EnqueueBackup, EnqueueOp: runner.Enqueue,
-			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITRRepository() != "", Log: log,
+			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), Log: log,
 		}),
 		Metrics: metrics.Handler(st, log),
 		Checks: []httpapi.Check{
@@ -191,4 +195,20 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Warn("worker shutdown", slog.String("error", err.Error()))
 	}
 	return nil
+}
+
+// pitrS3 returns pgBackRest's S3 repository of the PGBROKER_PITR_S3_*
+// settings, nil when PGBROKER_PITR_S3_ENDPOINT is unset. Errors name the
+// variable (config.Load checked them already).
+func pitrS3(cfg config.Config) (*provisioner.PITRS3, error) {
+	loc, ok, err := cfg.PITRS3()
+	if err != nil || !ok {
+		return nil, err
+	}
+	ca, err := cfg.PITRS3CACertificates()
+	if err != nil {
+		return nil, err
+	}
+	return &provisioner.PITRS3{Host: loc.Host, Port: loc.Port, Region: cfg.PITRS3Region, Bucket: cfg.PITRS3Bucket, Path: loc.Path,
+		CAPEM: ca, AccessKeyID: cfg.PITRS3AccessKeyID, SecretAccessKey: cfg.PITRS3SecretAccessKey}, nil
 }
