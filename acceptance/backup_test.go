@@ -22,6 +22,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/backupapi"
 	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/store"
 )
 
 // backupsPath is the backups API of an instance.
@@ -596,5 +597,48 @@ func dropScratch(t *testing.T, name string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("drop scratch database %s: %v", name, err)
 		}
+	}
+}
+
+// TestBackupWaitsForASlotHeldElsewhere: backups share PGBROKER_BACKUP_WORKERS
+// slots across every broker on the state database. With one slot held by
+// another process (as a second broker running a backup would hold it), a
+// manual dump stays pending, then runs and succeeds once the slot is free.
+func TestBackupWaitsForASlotHeldElsewhere(t *testing.T) {
+	b := newBroker(t, "PGBROKER_BACKUP_WORKERS=1")
+	c := b.client()
+	id := uuid.NewString()
+	const plan = "postgresql-starter-512"
+	provision(t, c, id, plan)
+	defer deprovision(t, c, id, plan)
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, b.stateDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1, 0)", store.BackupSlotClass); err != nil {
+		t.Fatal(err)
+	}
+	var asked backupapi.Backup
+	if status := b.apiJSON(http.MethodPost, backupsPath(id), &asked); status != http.StatusAccepted {
+		t.Fatalf("POST backups: %d, want 202", status)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		var got backupapi.Backup
+		if status := b.apiJSON(http.MethodGet, backupsPath(id)+"/"+asked.ID, &got); status != http.StatusOK {
+			t.Fatalf("GET backup: %d", status)
+		}
+		if got.Status != "pending" || got.StartedAt != nil {
+			t.Fatalf("with the only slot held elsewhere the dump is %s (started %v), want pending", got.Status, got.StartedAt)
+		}
+	}
+	released := time.Now()
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1, 0)", store.BackupSlotClass); err != nil {
+		t.Fatal(err)
+	}
+	done := waitBackup(t, b, id, asked.ID, 2*time.Minute)
+	if done.StartedAt == nil || done.StartedAt.Before(released) {
+		t.Errorf("dump started at %v, before the slot was released at %s", done.StartedAt, released)
 	}
 }

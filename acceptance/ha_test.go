@@ -178,12 +178,19 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 
 	deprovision(t, c, id, businessPlan)
 	deprovisioned = true
-	// A member key on a lease written by a Patroni that was still exiting
-	// expires with its lease (ttl 7 s); keys without a lease would stay.
+	assertNoPatroniKeys(t, short, "deprovisioning")
+}
+
+// assertNoPatroniKeys fails when keys of the instance's Patroni scope stay in
+// etcd: a member key on a lease written by a Patroni that was still exiting
+// expires with its lease (ttl 7 s), so it waits 15 s; keys without a lease
+// would stay.
+func assertNoPatroniKeys(t *testing.T, short, after string) {
+	t.Helper()
 	for deadline := time.Now().Add(15 * time.Second); etcdKeys(t, short) != 0; time.Sleep(500 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Errorf("Patroni keys left in etcd 15 s after deprovisioning: %v", etcdKeyNames(t, short))
-			break
+			t.Errorf("Patroni keys left in etcd 15 s after %s: %v", after, etcdKeyNames(t, short))
+			return
 		}
 	}
 }

@@ -134,7 +134,9 @@ func TestBusinessBaseBackupRunsAsABatchJob(t *testing.T) {
 // binding credentials do not open it. restore_from naming A from another
 // space or organization is a 422 with the reason, a point_in_time outside
 // A's window a 422 naming it, both or neither of backup_id and
-// point_in_time a 400; none of them creates anything.
+// point_in_time a 400; none of them creates anything. The broker is
+// SIGKILLed right after it registered B's restoring node job
+// (pitr:registered) and restarted: the provision finishes, once.
 func TestProvisionRestoreFromAPointInTimeOfAnotherInstance(t *testing.T) {
 	b := newBroker(t, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")
 	c := b.client()
@@ -198,6 +200,9 @@ func TestProvisionRestoreFromAPointInTimeOfAnotherInstance(t *testing.T) {
 		}
 	}
 
+	b.stop()
+	b.env = append(b.env, append(crashEnv, "PGBROKER_CRASH_AT=pitr:registered")...)
+	b.start()
 	copyID := uuid.NewString()
 	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
 		InstanceID: copyID, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: plan,
@@ -207,7 +212,11 @@ func TestProvisionRestoreFromAPointInTimeOfAnotherInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	crashAndRestart(t, b, "pitr:registered")
 	waitOperation(t, c, copyID, resp.OperationKey, 6*time.Minute)
+	if n := nodeJobVersions(t, copyID); n != 1 {
+		t.Errorf("the copy's node job was registered for its restore %d times, want once", n)
+	}
 	defer deprovision(t, c, copyID, plan)
 	copyCreds := bind(t, c, copyID, uuid.NewString(), plan, nil)
 	rw := connect(t, copyCreds["DATABASE_URL"].(string))
@@ -242,4 +251,21 @@ func TestProvisionRestoreFromAPointInTimeOfAnotherInstance(t *testing.T) {
 		conn.Close(ctx)
 		t.Error("the source's binding credentials open the copy")
 	}
+}
+
+// nodeJobVersions counts the versions of the instance's node job that carry
+// a point-in-time restore (Meta pgbroker_pitr_restore set).
+func nodeJobVersions(t *testing.T, instanceID string) int {
+	t.Helper()
+	versions, _, _, err := nomadClient(t).Jobs().Versions(provisioner.NodesJobID(provisioner.ShortID(instanceID)), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, v := range versions {
+		if v.Meta[provisioner.MetaPITRRestore] != "" {
+			n++
+		}
+	}
+	return n
 }

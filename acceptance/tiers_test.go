@@ -160,10 +160,12 @@ func changePlan(t *testing.T, c osb.Client, id, plan string, limit time.Duration
 
 // TestBrokerKilledDuringPlanChangesAcrossTiersFinishes: the broker SIGKILLs
 // itself once Patroni has adopted a Starter instance's node on its way to
-// Business, and again right after the new node job version of a Business
-// resize is registered (before the rolling update is paused); restarted each
-// time, the operations finish, the rows are kept, and the cluster ends with
-// two nodes and two gateways.
+// Business, again once a Business resize has replaced its first standby
+// (synchronous replication off), and again once the standby of a Business
+// instance going back to Starter is removed; restarted each time, the
+// operations finish, the rows are kept, the counts of nodes and gateways are
+// the plan's, a Business cluster has its synchronous standby back, and no
+// Patroni key is left once on Starter.
 func TestBrokerKilledDuringPlanChangesAcrossTiersFinishes(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t, "PGBROKER_ATTEMPT_TIMEOUT=45s", "PGBROKER_RESCUE_AFTER=50s", "PGBROKER_CRASH_AT=tiers:adopted")
@@ -176,9 +178,13 @@ func TestBrokerKilledDuringPlanChangesAcrossTiersFinishes(t *testing.T) {
 	mustExec(t, conn, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (1), (2), (3)")
 	conn.Close(context.Background())
 
-	for _, step := range []struct{ plan, crashAt, next string }{
-		{"postgresql-business-512", "tiers:adopted", "update:registered"},
-		{"postgresql-business-1024", "update:registered", ""},
+	for _, step := range []struct {
+		plan, crashAt, next string
+		nodes               int
+	}{
+		{"postgresql-business-512", "tiers:adopted", "update:registered", 2},
+		{"postgresql-business-1024", "update:registered", "tiers:standbys-removed", 2},
+		{"postgresql-starter-512", "tiers:standbys-removed", "", 1},
 	} {
 		plan := step.plan
 		up, err := c.UpdateInstance(&osb.UpdateInstanceRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: &plan})
@@ -195,10 +201,15 @@ func TestBrokerKilledDuringPlanChangesAcrossTiersFinishes(t *testing.T) {
 			t.Fatalf("on %s after a crash at %s: %d rows, want 3", plan, step.crashAt, n)
 		}
 		again.Close(context.Background())
-		if n, g := len(runningAllocs(t, provisioner.NodesJobID(short))), len(runningAllocs(t, provisioner.GatewaysJobID(short))); n != 2 || g != 2 {
-			t.Fatalf("on %s: %d nodes and %d gateways running, want 2 and 2", plan, n, g)
+		if n, g := len(runningAllocs(t, provisioner.NodesJobID(short))), len(runningAllocs(t, provisioner.GatewaysJobID(short))); n != step.nodes || g != step.nodes {
+			t.Fatalf("on %s: %d nodes and %d gateways running, want %d of each", plan, n, g, step.nodes)
+		}
+		if step.nodes == 2 {
+			// Synchronous replication is back on after the crash.
+			waitClusterHealthy(t, short, time.Minute)
 		}
 	}
-	deprovision(t, c, id, "postgresql-business-1024")
+	assertNoPatroniKeys(t, short, "the move back to Starter")
+	deprovision(t, c, id, "postgresql-starter-512")
 	assertGone(t, id)
 }

@@ -67,7 +67,7 @@ type Config struct {
 	PITRS3AccessKeyID       string        `envconfig:"PITR_S3_ACCESS_KEY_ID" desc:"S3 access key id of the pgBackRest repository"`
 	PITRS3SecretAccessKey   string        `envconfig:"PITR_S3_SECRET_ACCESS_KEY" desc:"S3 secret access key of the pgBackRest repository"`
 	PITRS3CAFile            string        `envconfig:"PITR_S3_CA_FILE" desc:"PEM CA certificate(s) the S3 endpoint's certificate chains to, read by the broker and handed to the jobs; default: the system's CAs"`
-	BackupWorkers           int           `split_words:"true" default:"2" desc:"dumps run at once by one broker"`
+	BackupWorkers           int           `split_words:"true" default:"2" desc:"backups (dumps and base backups) running at once across every broker on the state database; the rest wait in the queue"`
 	BackupScheduleTick      time.Duration `split_words:"true" default:"1m" desc:"how often due daily dumps are looked for"`
 	BackupRetentionInterval time.Duration `split_words:"true" default:"1h" desc:"how often retention sweeps every instance's backups"`
 	BackupMaxAge            time.Duration `split_words:"true" default:"26h" desc:"a last successful dump older than this makes an instance's backups unhealthy"`

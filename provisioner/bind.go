@@ -18,11 +18,7 @@ func (p *Provisioner) Bind(ctx context.Context, in Instance, bindingID string, r
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
-	adminPassword, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
-	if err != nil {
-		return credentials.Credentials{}, err
-	}
-	admin, err := p.admin(ctx, in, adminPassword)
+	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
@@ -45,11 +41,7 @@ func (p *Provisioner) Credentials(ctx context.Context, in Instance, role string,
 // Unbind drops the binding's role (what it owns goes to the owner role) and
 // deletes its secret. Idempotent.
 func (p *Provisioner) Unbind(ctx context.Context, in Instance, role string) error {
-	adminPassword, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
-	if err != nil {
-		return err
-	}
-	admin, err := p.admin(ctx, in, adminPassword)
+	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}

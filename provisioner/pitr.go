@@ -141,11 +141,7 @@ func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size,
 	if _, err := p.runningAllocs(ctx, jobID, *cur.Version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
-	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
-	if err != nil {
-		return err
-	}
-	admin, err := p.admin(ctx, in, password)
+	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -230,6 +226,20 @@ func (p *Provisioner) execAlloc(ctx context.Context, allocID, script string) (st
 		return "", &ExecError{Code: code, Stderr: strings.Join(strings.Fields(tail), " ")}
 	}
 	return stdout.String(), nil
+}
+
+// RestoreRegistered reports whether the instance's node job was registered
+// for the point-in-time restore restoreID (job Meta pgbroker_pitr_restore):
+// the restore is under way or done. False when the job does not exist.
+func (p *Provisioner) RestoreRegistered(ctx context.Context, in Instance, restoreID string) (bool, error) {
+	cur, _, err := p.nomad.Jobs().Info(NodesJobID(in.ShortID), queryOpts(ctx))
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read job %s from Nomad: %w", NodesJobID(in.ShortID), err)
+	}
+	return cur.Meta[MetaPITRRestore] == restoreID, nil
 }
 
 // RestoreFromStanza makes the freshly provisioned instance in a copy of

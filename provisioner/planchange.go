@@ -229,11 +229,7 @@ func (p *Provisioner) switchoverTo(ctx context.Context, in Instance, c *patroniC
 
 // checkpoint runs CHECKPOINT on the leader (through the gateway).
 func (p *Provisioner) checkpoint(ctx context.Context, in Instance) error {
-	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
-	if err != nil {
-		return err
-	}
-	admin, err := p.admin(ctx, in, password)
+	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -243,11 +239,7 @@ func (p *Provisioner) checkpoint(ctx context.Context, in Instance) error {
 // readyThroughGateway waits until PostgreSQL answers through the gateways and
 // serves a certificate naming them.
 func (p *Provisioner) readyThroughGateway(ctx context.Context, in Instance, progress Progress) error {
-	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
-	if err != nil {
-		return err
-	}
-	admin, err := p.admin(ctx, in, password)
+	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}

@@ -224,11 +224,7 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 	if _, err := p.runningAllocs(ctx, NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
-	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
-	if err != nil {
-		return err
-	}
-	admin, err := p.admin(ctx, in, password)
+	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -325,11 +321,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 
 // DataSize returns the bytes the instance's databases use.
 func (p *Provisioner) DataSize(ctx context.Context, in Instance) (int64, error) {
-	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
-	if err != nil {
-		return 0, err
-	}
-	admin, err := p.admin(ctx, in, password)
+	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return 0, err
 	}

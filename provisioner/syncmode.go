@@ -25,11 +25,7 @@ func (p *Provisioner) asyncWhileReplacing(ctx context.Context, in Instance, c *p
 	if err := c.setSynchronousMode(ctx, false); err != nil {
 		return err
 	}
-	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
-	if err != nil {
-		return err
-	}
-	admin, err := p.admin(ctx, in, password)
+	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}

@@ -182,11 +182,7 @@ func (p *Provisioner) RenewCertificate(ctx context.Context, in Instance) (bool, 
 	if err != nil || !issued {
 		return false, err
 	}
-	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
-	if err != nil {
-		return true, err
-	}
-	admin, err := p.admin(ctx, in, password)
+	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return true, err
 	}

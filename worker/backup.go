@@ -29,9 +29,27 @@ type Backups struct {
 	BaseBackuper BaseBackuper // nil: no point-in-time recovery
 }
 
-// queueBackups is the River queue of dumps; its worker count is
-// Config.BackupWorkers, so dumps never crowd out operations.
+// queueBackups is the River queue of dumps and base backups; its worker
+// count is Config.BackupWorkers, so backups never crowd out operations.
 const queueBackups = "backups"
+
+// slotWait is how long a backup that found every backup slot taken waits
+// in the queue before it looks again.
+const slotWait = 10 * time.Second
+
+// takeSlot takes one of the n backup slots every broker on the state
+// database shares, or returns river.JobSnooze: the job waits its turn in
+// the queue (a snooze does not count as a failed attempt). release frees it.
+func takeSlot(ctx context.Context, st *store.Store, n int) (release func(), err error) {
+	slot, ok, err := st.TryBackupSlot(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, river.JobSnooze(slotWait)
+	}
+	return slot.Release, nil
+}
 
 // backupAttempts bounds the attempts of one dump; a dump still failing then is recorded failed.
 const backupAttempts = 5
@@ -51,6 +69,7 @@ func (BackupArgs) InsertOpts() river.InsertOpts {
 
 type backupWorker struct {
 	river.WorkerDefaults[BackupArgs]
+	slots   int // backups running at once across every broker (Config.BackupWorkers)
 	store   *store.Store
 	catalog *catalog.Catalog
 	backups Backups
@@ -80,6 +99,11 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 	if inst.Gone() {
 		return w.fail(ctx, log, b, "the instance was deprovisioned before the dump ran")
 	}
+	release, err := takeSlot(ctx, w.store, w.slots)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if _, err := w.store.StartBackup(ctx, b.ID); err != nil {
 		return err
 	}

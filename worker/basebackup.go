@@ -38,6 +38,7 @@ func (BaseBackupArgs) InsertOpts() river.InsertOpts {
 
 type baseBackupWorker struct {
 	river.WorkerDefaults[BaseBackupArgs]
+	slots int // backups running at once across every broker (Config.BackupWorkers)
 	store *store.Store
 	taker BaseBackuper
 	log   *slog.Logger
@@ -69,6 +70,11 @@ func (w *baseBackupWorker) Work(ctx context.Context, job *river.Job[BaseBackupAr
 	if inst.Gone() {
 		return fail("the instance was deprovisioned")
 	}
+	release, err := takeSlot(ctx, w.store, w.slots)
+	if err != nil {
+		return err
+	}
+	defer release()
 	label, err := w.taker.BaseBackup(ctx, provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID}, bb.ID)
 	var failed *provisioner.JobFailedError
 	switch {

@@ -87,6 +87,20 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 	size := sizeOf(plan)
 	switch op.Kind {
 	case store.KindProvision:
+		// An attempt that got as far as registering a point-in-time restore
+		// (restore_from) had provisioned and configured already; doing it
+		// again would replace the restoring node job with a plain one and
+		// wait for a password the restored cluster does not know yet.
+		restoring, err := w.op.RestoreRegistered(ctx, target, op.ID)
+		if err != nil {
+			return "", err
+		}
+		if restoring {
+			if done, err := w.restoreFrom(ctx, op, target, size, progress); err != nil || done != "" {
+				return done, err
+			}
+			return fmt.Sprintf("PostgreSQL is ready on plan %s", plan.ID) + describeSettings(target), nil
+		}
 		placed, err := w.op.Provision(ctx, target, size, progress)
 		if placed.NodeID != "" && inst.NodeID == "" {
 			if serr := w.store.SetNodeID(ctx, inst.ID, placed.NodeID); serr != nil {

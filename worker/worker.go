@@ -31,6 +31,7 @@ type Operator interface {
 	Restore(ctx context.Context, in provisioner.Instance, operationID, backupID, from string, progress provisioner.Progress) error
 	RestoreToTime(ctx context.Context, in provisioner.Instance, size provisioner.Size, restoreID string, target time.Time, progress provisioner.Progress) error
 	RestoreFromStanza(ctx context.Context, in provisioner.Instance, size provisioner.Size, source, restoreID string, target time.Time, progress provisioner.Progress) error
+	RestoreRegistered(ctx context.Context, in provisioner.Instance, restoreID string) (bool, error)
 }
 
 // Config bounds how operations run.
@@ -44,7 +45,7 @@ type Config struct {
 	OrphanGrace       time.Duration // an orphan job is removed this long after it was first seen
 	CertRenewInterval time.Duration // how often server certificates are checked for renewal
 
-	BackupWorkers     int           // dumps run at once by this broker
+	BackupWorkers     int           // backups (dumps, base backups) running at once across every broker on the state database
 	ScheduleTick      time.Duration // how often due daily dumps are looked for
 	ScheduleWindow    time.Duration // a daily dump missed for longer than this (broker down) is skipped
 	RetentionInterval time.Duration // how often retention sweeps every instance's backups
@@ -91,9 +92,9 @@ func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, ce
 	river.AddWorker(workers, &reaper{store: st, orphans: orphans, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
 	river.AddWorker(workers, &renewer{store: st, certs: certs, log: log.With(slog.String("component", "certificates"))})
 	backupLog := log.With(slog.String("component", "backups"))
-	river.AddWorker(workers, &backupWorker{store: st, catalog: cat, backups: bk, log: backupLog})
+	river.AddWorker(workers, &backupWorker{slots: cfg.BackupWorkers, store: st, catalog: cat, backups: bk, log: backupLog})
 	river.AddWorker(workers, &scheduleWorker{store: st, catalog: cat, window: cfg.ScheduleWindow, pitr: cfg.PITR && bk.BaseBackuper != nil, log: backupLog})
-	river.AddWorker(workers, &baseBackupWorker{store: st, taker: bk.BaseBackuper, log: backupLog})
+	river.AddWorker(workers, &baseBackupWorker{slots: cfg.BackupWorkers, store: st, taker: bk.BaseBackuper, log: backupLog})
 	river.AddWorker(workers, &retentionWorker{store: st, catalog: cat, storage: bk.Storage, log: backupLog})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),
