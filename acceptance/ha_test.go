@@ -154,9 +154,18 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
-	// A dump reads a standby (through the read-only listener).
+	// A dump reads a standby (through the read-only listener), and its
+	// batch job runs on the standby's client.
+	app = connect(t, databaseURL)
+	nodes = runningAllocs(t, provisioner.NodesJobID(short))
+	leading := leaderAlloc(t, app, nodes)
+	app.Close(context.Background())
+	clients := watchDumpClients(t, short)
 	dump := manualDump(t, b, id)
 	t.Logf("dump of the Business instance from a standby: %d bytes", dump.SizeBytes)
+	if ran := clients(); len(ran) != 1 || ran[0] == leading.NodeID {
+		t.Errorf("the dump job ran on clients %v, want one, not the leader's (%s)", ran, leading.NodeID)
+	}
 	removeDumps(t, id)
 
 	// One gateway gone: DATABASE_URL still connects (through the other).
@@ -474,4 +483,38 @@ func hostPart(databaseURL string) string {
 		return ""
 	}
 	return databaseURL[at+1 : at+1+slash]
+}
+
+// watchDumpClients polls Nomad for the allocations of the instance's dump
+// batch jobs (purged once done) until the returned function is called,
+// which returns the clients they were placed on.
+func watchDumpClients(t *testing.T, short string) func() []string {
+	stop, done := make(chan struct{}), make(chan struct{})
+	seen := map[string]bool{}
+	go func() {
+		defer close(done)
+		for {
+			jobs, _, _ := nomadClient(t).Jobs().PrefixList("pg-" + short + "-dump-")
+			for _, j := range jobs {
+				allocs, _, _ := nomadClient(t).Jobs().Allocations(j.ID, true, nil)
+				for _, a := range allocs {
+					seen[a.NodeID] = true
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return func() []string {
+		close(stop)
+		<-done
+		var out []string
+		for id := range seen {
+			out = append(out, id)
+		}
+		return out
+	}
 }

@@ -75,8 +75,15 @@ func (p *Provisioner) dumpJob(in Instance, src, jobID, task, backupID, from stri
 			// Business: through the read-only listener, on a standby, so the
 			// dump takes nothing from the leader (DESIGN.md: "on Business it
 			// runs on a follower"); hot_standby_feedback keeps replay from
-			// cancelling it.
+			// cancelling it. pg_dump itself runs on a standby's client too.
 			vars["pg_port"] = in.ReadOnlyPort
+			standby, err := p.standbyClient(ctx, in.ShortID)
+			if err != nil {
+				return nil, err
+			}
+			if standby != "" {
+				vars["node_id"] = standby
+			}
 		}
 		if s3 := p.cfg.BackupS3; s3 != nil {
 			vars["s3_endpoint"] = s3.Endpoint

@@ -116,9 +116,31 @@ func (p *Provisioner) primaryNode(ctx context.Context, in Instance) (backupNode,
 // OPTIONS /primary with 200 (its node leads; the health endpoints need no
 // authentication).
 func isPatroniPrimary(ctx context.Context, base string) bool {
+	return patroniAnswers(ctx, base, "/primary")
+}
+
+// standbyClient returns the Nomad client of a running standby of a Business
+// instance (its Patroni answers OPTIONS /replica with 200), "" when none
+// does (a lone leader, a failover in progress).
+func (p *Provisioner) standbyClient(ctx context.Context, short string) (string, error) {
+	regs, _, err := p.nomad.Services().Get(NodeService(short), (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("look up node service in Nomad: %w", err)
+	}
+	for _, r := range regs {
+		if base := patroniAPI(r); base != "" && patroniAnswers(ctx, base, "/replica") {
+			return r.NodeID, nil
+		}
+	}
+	return "", nil
+}
+
+// patroniAnswers reports whether the Patroni REST API at base answers
+// OPTIONS path (a health endpoint: /primary, /replica) with 200.
+func patroniAnswers(ctx context.Context, base, path string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodOptions, base+"/primary", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodOptions, base+path, nil)
 	if err != nil {
 		return false
 	}
