@@ -161,7 +161,7 @@ func changePlan(t *testing.T, c osb.Client, id, plan string, limit time.Duration
 // TestBrokerKilledDuringPlanChangesAcrossTiersFinishes: the broker SIGKILLs
 // itself once Patroni has adopted a Starter instance's node on its way to
 // Business, again once a Business resize has replaced its first standby
-// (synchronous replication off), and again once the standby of a Business
+// (synchronous replication still off), and again once the standby of a Business
 // instance going back to Starter is removed; restarted each time, the
 // operations finish, the rows are kept, the counts of nodes and gateways are
 // the plan's, a Business cluster has its synchronous standby back, and no

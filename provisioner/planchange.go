@@ -44,9 +44,10 @@ func memberName(i int) string { return fmt.Sprintf("node-%d", i) }
 // switchover (issue #5 "Rolling changes"). Each node is its own task group,
 // so the broker picks the order: it registers versions in which the groups
 // not yet due keep their registered definition (Nomad then updates them in
-// place, without a restart). Synchronous replication is off meanwhile
-// (asyncWhileReplacing) so that no commit waits for a standby being
-// stopped. After a crash the groups still to replace and the leader are
+// place, without a restart). Synchronous replication is off while a node
+// restarts and back on once it streams (replaceAsync), so no commit waits
+// for a standby being stopped, and the switchover runs in synchronous mode
+// (to the synchronous standby). After a crash the groups still to replace and the leader are
 // read again, so running it again finishes the change without a second
 // switchover.
 func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, progress Progress) error {
@@ -74,12 +75,8 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 	if err != nil {
 		return err
 	}
-	if len(stale) > 0 {
-		if err := p.asyncWhileReplacing(ctx, in, c, progress); err != nil {
-			return err
-		}
-	}
 	leader := leaderOf(members)
+	leaderStale := stale[leader]
 	for i := 0; i < size.Nodes; i++ {
 		name := memberName(i)
 		if !stale[name] || name == leader {
@@ -87,23 +84,28 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 		}
 		delete(stale, name)
 		progress("replacing standby " + name)
-		if err := p.registerHolding(ctx, in, job, stale, size, c, progress); err != nil {
+		if err := p.replaceAsync(ctx, in, job, stale, size, c, progress); err != nil {
 			return err
 		}
-		crashpoint.Hit("update:registered")
 	}
-	if stale[leader] {
+	if leaderStale {
 		if err := p.switchoverTo(ctx, in, c, otherThan(leader, size.Nodes), standbys, progress); err != nil {
 			return err
 		}
 		delete(stale, leader)
 		progress("replacing the former leader " + leader)
-	}
-	if err := p.registerHolding(ctx, in, job, stale, size, c, progress); err != nil {
-		return err
-	}
-	if err := p.restoreSync(ctx, c, standbys, progress); err != nil {
-		return err
+		if err := p.replaceAsync(ctx, in, job, stale, size, c, progress); err != nil {
+			return err
+		}
+	} else {
+		// Nothing left to restart (in-place updates at most); synchronous
+		// replication back on in case a crash left it off.
+		if err := p.registerHolding(ctx, in, job, stale, size, c, progress); err != nil {
+			return err
+		}
+		if err := p.restoreSync(ctx, c, standbys, progress); err != nil {
+			return err
+		}
 	}
 	return p.readyThroughGateway(ctx, in, progress)
 }
@@ -116,6 +118,21 @@ func otherThan(name string, n int) string {
 		}
 	}
 	return name
+}
+
+// replaceAsync registers job holding hold (a node restarts) with
+// synchronous replication off, and turns it back on once the standbys
+// stream again: commits never wait for a standby being stopped, and are
+// synchronous again as soon as it is back.
+func (p *Provisioner) replaceAsync(ctx context.Context, in Instance, job *api.Job, hold map[string]bool, size Size, c *patroniClient, progress Progress) error {
+	if err := p.asyncWhileReplacing(ctx, in, c, progress); err != nil {
+		return err
+	}
+	if err := p.registerHolding(ctx, in, job, hold, size, c, progress); err != nil {
+		return err
+	}
+	crashpoint.Hit("update:registered") // synchronous replication still off
+	return p.restoreSync(ctx, c, size.Nodes-1, progress)
 }
 
 // registerHolding registers job with the groups in hold kept as registered,
