@@ -6,9 +6,10 @@
 # (items admin_password, replication_password), which must exist before the
 # job runs; tasks wait for it.
 #
-# Data lives on the client at <data_root>/<instance>/node-<alloc index>, not in
-# the allocation, so it survives restarts, replacements and plan changes (the
-# same alloc index reuses the same directory). cleanup.nomad.hcl deletes it.
+# One task group per node, node-<index> (node_count of them). Data lives on
+# the client at <data_root>/<instance>/node-<index>, not in the allocation, so
+# it survives restarts, replacements and plan changes (the same group reuses
+# the same directory). cleanup.nomad.hcl deletes it.
 #
 # Profiles: driver = "raw_exec" runs Debian's binaries as user postgres;
 # driver = "docker" runs var.postgres_image as its user postgres (uid 999) on
@@ -260,10 +261,10 @@ variable "postgres_image" {
 locals {
   pitr   = var.pitr_repo != ""
   docker = var.driver == "docker"
-  # Holds node-<alloc index>, one cluster per node; the start script adds the index.
+  # Holds node-<index>, one cluster per node (the task group's name, NOMAD_GROUP_NAME).
   instance_dir = "${var.data_root}/${var.instance}"
-  # PostgreSQL's Unix socket directory, as a template expression (the alloc
-  # index is known on the client only): <instance_dir>/run-<alloc index>, on
+  # PostgreSQL's Unix socket directory, as a template expression (the group
+  # name is known on the client only): <instance_dir>/run-<index>, on
   # the host so that batch jobs (basebackup.nomad.hcl) reach it too, or
   # /run/postgresql (Debian's, shared: the port makes the name unique) when
   # that is too long for a socket path (at most 107 bytes, "/.s.PGSQL.<port>"

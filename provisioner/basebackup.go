@@ -73,7 +73,7 @@ func (p *Provisioner) BaseBackup(ctx context.Context, in Instance, baseBackupID 
 // backupNode is the node a base backup reads.
 type backupNode struct {
 	ClientID string // Nomad client node ID it runs on
-	Index    int    // its alloc index: data in node-<index>, socket in run-<index>
+	Index    int    // its node index (task group node-<index>): data in node-<index>, socket in run-<index>
 	Port     int    // its PostgreSQL port
 }
 

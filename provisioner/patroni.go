@@ -18,7 +18,7 @@ import (
 // Member is one node of a Business instance's cluster as Patroni reports it
 // (GET /cluster, Patroni 3.0 REST API).
 type Member struct {
-	Name     string `json:"name"`            // "node-<alloc index>"
+	Name     string `json:"name"`            // "node-<index>", its task group's name
 	Role     string `json:"role"`            // "leader", "sync_standby", "replica"
 	State    string `json:"state"`           // "running", "streaming", "starting", "stopped", ...
 	Host     string `json:"host"`            // PostgreSQL address
