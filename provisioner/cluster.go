@@ -18,23 +18,36 @@ func (p *Provisioner) waitStandbys(ctx context.Context, admin pgadmin.Admin, rep
 	if err := admin.EnsureReplicationRole(ctx, replicationPassword); err != nil {
 		return fmt.Errorf("replication role: %w", err)
 	}
+	last, err := watchStandbys(ctx, admin, func(s []pgadmin.Standby) bool { return streaming(s) >= want && hasSync(s) },
+		func(s []pgadmin.Standby) string { return describeStandbys(s, want) }, progress)
+	if err != nil {
+		return fmt.Errorf("waiting for %d standbys to stream from the leader: %w (last: %s)", want, err, last)
+	}
+	return nil
+}
+
+// watchStandbys polls the leader's pg_stat_replication (through admin)
+// every 200 ms until ok(standbys), reporting describe(standbys) as progress
+// when it changes. It returns the last description, and ctx's error when
+// ctx ends first.
+func watchStandbys(ctx context.Context, admin pgadmin.Admin, ok func([]pgadmin.Standby) bool, describe func([]pgadmin.Standby) string, progress Progress) (string, error) {
 	last := ""
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
 		standbys, err := admin.Standbys(attempt)
 		cancel()
 		if err == nil {
-			if s := describeStandbys(standbys, want); s != last {
+			if s := describe(standbys); s != last {
 				progress(s)
 				last = s
 			}
-			if streaming(standbys) >= want && hasSync(standbys) {
-				return nil
+			if ok(standbys) {
+				return last, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d standbys to stream from the leader: %w (last: %s)", want, ctx.Err(), last)
+			return last, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -232,16 +232,6 @@ func standbysUp(members []Member) (n int, sync bool) {
 	return n, sync
 }
 
-// noSyncStandby reports whether no member is a synchronous standby.
-func noSyncStandby(members []Member) bool {
-	for _, m := range members {
-		if m.Role == "sync_standby" {
-			return false
-		}
-	}
-	return true
-}
-
 // waitMembers polls the cluster until ok(members), reporting members as
 // progress when they change.
 func (c *patroniClient) waitMembers(ctx context.Context, what string, ok func([]Member) bool, progress Progress) ([]Member, error) {

@@ -89,7 +89,7 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 		}
 	}
 	if leaderStale {
-		if err := p.switchoverTo(ctx, in, c, otherThan(leader, size.Nodes), standbys, progress); err != nil {
+		if err := p.switchoverTo(ctx, in, c, otherThan(leader, size.Nodes), progress); err != nil {
 			return err
 		}
 		delete(stale, leader)
@@ -197,7 +197,7 @@ func (p *Provisioner) staleGroups(ctx context.Context, job *api.Job) (map[string
 // waits until name is the synchronous standby (Patroni refuses a switchover
 // to another in synchronous mode) or, with synchronous_mode off, a running
 // standby, switches over, and waits until name leads.
-func (p *Provisioner) switchoverTo(ctx context.Context, in Instance, c *patroniClient, name string, standbys int, progress Progress) error {
+func (p *Provisioner) switchoverTo(ctx context.Context, in Instance, c *patroniClient, name string, progress Progress) error {
 	sync, err := c.synchronousMode(ctx)
 	if err != nil {
 		return err

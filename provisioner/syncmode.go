@@ -29,27 +29,13 @@ func (p *Provisioner) asyncWhileReplacing(ctx context.Context, in Instance, c *p
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for {
-		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
-		standbys, err := admin.Standbys(attempt)
-		cancel()
-		if err == nil {
-			last = describeStandbys(standbys, len(standbys))
-			if allAsync(standbys) {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the leader still has a synchronous standby 30 s after synchronous_mode was turned off (last: %s)", last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	within, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	last, err := watchStandbys(within, admin, allAsync, func(s []pgadmin.Standby) string { return describeStandbys(s, len(s)) }, progress)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("the leader still has a synchronous standby 30 s after synchronous_mode was turned off (last: %s)", last)
 	}
+	return err
 }
 
 // allAsync reports whether no standby is synchronous or a candidate for it

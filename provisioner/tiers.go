@@ -99,7 +99,7 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 			return Placement{}, err
 		}
 		if len(cur.TaskGroups) > 1 {
-			if err := p.switchoverTo(ctx, in, c, memberName(0), len(cur.TaskGroups)-1, progress); err != nil {
+			if err := p.switchoverTo(ctx, in, c, memberName(0), progress); err != nil {
 				return Placement{}, err
 			}
 		}

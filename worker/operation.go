@@ -95,25 +95,10 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		if err != nil {
 			return "", err
 		}
-		if restoring {
-			if done, err := w.restoreFrom(ctx, op, target, size, progress); err != nil || done != "" {
-				return done, err
+		if !restoring {
+			if err := w.provisionNew(ctx, inst, &target, size, progress); err != nil {
+				return "", err
 			}
-			return fmt.Sprintf("PostgreSQL is ready on plan %s", plan.ID) + describeSettings(target), nil
-		}
-		placed, err := w.op.Provision(ctx, target, size, progress)
-		if placed.NodeID != "" && inst.NodeID == "" {
-			if serr := w.store.SetNodeID(ctx, inst.ID, placed.NodeID); serr != nil {
-				return "", serr
-			}
-			target.NodeID = placed.NodeID
-		}
-		if err != nil {
-			return "", err
-		}
-		fresh := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, ReadOnlyPort: inst.ReadOnlyPort, NodeID: target.NodeID}
-		if err := w.op.Configure(ctx, fresh, target, progress); err != nil {
-			return "", err
 		}
 		if done, err := w.restoreFrom(ctx, op, target, size, progress); err != nil || done != "" {
 			return done, err
@@ -238,6 +223,23 @@ func (w *operationWorker) restore(ctx context.Context, op store.Operation, targe
 		return "", err
 	}
 	return fmt.Sprintf("restored backup %s", b.ID), nil
+}
+
+// provisionNew provisions inst on size and applies target's settings,
+// recording where its data lives (target.NodeID) once placed.
+func (w *operationWorker) provisionNew(ctx context.Context, inst store.Instance, target *provisioner.Instance, size provisioner.Size, progress provisioner.Progress) error {
+	placed, err := w.op.Provision(ctx, *target, size, progress)
+	if placed.NodeID != "" && inst.NodeID == "" {
+		if serr := w.store.SetNodeID(ctx, inst.ID, placed.NodeID); serr != nil {
+			return serr
+		}
+		target.NodeID = placed.NodeID
+	}
+	if err != nil {
+		return err
+	}
+	fresh := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, ReadOnlyPort: inst.ReadOnlyPort, NodeID: target.NodeID}
+	return w.op.Configure(ctx, fresh, *target, progress)
 }
 
 // restoreFrom restores into the new instance what a provision's
