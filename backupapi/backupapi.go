@@ -198,12 +198,6 @@ func (a *api) pitrRestore(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("point-in-time recovery is not available on plan %s of this broker", inst.PlanID))
 		return
 	}
-	if plan.Nodes > 1 {
-		writeError(w, http.StatusUnprocessableEntity, "PlanHasNoPITR",
-			"an in-place point-in-time restore of a highly available (Business) instance is not available yet: "+
-				"provision a Starter instance with restore_from.point_in_time naming this one")
-		return
-	}
 	var req PITRRestoreRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()

@@ -4,6 +4,12 @@
 # The broker runs it at deprovision once the node job is stopped, waits for
 # the allocation to complete, then purges the job (ID pg-<instance>-cleanup).
 # Set node_id to the client that held the data when there are several.
+#
+# With node_groups set it deletes only those nodes' data directories,
+# <data_root>/<instance>/<group> (e.g. node-1), and keeps the stanza: the
+# broker removes a Business instance's former standbys' data this way once
+# they stopped (a later standby clones the leader afresh instead of starting
+# on a stale or diverged copy).
 
 variable "instance" {
   type        = string
@@ -55,6 +61,16 @@ variable "node_id" {
   description = "When set, the Nomad client node ID to clean."
 }
 
+variable "node_groups" {
+  type        = list(string)
+  default     = []
+  description = "When set, the node task groups (node-<index>) whose data directories alone are deleted."
+  validation {
+    condition     = length([for g in var.node_groups : g if regex_replace(g, "^node-[0-9]{1,3}$", "ok") != "ok"]) == 0
+    error_message = "Each node_groups entry must be node-<index>."
+  }
+}
+
 variable "postgres_image" {
   type        = string
   default     = "postgres:15"
@@ -65,7 +81,8 @@ locals {
   docker       = var.driver == "docker"
   instance_dir = "${var.data_root}/${var.instance}"
   stanza_dirs  = var.pitr_repo == "" ? [] : ["${var.pitr_repo}/archive/${var.instance}", "${var.pitr_repo}/backup/${var.instance}"]
-  rm_args      = concat(["-rf", "--one-file-system", "--", local.instance_dir], local.stanza_dirs)
+  rm_targets   = length(var.node_groups) > 0 ? [for g in var.node_groups : "${local.instance_dir}/${g}"] : concat([local.instance_dir], local.stanza_dirs)
+  rm_args      = concat(["-rf", "--one-file-system", "--"], local.rm_targets)
 }
 
 job "pg-cleanup" {

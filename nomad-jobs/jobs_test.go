@@ -431,7 +431,7 @@ func constraints(job *api.Job) []api.Constraint {
 
 func TestUnsafeInstanceOrDataRootIsRejected(t *testing.T) {
 	client := nomadClient(t)
-	cleanup := jobFiles("raw_exec")[2]
+	cleanup := jobFileNamed(t, "cleanup")
 	cases := []struct{ variable, value string }{
 		{"instance", ""},
 		{"instance", "../etc"},
@@ -442,6 +442,9 @@ func TestUnsafeInstanceOrDataRootIsRejected(t *testing.T) {
 		{"data_root", "/srv/../etc"},
 		{"data_root", "/srv/./x"},
 		{"driver", "exec"},
+		{"node_groups", "../node-1"},
+		{"node_groups", "node-1/.."},
+		{"node_groups", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.variable+"="+c.value, func(t *testing.T) {
@@ -450,9 +453,59 @@ func TestUnsafeInstanceOrDataRootIsRejected(t *testing.T) {
 				vars[k] = v
 			}
 			vars[c.variable] = c.value
+			if c.variable == "node_groups" {
+				vars[c.variable] = []string{c.value}
+			}
 			if _, err := parse(t, client, cleanup.name, cleanup.src, vars); err == nil {
 				t.Errorf("parse accepted %s = %q", c.variable, c.value)
 			}
 		})
 	}
+}
+
+// TestCleanupOfNodeGroupsKeepsTheRest: with node_groups the cleanup job
+// deletes those nodes' data directories only (a Business instance's former
+// standbys); without, the whole instance directory and its stanza.
+func TestCleanupOfNodeGroupsKeepsTheRest(t *testing.T) {
+	client := nomadClient(t)
+	cleanup := jobFileNamed(t, "cleanup")
+	args := func(extra map[string]any) []string {
+		vars := map[string]any{"pitr_repo": "/srv/r"}
+		for k, v := range cleanup.vars {
+			vars[k] = v
+		}
+		for k, v := range extra {
+			vars[k] = v
+		}
+		job, err := parse(t, client, cleanup.name, cleanup.src, vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, a := range job.TaskGroups[0].Tasks[0].Config["args"].([]any) {
+			out = append(out, a.(string))
+		}
+		return out
+	}
+	dir := "/srv/pgbroker/data/" + instance
+	want := []string{"-rf", "--one-file-system", "--", dir, "/srv/r/archive/" + instance, "/srv/r/backup/" + instance}
+	if got := args(nil); !slices.Equal(got, want) {
+		t.Errorf("whole instance: args %q, want %q", got, want)
+	}
+	want = []string{"-rf", "--one-file-system", "--", dir + "/node-1", dir + "/node-2"}
+	if got := args(map[string]any{"node_groups": []string{"node-1", "node-2"}}); !slices.Equal(got, want) {
+		t.Errorf("node groups: args %q, want %q", got, want)
+	}
+}
+
+// jobFileNamed returns the first raw_exec job file called name.
+func jobFileNamed(t *testing.T, name string) jobFile {
+	t.Helper()
+	for _, f := range jobFiles("raw_exec") {
+		if f.name == name {
+			return f
+		}
+	}
+	t.Fatalf("no job file %s", name)
+	return jobFile{}
 }

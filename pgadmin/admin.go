@@ -317,3 +317,17 @@ func (a Admin) InRecovery(ctx context.Context) (bool, error) {
 	err = conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&in)
 	return in, err
 }
+
+// HasDataFile reports whether the file name (relative to the data
+// directory, e.g. "pgbroker-pitr-<operation id>") exists in the data
+// directory of the server the admin reaches (pg_stat_file(name, true)).
+func (a Admin) HasDataFile(ctx context.Context, name string) (bool, error) {
+	conn, err := a.connect(ctx, "postgres")
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(ctx)
+	var found bool
+	err = conn.QueryRow(ctx, "SELECT (pg_stat_file($1, true)).size IS NOT NULL", name).Scan(&found)
+	return found, err
+}

@@ -153,12 +153,36 @@ func (p *Provisioner) GatewaysJob(in Instance, s Size) (*api.Job, error) {
 	return p.parseJob(nomadjobs.Gateways, GatewaysJobID(in.ShortID), vars)
 }
 
-// CleanupJob returns the batch job that deletes an instance's data directory.
-func (p *Provisioner) CleanupJob(in Instance) (*api.Job, error) {
-	vars := p.commonVars(in.ShortID)
+// CleanupJob returns the batch job that deletes, on Nomad client client,
+// the data directories of the node task groups groups (node-<index>) of
+// instance short, or with no groups its whole data directory and stanza
+// (cleanup.nomad.hcl).
+func (p *Provisioner) CleanupJob(short, client string, groups []string) (*api.Job, error) {
+	vars := p.commonVars(short)
 	delete(vars, "host_network")
 	vars["data_root"] = p.cfg.DataRoot
-	vars["node_id"] = in.NodeID
+	vars["node_id"] = client
+	vars["node_groups"] = groups
 	vars["pitr_repo"] = p.cfg.PITRRepo // a directory; a stanza in S3 is deleted by Deprovision itself
-	return p.parseJob(nomadjobs.Cleanup, CleanupJobID(in.ShortID), vars)
+	return p.parseJob(nomadjobs.Cleanup, CleanupJobID(short), vars)
+}
+
+// cleanData runs CleanupJob(short, client, groups), waits until it
+// completed and purges it. Idempotent (deleting what is gone succeeds).
+// Errors: *JobFailedError when rm failed; others are worth retrying.
+func (p *Provisioner) cleanData(ctx context.Context, short, client string, groups []string) error {
+	cleanup, err := p.CleanupJob(short, client, groups)
+	if err != nil {
+		return err
+	}
+	if _, err := p.register(ctx, cleanup); err != nil {
+		return err
+	}
+	if _, err := p.waitComplete(ctx, CleanupJobID(short), "cleanup"); err != nil {
+		return err
+	}
+	if _, _, err := p.nomad.Jobs().Deregister(CleanupJobID(short), true, writeOpts(ctx)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("purge cleanup job from Nomad: %w", err)
+	}
+	return nil
 }

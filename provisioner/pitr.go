@@ -104,41 +104,47 @@ func parseInfo(out string) ([]BaseBackupInfo, error) {
 // check), then registers the node job with the restore, whose start script
 // runs pgbackrest restore --delta --type=time before PostgreSQL starts, and
 // waits until PostgreSQL has replayed WAL up to target and promoted. The
-// instance is down meanwhile. Idempotent: a job version already carrying
-// restoreID is waited for, not replaced.
+// instance is down meanwhile.
+//
+// A Business instance (size.HA) first becomes a single node (toSingle:
+// node-0 leads, the standbys stop and their data is deleted), is restored
+// like a Starter one, then becomes a cluster again (toCluster: Patroni
+// adopts the restored node-0, new standbys clone it). The restore happens
+// once per restoreID: the node job's Meta names it until the cluster is
+// made again, and from then on the marker file the start script leaves in
+// the restored data directory does (restoreMarked), so a retry after a crash
+// never restores twice or undoes writes made since. Errors: *ExecError when
+// pgBackRest failed; others are worth retrying.
 func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size, restoreID string, target time.Time, progress Progress) error {
 	jobID := NodesJobID(in.ShortID)
 	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
 	if err != nil {
 		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
 	}
+	single := size
+	single.Nodes = 1
 	if cur.Meta[MetaPITRRestore] != restoreID {
-		progress("archiving the latest WAL")
-		set, err := p.archiveAndChooseSet(ctx, in.ShortID, target)
-		if err != nil {
-			return err
+		if size.HA() {
+			restored, err := p.restoreMarked(ctx, in, restoreID)
+			if err != nil {
+				return err
+			}
+			if restored {
+				return p.clusterAgain(ctx, in, size, progress)
+			}
+			placed, err := p.toSingle(ctx, in, single, progress)
+			if err != nil {
+				return err
+			}
+			in.NodeID = placed.NodeID
+			crashpoint.Hit("pitr:single")
 		}
-		if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+		if cur, err = p.registerRestore(ctx, in, single, restoreID, target, progress); err != nil {
 			return err
-		}
-		job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_set": set,
-			"pitr_target": target.UTC().Format(PITRTimeFormat)})
-		if err != nil {
-			return err
-		}
-		job.Meta[MetaPITRRestore] = restoreID
-		if _, err := p.register(ctx, job); err != nil {
-			return err
-		}
-		crashpoint.Hit("pitr:registered")
-		// Registered before a restart or just now: wait for that job version.
-		cur, _, err = p.nomad.Jobs().Info(jobID, queryOpts(ctx))
-		if err != nil {
-			return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
 		}
 	}
 	progress("restoring to " + target.UTC().Format(time.RFC3339Nano))
-	if _, err := p.runningAllocs(ctx, jobID, *cur.Version, size.Nodes, "postgres", "node", progress); err != nil {
+	if _, err := p.runningAllocs(ctx, jobID, *cur.Version, single.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
 	admin, err := p.instanceAdmin(ctx, in)
@@ -154,7 +160,7 @@ func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size,
 		recovering, err := admin.InRecovery(attempt)
 		cancel()
 		if err == nil && !recovering {
-			return nil
+			break
 		}
 		select {
 		case <-ctx.Done():
@@ -162,6 +168,70 @@ func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size,
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+	if !size.HA() {
+		return nil
+	}
+	crashpoint.Hit("pitr:restored")
+	return p.clusterAgain(ctx, in, size, progress)
+}
+
+// registerRestore has the running single node of in archive its latest WAL,
+// chooses the base backup, and registers the node job of size (one node)
+// restoring to target, Meta pgbroker_pitr_restore = restoreID. It returns
+// the registered job.
+func (p *Provisioner) registerRestore(ctx context.Context, in Instance, size Size, restoreID string, target time.Time, progress Progress) (*api.Job, error) {
+	progress("archiving the latest WAL")
+	set, err := p.archiveAndChooseSet(ctx, in.ShortID, target)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+		return nil, err
+	}
+	job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_set": set,
+		"pitr_target": target.UTC().Format(PITRTimeFormat)})
+	if err != nil {
+		return nil, err
+	}
+	job.Meta[MetaPITRRestore] = restoreID
+	if _, err := p.register(ctx, job); err != nil {
+		return nil, err
+	}
+	crashpoint.Hit("pitr:registered")
+	// Registered before a restart or just now: wait for that job version.
+	cur, _, err := p.nomad.Jobs().Info(NodesJobID(in.ShortID), queryOpts(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read job %s from Nomad: %w", NodesJobID(in.ShortID), err)
+	}
+	return cur, nil
+}
+
+// clusterAgain makes the restored single node-0 of a Business instance a
+// cluster of size again (toCluster, pinned to node-0's client).
+func (p *Provisioner) clusterAgain(ctx context.Context, in Instance, size Size, progress Progress) error {
+	node0, err := p.allocNode(ctx, NodesJobID(in.ShortID), 0)
+	if err != nil {
+		return err
+	}
+	in.NodeID = node0
+	return p.toCluster(ctx, in, size, progress)
+}
+
+// restoreMarked reports whether the data directory of the server the
+// instance's gateway reaches (the Patroni leader on Business) holds the
+// marker of restore restoreID, which the start script writes once pgBackRest
+// restored (nodes.nomad.hcl) and which clones carry along. Errors: the
+// instance does not answer (worth retrying).
+func (p *Provisioner) restoreMarked(ctx context.Context, in Instance, restoreID string) (bool, error) {
+	admin, err := p.instanceAdmin(ctx, in)
+	if err != nil {
+		return false, err
+	}
+	found, err := admin.HasDataFile(ctx, "pgbroker-pitr-"+restoreID)
+	if err != nil {
+		return false, fmt.Errorf("look for the marker of restore %s: %w", restoreID, err)
+	}
+	return found, nil
 }
 
 // ExecError: a command run in the node task exited non-zero.

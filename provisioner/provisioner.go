@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -260,47 +262,50 @@ func (p *Provisioner) certifyGateway(ctx context.Context, in Instance, admin pga
 	return p.waitServing(ctx, admin, cert)
 }
 
-// Deprovision stops and purges the instance's jobs, deletes its data
-// directory with a cleanup batch job on the node that holds it (in.NodeID, or
-// where the node job's allocations ran when that was never recorded), and
-// deletes its secrets. Idempotent: a missing job or secret is not an error.
+// Deprovision stops the instance's jobs, deletes its data with a cleanup
+// batch job on every client that ran one of its nodes (in.NodeID too, when
+// recorded), purges the jobs, and deletes its secrets. The jobs are purged
+// only after the cleanup, so a retry after a crash still finds where the
+// nodes ran. Idempotent: a missing job or secret is not an error.
 func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Progress) error {
 	progress("stopping the gateways and nodes")
 	var allocIDs []string
-	for _, jobID := range []string{GatewaysJobID(in.ShortID), NodesJobID(in.ShortID)} {
+	clients := map[string]bool{}
+	if in.NodeID != "" {
+		clients[in.NodeID] = true
+	}
+	jobIDs := []string{GatewaysJobID(in.ShortID), NodesJobID(in.ShortID)}
+	for _, jobID := range jobIDs {
 		allocs, _, err := p.nomad.Jobs().Allocations(jobID, true, queryOpts(ctx))
 		if err != nil && !isNotFound(err) {
 			return fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
 		}
 		for _, a := range allocs {
 			allocIDs = append(allocIDs, a.ID)
-			if jobID == NodesJobID(in.ShortID) && in.NodeID == "" {
-				in.NodeID = a.NodeID // placed, but the placement was never recorded
+			if jobID == NodesJobID(in.ShortID) {
+				clients[a.NodeID] = true
 			}
 		}
-		if _, _, err := p.nomad.Jobs().Deregister(jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
-			return fmt.Errorf("deregister %s from Nomad: %w", jobID, err)
+		if _, _, err := p.nomad.Jobs().Deregister(jobID, false, writeOpts(ctx)); err != nil && !isNotFound(err) {
+			return fmt.Errorf("stop %s in Nomad: %w", jobID, err)
 		}
 	}
 	if err := p.waitStopped(ctx, allocIDs); err != nil {
 		return err
 	}
 	crashpoint.Hit("deprovision:stopped")
-	if in.NodeID != "" {
+	if len(clients) > 0 {
 		progress("deleting the data directory")
-		cleanup, err := p.CleanupJob(in)
-		if err != nil {
+	}
+	for _, client := range slices.Sorted(maps.Keys(clients)) {
+		if err := p.cleanData(ctx, in.ShortID, client, nil); err != nil {
 			return err
 		}
-		if _, err := p.register(ctx, cleanup); err != nil {
-			return err
-		}
-		if _, err := p.waitComplete(ctx, CleanupJobID(in.ShortID), "cleanup"); err != nil {
-			return err
-		}
-		crashpoint.Hit("deprovision:cleaned")
-		if _, _, err := p.nomad.Jobs().Deregister(CleanupJobID(in.ShortID), true, writeOpts(ctx)); err != nil && !isNotFound(err) {
-			return fmt.Errorf("purge cleanup job from Nomad: %w", err)
+	}
+	crashpoint.Hit("deprovision:cleaned")
+	for _, jobID := range jobIDs {
+		if _, _, err := p.nomad.Jobs().Deregister(jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
+			return fmt.Errorf("purge %s from Nomad: %w", jobID, err)
 		}
 	}
 	if p.cfg.PITRS3 != nil {

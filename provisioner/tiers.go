@@ -3,6 +3,8 @@ package provisioner
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -80,7 +82,8 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 // the leader (a switchover when needed), the standbys are removed, the
 // gateways go back to plain routing and to size.Gateways, and node 0
 // restarts without Patroni on its data, pinned to its client, whose id is
-// returned. The instance's Patroni keys are deleted from etcd.
+// returned. The instance's Patroni keys are deleted from etcd, and the
+// former standbys' data directories from their clients (removeStandbyData).
 func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, progress Progress) (Placement, error) {
 	jobID := NodesJobID(in.ShortID)
 	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
@@ -142,6 +145,9 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 	if err := p.deletePatroniKeys(ctx, in.ShortID); err != nil {
 		return Placement{}, err
 	}
+	if err := p.removeStandbyData(ctx, in.ShortID, progress); err != nil {
+		return Placement{}, err
+	}
 	return Placement{NodeID: node0}, p.readyThroughGateway(ctx, in, progress)
 }
 
@@ -200,4 +206,38 @@ func (p *Provisioner) waitAllocsGone(ctx context.Context, jobID string, n int) e
 			return fmt.Errorf("waiting for the standbys to stop: %w", ctx.Err())
 		}
 	}
+}
+
+// removeStandbyData deletes the data directories of the node job's former
+// standbys (every task group but node-0, none of them running any more) on
+// each client that ran one, so that a standby added later clones the leader
+// afresh: a copy left behind may lack WAL long recycled on the leader, or
+// have diverged from it (a point-in-time restore). Idempotent.
+func (p *Provisioner) removeStandbyData(ctx context.Context, short string, progress Progress) error {
+	jobID := NodesJobID(short)
+	allocs, _, err := p.nomad.Jobs().Allocations(jobID, true, queryOpts(ctx))
+	if err != nil {
+		return fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
+	}
+	groups := map[string][]string{} // client -> task groups
+	for _, a := range allocs {
+		if a.TaskGroup == memberName(0) {
+			continue
+		}
+		if a.ClientStatus == api.AllocClientStatusRunning || a.ClientStatus == api.AllocClientStatusPending {
+			return fmt.Errorf("node %s of %s still runs", a.TaskGroup, jobID)
+		}
+		if !slices.Contains(groups[a.NodeID], a.TaskGroup) {
+			groups[a.NodeID] = append(groups[a.NodeID], a.TaskGroup)
+		}
+	}
+	if len(groups) > 0 {
+		progress("deleting the former standbys' data")
+	}
+	for _, client := range slices.Sorted(maps.Keys(groups)) {
+		if err := p.cleanData(ctx, short, client, groups[client]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
