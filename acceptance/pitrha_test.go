@@ -22,7 +22,10 @@ import (
 // rows from a standby cloned afresh. The broker is SIGKILLed once Patroni
 // adopted the restored node (tiers:adopted: the node job no longer names
 // the restore); a row written while it is down survives the attempt after
-// the restart, so the restore did not run twice.
+// the restart, so the restore did not run twice. Then a Business copy
+// (provision parameter restore_from.point_in_time) of a moment after that
+// restore, the broker SIGKILLed at the same step, holds the rows of that
+// moment, was registered for its restore once, and is a healthy cluster.
 func TestBusinessPointInTimeRestoreInPlace(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t, "PGBROKER_BACKUP_SCHEDULE_TICK=1s", "PGBROKER_ATTEMPT_TIMEOUT=90s", "PGBROKER_RESCUE_AFTER=95s",
@@ -95,6 +98,44 @@ func TestBusinessPointInTimeRestoreInPlace(t *testing.T) {
 		}
 	}
 	assertRowsByTime(t, standby, "through read_only_uri", want)
+
+	// A Business copy of a point in time after that restore (its WAL is on
+	// the restore's timeline), crashed at the same step.
+	app = connect(t, creds["DATABASE_URL"].(string))
+	var copyTarget time.Time
+	if err := app.QueryRow(context.Background(), "SELECT clock_timestamp()").Scan(&copyTarget); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	mustExec(t, app, "INSERT INTO items VALUES (1002, 'after the copy target')")
+	app.Close(context.Background())
+	b.restartWith("PGBROKER_CRASH_AT", "tiers:adopted")
+	copyID := uuid.NewString()
+	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
+		InstanceID: copyID, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: businessPlan,
+		OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance",
+		Parameters: map[string]any{"restore_from": map[string]any{"instance_id": id,
+			"point_in_time": copyTarget.UTC().Format(time.RFC3339Nano)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.exited(5 * time.Minute) {
+		t.Fatal("the broker did not crash at tiers:adopted while making the copy")
+	}
+	b.restartWithout("PGBROKER_CRASH_AT")
+	waitOperation(t, c, copyID, resp.OperationKey, 8*time.Minute)
+	if n := nodeJobVersions(t, copyID); n != 1 {
+		t.Errorf("the copy's node job was registered for its restore %d times, want once", n)
+	}
+	waitClusterHealthy(t, provisioner.ShortID(copyID), 2*time.Minute)
+	copyCreds := bind(t, c, copyID, uuid.NewString(), businessPlan, nil)
+	cp := connect(t, copyCreds["DATABASE_URL"].(string))
+	assertRowsByTime(t, cp, "the copy through DATABASE_URL", want)
+	mustExec(t, cp, "INSERT INTO items VALUES (1003, 'written in the copy')")
+	cp.Close(context.Background())
+	deprovision(t, c, copyID, businessPlan)
+	assertGone(t, copyID)
 	deprovision(t, c, id, businessPlan)
 	assertGone(t, id)
 }

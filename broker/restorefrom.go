@@ -91,8 +91,6 @@ func (b *Broker) checkPointInTime(ctx context.Context, rf RestoreFrom, src store
 		return unprocessable("PlanHasNoPITR", "restore_from.point_in_time: point-in-time recovery is not available on plan %s of instance %s", src.PlanID, rf.InstanceID)
 	case plan.Backups.PITRDays == 0:
 		return unprocessable("PlanHasNoPITR", "restore_from.point_in_time: plan %s has no point-in-time recovery; choose a plan with it", plan.ID)
-	case plan.Nodes > 1:
-		return unprocessable("PlanHasNoPITR", "restore_from.point_in_time: restoring into a highly available (Business) plan is not available yet; restore into a Starter plan (restore_from.backup_id works on every plan)")
 	case src.Gone():
 		return unprocessable("TargetTimeOutOfRange", "restore_from.point_in_time: instance %s was deprovisioned, and its WAL archive with it", rf.InstanceID)
 	case at.After(time.Now()):

@@ -299,8 +299,11 @@ func (p *Provisioner) execAlloc(ctx context.Context, allocID, script string) (st
 }
 
 // RestoreRegistered reports whether the instance's node job was registered
-// for the point-in-time restore restoreID (job Meta pgbroker_pitr_restore):
-// the restore is under way or done. False when the job does not exist.
+// for the point-in-time restore restoreID (job Meta pgbroker_pitr_restore),
+// or, once the node job runs Patroni, whether its data holds that restore
+// (restoreMarked; a copy on a Business plan made a cluster again): the
+// restore is under way or done. False when the job does not exist. Errors:
+// Nomad or, with Patroni, the instance does not answer.
 func (p *Provisioner) RestoreRegistered(ctx context.Context, in Instance, restoreID string) (bool, error) {
 	cur, _, err := p.nomad.Jobs().Info(NodesJobID(in.ShortID), queryOpts(ctx))
 	if isNotFound(err) {
@@ -309,7 +312,15 @@ func (p *Provisioner) RestoreRegistered(ctx context.Context, in Instance, restor
 	if err != nil {
 		return false, fmt.Errorf("read job %s from Nomad: %w", NodesJobID(in.ShortID), err)
 	}
-	return cur.Meta[MetaPITRRestore] == restoreID, nil
+	if cur.Meta[MetaPITRRestore] == restoreID {
+		return true, nil
+	}
+	if cur.Meta[MetaPatroni] != "true" {
+		return false, nil
+	}
+	// A copy on a Business plan is made a cluster once restored and
+	// adopted, and its node job no longer names the restore.
+	return p.restoreMarked(ctx, in, restoreID)
 }
 
 // RestoreFromStanza makes the freshly provisioned instance in a copy of
@@ -322,7 +333,10 @@ func (p *Provisioner) RestoreRegistered(ctx context.Context, in Instance, restor
 // promoted, then adopts the cluster (source's database and roles renamed to
 // in's, source's login roles dropped, in's admin password set:
 // pgadmin.AdoptCluster) and creates in's stanza, to which it archives from
-// then on. Idempotent: a job version already carrying restoreID is waited
+// then on. The restore runs on one node; a copy on a Business plan (size.HA)
+// is then made a cluster (clusterAgain), after which the marker the start
+// script leaves in the data directory, not the job's Meta, names the
+// restore. Idempotent: a job version already carrying restoreID is waited
 // for, not replaced. Errors: *ExecError when pgBackRest failed on source;
 // others are worth retrying.
 func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size Size, source, restoreID string, target time.Time, progress Progress) error {
@@ -330,6 +344,19 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
 	if err != nil {
 		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+	}
+	single := size
+	single.Nodes = 1
+	if cur.Meta[MetaPITRRestore] != restoreID && cur.Meta[MetaPatroni] == "true" {
+		// Made a cluster again after its restore (below), or never restored.
+		restored, err := p.restoreMarked(ctx, in, restoreID)
+		if err != nil {
+			return err
+		}
+		if !restored {
+			return fmt.Errorf("the node job of %s runs Patroni but its data holds no restore %s", in.ShortID, restoreID)
+		}
+		return p.clusterAgain(ctx, in, size, progress)
 	}
 	if cur.Meta[MetaPITRRestore] != restoreID {
 		progress("archiving the latest WAL of the source instance")
@@ -341,7 +368,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 		if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
 			return err
 		}
-		job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_source": source,
+		job, err := p.nodesJobWith(in, single, map[string]any{"pitr_restore_id": restoreID, "pitr_source": source,
 			"pitr_set": set, "pitr_target": target.UTC().Format(PITRTimeFormat)})
 		if err != nil {
 			return err
@@ -356,7 +383,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 			return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
 		}
 	}
-	if _, err := p.runningAllocs(ctx, jobID, *cur.Version, size.Nodes, "postgres", "node", progress); err != nil {
+	if _, err := p.runningAllocs(ctx, jobID, *cur.Version, single.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
 	own, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
@@ -402,5 +429,9 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 	if _, err := p.execNode(ctx, in, "set -euo pipefail; "+pgbackrest(in.ShortID)+" stanza-create >/dev/null"); err != nil {
 		return fmt.Errorf("create the stanza of the copy: %w", err)
 	}
-	return nil
+	if !size.HA() {
+		return nil
+	}
+	crashpoint.Hit("pitr:restored")
+	return p.clusterAgain(ctx, in, size, progress)
 }

@@ -91,12 +91,18 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		// (restore_from) had provisioned and configured already; doing it
 		// again would replace the restoring node job with a plain one and
 		// wait for a password the restored cluster does not know yet.
-		restoring, err := w.op.RestoreRegistered(ctx, target, op.ID)
-		if err != nil {
-			return "", err
+		restoring, first := false, size
+		if rf := restoreFromParameter(op); rf != nil && rf.BackupID == "" {
+			var err error
+			if restoring, err = w.op.RestoreRegistered(ctx, target, op.ID); err != nil {
+				return "", err
+			}
+			// A copy of a point in time becomes a cluster once restored
+			// (RestoreFromStanza): pgBackRest restores one node.
+			first.Nodes = 1
 		}
 		if !restoring {
-			if err := w.provisionNew(ctx, inst, &target, size, progress); err != nil {
+			if err := w.provisionNew(ctx, inst, &target, first, progress); err != nil {
 				return "", err
 			}
 		}
@@ -242,21 +248,33 @@ func (w *operationWorker) provisionNew(ctx context.Context, inst store.Instance,
 	return w.op.Configure(ctx, fresh, *target, progress)
 }
 
+// restoreFromParam is a provision's restore_from parameter, as validated
+// by the broker (broker/restorefrom.go).
+type restoreFromParam struct {
+	InstanceID  string    `json:"instance_id"`
+	BackupID    string    `json:"backup_id"`
+	PointInTime time.Time `json:"point_in_time"`
+}
+
+// restoreFromParameter returns the provision's restore_from, nil when none.
+func restoreFromParameter(op store.Operation) *restoreFromParam {
+	var p struct {
+		RestoreFrom *restoreFromParam `json:"restore_from"`
+	}
+	if err := json.Unmarshal(op.Parameters, &p); err != nil {
+		return nil
+	}
+	return p.RestoreFrom
+}
+
 // restoreFrom restores into the new instance what a provision's
 // restore_from parameter names: a dump (backup_id) or the source instance's
 // stanza at a point in time (point_in_time); done is "" when there is none.
 func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, target provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (string, error) {
-	var p struct {
-		RestoreFrom *struct {
-			InstanceID  string    `json:"instance_id"`
-			BackupID    string    `json:"backup_id"`
-			PointInTime time.Time `json:"point_in_time"`
-		} `json:"restore_from"`
-	}
-	if err := json.Unmarshal(op.Parameters, &p); err != nil || p.RestoreFrom == nil {
+	rf := restoreFromParameter(op)
+	if rf == nil {
 		return "", nil
 	}
-	rf := p.RestoreFrom
 	if rf.BackupID == "" && !rf.PointInTime.IsZero() {
 		src, err := w.store.GetInstance(ctx, rf.InstanceID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && src.Gone()) {
