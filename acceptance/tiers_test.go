@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,11 @@ func TestPlanChangesAcrossTiersKeepEveryCommit(t *testing.T) {
 			if tl != timeline+1 || after == leader {
 				t.Errorf("to %s: leader %s on timeline %d, was %s on %d: want one switchover (another leader, timeline %d)", step.plan, after, tl, leader, timeline, timeline+1)
 			}
+		}
+		// Back on one node, the former standby's data is gone: a later
+		// standby clones the leader afresh.
+		if standby := filepath.Join(dataRoot, short, "node-1"); step.nodes == 1 && exists(standby) {
+			t.Errorf("on %s: the former standby's data directory %s is left", step.plan, standby)
 		}
 	}
 }
