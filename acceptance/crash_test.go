@@ -20,7 +20,7 @@ const crashPlan = "postgresql-starter-512"
 // without the crash point.
 func crashAndRestart(t *testing.T, b *broker, point string) {
 	t.Helper()
-	if !b.exited(2 * time.Minute) {
+	if !b.crashed(2 * time.Minute) {
 		t.Fatalf("the broker did not crash at %s", point)
 	}
 	time.Sleep(10 * time.Second)
@@ -166,7 +166,7 @@ func TestBrokerKilledDuringBindFinishesBinding(t *testing.T) {
 	if _, err := c.Bind(&osb.BindRequest{InstanceID: id, BindingID: bindingID, ServiceID: serviceID, PlanID: crashPlan}); err == nil {
 		t.Fatal("bind answered although the broker crashed")
 	}
-	if !b.exited(30 * time.Second) {
+	if !b.crashed(30 * time.Second) {
 		t.Fatal("the broker did not crash at bind:role")
 	}
 	b.env = append(b.env, "PGBROKER_CRASH_AT=unbind:role") // exec keeps the last value of a key
@@ -184,7 +184,7 @@ func TestBrokerKilledDuringBindFinishesBinding(t *testing.T) {
 	if _, err := c.Unbind(&osb.UnbindRequest{InstanceID: id, BindingID: bindingID, ServiceID: serviceID, PlanID: crashPlan}); err == nil {
 		t.Fatal("unbind answered although the broker crashed")
 	}
-	if !b.exited(30 * time.Second) {
+	if !b.crashed(30 * time.Second) {
 		t.Fatal("the broker did not crash at unbind:role")
 	}
 	b.restartWithout("PGBROKER_CRASH_AT")

@@ -149,6 +149,16 @@ func (b *broker) exited(limit time.Duration) bool {
 	}
 }
 
+// crashed reports whether the broker ended within limit by SIGKILL (a
+// crash point), not by a failed start or an error exit.
+func (b *broker) crashed(limit time.Duration) bool {
+	if !b.exited(limit) {
+		return false
+	}
+	status, ok := b.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && status.Signaled() && status.Signal() == syscall.SIGKILL
+}
+
 // restartWithout starts the broker again with the variables named dropped
 // from its environment.
 func (b *broker) restartWithout(names ...string) {
@@ -169,10 +179,11 @@ func (b *broker) restartWithout(names ...string) {
 	b.start()
 }
 
-// restartWith starts the broker again with variable name set to value
-// ("" drops it).
+// restartWith stops the broker when it runs and starts it again with
+// variable name set to value ("" drops it).
 func (b *broker) restartWith(name, value string) {
 	b.t.Helper()
+	b.stop()
 	if value != "" {
 		b.env = append(b.env, name+"="+value) // the last one wins (os/exec)
 		b.start()

@@ -60,7 +60,7 @@ func TestBusinessPointInTimeRestoreInPlace(t *testing.T) {
 	if err := jsonUnmarshal(body, &restore); err != nil {
 		t.Fatal(err)
 	}
-	if !b.exited(5 * time.Minute) {
+	if !b.crashed(5 * time.Minute) {
 		t.Fatal("the broker did not crash at tiers:adopted")
 	}
 	// Restored, under Patroni, not yet a cluster: the gateway reaches node-0.
@@ -120,7 +120,7 @@ func TestBusinessPointInTimeRestoreInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !b.exited(5 * time.Minute) {
+	if !b.crashed(5 * time.Minute) {
 		t.Fatal("the broker did not crash at tiers:adopted while making the copy")
 	}
 	b.restartWithout("PGBROKER_CRASH_AT")

@@ -197,7 +197,7 @@ func TestBrokerKilledDuringPlanChangesAcrossTiersFinishes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("update to %s: %v", plan, err)
 		}
-		if !b.exited(3 * time.Minute) {
+		if !b.crashed(3 * time.Minute) {
 			t.Fatalf("the broker did not crash at %s", step.crashAt)
 		}
 		b.restartWith("PGBROKER_CRASH_AT", step.next)
