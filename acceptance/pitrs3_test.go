@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hashicorp/nomad/api"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
@@ -38,11 +39,15 @@ type pitrS3Server struct {
 	keyID   string
 	logs    *syncBuffer
 	address string
+	bin     string
+	dir     string // certificates and the backend
+	pool    *x509.CertPool
+	cmd     *exec.Cmd
 }
 
 const pitrS3Prefix = "acceptance/pgbackrest"
 
-func startPITRS3(t *testing.T) pitrS3Server {
+func startPITRS3(t *testing.T) *pitrS3Server {
 	t.Helper()
 	bin, err := exec.LookPath("versitygw")
 	if err != nil {
@@ -75,30 +80,43 @@ func startPITRS3(t *testing.T) pitrS3Server {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := pitrS3Server{bucket: "pitr-acceptance", root: filepath.Join(dir, "posix"), keyID: "pitr-acceptance",
-		secret: "pitr/S3+secret-" + uuid.NewString()[:8], logs: &syncBuffer{}, address: fmt.Sprintf("localhost:%d", port)}
-	suite.addSecret(s.secret)
+	s := &pitrS3Server{bucket: "pitr-acceptance", root: filepath.Join(dir, "posix"), logs: &syncBuffer{},
+		address: fmt.Sprintf("localhost:%d", port), bin: bin, dir: dir, pool: x509.NewCertPool()}
+	s.pool.AppendCertsFromPEM(caPEM)
 	if err := os.Mkdir(s.root, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--port", fmt.Sprintf("127.0.0.1:%d", port), "--cert", filepath.Join(dir, "cert.pem"),
-		"--key", filepath.Join(dir, "key.pem"), "posix", s.root)
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.keyID, "ROOT_SECRET_KEY="+s.secret)
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	if err := cmd.Start(); err != nil {
+	t.Cleanup(s.stop)
+	s.launch(t, "pitr-acceptance")
+	return s
+}
+
+// launch starts versitygw with keys keyID and a new secret, waits until it
+// answers, creates the bucket when missing, and sets env to match.
+func (s *pitrS3Server) launch(t *testing.T, keyID string) {
+	t.Helper()
+	s.keyID, s.secret = keyID, "pitr/S3+secret-"+uuid.NewString()[:8]
+	suite.addSecret(s.secret)
+	port := s.address[strings.LastIndexByte(s.address, ':')+1:]
+	s.cmd = exec.Command(s.bin, "--port", "127.0.0.1:"+port, "--cert", filepath.Join(s.dir, "cert.pem"),
+		"--key", filepath.Join(s.dir, "key.pem"), "posix", s.root)
+	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.keyID, "ROOT_SECRET_KEY="+s.secret)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
+	var err error
 	s.client, err = minio.New(s.address, &minio.Options{Creds: credentials.NewStaticV4(s.keyID, s.secret, ""), Region: "us-east-1",
 		Secure: true, BucketLookup: minio.BucketLookupPath,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}})
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.pool, MinVersion: tls.VersionTLS12}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		err := s.client.MakeBucket(context.Background(), s.bucket, minio.MakeBucketOptions{Region: "us-east-1"})
+		found, err := s.client.BucketExists(context.Background(), s.bucket)
+		if err == nil && !found {
+			err = s.client.MakeBucket(context.Background(), s.bucket, minio.MakeBucketOptions{Region: "us-east-1"})
+		}
 		if err == nil {
 			break
 		}
@@ -108,12 +126,25 @@ func startPITRS3(t *testing.T) pitrS3Server {
 	}
 	s.env = []string{"PGBROKER_PITR_S3_ENDPOINT=https://" + s.address, "PGBROKER_PITR_S3_BUCKET=" + s.bucket,
 		"PGBROKER_PITR_S3_PREFIX=" + pitrS3Prefix, "PGBROKER_PITR_S3_ACCESS_KEY_ID=" + s.keyID,
-		"PGBROKER_PITR_S3_SECRET_ACCESS_KEY=" + s.secret, "PGBROKER_PITR_S3_CA_FILE=" + filepath.Join(dir, "ca.pem")}
-	return s
+		"PGBROKER_PITR_S3_SECRET_ACCESS_KEY=" + s.secret, "PGBROKER_PITR_S3_CA_FILE=" + filepath.Join(s.dir, "ca.pem")}
+}
+
+// rotate restarts versitygw with new keys: the old ones stop working.
+func (s *pitrS3Server) rotate(t *testing.T) {
+	t.Helper()
+	s.stop()
+	s.launch(t, "pitr-rotated")
+}
+
+func (s *pitrS3Server) stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+	}
 }
 
 // objects lists the object names under prefix in the bucket, sorted.
-func (s pitrS3Server) objects(t *testing.T, prefix string) []string {
+func (s *pitrS3Server) objects(t *testing.T, prefix string) []string {
 	t.Helper()
 	var names []string
 	for obj := range s.client.ListObjects(context.Background(), s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
@@ -134,8 +165,10 @@ func (s pitrS3Server) objects(t *testing.T, prefix string) []string {
 // T3 (restore_from) and a point-in-time restore of the instance itself to it
 // both give back the T1 and T2 rows and not the T3 one, writable. The
 // secret key reaches the node job only through its Nomad Variable: not the
-// job specs, not the broker's log. Deprovisioning deletes each instance's
-// stanza from the bucket.
+// job specs, not the broker's log. Keys rotated on the server and in the
+// broker's settings reach the running node without a new job version, and
+// a restore to a moment after the rotation works. Deprovisioning deletes
+// each instance's stanza from the bucket.
 func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 	s3 := startPITRS3(t)
 	b := newBroker(t, append(s3.env, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")...)
@@ -240,6 +273,47 @@ func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 	mustExec(t, app, "INSERT INTO items VALUES (4, 'written after the restore')")
 	app.Close(context.Background())
 
+	// Key rotation: the S3 server now takes new keys only, and the broker,
+	// restarted with them, brings them to the running node (the renewal
+	// sweep at start) without a new job version: a point-in-time restore,
+	// whose pgbackrest check and restore run with the node's pgbackrest.conf,
+	// reaches a moment after the rotation.
+	versions := len(jobVersions(t, provisioner.NodesJobID(short)))
+	s3.rotate(t)
+	b.stop()
+	b.env = append(b.env, s3.env...) // the last value of a key wins
+	b.start()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		v, _, err := nomadClient(t).Variables().Read("nomad/jobs/"+provisioner.NodesJobID(short), nil)
+		if err == nil && v.Items["pitr_s3_key"] == s3.keyID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rotated S3 keys did not reach the node job's Variable within a minute (%v)", err)
+		}
+	}
+	app = connect(t, creds["DATABASE_URL"].(string))
+	mustExec(t, app, "INSERT INTO items VALUES (5, 'written after the rotation')")
+	afterRotation := now()
+	time.Sleep(time.Second)
+	mustExec(t, app, "INSERT INTO items VALUES (6, 'after the second target')")
+	app.Close(context.Background())
+	status, body = b.raw(http.MethodPost, backupsPath(id)+"/pitr-restore", `{"target_time":"`+afterRotation.UTC().Format(time.RFC3339Nano)+`"}`, nil)
+	if status != http.StatusAccepted {
+		t.Fatalf("pitr-restore after the rotation: %d %s", status, body)
+	}
+	if err := jsonUnmarshal(body, &restore); err != nil {
+		t.Fatal(err)
+	}
+	op = osb.OperationKey(restore.Operation)
+	waitOperation(t, c, id, &op, 5*time.Minute)
+	if got := itemIDs(t, creds["DATABASE_URL"].(string)); got != "[1 2 4 5]" {
+		t.Fatalf("after the restore past the rotation items %s, want [1 2 4 5]", got)
+	}
+	if n := len(jobVersions(t, provisioner.NodesJobID(short))); n != versions+1 {
+		t.Errorf("%d node job versions after the rotation and a restore, want %d (the rotation needs none)", n, versions+1)
+	}
+
 	// The keys came through the node job's Nomad Variable, and nowhere else.
 	v, _, err := nomadClient(t).Variables().Read("nomad/jobs/"+provisioner.NodesJobID(short), nil)
 	if err != nil {
@@ -305,4 +379,14 @@ func hasSuffix(list []string, suffix string) bool {
 		}
 	}
 	return false
+}
+
+// jobVersions returns the versions Nomad keeps of job jobID.
+func jobVersions(t *testing.T, jobID string) []*api.Job {
+	t.Helper()
+	versions, _, _, err := nomadClient(t).Jobs().Versions(jobID, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return versions
 }

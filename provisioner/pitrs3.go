@@ -76,12 +76,24 @@ func (p *Provisioner) pitrSecrets() api.VariableItems {
 // ones (a key rotation), so that the node job renders them. Without S3 it
 // does nothing. Errors: Nomad's, naming the Variable.
 func (p *Provisioner) ensurePITRKeys(ctx context.Context, short string) error {
+	_, err := p.SyncPITRKeys(ctx, short)
+	return err
+}
+
+// SyncPITRKeys is ensurePITRKeys reporting whether it wrote: the periodic
+// renewal sweep (and its run at broker start) calls it for every instance,
+// so keys rotated in the broker's PGBROKER_PITR_S3_* settings reach running
+// nodes without a new job version. Their pgbackrest.conf is rendered from
+// the Variable (change_mode noop), and pgBackRest reads it at each command,
+// archive-push included. False without S3.
+func (p *Provisioner) SyncPITRKeys(ctx context.Context, short string) (bool, error) {
 	want := p.pitrSecrets()
 	if want == nil {
-		return nil
+		return false, nil
 	}
+	changed := false
 	_, err := p.updateSecret(ctx, nodesSecretPath(short), func(items api.VariableItems) bool {
-		changed := false
+		changed = false
 		for k, v := range want {
 			if items[k] != v {
 				items[k] = v
@@ -90,7 +102,7 @@ func (p *Provisioner) ensurePITRKeys(ctx context.Context, short string) error {
 		}
 		return changed
 	})
-	return err
+	return changed && err == nil, err
 }
 
 // deleteS3Stanza deletes every object of the instance's stanza from the S3

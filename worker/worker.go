@@ -74,7 +74,7 @@ type Runner struct {
 // New returns a Runner that works operations from st with op, sweeps orphan
 // jobs with orphans, renews server certificates with certs, and makes dumps,
 // schedules them and applies their retention with bk.
-func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, certs Certificates, bk Backups, cfg Config, log *slog.Logger) (*Runner, error) {
+func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, certs Renewals, bk Backups, cfg Config, log *slog.Logger) (*Runner, error) {
 	if cfg.BackupWorkers < 1 {
 		cfg.BackupWorkers = 1
 	}
