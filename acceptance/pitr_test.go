@@ -257,12 +257,8 @@ func TestProvisionRestoreFromAPointInTimeOfAnotherInstance(t *testing.T) {
 // a point-in-time restore (Meta pgbroker_pitr_restore set).
 func nodeJobVersions(t *testing.T, instanceID string) int {
 	t.Helper()
-	versions, _, _, err := nomadClient(t).Jobs().Versions(provisioner.NodesJobID(provisioner.ShortID(instanceID)), false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, v := range versions {
+	for _, v := range jobVersions(t, provisioner.NodesJobID(provisioner.ShortID(instanceID))) {
 		if v.Meta[provisioner.MetaPITRRestore] != "" {
 			n++
 		}
