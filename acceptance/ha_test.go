@@ -160,7 +160,7 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	nodes = runningAllocs(t, provisioner.NodesJobID(short))
 	leading := leaderAlloc(t, app, nodes)
 	app.Close(context.Background())
-	clients := watchDumpClients(t, short)
+	clients := watchBatchClients(t, short, "dump")
 	dump := manualDump(t, b, id)
 	t.Logf("dump of the Business instance from a standby: %d bytes", dump.SizeBytes)
 	if ran := clients(); len(ran) != 1 || ran[0] == leading.NodeID {
@@ -485,16 +485,16 @@ func hostPart(databaseURL string) string {
 	return databaseURL[at+1 : at+1+slash]
 }
 
-// watchDumpClients polls Nomad for the allocations of the instance's dump
-// batch jobs (purged once done) until the returned function is called,
-// which returns the clients they were placed on.
-func watchDumpClients(t *testing.T, short string) func() []string {
+// watchBatchClients polls Nomad for the allocations of the instance's batch
+// jobs of kind ("dump", "basebackup"; purged once done) until the returned
+// function is called, which returns the clients they were placed on.
+func watchBatchClients(t *testing.T, short, kind string) func() []string {
 	stop, done := make(chan struct{}), make(chan struct{})
 	seen := map[string]bool{}
 	go func() {
 		defer close(done)
 		for {
-			jobs, _, _ := nomadClient(t).Jobs().PrefixList("pg-" + short + "-dump-")
+			jobs, _, _ := nomadClient(t).Jobs().PrefixList("pg-" + short + "-" + kind + "-")
 			for _, j := range jobs {
 				allocs, _, _ := nomadClient(t).Jobs().Allocations(j.ID, true, nil)
 				for _, a := range allocs {

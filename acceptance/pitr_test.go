@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,19 +113,50 @@ func waitFirstBaseBackup(t *testing.T, b *broker, id string) backupapi.List {
 }
 
 // TestBusinessBaseBackupRunsAsABatchJob: the first weekly base backup of a
-// Business instance (Patroni, two nodes) succeeds, taken by a batch job on
-// the leader's client that is purged with its Nomad Variable afterwards; a
-// point-in-time restore target after it is accepted by the API's checks
-// (earliest_target_time is set).
+// Business instance (Patroni, two nodes) succeeds, taken from the standby
+// (issue #4 item 2): its batch job runs on the standby's client, pgBackRest
+// records it as a backup-standby backup, and the job is purged with its
+// Nomad Variable afterwards; a point-in-time restore target after it is
+// accepted by the API's checks (earliest_target_time is set). The node
+// job's spec holds no key of the pgBackRest TLS server.
 func TestBusinessBaseBackupRunsAsABatchJob(t *testing.T) {
 	b := newBroker(t, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")
 	c := b.client()
 	id := uuid.NewString()
+	short := provisioner.ShortID(id)
+	clients := watchBatchClients(t, short, "basebackup")
 	provisionWithin(t, c, id, businessPlan, 5*time.Minute)
 	defer deprovision(t, c, id, businessPlan)
 	list := waitFirstBaseBackup(t, b, id)
 	t.Logf("first base backup: PITR from %s", list.PITR.EarliestTargetTime.Format(time.RFC3339Nano))
 	assertNoBatchJobsLeft(t, id, "basebackup")
+	ran := clients()
+	creds := bind(t, c, id, uuid.NewString(), businessPlan, nil)
+	app := connect(t, creds["DATABASE_URL"].(string))
+	leading := leaderAlloc(t, app, runningAllocs(t, provisioner.NodesJobID(short)))
+	app.Close(context.Background())
+	if len(ran) != 1 || ran[0] == leading.NodeID {
+		t.Errorf("the base backup job ran on clients %v, want one, not the leader's (%s)", ran, leading.NodeID)
+	}
+	manifests, err := filepath.Glob(filepath.Join(dataRoot, "pgbackrest", "backup", short, "*F", "backup.manifest"))
+	if err != nil || len(manifests) != 1 {
+		t.Fatalf("base backup manifests %v (%v), want one", manifests, err)
+	}
+	manifest, err := os.ReadFile(manifests[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(manifest), "option-backup-standby=true") {
+		t.Errorf("%s does not record a backup from the standby (option-backup-standby=true)", manifests[0])
+	}
+	job, _, err := nomadClient(t).Jobs().Info(provisioner.NodesJobID(short), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := json.Marshal(job)
+	if strings.Contains(string(spec), "PRIVATE KEY") {
+		t.Error("the node job's spec holds a private key")
+	}
 }
 
 // TestProvisionRestoreFromAPointInTimeOfAnotherInstance: rows committed at

@@ -124,6 +124,60 @@ variable "pitr_s3_ca" {
   }
 }
 
+# Business instances: the base backup is taken from a standby (pgBackRest
+# backup-standby). node_* and pg_port then name the standby, on whose client
+# the job runs and whose files it copies; primary_host set names the
+# primary, whose pgBackRest TLS server (nodes.nomad.hcl, task "pgbackrest")
+# runs pg_backup_start/stop there. The job authenticates with the client
+# certificate of its Variable (items pgbackrest_client_certificate and
+# pgbackrest_client_private_key, CN pgbroker-basebackup-<instance>) and
+# trusts broker_ca for the server's.
+variable "primary_host" {
+  type        = string
+  default     = ""
+  description = "Address of the primary's pgBackRest TLS server; empty: back up the node itself (Starter, or a lone leader)."
+  validation {
+    condition     = regex_replace(var.primary_host, "^([A-Za-z0-9]([A-Za-z0-9.:-]{0,251}[A-Za-z0-9])?)?$", "") == ""
+    error_message = "The primary_host must be empty or a host name or IP address."
+  }
+}
+
+variable "primary_pgbackrest_port" {
+  type    = number
+  default = 0
+}
+
+variable "primary_node_index" {
+  type    = number
+  default = 0
+}
+
+variable "primary_pg_port" {
+  type    = number
+  default = 0
+}
+
+variable "broker_ca" {
+  type        = string
+  default     = ""
+  description = "With primary_host: PEM of the broker's CA, which signs the primary's pgBackRest server certificate."
+  validation {
+    condition     = regex_replace(var.broker_ca, "^[A-Za-z0-9+/=\\s-]*$", "") == ""
+    error_message = "The broker_ca must hold PEM certificates only."
+  }
+}
+
+variable "postgres_uid" {
+  type        = number
+  default     = 999
+  description = "Numeric uid of user postgres on the client: owns the rendered client key."
+}
+
+variable "postgres_gid" {
+  type    = number
+  default = 999
+}
+
 variable "postgres_image" {
   type    = string
   default = "postgres:15"
@@ -136,6 +190,10 @@ locals {
   run_dir      = "${local.instance_dir}/run-${var.node_index}"
   # A Unix socket path is at most 107 bytes; "/.s.PGSQL.<port>" adds up to 17.
   socket_dir = strlen(local.run_dir) + 17 > 107 ? "/run/postgresql" : local.run_dir
+  standby    = var.primary_host != ""
+  # The primary's socket directory on its own client, by the same rule.
+  primary_run_dir    = "${local.instance_dir}/run-${var.primary_node_index}"
+  primary_socket_dir = strlen(local.primary_run_dir) + 17 > 107 ? "/run/postgresql" : local.primary_run_dir
 }
 
 job "pg-basebackup" {
@@ -235,13 +293,57 @@ job "pg-basebackup" {
           log-level-stderr=warn
           log-level-file=off
           start-fast=y
+          %{ if local.standby }
+          backup-standby=y
+          %{ endif }
 
           [${var.instance}]
+          %{ if local.standby }
+          pg1-host=${var.primary_host}
+          pg1-host-type=tls
+          pg1-host-port=${var.primary_pgbackrest_port}
+          pg1-host-ca-file={{ env "NOMAD_TASK_DIR" }}/broker-ca.pem
+          pg1-host-cert-file={{ env "NOMAD_SECRETS_DIR" }}/client.pem
+          pg1-host-key-file={{ env "NOMAD_SECRETS_DIR" }}/client.pem
+          pg1-path=${local.instance_dir}/node-${var.primary_node_index}
+          pg1-port=${var.primary_pg_port}
+          pg1-socket-path=${local.primary_socket_dir}
+          pg1-user=pgbroker_admin
+          pg2-path=${local.instance_dir}/node-${var.node_index}
+          pg2-port=${var.pg_port}
+          pg2-socket-path=${local.socket_dir}
+          pg2-user=pgbroker_admin
+          %{ else }
           pg1-path=${local.instance_dir}/node-${var.node_index}
           pg1-port=${var.pg_port}
           pg1-socket-path=${local.socket_dir}
           pg1-user=pgbroker_admin
+          %{ endif }
         EOT
+      }
+
+      dynamic "template" {
+        for_each = local.standby ? ["client"] : []
+        content {
+          destination = "secrets/client.pem"
+          perms       = "0600"
+          uid         = var.postgres_uid
+          gid         = var.postgres_gid
+          data        = <<-EOT
+            {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+            {{- .pgbackrest_client_certificate.Value }}
+            {{- .pgbackrest_client_private_key.Value }}
+            {{- end }}
+          EOT
+        }
+      }
+
+      dynamic "template" {
+        for_each = local.standby ? ["broker-ca"] : []
+        content {
+          destination = "local/broker-ca.pem"
+          data        = var.broker_ca
+        }
       }
 
       dynamic "template" {

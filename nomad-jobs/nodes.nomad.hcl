@@ -248,6 +248,24 @@ variable "pitr_s3_ca" {
   }
 }
 
+# Base backups of a Business instance are taken from a standby (pgBackRest
+# backup-standby, basebackup.nomad.hcl): the batch job on the standby's
+# client reaches the primary's pgBackRest through the TLS server each node
+# runs (task "pgbackrest", port "pgbackrest", tagged pgbackrest=<port> on the
+# node service). It presents the certificate of the Variable's items
+# pgbackrest_server_certificate and pgbackrest_server_private_key (issued by
+# the broker for the nodes' addresses) and admits only a client certificate
+# from broker_ca with CN pgbroker-basebackup-<instance>, for this instance's stanza.
+variable "broker_ca" {
+  type        = string
+  default     = ""
+  description = "With patroni and pitr_repo: PEM of the broker's CA, which signs the base backup job's client certificate."
+  validation {
+    condition     = regex_replace(var.broker_ca, "^[A-Za-z0-9+/=\\s-]*$", "") == ""
+    error_message = "The broker_ca must hold PEM certificates only."
+  }
+}
+
 variable "postgres_bin_dir" {
   type    = string
   default = "/usr/lib/postgresql/15/bin"
@@ -259,7 +277,9 @@ variable "postgres_image" {
 }
 
 locals {
-  pitr   = var.pitr_repo != ""
+  pitr = var.pitr_repo != ""
+  # Business nodes with PITR run pgBackRest's TLS server beside PostgreSQL.
+  pgbackrest_server = var.patroni && local.pitr
   docker = var.driver == "docker"
   # Holds node-<index>, one cluster per node (the task group's name, NOMAD_GROUP_NAME).
   instance_dir = "${var.data_root}/${var.instance}"
@@ -309,6 +329,13 @@ job "pg-nodes" {
             host_network = var.host_network
           }
         }
+        dynamic "port" {
+          for_each = local.pgbackrest_server ? ["pgbackrest"] : []
+          labels   = ["pgbackrest"]
+          content {
+            host_network = var.host_network
+          }
+        }
       }
 
       service {
@@ -316,7 +343,8 @@ job "pg-nodes" {
         name     = "pg-${var.instance}-node"
         port     = "pg"
         # The gateways' templates read the Patroni REST port from here.
-        tags = var.patroni ? ["patroni=${NOMAD_PORT_api}"] : []
+        # And the pgBackRest TLS server's (base backups from a standby).
+        tags = concat(var.patroni ? ["patroni=${NOMAD_PORT_api}"] : [], local.pgbackrest_server ? ["pgbackrest=${NOMAD_PORT_pgbackrest}"] : [])
 
         check {
           name     = "postgres-port"
@@ -752,6 +780,101 @@ job "pg-nodes" {
             hostssl replication  replicator  0.0.0.0/0  scram-sha-256
             hostssl replication  replicator  ::/0       scram-sha-256
           EOT
+        }
+      }
+
+      # pgBackRest's TLS server: a base backup taken from a standby runs
+      # pg_backup_start/stop on the primary through it (pgbackrest server).
+      dynamic "task" {
+        for_each = local.pgbackrest_server ? ["pgbackrest"] : []
+        labels   = ["pgbackrest"]
+        content {
+          driver = var.driver
+          user   = "postgres"
+
+          dynamic "config" {
+            for_each = local.docker ? [] : ["raw_exec"]
+            content {
+              command = "pgbackrest"
+              args    = ["--config=${NOMAD_SECRETS_DIR}/pgbackrest-server.conf", "server"]
+            }
+          }
+
+          dynamic "config" {
+            for_each = local.docker ? ["docker"] : []
+            content {
+              image        = var.postgres_image
+              network_mode = "host"
+              command      = "pgbackrest"
+              args         = ["--config=${NOMAD_SECRETS_DIR}/pgbackrest-server.conf", "server"]
+              volumes      = ["${var.data_root}:${var.data_root}"]
+            }
+          }
+
+          # The remote pgBackRest logs in to PostgreSQL through its socket as
+          # pgbroker_admin: PGPASSWORD from the Variable, never in the spec.
+          template {
+            destination = "secrets/pg.env"
+            env         = true
+            perms       = "0600"
+            change_mode = "restart"
+            data        = <<-EOT
+              {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+              PGPASSWORD={{ .admin_password.Value | toJSON }}
+              {{- end }}
+            EOT
+          }
+
+          template {
+            destination = "secrets/pgbackrest-server.pem"
+            perms       = "0600"
+            uid         = var.postgres_uid
+            gid         = var.postgres_gid
+            change_mode = "restart"
+            data        = <<-EOT
+              {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
+              {{- .pgbackrest_server_certificate.Value }}
+              {{- .pgbackrest_server_private_key.Value }}
+              {{- end }}
+            EOT
+          }
+
+          template {
+            destination = "local/broker-ca.pem"
+            change_mode = "restart"
+            data        = var.broker_ca
+          }
+
+          template {
+            destination = "secrets/pgbackrest-server.conf"
+            perms       = "0600"
+            uid         = var.postgres_uid
+            gid         = var.postgres_gid
+            change_mode = "restart"
+            data        = <<-EOT
+              [global]
+              tls-server-address={{ env "NOMAD_IP_pgbackrest" }}
+              tls-server-port={{ env "NOMAD_PORT_pgbackrest" }}
+              tls-server-cert-file={{ env "NOMAD_SECRETS_DIR" }}/pgbackrest-server.pem
+              tls-server-key-file={{ env "NOMAD_SECRETS_DIR" }}/pgbackrest-server.pem
+              tls-server-ca-file={{ env "NOMAD_TASK_DIR" }}/broker-ca.pem
+              tls-server-auth=pgbroker-basebackup-${var.instance}=${var.instance}
+              lock-path={{ env "NOMAD_TASK_DIR" }}/lock
+              log-path={{ env "NOMAD_TASK_DIR" }}
+              log-level-console=warn
+              log-level-file=off
+            EOT
+          }
+
+          resources {
+            cpu    = 100
+            memory = 64
+          }
+
+          logs {
+            max_files     = 1
+            max_file_size = 5
+          }
         }
       }
     }

@@ -114,6 +114,10 @@ type ServerRequest struct {
 	CommonName string   // subject CN, e.g. the instance's node service name
 	Hosts      []string // DNS names and IP addresses clients connect to; IPs become IP SANs
 	NotAfter   time.Time
+	// IPsAsDNS also writes each IP address of Hosts as a DNS SAN: pgBackRest
+	// 2.45 matches the host it connects to against DNS SANs (and the CN)
+	// only, never IP SANs.
+	IPsAsDNS bool
 }
 
 // Issue signs a new server certificate (ExtKeyUsage serverAuth) with a fresh
@@ -146,15 +150,51 @@ func (ca *CA) Issue(req ServerRequest, now time.Time) (certPEM, keyPEM []byte, e
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	for _, h := range req.Hosts {
-		if ip := net.ParseIP(h); ip != nil {
+		ip := net.ParseIP(h)
+		if ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
+		}
+		if ip == nil || req.IPsAsDNS {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
+	return ca.sign(tmpl, key)
+}
+
+// IssueClient signs a new client certificate (ExtKeyUsage clientAuth) named
+// commonName, valid from now until notAfter (at most the CA's end), with a
+// fresh key, and returns both as PEM. pgBackRest's TLS server authorizes a
+// client by this CN (tls-server-auth).
+func (ca *CA) IssueClient(commonName string, notAfter, now time.Time) (certPEM, keyPEM []byte, err error) {
+	if !notAfter.After(now) {
+		return nil, nil, errors.New("issue client certificate: notAfter is not in the future")
+	}
+	if ca.Cert.NotAfter.Before(notAfter) {
+		notAfter = ca.Cert.NotAfter
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate client key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	return ca.sign(&x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: commonName},
+		NotBefore:    now.Add(-backdate),
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, key)
+}
+
+// sign signs tmpl for key with the CA and returns certificate and key as PEM.
+func (ca *CA) sign(tmpl *x509.Certificate, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sign server certificate: %w", err)
+		return nil, nil, fmt.Errorf("sign certificate: %w", err)
 	}
 	keyPEM, err = encodeKey(key)
 	if err != nil {

@@ -104,3 +104,86 @@ func TestParseCARefusesBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestIPsAsDNSNameTheAddressTwice: with IPsAsDNS an address is both an IP
+// SAN and a DNS SAN (what pgBackRest 2.45 checks); without, an IP SAN only.
+func TestIPsAsDNSNameTheAddressTwice(t *testing.T) {
+	now := time.Now()
+	ca := newTestCA(t, now)
+	for _, asDNS := range []bool{false, true} {
+		certPEM, _, err := ca.Issue(ServerRequest{CommonName: "pg-abc-node", Hosts: []string{"10.0.0.7", "pg-abc-node"},
+			NotAfter: now.Add(time.Hour), IPsAsDNS: asDNS}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := ParseCertificate(certPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"pg-abc-node"}
+		if asDNS {
+			want = []string{"10.0.0.7", "pg-abc-node"}
+		}
+		if strings.Join(cert.DNSNames, ",") != strings.Join(want, ",") || len(cert.IPAddresses) != 1 {
+			t.Errorf("IPsAsDNS %v: DNS SANs %v, IP SANs %v; want DNS %v and one IP", asDNS, cert.DNSNames, cert.IPAddresses, want)
+		}
+	}
+}
+
+// TestClientCertificateAuthenticatesToATLSServer: a client certificate from
+// IssueClient completes a mutual TLS handshake with a server that requires
+// one signed by the CA, and carries its CN.
+func TestClientCertificateAuthenticatesToATLSServer(t *testing.T) {
+	now := time.Now()
+	ca := newTestCA(t, now)
+	srvPEM, srvKey, err := ca.Issue(ServerRequest{CommonName: "srv", Hosts: []string{"127.0.0.1"}, NotAfter: now.Add(time.Hour)}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliPEM, cliKey, err := ca.IssueClient("pgbroker-basebackup", now.Add(time.Hour), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvPair, err := tls.X509KeyPair(srvPEM, srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliPair, err := tls.X509KeyPair(cliPEM, cliKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{srvPair},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(), MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan string, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer conn.Close()
+		tc := conn.(*tls.Conn)
+		if err := tc.Handshake(); err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}()
+	conn, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{Certificates: []tls.Certificate{cliPair}, RootCAs: ca.Pool(),
+		ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Handshake()
+	conn.Close()
+	if cn := <-got; cn != "pgbroker-basebackup" {
+		t.Errorf("server saw %q, want the client CN pgbroker-basebackup", cn)
+	}
+	if _, _, err := ca.IssueClient("x", now, now); err == nil {
+		t.Error("IssueClient accepted a notAfter that is not in the future")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,26 +30,49 @@ func BaseBackupJobID(short, baseBackupID string) string {
 // Errors: *JobFailedError when pgBackRest failed (with the end of its
 // standard error); others (no leader during a failover, Nomad unreachable,
 // output unreadable) are worth retrying.
+//
+// On a Business instance (Patroni) with a streaming standby the job runs on
+// the standby's client instead and copies the standby's files (pgBackRest
+// backup-standby, issue #4 item 2: "a standby on Business"); only
+// pg_backup_start/stop run on the leader, through its pgBackRest TLS server
+// (standbySource). A lone leader is backed up itself.
 func (p *Provisioner) BaseBackup(ctx context.Context, in Instance, baseBackupID string) (string, error) {
 	if !p.pitr() {
 		return "", errors.New("no pgBackRest repository is configured")
 	}
+	secrets, cluster, err := p.baseBackupSecrets(ctx, in)
+	if err != nil {
+		return "", err
+	}
 	var label string
-	err := p.runBatch(ctx, in, batchJob{
+	err = p.runBatch(ctx, in, batchJob{
 		src: nomadjobs.BaseBackup, jobID: BaseBackupJobID(in.ShortID, baseBackupID), task: "basebackup",
-		secrets: p.pitrSecrets(),
+		secrets: secrets,
 		vars: func(ctx context.Context) (map[string]any, error) {
+			vars := p.commonVars(in.ShortID)
+			delete(vars, "host_network")
+			vars["data_root"] = p.cfg.DataRoot
+			vars["postgres_uid"] = p.cfg.PostgresUID
+			vars["postgres_gid"] = p.cfg.PostgresGID
+			p.setPITRVars(vars)
+			if cluster {
+				src, ok, err := p.standbySource(ctx, in)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					vars["node_id"], vars["node_index"], vars["pg_port"] = src.standby.ClientID, src.standby.Index, src.standby.Port
+					vars["primary_host"], vars["primary_pgbackrest_port"] = src.host, src.port
+					vars["primary_node_index"], vars["primary_pg_port"] = src.primary.Index, src.primary.Port
+					vars["broker_ca"] = string(p.ca.CertPEM)
+					return vars, nil
+				}
+			}
 			node, err := p.primaryNode(ctx, in)
 			if err != nil {
 				return nil, err
 			}
-			vars := p.commonVars(in.ShortID)
-			delete(vars, "host_network")
-			vars["node_id"] = node.ClientID
-			vars["node_index"] = node.Index
-			vars["pg_port"] = node.Port
-			vars["data_root"] = p.cfg.DataRoot
-			p.setPITRVars(vars)
+			vars["node_id"], vars["node_index"], vars["pg_port"] = node.ClientID, node.Index, node.Port
 			return vars, nil
 		},
 		output: func(ctx context.Context, allocID string) error {
@@ -68,6 +92,29 @@ func (p *Provisioner) BaseBackup(ctx context.Context, in Instance, baseBackupID 
 		},
 	})
 	return label, err
+}
+
+// baseBackupSecrets returns the items of a base backup job's Variable
+// besides the admin password: the S3 keys of the repository, and on a
+// Business instance (cluster true) a client certificate for the primary's
+// pgBackRest TLS server (CN baseBackupClientCN, clientCertificateLifetime).
+func (p *Provisioner) baseBackupSecrets(ctx context.Context, in Instance) (api.VariableItems, bool, error) {
+	secrets := api.VariableItems{}
+	maps.Copy(secrets, p.pitrSecrets())
+	job, _, err := p.nomad.Jobs().Info(NodesJobID(in.ShortID), queryOpts(ctx))
+	if err != nil {
+		return nil, false, fmt.Errorf("read job %s from Nomad: %w", NodesJobID(in.ShortID), err)
+	}
+	if job.Meta[MetaPatroni] != "true" || p.ca == nil {
+		return secrets, false, nil
+	}
+	now := time.Now()
+	certPEM, keyPEM, err := p.ca.IssueClient(baseBackupClientCN(in.ShortID), now.Add(clientCertificateLifetime), now)
+	if err != nil {
+		return nil, false, err
+	}
+	secrets[itemPgBackRestClientCertificate], secrets[itemPgBackRestClientPrivateKey] = string(certPEM), string(keyPEM)
+	return secrets, true, nil
 }
 
 // backupNode is the node a base backup reads.

@@ -128,6 +128,9 @@ func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*
 	for k, v := range extra {
 		vars[k] = v
 	}
+	if vars["patroni"] == true && p.ca != nil {
+		vars["broker_ca"] = string(p.ca.CertPEM) // pgBackRest's TLS server admits base backup jobs' certificates
+	}
 	job, err := p.parseJob(nomadjobs.Nodes, NodesJobID(in.ShortID), vars)
 	if err != nil {
 		return nil, err

@@ -73,10 +73,24 @@ func (p *Provisioner) pitrSecrets() api.VariableItems {
 
 // ensurePITRKeys writes the S3 keys into the node job's Nomad Variable
 // (which must exist) when they are missing or differ from the configured
-// ones (a key rotation), so that the node job renders them. Without S3 it
-// does nothing. Errors: Nomad's, naming the Variable.
+// ones (a key rotation), so that the node job renders them, and, with any
+// pgBackRest repository, the certificate of the nodes' pgBackRest TLS
+// server (for the addresses of the nodes registered now; a base backup from
+// a standby makes sure it names the primary's): a Business node job renders
+// it, and a job must not wait for a missing item. Errors: Nomad's, naming
+// the Variable.
 func (p *Provisioner) ensurePITRKeys(ctx context.Context, short string) error {
-	_, err := p.SyncPITRKeys(ctx, short)
+	if _, err := p.SyncPITRKeys(ctx, short); err != nil {
+		return err
+	}
+	if !p.pitr() || p.ca == nil {
+		return nil
+	}
+	hosts, err := p.nodeAddresses(ctx, short)
+	if err != nil {
+		return err
+	}
+	_, err = p.ensurePgBackRestServerCertificate(ctx, short, hosts)
 	return err
 }
 
