@@ -4,7 +4,7 @@
 # new backup's label. Everything else pgBackRest says goes to standard error.
 #
 # Runs on the Nomad client of the node to back up (node_id: the Starter
-# node, or the Patroni leader's client), as user postgres, next to that
+# node, a streaming Business standby, or a lone Patroni leader), as user postgres, next to that
 # node's PostgreSQL: pgBackRest reaches it through its Unix socket in
 # <data_root>/<instance>/run-<node_index> (or /run/postgresql when that path
 # is too long for a socket, the rule nodes.nomad.hcl follows) and reads its

@@ -23,7 +23,7 @@ func BaseBackupJobID(short, baseBackupID string) string {
 // BaseBackup takes a full pgBackRest base backup of the instance (creating
 // its stanza first when needed) as the batch job
 // pg-<short>-basebackup-<baseBackupID> on the Nomad client of the node that
-// takes writes (primaryNode), and returns the new backup's label, read from
+// takes writes (primaryNode; a standby on Business, below), and returns the new backup's label, read from
 // the job's standard output (pgbackrest --output=json info). Idempotent and
 // crash-safe: a job of that id registered before a restart is waited for,
 // never run twice at once; job and variable are purged before it returns.
@@ -143,15 +143,7 @@ func (p *Provisioner) primaryNode(ctx context.Context, in Instance) (backupNode,
 		} else if in.NodeID != "" && r.NodeID != in.NodeID {
 			continue
 		}
-		alloc, _, err := p.nomad.Allocations().Info(r.AllocID, queryOpts(ctx))
-		if err != nil {
-			return backupNode{}, fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(r.AllocID), err)
-		}
-		index, err := nodeIndex(alloc.Name)
-		if err != nil {
-			return backupNode{}, err
-		}
-		return backupNode{ClientID: r.NodeID, Index: index, Port: r.Port}, nil
+		return p.registeredNode(ctx, r)
 	}
 	if len(regs) == 0 {
 		return backupNode{}, errors.New("no node of the instance is registered in Nomad")
