@@ -7,8 +7,12 @@ cd "$repo"
 creds="$repo/.stack/broker-credentials"
 mkdir -p "$repo/.stack"
 if [[ ! -s $creds ]]; then
-	umask 077
-	printf 'PGBROKER_USERNAME=broker\nPGBROKER_PASSWORD=%s\n' "$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')" >"$creds"
+	# umask only in a subshell: everything the stack starts below inherits this
+	# shell's umask, and Nomad's alloc dirs must stay readable by postgres.
+	(
+		umask 077
+		printf 'PGBROKER_USERNAME=broker\nPGBROKER_PASSWORD=%s\n' "$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')" >"$creds"
+	)
 fi
 # shellcheck disable=SC1090
 set -a; source "$creds"; set +a
