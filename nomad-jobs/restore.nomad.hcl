@@ -4,11 +4,25 @@
 # --clean --if-exists in a single transaction, so a failed restore leaves the
 # database as it was.
 #
+# A dump holds the tenant's code (CHECK constraints, index expressions,
+# defaults, triggers), and restoring it runs that code. So pg_restore never
+# connects as a superuser: it logs in as pgbroker_restore, a role with no
+# attribute but LOGIN and no membership but the instance's owner role, and
+# acts as that owner (--role=db_<instance>); RESET ROLE in tenant code leads
+# back to pgbroker_restore only. Everything restored belongs to the owner
+# role (--no-owner), as what read-write users create does. Grants are kept
+# for the instance's own dumps and dropped (--no-acl) for another instance's,
+# whose roles do not exist here. The dump's extensions (CREATE, COMMENT and,
+# with --clean, DROP EXTENSION) are left out through the table of contents
+# (pg_restore --list, filtered, then --use-list): they need a superuser, and
+# the instance keeps the extensions its extension settings made.
+#
 # The broker parses this file with the variables below, sets the job ID and
-# name to pg-<instance>-restore-<operation>, puts the admin password in the
-# Nomad Variable nomad/jobs/<that job ID> (item admin_password) before
-# registering it, and purges both once the restore is recorded. Pinned to
-# the instance's node (node_id), where the dump file is.
+# name to pg-<instance>-restore-<operation>, gives pgbroker_restore a fresh
+# password and puts it in the Nomad Variable nomad/jobs/<that job ID> (item
+# restore_password) before registering it, and once the job has ended takes
+# the role's login away and purges job and variable. Pinned to the
+# instance's node (node_id), where the dump file is.
 
 variable "instance" {
   type        = string
@@ -31,7 +45,7 @@ variable "backup_id" {
 variable "source_instance" {
   type        = string
   default     = ""
-  description = "Short id of the instance the dump was made of, when another one (restore_from): objects then take the instance's owner role, without the source's grants."
+  description = "Short id of the instance the dump was made of, when another one (restore_from): objects are then restored without the source's grants."
   validation {
     condition     = var.source_instance == "" || regex_replace(var.source_instance, "^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", "ok") == "ok"
     error_message = "The source_instance must be 1 to 32 lower-case letters, digits and inner dashes."
@@ -120,8 +134,11 @@ locals {
   docker = var.driver == "docker"
   source = var.source_instance == "" ? var.instance : var.source_instance
   dump   = "${var.backup_dir}/${local.source}/${var.backup_id}.dump"
-  # Another instance's dump: its owner and reader roles do not exist here.
-  foreign = local.source != var.instance ? "--no-owner --no-acl --role=db_${var.instance}" : ""
+  # Another instance's dump: its reader role and users do not exist here.
+  acl    = local.source != var.instance ? "--no-acl" : ""
+  # pg_restore --list lines are "<id>; <catalog oid> <oid> <kind> <schema> <name> <owner>":
+  # the extensions' own entries and their comments, never a tenant's object.
+  extension_entries = "^[0-9]+; [0-9]+ [0-9]+ (EXTENSION - |COMMENT - EXTENSION )"
   bin    = var.postgres_bin_dir
 }
 
@@ -184,7 +201,7 @@ job "pg-restore" {
         change_mode = "noop"
         data        = <<-EOT
           {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
-          PGPASSWORD={{ .admin_password.Value | toJSON }}
+          PGPASSWORD={{ .restore_password.Value | toJSON }}
           {{- end }}
         EOT
       }
@@ -213,7 +230,7 @@ job "pg-restore" {
           # Rendered from restore.nomad.hcl.
           set -euo pipefail
           if [[ -z $${PGPASSWORD:-} ]]; then
-            echo "restore: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
+            echo "restore: no restore_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
             exit 1
           fi
           dump='${local.dump}'
@@ -227,10 +244,14 @@ job "pg-restore" {
             --aws-sigv4 'aws:amz:${var.s3_region}:s3' -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
             --output "$dump" '${local.s3_url}'
           %{ endif }
+          # Everything but the extensions' entries (see the header).
+          list="$NOMAD_TASK_DIR/restore.list"
+          "${local.bin}/pg_restore" --list "$dump" | grep -Ev '${local.extension_entries}' >"$list"
           # Fail rather than wait for ever behind a session holding a lock.
           export PGOPTIONS='-c lock_timeout=60s'
-          "${local.bin}/pg_restore" --clean --if-exists --single-transaction --exit-on-error ${local.foreign} \
-            --host='${var.pg_host}' --port='${var.pg_port}' --username=pgbroker_admin \
+          "${local.bin}/pg_restore" --clean --if-exists --single-transaction --exit-on-error \
+            --use-list="$list" --no-owner ${local.acl} --role='db_${var.instance}' \
+            --host='${var.pg_host}' --port='${var.pg_port}' --username=pgbroker_restore \
             --dbname='db_${var.instance}' "$dump"
           echo "restore: restored backup ${var.backup_id}"
         EOT

@@ -38,8 +38,8 @@ func IsBindingRole(name string) bool { return bindingRole.MatchString(name) }
 // CheckUsername applies the seed's username rules: 6 to 32 characters,
 // letters, digits and underscores only, starting with a letter. It also
 // refuses the names the broker uses itself (binding roles u_<12 hex>,
-// instance roles db_<12 hex> and db_<12 hex>_ro, its superuser and
-// replication roles) and PostgreSQL's reserved pg_ prefix. Errors: *RuleError.
+// instance roles db_<12 hex> and db_<12 hex>_ro, its superuser, restore
+// (RestoreRole) and replication roles) and PostgreSQL's reserved pg_ prefix. Errors: *RuleError.
 func CheckUsername(name string) error {
 	n := len([]rune(name))
 	switch {
@@ -51,10 +51,10 @@ func CheckUsername(name string) error {
 			"username may contain only letters, digits and underscores (_)"}
 	case !isASCIILetter(name[0]):
 		return &RuleError{"username", "UsernameFirstCharacter", "username must start with a letter"}
-	case IsBindingRole(name) || instanceRole.MatchString(name) || name == "pgbroker_admin" || name == "replicator" ||
+	case IsBindingRole(name) || instanceRole.MatchString(name) || name == "pgbroker_admin" || name == RestoreRole || name == "replicator" ||
 		strings.HasPrefix(strings.ToLower(name), "pg_"):
 		return &RuleError{"username", "UsernameReserved",
-			fmt.Sprintf("username %q is reserved: names u_<12 hex>, db_<12 hex>, pg_…, pgbroker_admin and replicator belong to the broker or PostgreSQL", name)}
+			fmt.Sprintf("username %q is reserved: names u_<12 hex>, db_<12 hex>, pg_…, pgbroker_admin, pgbroker_restore and replicator belong to the broker or PostgreSQL", name)}
 	}
 	return nil
 }

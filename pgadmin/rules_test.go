@@ -32,6 +32,8 @@ func TestUsernameRulesAtTheirBounds(t *testing.T) {
 		{"pg_monitor_x", "UsernameReserved"},
 		{"PG_things", "UsernameReserved"},
 		{"pgbroker_admin", "UsernameReserved"},
+		{"pgbroker_restore", "UsernameReserved"}, // the restore's login (RestoreRole)
+		{"pgbroker_restorer", ""},
 		{"replicator", "UsernameReserved"},
 	}
 	for _, c := range cases {

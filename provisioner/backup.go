@@ -38,13 +38,56 @@ func (p *Provisioner) Dump(ctx context.Context, in Instance, backupID string, pr
 // dump of backupID into the instance's database as the batch job
 // pg-<short>-restore-<operationID> on the instance's node. from is the
 // short id of the instance the dump was made of when another one
-// (restore_from; "" for the instance itself): its objects then belong to the
-// instance's owner role. A failed restore rolls back and leaves the database
-// as it was. Errors: *JobFailedError when pg_restore failed; others are
-// worth retrying.
+// (restore_from; "" for the instance itself): its grants are then left out.
+// pg_restore runs the tenant's code in the dump, so it never logs in as the
+// superuser: it gets the password of pgadmin.RestoreRole, which the broker
+// opens (EnsureRestoreRole) before the job and closes (DisableRestoreRole)
+// once the job has ended, whatever its outcome. A failed restore rolls back
+// and leaves the database as it was. Errors: *JobFailedError when
+// pg_restore failed; others are worth retrying.
 func (p *Provisioner) Restore(ctx context.Context, in Instance, operationID, backupID, from string, progress Progress) error {
 	progress("restoring backup " + backupID)
-	return p.runBatch(ctx, in, p.dumpJob(in, nomadjobs.Restore, RestoreJobID(in.ShortID, operationID), "restore", backupID, from))
+	jobID := RestoreJobID(in.ShortID, operationID)
+	admin, err := p.instanceAdmin(ctx, in)
+	if err != nil {
+		return err
+	}
+	password, err := p.restorePassword(ctx, jobID)
+	if err != nil {
+		return err
+	}
+	names := DatabaseNames(in.ShortID)
+	if err := admin.EnsureRestoreRole(ctx, names, password); err != nil {
+		return fmt.Errorf("open the restore role: %w", err)
+	}
+	b := p.dumpJob(in, nomadjobs.Restore, jobID, "restore", backupID, from)
+	b.withoutAdmin = true
+	b.secrets[restorePasswordItem] = password
+	b.ended = func(ctx context.Context) error {
+		if err := admin.DisableRestoreRole(ctx, names); err != nil {
+			return fmt.Errorf("close the restore role: %w", err)
+		}
+		return nil
+	}
+	return p.runBatch(ctx, in, b)
+}
+
+// restorePasswordItem is the item of a restore job's Nomad Variable holding
+// the password of pgadmin.RestoreRole (nomad-jobs/restore.nomad.hcl).
+const restorePasswordItem = "restore_password"
+
+// restorePassword returns the password the restore job jobID logs in with:
+// the one its Nomad Variable holds when an earlier attempt left it (the job
+// may be running with it), else a fresh one of 32 characters.
+func (p *Provisioner) restorePassword(ctx context.Context, jobID string) (string, error) {
+	items, err := p.ensureSecret(ctx, "nomad/jobs/"+jobID, restorePasswordItem)
+	if err != nil {
+		return "", err
+	}
+	if password := items[restorePasswordItem]; password != "" {
+		return password, nil
+	}
+	return randomString(32), nil
 }
 
 // dumpJob describes a dump or restore job (src) of backupID: through the
@@ -107,30 +150,39 @@ type batchJob struct {
 	src   string // the embedded job file
 	jobID string // pg-<short>-<kind>-<id>
 	task  string // the job's only task
-	// secrets go into the job's Nomad Variable next to admin_password.
-	secrets api.VariableItems
+	// secrets go into the job's Nomad Variable, next to admin_password
+	// unless withoutAdmin.
+	secrets      api.VariableItems
+	withoutAdmin bool
 	// vars gives the job file's variables; asked only when the job is not
 	// registered yet.
 	vars func(ctx context.Context) (map[string]any, error)
 	// output, when set, reads what the completed allocation allocID left
 	// (its logs) before the job is purged.
 	output func(ctx context.Context, allocID string) error
+	// ended, when set, runs once the job has completed or failed, before it
+	// is purged; its error leaves the job for the next attempt.
+	ended func(ctx context.Context) error
 }
 
-// runBatch gives job b a copy of the instance's admin password (and
-// b.secrets) in its own Nomad Variable, registers it unless a job of that id
-// is registered already (a run started before a broker restart is waited
-// for, never doubled), waits for it to complete, reads its output, then
-// purges job and variable. Errors: *JobFailedError when the job failed (with
-// the end of its standard error; job and variable purged, so the next
-// attempt runs it again); others are worth retrying.
+// runBatch gives job b a copy of the instance's admin password (unless
+// b.withoutAdmin) and b.secrets in its own Nomad Variable, registers it
+// unless a job of that id is registered already (a run started before a
+// broker restart is waited for, never doubled), waits for it to complete,
+// reads its output, runs b.ended, then purges job and variable. Errors:
+// *JobFailedError when the job failed (with the end of its standard error;
+// job and variable purged, so the next attempt runs it again); others are
+// worth retrying.
 func (p *Provisioner) runBatch(ctx context.Context, in Instance, b batchJob) error {
-	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
-	if err != nil {
-		return err
-	}
 	secretPath := "nomad/jobs/" + b.jobID
-	items := api.VariableItems{"admin_password": password}
+	items := api.VariableItems{}
+	if !b.withoutAdmin {
+		password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
+		if err != nil {
+			return err
+		}
+		items["admin_password"] = password
+	}
 	for k, v := range b.secrets {
 		items[k] = v
 	}
@@ -166,6 +218,11 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, b batchJob) err
 	if waitErr == nil && b.output != nil {
 		if err := b.output(ctx, allocID); err != nil {
 			waitErr = fmt.Errorf("read the output of job %s: %w", b.jobID, err)
+		}
+	}
+	if b.ended != nil {
+		if err := b.ended(ctx); err != nil {
+			return err
 		}
 	}
 	if _, _, err := p.nomad.Jobs().Deregister(b.jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
