@@ -15,7 +15,7 @@ import (
 
 // tinyCatalog writes the default catalog with the Sandbox plan shrunk to
 // 64 MiB and 20 MHz, so 50 instances fit on one 2-core test machine.
-func tinyCatalog(t *testing.T) string {
+func tinyCatalog(t testing.TB) string {
 	t.Helper()
 	src, err := os.ReadFile("../catalog/catalog.yaml")
 	if err != nil {
@@ -35,13 +35,46 @@ func tinyCatalog(t *testing.T) string {
 	return file
 }
 
-// TestFiftyParallelProvisionsAllSucceed: 50 provisions sent at once all
-// answer 202 and all reach "succeeded", each with its own gateway port.
-func TestFiftyParallelProvisionsAllSucceed(t *testing.T) {
-	const n = 50
-	b := newBroker(t, "PGBROKER_CATALOG_FILE="+tinyCatalog(t), "PGBROKER_GATEWAY_CPU_MHZ=10", "PGBROKER_GATEWAY_MEMORY_MIB=32",
-		"PGBROKER_GATEWAY_PORTS="+gatewayRange(n))
+// parallelProvisions is how many Sandbox instances the correctness test
+// provisions at once: a wide margin on a 2-core machine with another
+// process saturating one core (issue 18). The 50-at-once figure is
+// BenchmarkFiftyIdleSandboxes's.
+const parallelProvisions = 12
+
+// TestParallelProvisionsAllSucceed: provisions sent at once all answer 202
+// and all reach "succeeded", each with its own gateway port, and all
+// deprovision.
+func TestParallelProvisionsAllSucceed(t *testing.T) {
+	t.Parallel()
+	b := newTinyBroker(t, parallelProvisions)
+	ids, took := provisionAtOnce(t, b, parallelProvisions, 5*time.Minute)
+	t.Logf("%d instances provisioned in parallel, all succeeded %s after the last 202", len(ids), took.Round(time.Second))
 	c := b.client()
+	ports := map[string]bool{}
+	for _, id := range ids {
+		creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
+		port := fmt.Sprint(creds["port"])
+		if ports[port] {
+			t.Fatalf("gateway port %s handed out twice", port)
+		}
+		ports[port] = true
+	}
+	deprovisionAtOnce(t, b, ids)
+}
+
+// newTinyBroker starts a broker whose Sandbox plan and gateways are shrunk
+// so that n instances fit on one test machine.
+func newTinyBroker(t testing.TB, n int) *broker {
+	return newBroker(t, "PGBROKER_CATALOG_FILE="+tinyCatalog(t), "PGBROKER_GATEWAY_CPU_MHZ=10", "PGBROKER_GATEWAY_MEMORY_MIB=32",
+		"PGBROKER_GATEWAY_PORTS="+gatewayRange(n))
+}
+
+// provisionAtOnce sends n Sandbox provisions at once, checks each answers
+// 202, and waits up to limit for all to succeed. It returns the instance
+// ids and the time from the last 202 to the last success. The broker's
+// cleanup removes the instances whatever happens.
+func provisionAtOnce(t testing.TB, b *broker, n int, limit time.Duration) ([]string, time.Duration) {
+	t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = uuid.NewString()
@@ -52,9 +85,9 @@ func TestFiftyParallelProvisionsAllSucceed(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			status, body := b.raw("PUT", "/v2/service_instances/"+id+"?accepts_incomplete=true", provisionBody, nil)
-			if status != http.StatusAccepted {
-				errs <- fmt.Errorf("provision %s: %d %s", id, status, body)
+			status, body, err := b.request("PUT", "/v2/service_instances/"+id+"?accepts_incomplete=true", provisionBody)
+			if err != nil || status != http.StatusAccepted {
+				errs <- fmt.Errorf("provision %s: %d %s %v", id, status, body, err)
 			}
 		}()
 	}
@@ -64,35 +97,34 @@ func TestFiftyParallelProvisionsAllSucceed(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
+	c := b.client()
 	for _, id := range ids {
-		waitOperation(t, c, id, nil, 10*time.Minute)
+		waitOperation(t, c, id, nil, limit-time.Since(start))
 	}
-	t.Logf("%d instances provisioned in parallel, all succeeded %s after the last 202", n, time.Since(start).Round(time.Second))
-	ports := map[string]bool{}
-	for _, id := range ids {
-		creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
-		port := fmt.Sprint(creds["port"])
-		if ports[port] {
-			t.Fatalf("gateway port %s handed out twice", port)
-		}
-		ports[port] = true
-	}
+	return ids, time.Since(start)
+}
+
+// deprovisionAtOnce deprovisions the Sandbox instances at once and waits
+// for each to be gone.
+func deprovisionAtOnce(t testing.TB, b *broker, ids []string) {
+	t.Helper()
+	var wg sync.WaitGroup
 	for _, id := range ids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			status, body := b.raw("DELETE", "/v2/service_instances/"+id+"?accepts_incomplete=true&service_id=postgresql&plan_id=postgresql-sandbox", "", nil)
-			if status != http.StatusAccepted {
-				t.Errorf("deprovision %s: %d %s", id, status, body)
+			status, body, err := b.request("DELETE", "/v2/service_instances/"+id+"?accepts_incomplete=true&service_id=postgresql&plan_id=postgresql-sandbox", "")
+			if err != nil || status != http.StatusAccepted {
+				t.Errorf("deprovision %s: %d %s %v", id, status, body, err)
 			}
 		}()
 	}
 	wg.Wait()
+	deadline := time.Now().Add(5 * time.Minute)
 	for _, id := range ids {
-		waitFor(t, 5*time.Minute, "deprovision of "+id, func() bool {
-			status, _ := b.raw("GET", "/v2/service_instances/"+id+"/last_operation", "", nil)
-			return status == http.StatusGone
-		})
+		if !b.waitGone("/v2/service_instances/"+id+"/last_operation", deadline) {
+			t.Errorf("instance %s not gone 5 minutes after its deprovision", id)
+		}
 	}
 }
 

@@ -94,22 +94,29 @@ func newBroker(t testing.TB, extraEnv ...string) *broker {
 	suite.addLog(b.logs)
 	b.start()
 	t.Cleanup(func() {
-		b.stop()
-		deleteCA(t, db)
 		if t.Failed() {
 			t.Logf("broker log:\n%s", tail(b.logs.String(), 200))
 		}
+		b.removeInstances()
+		deleteCA(t, db)
 	})
 	return b
 }
 
 func (b *broker) start() {
 	b.t.Helper()
+	if err := b.tryStart(); err != nil {
+		b.t.Fatalf("%v; log:\n%s", err, b.logs.String())
+	}
+}
+
+// tryStart starts the process and waits up to 30 s for /healthz to answer 200.
+func (b *broker) tryStart() error {
 	b.cmd = exec.Command(brokerBinary)
 	b.cmd.Env = b.env
 	b.cmd.Stdout, b.cmd.Stderr = b.logs, b.logs
 	if err := b.cmd.Start(); err != nil {
-		b.t.Fatal(err)
+		return err
 	}
 	done, cmd := make(chan struct{}), b.cmd
 	b.done = done
@@ -120,12 +127,16 @@ func (b *broker) start() {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return nil
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-done:
+			return errors.New("broker exited before answering /healthz")
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	b.t.Fatalf("broker did not answer /healthz within 30 s; log:\n%s", b.logs.String())
+	return errors.New("broker did not answer /healthz within 30 s")
 }
 
 // healthClient polls /healthz; it trusts any certificate, as the HTTPS test
@@ -297,10 +308,12 @@ func waitOperation(t testing.TB, c osb.Client, instanceID string, op *osb.Operat
 		case osb.StateSucceeded:
 			return
 		case osb.StateFailed:
+			diagnose(t, instanceID)
 			t.Fatalf("operation failed: %s", desc)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	diagnose(t, instanceID)
 	t.Fatalf("operation did not finish within %s; last: %s", limit, last)
 }
 
@@ -447,9 +460,7 @@ func tail(s string, lines int) string {
 // deleteCA deletes the CA a test broker made in Nomad (its broker name is
 // unique to the test, so nothing else uses it).
 func deleteCA(t testing.TB, brokerName string) {
-	cfg := api.DefaultConfig()
-	cfg.Address = nomadAddr
-	c, err := api.NewClient(cfg)
+	c, err := sharedNomad()
 	if err != nil {
 		t.Errorf("nomad client: %v", err)
 		return

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -56,7 +57,21 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build pgbroker:", err)
 		os.Exit(1)
 	}
+	before, err := viewStack()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: read the stack before the tests:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	if left, err := leftovers(before); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: read the stack after the tests:", err)
+		code = 1
+	} else if len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: the tests left %d thing(s) on the stack:\n  %s\n", len(left), strings.Join(left, "\n  "))
+		code = 1
+	} else {
+		fmt.Fprintln(os.Stderr, "acceptance: the tests left no job, allocation, variable, data directory, etcd key or process behind")
+	}
 	if leaks := suite.leaks(); leaks > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: %d password(s) handed out by bind appear in broker logs\n", leaks)
 		code = 1

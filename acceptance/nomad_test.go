@@ -22,15 +22,11 @@ var (
 // open connections until Nomad answers 429 (http_max_conns_per_client).
 func nomadClient(t testing.TB) *api.Client {
 	t.Helper()
-	nomadOnce.Do(func() {
-		cfg := api.DefaultConfig()
-		cfg.Address = nomadAddr
-		nomadShared, nomadErr = api.NewClient(cfg)
-	})
-	if nomadErr != nil {
-		t.Fatal(nomadErr)
+	c, err := sharedNomad()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return nomadShared
+	return c
 }
 
 // nodeJob returns the instance's node job, or nil when Nomad has none.

@@ -335,9 +335,11 @@ job "pg-gateways" {
             server {{ .AllocID }} {{ .Address }}:{{ .Port }} check{{ range .Tags }}{{ if . | regexMatch "^patroni=[0-9]+$" }} port {{ . | replaceAll "patroni=" "" }}{{ end }}{{ end }}
           {{- end }}
           %{ else }
-            default-server inter 1s fastinter 250ms downinter 250ms rise 1 fall 2 on-marked-down shutdown-sessions
+            # One node: no check. A check here would fork a PostgreSQL
+            # backend every interval and route nothing differently: the
+            # only server takes every connection, up or not (issue 18).
           {{- range nomadService "pg-${var.instance}-node" }}
-            server {{ .AllocID }} {{ .Address }}:{{ .Port }} check
+            server {{ .AllocID }} {{ .Address }}:{{ .Port }}
           {{- end }}
           %{ endif }
           %{ if var.patroni && var.read_only_port > 0 }

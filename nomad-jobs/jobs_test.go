@@ -204,7 +204,7 @@ func TestJobFilesParseIntoTheirGroups(t *testing.T) {
 						t.Fatalf("tasks %+v, want one %s task %q", group.Tasks, driver, f.task)
 					}
 					checkPort(t, group, f)
-					checkService(t, group, f.service)
+					checkService(t, group, f)
 				}
 			})
 		}
@@ -238,9 +238,9 @@ func checkPort(t *testing.T, group *api.TaskGroup, f jobFile) {
 	}
 }
 
-func checkService(t *testing.T, group *api.TaskGroup, name string) {
+func checkService(t *testing.T, group *api.TaskGroup, f jobFile) {
 	t.Helper()
-	if name == "" {
+	if f.service == "" {
 		if len(group.Services) != 0 {
 			t.Errorf("services %+v, want none", group.Services)
 		}
@@ -250,22 +250,80 @@ func checkService(t *testing.T, group *api.TaskGroup, name string) {
 		t.Fatalf("got %d services, want 1", len(group.Services))
 	}
 	service := group.Services[0]
-	if service.Name != name || service.Provider != "nomad" || service.PortLabel != "pg" {
+	if service.Name != f.service || service.Provider != "nomad" || service.PortLabel != "pg" {
 		t.Errorf("service %s provider %s port %s, want %s provider nomad port pg",
-			service.Name, service.Provider, service.PortLabel, name)
+			service.Name, service.Provider, service.PortLabel, f.service)
+	}
+	checkChecks(t, group, service, f.vars["patroni"] == true)
+}
+
+// checkChecks: no check opens a PostgreSQL session (issue 18). Nomad's TCP
+// check leaks its connection (checkTCP never closes it), so a TCP check on
+// a node kept a backend waiting out authentication_timeout per check, and
+// on a gateway it would fill the client slots. Gateways are checked over
+// HTTP on their monitor port; Patroni nodes on Patroni's GET /health; a
+// single node not at all, its deployment healthy once the task runs.
+func checkChecks(t *testing.T, group *api.TaskGroup, service *api.Service, patroni bool) {
+	t.Helper()
+	node := strings.HasPrefix(*group.Name, "node-")
+	if node && !patroni {
+		if len(service.Checks) != 0 {
+			t.Errorf("single-node checks %+v, want none", service.Checks)
+		}
+		if group.Update == nil || group.Update.HealthCheck == nil || *group.Update.HealthCheck != "task_states" {
+			t.Errorf("single-node update %+v, want health_check task_states", group.Update)
+		}
+		return
 	}
 	if len(service.Checks) != 1 {
 		t.Fatalf("checks %+v, want one", service.Checks)
 	}
-	// Nomad's TCP check leaks its connection (checkTCP never closes it): the
-	// gateways, whose client slots it would fill, are checked over HTTP on
-	// their monitor port instead.
 	c := service.Checks[0]
-	if *group.Name == "gateway" && (c.Type != "http" || c.PortLabel != "health" || c.Path != "/healthz") {
+	switch {
+	case *group.Name == "gateway" && (c.Type != "http" || c.PortLabel != "health" || c.Path != "/healthz"):
 		t.Errorf("gateway check %+v, want http on port health, path /healthz", c)
+	case node && (c.Type != "http" || c.PortLabel != "api" || c.Path != "/health"):
+		t.Errorf("Patroni node check %+v, want http on port api, path /health", c)
+	case !node && *group.Name != "gateway":
+		t.Errorf("group %s has a check %+v; want none", *group.Name, c)
 	}
-	if *group.Name == "node" && c.Type != "tcp" {
-		t.Errorf("node check %+v, want tcp", c)
+}
+
+// TestSingleNodeGatewayDoesNotCheckItsNode: a gateway in front of one node
+// has no HAProxy server check (each would fork a PostgreSQL backend); in
+// front of Patroni nodes it checks Patroni's REST API, never PostgreSQL.
+func TestSingleNodeGatewayDoesNotCheckItsNode(t *testing.T) {
+	client := nomadClient(t)
+	for _, f := range jobFiles("raw_exec") {
+		if f.name != "gateways" {
+			continue
+		}
+		job := mustParse(t, client, f)
+		cfg := ""
+		for _, tmpl := range job.TaskGroups[0].Tasks[0].Templates {
+			if tmpl.EmbeddedTmpl != nil && strings.Contains(*tmpl.EmbeddedTmpl, "backend nodes") {
+				cfg = *tmpl.EmbeddedTmpl
+			}
+		}
+		if cfg == "" {
+			t.Fatal("no HAProxy configuration template in the gateways job")
+		}
+		var servers []string
+		for _, line := range strings.Split(cfg, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "server ") {
+				servers = append(servers, strings.TrimSpace(line))
+			}
+		}
+		patroni := f.vars["patroni"] == true
+		for _, line := range servers {
+			checked := strings.Contains(line, " check")
+			if checked != patroni || (patroni && !strings.Contains(line, `port {{ . | replaceAll "patroni=" "" }}`)) {
+				t.Errorf("patroni=%v: server line %q; want a check on the Patroni port exactly when patroni", patroni, line)
+			}
+		}
+		if len(servers) == 0 {
+			t.Errorf("patroni=%v: no server line in the HAProxy configuration", patroni)
+		}
 	}
 }
 

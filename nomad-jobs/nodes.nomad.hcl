@@ -346,18 +346,35 @@ job "pg-nodes" {
         # And the pgBackRest TLS server's (base backups from a standby).
         tags = concat(var.patroni ? ["patroni=${NOMAD_PORT_api}"] : [], local.pgbackrest_server ? ["pgbackrest=${NOMAD_PORT_pgbackrest}"] : [])
 
-        check {
-          name     = "postgres-port"
-          type     = "tcp"
-          interval = "1s"
-          timeout  = "1s"
+        # No check opens a PostgreSQL session: each one would fork a backend,
+        # and Nomad's TCP check never closes its connection (checkTCP in
+        # client/serviceregistration/checks/client.go, Nomad 1.11.3), so the
+        # backend then waits out authentication_timeout. At one a second
+        # that kept about ten unauthenticated backends per node; fifty idle
+        # instances saturated two cores (issue 18). Patroni nodes are checked
+        # on Patroni's REST API instead (GET /health: 200 while PostgreSQL
+        # runs; Patroni answers from its own connection). A single node has
+        # no check: nothing routes by it, and the broker waits for SELECT 1
+        # through the gateway itself (provisioner waitReady).
+        dynamic "check" {
+          for_each = var.patroni ? ["patroni"] : []
+          content {
+            name     = "patroni-health"
+            type     = "http"
+            port     = "api"
+            path     = "/health"
+            interval = "5s"
+            timeout  = "2s"
+          }
         }
       }
 
-      # The deployment is healthy as soon as the check passes.
+      # Patroni nodes: healthy once Patroni reports PostgreSQL running. A
+      # single node: once its task runs (the broker checks SELECT 1). The
+      # broker drives rolling changes itself and waits on neither.
       update {
         max_parallel      = 1
-        health_check      = "checks"
+        health_check      = var.patroni ? "checks" : "task_states"
         min_healthy_time  = "0s"
         healthy_deadline  = "3m"
         progress_deadline = "5m"

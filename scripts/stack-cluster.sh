@@ -100,6 +100,7 @@ clients_up() {
 			    enabled = true
 			  }
 			}
+			$(nomad_telemetry)
 		EOF
 		log "nomad: starting client agent at $address (log $log_dir/client-${address##*.}.log)"
 		setsid "$nomad" agent -config="$dir/agent.hcl" </dev/null >"$log_dir/client-${address##*.}.log" 2>&1 &

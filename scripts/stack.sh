@@ -56,6 +56,14 @@ pid_alive() {
 	running "$pid" && [[ $(<"/proc/$pid/comm") == "$name" ]]
 }
 
+# nomad_telemetry: every agent's telemetry block. Each task's executor
+# measures its process tree every collection_interval (Nomad's default 1 s);
+# with two tasks per idle instance that scan was most of an idle instance's
+# CPU (issue 18). The broker does not read these figures.
+nomad_telemetry() {
+	printf 'telemetry {\n  collection_interval = "%s"\n}\n' "${PGBROKER_NOMAD_STATS_INTERVAL:-15s}"
+}
+
 nomad_answers() { "$nomad" agent-info -address="$nomad_addr" >/dev/null 2>&1; }
 
 state_running() { as_postgres "$pg_bin/pg_ctl" status -D "$state_dir" >/dev/null 2>&1; }
@@ -116,7 +124,7 @@ nomad_up() {
 	elif nomad_answers; then
 		log "nomad: reusing the agent already answering at $nomad_addr"
 	else
-		cat >"$nomad_dir/agent.hcl" <<-'EOF'
+		cat >"$nomad_dir/agent.hcl" <<-EOF
 			client {
 			  # The cloud fingerprinters probe metadata services; env_aws fails the agent off-cloud.
 			  options = {
@@ -131,6 +139,7 @@ nomad_up() {
 			    enabled = true
 			  }
 			}
+			$(nomad_telemetry)
 		EOF
 		# A dev agent keeps its state in memory: what an earlier one left is
 		# garbage, and so are client agents registered with it.
