@@ -179,11 +179,20 @@ job "pg-gateways" {
       # The docker image runs as its own haproxy user.
       user = local.docker ? "" : "haproxy"
 
+      # raw_exec: Nomad collects no logs (logs.disabled: no logmon process,
+      # whose 100 ms flush tickers cost an idle gateway more CPU than
+      # HAProxy, issue 18); HAProxy's output goes to haproxy.stderr.0 in the
+      # allocation's log directory, moved aside at start past 10 MB.
       dynamic "config" {
         for_each = local.docker ? [] : ["raw_exec"]
         content {
-          command = var.haproxy_bin
-          args    = local.haproxy_args
+          command = "/bin/sh"
+          # After the script, $0 is HAProxy and "$@" its arguments.
+          args = concat(["-c", join(" ", [
+            "log=\"$NOMAD_ALLOC_DIR/logs/haproxy.stderr.0\";",
+            "if [ \"$(stat -c %s \"$log\" 2>/dev/null || echo 0)\" -gt 10485760 ]; then mv -f \"$log\" \"$log.1\"; fi;",
+            "exec \"$0\" \"$@\" >>\"$log\" 2>&1",
+          ]), var.haproxy_bin], local.haproxy_args)
         }
       }
 
@@ -208,6 +217,7 @@ job "pg-gateways" {
       }
 
       logs {
+        disabled      = !local.docker
         max_files     = 3
         max_file_size = 10
       }
@@ -288,6 +298,9 @@ job "pg-gateways" {
             log global
             option tcplog
             option dontlognull
+            # Only sessions that ended in error: the log file grows with
+            # problems, not with traffic.
+            option dontlog-normal
             option clitcpka
             option srvtcpka
             retries 3

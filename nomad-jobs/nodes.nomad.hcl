@@ -437,7 +437,13 @@ job "pg-nodes" {
           memory = var.memory_mib
         }
 
+        # A single node writes its own logs into the allocation's log
+        # directory (start.sh and PostgreSQL's logging collector, below): no
+        # logmon process, whose two 100 ms flush tickers cost an idle node
+        # more CPU than PostgreSQL itself (issue 18). Patroni nodes keep
+        # Nomad's log collection.
         logs {
+          disabled      = !var.patroni && !local.docker
           max_files     = 3
           max_file_size = 10
         }
@@ -493,6 +499,14 @@ job "pg-nodes" {
             #!/bin/bash
             # Rendered from nodes.nomad.hcl: makes this node's cluster once, then runs postgres.
             set -euo pipefail
+            %{ if !var.patroni && !local.docker }
+            # Nomad collects no logs of this task (logs.disabled): this
+            # script and PostgreSQL until its logging collector starts write
+            # here, the collector to postgres-<hour>.log beside it.
+            log="$NOMAD_ALLOC_DIR/logs/postgres.stderr.0"
+            if [[ $(stat -c %s "$log" 2>/dev/null || echo 0) -gt 10485760 ]]; then mv -f -- "$log" "$log.1"; fi
+            exec >>"$log" 2>&1
+            %{ endif }
             bin='${var.postgres_bin_dir}'
             instance_dir='${local.instance_dir}'
             data_dir="$instance_dir/$NOMAD_GROUP_NAME"
@@ -685,7 +699,19 @@ job "pg-nodes" {
             max_wal_senders = 10
             dynamic_shared_memory_type = posix
             log_destination = 'stderr'
+            %{ if !var.patroni && !local.docker }
+            # Nomad collects no logs of a single node: one file per hour of
+            # the day, truncated when reused, so at most 24 files.
+            logging_collector = on
+            log_directory = '{{ env "NOMAD_ALLOC_DIR" }}/logs'
+            log_filename = 'postgres-%H.log'
+            log_rotation_age = 60
+            log_rotation_size = 0
+            log_truncate_on_rotation = on
+            log_file_mode = 0640
+            %{ else }
             logging_collector = off
+            %{ endif }
             log_line_prefix = '%m [%p] %q%u@%d '
             log_timezone = 'UTC'
             timezone = 'UTC'
