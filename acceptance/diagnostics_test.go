@@ -59,15 +59,25 @@ func describeAlloc(b *strings.Builder, c *api.Client, stub *api.AllocationListSt
 		for _, e := range state.Events {
 			fmt.Fprintf(b, "    %s %s: %s\n", time.Unix(0, e.Time).Format("15:04:05.000"), e.Type, e.DisplayMessage)
 		}
-		for _, stream := range []string{"stdout", "stderr"} {
-			rc, err := c.AllocFS().Cat(alloc, "alloc/logs/"+task+"."+stream+".0", nil)
-			if err != nil {
-				continue
-			}
-			out, _ := io.ReadAll(io.LimitReader(rc, 1<<20))
-			rc.Close()
-			fmt.Fprintf(b, "    %s (last 30 lines):\n%s\n", stream, indent(tail(string(out), 30), "      "))
+	}
+	// Nomad's own task logs and the files single nodes and gateways write
+	// there themselves (postgres-<hour>.log, haproxy.stderr.0).
+	files, _, err := c.AllocFS().List(alloc, "alloc/logs", nil)
+	if err != nil {
+		fmt.Fprintf(b, "  alloc/logs: %v\n", err)
+		return
+	}
+	for _, f := range files {
+		if f.IsDir || f.Size == 0 {
+			continue
 		}
+		rc, err := c.AllocFS().Cat(alloc, "alloc/logs/"+f.Name, nil)
+		if err != nil {
+			continue
+		}
+		out, _ := io.ReadAll(io.LimitReader(rc, 4<<20))
+		rc.Close()
+		fmt.Fprintf(b, "  alloc/logs/%s (last 30 lines):\n%s\n", f.Name, indent(tail(string(out), 30), "    "))
 	}
 }
 

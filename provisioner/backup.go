@@ -194,15 +194,14 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, b batchJob) err
 		return fmt.Errorf("read job %s from Nomad: %w", b.jobID, err)
 	}
 	if err != nil || (cur.Stop != nil && *cur.Stop) {
-		vars, err := b.vars(ctx)
-		if err != nil {
-			return err
-		}
-		job, err := p.parseJob(b.src, b.jobID, vars)
-		if err != nil {
-			return err
-		}
-		if _, err := p.register(ctx, job); err != nil {
+		if err := p.registerBatch(ctx, b); err != nil {
+			// No job of ours reads the secret: do not leave it behind (seen:
+			// a base backup of an instance deprovisioned meanwhile left its
+			// Variable, issue 18's leftover check). A job registered despite
+			// the error waits for it; the next attempt writes it again.
+			if delErr := p.deleteSecret(ctx, secretPath); delErr != nil {
+				p.log.Warn("delete the secret of a batch job that was not registered", "job", b.jobID, "error", delErr)
+			}
 			return err
 		}
 	}
@@ -232,6 +231,20 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, b batchJob) err
 		return err
 	}
 	return waitErr
+}
+
+// registerBatch registers batch job b, with the variables b.vars gives.
+func (p *Provisioner) registerBatch(ctx context.Context, b batchJob) error {
+	vars, err := b.vars(ctx)
+	if err != nil {
+		return err
+	}
+	job, err := p.parseJob(b.src, b.jobID, vars)
+	if err != nil {
+		return err
+	}
+	_, err = p.register(ctx, job)
+	return err
 }
 
 // taskLog returns up to the last limit bytes of stream ("stdout" or

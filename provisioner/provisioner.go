@@ -317,11 +317,36 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	if err := p.deletePatroniKeys(ctx, in.ShortID); err != nil {
 		return err
 	}
+	if err := p.purgeBatchJobs(ctx, in.ShortID); err != nil {
+		return err
+	}
 	progress("deleting secrets")
 	if err := p.deleteSecretsUnder(ctx, bindingSecretPrefix(in.ShortID)); err != nil {
 		return err
 	}
-	return p.deleteSecret(ctx, nodesSecretPath(in.ShortID))
+	// Every job's secret of the instance: the batch jobs' (nomad/jobs/pg-<short>-<kind>-<id>), then the nodes'.
+	return p.deleteSecretsUnder(ctx, "nomad/jobs/pg-"+in.ShortID+"-")
+}
+
+// purgeBatchJobs purges the instance's dump, restore and base backup jobs
+// that still run or linger (a base backup started just before the
+// deprovision). Errors: Nomad's.
+func (p *Provisioner) purgeBatchJobs(ctx context.Context, short string) error {
+	q := queryOpts(ctx)
+	q.Prefix = "pg-" + short + "-"
+	stubs, _, err := p.nomad.Jobs().List(q)
+	if err != nil {
+		return fmt.Errorf("list jobs of %s in Nomad: %w", short, err)
+	}
+	for _, s := range stubs {
+		if m := ownedJobID.FindStringSubmatch(s.ID); m == nil || m[3] == "" {
+			continue // not a batch job of the instance
+		}
+		if _, _, err := p.nomad.Jobs().Deregister(s.ID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
+			return fmt.Errorf("purge %s from Nomad: %w", s.ID, err)
+		}
+	}
+	return nil
 }
 
 // DataSize returns the bytes the instance's databases use.
