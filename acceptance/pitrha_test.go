@@ -121,6 +121,8 @@ func TestBusinessPointInTimeRestoreInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !b.crashed(5 * time.Minute) {
+		diagnose(t, copyID)
+		diagnose(t, id)
 		t.Fatal("the broker did not crash at tiers:adopted while making the copy")
 	}
 	b.restartWithout("PGBROKER_CRASH_AT")

@@ -12,4 +12,4 @@ go build -o bin/testreport ./tools/testreport
 mkdir -p .stack/logs
 export PGBROKER_TEST_TIMEOUT=${PGBROKER_TEST_TIMEOUT:-40m}
 exec bash scripts/with-stack.sh bash -c \
-	'set -o pipefail; go test -json -count=1 -parallel 3 -timeout "$PGBROKER_TEST_TIMEOUT" ./... | tee .stack/logs/test.json | bin/testreport'
+	'set -o pipefail; go test -json -count=1 -timeout "$PGBROKER_TEST_TIMEOUT" ./... | tee .stack/logs/test.json | bin/testreport'
