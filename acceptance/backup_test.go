@@ -346,7 +346,6 @@ func (b *broker) replica() *broker {
 // that minute, with two broker processes on one state database looking
 // for due runs every second.
 func TestDailyBackupFiresOnceAtItsTimeWithTwoBrokers(t *testing.T) {
-	t.Parallel() // waits most of its time, or touches nothing shared (issue 18)
 	b1 := newBroker(t, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")
 	b2 := b1.replica()
 	c := b1.client()

@@ -27,7 +27,6 @@ func nomadBehindProxy(t *testing.T, env ...string) (*broker, *tcpProxy) {
 // right after the node job was registered; /readyz says so; the operation
 // shows it is waiting and completes once Nomad is back.
 func TestNomadDownDuringProvisionWaitsAndCompletes(t *testing.T) {
-	t.Parallel() // waits most of its time, or touches nothing shared (issue 18)
 	b, proxy := nomadBehindProxy(t, "PGBROKER_ATTEMPT_TIMEOUT=20s", "PGBROKER_RESCUE_AFTER=30s")
 	c := b.client()
 	id := uuid.NewString()
@@ -68,7 +67,6 @@ func TestNomadDownDuringProvisionWaitsAndCompletes(t *testing.T) {
 // than PGBROKER_OPERATION_DEADLINE the operation fails with a message naming
 // Nomad; once Nomad is back, deprovision cleans up.
 func TestNomadDownPastTheDeadlineFailsNamingNomad(t *testing.T) {
-	t.Parallel() // waits most of its time, or touches nothing shared (issue 18)
 	b, proxy := nomadBehindProxy(t, "PGBROKER_ATTEMPT_TIMEOUT=5s", "PGBROKER_RESCUE_AFTER=10s", "PGBROKER_OPERATION_DEADLINE=15s")
 	c := b.client()
 	id := uuid.NewString()

@@ -348,11 +348,15 @@ job "pg-gateways" {
             server {{ .AllocID }} {{ .Address }}:{{ .Port }} check{{ range .Tags }}{{ if . | regexMatch "^patroni=[0-9]+$" }} port {{ . | replaceAll "patroni=" "" }}{{ end }}{{ end }}
           {{- end }}
           %{ else }
-            # One node: no check. A check here would fork a PostgreSQL
-            # backend every interval and route nothing differently: the
-            # only server takes every connection, up or not (issue 18).
+            # One node, but the registry can briefly list two: the stopping
+            # allocation and its replacement. A check marks the stopped one
+            # down; each check forks a PostgreSQL backend, so it runs every
+            # 10 s while the node is up (issue 18) and a failed connection
+            # of a client marks the node down at once (observe layer4), to
+            # be checked again every 250 ms until it answers.
+            default-server inter 10s fastinter 250ms downinter 250ms rise 1 fall 2 observe layer4 error-limit 1 on-error mark-down on-marked-down shutdown-sessions
           {{- range nomadService "pg-${var.instance}-node" }}
-            server {{ .AllocID }} {{ .Address }}:{{ .Port }}
+            server {{ .AllocID }} {{ .Address }}:{{ .Port }} check
           {{- end }}
           %{ endif }
           %{ if var.patroni && var.read_only_port > 0 }

@@ -289,10 +289,11 @@ func checkChecks(t *testing.T, group *api.TaskGroup, service *api.Service, patro
 	}
 }
 
-// TestSingleNodeGatewayDoesNotCheckItsNode: a gateway in front of one node
-// has no HAProxy server check (each would fork a PostgreSQL backend); in
-// front of Patroni nodes it checks Patroni's REST API, never PostgreSQL.
-func TestSingleNodeGatewayDoesNotCheckItsNode(t *testing.T) {
+// TestGatewayChecksForkNoBackendEverySecond: a gateway in front of one
+// node checks it every 10 s while it is up (each check forks a PostgreSQL
+// backend) and on a client's failed connection; in front of Patroni nodes it
+// checks Patroni's REST API, never PostgreSQL.
+func TestGatewayChecksForkNoBackendEverySecond(t *testing.T) {
 	client := nomadClient(t)
 	for _, f := range jobFiles("raw_exec") {
 		if f.name != "gateways" {
@@ -316,10 +317,15 @@ func TestSingleNodeGatewayDoesNotCheckItsNode(t *testing.T) {
 		}
 		patroni := f.vars["patroni"] == true
 		for _, line := range servers {
-			checked := strings.Contains(line, " check")
-			if checked != patroni || (patroni && !strings.Contains(line, `port {{ . | replaceAll "patroni=" "" }}`)) {
-				t.Errorf("patroni=%v: server line %q; want a check on the Patroni port exactly when patroni", patroni, line)
+			if !strings.Contains(line, "}} check") {
+				t.Errorf("patroni=%v: server line %q has no check", patroni, line)
 			}
+			if patroni != strings.Contains(line, `port {{ . | replaceAll "patroni=" "" }}`) {
+				t.Errorf("patroni=%v: server line %q; want the check on the Patroni port exactly when patroni", patroni, line)
+			}
+		}
+		if !patroni && !strings.Contains(cfg, "default-server inter 10s ") {
+			t.Errorf("single-node gateway: want checks every 10 s while the node is up, got:\n%s", cfg)
 		}
 		if len(servers) == 0 {
 			t.Errorf("patroni=%v: no server line in the HAProxy configuration", patroni)
