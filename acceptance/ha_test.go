@@ -234,14 +234,7 @@ func etcdScope(t *testing.T, short string) (out struct {
 }) {
 	t.Helper()
 	prefix := "/pgbroker/" + provisioner.PatroniScope(short) + "/"
-	body := fmt.Sprintf(`{"key":%q,"range_end":%q,"keys_only":true}`,
-		base64.StdEncoding.EncodeToString([]byte(prefix)), base64.StdEncoding.EncodeToString([]byte(prefix[:len(prefix)-1]+"0")))
-	resp, err := http.Post("http://"+strings.Split(etcd, ",")[0]+"/v3/kv/range", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	if err := etcdCall("range", prefix, map[string]any{"keys_only": true}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if out.Count == "" {

@@ -185,19 +185,15 @@ func (a Admin) DropLoginRole(ctx context.Context, n Names, role string) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); err != nil {
-		return fmt.Errorf("look up role: %w", err)
-	}
-	if !exists {
-		return nil
+	if exists, err := roleExists(ctx, conn, role); err != nil || !exists {
+		return err
 	}
 	r := ident(role)
 	if _, err := conn.Exec(ctx, "ALTER ROLE "+r+" NOLOGIN"); err != nil {
 		return fmt.Errorf("disable login: %w", err)
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, role); err != nil {
-		return fmt.Errorf("end sessions of role: %w", err)
+	if err := endSessions(ctx, conn, role); err != nil {
+		return err
 	}
 	db, err := a.connect(ctx, n.Database)
 	if err != nil {
@@ -228,13 +224,26 @@ func (a Admin) DataSize(ctx context.Context) (int64, error) {
 	return size, nil
 }
 
-func ensureRole(ctx context.Context, conn *pgx.Conn, role, login string) error {
+// roleExists reports whether role exists in the cluster.
+func roleExists(ctx context.Context, conn *pgx.Conn, role string) (bool, error) {
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); err != nil {
-		return fmt.Errorf("look up role: %w", err)
+		return false, fmt.Errorf("look up role: %w", err)
 	}
-	if exists {
-		return nil
+	return exists, nil
+}
+
+// endSessions terminates every session whose session user is role.
+func endSessions(ctx context.Context, conn *pgx.Conn, role string) error {
+	if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, role); err != nil {
+		return fmt.Errorf("end sessions of role: %w", err)
+	}
+	return nil
+}
+
+func ensureRole(ctx context.Context, conn *pgx.Conn, role, login string) error {
+	if exists, err := roleExists(ctx, conn, role); err != nil || exists {
+		return err
 	}
 	if _, err := conn.Exec(ctx, "CREATE ROLE "+ident(role)+" "+login); err != nil && !isDuplicate(err) {
 		return fmt.Errorf("create role %s: %w", role, err)

@@ -1,9 +1,6 @@
 package pgadmin
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // RestoreRole is the login role pg_restore connects as (nomad-jobs/restore.nomad.hcl).
 // A dump holds tenant code (CHECK constraints, index expressions, defaults,
@@ -55,12 +52,8 @@ func (a Admin) DisableRestoreRole(ctx context.Context, n Names) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, RestoreRole).Scan(&exists); err != nil {
-		return fmt.Errorf("look up role: %w", err)
-	}
-	if !exists {
-		return nil
+	if exists, err := roleExists(ctx, conn, RestoreRole); err != nil || !exists {
+		return err
 	}
 	r := ident(RestoreRole)
 	if err := execAll(ctx, conn, []string{
@@ -69,8 +62,5 @@ func (a Admin) DisableRestoreRole(ctx context.Context, n Names) error {
 	}); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, RestoreRole); err != nil {
-		return fmt.Errorf("end sessions of role: %w", err)
-	}
-	return nil
+	return endSessions(ctx, conn, RestoreRole)
 }
