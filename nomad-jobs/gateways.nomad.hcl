@@ -125,7 +125,7 @@ job "pg-gateways" {
           host_network = var.host_network
         }
       }
-      # HAProxy's own monitor (frontend health), what Nomad checks.
+      # HAProxy's own monitor (GET /healthz answers while it runs), for operators.
       port "health" {
         host_network = var.host_network
       }
@@ -136,26 +136,22 @@ job "pg-gateways" {
       name     = "pg-${var.instance}-gateway"
       port     = "pg"
 
-      # An HTTP check on the monitor frontend, not a TCP check on the client
-      # port: Nomad's TCP check never closes its connection
-      # (client/serviceregistration/checks/client.go, checkTCP, Nomad
-      # 1.11.3), so one a second would fill the frontend's maxconn
-      # (a Sandbox's 10 within seconds) and hang clients. HAProxy exits when
-      # the client frontend cannot bind, so this check fails then too.
-      check {
-        name     = "haproxy-monitor"
-        type     = "http"
-        port     = "health"
-        path     = "/healthz"
-        interval = "1s"
-        timeout  = "1s"
-      }
+      # No Nomad check (issue 18: idle instances cost almost nothing). A
+      # check a second on every gateway was most of an idle instance's CPU
+      # (the client agent's HTTP request plus HAProxy answering it), and it
+      # told nothing the task state does not: HAProxy exits when a frontend
+      # cannot bind, and its monitor frontend answers whenever it runs.
+      # Deployments use task_states below. (A TCP check is out in any case:
+      # Nomad's checkTCP never closes its connection,
+      # client/serviceregistration/checks/client.go, Nomad 1.11.3.)
     }
 
+    # A gateway is healthy once HAProxy has run for 2 s: it binds its
+    # frontends at start and exits if one cannot bind.
     update {
       max_parallel      = 1
-      health_check      = "checks"
-      min_healthy_time  = "0s"
+      health_check      = "task_states"
+      min_healthy_time  = "2s"
       healthy_deadline  = "3m"
       progress_deadline = "5m"
     }
