@@ -55,11 +55,11 @@ type PlanMetadata struct {
 	Costs       []Cost
 }
 
-// Schemas holds a plan's JSON Schema documents (draft 2020-12) as decoded JSON:
+// Schemas holds a plan's JSON Schema documents (draft-04) as decoded JSON:
 // objects are map[string]any and numbers json.Number. Provision checks the
 // parameters of PUT /v2/service_instances/:id, Update those of PATCH on the
 // same path, Bind those of PUT .../service_bindings/:id. Parse sets "$schema"
-// to the draft 2020-12 URI when a document does not name its draft.
+// to Draft04 when a document does not name its draft.
 type Schemas struct {
 	Provision map[string]any
 	Update    map[string]any
