@@ -158,3 +158,14 @@ func (c *Catalog) Plan(planID string) (Service, Plan, bool) {
 	}
 	return Service{}, Plan{}, false
 }
+
+// Service returns the service with id serviceID, and false when the catalog
+// has no such service.
+func (c *Catalog) Service(serviceID string) (Service, bool) {
+	for _, s := range c.Services {
+		if s.ID == serviceID {
+			return s, true
+		}
+	}
+	return Service{}, false
+}
