@@ -54,11 +54,14 @@ type fixture struct {
 	failNext bool
 }
 
-func newFixture(t *testing.T, ports store.PortRange) *fixture {
+func newFixture(t *testing.T, ports store.PortRange, prepare ...func(*catalog.Catalog)) *fixture {
 	t.Helper()
 	cat, err := catalog.Default()
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range prepare {
+		p(cat)
 	}
 	f := &fixture{st: storetest.New(t), inst: &fakeInstances{}}
 	enqueue := func(_ context.Context, _ pgx.Tx, opID string) error {

@@ -11,15 +11,19 @@ import (
 // a Service Plan from the Service Offering"). An empty value was not sent:
 // brokerapi has already refused a missing required one, so it passes here.
 // service_id must be the instance's own; plan_id must be the instance's
-// current plan or a plan of its service in the catalog (a platform may
+// current plan or a plan of its service in the catalog; either may be given
+// by its catalog id or its published GUID (a platform may
 // still hold the plan of before an update). The check runs before anything
 // is read from an instance or recorded, so a refused request changes nothing.
 func (b *Broker) checkIDs(inst store.Instance, serviceID, planID string) error {
 	if serviceID != "" && serviceID != inst.ServiceID {
-		if _, ok := b.catalog.Service(serviceID); !ok {
+		svc, ok := b.catalog.Service(serviceID)
+		switch {
+		case !ok:
 			return badRequest("service_id %q is not a service of this broker's catalog", serviceID)
+		case svc.ID != inst.ServiceID:
+			return badRequest("service_id %q is not the service of instance %s", serviceID, inst.ID)
 		}
-		return badRequest("service_id %q is not the service of instance %s", serviceID, inst.ID)
 	}
 	if planID == "" || planID == inst.PlanID {
 		return nil
@@ -32,4 +36,17 @@ func (b *Broker) checkIDs(inst store.Instance, serviceID, planID string) error {
 		return badRequest("plan_id %q is not a plan of service_id %q", planID, inst.ServiceID)
 	}
 	return nil
+}
+
+// published returns the ids GET /v2/catalog shows for a stored service and
+// plan id (GUIDs after catalog.PublishGUIDs); ids no longer in the catalog
+// are returned as stored.
+func (b *Broker) published(serviceID, planID string) (string, string) {
+	if svc, ok := b.catalog.Service(serviceID); ok {
+		serviceID = svc.OSBID()
+	}
+	if _, plan, ok := b.catalog.Plan(planID); ok {
+		planID = plan.OSBID()
+	}
+	return serviceID, planID
 }

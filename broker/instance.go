@@ -43,7 +43,8 @@ func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.Fe
 	if inst.ForceTLS {
 		params["force_tls"] = true
 	}
-	spec := domain.GetInstanceDetailsSpec{ServiceID: inst.ServiceID, PlanID: inst.PlanID, Parameters: params,
+	serviceID, planID := b.published(inst.ServiceID, inst.PlanID)
+	spec := domain.GetInstanceDetailsSpec{ServiceID: serviceID, PlanID: planID, Parameters: params,
 		DashboardURL: b.dashboard(inst.ID)}
 	if _, plan, ok := b.catalog.Plan(inst.PlanID); ok && plan.Nodes > 1 {
 		spec.Metadata.Attributes = map[string]string{"members": b.members(ctx, inst)}

@@ -42,9 +42,10 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 		return domain.ProvisionedServiceSpec{}, badRequest("space_guid is required")
 	}
 	svc, plan, ok := b.catalog.Plan(d.PlanID)
-	if !ok || svc.ID != d.ServiceID {
+	if !ok || !svc.Is(d.ServiceID) {
 		return domain.ProvisionedServiceSpec{}, badRequest("plan_id %q is not a plan of service_id %q", d.PlanID, d.ServiceID)
 	}
+	d.ServiceID, d.PlanID = svc.ID, plan.ID // stored as catalog ids, whichever the platform sent
 	if err := checkMaintenanceInfo(d.MaintenanceInfo, svc); err != nil {
 		return domain.ProvisionedServiceSpec{}, err
 	}

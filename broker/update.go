@@ -46,6 +46,7 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 		return domain.UpdateServiceSpec{}, unprocessable("PlanChangeNotSupported",
 			"the instance's plan %s is no longer in this broker's catalog: choose a plan of the catalog", planID)
 	}
+	planID = to.ID // a GUID from the platform becomes the catalog id
 	if err := checkMaintenanceInfo(d.MaintenanceInfo, svc); err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}

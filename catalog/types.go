@@ -71,6 +71,7 @@ type Schemas struct {
 // Source: catalog.yaml (DESIGN.md "Catalog (default)").
 type Plan struct {
 	ID          string // OSB plan id, globally unique: "postgresql-starter-512"
+	GUID        string // the id published instead of ID (PublishGUIDs); "" publishes ID
 	Name        string // OSB plan name, CLI-friendly, unique in its service
 	Description string
 	Tier        Tier
@@ -110,6 +111,7 @@ type ServiceMetadata struct {
 // Service is one OSB service offering and its plans.
 type Service struct {
 	ID          string // OSB service id, globally unique: "postgresql"
+	GUID        string // the id published instead of ID (PublishGUIDs); "" publishes ID
 	Name        string // OSB service name, CLI-friendly
 	Description string
 	Tags        []string
@@ -146,12 +148,15 @@ const (
 	ActionBind Action = "bind"
 )
 
-// Plan returns the plan with id planID and its service, and false when no
-// service offers such a plan.
+// Plan returns the plan whose catalog id or GUID is planID and its service,
+// and false when no service offers such a plan.
 func (c *Catalog) Plan(planID string) (Service, Plan, bool) {
+	if planID == "" {
+		return Service{}, Plan{}, false
+	}
 	for _, s := range c.Services {
 		for _, p := range s.Plans {
-			if p.ID == planID {
+			if p.ID == planID || p.GUID == planID {
 				return s, p, true
 			}
 		}
@@ -159,11 +164,11 @@ func (c *Catalog) Plan(planID string) (Service, Plan, bool) {
 	return Service{}, Plan{}, false
 }
 
-// Service returns the service with id serviceID, and false when the catalog
-// has no such service.
+// Service returns the service whose catalog id or GUID is serviceID, and
+// false when the catalog has no such service.
 func (c *Catalog) Service(serviceID string) (Service, bool) {
 	for _, s := range c.Services {
-		if s.ID == serviceID {
+		if s.Is(serviceID) {
 			return s, true
 		}
 	}

@@ -22,11 +22,12 @@ import (
 // PGBROKER_<NAME_IN_SNAKE_CASE>; DATABASE_URL, CATALOG_FILE, NOMAD_ADDR and
 // NOMAD_TOKEN are also read unprefixed, as their tools name them.
 type Config struct {
-	Listen      string `split_words:"true" default:"127.0.0.1:8080" desc:"address the OSB API listens on"`
-	Username    string `split_words:"true" required:"true" desc:"basic-auth user platforms use"`
-	Password    string `split_words:"true" required:"true" desc:"basic-auth password platforms use"`
-	DatabaseURL string `envconfig:"DATABASE_URL" required:"true" desc:"state database (PostgreSQL) URL"`
-	CatalogFile string `envconfig:"CATALOG_FILE" desc:"YAML or JSON catalog replacing the embedded one"`
+	Listen       string `split_words:"true" default:"127.0.0.1:8080" desc:"address the OSB API listens on"`
+	Username     string `split_words:"true" required:"true" desc:"basic-auth user platforms use"`
+	Password     string `split_words:"true" required:"true" desc:"basic-auth password platforms use"`
+	DatabaseURL  string `envconfig:"DATABASE_URL" required:"true" desc:"state database (PostgreSQL) URL"`
+	CatalogFile  string `envconfig:"CATALOG_FILE" desc:"YAML or JSON catalog replacing the embedded one"`
+	CatalogGUIDs bool   `split_words:"true" desc:"publish service and plan ids as GUIDs derived from PGBROKER_BROKER_NAME, for several deployments on one platform; catalog ids keep working in requests"`
 
 	NomadAddr        string        `envconfig:"NOMAD_ADDR" default:"http://127.0.0.1:4646" desc:"Nomad HTTP API"`
 	NomadToken       string        `envconfig:"NOMAD_TOKEN" desc:"Nomad ACL token"`

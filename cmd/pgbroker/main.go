@@ -84,6 +84,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("load catalog: %w", err)
 	}
+	if cfg.CatalogGUIDs {
+		cat.PublishGUIDs(cfg.BrokerName)
+	}
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
