@@ -18,11 +18,11 @@ import (
 // Update changes an instance's plan and settings (parameters force_tls and
 // extensions). PATCH /v2/service_instances/:instance_id (OSB 2.17 "Updating
 // a Service Instance"). Answers 202 with an operation; 200 when nothing
-// changes; 400 for bad parameters or a service_id or plan_id that is not
-// in the catalog or not of the instance's service (checkIDs); 422 without accepts_incomplete, for a plan
-// the instance cannot move to (with the reason: plan kinds, or the data that
-// would not fit), for an extension not installed on the nodes, or while
-// another operation is in progress.
+// changes; 400 for bad parameters, or a service_id or plan_id that is not in
+// the catalog or not of the instance's service (checkIDs); 422 without
+// accepts_incomplete, for a plan the instance cannot move to (with the
+// reason: plan kinds, or the data that would not fit), for an extension not
+// installed on the nodes, or while another operation is in progress.
 func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateDetails, asyncAllowed bool) (domain.UpdateServiceSpec, error) {
 	if !asyncAllowed {
 		return domain.UpdateServiceSpec{}, apiresponses.ErrAsyncRequired
