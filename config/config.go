@@ -22,12 +22,11 @@ import (
 // PGBROKER_<NAME_IN_SNAKE_CASE>; DATABASE_URL, CATALOG_FILE, NOMAD_ADDR and
 // NOMAD_TOKEN are also read unprefixed, as their tools name them.
 type Config struct {
-	Listen       string `split_words:"true" default:"127.0.0.1:8080" desc:"address the OSB API listens on"`
-	Username     string `split_words:"true" required:"true" desc:"basic-auth user platforms use"`
-	Password     string `split_words:"true" required:"true" desc:"basic-auth password platforms use"`
-	DatabaseURL  string `envconfig:"DATABASE_URL" required:"true" desc:"state database (PostgreSQL) URL"`
-	CatalogFile  string `envconfig:"CATALOG_FILE" desc:"YAML or JSON catalog replacing the embedded one"`
-	CatalogGUIDs bool   `split_words:"true" desc:"publish service and plan ids as GUIDs derived from PGBROKER_BROKER_NAME, for several deployments on one platform; catalog ids keep working in requests"`
+	Listen      string `split_words:"true" default:"127.0.0.1:8080" desc:"address the OSB API listens on"`
+	Username    string `split_words:"true" required:"true" desc:"basic-auth user platforms use"`
+	Password    string `split_words:"true" required:"true" desc:"basic-auth password platforms use"`
+	DatabaseURL string `envconfig:"DATABASE_URL" required:"true" desc:"state database (PostgreSQL) URL"`
+	CatalogFile string `envconfig:"CATALOG_FILE" desc:"YAML or JSON catalog replacing the embedded one"`
 
 	NomadAddr        string        `envconfig:"NOMAD_ADDR" default:"http://127.0.0.1:4646" desc:"Nomad HTTP API"`
 	NomadToken       string        `envconfig:"NOMAD_TOKEN" desc:"Nomad ACL token"`
@@ -41,6 +40,7 @@ type Config struct {
 	GatewayCPUMHz    int           `envconfig:"GATEWAY_CPU_MHZ" default:"100" desc:"CPU of one gateway (HAProxy) in MHz"`
 	GatewayMemoryMiB int           `envconfig:"GATEWAY_MEMORY_MIB" default:"64" desc:"memory of one gateway in MiB"`
 	BrokerName       string        `split_words:"true" default:"pgbroker" desc:"name of this deployment, stamped in job Meta; orphan sweeps only touch jobs carrying it"`
+	CatalogGUIDs     bool          `split_words:"true" desc:"publish service and plan ids as GUIDs derived from PGBROKER_BROKER_NAME, for several deployments on one platform; catalog ids keep working in requests"`
 	ReapInterval     time.Duration `split_words:"true" default:"1m" desc:"how often orphan Nomad jobs are swept"`
 	OrphanGrace      time.Duration `split_words:"true" default:"1h" desc:"an orphan job is removed this long after first seen"`
 	TLSCertFile      string        `split_words:"true" desc:"PEM certificate: serve HTTPS (with PGBROKER_TLS_KEY_FILE)"`
