@@ -18,7 +18,9 @@ import (
 // synchronously. PUT /v2/service_instances/:instance_id/service_bindings/:binding_id
 // (OSB 2.17 "Binding"). 201 when created; 200 with the same credentials when
 // repeated identically; 409 when the id exists with other parameters; 400
-// for bad parameters; 404 for an unknown instance; 422 while an operation runs.
+// for bad parameters or a service_id or plan_id that is not the instance's
+// (checkIDs; nothing is created); 404 for an unknown instance; 422 while an
+// operation runs.
 func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domain.BindDetails, _ bool) (domain.Binding, error) {
 	inst, err := b.store.GetInstance(ctx, instanceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
@@ -26,6 +28,9 @@ func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domai
 	}
 	if err != nil {
 		return domain.Binding{}, dependencyFailure("read instance from the state database", err)
+	}
+	if err := b.checkIDs(inst, d.ServiceID, d.PlanID); err != nil {
+		return domain.Binding{}, err
 	}
 	params, err := b.catalog.ValidateParameters(inst.PlanID, catalog.ActionBind, d.RawParameters)
 	if err != nil {
@@ -63,14 +68,18 @@ func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domai
 
 // Unbind drops the binding's role; what it created stays, owned by the
 // instance's owner role. DELETE .../service_bindings/:binding_id (OSB 2.17
-// "Unbinding"). 200; 410 when the binding does not exist.
-func (b *Broker) Unbind(ctx context.Context, instanceID, bindingID string, _ domain.UnbindDetails, _ bool) (domain.UnbindSpec, error) {
+// "Unbinding"). 200; 410 when the binding does not exist; 400 for a
+// service_id or plan_id that is not the instance's (checkIDs; the role stays).
+func (b *Broker) Unbind(ctx context.Context, instanceID, bindingID string, d domain.UnbindDetails, _ bool) (domain.UnbindSpec, error) {
 	inst, err := b.store.GetInstance(ctx, instanceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
 		return domain.UnbindSpec{}, apiresponses.ErrInstanceDoesNotExist
 	}
 	if err != nil {
 		return domain.UnbindSpec{}, dependencyFailure("read instance from the state database", err)
+	}
+	if err := b.checkIDs(inst, d.ServiceID, d.PlanID); err != nil {
+		return domain.UnbindSpec{}, err
 	}
 	have, err := b.store.GetBinding(ctx, instanceID, bindingID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -115,9 +124,29 @@ func (b *Broker) GetBinding(ctx context.Context, instanceID, bindingID string, _
 	return domain.GetBindingSpec{Credentials: creds, Parameters: params}, nil
 }
 
-// LastBindingOperation: bindings are synchronous, so there is nothing to poll (400).
-func (b *Broker) LastBindingOperation(context.Context, string, string, domain.PollDetails) (domain.LastOperation, error) {
-	return domain.LastOperation{}, ErrBindingsSynchronous
+// LastBindingOperation reports a binding's last operation. GET
+// .../service_bindings/:binding_id/last_operation (OSB 2.17 "Polling Last
+// Operation for Service Bindings"). Bind and unbind finish inside their
+// request and issue no operation, so whatever "operation" value is sent
+// (absent, "bind", garbage) this answers for the binding's only operation,
+// its creation: 200 succeeded while the binding exists, 404 once it does
+// not (or the instance is unknown or gone). Never 400 for the value.
+func (b *Broker) LastBindingOperation(ctx context.Context, instanceID, bindingID string, _ domain.PollDetails) (domain.LastOperation, error) {
+	inst, err := b.store.GetInstance(ctx, instanceID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
+		return domain.LastOperation{}, ErrBindingNotFound
+	}
+	if err != nil {
+		return domain.LastOperation{}, dependencyFailure("read instance from the state database", err)
+	}
+	_, err = b.store.GetBinding(ctx, instanceID, bindingID)
+	if errors.Is(err, store.ErrNotFound) {
+		return domain.LastOperation{}, ErrBindingNotFound
+	}
+	if err != nil {
+		return domain.LastOperation{}, dependencyFailure("read binding from the state database", err)
+	}
+	return domain.LastOperation{State: domain.Succeeded, Description: "binding created"}, nil
 }
 
 func appGUID(d domain.BindDetails) string {

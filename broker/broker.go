@@ -8,6 +8,7 @@ package broker
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 
@@ -38,6 +39,40 @@ type Broker struct {
 	services  []domain.Service // the catalog, converted once; read-only
 	pitr      bool             // WAL archiving is on (PGBROKER_PITR_REPO): restore_from.point_in_time is offered
 	ha        bool             // an etcd cluster is configured (PGBROKER_ETCD_ENDPOINTS): plans with standbys are offered
+
+	dashboardURL func(instanceID string) string // an instance's dashboard_url; nil: none is returned
+}
+
+// WithDashboardURL makes provision and GET instance return dashboardURL(id)
+// as the instance's dashboard_url (OSB 2.17 "Provisioning": returned with
+// the first response, even when provisioning is asynchronous). Returns b.
+func (b *Broker) WithDashboardURL(dashboardURL func(instanceID string) string) *Broker {
+	b.dashboardURL = dashboardURL
+	return b
+}
+
+// WithMaximumPollingDuration sets every plan's maximum_polling_duration in
+// the catalog (OSB 2.17 "Service Plan Object": seconds a platform SHOULD
+// poll last_operation before taking the operation as failed) to d, rounded
+// up to whole seconds. d is when the broker's own verdict comes at the
+// latest (worker.Config.VerdictWithin), so a platform does not give up on an
+// operation the broker may still finish. Returns b.
+func (b *Broker) WithMaximumPollingDuration(d time.Duration) *Broker {
+	seconds := int((d + time.Second - 1) / time.Second)
+	for i := range b.services {
+		for j := range b.services[i].Plans {
+			b.services[i].Plans[j].MaximumPollingDuration = &seconds
+		}
+	}
+	return b
+}
+
+// dashboard is the instance's dashboard_url, "" when none is configured.
+func (b *Broker) dashboard(instanceID string) string {
+	if b.dashboardURL == nil {
+		return ""
+	}
+	return b.dashboardURL(instanceID)
 }
 
 // WithPITR says whether point-in-time recovery is on for this broker

@@ -22,18 +22,25 @@ import (
 )
 
 // fakeInstances stands in for the provisioner's synchronous side.
-type fakeInstances struct{ dataSize int64 }
+type fakeInstances struct {
+	dataSize       int64
+	binds, unbinds int // calls of Bind and Unbind
+}
 
 func (f *fakeInstances) DataSize(context.Context, provisioner.Instance) (int64, error) {
 	return f.dataSize, nil
 }
 func (f *fakeInstances) Bind(context.Context, provisioner.Instance, string, bool) (credentials.Credentials, error) {
+	f.binds++
 	return credentials.Credentials{}, nil
 }
 func (f *fakeInstances) Credentials(context.Context, provisioner.Instance, string, bool) (credentials.Credentials, error) {
 	return credentials.Credentials{}, nil
 }
-func (f *fakeInstances) Unbind(context.Context, provisioner.Instance, string) error { return nil }
+func (f *fakeInstances) Unbind(context.Context, provisioner.Instance, string) error {
+	f.unbinds++
+	return nil
+}
 func (f *fakeInstances) Members(context.Context, provisioner.Instance) ([]provisioner.Member, error) {
 	return nil, nil
 }
@@ -47,11 +54,14 @@ type fixture struct {
 	failNext bool
 }
 
-func newFixture(t *testing.T, ports store.PortRange) *fixture {
+func newFixture(t *testing.T, ports store.PortRange, prepare ...func(*catalog.Catalog)) *fixture {
 	t.Helper()
 	cat, err := catalog.Default()
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range prepare {
+		p(cat)
 	}
 	f := &fixture{st: storetest.New(t), inst: &fakeInstances{}}
 	enqueue := func(_ context.Context, _ pgx.Tx, opID string) error {
@@ -204,8 +214,8 @@ func TestLastOperationAndDeprovision(t *testing.T) {
 	if err != nil || lo.State != domain.InProgress {
 		t.Fatalf("last_operation %+v %v", lo, err)
 	}
-	if _, err := f.b.LastOperation(ctx, "i-1", domain.PollDetails{OperationData: "not-an-operation"}); status(err) != 400 {
-		t.Fatalf("unknown operation: %v, want 400", err)
+	if lo, err := f.b.LastOperation(ctx, "i-1", domain.PollDetails{OperationData: "not-an-operation"}); err != nil || lo.State != domain.InProgress {
+		t.Fatalf("unknown operation: %+v %v, want the latest (in progress)", lo, err)
 	}
 	if _, err := f.b.Deprovision(ctx, "i-1", domain.DeprovisionDetails{}, true); !errors.Is(err, apiresponses.ErrConcurrentInstanceAccess) {
 		t.Fatalf("deprovision while provisioning: %v, want 422", err)

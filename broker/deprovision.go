@@ -16,7 +16,9 @@ import (
 // secrets, gateway port. DELETE /v2/service_instances/:instance_id (OSB 2.17
 // "Deprovisioning"). Answers 202 with an operation (the same one when repeated
 // while in progress); 410 when the instance is already gone; 422 without
-// accepts_incomplete or while another operation is in progress.
+// accepts_incomplete or while another operation is in progress; 400 for a
+// service_id or plan_id that is not the instance's (checkIDs; nothing is
+// recorded).
 func (b *Broker) Deprovision(ctx context.Context, instanceID string, d domain.DeprovisionDetails, asyncAllowed bool) (domain.DeprovisionServiceSpec, error) {
 	if !asyncAllowed {
 		return domain.DeprovisionServiceSpec{}, apiresponses.ErrAsyncRequired
@@ -27,6 +29,9 @@ func (b *Broker) Deprovision(ctx context.Context, instanceID string, d domain.De
 	}
 	if err != nil {
 		return domain.DeprovisionServiceSpec{}, dependencyFailure("read instance from the state database", err)
+	}
+	if err := b.checkIDs(inst, d.ServiceID, d.PlanID); err != nil {
+		return domain.DeprovisionServiceSpec{}, err
 	}
 	if latest, err := b.store.LatestOperation(ctx, instanceID); err == nil && latest.State == store.InProgress {
 		if latest.Kind == store.KindDeprovision {

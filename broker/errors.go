@@ -19,9 +19,9 @@ var (
 	// ErrInstanceProvisioning: GET instance while it is being provisioned (OSB 2.17: 404).
 	ErrInstanceProvisioning = apiresponses.NewFailureResponseBuilder(
 		errors.New("instance is being provisioned"), http.StatusNotFound, "instance-provisioning").Build()
-	// ErrBindingsSynchronous: bindings complete in the bind request; there is no binding operation to poll.
-	ErrBindingsSynchronous = apiresponses.NewFailureResponseBuilder(
-		errors.New("bindings are created synchronously; there is no binding operation to poll"), http.StatusBadRequest, "binding-synchronous").Build()
+	// ErrBindingNotFound: 404 for a binding last_operation on an unknown binding (OSB 2.17).
+	ErrBindingNotFound = apiresponses.NewFailureResponseBuilder(
+		errors.New("binding does not exist"), http.StatusNotFound, "binding-not-found").Build()
 )
 
 func badRequest(format string, args ...any) error {

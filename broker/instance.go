@@ -14,8 +14,8 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// GetInstance returns an instance's plan and parameters: those of the
-// provision, with force_tls and extensions as updates left them.
+// GetInstance returns an instance's plan, dashboard_url and parameters:
+// those of the provision, with force_tls and extensions as updates left them.
 // GET /v2/service_instances/:instance_id (OSB 2.17 "Fetching a Service
 // Instance"). 404 when unknown, gone or still being provisioned; 422
 // ConcurrencyError while an update runs.
@@ -43,7 +43,9 @@ func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.Fe
 	if inst.ForceTLS {
 		params["force_tls"] = true
 	}
-	spec := domain.GetInstanceDetailsSpec{ServiceID: inst.ServiceID, PlanID: inst.PlanID, Parameters: params}
+	serviceID, planID := b.published(inst.ServiceID, inst.PlanID)
+	spec := domain.GetInstanceDetailsSpec{ServiceID: serviceID, PlanID: planID, Parameters: params,
+		DashboardURL: b.dashboard(inst.ID)}
 	if _, plan, ok := b.catalog.Plan(inst.PlanID); ok && plan.Nodes > 1 {
 		spec.Metadata.Attributes = map[string]string{"members": b.members(ctx, inst)}
 	}
@@ -63,13 +65,21 @@ func (b *Broker) members(ctx context.Context, inst store.Instance) string {
 	return provisioner.DescribeMembers(members)
 }
 
-// LastOperation reports an operation: the one named by the "operation" query
-// parameter, or the instance's latest. GET
+// LastOperation reports an operation of the instance. GET
 // /v2/service_instances/:instance_id/last_operation (OSB 2.17 "Polling Last
-// Operation"). 410 once the instance was deprovisioned; 404 when unknown; 400
-// for an operation of another instance.
+// Operation for Service Instances"). The "operation" query parameter names
+// the operation when it is one this broker issued for this instance (the
+// value of a 202 answer); any other value (absent, the operation's kind such
+// as "provision" or "update" that some clients send, another instance's
+// operation, or garbage) answers for the instance's latest operation, never
+// 400, so a client's lifecycle does not break on it. Answers 200 with
+// state and description; 410 once the instance was deprovisioned; 404 when
+// the instance is unknown.
 func (b *Broker) LastOperation(ctx context.Context, instanceID string, d domain.PollDetails) (domain.LastOperation, error) {
 	inst, op, found, err := b.store.InstanceOperation(ctx, instanceID, d.OperationData)
+	if err == nil && !found && d.OperationData != "" {
+		inst, op, found, err = b.store.InstanceOperation(ctx, instanceID, "")
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return domain.LastOperation{}, ErrInstanceNotFound
 	}
@@ -80,7 +90,8 @@ func (b *Broker) LastOperation(ctx context.Context, instanceID string, d domain.
 		return domain.LastOperation{}, apiresponses.ErrInstanceDoesNotExist
 	}
 	if !found {
-		return domain.LastOperation{}, badRequest("operation %q is not an operation of instance %s", d.OperationData, instanceID)
+		return domain.LastOperation{}, dependencyFailure("read operation from the state database",
+			fmt.Errorf("instance %s has no operation recorded", instanceID))
 	}
 	return domain.LastOperation{State: domain.LastOperationState(op.State), Description: op.Description}, nil
 }

@@ -21,7 +21,7 @@ import (
 
 // Provision records a new instance and enqueues its provisioning.
 // PUT /v2/service_instances/:instance_id (OSB 2.17 "Provisioning").
-// Answers 202 with an operation; 200 for an identical request after success;
+// Answers 202 with an operation and the dashboard_url; 200 for an identical request after success;
 // 202 with the same operation for an identical request while in progress;
 // 409 for the same id with other attributes; 400 for bad parameters; 422
 // without accepts_incomplete, for a plan not offered yet, or for an extension
@@ -42,9 +42,10 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 		return domain.ProvisionedServiceSpec{}, badRequest("space_guid is required")
 	}
 	svc, plan, ok := b.catalog.Plan(d.PlanID)
-	if !ok || svc.ID != d.ServiceID {
+	if !ok || !svc.Is(d.ServiceID) {
 		return domain.ProvisionedServiceSpec{}, badRequest("plan_id %q is not a plan of service_id %q", d.PlanID, d.ServiceID)
 	}
+	d.ServiceID, d.PlanID = svc.ID, plan.ID // stored as catalog ids, whichever the platform sent
 	if err := checkMaintenanceInfo(d.MaintenanceInfo, svc); err != nil {
 		return domain.ProvisionedServiceSpec{}, err
 	}
@@ -88,7 +89,7 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 		return domain.ProvisionedServiceSpec{}, dependencyFailure("record instance in the state database", err)
 	}
 	b.log.InfoContext(ctx, "provision accepted", slog.String("instance_id", instanceID), slog.String("operation", op.ID), slog.String("plan_id", d.PlanID))
-	return domain.ProvisionedServiceSpec{IsAsync: true, OperationData: op.ID}, nil
+	return domain.ProvisionedServiceSpec{IsAsync: true, OperationData: op.ID, DashboardURL: b.dashboard(instanceID)}, nil
 }
 
 // provisionAgain answers a provision for an id that exists: identical
@@ -111,11 +112,11 @@ func (b *Broker) provisionAgain(ctx context.Context, want store.Instance) (domai
 	}
 	switch {
 	case op.Kind == store.KindProvision && op.State == store.InProgress:
-		return domain.ProvisionedServiceSpec{IsAsync: true, OperationData: op.ID}, nil
+		return domain.ProvisionedServiceSpec{IsAsync: true, OperationData: op.ID, DashboardURL: b.dashboard(want.ID)}, nil
 	case op.Kind == store.KindProvision && op.State == store.Failed:
 		return domain.ProvisionedServiceSpec{}, conflict("instance %s exists but its provisioning failed (%s); deprovision it and try again", want.ID, op.Description)
 	}
-	return domain.ProvisionedServiceSpec{AlreadyExists: true}, nil
+	return domain.ProvisionedServiceSpec{AlreadyExists: true, DashboardURL: b.dashboard(want.ID)}, nil
 }
 
 func checkMaintenanceInfo(got *domain.MaintenanceInfo, svc catalog.Service) error {

@@ -18,10 +18,11 @@ import (
 // Update changes an instance's plan and settings (parameters force_tls and
 // extensions). PATCH /v2/service_instances/:instance_id (OSB 2.17 "Updating
 // a Service Instance"). Answers 202 with an operation; 200 when nothing
-// changes; 400 for bad parameters; 422 without accepts_incomplete, for a plan
-// the instance cannot move to (with the reason: plan kinds, or the data that
-// would not fit), for an extension not installed on the nodes, or while
-// another operation is in progress.
+// changes; 400 for bad parameters, or a service_id or plan_id that is not in
+// the catalog or not of the instance's service (checkIDs); 422 without
+// accepts_incomplete, for a plan the instance cannot move to (with the
+// reason: plan kinds, or the data that would not fit), for an extension not
+// installed on the nodes, or while another operation is in progress.
 func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateDetails, asyncAllowed bool) (domain.UpdateServiceSpec, error) {
 	if !asyncAllowed {
 		return domain.UpdateServiceSpec{}, apiresponses.ErrAsyncRequired
@@ -33,17 +34,19 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	if err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}
-	if d.ServiceID != inst.ServiceID {
-		return domain.UpdateServiceSpec{}, badRequest("service_id %q is not the instance's service %q", d.ServiceID, inst.ServiceID)
+	if err := b.checkIDs(inst, d.ServiceID, d.PlanID); err != nil {
+		return domain.UpdateServiceSpec{}, err
 	}
 	planID := d.PlanID
 	if planID == "" {
 		planID = inst.PlanID
 	}
 	svc, to, ok := b.catalog.Plan(planID)
-	if !ok || svc.ID != inst.ServiceID {
-		return domain.UpdateServiceSpec{}, badRequest("plan_id %q is not a plan of service_id %q", planID, inst.ServiceID)
+	if !ok {
+		return domain.UpdateServiceSpec{}, unprocessable("PlanChangeNotSupported",
+			"the instance's plan %s is no longer in this broker's catalog: choose a plan of the catalog", planID)
 	}
+	planID = to.ID // a GUID from the platform becomes the catalog id
 	if err := checkMaintenanceInfo(d.MaintenanceInfo, svc); err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}

@@ -7,7 +7,8 @@ import (
 )
 
 // BrokerServices returns the catalog as brokerapi v10 services, the body of
-// GET /v2/catalog (OSB v2.17 "Catalog Management"). Each plan carries its
+// GET /v2/catalog (OSB v2.17 "Catalog Management"), under the ids OSBID
+// gives (catalog ids, or GUIDs after PublishGUIDs). Each plan carries its
 // free flag, the service's bindable flag and maintenance_info, its metadata
 // (display name, bullets, costs) and its schemas: service_instance create
 // (Schemas.Provision) and update (Schemas.Update), service_binding create
@@ -16,7 +17,7 @@ func (c *Catalog) BrokerServices() []domain.Service {
 	services := make([]domain.Service, 0, len(c.Services))
 	for _, s := range c.Services {
 		ds := domain.Service{
-			ID:                   s.ID,
+			ID:                   s.OSBID(),
 			Name:                 s.Name,
 			Description:          s.Description,
 			Bindable:             s.Bindable,
@@ -48,7 +49,7 @@ func brokerPlan(s Service, p Plan) domain.ServicePlan {
 		costs = append(costs, domain.ServicePlanCost{Unit: c.Unit, Amount: maps.Clone(c.Amount)})
 	}
 	return domain.ServicePlan{
-		ID:          p.ID,
+		ID:          p.OSBID(),
 		Name:        p.Name,
 		Description: p.Description,
 		Free:        domain.FreeValue(p.Free),

@@ -104,7 +104,7 @@ func TestBrokerServicesJSON(t *testing.T) {
 		`"id":"postgresql"`, `"plan_updateable":true`, `"instances_retrievable":true`, `"bindings_retrievable":true`,
 		`"id":"postgresql-sandbox"`, `"free":true`, `"maintenance_info":{"version":"15.18.0","description":"PostgreSQL 15.18"}`,
 		`"service_instance":{"create":{"parameters":{`, `"service_binding":{"create":{"parameters":{`,
-		`"$schema":"https://json-schema.org/draft/2020-12/schema"`, `"displayName":"Starter 512 MiB"`,
+		`"$schema":"http://json-schema.org/draft-04/schema#"`, `"displayName":"Starter 512 MiB"`,
 		`"costs":[{"amount":{"eur":10},"unit":"MONTHLY"}]`,
 	} {
 		if !strings.Contains(string(b), want) {

@@ -96,8 +96,11 @@ type fileSchemas struct {
 // "Schemas MUST NOT be larger than 64kB").
 const maxSchemaBytes = 64 * 1024
 
-// draft202012 is the "$schema" Parse gives documents that name no draft.
-const draft202012 = "https://json-schema.org/draft/2020-12/schema"
+// Draft04 is the only "$schema" a plan schema may name, and the one Parse
+// gives documents that name none. Cloud Foundry's Cloud Controller validates
+// every plan schema against the JSON Schema draft-04 metaschema and refuses
+// any other "$schema" ("Custom meta schemas are not supported").
+const Draft04 = "http://json-schema.org/draft-04/schema#"
 
 // decodeFile turns catalog YAML or JSON into the catalog, decoding strictly:
 // duplicate keys and unknown fields are errors. Every problem found is
@@ -218,7 +221,7 @@ func (fp filePlan) plan(where string, p *problems) (Plan, bool) {
 }
 
 // decodeSchema decodes one schema document with exact numbers and gives it
-// a "$schema" when it names no draft.
+// the draft-04 "$schema" when it names no draft; any other "$schema" is an error.
 func decodeSchema(raw json.RawMessage) (map[string]any, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, errors.New("is missing: give a JSON Schema object")
@@ -234,10 +237,23 @@ func decodeSchema(raw json.RawMessage) (map[string]any, error) {
 	if !ok {
 		return nil, fmt.Errorf("must be a JSON Schema object, got %s", jsonType(v))
 	}
-	if _, ok := doc["$schema"]; !ok {
-		doc["$schema"] = draft202012
+	switch v, ok := doc["$schema"]; {
+	case !ok:
+		doc["$schema"] = Draft04
+	case v != Draft04:
+		return nil, fmt.Errorf("$schema %s is not %q: Cloud Foundry accepts JSON Schema draft-04 only (\"Custom meta schemas are not supported\")",
+			quoteJSON(v), Draft04)
 	}
 	return doc, nil
+}
+
+// quoteJSON renders a decoded JSON value for a message.
+func quoteJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	return string(b)
 }
 
 func decodeStrict(data []byte, v any) error {

@@ -49,8 +49,8 @@ func Load(path string) (*Catalog, error) {
 // plan id or name; a tier other than sandbox, starter or business; memory,
 // CPU, disk, nodes, gateways or max_connections not above 0; negative backup
 // counts; a maintenance_info version that is not semver; a schema that is not
-// a JSON object, is over 64 kB (OSB limit) or does not compile as JSON Schema
-// draft 2020-12 (external $ref included). The error names the service, the
+// a JSON object, is over 64 kB (OSB limit), names a "$schema" other than
+// Draft04, breaks the draft-04 metaschema or holds a "$ref" leaving the document. The error names the service, the
 // plan and the field, on one line; when several things are wrong it lists
 // them all, separated by "; ".
 func Parse(data []byte) (*Catalog, error) {

@@ -81,10 +81,10 @@ func (c *Catalog) schemaFor(planID string, action Action) (*compiledSchema, erro
 	default:
 		return nil, fmt.Errorf("validate parameters: unknown action %q", action)
 	}
-	if cs := c.schemas[planID][action]; cs != nil {
+	_, plan, _ := c.Plan(planID)
+	if cs := c.schemas[plan.ID][action]; cs != nil {
 		return cs, nil
 	}
-	_, plan, _ := c.Plan(planID)
 	ps, err := compilePlan(plan)
 	if err != nil {
 		return nil, fmt.Errorf("compile schemas of plan %q: %w", planID, err)

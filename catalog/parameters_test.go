@@ -134,8 +134,8 @@ func TestValidateParametersKeepsExactNumbers(t *testing.T) {
 }
 
 func TestValidateParametersFollowsLocalRef(t *testing.T) {
-	const schema = `{type: object, additionalProperties: false, properties: {restore_from: {$ref: "#/$defs/restore"}}, ` +
-		`$defs: {restore: {type: object, additionalProperties: false, properties: {backup_id: {type: string}}}}}`
+	const schema = `{type: object, additionalProperties: false, properties: {restore_from: {$ref: "#/definitions/restore"}}, ` +
+		`definitions: {restore: {type: object, additionalProperties: false, properties: {backup_id: {type: string}}}}}`
 	c, err := Parse([]byte(strings.Replace(overrideYAML,
 		"update: {type: object, additionalProperties: false}", "update: "+schema, 1)))
 	if err != nil {

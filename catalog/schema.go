@@ -3,7 +3,9 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -43,9 +45,12 @@ func compileAll(c *Catalog) (map[string]planSchemas, error) {
 	return all, nil
 }
 
-// compilePlan compiles the three schemas of a plan as JSON Schema draft
-// 2020-12, formats asserted. References outside the document are refused
-// (OSB v2.17 "Schemas": "Schemas MUST NOT contain any external references").
+// compilePlan compiles the three schemas of a plan as JSON Schema draft-04
+// (the only draft Cloud Foundry's Cloud Controller accepts), formats
+// asserted; compiling validates each against the draft-04 metaschema. A
+// "$ref" that does not start with "#" is refused before compiling (OSB v2.17
+// "Schemas": "Schemas MUST NOT contain any external references"), so that
+// not even the metaschemas the library knows by heart are reachable.
 func compilePlan(plan Plan) (planSchemas, error) {
 	ps := planSchemas{}
 	for _, s := range []struct {
@@ -70,9 +75,12 @@ func compileSchema(planID string, action Action, doc map[string]any) (*compiledS
 	if doc == nil {
 		return nil, fmt.Errorf("no schema")
 	}
+	if ref, where, ok := externalRef(doc, ""); ok {
+		return nil, fmt.Errorf("$ref %q at %q points outside the document; OSB forbids external references in schemas", ref, where)
+	}
 	loc := "https://pgbroker.invalid/catalog/plans/" + url.PathEscape(planID) + "/" + string(action) + ".json"
 	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
+	c.DefaultDraft(jsonschema.Draft4)
 	c.AssertFormat()
 	c.UseLoader(jsonschema.SchemeURLLoader{}) // no file, no network: external $ref fails
 	// The compiler gets its own copy: callers may read Plan.Schemas freely.
@@ -87,14 +95,14 @@ func compileSchema(planID string, action Action, doc map[string]any) (*compiledS
 }
 
 // compileProblem rewrites a compile error as one short line: where in the
-// document the schema breaks the draft 2020-12 metaschema, or which
+// document the schema breaks the draft-04 metaschema, or which
 // reference is external. loc, our internal URL, is left out.
 func compileProblem(err error, loc string) string {
 	var sve *jsonschema.SchemaValidationError
 	var verr *jsonschema.ValidationError
 	if errors.As(err, &sve) && errors.As(sve.Err, &verr) {
 		leaf := leafErrors(verr, nil)[0]
-		return fmt.Sprintf("not valid JSON Schema (draft 2020-12) at %q: %s",
+		return fmt.Sprintf("not valid JSON Schema (draft-04) at %q: %s",
 			"/"+strings.Join(leaf.InstanceLocation, "/"), leaf.ErrorKind.LocalizedString(english()))
 	}
 	var lue *jsonschema.LoadURLError
@@ -102,6 +110,32 @@ func compileProblem(err error, loc string) string {
 		return fmt.Sprintf("$ref %q points outside the document; OSB forbids external references in schemas", lue.URL)
 	}
 	return strings.ReplaceAll(oneLine(err.Error()), loc, "schema")
+}
+
+// externalRef finds a "$ref" whose value is a string not starting with "#"
+// (a reference that leaves the document), anywhere in v, and returns it with
+// its JSON pointer. Object keys are walked in sorted order so the first one
+// reported is always the same.
+func externalRef(v any, at string) (ref, where string, found bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		if r, ok := v["$ref"].(string); ok && !strings.HasPrefix(r, "#") {
+			return r, at + "/$ref", true
+		}
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			tok := strings.NewReplacer("~", "~0", "/", "~1").Replace(k)
+			if ref, where, found = externalRef(v[k], at+"/"+tok); found {
+				return
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if ref, where, found = externalRef(e, fmt.Sprintf("%s/%d", at, i)); found {
+				return
+			}
+		}
+	}
+	return "", "", false
 }
 
 // copyObject deep-copies a decoded JSON object.

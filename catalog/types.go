@@ -55,11 +55,11 @@ type PlanMetadata struct {
 	Costs       []Cost
 }
 
-// Schemas holds a plan's JSON Schema documents (draft 2020-12) as decoded JSON:
+// Schemas holds a plan's JSON Schema documents (draft-04) as decoded JSON:
 // objects are map[string]any and numbers json.Number. Provision checks the
 // parameters of PUT /v2/service_instances/:id, Update those of PATCH on the
 // same path, Bind those of PUT .../service_bindings/:id. Parse sets "$schema"
-// to the draft 2020-12 URI when a document does not name its draft.
+// to Draft04 when a document does not name its draft.
 type Schemas struct {
 	Provision map[string]any
 	Update    map[string]any
@@ -71,6 +71,7 @@ type Schemas struct {
 // Source: catalog.yaml (DESIGN.md "Catalog (default)").
 type Plan struct {
 	ID          string // OSB plan id, globally unique: "postgresql-starter-512"
+	GUID        string // the id published instead of ID (PublishGUIDs); "" publishes ID
 	Name        string // OSB plan name, CLI-friendly, unique in its service
 	Description string
 	Tier        Tier
@@ -110,6 +111,7 @@ type ServiceMetadata struct {
 // Service is one OSB service offering and its plans.
 type Service struct {
 	ID          string // OSB service id, globally unique: "postgresql"
+	GUID        string // the id published instead of ID (PublishGUIDs); "" publishes ID
 	Name        string // OSB service name, CLI-friendly
 	Description string
 	Tags        []string
@@ -146,15 +148,29 @@ const (
 	ActionBind Action = "bind"
 )
 
-// Plan returns the plan with id planID and its service, and false when no
-// service offers such a plan.
+// Plan returns the plan whose catalog id or GUID is planID and its service,
+// and false when no service offers such a plan.
 func (c *Catalog) Plan(planID string) (Service, Plan, bool) {
+	if planID == "" {
+		return Service{}, Plan{}, false
+	}
 	for _, s := range c.Services {
 		for _, p := range s.Plans {
-			if p.ID == planID {
+			if p.ID == planID || p.GUID == planID {
 				return s, p, true
 			}
 		}
 	}
 	return Service{}, Plan{}, false
+}
+
+// Service returns the service whose catalog id or GUID is serviceID, and
+// false when the catalog has no such service.
+func (c *Catalog) Service(serviceID string) (Service, bool) {
+	for _, s := range c.Services {
+		if s.Is(serviceID) {
+			return s, true
+		}
+	}
+	return Service{}, false
 }

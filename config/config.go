@@ -40,10 +40,12 @@ type Config struct {
 	GatewayCPUMHz    int           `envconfig:"GATEWAY_CPU_MHZ" default:"100" desc:"CPU of one gateway (HAProxy) in MHz"`
 	GatewayMemoryMiB int           `envconfig:"GATEWAY_MEMORY_MIB" default:"64" desc:"memory of one gateway in MiB"`
 	BrokerName       string        `split_words:"true" default:"pgbroker" desc:"name of this deployment, stamped in job Meta; orphan sweeps only touch jobs carrying it"`
+	CatalogGUIDs     bool          `split_words:"true" desc:"publish service and plan ids as GUIDs derived from PGBROKER_BROKER_NAME, for several deployments on one platform; catalog ids keep working in requests"`
 	ReapInterval     time.Duration `split_words:"true" default:"1m" desc:"how often orphan Nomad jobs are swept"`
 	OrphanGrace      time.Duration `split_words:"true" default:"1h" desc:"an orphan job is removed this long after first seen"`
 	TLSCertFile      string        `split_words:"true" desc:"PEM certificate: serve HTTPS (with PGBROKER_TLS_KEY_FILE)"`
 	TLSKeyFile       string        `split_words:"true" desc:"PEM private key of PGBROKER_TLS_CERT_FILE"`
+	ExternalURL      string        `split_words:"true" desc:"http(s) URL users reach this broker at, base of each instance's dashboard_url; default: http(s)://PGBROKER_LISTEN"`
 
 	CACertFile              string        `envconfig:"CA_CERT_FILE" desc:"PEM CA certificate signing instances' server certificates (with PGBROKER_CA_KEY_FILE); default: a CA made at first start, kept in a Nomad Variable"`
 	CAKeyFile               string        `envconfig:"CA_KEY_FILE" desc:"PEM private key of PGBROKER_CA_CERT_FILE"`
@@ -188,6 +190,9 @@ func (c Config) check() error {
 		}
 	}
 	if _, _, err := c.PortRange(); err != nil {
+		return err
+	}
+	if _, err := c.DashboardBase(); err != nil {
 		return err
 	}
 	for name, v := range map[string]string{"PGBROKER_USERNAME": c.Username, "PGBROKER_PASSWORD": c.Password, "PGBROKER_DATABASE_URL": c.DatabaseURL} {

@@ -22,6 +22,7 @@ import (
 	"github.com/pgbroker/pgbroker/broker"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/credentials"
+	"github.com/pgbroker/pgbroker/dashboard"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/store/storetest"
@@ -186,6 +187,7 @@ var fuzzRoutes = []string{
 	"/v2/service_instances/%[1]s/service_bindings/%[2]s/last_operation",
 	"/v2/%[1]s",
 	"/%[1]s",
+	"/dashboard/instances/%[1]s",
 }
 
 var fuzzMethods = []string{
@@ -267,6 +269,14 @@ func FuzzRouter(f *testing.F) {
 		{"OPTIONS", 1, "fuzz-1", "", "", "", 0, ""},
 		{"PUT", 1, "fuzz-4", "", "accepts_incomplete=true", `{"a":"` + strings.Repeat("x", 5000) + `"}`, 0, ""},
 		{"GET", 0, "", "", "", "", fuzzRequestID, "req-\u00e9"},
+		{"PUT", 3, "fuzz-ready", "b-x", "", `{"service_id":"xxxx-xxxx-xxxx-xxxx","plan_id":"postgresql-starter-1024"}`, 0, ""},
+		{"PUT", 3, "fuzz-ready", "b-x", "", `{"service_id":"postgresql","plan_id":"xxxx-xxxx-xxxx-xxxx"}`, 0, ""},
+		{"DELETE", 3, "fuzz-ready", "b-1", "service_id=postgresql&plan_id=xxxx-xxxx-xxxx-xxxx", "", 0, ""},
+		{"DELETE", 1, "fuzz-ready", "", "accepts_incomplete=true&service_id=xxxx-xxxx-xxxx-xxxx&plan_id=postgresql-starter-1024", "", 0, ""},
+		{"PATCH", 1, "fuzz-ready", "", "accepts_incomplete=true", `{"service_id":"postgresql","plan_id":"xxxx-xxxx-xxxx-xxxx"}`, 0, ""},
+		{"GET", 2, "fuzz-ready", "", "operation=provision", "", 0, ""},
+		{"GET", 7, "fuzz-ready", "", "", "", fuzzNoAuth, ""},
+		{"POST", 7, "fuzz-ready", "", "", "", fuzzNoAuth, ""},
 	} {
 		f.Add(s.method, s.route, s.instance, s.binding, s.query, []byte(s.body), s.headers, s.identity)
 	}
@@ -293,7 +303,8 @@ func FuzzRouter(f *testing.F) {
 	ready("fuzz-ready-2")
 	h := NewRouter(b, Options{
 		Username: "broker", Password: "s3cret", MaxBodyBytes: 4096, Log: quiet,
-		Checks: []Check{{Name: "state_database", Fn: st.Ping}},
+		Checks:    []Check{{Name: "state_database", Fn: st.Ping}},
+		Dashboard: dashboard.Handler(),
 	})
 
 	f.Fuzz(func(t *testing.T, method string, route uint8, instanceID, bindingID, query string, body []byte, headers uint8, identity string) {

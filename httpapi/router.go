@@ -1,5 +1,6 @@
 // Package httpapi is the broker's HTTP surface: a gorilla/mux root router
-// with /healthz, /readyz and /metrics, the OSB API (brokerapi v10) under /v2/
+// with /healthz, /readyz and /metrics, the instances' dashboard pages under
+// /dashboard/ (no auth: they hold no instance data yet), the OSB API (brokerapi v10) under /v2/
 // behind basic auth, a request-body limit and a JSON check, and the
 // management APIs under /api/ (backupapi for backups, mgmtapi for the rest)
 // behind the same auth and limit.
@@ -13,6 +14,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/pivotal-cf/brokerapi/v10"
 	"github.com/pivotal-cf/brokerapi/v10/domain"
+
+	"github.com/pgbroker/pgbroker/dashboard"
 )
 
 // Options configure the router.
@@ -26,6 +29,10 @@ type Options struct {
 	Management http.Handler
 	Backups    http.Handler // the backups API (backupapi), under /api/instances/{instance_id}/backups; nil: not served
 	Metrics    http.Handler // Prometheus metrics, at /metrics; nil: not served
+	// Dashboard serves each instance's dashboard_url at dashboard.Path, with
+	// no broker credentials: a user's browser holds none (package dashboard
+	// says why that is safe). nil: not served.
+	Dashboard http.Handler
 }
 
 // NewRouter returns the root handler.
@@ -34,6 +41,9 @@ func NewRouter(b domain.ServiceBroker, o Options) http.Handler {
 	r.Handle("/healthz", http.HandlerFunc(healthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", readyz(o.Checks)).Methods(http.MethodGet)
 	osb := brokerapi.NewWithOptions(b, lagerLogger(o.Log))
+	if o.Dashboard != nil {
+		r.Handle(dashboard.Path, o.Dashboard).Methods(http.MethodGet, http.MethodHead)
+	}
 	if o.Metrics != nil {
 		r.Handle("/metrics", basicAuth(o.Username, o.Password, o.Metrics)).Methods(http.MethodGet)
 	}

@@ -52,6 +52,16 @@ type Config struct {
 	PITR              bool          // WAL archiving is on: weekly base backups are taken
 }
 
+// VerdictWithin is how long after it was asked for an operation's outcome
+// (succeeded or failed) is recorded at the latest: an attempt may start
+// just inside Deadline, run until it is taken as crashed (RescueAfter, longer
+// than AttemptTimeout), wait MaxRetryDelay for its retry, and that retry
+// fails the operation past Deadline. Plans announce it as their
+// maximum_polling_duration.
+func (c Config) VerdictWithin() time.Duration {
+	return c.Deadline + c.RescueAfter + c.MaxRetryDelay
+}
+
 // OperationArgs is the River job of one operation.
 type OperationArgs struct {
 	OperationID string `json:"operation_id"`

@@ -25,6 +25,7 @@ import (
 	"github.com/pgbroker/pgbroker/broker"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/config"
+	"github.com/pgbroker/pgbroker/dashboard"
 	"github.com/pgbroker/pgbroker/httpapi"
 	"github.com/pgbroker/pgbroker/logging"
 	"github.com/pgbroker/pgbroker/metrics"
@@ -83,6 +84,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("load catalog: %w", err)
 	}
+	if cfg.CatalogGUIDs {
+		cat.PublishGUIDs(cfg.BrokerName)
+	}
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -136,18 +140,22 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := loadCA(ctx, prov, cfg, log); err != nil {
 		return err
 	}
-	runner, err := worker.New(st, cat, prov, prov, prov, worker.Backups{Dumper: prov, Storage: dumps, BaseBackuper: prov}, worker.Config{
+	workerCfg := worker.Config{
 		Workers: cfg.Workers, AttemptTimeout: cfg.AttemptTimeout, RescueAfter: cfg.RescueAfter,
 		Deadline: cfg.OperationDeadline, MaxRetryDelay: cfg.MaxRetryDelay,
 		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace, CertRenewInterval: cfg.CertRenewInterval,
 		BackupWorkers: cfg.BackupWorkers, ScheduleTick: cfg.BackupScheduleTick, RetentionInterval: cfg.BackupRetentionInterval,
 		PITR: cfg.PITR(),
-	}, log)
+	}
+	runner, err := worker.New(st, cat, prov, prov, prov, worker.Backups{Dumper: prov, Storage: dumps, BaseBackuper: prov}, workerCfg, log)
 	if err != nil {
 		return err
 	}
 	lo, hi, _ := cfg.PortRange()
-	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0)
+	dashboardBase, _ := cfg.DashboardBase() // config.Load checked it
+	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0).
+		WithDashboardURL(func(id string) string { return dashboard.URL(dashboardBase, id) }).
+		WithMaximumPollingDuration(workerCfg.VerdictWithin())
 	handler := httpapi.NewRouter(b, httpapi.Options{
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
 		Management: mgmtapi.New(st, prov, runner.Enqueue, log).Handler(),
@@ -155,7 +163,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			Store: st, Catalog: cat, Storage: dumps, EnqueueBackup: runner.EnqueueBackup, EnqueueOp: runner.Enqueue,
 			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), Log: log,
 		}),
-		Metrics: metrics.Handler(st, log),
+		Metrics:   metrics.Handler(st, log),
+		Dashboard: dashboard.Handler(),
 		Checks: []httpapi.Check{
 			{Name: "state_database", Fn: st.Ping},
 			{Name: "nomad", Fn: prov.Ping},
