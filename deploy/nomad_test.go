@@ -86,7 +86,7 @@ func TestBrokerJobValidatesAndPlansOnNomad(t *testing.T) {
 	}
 	code, out = nomadCLI(t, addr, cli, append(append([]string{"job", "plan"}, jobVars...), jobFile)...)
 	if code != 1 || !strings.Contains(out, `+ Job: "pgbroker"`) || !strings.Contains(out, "All tasks successfully allocated") {
-		t.Fatalf("nomad job plan: exit %d, want 1 (a job to create) with every task allocated\n%s", code, out)
+		t.Fatalf("nomad job plan: exit %d; want exit 1 (a job to create), `+ Job: \"pgbroker\"` and \"All tasks successfully allocated\"\n%s", code, out)
 	}
 }
 
