@@ -1,6 +1,7 @@
 // Package backupapi is the management API of an instance's backups, JSON
 // over HTTP under /api/instances/{instance_id}/backups (DESIGN.md
-// "Management API"; shapes in openapi.yaml beside this file):
+// "Management API"; shapes in mgmtapi/openapi.yaml, the one document of the
+// management API):
 //
 //	GET  /api/instances/{instance_id}/backups                         list, schedule and health
 //	POST /api/instances/{instance_id}/backups                         take a manual dump (202, poll it)
@@ -16,7 +17,6 @@ package backupapi
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -445,8 +445,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, status int, code, description string) {
 	writeJSON(w, status, map[string]string{"error": code, "description": description})
 }
-
-// OpenAPI is the OpenAPI 3 document of this API (openapi.yaml).
-//
-//go:embed openapi.yaml
-var OpenAPI []byte

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"os/user"
 	"path"
 	"regexp"
@@ -22,7 +23,7 @@ import (
 // PGBROKER_<NAME_IN_SNAKE_CASE>; DATABASE_URL, CATALOG_FILE, NOMAD_ADDR and
 // NOMAD_TOKEN are also read unprefixed, as their tools name them.
 type Config struct {
-	Listen      string `split_words:"true" default:"127.0.0.1:8080" desc:"address the OSB API listens on"`
+	Listen      string `split_words:"true" desc:"host:port the HTTP server listens on; unset: :$PORT when PORT is set (Cloud Foundry), else 127.0.0.1:8080"`
 	Username    string `split_words:"true" required:"true" desc:"basic-auth user platforms use"`
 	Password    string `split_words:"true" required:"true" desc:"basic-auth password platforms use"`
 	DatabaseURL string `envconfig:"DATABASE_URL" required:"true" desc:"state database (PostgreSQL) URL"`
@@ -90,7 +91,33 @@ func Load() (Config, error) {
 	if err := envconfig.Process("pgbroker", &c); err != nil {
 		return Config{}, friendly(err)
 	}
+	listen, err := listenAddress(c.Listen, os.Getenv("PORT"))
+	if err != nil {
+		return Config{}, err
+	}
+	c.Listen = listen
 	return c, c.check()
+}
+
+// DefaultListen is the listen address when neither PGBROKER_LISTEN nor PORT
+// is set.
+const DefaultListen = "127.0.0.1:8080"
+
+// listenAddress is PGBROKER_LISTEN when set; else every interface on PORT,
+// the port a platform such as Cloud Foundry routes to the app (its only
+// way to hand one out); else DefaultListen. A PORT that is not a port from 1
+// to 65535 is an error naming PORT.
+func listenAddress(listen, port string) (string, error) {
+	switch {
+	case listen != "":
+		return listen, nil
+	case port == "":
+		return DefaultListen, nil
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("PORT %q must be a port from 1 to 65535 (or set PGBROKER_LISTEN)", port)
+	}
+	return ":" + port, nil
 }
 
 var s3Prefix = regexp.MustCompile(`^[A-Za-z0-9._/-]*$`)

@@ -11,6 +11,8 @@ func setValid(t *testing.T) {
 	t.Setenv("PGBROKER_PASSWORD", "secret-value")
 	t.Setenv("PGBROKER_DATABASE_URL", "postgres://x@127.0.0.1/pgbroker")
 	t.Setenv("PGBROKER_DATA_ROOT", "/var/lib/pgbroker")
+	t.Setenv("PGBROKER_LISTEN", "")
+	t.Setenv("PORT", "")
 }
 
 func TestLoadDefaults(t *testing.T) {

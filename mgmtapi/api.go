@@ -1,6 +1,8 @@
 // Package mgmtapi is the management API owners use beyond OSB (DESIGN.md
 // "Management API"): the users and extensions of an instance, as JSON under
-// /api/instances/{instance_id}/…, described by openapi.yaml in this folder.
+// /api/instances/{instance_id}/…. openapi.yaml in this folder describes the
+// whole management API, the backups' routes (package backupapi) included;
+// Handler serves it at /api/openapi.yaml.
 // httpapi mounts it behind the broker's basic auth and body limit. Every
 // rule broken gets a 4xx naming the rule and changes nothing; changes that
 // restart the node (extensions needing shared_preload_libraries) become an
@@ -50,8 +52,9 @@ func New(st *store.Store, inst Instances, enqueue store.EnqueueFunc, log *slog.L
 	return &API{store: st, instances: inst, enqueue: enqueue, log: log}
 }
 
-// Handler returns the routes of openapi.yaml. Unknown paths get a JSON 404,
-// known paths with another method a JSON 405.
+// Handler returns the routes of openapi.yaml but the backups' (package
+// backupapi), and the document itself at DocumentPath. Unknown paths get a
+// JSON 404, known paths with another method a JSON 405.
 func (a *API) Handler() http.Handler {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -60,6 +63,7 @@ func (a *API) Handler() http.Handler {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", r.Method+" is not allowed on this path")
 	})
+	r.HandleFunc(DocumentPath, serveOpenAPI).Methods(http.MethodGet)
 	const inst = "/api/instances/{instance_id}"
 	r.HandleFunc(inst+"/users", a.listUsers).Methods(http.MethodGet)
 	r.HandleFunc(inst+"/users", a.createUser).Methods(http.MethodPost)

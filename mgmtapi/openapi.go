@@ -1,8 +1,24 @@
 package mgmtapi
 
-import _ "embed"
+import (
+	_ "embed"
+	"net/http"
+)
 
-// OpenAPI is the OpenAPI 3 document of this API (openapi.yaml).
+// OpenAPI is the OpenAPI 3 document of the whole management API
+// (openapi.yaml): the routes of Handler and those of package backupapi,
+// which httpapi mounts under /api/instances/{instance_id}/backups.
 //
 //go:embed openapi.yaml
 var OpenAPI []byte
+
+// DocumentPath is where Handler serves OpenAPI.
+const DocumentPath = "/api/openapi.yaml"
+
+// serveOpenAPI answers GET DocumentPath with the document, as application/yaml
+// (RFC 9512).
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(OpenAPI)
+}
