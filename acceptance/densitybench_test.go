@@ -30,8 +30,10 @@ func BenchmarkFiftyIdleSandboxes(b *testing.B) {
 		const window = 60 * time.Second
 		idle := meter.busyCores(b, window)
 		ids, took := provisionAtOnce(b, br, densityInstances, 15*time.Minute)
-		time.Sleep(30 * time.Second) // let the provisions' own work settle
-		meter.adopt(b)               // processes not started by an adopted one
+		// Idle means after the provisions' own work: their checkpoints
+		// (checkpoint_timeout, 5 min) and first autovacuum analyses.
+		time.Sleep(6 * time.Minute)
+		meter.adopt(b) // processes not started by an adopted one
 		loaded := meter.busyCores(b, window)
 		perInstance := (loaded - idle) / densityInstances
 		b.ReportMetric(took.Seconds(), "all_succeeded_s")

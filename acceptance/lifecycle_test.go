@@ -173,6 +173,11 @@ func TestSandboxProvisionsAndDeprovisions(t *testing.T) {
 	if err := conn.QueryRow(context.Background(), "SELECT 1").Scan(&one); err != nil || one != 1 {
 		t.Fatalf("SELECT 1: %d, %v", one, err)
 	}
+	// The catalog's autovacuum_naptime_s reaches the node (issue 18: idle Sandboxes).
+	var naptime string
+	if err := conn.QueryRow(context.Background(), "SHOW autovacuum_naptime").Scan(&naptime); err != nil || naptime != "5min" {
+		t.Errorf("autovacuum_naptime %q (%v), want 5min", naptime, err)
+	}
 	conn.Close(context.Background())
 	deprovision(t, c, id, "postgresql-sandbox")
 	if exists(dataDir(id)) {

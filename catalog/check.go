@@ -5,6 +5,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"time"
 )
 
 // semverPattern is the regular expression of Semantic Versioning 2.0.0
@@ -92,6 +93,9 @@ func checkPlan(p *problems, where string, plan Plan) {
 		if f.value <= 0 {
 			p.add(where, "%s must be greater than 0, got %d", f.field, f.value)
 		}
+	}
+	if n := plan.AutovacuumNaptime; n < time.Second || n > time.Hour || n%time.Second != 0 {
+		p.add(where, "autovacuum_naptime_s must be from 1 to 3600, got %v", n.Seconds())
 	}
 	b := plan.Backups
 	for _, f := range []struct {

@@ -3,6 +3,7 @@ package catalog
 import (
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestDefaultParses(t *testing.T) {
@@ -163,6 +164,25 @@ func checkObjectSchema(t *testing.T, name string, schema map[string]any, want ma
 		p, _ := props[key].(map[string]any)
 		if p["type"] != typ {
 			t.Errorf("%s: %s has type %v, want %s", name, key, p["type"], typ)
+		}
+	}
+}
+
+// TestDefaultAutovacuumNaptime: the Sandbox plan's autovacuum visits each
+// database every 5 min (issue 18: an idle Sandbox costs almost nothing);
+// every other plan keeps PostgreSQL's 1 min.
+func TestDefaultAutovacuumNaptime(t *testing.T) {
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range c.Services[0].Plans {
+		want := DefaultAutovacuumNaptime
+		if p.Tier == TierSandbox {
+			want = 5 * time.Minute
+		}
+		if p.AutovacuumNaptime != want {
+			t.Errorf("plan %s: autovacuum naptime %v, want %v", p.ID, p.AutovacuumNaptime, want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"sigs.k8s.io/yaml"
@@ -48,20 +49,22 @@ type fileMaintenanceInfo struct {
 }
 
 type filePlan struct {
-	ID             string           `json:"id"`
-	Name           string           `json:"name"`
-	Description    string           `json:"description"`
-	Tier           string           `json:"tier"`
-	Free           bool             `json:"free"`
-	MemoryMiB      int              `json:"memory_mib"`
-	CPUMHz         int              `json:"cpu_mhz"`
-	DiskMiB        int              `json:"disk_mib"`
-	Nodes          int              `json:"nodes"`
-	Gateways       int              `json:"gateways"`
-	MaxConnections int              `json:"max_connections"`
-	Backups        fileBackups      `json:"backups"`
-	Metadata       filePlanMetadata `json:"metadata"`
-	Schemas        fileSchemas      `json:"schemas"`
+	ID             string `json:"id"`
+	Name           string `json:"name"`
+	Description    string `json:"description"`
+	Tier           string `json:"tier"`
+	Free           bool   `json:"free"`
+	MemoryMiB      int    `json:"memory_mib"`
+	CPUMHz         int    `json:"cpu_mhz"`
+	DiskMiB        int    `json:"disk_mib"`
+	Nodes          int    `json:"nodes"`
+	Gateways       int    `json:"gateways"`
+	MaxConnections int    `json:"max_connections"`
+	// AutovacuumNaptimeS is optional: 0 (absent) means PostgreSQL's 60.
+	AutovacuumNaptimeS int              `json:"autovacuum_naptime_s"`
+	Backups            fileBackups      `json:"backups"`
+	Metadata           filePlanMetadata `json:"metadata"`
+	Schemas            fileSchemas      `json:"schemas"`
 }
 
 type fileBackups struct {
@@ -183,6 +186,12 @@ func (fp filePlan) plan(where string, p *problems) (Plan, bool) {
 		Nodes:          fp.Nodes,
 		Gateways:       fp.Gateways,
 		MaxConnections: fp.MaxConnections,
+		AutovacuumNaptime: func() time.Duration {
+			if fp.AutovacuumNaptimeS == 0 {
+				return DefaultAutovacuumNaptime
+			}
+			return time.Duration(fp.AutovacuumNaptimeS) * time.Second
+		}(),
 		Backups: BackupPolicy{
 			Daily:       fp.Backups.Daily,
 			DailyKept:   fp.Backups.DailyKept,

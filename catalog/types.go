@@ -7,6 +7,11 @@
 // DESIGN.md, "Catalog (default)" and "Backups".
 package catalog
 
+import "time"
+
+// DefaultAutovacuumNaptime is PostgreSQL's own autovacuum_naptime.
+const DefaultAutovacuumNaptime = time.Minute
+
 // Tier is a plan's family. Source: DESIGN.md "Catalog (default)", seeds.
 type Tier string
 
@@ -83,6 +88,12 @@ type Plan struct {
 	Nodes          int // database nodes: 1, or 2 for highly available plans
 	Gateways       int // HAProxy gateways in front of the nodes
 	MaxConnections int // PostgreSQL max_connections
+	// AutovacuumNaptime is PostgreSQL's autovacuum_naptime: the autovacuum
+	// launcher visits each database once per naptime, forking a worker
+	// (about 15 ms of CPU) even when nothing needs vacuuming. Whole
+	// seconds, 1 s to 1 h; DefaultAutovacuumNaptime unless the catalog
+	// says otherwise (the Sandbox plan: 5 min, issue 18's idle cost).
+	AutovacuumNaptime time.Duration
 
 	Backups  BackupPolicy
 	Metadata PlanMetadata

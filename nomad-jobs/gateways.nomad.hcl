@@ -347,10 +347,10 @@ job "pg-gateways" {
             # One node, but the registry can briefly list two: the stopping
             # allocation and its replacement. A check marks the stopped one
             # down; each check forks a PostgreSQL backend, so it runs every
-            # 10 s while the node is up (issue 18) and a failed connection
+            # 30 s while the node is up (issue 18) and a failed connection
             # of a client marks the node down at once (observe layer4), to
             # be checked again every 250 ms until it answers.
-            default-server inter 10s fastinter 250ms downinter 250ms rise 1 fall 2 observe layer4 error-limit 1 on-error mark-down on-marked-down shutdown-sessions
+            default-server inter 30s fastinter 250ms downinter 250ms rise 1 fall 2 observe layer4 error-limit 1 on-error mark-down on-marked-down shutdown-sessions
           {{- range nomadService "pg-${var.instance}-node" }}
             server {{ .AllocID }} {{ .Address }}:{{ .Port }} check
           {{- end }}

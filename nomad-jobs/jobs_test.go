@@ -62,7 +62,7 @@ func jobFiles(driver string) []jobFile {
 			name: "nodes", src: nomadjobs.Nodes,
 			vars: map[string]any{
 				"instance": instance, "driver": driver, "datacenters": []string{"dc1"},
-				"node_count": 2, "memory_mib": 512, "cpu_mhz": 500, "max_connections": 120,
+				"node_count": 2, "memory_mib": 512, "cpu_mhz": 500, "max_connections": 120, "autovacuum_naptime_s": 300,
 				"data_root": "/srv/pgbroker/data", "host_network": "private",
 				"shared_preload_libraries": []string{"pg_stat_statements"}, "postgres_uid": 101, "postgres_gid": 104,
 			},
@@ -289,7 +289,7 @@ func checkChecks(t *testing.T, group *api.TaskGroup, service *api.Service, patro
 }
 
 // TestGatewayChecksForkNoBackendEverySecond: a gateway in front of one
-// node checks it every 10 s while it is up (each check forks a PostgreSQL
+// node checks it every 30 s while it is up (each check forks a PostgreSQL
 // backend) and on a client's failed connection; in front of Patroni nodes it
 // checks Patroni's REST API, never PostgreSQL.
 func TestGatewayChecksForkNoBackendEverySecond(t *testing.T) {
@@ -323,8 +323,8 @@ func TestGatewayChecksForkNoBackendEverySecond(t *testing.T) {
 				t.Errorf("patroni=%v: server line %q; want the check on the Patroni port exactly when patroni", patroni, line)
 			}
 		}
-		if !patroni && !strings.Contains(cfg, "default-server inter 10s ") {
-			t.Errorf("single-node gateway: want checks every 10 s while the node is up, got:\n%s", cfg)
+		if !patroni && !strings.Contains(cfg, "default-server inter 30s ") {
+			t.Errorf("single-node gateway: want checks every 30 s while the node is up, got:\n%s", cfg)
 		}
 		if len(servers) == 0 {
 			t.Errorf("patroni=%v: no server line in the HAProxy configuration", patroni)
@@ -448,6 +448,7 @@ func TestNodeSettingsFollowThePlan(t *testing.T) {
 		"shared_buffers = 128MB\n",
 		"effective_cache_size = 384MB\n",
 		"max_connections = 120\n",
+		"autovacuum_naptime = 300s\n",
 		"password_encryption = 'scram-sha-256'\n",
 		"wal_level = replica\n",
 	} {

@@ -63,6 +63,12 @@ variable "max_connections" {
   description = "PostgreSQL max_connections."
 }
 
+variable "autovacuum_naptime_s" {
+  type        = number
+  default     = 60
+  description = "PostgreSQL autovacuum_naptime in seconds: each database gets an autovacuum worker this often, busy or not."
+}
+
 variable "data_root" {
   type        = string
   description = "Absolute host directory present on every client and owned by user postgres."
@@ -685,6 +691,7 @@ job "pg-nodes" {
             port = {{ env "NOMAD_PORT_pg" }}
             hba_file = '{{ env "NOMAD_SECRETS_DIR" }}/pg_hba.conf'
             max_connections = ${var.max_connections}
+            autovacuum_naptime = ${var.autovacuum_naptime_s}s
             shared_buffers = ${floor(var.memory_mib / 4)}MB
             effective_cache_size = ${floor(var.memory_mib * 3 / 4)}MB
             password_encryption = 'scram-sha-256'

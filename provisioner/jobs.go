@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -113,6 +114,9 @@ func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*
 	vars["memory_mib"] = s.MemoryMiB
 	vars["cpu_mhz"] = s.CPUMHz
 	vars["max_connections"] = s.MaxConnections
+	if s.AutovacuumNaptime >= time.Second {
+		vars["autovacuum_naptime_s"] = int(s.AutovacuumNaptime / time.Second)
+	}
 	vars["data_root"] = p.cfg.DataRoot
 	vars["node_id"] = in.NodeID
 	if s.HA() {

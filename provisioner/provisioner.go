@@ -112,7 +112,10 @@ type Size struct {
 	Nodes          int
 	Gateways       int
 	MaxConnections int
-	PITRDays       int // point-in-time recovery window in days; 0: no WAL archiving
+	// AutovacuumNaptime is PostgreSQL's autovacuum_naptime, whole
+	// seconds; 0 leaves PostgreSQL's default (1 min).
+	AutovacuumNaptime time.Duration
+	PITRDays          int // point-in-time recovery window in days; 0: no WAL archiving
 }
 
 // HA reports whether the plan has standbys: its nodes run under Patroni and

@@ -158,7 +158,7 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 // sizeOf is the part of a plan that shapes the Nomad jobs.
 func sizeOf(plan catalog.Plan) provisioner.Size {
 	return provisioner.Size{MemoryMiB: plan.MemoryMiB, CPUMHz: plan.CPUMHz, Nodes: plan.Nodes, Gateways: plan.Gateways,
-		MaxConnections: plan.MaxConnections, PITRDays: plan.Backups.PITRDays}
+		MaxConnections: plan.MaxConnections, AutovacuumNaptime: plan.AutovacuumNaptime, PITRDays: plan.Backups.PITRDays}
 }
 
 // withUpdateSettings applies an update's parameters force_tls and extensions
