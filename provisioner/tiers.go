@@ -41,15 +41,7 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 	}
 	crashpoint.Hit("tiers:adopted")
 	progress("routing the gateways by Patroni")
-	gateways, err := p.GatewaysJob(in, size)
-	if err != nil {
-		return err
-	}
-	version, err := p.register(ctx, gateways)
-	if err != nil {
-		return err
-	}
-	if _, err := p.runningAllocs(ctx, GatewaysJobID(in.ShortID), version, size.Gateways, "haproxy", "gateway", progress); err != nil {
+	if err := p.gatewaysToCluster(ctx, in, size, progress); err != nil {
 		return err
 	}
 	admin, err := p.admin(ctx, in, secrets["admin_password"])
@@ -76,6 +68,41 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 		return err
 	}
 	return p.readyThroughGateway(ctx, in, progress)
+}
+
+// gatewaysToCluster makes the single-node gateway route by Patroni, then
+// adds the others up to size.Gateways. The first step replaces the one
+// gateway alone, so its sticky disk brings it back to its client and the
+// address in the credentials keeps working; registered together with the
+// new ones, a new gateway could take that client first and push the
+// replacement (distinct_hosts) to another. A gateway job already scaled
+// past one (a resumed operation) goes straight to the second step.
+func (p *Provisioner) gatewaysToCluster(ctx context.Context, in Instance, size Size, progress Progress) error {
+	jobID := GatewaysJobID(in.ShortID)
+	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+	if err != nil {
+		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+	}
+	steps := []Size{size}
+	if len(cur.TaskGroups) == 1 && cur.TaskGroups[0].Count != nil && *cur.TaskGroups[0].Count <= 1 && size.Gateways > 1 {
+		first := size
+		first.Gateways = 1
+		steps = []Size{first, size}
+	}
+	for _, s := range steps {
+		job, err := p.GatewaysJob(in, s)
+		if err != nil {
+			return err
+		}
+		version, err := p.register(ctx, job)
+		if err != nil {
+			return err
+		}
+		if _, err := p.runningAllocs(ctx, jobID, version, s.Gateways, "haproxy", "gateway", progress); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // toSingle moves a Business instance to a single-node size: node 0 is made
