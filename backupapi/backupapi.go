@@ -20,11 +20,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +48,9 @@ type Options struct {
 	MaxAge        time.Duration     // a last successful dump older than this is stale (26 h)
 	PITR          bool              // point-in-time recovery is on (WAL archiving, base backups)
 	Log           *slog.Logger
+	// WriteTimeout is the server's write timeout: a download moves its
+	// deadline forward by this much before each write (ServeDump).
+	WriteTimeout time.Duration
 }
 
 type api struct{ Options }
@@ -297,7 +298,7 @@ func (a *api) download(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "BackupNotReady", fmt.Sprintf("backup_id %s is %s: only a succeeded backup can be downloaded", b.ID, b.Status))
 		return
 	}
-	rc, size, err := a.Storage.Open(r.Context(), b.StorageKey)
+	rc, _, err := a.Storage.Open(r.Context(), b.StorageKey)
 	if errors.Is(err, backupstore.ErrNotFound) {
 		writeError(w, http.StatusGone, "Gone", fmt.Sprintf("the dump of backup_id %s is no longer in the backup storage", b.ID))
 		return
@@ -307,15 +308,7 @@ func (a *api) download(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rc.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.dump"`, inst.ShortID, b.ID))
-	w.Header().Set("ETag", `"`+b.SHA256+`"`)
-	w.Header().Set("X-Checksum-Sha256", b.SHA256)
-	w.WriteHeader(http.StatusOK)
-	if _, err := io.Copy(w, rc); err != nil {
-		a.Log.WarnContext(r.Context(), "download cut short", slog.String("instance_id", inst.ID), slog.String("backup_id", b.ID), slog.String("error", err.Error()))
-	}
+	ServeDump(w, r, rc, fmt.Sprintf("%s-%s.dump", inst.ShortID, b.ID), b.SHA256, a.WriteTimeout)
 }
 
 func (a *api) restore(w http.ResponseWriter, r *http.Request) {

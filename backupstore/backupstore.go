@@ -2,7 +2,8 @@
 // interface, its filesystem backend (a directory the Nomad clients' dump
 // jobs write into and the broker reads: the same host in development, a
 // shared mount in production) and its S3 backend (any S3-compatible object
-// storage; dump jobs upload with curl's SigV4, the broker reads with minio-go). Keys are relative slash-separated paths,
+// storage; dump jobs stream multipart uploads with rclone, the broker reads
+// with minio-go, seeking with ranged GETs). Keys are relative slash-separated paths,
 // "<instance short id>/<backup id>.dump" (provisioner.DumpKey).
 package backupstore
 
@@ -25,8 +26,9 @@ var ErrNotFound = errors.New("no dump under that key")
 
 // Storage holds dumps by key. Implementations are safe for concurrent use.
 type Storage interface {
-	// Open returns the dump at key and its size in bytes. Errors: ErrNotFound.
-	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
+	// Open returns the dump at key and its size in bytes. The reader seeks,
+	// so a download can serve byte ranges and resume. Errors: ErrNotFound.
+	Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error)
 	// Delete removes the dump at key; a missing dump is not an error.
 	Delete(ctx context.Context, key string) error
 }
@@ -75,12 +77,12 @@ func (f *Filesystem) path(key string) (string, error) {
 }
 
 // Open implements Storage.
-func (f *Filesystem) Open(_ context.Context, key string) (io.ReadCloser, int64, error) {
-	p, err := f.path(key)
-	if err != nil {
+func (f *Filesystem) Open(_ context.Context, key string) (io.ReadSeekCloser, int64, error) {
+	if err := checkKey(key); err != nil {
 		return nil, 0, err
 	}
-	file, err := os.Open(p)
+	// Within the root only: a symbolic link leading out of it is refused.
+	file, err := os.OpenInRoot(f.root, filepath.FromSlash(key))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, ErrNotFound
 	}

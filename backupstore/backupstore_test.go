@@ -67,3 +67,21 @@ func TestFilesystemRefusesKeysOutsideItsRoot(t *testing.T) {
 		t.Error("NewFilesystem(relative) = nil error")
 	}
 }
+
+func TestFilesystemOpenRefusesALinkOutOfItsRoot(t *testing.T) {
+	dir, outside := t.TempDir(), filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(outside, []byte("not a dump"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "abc"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "abc", "b1.dump")); err != nil {
+		t.Fatal(err)
+	}
+	fsys, _ := NewFilesystem(dir)
+	if rc, _, err := fsys.Open(context.Background(), "abc/b1.dump"); err == nil {
+		rc.Close()
+		t.Fatal("Open followed a symbolic link out of the backup directory")
+	}
+}

@@ -55,8 +55,9 @@ func NewS3(cfg S3Config) (*S3, error) {
 // ObjectKey is the object name of a dump key (the prefix and the key).
 func (s *S3) ObjectKey(key string) string { return s.cfg.Prefix + key }
 
-// Open implements Storage.
-func (s *S3) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+// Open implements Storage. The object reads (and, after a Seek, re-reads)
+// with ranged GETs.
+func (s *S3) Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error) {
 	if err := checkKey(key); err != nil {
 		return nil, 0, err
 	}

@@ -62,6 +62,7 @@ type Config struct {
 	BackupS3Prefix          string        `envconfig:"BACKUP_S3_PREFIX" desc:"prefix of every dump's object name"`
 	BackupS3AccessKeyID     string        `envconfig:"BACKUP_S3_ACCESS_KEY_ID" desc:"S3 access key id"`
 	BackupS3SecretAccessKey string        `envconfig:"BACKUP_S3_SECRET_ACCESS_KEY" desc:"S3 secret access key"`
+	BackupS3PartSizeMiB     int           `envconfig:"BACKUP_S3_PART_SIZE_MIB" default:"32" desc:"part size of a dump's multipart upload in MiB (5 to 5120): a dump may grow to 10,000 parts, 312 GiB at 32; the dump job holds two parts in memory"`
 	PITRRepo                string        `envconfig:"PITR_REPO" desc:"directory on the Nomad clients of the pgBackRest repository (WAL archive, base backups); default <DATA_ROOT>/pgbackrest with raw_exec, off with docker; \"off\" turns PITR off"`
 	PITRS3Endpoint          string        `envconfig:"PITR_S3_ENDPOINT" desc:"S3-compatible endpoint, https://host[:port]: pgBackRest's repository lives in S3 instead of PITR_REPO (which must then be unset)"`
 	PITRS3Region            string        `envconfig:"PITR_S3_REGION" default:"us-east-1" desc:"S3 signing region of the pgBackRest repository"`
@@ -83,6 +84,7 @@ type Config struct {
 	ShutdownTimeout    time.Duration `split_words:"true" default:"30s" desc:"graceful shutdown bound"`
 	LogLevel           string        `split_words:"true" default:"info" desc:"debug, info, warn or error"`
 	MaxRequestBodySize int64         `split_words:"true" default:"1048576" desc:"largest request body in bytes"`
+	HTTPWriteTimeout   time.Duration `envconfig:"HTTP_WRITE_TIMEOUT" default:"60s" desc:"longest time to write a response; a dump download only fails after this long without progress"`
 }
 
 // Load reads the environment and checks every value. Errors name the variable.
@@ -253,6 +255,8 @@ func (c Config) check() error {
 		{"PGBROKER_POSTGRES_GID", (c.PostgresUID < 0) != (c.PostgresGID < 0), "set together with PGBROKER_POSTGRES_UID"},
 		{"PGBROKER_BROKER_NAME", !brokerName.MatchString(c.BrokerName), "1 to 64 letters, digits, _ or - (it names the CA's Nomad Variable)"},
 		{"PGBROKER_MAX_REQUEST_BODY_SIZE", c.MaxRequestBodySize < 1024, "at least 1024"},
+		{"PGBROKER_HTTP_WRITE_TIMEOUT", c.HTTPWriteTimeout < time.Second, "at least 1s"},
+		{"PGBROKER_BACKUP_S3_PART_SIZE_MIB", c.BackupS3PartSizeMiB < 5 || c.BackupS3PartSizeMiB > 5120, "from 5 to 5120 (S3's part size limits)"},
 		{"PGBROKER_LOG_LEVEL", !oneOf(c.LogLevel, "debug", "info", "warn", "error"), "debug, info, warn or error"},
 	}
 	for _, ch := range checks {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func setValid(t *testing.T) {
@@ -21,7 +22,8 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:8080" || c.NomadDriver != "raw_exec" || c.Workers != 8 {
+	if c.Listen != "127.0.0.1:8080" || c.NomadDriver != "raw_exec" || c.Workers != 8 ||
+		c.HTTPWriteTimeout != time.Minute || c.BackupS3PartSizeMiB != 32 {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 	if lo, hi, err := c.PortRange(); err != nil || lo != 35000 || hi != 35999 {
@@ -67,6 +69,9 @@ func TestLoadRejectsBadValueNamingTheVariable(t *testing.T) {
 		{"schedule tick", "PGBROKER_BACKUP_SCHEDULE_TICK", "2h"},
 		{"backup max age", "PGBROKER_BACKUP_MAX_AGE", "1s"},
 		{"s3 endpoint", "PGBROKER_BACKUP_S3_ENDPOINT", "s3.example.com"},
+		{"s3 part below S3's minimum", "PGBROKER_BACKUP_S3_PART_SIZE_MIB", "4"},
+		{"s3 part above S3's maximum", "PGBROKER_BACKUP_S3_PART_SIZE_MIB", "5121"},
+		{"write timeout", "PGBROKER_HTTP_WRITE_TIMEOUT", "500ms"},
 		{"pitr repo", "PGBROKER_PITR_REPO", "../repo"},
 		{"etcd endpoint without port", "PGBROKER_ETCD_ENDPOINTS", "10.0.0.5:2379,10.0.0.6"},
 	}

@@ -2,8 +2,10 @@
 # instance's gateway, written to the backup directory on the client as
 # <backup_dir>/<instance>/<backup_id>.dump (first as .partial, renamed once
 # complete, so a file under the final name is always a whole dump). With
-# s3_endpoint set, the file is then uploaded as s3_object of s3_bucket (curl,
-# SigV4, credentials from the job's variable) and the local copy removed.
+# s3_endpoint set, pg_dump's output streams instead straight into s3_object of
+# s3_bucket as a multipart upload (rclone rcat, parts of s3_part_size_mib,
+# credentials from the job's variable): nothing is spooled on the client, and
+# the object may grow to 10,000 parts. A failed dump deletes what it uploaded.
 #
 # The broker parses this file with the variables below, sets the job ID and
 # name to pg-<instance>-dump-<backup_id>, and puts the instance's admin
@@ -72,7 +74,17 @@ variable "pg_port" {
 variable "s3_endpoint" {
   type        = string
   default     = ""
-  description = "When set (http(s)://host[:port]), the dump lives in S3 and backup_dir only spools it. Needs curl 7.75 or later on the client (or in the image, for docker)."
+  description = "When set (http(s)://host[:port]), the dump lives in S3 and backup_dir is not used. Needs rclone 1.60 or later on the client (or in the image, for docker)."
+}
+
+variable "s3_part_size_mib" {
+  type        = number
+  default     = 32
+  description = "Part size of the multipart upload in MiB (S3 allows 5 to 5120). The dump may grow to 10,000 parts; the task holds about three parts in memory."
+  validation {
+    condition     = var.s3_part_size_mib >= 5 && var.s3_part_size_mib <= 5120
+    error_message = "The s3_part_size_mib must be from 5 to 5120."
+  }
 }
 
 variable "s3_region" {
@@ -107,7 +119,6 @@ variable "postgres_image" {
 
 locals {
   s3     = var.s3_endpoint != ""
-  s3_url = "${var.s3_endpoint}/${var.s3_bucket}/${var.s3_object}"
   docker       = var.driver == "docker"
   instance_dir = "${var.backup_dir}/${var.instance}"
   bin          = var.postgres_bin_dir
@@ -180,17 +191,19 @@ job "pg-dump" {
         EOT
       }
 
-      # S3 credentials, as a curl config file (user = "key:secret"), from
-      # this job's own variable.
+      # S3 credentials of rclone's remote "dumps" (its RCLONE_CONFIG_<remote>_*
+      # environment), from this job's own variable: never on a command line.
       dynamic "template" {
         for_each = var.s3_endpoint == "" ? [] : ["s3"]
         content {
-          destination = "secrets/s3.curl"
+          destination = "secrets/s3.env"
+          env         = true
           perms       = "0600"
           change_mode = "noop"
           data        = <<-EOT
             {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
-            user = {{ printf "%s:%s" .s3_access_key_id.Value .s3_secret_access_key.Value | toJSON }}
+            RCLONE_CONFIG_DUMPS_ACCESS_KEY_ID={{ .s3_access_key_id.Value | toJSON }}
+            RCLONE_CONFIG_DUMPS_SECRET_ACCESS_KEY={{ .s3_secret_access_key.Value | toJSON }}
             {{- end }}
           EOT
         }
@@ -208,28 +221,44 @@ job "pg-dump" {
             echo "dump: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
             exit 1
           fi
+          dump() {
+            "${local.bin}/pg_dump" --format=custom --host='${var.pg_host}' --port='${var.pg_port}' \
+              --username=pgbroker_admin --dbname='db_${var.instance}' "$@"
+          }
+          %{ if local.s3 }
+          # S3: stream into a multipart upload; rclone's remote "dumps" is
+          # its environment (keys from secrets/s3.env).
+          export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_DUMPS_TYPE=s3 RCLONE_CONFIG_DUMPS_PROVIDER=Other \
+            RCLONE_CONFIG_DUMPS_ENDPOINT='${var.s3_endpoint}' RCLONE_CONFIG_DUMPS_REGION='${var.s3_region}' \
+            RCLONE_CONFIG_DUMPS_FORCE_PATH_STYLE=true
+          # rclone 1.60 fails on AWS_CA_BUNDLE ("unsupported transport"); a
+          # private CA would be named with rclone's --ca-cert instead.
+          unset AWS_CA_BUNDLE
+          object='dumps:${var.s3_bucket}/${var.s3_object}'
+          if ! dump | rclone rcat --s3-no-check-bucket --s3-chunk-size='${var.s3_part_size_mib}Mi' \
+            --s3-upload-concurrency=2 --retries=1 "$object"; then
+            # rclone completes the upload when pg_dump's output ends, even
+            # cut short: never leave that object behind.
+            rclone deletefile --retries=3 "$object" || true
+            echo "dump: failed; deleted what reached ${var.s3_bucket}/${var.s3_object}" >&2
+            exit 1
+          fi
+          echo "dump: streamed to ${var.s3_bucket}/${var.s3_object}"
+          %{ else }
           dir='${local.instance_dir}'
           final="$dir/${var.backup_id}.dump"
           mkdir -p "$dir"
-          "${local.bin}/pg_dump" --format=custom --host='${var.pg_host}' --port='${var.pg_port}' \
-            --username=pgbroker_admin --dbname='db_${var.instance}' --file="$final.partial"
+          dump --file="$final.partial"
           sync "$final.partial"
           mv -f -- "$final.partial" "$final"
           echo "dump: wrote $final ($(stat -c %s "$final") bytes)"
-          %{ if local.s3 }
-          # S3: upload the whole file (SigV4 by curl), then drop the spooled copy.
-          curl --fail --silent --show-error --config "$NOMAD_SECRETS_DIR/s3.curl" \
-            --aws-sigv4 'aws:amz:${var.s3_region}:s3' -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
-            --upload-file "$final" '${local.s3_url}'
-          rm -f -- "$final"
-          echo "dump: uploaded to ${local.s3_url}"
           %{ endif }
         EOT
       }
 
       resources {
         cpu    = 200
-        memory = 128
+        memory = local.s3 ? 128 + 3 * var.s3_part_size_mib : 128
       }
 
       logs {

@@ -1,6 +1,6 @@
 # Restores one logical dump, <backup_dir>/<instance>/<backup_id>.dump (or,
-# with s3_endpoint set, s3_object of s3_bucket, fetched into backup_dir
-# first), into the instance's database through its gateway: pg_restore
+# with s3_endpoint set, s3_object of s3_bucket, streamed by rclone cat
+# straight into pg_restore), into the instance's database through its gateway: pg_restore
 # --clean --if-exists in a single transaction, so a failed restore leaves the
 # database as it was.
 #
@@ -95,7 +95,7 @@ variable "pg_port" {
 variable "s3_endpoint" {
   type        = string
   default     = ""
-  description = "When set (http(s)://host[:port]), the dump lives in S3 and backup_dir only spools it. Needs curl 7.75 or later on the client (or in the image, for docker)."
+  description = "When set (http(s)://host[:port]), the dump lives in S3 and backup_dir is not used. Needs rclone 1.60 or later on the client (or in the image, for docker)."
 }
 
 variable "s3_region" {
@@ -130,7 +130,6 @@ variable "postgres_image" {
 
 locals {
   s3     = var.s3_endpoint != ""
-  s3_url = "${var.s3_endpoint}/${var.s3_bucket}/${var.s3_object}"
   docker = var.driver == "docker"
   source = var.source_instance == "" ? var.instance : var.source_instance
   dump   = "${var.backup_dir}/${local.source}/${var.backup_id}.dump"
@@ -206,17 +205,19 @@ job "pg-restore" {
         EOT
       }
 
-      # S3 credentials, as a curl config file (user = "key:secret"), from
-      # this job's own variable.
+      # S3 credentials of rclone's remote "dumps" (its RCLONE_CONFIG_<remote>_*
+      # environment), from this job's own variable: never on a command line.
       dynamic "template" {
         for_each = var.s3_endpoint == "" ? [] : ["s3"]
         content {
-          destination = "secrets/s3.curl"
+          destination = "secrets/s3.env"
+          env         = true
           perms       = "0600"
           change_mode = "noop"
           data        = <<-EOT
             {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
-            user = {{ printf "%s:%s" .s3_access_key_id.Value .s3_secret_access_key.Value | toJSON }}
+            RCLONE_CONFIG_DUMPS_ACCESS_KEY_ID={{ .s3_access_key_id.Value | toJSON }}
+            RCLONE_CONFIG_DUMPS_SECRET_ACCESS_KEY={{ .s3_secret_access_key.Value | toJSON }}
             {{- end }}
           EOT
         }
@@ -233,26 +234,39 @@ job "pg-restore" {
             echo "restore: no restore_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
             exit 1
           fi
-          dump='${local.dump}'
-          %{ if local.s3 }
-          # S3: fetch the dump into the spool directory first.
-          umask 077
-          mkdir -p "$(dirname "$dump")"
-          dump="$dump.restore-$NOMAD_ALLOC_ID"
-          trap 'rm -f -- "$dump"' EXIT
-          curl --fail --silent --show-error --config "$NOMAD_SECRETS_DIR/s3.curl" \
-            --aws-sigv4 'aws:amz:${var.s3_region}:s3' -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
-            --output "$dump" '${local.s3_url}'
-          %{ endif }
-          # Everything but the extensions' entries (see the header).
-          list="$NOMAD_TASK_DIR/restore.list"
-          "${local.bin}/pg_restore" --list "$dump" | grep -Ev '${local.extension_entries}' >"$list"
           # Fail rather than wait for ever behind a session holding a lock.
-          export PGOPTIONS='-c lock_timeout=60s'
-          "${local.bin}/pg_restore" --clean --if-exists --single-transaction --exit-on-error \
-            --use-list="$list" --no-owner ${local.acl} --role='db_${var.instance}' \
-            --host='${var.pg_host}' --port='${var.pg_port}' --username=pgbroker_restore \
-            --dbname='db_${var.instance}' "$dump"
+          restore() {
+            PGOPTIONS='-c lock_timeout=60s' "${local.bin}/pg_restore" --clean --if-exists --single-transaction --exit-on-error \
+              --use-list="$list" --no-owner ${local.acl} --role='db_${var.instance}' \
+              --host='${var.pg_host}' --port='${var.pg_port}' --username=pgbroker_restore \
+              --dbname='db_${var.instance}' "$@"
+          }
+          # Everything but the extensions' entries (see the header).
+          keep() { grep -Ev '${local.extension_entries}'; }
+          list="$NOMAD_TASK_DIR/restore.list"
+          %{ if local.s3 }
+          # S3: pg_restore reads the object as rclone streams it (twice: the
+          # table of contents, then the restore); nothing is spooled.
+          export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_DUMPS_TYPE=s3 RCLONE_CONFIG_DUMPS_PROVIDER=Other \
+            RCLONE_CONFIG_DUMPS_ENDPOINT='${var.s3_endpoint}' RCLONE_CONFIG_DUMPS_REGION='${var.s3_region}' \
+            RCLONE_CONFIG_DUMPS_FORCE_PATH_STYLE=true
+          # rclone 1.60 fails on AWS_CA_BUNDLE ("unsupported transport"); a
+          # private CA would be named with rclone's --ca-cert instead.
+          unset AWS_CA_BUNDLE
+          object='dumps:${var.s3_bucket}/${var.s3_object}'
+          if [[ -z $(rclone lsf --files-only "$object") ]]; then
+            echo "restore: no dump at ${var.s3_bucket}/${var.s3_object}" >&2
+            exit 1
+          fi
+          # pg_restore --list stops reading once it has the table of contents:
+          # rclone's broken pipe there is expected, a short read fails pg_restore.
+          { rclone cat "$object" 2>/dev/null || true; } | "${local.bin}/pg_restore" --list | keep >"$list"
+          rclone cat "$object" | restore
+          %{ else }
+          dump='${local.dump}'
+          "${local.bin}/pg_restore" --list "$dump" | keep >"$list"
+          restore "$dump"
+          %{ endif }
           echo "restore: restored backup ${var.backup_id}"
         EOT
       }

@@ -133,6 +133,9 @@ func (p *Provisioner) dumpJob(in Instance, src, jobID, task, backupID, from stri
 			vars["s3_region"] = s3.Region
 			vars["s3_bucket"] = s3.Bucket
 			vars["s3_object"] = s3.Prefix + DumpKey(in.ShortID, backupID)
+			if task == "dump" && s3.PartSizeMiB > 0 {
+				vars["s3_part_size_mib"] = s3.PartSizeMiB
+			}
 		}
 		if from != "" && from != in.ShortID {
 			vars["source_instance"] = from

@@ -57,6 +57,7 @@ type S3 struct {
 	Prefix          string // prepended to DumpKey: the object name
 	AccessKeyID     string
 	SecretAccessKey string
+	PartSizeMiB     int // part size of a dump's multipart upload (5 to 5120)
 }
 
 // Provisioner carries out operations against one Nomad cluster. Safe for

@@ -117,7 +117,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	)
 	if cfg.BackupS3Endpoint != "" {
 		dumpsS3 = &provisioner.S3{Endpoint: cfg.BackupS3Endpoint, Region: cfg.BackupS3Region, Bucket: cfg.BackupS3Bucket,
-			Prefix: cfg.BackupS3Prefix, AccessKeyID: cfg.BackupS3AccessKeyID, SecretAccessKey: cfg.BackupS3SecretAccessKey}
+			Prefix: cfg.BackupS3Prefix, AccessKeyID: cfg.BackupS3AccessKeyID, SecretAccessKey: cfg.BackupS3SecretAccessKey,
+			PartSizeMiB: cfg.BackupS3PartSizeMiB}
 		dumps, storeErr = backupstore.NewS3(backupstore.S3Config{Endpoint: dumpsS3.Endpoint, Region: dumpsS3.Region,
 			Bucket: dumpsS3.Bucket, Prefix: dumpsS3.Prefix, AccessKeyID: dumpsS3.AccessKeyID, SecretAccessKey: dumpsS3.SecretAccessKey})
 	} else {
@@ -161,7 +162,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Management: mgmtapi.New(st, prov, runner.Enqueue, log).Handler(),
 		Backups: backupapi.New(backupapi.Options{
 			Store: st, Catalog: cat, Storage: dumps, EnqueueBackup: runner.EnqueueBackup, EnqueueOp: runner.Enqueue,
-			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), Log: log,
+			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), Log: log, WriteTimeout: cfg.HTTPWriteTimeout,
 		}),
 		Metrics:   metrics.Handler(st, log),
 		Dashboard: dashboard.Handler(),
@@ -174,7 +175,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Addr: cfg.Listen, Handler: handler,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 	}
 	if err := runner.Start(ctx); err != nil {
 		return fmt.Errorf("start workers: %w", err)

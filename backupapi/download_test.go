@@ -1,0 +1,220 @@
+package backupapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/pgbroker/pgbroker/backupstore"
+)
+
+// dumpServer serves the dump under key of storage through ServeDump, on a
+// server whose write timeout is writeTimeout.
+func dumpServer(t *testing.T, storage backupstore.Storage, key, etag string, writeTimeout time.Duration) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc, _, err := storage.Open(r.Context(), key)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer rc.Close()
+		ServeDump(w, r, rc, "x.dump", etag, writeTimeout)
+	}))
+	srv.Config.WriteTimeout = writeTimeout
+	srv.Config.ReadTimeout = writeTimeout
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// slowClient reads through a 32 KiB receive buffer, so the server cannot
+// hand the whole answer to the kernel and be done.
+func slowClient() *http.Client {
+	d := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 32<<10) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableCompression: true}}
+}
+
+// readSlowly reads body at about bytesPerSecond.
+func readSlowly(body io.Reader, bytesPerSecond int) ([]byte, error) {
+	var out bytes.Buffer
+	chunk := make([]byte, bytesPerSecond/20)
+	for {
+		n, err := io.ReadFull(body, chunk)
+		out.Write(chunk[:n])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return out.Bytes(), nil
+		}
+		if err != nil {
+			return out.Bytes(), err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, c *http.Client, url string, header map[string]string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// fsWithFile returns a filesystem storage holding content under key.
+func fsWithFile(t *testing.T, key string, content []byte) backupstore.Storage {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(key)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, key), content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := backupstore.NewFilesystem(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys
+}
+
+// s3WithObject starts versitygw (scripts/build-versitygw.sh, on PATH through
+// the stack's env) and stores content under key. Without versitygw the test
+// fails when CI=true and is skipped otherwise.
+func s3WithObject(t *testing.T, key string, content []byte) backupstore.Storage {
+	t.Helper()
+	bin, err := exec.LookPath("versitygw")
+	if err != nil {
+		const msg = "versitygw is not on PATH: run scripts/build-versitygw.sh and eval \"$(scripts/stack.sh env)\""
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := backupstore.S3Config{Endpoint: "http://" + addr, Region: "us-east-1", Bucket: "dumps", AccessKeyID: "test", SecretAccessKey: "test-secret"}
+	cmd := exec.Command(bin, "--port", addr, "posix", t.TempDir())
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+cfg.AccessKeyID, "ROOT_SECRET_KEY="+cfg.SecretAccessKey)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	client, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(cfg.AccessKeyID, cfg.SecretAccessKey, ""),
+		Region: cfg.Region, BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := client.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create bucket on versitygw: %v\n%s", err, logs.String())
+		}
+	}
+	if _, err := client.PutObject(ctx, cfg.Bucket, key, bytes.NewReader(content), int64(len(content)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := backupstore.NewS3(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSlowDownloadOutlastsTheWriteTimeoutAndResumes: a client reading a dump
+// at 4 MiB/s for about 4 s gets every byte although the server's write
+// timeout is 1 s; a download cut after 3 MiB resumes with Range and If-Range
+// to the same SHA-256; a stale If-Range gets the whole dump again.
+func TestSlowDownloadOutlastsTheWriteTimeoutAndResumes(t *testing.T) {
+	content := make([]byte, 16<<20)
+	_, _ = rand.Read(content)
+	want := sum(content)
+	const key = "abc/b1.dump"
+	for name, storage := range map[string]func(*testing.T, string, []byte) backupstore.Storage{"filesystem": fsWithFile, "s3": s3WithObject} {
+		t.Run(name, func(t *testing.T) {
+			srv := dumpServer(t, storage(t, key, content), key, want, time.Second)
+			c := slowClient()
+
+			start := time.Now()
+			resp := get(t, c, srv.URL, nil)
+			got, err := readSlowly(resp.Body, 4<<20)
+			took := time.Since(start)
+			if err != nil || resp.StatusCode != http.StatusOK || sum(got) != want {
+				t.Fatalf("slow download: status %d, %d of %d bytes in %s, SHA-256 equal %v, error %v",
+					resp.StatusCode, len(got), len(content), took, sum(got) == want, err)
+			}
+			if took < 2*time.Second {
+				t.Fatalf("the slow download took %s: not longer than the 1 s write timeout, the test proves nothing", took)
+			}
+			if resp.Header.Get("Accept-Ranges") != "bytes" || resp.Header.Get("X-Checksum-Sha256") != want {
+				t.Errorf("headers %v: want Accept-Ranges bytes and the SHA-256", resp.Header)
+			}
+
+			const cut = 3 << 20
+			resp = get(t, c, srv.URL, map[string]string{"Range": fmt.Sprintf("bytes=%d-", cut), "If-Range": `"` + want + `"`})
+			rest, err := io.ReadAll(resp.Body)
+			wantRange := fmt.Sprintf("bytes %d-%d/%d", cut, len(content)-1, len(content))
+			if err != nil || resp.StatusCode != http.StatusPartialContent || resp.Header.Get("Content-Range") != wantRange {
+				t.Fatalf("resume: status %d, Content-Range %q, error %v; want 206 and %q", resp.StatusCode, resp.Header.Get("Content-Range"), err, wantRange)
+			}
+			if sum(append(append([]byte{}, content[:cut]...), rest...)) != want {
+				t.Error("the first 3 MiB and the resumed rest do not make the dump")
+			}
+
+			resp = get(t, c, srv.URL, map[string]string{"Range": "bytes=100-199"})
+			part, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(part, content[100:200]) {
+				t.Errorf("bytes 100-199: status %d, %d bytes, equal %v", resp.StatusCode, len(part), bytes.Equal(part, content[100:200]))
+			}
+
+			resp = get(t, c, srv.URL, map[string]string{"Range": "bytes=100-199", "If-Range": `"another dump"`})
+			whole, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || sum(whole) != want {
+				t.Errorf("stale If-Range: status %d, %d bytes; want 200 and the whole dump", resp.StatusCode, len(whole))
+			}
+		})
+	}
+}
