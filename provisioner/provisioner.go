@@ -30,12 +30,17 @@ type Config struct {
 	HostNetwork string   // Nomad host network the ports bind to ("default" for the default one)
 	DataRoot    string   // directory on every Nomad client that holds instances' data directories
 	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
-	Etcd        []string // host:port of the etcd cluster Patroni keeps each Business instance's leader lock in
-	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
-	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
-	BackupS3    *S3      // when set, dumps live in this S3 bucket instead of BackupDir
-	PITRRepo    string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
-	PITRS3      *PITRS3  // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
+	// BindingSSLMode is the libpq sslmode of the default URLs in binding
+	// credentials (uri, DATABASE_URL, jdbcUrl, read_only_uri): "require" (the
+	// default when empty) or "verify-full". The verify-full forms are there
+	// either way.
+	BindingSSLMode string
+	Etcd           []string // host:port of the etcd cluster Patroni keeps each Business instance's leader lock in
+	BrokerName     string   // stamped in every job's Meta (MetaBroker); names this deployment
+	BackupDir      string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
+	BackupS3       *S3      // when set, dumps live in this S3 bucket instead of BackupDir
+	PITRRepo       string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
+	PITRS3         *PITRS3  // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
 
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB
@@ -81,6 +86,9 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	}
 	if cfg.GatewayMemoryMiB == 0 {
 		cfg.GatewayMemoryMiB = 64
+	}
+	if cfg.BindingSSLMode == "" {
+		cfg.BindingSSLMode = "require"
 	}
 	if cfg.ReadyPoll == 0 {
 		cfg.ReadyPoll = 50 * time.Millisecond
