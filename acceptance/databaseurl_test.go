@@ -87,6 +87,16 @@ func checkHandedOut(t *testing.T, home string, creds map[string]any, multiHost b
 		t.Errorf("Business DATABASE_URL %s does not list both gateways with target_session_attrs=read-write", redactURI(databaseURL))
 	}
 	t.Logf("DATABASE_URL %s: psql and pgx sessions encrypted", redactURI(databaseURL))
+	// What README offers apps that want protection from an active
+	// man-in-the-middle without the CA: SCRAM channel binding through the
+	// gateways (TLS ends at PostgreSQL, so the binding is to its certificate).
+	bound := databaseURL + "&channel_binding=require"
+	if out, err := psqlAsHandedOut(home, bound); err != nil || out != "t" {
+		t.Errorf("psql with DATABASE_URL&channel_binding=require: %v; output %q", err, out)
+	}
+	if !pgxSessionEncrypted(t, bound) {
+		t.Error("pgx with DATABASE_URL&channel_binding=require: pg_stat_ssl.ssl is false")
+	}
 }
 
 // checkVerifyFullForm: uri_verify_full (also DATABASE_URL_VERIFY_FULL) is
