@@ -15,8 +15,13 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 )
 
-// sslQuery answers t when the session it runs in is encrypted.
-const sslQuery = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+// sslQuery answers t when the session it runs in is encrypted. A binding's
+// login acts as the owner role (ALTER ROLE ... SET role), which may not see
+// its own login's row in pg_stat_ssl: resetRole comes first.
+const (
+	resetRole = "RESET ROLE"
+	sslQuery  = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+)
 
 // TestDatabaseURLConnectsAsHandedOut: the DATABASE_URL (and uri) bind returns
 // connects, encrypted, exactly as returned, through libpq (psql) and pgx,
@@ -135,7 +140,7 @@ func checkVerifyFullForm(t *testing.T, home string, creds map[string]any) {
 func psqlAsHandedOut(home, databaseURL string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "psql", databaseURL, "-XAtc", sslQuery)
+	cmd := exec.CommandContext(ctx, "psql", databaseURL, "-XAtq", "-c", resetRole, "-c", sslQuery)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
@@ -152,6 +157,9 @@ func pgxSessionEncrypted(t *testing.T, databaseURL string) bool {
 		t.Fatalf("pgx.Connect with %s: %v", redactURI(databaseURL), err)
 	}
 	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, resetRole); err != nil {
+		t.Fatal(err)
+	}
 	var ssl bool
 	if err := conn.QueryRow(ctx, sslQuery).Scan(&ssl); err != nil {
 		t.Fatal(err)
