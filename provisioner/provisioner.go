@@ -30,17 +30,12 @@ type Config struct {
 	HostNetwork string   // Nomad host network the ports bind to ("default" for the default one)
 	DataRoot    string   // directory on every Nomad client that holds instances' data directories
 	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
-	// BindingSSLMode is the libpq sslmode of the default URLs in binding
-	// credentials (uri, DATABASE_URL, jdbcUrl, read_only_uri): "require" (the
-	// default when empty) or "verify-full". The verify-full forms are there
-	// either way.
-	BindingSSLMode string
-	Etcd           []string // host:port of the etcd cluster Patroni keeps each Business instance's leader lock in
-	BrokerName     string   // stamped in every job's Meta (MetaBroker); names this deployment
-	BackupDir      string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
-	BackupS3       *S3      // when set, dumps live in this S3 bucket instead of BackupDir
-	PITRRepo       string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
-	PITRS3         *PITRS3  // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
+	Etcd        []string // host:port of the etcd cluster Patroni keeps each Business instance's leader lock in
+	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
+	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
+	BackupS3    *S3      // when set, dumps live in this S3 bucket instead of BackupDir
+	PITRRepo    string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
+	PITRS3      *PITRS3  // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
 
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB
@@ -51,6 +46,12 @@ type Config struct {
 	PostgresUID, PostgresGID int
 	CertLifetime             time.Duration // validity of a server certificate from its issue
 	CertRenewBefore          time.Duration // a certificate expiring within this is re-issued
+
+	// BindingSSLMode is the libpq sslmode of the default URLs in binding
+	// credentials (uri, DATABASE_URL, jdbcUrl, read_only_uri): "require" (the
+	// default when empty) or "verify-full". The verify-full forms are there
+	// either way.
+	BindingSSLMode string
 }
 
 // S3 is the bucket dump jobs upload to and restore jobs fetch from. The
