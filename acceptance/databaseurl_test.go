@@ -16,10 +16,11 @@ import (
 )
 
 // sslQuery answers t when the session it runs in is encrypted. A binding's
-// login acts as the owner role (ALTER ROLE ... SET role), which may not see
-// its own login's row in pg_stat_ssl: resetRole comes first.
+// login acts as the owner role (ALTER ROLE ... IN DATABASE ... SET role),
+// which does not see its login's row in pg_stat_ssl; RESET ROLE would go
+// back to that same default, so resetRole is SET ROLE NONE (the login).
 const (
-	resetRole = "RESET ROLE"
+	resetRole = "SET ROLE NONE"
 	sslQuery  = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 )
 
