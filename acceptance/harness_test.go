@@ -333,9 +333,9 @@ func bind(t testing.TB, c osb.Client, instanceID, bindingID, planID string, para
 	return resp.Credentials
 }
 
-// rootCerts maps a DATABASE_URL handed out by bind to a file holding its
-// credentials' ca_certificate: sslmode=verify-full needs the CA in a file
-// (sslrootcert), as an application writes it from the credentials.
+// rootCerts maps a URL handed out by bind (DATABASE_URL, read_only_uri and
+// their verify-full forms) to a file holding its credentials'
+// ca_certificate, as an application that verifies the server writes it.
 var rootCerts sync.Map
 
 func rememberCA(t testing.TB, creds map[string]any) {
@@ -345,7 +345,6 @@ func rememberCA(t testing.TB, creds map[string]any) {
 	if ca == "" || uri == "" {
 		return
 	}
-	readOnlyURI, _ := creds["read_only_uri"].(string)
 	f, err := os.CreateTemp("", "pgbroker-ca-*.crt")
 	if err != nil {
 		t.Fatal(err)
@@ -355,19 +354,32 @@ func rememberCA(t testing.TB, creds map[string]any) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Remove(f.Name()) })
-	rootCerts.Store(uri, f.Name())
-	if readOnlyURI != "" {
-		rootCerts.Store(readOnlyURI, f.Name())
+	for _, key := range []string{"DATABASE_URL", "uri_verify_full", "read_only_uri", "read_only_uri_verify_full"} {
+		if u, _ := creds[key].(string); u != "" {
+			rootCerts.Store(u, f.Name())
+		}
 	}
 }
 
-// withRootCert adds sslrootcert to a DATABASE_URL bind handed out.
+// withRootCert turns a URL bind handed out into the form an application that
+// verifies the server uses: sslmode=verify-full, sslrootcert naming the
+// credentials' CA. The suite connects so (chain and host name checked)
+// everywhere but in TestDatabaseURLConnectsAsHandedOut, which uses the URL
+// exactly as returned. A URL bind did not hand out is returned unchanged.
 func withRootCert(databaseURL string) string {
 	f, ok := rootCerts.Load(databaseURL)
 	if !ok || strings.Contains(databaseURL, "sslrootcert=") {
 		return databaseURL
 	}
-	return databaseURL + "&sslrootcert=" + url.QueryEscape(f.(string))
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return databaseURL
+	}
+	q := u.Query()
+	q.Set("sslmode", "verify-full")
+	q.Set("sslrootcert", f.(string))
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 func connect(t *testing.T, databaseURL string) *pgx.Conn {

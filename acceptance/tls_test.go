@@ -20,18 +20,21 @@ import (
 	"github.com/pgbroker/pgbroker/pki"
 )
 
-// TestVerifyFullWithCACertificateConnects: credentials say
-// sslmode=verify-full and carry the CA; with it a client checks the chain and
-// the host name and gets a TLS (1.2 or later) session through the gateway. A
-// client trusting another CA is refused.
+// TestVerifyFullWithCACertificateConnects: with PGBROKER_BINDING_SSLMODE=
+// verify-full, credentials say sslmode=verify-full and carry the CA; with it
+// a client checks the chain and the host name and gets a TLS (1.2 or later)
+// session through the gateway. A client trusting another CA is refused.
 func TestVerifyFullWithCACertificateConnects(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, "PGBROKER_BINDING_SSLMODE=verify-full")
 	c := b.client()
 	id := provisionTemporary(t, c, "postgresql-sandbox")
 	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
 
 	if creds["sslmode"] != "verify-full" {
 		t.Errorf("sslmode = %v, want verify-full", creds["sslmode"])
+	}
+	if creds["uri_verify_full"] != creds["DATABASE_URL"] || creds["DATABASE_URL_VERIFY_FULL"] != creds["DATABASE_URL"] {
+		t.Errorf("uri_verify_full and DATABASE_URL_VERIFY_FULL differ from DATABASE_URL when verify-full is the default")
 	}
 	ca, _ := creds["ca_certificate"].(string)
 	caCert, err := pki.ParseCertificate([]byte(ca))
@@ -118,7 +121,14 @@ func update(t *testing.T, c osb.Client, id string, params map[string]any) {
 
 // plaintext turns a DATABASE_URL into one that refuses TLS.
 func plaintext(databaseURL string) string {
-	return strings.Replace(databaseURL, "sslmode=verify-full", "sslmode=disable", 1)
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return databaseURL
+	}
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // postmasterStart returns pg_postmaster_start_time(): it changes only when

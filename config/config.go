@@ -37,6 +37,7 @@ type Config struct {
 	DataRoot         string        `split_words:"true" required:"true" desc:"directory on every Nomad client holding data directories (owned by postgres)"`
 	GatewayPorts     string        `split_words:"true" default:"35000-35999" desc:"inclusive range of static gateway ports"`
 	PublicHost       string        `split_words:"true" desc:"host put in credentials; default: the gateway's Nomad address"`
+	BindingSSLMode   string        `envconfig:"BINDING_SSLMODE" default:"require" desc:"sslmode of uri, DATABASE_URL, jdbcUrl and read_only_uri in binding credentials: require (encrypted, connects as handed out, server not verified) or verify-full (the app must write ca_certificate to a file); the verify-full forms are in the credentials either way"`
 	EtcdEndpoints    []string      `split_words:"true" desc:"comma-separated host:port of the etcd cluster Patroni uses (Business plans); empty: Business plans are refused"`
 	GatewayCPUMHz    int           `envconfig:"GATEWAY_CPU_MHZ" default:"100" desc:"CPU of one gateway (HAProxy) in MHz"`
 	GatewayMemoryMiB int           `envconfig:"GATEWAY_MEMORY_MIB" default:"64" desc:"memory of one gateway in MiB"`
@@ -258,6 +259,7 @@ func (c Config) check() error {
 		{"PGBROKER_HTTP_WRITE_TIMEOUT", c.HTTPWriteTimeout < time.Second, "at least 1s"},
 		{"PGBROKER_BACKUP_S3_PART_SIZE_MIB", c.BackupS3PartSizeMiB < 5 || c.BackupS3PartSizeMiB > 5120, "from 5 to 5120 (S3's part size limits)"},
 		{"PGBROKER_LOG_LEVEL", !oneOf(c.LogLevel, "debug", "info", "warn", "error"), "debug, info, warn or error"},
+		{"PGBROKER_BINDING_SSLMODE", !oneOf(c.BindingSSLMode, "require", "verify-full"), "require or verify-full"},
 	}
 	for _, ch := range checks {
 		if ch.bad {

@@ -31,6 +31,24 @@ func TestLoadDefaults(t *testing.T) {
 	}
 }
 
+// TestBindingSSLModeDefaultsToRequireAndTakesVerifyFull: unset, the
+// credentials' default URLs connect as handed out (require); an operator
+// may choose verify-full.
+func TestBindingSSLModeDefaultsToRequireAndTakesVerifyFull(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{{"", "require"}, {"require", "require"}, {"verify-full", "verify-full"}} {
+		t.Run(tc.want+"/"+tc.env, func(t *testing.T) {
+			setValid(t)
+			if tc.env != "" {
+				t.Setenv("PGBROKER_BINDING_SSLMODE", tc.env)
+			}
+			c, err := Load()
+			if err != nil || c.BindingSSLMode != tc.want {
+				t.Fatalf("PGBROKER_BINDING_SSLMODE=%q: BindingSSLMode %q (%v), want %q", tc.env, c.BindingSSLMode, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestLoadUnprefixedDatabaseURL(t *testing.T) {
 	setValid(t)
 	t.Setenv("PGBROKER_DATABASE_URL", "")
@@ -74,6 +92,9 @@ func TestLoadRejectsBadValueNamingTheVariable(t *testing.T) {
 		{"write timeout", "PGBROKER_HTTP_WRITE_TIMEOUT", "500ms"},
 		{"pitr repo", "PGBROKER_PITR_REPO", "../repo"},
 		{"etcd endpoint without port", "PGBROKER_ETCD_ENDPOINTS", "10.0.0.5:2379,10.0.0.6"},
+		{"binding sslmode that does not encrypt", "PGBROKER_BINDING_SSLMODE", "disable"},
+		{"binding sslmode that may fall back to plaintext", "PGBROKER_BINDING_SSLMODE", "prefer"},
+		{"binding sslmode verify-ca", "PGBROKER_BINDING_SSLMODE", "verify-ca"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

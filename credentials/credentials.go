@@ -1,6 +1,8 @@
 // Package credentials builds the credentials a bind returns, in the format of
 // DESIGN.md "Credentials returned by bind": a libpq URI (also as
-// DATABASE_URL, the seeds' variable), a JDBC URL, and the parts.
+// DATABASE_URL, the seeds' variable), a JDBC URL, and the parts; beside
+// them, the same URLs in sslmode=verify-full for applications that check
+// the server against ca_certificate.
 package credentials
 
 import (
@@ -13,23 +15,31 @@ import (
 // Credentials are the OSB binding credentials (OSB 2.17 "Binding" response
 // "credentials" object).
 type Credentials struct {
-	URI           string `json:"uri"`          // postgres://user:password@host:port/database?sslmode=...
+	URI           string `json:"uri"`          // postgres://user:password@host:port/database?sslmode=<SSLMode>
 	DatabaseURL   string `json:"DATABASE_URL"` // same as URI
-	JDBCURL       string `json:"jdbcUrl"`      // jdbc:postgresql://host:port/database?user=...&password=...&ssl=...
+	JDBCURL       string `json:"jdbcUrl"`      // jdbc:postgresql://host:port/database?user=...&password=...&ssl=...&sslmode=<SSLMode>
 	Host          string `json:"host"`
 	Port          int    `json:"port"`
 	Database      string `json:"database"`
 	Username      string `json:"username"`
 	Password      string `json:"password"`
-	SSLMode       string `json:"sslmode"` // libpq sslmode: disable, require, verify-full
+	SSLMode       string `json:"sslmode"` // libpq sslmode of URI, DatabaseURL, JDBCURL and ReadOnlyURI: disable, require, verify-full
 	CACertificate string `json:"ca_certificate,omitempty"`
-	ReadOnly      bool   `json:"read_only"`
+	// The verify-full forms: the URLs above with sslmode=verify-full, for
+	// applications that check the server's chain (against CACertificate,
+	// written to a file named by sslrootcert) and its name. Set whenever
+	// CACertificate is, whatever SSLMode says.
+	URIVerifyFull         string `json:"uri_verify_full,omitempty"`
+	DatabaseURLVerifyFull string `json:"DATABASE_URL_VERIFY_FULL,omitempty"` // same as URIVerifyFull
+	JDBCURLVerifyFull     string `json:"jdbcUrl_verify_full,omitempty"`
+	ReadOnly              bool   `json:"read_only"`
 	// Hosts are all the gateways' hosts when there are several (Business):
 	// URI and JDBCURL list them all, Host is the first.
 	Hosts []string `json:"hosts,omitempty"`
 	// ReadOnlyURI reaches the standbys through the gateways' read-only
 	// listener (Business plans); writes through it fail.
-	ReadOnlyURI string `json:"read_only_uri,omitempty"`
+	ReadOnlyURI           string `json:"read_only_uri,omitempty"`
+	ReadOnlyURIVerifyFull string `json:"read_only_uri_verify_full,omitempty"` // ReadOnlyURI with sslmode=verify-full
 }
 
 // Endpoint is where applications reach an instance: its gateways.
@@ -39,9 +49,10 @@ type Endpoint struct {
 	Port  int
 	// ReadOnlyPort is the gateways' read-only listener (routed to standbys); 0: none.
 	ReadOnlyPort int
-	SSLMode      string // libpq sslmode; anything but "disable" also turns SSL on in the JDBC URL
+	SSLMode      string // libpq sslmode of the default URLs; anything but "disable" also turns SSL on in the JDBC URL
 	// CACertificate is the PEM of the CA that signed the server's certificate;
-	// clients verifying it (verify-full) need it in a file (libpq and JDBC sslrootcert).
+	// clients verifying it (verify-full) need it in a file (libpq and JDBC
+	// sslrootcert). When set, the credentials also carry the verify-full forms.
 	CACertificate string
 }
 
@@ -56,29 +67,10 @@ func New(e Endpoint, database, user, password string, readOnly bool) Credentials
 	if len(hosts) == 0 {
 		hosts = []string{e.Host}
 	}
-	query := url.Values{"sslmode": {e.SSLMode}}
-	jdbcQ := jdbcQuery(user, password, e.SSLMode)
-	if len(hosts) > 1 {
-		query.Set("target_session_attrs", "read-write")
-		jdbcQ.Set("targetServerType", "primary")
-	}
-	uri := url.URL{
-		Scheme:   "postgres",
-		User:     url.UserPassword(user, password),
-		Host:     hostList(hosts, e.Port),
-		Path:     "/" + database,
-		RawQuery: query.Encode(),
-	}
-	jdbc := url.URL{
-		Scheme:   "postgresql",
-		Host:     hostList(hosts, e.Port),
-		Path:     "/" + database,
-		RawQuery: jdbcQ.Encode(),
-	}
+	u := urls{hosts: hosts, database: database, user: user, password: password}
 	c := Credentials{
-		URI:           uri.String(),
-		DatabaseURL:   uri.String(),
-		JDBCURL:       "jdbc:" + jdbc.String(),
+		URI:           u.libpq(e.Port, e.SSLMode, len(hosts) > 1),
+		JDBCURL:       u.jdbc(e.Port, e.SSLMode),
 		Host:          hosts[0],
 		Port:          e.Port,
 		Database:      database,
@@ -88,20 +80,61 @@ func New(e Endpoint, database, user, password string, readOnly bool) Credentials
 		CACertificate: e.CACertificate,
 		ReadOnly:      readOnly,
 	}
+	c.DatabaseURL = c.URI
 	if len(hosts) > 1 {
 		c.Hosts = hosts
 	}
 	if e.ReadOnlyPort > 0 {
-		ro := url.URL{
-			Scheme:   "postgres",
-			User:     url.UserPassword(user, password),
-			Host:     hostList(hosts, e.ReadOnlyPort),
-			Path:     "/" + database,
-			RawQuery: url.Values{"sslmode": {e.SSLMode}}.Encode(),
+		c.ReadOnlyURI = u.libpq(e.ReadOnlyPort, e.SSLMode, false)
+	}
+	if e.CACertificate != "" {
+		c.URIVerifyFull = u.libpq(e.Port, verifyFull, len(hosts) > 1)
+		c.DatabaseURLVerifyFull = c.URIVerifyFull
+		c.JDBCURLVerifyFull = u.jdbc(e.Port, verifyFull)
+		if e.ReadOnlyPort > 0 {
+			c.ReadOnlyURIVerifyFull = u.libpq(e.ReadOnlyPort, verifyFull, false)
 		}
-		c.ReadOnlyURI = ro.String()
 	}
 	return c
+}
+
+const verifyFull = "verify-full"
+
+// urls builds the connection URLs of one login on one database.
+type urls struct {
+	hosts                    []string
+	database, user, password string
+}
+
+// libpq returns postgres://user:password@hosts/database?sslmode=..., with
+// target_session_attrs=read-write when primaryOnly.
+func (u urls) libpq(port int, sslMode string, primaryOnly bool) string {
+	q := url.Values{"sslmode": {sslMode}}
+	if primaryOnly {
+		q.Set("target_session_attrs", "read-write")
+	}
+	return (&url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(u.user, u.password),
+		Host:     hostList(u.hosts, port),
+		Path:     "/" + u.database,
+		RawQuery: q.Encode(),
+	}).String()
+}
+
+// jdbc returns the pgjdbc URL, with targetServerType=primary when there
+// are several hosts.
+func (u urls) jdbc(port int, sslMode string) string {
+	q := jdbcQuery(u.user, u.password, sslMode)
+	if len(u.hosts) > 1 {
+		q.Set("targetServerType", "primary")
+	}
+	return "jdbc:" + (&url.URL{
+		Scheme:   "postgresql",
+		Host:     hostList(u.hosts, port),
+		Path:     "/" + u.database,
+		RawQuery: q.Encode(),
+	}).String()
 }
 
 // hostList joins host:port for each host with commas.
@@ -113,7 +146,9 @@ func hostList(hosts []string, port int) string {
 	return strings.Join(parts, ",")
 }
 
-// jdbcQuery: pgjdbc reads ssl and sslmode (same values as libpq's).
+// jdbcQuery: pgjdbc reads ssl and sslmode (same values as libpq's). Its
+// sslmode=require accepts any server certificate (LibPQFactory's
+// NonValidatingTM) and needs no file; verify-full reads sslrootcert.
 func jdbcQuery(user, password, sslMode string) url.Values {
 	q := url.Values{"user": {user}, "password": {password}, "ssl": {strconv.FormatBool(sslMode != "disable")}}
 	if sslMode != "disable" {

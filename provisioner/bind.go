@@ -61,8 +61,8 @@ func (p *Provisioner) credentials(ctx context.Context, in Instance, role, passwo
 		}
 	}
 	// Every server certificate names these hosts (certificateHosts), so
-	// clients can check both the chain and the name.
+	// clients using the verify-full forms can check both the chain and the name.
 	e := credentials.Endpoint{Hosts: hosts, Port: in.GatewayPort, ReadOnlyPort: in.ReadOnlyPort,
-		SSLMode: "verify-full", CACertificate: p.CACertificate()}
+		SSLMode: p.cfg.BindingSSLMode, CACertificate: p.CACertificate()}
 	return credentials.New(e, DatabaseNames(in.ShortID).Database, role, password, readOnly), nil
 }

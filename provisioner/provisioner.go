@@ -46,6 +46,12 @@ type Config struct {
 	PostgresUID, PostgresGID int
 	CertLifetime             time.Duration // validity of a server certificate from its issue
 	CertRenewBefore          time.Duration // a certificate expiring within this is re-issued
+
+	// BindingSSLMode is the libpq sslmode of the default URLs in binding
+	// credentials (uri, DATABASE_URL, jdbcUrl, read_only_uri): "require" (the
+	// default when empty) or "verify-full". The verify-full forms are there
+	// either way.
+	BindingSSLMode string
 }
 
 // S3 is the bucket dump jobs upload to and restore jobs fetch from. The
@@ -82,6 +88,9 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	}
 	if cfg.GatewayMemoryMiB == 0 {
 		cfg.GatewayMemoryMiB = 64
+	}
+	if cfg.BindingSSLMode == "" {
+		cfg.BindingSSLMode = "require"
 	}
 	if cfg.ReadyPoll == 0 {
 		cfg.ReadyPoll = 50 * time.Millisecond
