@@ -6,7 +6,7 @@
 set -euo pipefail
 
 scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-packages=(postgresql-15 postgresql-contrib haproxy pgbackrest patroni etcd-server rclone)
+packages=(postgresql-15 postgresql-contrib haproxy pgbackrest patroni etcd-server rclone jq)
 
 as_root() {
 	if [[ $(id -u) -eq 0 ]]; then
