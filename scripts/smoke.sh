@@ -9,6 +9,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d /tmp/pgbroker-smoke.XXXXXX)
+chmod 755 "$work" # mktemp makes it 0700; postgres must reach the clone's .stack
 clone=$work/pgbroker
 base=http://127.0.0.1:8080
 H='X-Broker-API-Version: 2.17'
