@@ -117,8 +117,11 @@ url=$(jq -r .credentials.DATABASE_URL "$work/bind.json")
 
 # psql exactly as handed out: no CA file, no ~/.postgresql, no PG* settings.
 mkdir -p "$work/home"
-got=$(env -i PATH="$PATH" HOME="$work/home" psql "$url" -XAtc \
+# SET ROLE NONE: a binding's login acts as the instance's owner role, and
+# pg_stat_ssl shows a session's row to its session user only.
+got=$(env -i PATH="$PATH" HOME="$work/home" psql "$url" -XAt -c "SET ROLE NONE" -c \
 	"select ssl from pg_stat_ssl where pid = pg_backend_pid()" 2>&1) || fail "psql \"\$DATABASE_URL\": $got"
+got=${got##*$'\n'} # the last line: SET prints nothing with -At, but be sure
 [[ $got == t ]] || fail "psql connected without TLS (pg_stat_ssl.ssl = '$got')"
 say "psql \"\$DATABASE_URL\" connected, encrypted"
 
