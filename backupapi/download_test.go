@@ -12,17 +12,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/pgbroker/pgbroker/backupstore"
+	"github.com/pgbroker/pgbroker/backupstore/versitygwtest"
 )
 
 // dumpServer serves the dump under key of storage through ServeDump, on a
@@ -111,53 +109,16 @@ func fsWithFile(t *testing.T, key string, content []byte) backupstore.Storage {
 	return fsys
 }
 
-// s3WithObject starts versitygw (scripts/build-versitygw.sh, on PATH through
-// the stack's env) and stores content under key. Without versitygw the test
-// fails when CI=true and is skipped otherwise.
+// s3WithObject starts versitygw (versitygwtest.Start) and stores content
+// under key.
 func s3WithObject(t *testing.T, key string, content []byte) backupstore.Storage {
 	t.Helper()
-	bin, err := exec.LookPath("versitygw")
-	if err != nil {
-		const msg = "versitygw is not on PATH: run scripts/build-versitygw.sh and eval \"$(scripts/stack.sh env)\""
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	srv := versitygwtest.Start(t, "dumps", "test", "test-secret")
+	if _, err := srv.Client.PutObject(context.Background(), srv.Bucket, key, bytes.NewReader(content), int64(len(content)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	cfg := backupstore.S3Config{Endpoint: "http://" + addr, Region: "us-east-1", Bucket: "dumps", AccessKeyID: "test", SecretAccessKey: "test-secret"}
-	cmd := exec.Command(bin, "--port", addr, "posix", t.TempDir())
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+cfg.AccessKeyID, "ROOT_SECRET_KEY="+cfg.SecretAccessKey)
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	client, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(cfg.AccessKeyID, cfg.SecretAccessKey, ""),
-		Region: cfg.Region, BucketLookup: minio.BucketLookupPath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		err := client.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("create bucket on versitygw: %v\n%s", err, logs.String())
-		}
-	}
-	if _, err := client.PutObject(ctx, cfg.Bucket, key, bytes.NewReader(content), int64(len(content)), minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := backupstore.NewS3(cfg)
+	s, err := backupstore.NewS3(backupstore.S3Config{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket,
+		AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey})
 	if err != nil {
 		t.Fatal(err)
 	}

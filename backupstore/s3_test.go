@@ -4,61 +4,22 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/pgbroker/pgbroker/backupstore/versitygwtest"
 )
 
-// versityGW starts versitygw (scripts/build-versitygw.sh; found on PATH, as
-// the stack's env puts it) on a loopback port with a fresh directory, and
-// returns the S3 configuration of a new bucket on it. Without versitygw the
-// test fails when CI=true and is skipped otherwise.
+// versityGW starts versitygw (versitygwtest.Start) and returns the S3
+// configuration of a new bucket on it, with prefix test/ and a secret key
+// with characters that need escaping.
 func versityGW(t *testing.T) S3Config {
 	t.Helper()
-	bin, err := exec.LookPath("versitygw")
-	if err != nil {
-		const msg = "versitygw is not on PATH: run scripts/build-versitygw.sh and eval \"$(scripts/stack.sh env)\""
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cfg := S3Config{Endpoint: "http://" + addr, Region: "us-east-1", Bucket: "dumps", Prefix: "test/",
-		AccessKeyID: "pgbroker-test", SecretAccessKey: "secret/with+odd=chars"}
-	cmd := exec.Command(bin, "--port", addr, "posix", t.TempDir())
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+cfg.AccessKeyID, "ROOT_SECRET_KEY="+cfg.SecretAccessKey)
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	s, err := NewS3(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := s.client.MakeBucket(context.Background(), cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region})
-		if err == nil {
-			return cfg
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("create bucket on versitygw: %v\n%s", err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	srv := versitygwtest.Start(t, "dumps", "pgbroker-test", "secret/with+odd=chars")
+	return S3Config{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket, Prefix: "test/",
+		AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey}
 }
 
 func TestS3OpenDigestDeleteOnARealS3Server(t *testing.T) {
