@@ -100,6 +100,10 @@ type Plan struct {
 	Schemas  Schemas
 }
 
+// HA reports whether the plan has standbys: its nodes run under Patroni, its
+// gateways route writes to the leader and offer a read-only listener.
+func (p Plan) HA() bool { return p.Nodes > 1 }
+
 // MaintenanceInfo is the OSB maintenance_info of a service's plans. Version
 // is semver ("15.18.0", the PostgreSQL version); Description is for people
 // ("PostgreSQL 15.18").
