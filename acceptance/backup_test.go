@@ -21,7 +21,7 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/backupapi"
-	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -93,7 +93,7 @@ func tableChecksum(t *testing.T, conn *pgx.Conn) string {
 // removeDumps deletes the instance's dumps from the stack's backup directory
 // (retention would keep them for weeks).
 func removeDumps(t *testing.T, instanceID string) {
-	t.Cleanup(func() { _ = os.RemoveAll(filepath.Join(dataRoot, "backups", provisioner.ShortID(instanceID))) })
+	t.Cleanup(func() { _ = os.RemoveAll(filepath.Join(dataRoot, "backups", naming.ShortID(instanceID))) })
 }
 
 // TestDumpChangeRowsRestoreGivesBackTheRowsAtDumpTime: a manual dump, then
@@ -213,7 +213,7 @@ func downloadAndRestoreInScratch(t *testing.T, b *broker, instanceID string, dum
 func assertNoBatchJobsLeft(t *testing.T, instanceID string, kinds ...string) {
 	t.Helper()
 	nomad := nomadClient(t)
-	short := provisioner.ShortID(instanceID)
+	short := naming.ShortID(instanceID)
 	if len(kinds) == 0 {
 		kinds = []string{"dump", "restore"}
 	}
@@ -433,7 +433,7 @@ func TestBrokerKilledDuringDumpAndRestoreFinishesOnce(t *testing.T) {
 	if len(list.Backups) != 1 {
 		t.Fatalf("%d backups after the crash, want 1", len(list.Backups))
 	}
-	if st, err := os.Stat(filepath.Join(dataRoot, "backups", provisioner.DumpKey(provisioner.ShortID(id), done.ID))); err != nil || st.Size() != done.SizeBytes {
+	if st, err := os.Stat(filepath.Join(dataRoot, "backups", naming.DumpKey(naming.ShortID(id), done.ID))); err != nil || st.Size() != done.SizeBytes {
 		t.Fatalf("dump file: %v, %v; want %d bytes", st, err, done.SizeBytes)
 	}
 	assertNoBatchJobsLeft(t, id)
@@ -491,8 +491,8 @@ func TestManualDumpsOverThePlanCapDeleteTheOldest(t *testing.T) {
 	if want := []string{made[2].ID, made[1].ID}; fmt.Sprint(kept) != fmt.Sprint(want) {
 		t.Fatalf("kept %v, want the two newest %v", kept, want)
 	}
-	short := provisioner.ShortID(id)
-	if _, err := os.Stat(filepath.Join(dataRoot, "backups", provisioner.DumpKey(short, made[0].ID))); !os.IsNotExist(err) {
+	short := naming.ShortID(id)
+	if _, err := os.Stat(filepath.Join(dataRoot, "backups", naming.DumpKey(short, made[0].ID))); !os.IsNotExist(err) {
 		t.Errorf("the oldest dump's file is still there: %v", err)
 	}
 	if status, _ := b.raw(http.MethodGet, backupsPath(id)+"/"+made[0].ID, "", nil); status != http.StatusNotFound {

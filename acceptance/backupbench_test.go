@@ -17,6 +17,7 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -61,7 +62,7 @@ func BenchmarkStarterDumpAndRestoreVsHand(b *testing.B) {
 		}
 		b.Cleanup(func() { deprovision(b, c, id, plan) })
 		waitOperation(b, c, id, resp.OperationKey, 3*time.Minute)
-		short := provisioner.ShortID(id)
+		short := naming.ShortID(id)
 		b.Cleanup(func() { _ = os.RemoveAll(filepath.Join(dataRoot, "backups", short)) })
 		bound, err := c.Bind(&osb.BindRequest{InstanceID: id, BindingID: uuid.NewString(), ServiceID: serviceID, PlanID: plan})
 		if err != nil {
@@ -82,7 +83,7 @@ func BenchmarkStarterDumpAndRestoreVsHand(b *testing.B) {
 			last, took, phases = brokerDump(b, br, id)
 			dumpBroker, dumpPhases = append(dumpBroker, took), append(dumpPhases, phases)
 		}
-		file := filepath.Join(dataRoot, "backups", provisioner.DumpKey(short, last.ID))
+		file := filepath.Join(dataRoot, "backups", naming.DumpKey(short, last.ID))
 		for r := 0; r < backupBenchRuns; r++ {
 			restoreHand = append(restoreHand, timeCommand(b, "pg_restore", "--clean", "--if-exists", "--single-transaction",
 				"--exit-on-error", "--dbname="+adminURL, file))
@@ -243,7 +244,7 @@ func brokerDump(b *testing.B, br *broker, id string) (backupapi.Backup, time.Dur
 	if status := br.apiJSON(http.MethodPost, backupsPath(id), &got); status != http.StatusAccepted {
 		b.Fatalf("POST backups: %d", status)
 	}
-	phases := watchJob(b, provisioner.DumpJobID(provisioner.ShortID(id), got.ID), "dump")
+	phases := watchJob(b, provisioner.DumpJobID(naming.ShortID(id), got.ID), "dump")
 	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if status := br.apiJSON(http.MethodGet, backupsPath(id)+"/"+got.ID, &got); status != http.StatusOK {
 			b.Fatalf("GET backup: %d", status)
@@ -268,7 +269,7 @@ func brokerRestore(b *testing.B, br *broker, c osb.Client, id, backupID string) 
 	if status := br.apiJSON(http.MethodPost, backupsPath(id)+"/"+backupID+"/restore", &restore); status != http.StatusAccepted {
 		b.Fatalf("POST restore: %d", status)
 	}
-	phases := watchJob(b, provisioner.RestoreJobID(provisioner.ShortID(id), restore.Operation), "restore")
+	phases := watchJob(b, provisioner.RestoreJobID(naming.ShortID(id), restore.Operation), "restore")
 	op := osb.OperationKey(restore.Operation)
 	waitOperation(b, c, id, &op, 10*time.Minute)
 	took := time.Since(start)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -19,7 +20,7 @@ import (
 // listens on which port (ss -ltnp), and the load average.
 func diagnose(t testing.TB, instanceID string) {
 	t.Helper()
-	short := provisioner.ShortID(instanceID)
+	short := naming.ShortID(instanceID)
 	c, err := sharedNomad()
 	if err != nil {
 		t.Logf("diagnose: %v", err)

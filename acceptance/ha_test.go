@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -40,7 +41,7 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	c := b.client()
 	id := uuid.NewString()
 	provisionWithin(t, c, id, businessPlan, 5*time.Minute)
-	short := provisioner.ShortID(id)
+	short := naming.ShortID(id)
 	deprovisioned := false
 	defer func() {
 		if !deprovisioned {

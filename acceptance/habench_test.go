@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -55,7 +56,7 @@ func BenchmarkBusinessFailover(b *testing.B) {
 			deprovision(b, c, id, businessPlan)
 		}
 		id := ids[0]
-		short := provisioner.ShortID(id)
+		short := naming.ShortID(id)
 		creds := bind(b, c, id, uuid.NewString(), businessPlan, nil)
 		databaseURL := creds["DATABASE_URL"].(string)
 		createAcks(b, databaseURL)

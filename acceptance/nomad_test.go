@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -32,7 +33,7 @@ func nomadClient(t testing.TB) *api.Client {
 // nodeJob returns the instance's node job, or nil when Nomad has none.
 func nodeJob(t *testing.T, instanceID string) *api.Job {
 	t.Helper()
-	job, _, err := nomadClient(t).Jobs().Info(provisioner.NodesJobID(provisioner.ShortID(instanceID)), nil)
+	job, _, err := nomadClient(t).Jobs().Info(provisioner.NodesJobID(naming.ShortID(instanceID)), nil)
 	if err != nil {
 		if !strings.Contains(err.Error(), "404") {
 			t.Fatalf("read node job: %v", err)
@@ -45,7 +46,7 @@ func nodeJob(t *testing.T, instanceID string) *api.Job {
 // nodeJobsNamed counts Nomad jobs whose id is the instance's node job id.
 func nodeJobsNamed(t *testing.T, instanceID string) int {
 	t.Helper()
-	want := provisioner.NodesJobID(provisioner.ShortID(instanceID))
+	want := provisioner.NodesJobID(naming.ShortID(instanceID))
 	jobs, _, err := nomadClient(t).Jobs().PrefixList(want)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +63,7 @@ func nodeJobsNamed(t *testing.T, instanceID string) int {
 // runningNodeAllocs counts running allocations of the instance's node job.
 func runningNodeAllocs(t *testing.T, instanceID string) int {
 	t.Helper()
-	allocs, _, err := nomadClient(t).Jobs().Allocations(provisioner.NodesJobID(provisioner.ShortID(instanceID)), false, nil)
+	allocs, _, err := nomadClient(t).Jobs().Allocations(provisioner.NodesJobID(naming.ShortID(instanceID)), false, nil)
 	if err != nil {
 		t.Fatalf("list node allocations: %v", err)
 	}
@@ -85,7 +86,7 @@ func nodeMemoryMiB(t *testing.T, instanceID string) int {
 }
 
 func dataDir(instanceID string) string {
-	return filepath.Join(dataRoot, provisioner.ShortID(instanceID))
+	return filepath.Join(dataRoot, naming.ShortID(instanceID))
 }
 
 func exists(path string) bool {
@@ -96,7 +97,7 @@ func exists(path string) bool {
 // instanceVariables lists the paths of Nomad Variables that belong to the instance.
 func instanceVariables(t *testing.T, instanceID string) []string {
 	t.Helper()
-	short := provisioner.ShortID(instanceID)
+	short := naming.ShortID(instanceID)
 	var paths []string
 	for _, prefix := range []string{"nomad/jobs/" + provisioner.NodesJobID(short), "pgbroker/instances/" + short + "/"} {
 		metas, _, err := nomadClient(t).Variables().PrefixList(prefix, nil)

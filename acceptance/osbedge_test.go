@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -36,7 +37,7 @@ func TestUnknownServiceOrPlanIDIsRefusedAndChangesNothing(t *testing.T) {
 	}
 	jobIndex := func() string {
 		var idx []string
-		for _, job := range []string{provisioner.NodesJobID(provisioner.ShortID(id)), provisioner.GatewaysJobID(provisioner.ShortID(id))} {
+		for _, job := range []string{provisioner.NodesJobID(naming.ShortID(id)), provisioner.GatewaysJobID(naming.ShortID(id))} {
 			j, _, err := nomad.Jobs().Info(job, &api.QueryOptions{})
 			if err != nil {
 				t.Fatalf("read job %s: %v", job, err)
@@ -47,7 +48,7 @@ func TestUnknownServiceOrPlanIDIsRefusedAndChangesNothing(t *testing.T) {
 	}
 	roleExists := func(bindingID string) bool {
 		var n int
-		err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", provisioner.BindingRole(bindingID)).Scan(&n)
+		err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", naming.BindingRole(bindingID)).Scan(&n)
 		if err != nil {
 			t.Fatalf("read pg_roles: %v", err)
 		}

@@ -17,6 +17,7 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -85,7 +86,7 @@ func TestPointInTimeRestoreGivesBackTheRowsAtThatTime(t *testing.T) {
 
 	// No point-in-time restore of a deprovisioned instance is offered: its stanza goes with it.
 	deprovision(t, c, id, plan)
-	short := provisioner.ShortID(id)
+	short := naming.ShortID(id)
 	for _, dir := range []string{"archive", "backup"} {
 		if exists(filepath.Join(dataRoot, "pgbackrest", dir, short)) {
 			t.Errorf("pgBackRest %s of the instance left after deprovisioning", dir)
@@ -123,7 +124,7 @@ func TestBusinessBaseBackupRunsAsABatchJob(t *testing.T) {
 	b := newBroker(t, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")
 	c := b.client()
 	id := uuid.NewString()
-	short := provisioner.ShortID(id)
+	short := naming.ShortID(id)
 	clients := watchBatchClients(t, short, "basebackup")
 	provisionWithin(t, c, id, businessPlan, 5*time.Minute)
 	defer deprovision(t, c, id, businessPlan)
@@ -224,7 +225,7 @@ func TestProvisionRestoreFromAPointInTimeOfAnotherInstance(t *testing.T) {
 		if status != bad.status || !strings.Contains(answer, bad.says) {
 			t.Errorf("provision with %s: %d %s, want %d saying %q", bad.body, status, answer, bad.status, bad.says)
 		}
-		if jobs, _, err := nomadClient(t).Jobs().PrefixList("pg-" + provisioner.ShortID(id)); err != nil || len(jobs) != 0 {
+		if jobs, _, err := nomadClient(t).Jobs().PrefixList("pg-" + naming.ShortID(id)); err != nil || len(jobs) != 0 {
 			t.Errorf("refused provision left %d jobs (%v)", len(jobs), err)
 		}
 		if status, _ := b.raw(http.MethodGet, "/v2/service_instances/"+id+"/last_operation", "", nil); status != http.StatusGone && status != http.StatusNotFound {
@@ -290,7 +291,7 @@ func TestProvisionRestoreFromAPointInTimeOfAnotherInstance(t *testing.T) {
 func nodeJobVersions(t *testing.T, instanceID string) int {
 	t.Helper()
 	n := 0
-	for _, v := range jobVersions(t, provisioner.NodesJobID(provisioner.ShortID(instanceID))) {
+	for _, v := range jobVersions(t, provisioner.NodesJobID(naming.ShortID(instanceID))) {
 		if v.Meta[provisioner.MetaPITRRestore] != "" {
 			n++
 		}

@@ -11,6 +11,7 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -32,7 +33,7 @@ func TestBusinessPointInTimeRestoreInPlace(t *testing.T) {
 		"PGBROKER_CRASH_AT=tiers:adopted")
 	c := b.client()
 	id := uuid.NewString()
-	short := provisioner.ShortID(id)
+	short := naming.ShortID(id)
 	provisionWithin(t, c, id, businessPlan, 5*time.Minute)
 	waitFirstBaseBackup(t, b, id)
 
@@ -130,7 +131,7 @@ func TestBusinessPointInTimeRestoreInPlace(t *testing.T) {
 	if n := nodeJobVersions(t, copyID); n != 1 {
 		t.Errorf("the copy's node job was registered for its restore %d times, want once", n)
 	}
-	waitClusterHealthy(t, provisioner.ShortID(copyID), 2*time.Minute)
+	waitClusterHealthy(t, naming.ShortID(copyID), 2*time.Minute)
 	copyCreds := bind(t, c, copyID, uuid.NewString(), businessPlan, nil)
 	cp := connect(t, copyCreds["DATABASE_URL"].(string))
 	assertRowsByTime(t, cp, "the copy through DATABASE_URL", want)

@@ -23,6 +23,7 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/pki"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
@@ -174,7 +175,7 @@ func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 	b := newBroker(t, append(s3.env, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")...)
 	c := b.client()
 	id := uuid.NewString()
-	short := provisioner.ShortID(id)
+	short := naming.ShortID(id)
 	const plan = "postgresql-starter-512"
 	provision(t, c, id, plan)
 	deprovisioned := false
@@ -244,7 +245,7 @@ func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 	if got := itemIDs(t, copyCreds["DATABASE_URL"].(string)); got != "[1 2]" {
 		t.Errorf("the copy holds items %s, want [1 2]", got)
 	}
-	copyShort := provisioner.ShortID(copyID)
+	copyShort := naming.ShortID(copyID)
 	copyStanza := []string{pitrS3Prefix + "/archive/" + copyShort + "/", pitrS3Prefix + "/backup/" + copyShort + "/"}
 	if archive := s3.objects(t, copyStanza[0]); !slices.Contains(archive, copyStanza[0]+"archive.info") {
 		t.Errorf("the copy's own stanza is not in the bucket: %v", archive)

@@ -12,7 +12,7 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/backupapi"
-	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // TestBusinessPointInTimeRestoreFromAnS3Repository: with pgBackRest's
@@ -29,7 +29,7 @@ func TestBusinessPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 	b := newBroker(t, append(s3.env, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")...)
 	c := b.client()
 	id := uuid.NewString()
-	short := provisioner.ShortID(id)
+	short := naming.ShortID(id)
 	provisionWithin(t, c, id, businessPlan, 5*time.Minute)
 	deprovisioned := false
 	defer func() {

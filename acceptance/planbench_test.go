@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -63,7 +64,7 @@ func planChangeGaps(b *testing.B, br *broker, plans []string, switchovers bool) 
 	creds := bind(b, c, id, uuid.NewString(), plans[1], nil)
 	databaseURL := creds["DATABASE_URL"].(string)
 	createAcks(b, databaseURL)
-	short := provisioner.ShortID(id)
+	short := naming.ShortID(id)
 	measure := func(change func()) time.Duration {
 		w := startWriter(b, databaseURL)
 		w.waitAcks(b, 20, time.Minute)

@@ -13,6 +13,7 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -108,7 +109,7 @@ func TestRestoreRunsNoTenantCodeAsSuperuser(t *testing.T) {
 	}
 	creds := bind(t, c, id, uuid.NewString(), plan, nil)
 	user := creds["username"].(string)
-	names := provisioner.DatabaseNames(provisioner.ShortID(id))
+	names := provisioner.DatabaseNames(naming.ShortID(id))
 	tenantRoles := []string{user, names.Owner, names.Reader}
 
 	app := connect(t, creds["DATABASE_URL"].(string))

@@ -17,7 +17,7 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/backupapi"
-	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // s3Server is a versitygw (scripts/build-versitygw.sh) on a loopback port
@@ -93,8 +93,8 @@ func TestDumpToS3ThenRestoreFromIt(t *testing.T) {
 	atDump := tableChecksum(t, app)
 
 	dump := manualDump(t, b, id)
-	short := provisioner.ShortID(id)
-	info, err := s3.client.StatObject(context.Background(), s3.bucket, s3.prefix+provisioner.DumpKey(short, dump.ID), minio.StatObjectOptions{})
+	short := naming.ShortID(id)
+	info, err := s3.client.StatObject(context.Background(), s3.bucket, s3.prefix+naming.DumpKey(short, dump.ID), minio.StatObjectOptions{})
 	if err != nil || info.Size != dump.SizeBytes {
 		t.Fatalf("object of the dump: %+v, %v; want %d bytes", info, err, dump.SizeBytes)
 	}

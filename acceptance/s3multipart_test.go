@@ -22,7 +22,7 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/backupapi"
-	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // blobsChecksum is an md5 over the md5 of every row of blobs, in id order.
@@ -109,8 +109,8 @@ func TestLargeDumpStreamsToS3InPartsAndReadsBackByteForByte(t *testing.T) {
 	if dump.SizeBytes < 4*partMiB<<20 {
 		t.Fatalf("the dump is %d bytes: not several %d MiB parts, the test proves nothing", dump.SizeBytes, partMiB)
 	}
-	short := provisioner.ShortID(id)
-	object := s3.prefix + provisioner.DumpKey(short, dump.ID)
+	short := naming.ShortID(id)
+	object := s3.prefix + naming.DumpKey(short, dump.ID)
 	info, err := s3.client.StatObject(context.Background(), s3.bucket, object, minio.StatObjectOptions{})
 	if err != nil || info.Size != dump.SizeBytes {
 		t.Fatalf("object of the dump: %+v, %v; want %d bytes", info, err, dump.SizeBytes)

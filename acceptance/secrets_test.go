@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -13,7 +14,7 @@ import (
 // the instance's Nomad job specs (Meta and task config included).
 func assertNoSecretLeak(t *testing.T, b *broker, instanceID string, secrets ...string) {
 	t.Helper()
-	short := provisioner.ShortID(instanceID)
+	short := naming.ShortID(instanceID)
 	nomad := nomadClient(t)
 	v, _, err := nomad.Variables().Read("nomad/jobs/"+provisioner.NodesJobID(short), nil)
 	if err != nil {

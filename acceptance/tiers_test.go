@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -27,7 +28,7 @@ func TestPlanChangesAcrossTiersKeepEveryCommit(t *testing.T) {
 	b := newBroker(t)
 	c := b.client()
 	id := uuid.NewString()
-	short := provisioner.ShortID(id)
+	short := naming.ShortID(id)
 	provision(t, c, id, "postgresql-starter-512")
 	defer deprovision(t, c, id, "postgresql-starter-1024")
 	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
@@ -133,7 +134,7 @@ func TestSandboxToBusinessKeepsEveryCommit(t *testing.T) {
 	b := newBroker(t)
 	c := b.client()
 	id := uuid.NewString()
-	short := provisioner.ShortID(id)
+	short := naming.ShortID(id)
 	provision(t, c, id, "postgresql-sandbox")
 	defer deprovision(t, c, id, "postgresql-business-512")
 	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
@@ -177,7 +178,7 @@ func TestBrokerKilledDuringPlanChangesAcrossTiersFinishes(t *testing.T) {
 	b := newBroker(t, "PGBROKER_ATTEMPT_TIMEOUT=45s", "PGBROKER_RESCUE_AFTER=50s", "PGBROKER_CRASH_AT=tiers:adopted")
 	c := b.client()
 	id := uuid.NewString()
-	short := provisioner.ShortID(id)
+	short := naming.ShortID(id)
 	provision(t, c, id, "postgresql-starter-512")
 	creds := bind(t, c, id, uuid.NewString(), "postgresql-starter-512", nil)
 	conn := connect(t, creds["DATABASE_URL"].(string))

@@ -30,7 +30,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/backupstore"
 	"github.com/pgbroker/pgbroker/catalog"
-	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -256,7 +256,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := uuid.NewString()
-	b := store.Backup{ID: id, InstanceID: inst.ID, Kind: store.BackupManual, StorageKey: provisioner.DumpKey(inst.ShortID, id)}
+	b := store.Backup{ID: id, InstanceID: inst.ID, Kind: store.BackupManual, StorageKey: naming.DumpKey(inst.ShortID, id)}
 	if _, err := a.Store.CreateBackup(r.Context(), b, a.EnqueueBackup); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusGone, "Gone", fmt.Sprintf("instance %s was deprovisioned", inst.ID))

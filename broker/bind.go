@@ -10,7 +10,7 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
 	"github.com/pgbroker/pgbroker/catalog"
-	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -56,7 +56,7 @@ func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domai
 		return domain.Binding{}, dependencyFailure("create the binding's role on the instance", err)
 	}
 	if _, err := b.store.CreateBinding(ctx, store.Binding{
-		InstanceID: instanceID, ID: bindingID, RoleName: provisioner.BindingRole(bindingID),
+		InstanceID: instanceID, ID: bindingID, RoleName: naming.BindingRole(bindingID),
 		ReadOnly: readOnly, Parameters: rawParams, AppGUID: appGUID(d), Origin: origin(ctx),
 	}); err != nil {
 		return domain.Binding{}, dependencyFailure("record binding in the state database", err)

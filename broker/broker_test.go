@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/credentials"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/store/storetest"
@@ -116,7 +117,7 @@ func TestProvisionRecordsInstanceOperationAndJobTogether(t *testing.T) {
 		t.Fatalf("enqueued %v, want the operation once", f.enqueued)
 	}
 	inst, err := f.st.GetInstance(ctx, "i-1")
-	if err != nil || inst.GatewayPort != 40000 || inst.ShortID != provisioner.ShortID("i-1") {
+	if err != nil || inst.GatewayPort != 40000 || inst.ShortID != naming.ShortID("i-1") {
 		t.Fatalf("instance %+v, %v", inst, err)
 	}
 	op, err := f.st.LatestOperation(ctx, "i-1")

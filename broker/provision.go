@@ -14,7 +14,7 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
 	"github.com/pgbroker/pgbroker/catalog"
-	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -69,7 +69,7 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	}
 	rawParams, _ := json.Marshal(params)
 	in := store.Instance{
-		ID: instanceID, ShortID: provisioner.ShortID(instanceID), ServiceID: d.ServiceID, PlanID: d.PlanID,
+		ID: instanceID, ShortID: naming.ShortID(instanceID), ServiceID: d.ServiceID, PlanID: d.PlanID,
 		OrganizationGUID: d.OrganizationGUID, SpaceGUID: d.SpaceGUID, Parameters: rawParams, Context: d.RawContext,
 		Extensions: set.extensions,
 	}

@@ -10,16 +10,13 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/naming"
 	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
 )
 
 // DumpJobID and RestoreJobID name the batch jobs of one dump and one restore.
 func DumpJobID(short, backupID string) string       { return "pg-" + short + "-dump-" + backupID }
 func RestoreJobID(short, operationID string) string { return "pg-" + short + "-restore-" + operationID }
-
-// DumpKey is where a dump lives in the backup storage: "<short>/<backup id>.dump",
-// relative to Config.BackupDir (the layout dump.nomad.hcl writes).
-func DumpKey(short, backupID string) string { return short + "/" + backupID + ".dump" }
 
 // Dump runs pg_dump -Fc of the instance's database as the batch job
 // pg-<short>-dump-<backupID> on the instance's node and returns once the dump
@@ -132,7 +129,7 @@ func (p *Provisioner) dumpJob(in Instance, src, jobID, task, backupID, from stri
 			vars["s3_endpoint"] = s3.Endpoint
 			vars["s3_region"] = s3.Region
 			vars["s3_bucket"] = s3.Bucket
-			vars["s3_object"] = s3.Prefix + DumpKey(in.ShortID, backupID)
+			vars["s3_object"] = s3.Prefix + naming.DumpKey(in.ShortID, backupID)
 			if task == "dump" && s3.PartSizeMiB > 0 {
 				vars["s3_part_size_mib"] = s3.PartSizeMiB
 			}
@@ -140,7 +137,7 @@ func (p *Provisioner) dumpJob(in Instance, src, jobID, task, backupID, from stri
 		if from != "" && from != in.ShortID {
 			vars["source_instance"] = from
 			if s3 := p.cfg.BackupS3; s3 != nil {
-				vars["s3_object"] = s3.Prefix + DumpKey(from, backupID)
+				vars["s3_object"] = s3.Prefix + naming.DumpKey(from, backupID)
 			}
 		}
 		return vars, nil

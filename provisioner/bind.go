@@ -6,6 +6,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/credentials"
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // Bind creates (or, when retried, finds and refreshes) the login role of
@@ -13,7 +14,7 @@ import (
 // when readOnly. Its password is kept in a Nomad Variable, never in the state
 // database. Idempotent.
 func (p *Provisioner) Bind(ctx context.Context, in Instance, bindingID string, readOnly bool) (credentials.Credentials, error) {
-	role := BindingRole(bindingID)
+	role := naming.BindingRole(bindingID)
 	items, err := p.ensureSecret(ctx, bindingSecretPrefix(in.ShortID)+role, "password")
 	if err != nil {
 		return credentials.Credentials{}, err

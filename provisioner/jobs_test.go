@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
@@ -23,21 +24,8 @@ func TestHCLVarsQuotesEveryValue(t *testing.T) {
 	}
 }
 
-func TestNamesAreStableAndSafe(t *testing.T) {
-	id := "5f2b6c1e-9a1d-4b43-8a8e-0c4e2f1d7a11"
-	first, again := ShortID(id), ShortID(id)
-	if first != again || first == ShortID(id+"x") {
-		t.Fatal("ShortID is not a stable function of the id")
-	}
-	hex12 := regexp.MustCompile(`^[0-9a-f]{12}$`)
-	if !hex12.MatchString(ShortID(id)) {
-		t.Fatalf("ShortID %q is not 12 hex characters", ShortID(id))
-	}
-	role := BindingRole("../weird binding id; DROP TABLE")
-	if !regexp.MustCompile(`^u_[0-9a-f]{12}$`).MatchString(role) {
-		t.Fatalf("BindingRole %q is not a plain identifier", role)
-	}
-	n := DatabaseNames(ShortID(id))
+func TestDatabaseNamesAndJobIDs(t *testing.T) {
+	n := DatabaseNames(naming.ShortID("5f2b6c1e-9a1d-4b43-8a8e-0c4e2f1d7a11"))
 	if n.Database != n.Owner || n.Reader != n.Database+"_ro" {
 		t.Fatalf("names %+v", n)
 	}
@@ -62,13 +50,13 @@ func TestRandomStringUsesTheAlphabet(t *testing.T) {
 
 func TestBindingRolesHaveTheShapeUsersCannotTake(t *testing.T) {
 	for _, id := range []string{"a", "binding-1", "6f1c7c0e-0d43-4b0b-9d2e-8f2e3f1a2b3c"} {
-		role := BindingRole(id)
+		role := naming.BindingRole(id)
 		if !pgadmin.IsBindingRole(role) || pgadmin.CheckUsername(role) == nil {
 			t.Errorf("binding role %s: IsBindingRole=%v, CheckUsername accepts it", role, pgadmin.IsBindingRole(role))
 		}
 	}
-	n := DatabaseNames(ShortID("x"))
-	for _, role := range []string{n.Owner, n.Reader, AdminUser} {
+	n := DatabaseNames(naming.ShortID("x"))
+	for _, role := range []string{n.Owner, n.Reader, naming.AdminUser} {
 		if pgadmin.CheckUsername(role) == nil {
 			t.Errorf("CheckUsername accepts the broker's role %s", role)
 		}

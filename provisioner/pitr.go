@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
@@ -403,7 +404,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 	var admin pgadmin.Admin
 	for {
 		for _, password := range []string{own, theirs} {
-			a := pgadmin.New(host, in.GatewayPort, AdminUser, password, p.adminTLS(in.ShortID))
+			a := pgadmin.New(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID))
 			attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
 			recovering, err := a.InRecovery(attempt)
 			cancel()

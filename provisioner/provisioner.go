@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/pki"
 )
@@ -377,7 +378,7 @@ func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (
 	if err != nil {
 		return pgadmin.Admin{}, err
 	}
-	return pgadmin.New(host, in.GatewayPort, AdminUser, password, p.adminTLS(in.ShortID)), nil
+	return pgadmin.New(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID)), nil
 }
 
 // waitReady polls until PostgreSQL answers SELECT 1 through the gateway.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -304,7 +305,7 @@ func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, t
 	if b.InstanceID != rf.InstanceID || b.Status != store.BackupSucceeded {
 		return "", &failure{fmt.Sprintf("restore_from.backup_id %s is not a succeeded backup of instance %s", rf.BackupID, rf.InstanceID)}
 	}
-	err = w.op.Restore(ctx, target, op.ID, b.ID, provisioner.ShortID(rf.InstanceID), progress)
+	err = w.op.Restore(ctx, target, op.ID, b.ID, naming.ShortID(rf.InstanceID), progress)
 	var failed *provisioner.JobFailedError
 	if errors.As(err, &failed) {
 		return "", &failure{"restoring restore_from.backup_id " + b.ID + " failed: " + failed.Error()}

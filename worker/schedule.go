@@ -11,7 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/pgbroker/pgbroker/catalog"
-	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -72,10 +72,10 @@ func (w *scheduleWorker) Work(ctx context.Context, _ *river.Job[ScheduleArgs]) e
 	for _, run := range scheduler.Due(entries, now, w.window) {
 		at := run.At
 		id := uuid.NewString()
-		short := provisioner.ShortID(run.InstanceID)
+		short := naming.ShortID(run.InstanceID)
 		created, err := w.store.CreateBackup(ctx, store.Backup{
 			ID: id, InstanceID: run.InstanceID, Kind: store.BackupDaily, ScheduledAt: &at,
-			StorageKey: provisioner.DumpKey(short, id),
+			StorageKey: naming.DumpKey(short, id),
 		}, func(ctx context.Context, tx pgx.Tx, backupID string) error {
 			_, err := client.InsertTx(ctx, tx, BackupArgs{BackupID: backupID}, nil)
 			return err
