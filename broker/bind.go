@@ -42,7 +42,7 @@ func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domai
 		if !sameJSON(have.Parameters, rawParams) {
 			return domain.Binding{}, apiresponses.ErrBindingAlreadyExists
 		}
-		creds, err := b.instances.Credentials(ctx, b.target(inst), have.RoleName, have.ReadOnly)
+		creds, err := b.instances.Credentials(ctx, inst, have.RoleName, have.ReadOnly)
 		if err != nil {
 			return domain.Binding{}, dependencyFailure("read binding credentials", err)
 		}
@@ -51,7 +51,7 @@ func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domai
 	if err := b.ready(ctx, instanceID); err != nil {
 		return domain.Binding{}, err
 	}
-	creds, err := b.instances.Bind(ctx, b.target(inst), bindingID, readOnly)
+	creds, err := b.instances.Bind(ctx, inst, bindingID, readOnly)
 	if err != nil {
 		return domain.Binding{}, dependencyFailure("create the binding's role on the instance", err)
 	}
@@ -88,7 +88,7 @@ func (b *Broker) Unbind(ctx context.Context, instanceID, bindingID string, d dom
 	if err != nil {
 		return domain.UnbindSpec{}, dependencyFailure("read binding from the state database", err)
 	}
-	if err := b.instances.Unbind(ctx, b.target(inst), have.RoleName); err != nil {
+	if err := b.instances.Unbind(ctx, inst, have.RoleName); err != nil {
 		return domain.UnbindSpec{}, dependencyFailure("drop the binding's role on the instance", err)
 	}
 	if err := b.store.DeleteBinding(ctx, instanceID, bindingID); err != nil {
@@ -115,7 +115,7 @@ func (b *Broker) GetBinding(ctx context.Context, instanceID, bindingID string, _
 	if err != nil {
 		return domain.GetBindingSpec{}, dependencyFailure("read binding from the state database", err)
 	}
-	creds, err := b.instances.Credentials(ctx, b.target(inst), have.RoleName, have.ReadOnly)
+	creds, err := b.instances.Credentials(ctx, inst, have.RoleName, have.ReadOnly)
 	if err != nil {
 		return domain.GetBindingSpec{}, dependencyFailure("read binding credentials", err)
 	}

@@ -2,7 +2,7 @@
 // ServiceBroker that validates each request, records the intent in the state
 // database, enqueues the work, and answers with the status code the spec
 // names. Long work never runs inside a request: operations are carried out by
-// the worker package through the provisioner.
+// the worker package.
 package broker
 
 import (
@@ -14,18 +14,20 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/credentials"
-	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// Instances is the provisioner's synchronous side that requests need: data
-// size for plan-change checks, and binding roles.
+// Instances is the executor's synchronous side that requests need, for a
+// stored instance: data size in bytes for plan-change checks, binding roles
+// and their credentials, and a one-line description of a Business cluster's
+// members. instances.Service implements it; the broker never imports the
+// executor (issue 13, "a one-way flow").
 type Instances interface {
-	DataSize(ctx context.Context, in provisioner.Instance) (int64, error)
-	Bind(ctx context.Context, in provisioner.Instance, bindingID string, readOnly bool) (credentials.Credentials, error)
-	Credentials(ctx context.Context, in provisioner.Instance, role string, readOnly bool) (credentials.Credentials, error)
-	Unbind(ctx context.Context, in provisioner.Instance, role string) error
-	Members(ctx context.Context, in provisioner.Instance) ([]provisioner.Member, error)
+	DataSize(ctx context.Context, inst store.Instance) (int64, error)
+	Bind(ctx context.Context, inst store.Instance, bindingID string, readOnly bool) (credentials.Credentials, error)
+	Credentials(ctx context.Context, inst store.Instance, role string, readOnly bool) (credentials.Credentials, error)
+	Unbind(ctx context.Context, inst store.Instance, role string) error
+	Members(ctx context.Context, inst store.Instance) (string, error)
 }
 
 // Broker implements domain.ServiceBroker.
@@ -103,14 +105,4 @@ func New(cat *catalog.Catalog, st *store.Store, enqueue store.EnqueueFunc, inst 
 // Services returns the catalog. GET /v2/catalog. Callers must not modify it.
 func (b *Broker) Services(context.Context) ([]domain.Service, error) {
 	return b.services, nil
-}
-
-// target is what the provisioner needs of a stored instance. The gateways
-// have a read-only listener only on plans with standbys.
-func (b *Broker) target(i store.Instance) provisioner.Instance {
-	t := provisioner.Instance{ShortID: i.ShortID, GatewayPort: i.GatewayPort, NodeID: i.NodeID}
-	if _, plan, ok := b.catalog.Plan(i.PlanID); ok && plan.Nodes > 1 {
-		t.ReadOnlyPort = i.ReadOnlyPort
-	}
-	return t
 }

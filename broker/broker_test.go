@@ -17,33 +17,32 @@ import (
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/credentials"
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/store/storetest"
 )
 
-// fakeInstances stands in for the provisioner's synchronous side.
+// fakeInstances stands in for the executor's synchronous side (instances.Service).
 type fakeInstances struct {
 	dataSize       int64
 	binds, unbinds int // calls of Bind and Unbind
 }
 
-func (f *fakeInstances) DataSize(context.Context, provisioner.Instance) (int64, error) {
+func (f *fakeInstances) DataSize(context.Context, store.Instance) (int64, error) {
 	return f.dataSize, nil
 }
-func (f *fakeInstances) Bind(context.Context, provisioner.Instance, string, bool) (credentials.Credentials, error) {
+func (f *fakeInstances) Bind(context.Context, store.Instance, string, bool) (credentials.Credentials, error) {
 	f.binds++
 	return credentials.Credentials{}, nil
 }
-func (f *fakeInstances) Credentials(context.Context, provisioner.Instance, string, bool) (credentials.Credentials, error) {
+func (f *fakeInstances) Credentials(context.Context, store.Instance, string, bool) (credentials.Credentials, error) {
 	return credentials.Credentials{}, nil
 }
-func (f *fakeInstances) Unbind(context.Context, provisioner.Instance, string) error {
+func (f *fakeInstances) Unbind(context.Context, store.Instance, string) error {
 	f.unbinds++
 	return nil
 }
-func (f *fakeInstances) Members(context.Context, provisioner.Instance) ([]provisioner.Member, error) {
-	return nil, nil
+func (f *fakeInstances) Members(context.Context, store.Instance) (string, error) {
+	return "", nil
 }
 
 type fixture struct {

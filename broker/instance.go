@@ -10,7 +10,6 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
-	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -46,7 +45,7 @@ func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.Fe
 	serviceID, planID := b.published(inst.ServiceID, inst.PlanID)
 	spec := domain.GetInstanceDetailsSpec{ServiceID: serviceID, PlanID: planID, Parameters: params,
 		DashboardURL: b.dashboard(inst.ID)}
-	if _, plan, ok := b.catalog.Plan(inst.PlanID); ok && plan.Nodes > 1 {
+	if _, plan, ok := b.catalog.Plan(inst.PlanID); ok && plan.HA() {
 		spec.Metadata.Attributes = map[string]string{"members": b.members(ctx, inst)}
 	}
 	return spec, nil
@@ -58,11 +57,11 @@ func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.Fe
 func (b *Broker) members(ctx context.Context, inst store.Instance) string {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	members, err := b.instances.Members(ctx, b.target(inst))
+	members, err := b.instances.Members(ctx, inst)
 	if err != nil {
 		return "unknown: " + err.Error()
 	}
-	return provisioner.DescribeMembers(members)
+	return members
 }
 
 // LastOperation reports an operation of the instance. GET

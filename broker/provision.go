@@ -63,7 +63,7 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	if err := b.checkRestoreFrom(ctx, params, d.OrganizationGUID, d.SpaceGUID, plan); err != nil {
 		return domain.ProvisionedServiceSpec{}, err
 	}
-	if plan.Nodes > 1 && !b.ha {
+	if plan.HA() && !b.ha {
 		return domain.ProvisionedServiceSpec{}, unprocessable("PlanNotAvailable",
 			"plan %s is a highly available cluster (%d nodes) and this broker has no etcd cluster for Patroni (PGBROKER_ETCD_ENDPOINTS): choose a Sandbox or Starter plan", plan.ID, plan.Nodes)
 	}
@@ -78,7 +78,7 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 		Description: "queued", Origin: origin(ctx),
 	}
 	ports := b.ports
-	ports.ReadOnly = plan.Nodes > 1
+	ports.ReadOnly = plan.HA()
 	_, err = b.store.CreateInstance(ctx, in, op, ports, b.enqueue)
 	switch {
 	case errors.Is(err, store.ErrInstanceExists):

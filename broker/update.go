@@ -70,11 +70,11 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	if err := b.checkDataFits(ctx, inst, to); err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}
-	if to.Nodes > 1 && !b.ha {
+	if to.HA() && !b.ha {
 		return domain.UpdateServiceSpec{}, unprocessable("PlanNotAvailable",
 			"plan %s is a highly available cluster (%d nodes) and this broker has no etcd cluster for Patroni (PGBROKER_ETCD_ENDPOINTS)", to.ID, to.Nodes)
 	}
-	if to.Nodes > 1 && inst.ReadOnlyPort == 0 {
+	if to.HA() && inst.ReadOnlyPort == 0 {
 		// The instance's for life from now on, whether or not this update runs.
 		switch _, err := b.store.EnsureReadOnlyPort(ctx, instanceID, b.ports); {
 		case errors.Is(err, store.ErrNoFreePort):
@@ -108,7 +108,7 @@ func (b *Broker) checkDataFits(ctx context.Context, inst store.Instance, to cata
 	if to.DiskMiB >= from.DiskMiB {
 		return nil
 	}
-	used, err := b.instances.DataSize(ctx, b.target(inst))
+	used, err := b.instances.DataSize(ctx, inst)
 	if err != nil {
 		return dependencyFailure("measure the instance's data size", err)
 	}

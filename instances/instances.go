@@ -12,21 +12,35 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// Service answers the front doors' synchronous calls through p. Safe for
-// concurrent use.
+// Service answers the front doors' synchronous calls through p, for
+// instances on the plans of cat. Safe for concurrent use.
 type Service struct {
-	p *provisioner.Provisioner
+	p   *provisioner.Provisioner
+	cat *catalog.Catalog
 }
 
-// New returns a Service over p.
-func New(p *provisioner.Provisioner) *Service { return &Service{p: p} }
+// New returns a Service over p and the catalog cat.
+func New(p *provisioner.Provisioner, cat *catalog.Catalog) *Service { return &Service{p: p, cat: cat} }
 
-// Target is the provisioner's view of the stored instance i: its short id,
-// gateway ports, Nomad node, Force TLS and managed extensions, copied as
-// stored. It is the one place that builds provisioner.Instance.
-func Target(i store.Instance) provisioner.Instance {
-	return provisioner.Instance{ShortID: i.ShortID, GatewayPort: i.GatewayPort, ReadOnlyPort: i.ReadOnlyPort,
-		NodeID: i.NodeID, ForceTLS: i.ForceTLS, Extensions: i.Extensions}
+// Target is the provisioner's view of the stored instance i on plan: its
+// short id, gateway port, Nomad node, Force TLS and managed extensions as
+// stored, and its read-only port only when plan has standbys (a port kept
+// from a former Business plan has no listener on a single-node plan). It is
+// the one place that builds provisioner.Instance.
+func Target(i store.Instance, plan catalog.Plan) provisioner.Instance {
+	t := provisioner.Instance{ShortID: i.ShortID, GatewayPort: i.GatewayPort, NodeID: i.NodeID,
+		ForceTLS: i.ForceTLS, Extensions: i.Extensions}
+	if plan.HA() {
+		t.ReadOnlyPort = i.ReadOnlyPort
+	}
+	return t
+}
+
+// target is Target of i on its current plan; a plan no longer in the
+// catalog counts as single-node.
+func (s *Service) target(i store.Instance) provisioner.Instance {
+	_, plan, _ := s.cat.Plan(i.PlanID)
+	return Target(i, plan)
 }
 
 // SizeOf is the part of plan that shapes the Nomad jobs: memory (MiB) and CPU

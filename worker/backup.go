@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/backupstore"
 	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/instances"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
@@ -108,10 +109,9 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 		return err
 	}
 	log.Info("dump attempt", slog.Int("attempt", job.Attempt))
-	target := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID}
-	if _, plan, ok := w.catalog.Plan(inst.PlanID); ok && plan.Nodes > 1 {
-		target.ReadOnlyPort = inst.ReadOnlyPort // Business: the dump reads a standby
-	}
+	// On Business the dump reads a standby, through the read-only port.
+	_, plan, _ := w.catalog.Plan(inst.PlanID)
+	target := instances.Target(inst, plan)
 	err = w.backups.Dumper.Dump(ctx, target, b.ID, func(string) {})
 	var failed *provisioner.JobFailedError
 	switch {

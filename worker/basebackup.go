@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/instances"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -75,7 +77,7 @@ func (w *baseBackupWorker) Work(ctx context.Context, job *river.Job[BaseBackupAr
 		return err
 	}
 	defer release()
-	label, err := w.taker.BaseBackup(ctx, provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID}, bb.ID)
+	label, err := w.taker.BaseBackup(ctx, instances.Target(inst, catalog.Plan{}), bb.ID) // pgBackRest reads the node, never the gateways
 	var failed *provisioner.JobFailedError
 	switch {
 	case errors.As(err, &failed) && job.Attempt >= backupAttempts:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/instances"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
@@ -83,9 +84,8 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 
 // carryOut runs the operation's steps and returns the success description.
 func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst store.Instance, plan catalog.Plan, progress provisioner.Progress) (string, error) {
-	target := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, ReadOnlyPort: inst.ReadOnlyPort,
-		NodeID: inst.NodeID, ForceTLS: inst.ForceTLS, Extensions: inst.Extensions}
-	size := sizeOf(plan)
+	target := instances.Target(inst, plan)
+	size := instances.SizeOf(plan)
 	switch op.Kind {
 	case store.KindProvision:
 		// An attempt that got as far as registering a point-in-time restore
@@ -118,7 +118,7 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		}
 		from := size
 		if _, cur, ok := w.catalog.Plan(inst.PlanID); ok {
-			from = sizeOf(cur)
+			from = instances.SizeOf(cur)
 		}
 		placed, err := w.op.ChangePlan(ctx, want, from, size, progress)
 		if placed.NodeID != "" && placed.NodeID != inst.NodeID {
@@ -154,12 +154,6 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		return "restored to " + p.TargetTime.UTC().Format(time.RFC3339Nano), nil
 	}
 	return "", fmt.Errorf("unknown operation kind %q", op.Kind)
-}
-
-// sizeOf is the part of a plan that shapes the Nomad jobs.
-func sizeOf(plan catalog.Plan) provisioner.Size {
-	return provisioner.Size{MemoryMiB: plan.MemoryMiB, CPUMHz: plan.CPUMHz, Nodes: plan.Nodes, Gateways: plan.Gateways,
-		MaxConnections: plan.MaxConnections, AutovacuumNaptime: plan.AutovacuumNaptime, PITRDays: plan.Backups.PITRDays}
 }
 
 // withUpdateSettings applies an update's parameters force_tls and extensions
@@ -245,7 +239,10 @@ func (w *operationWorker) provisionNew(ctx context.Context, inst store.Instance,
 	if err != nil {
 		return err
 	}
-	fresh := provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, ReadOnlyPort: inst.ReadOnlyPort, NodeID: target.NodeID}
+	// Configure moves the instance from the settings of a fresh node (no
+	// Force TLS, no extensions) to those of target.
+	fresh := *target
+	fresh.ForceTLS, fresh.Extensions = false, nil
 	return w.op.Configure(ctx, fresh, *target, progress)
 }
 

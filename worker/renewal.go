@@ -6,6 +6,8 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/instances"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -53,7 +55,7 @@ func (r *renewer) Work(ctx context.Context, _ *river.Job[RenewArgs]) error {
 	}
 	for _, inst := range insts {
 		log := r.log.With(slog.String("instance_id", inst.ID))
-		renewed, err := r.certs.RenewCertificate(ctx, provisioner.Instance{ShortID: inst.ShortID, GatewayPort: inst.GatewayPort, NodeID: inst.NodeID})
+		renewed, err := r.certs.RenewCertificate(ctx, instances.Target(inst, catalog.Plan{})) // the certificate names hosts, not ports: the plan does not matter
 		switch {
 		case err != nil:
 			log.Warn("renew server certificate", slog.String("error", err.Error()))

@@ -27,6 +27,7 @@ import (
 	"github.com/pgbroker/pgbroker/config"
 	"github.com/pgbroker/pgbroker/dashboard"
 	"github.com/pgbroker/pgbroker/httpapi"
+	"github.com/pgbroker/pgbroker/instances"
 	"github.com/pgbroker/pgbroker/logging"
 	"github.com/pgbroker/pgbroker/metrics"
 	"github.com/pgbroker/pgbroker/mgmtapi"
@@ -154,7 +155,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	lo, hi, _ := cfg.PortRange()
 	dashboardBase, _ := cfg.DashboardBase() // config.Load checked it
-	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0).
+	syncCalls := instances.New(prov, cat)
+	b := broker.New(cat, st, runner.Enqueue, syncCalls, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0).
 		WithDashboardURL(func(id string) string { return dashboard.URL(dashboardBase, id) }).
 		WithMaximumPollingDuration(workerCfg.VerdictWithin())
 	handler := httpapi.NewRouter(b, httpapi.Options{
