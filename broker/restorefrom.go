@@ -2,35 +2,25 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
 	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/operation"
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// RestoreFrom is the restore_from provision parameter: the new instance
-// starts with the data of another instance of the same organization and
-// space, from one of its succeeded dumps (BackupID) or from its WAL archive
-// at a point in time (PointInTime); exactly one of the two is set
-// (catalog.yaml, provision schema of paid plans).
-type RestoreFrom struct {
-	InstanceID  string // restore_from.instance_id: the OSB instance id of the source
-	BackupID    string // restore_from.backup_id
-	PointInTime string // restore_from.point_in_time: RFC 3339, as sent
-}
-
-// RestoreFromParameters returns the restore_from parameter of validated
-// provision parameters; ok is false when absent.
-func RestoreFromParameters(params map[string]any) (RestoreFrom, bool) {
-	m, ok := params["restore_from"].(map[string]any)
-	if !ok {
-		return RestoreFrom{}, false
+// restoreFromParameter returns the restore_from parameter of validated
+// provision parameters, read as the worker will read it
+// (operation.Provision); ok is false when absent.
+func restoreFromParameter(params map[string]any) (rf operation.RestoreFrom, ok bool) {
+	raw, _ := json.Marshal(params) // validated JSON: cannot fail
+	p, err := operation.Decode[operation.Provision](raw)
+	if err != nil || p.RestoreFrom == nil {
+		return operation.RestoreFrom{}, false
 	}
-	inst, _ := m["instance_id"].(string)
-	backup, _ := m["backup_id"].(string)
-	at, _ := m["point_in_time"].(string)
-	return RestoreFrom{InstanceID: inst, BackupID: backup, PointInTime: at}, true
+	return *p.RestoreFrom, true
 }
 
 // checkRestoreFrom checks restore_from, when present, for a new instance
@@ -42,7 +32,7 @@ func RestoreFromParameters(params map[string]any) (RestoreFrom, bool) {
 // source's point-in-time recovery window (as POST .../backups/pitr-restore
 // checks target_time) or PITR is off for the source's or the new plan.
 func (b *Broker) checkRestoreFrom(ctx context.Context, params map[string]any, org, space string, plan catalog.Plan) error {
-	rf, ok := RestoreFromParameters(params)
+	rf, ok := restoreFromParameter(params)
 	if !ok {
 		return nil
 	}
@@ -79,12 +69,11 @@ func (b *Broker) checkRestoreFrom(ctx context.Context, params map[string]any, or
 // checkPointInTime: restore_from.point_in_time must be an RFC 3339 time
 // inside the source's PITR window: not in the future, not before its first
 // base backup nor before the plan's window (pitr_days).
-func (b *Broker) checkPointInTime(ctx context.Context, rf RestoreFrom, src store.Instance, plan catalog.Plan) error {
-	at, err := time.Parse(time.RFC3339Nano, rf.PointInTime)
+func (b *Broker) checkPointInTime(ctx context.Context, rf operation.RestoreFrom, src store.Instance, plan catalog.Plan) error {
+	at, err := rf.At()
 	if err != nil {
 		return badRequest("restore_from.point_in_time %q must be an RFC 3339 time, e.g. \"2026-11-23T16:50:00Z\"", rf.PointInTime)
 	}
-	at = at.UTC().Truncate(time.Microsecond)
 	_, srcPlan, ok := b.catalog.Plan(src.PlanID)
 	switch {
 	case !b.pitr || !ok || srcPlan.Backups.PITRDays == 0:

@@ -16,6 +16,7 @@ import (
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/instances"
 	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/operation"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -142,10 +143,8 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 	case store.KindRestore:
 		return w.restore(ctx, op, target, progress)
 	case store.KindPITR:
-		var p struct {
-			TargetTime time.Time `json:"target_time"`
-		}
-		if err := json.Unmarshal(op.Parameters, &p); err != nil || p.TargetTime.IsZero() {
+		p, err := operation.Decode[operation.PITR](op.Parameters)
+		if err != nil || p.TargetTime.IsZero() {
 			return "", &failure{"the point-in-time restore names no target_time"}
 		}
 		if err := w.op.RestoreToTime(ctx, target, size, op.ID, p.TargetTime, progress); err != nil {
@@ -159,14 +158,9 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 // withUpdateSettings applies an update's parameters force_tls and extensions
 // (as validated by the broker) to in.
 func withUpdateSettings(in provisioner.Instance, params json.RawMessage) (provisioner.Instance, error) {
-	var p struct {
-		ForceTLS   *bool     `json:"force_tls"`
-		Extensions *[]string `json:"extensions"`
-	}
-	if len(params) > 0 {
-		if err := json.Unmarshal(params, &p); err != nil {
-			return in, fmt.Errorf("read update parameters: %w", err)
-		}
+	p, err := operation.Decode[operation.Update](params)
+	if err != nil {
+		return in, err
 	}
 	if p.ForceTLS != nil {
 		in.ForceTLS = *p.ForceTLS
@@ -199,10 +193,8 @@ func (f *failure) Error() string { return f.msg }
 
 // restore restores the dump named by the operation's "backup_id" parameter.
 func (w *operationWorker) restore(ctx context.Context, op store.Operation, target provisioner.Instance, progress provisioner.Progress) (string, error) {
-	var p struct {
-		BackupID string `json:"backup_id"`
-	}
-	if err := json.Unmarshal(op.Parameters, &p); err != nil || p.BackupID == "" {
+	p, err := operation.Decode[operation.Restore](op.Parameters)
+	if err != nil || p.BackupID == "" {
 		return "", &failure{"the restore names no backup"}
 	}
 	b, err := w.store.GetBackup(ctx, p.BackupID)
@@ -246,20 +238,11 @@ func (w *operationWorker) provisionNew(ctx context.Context, inst store.Instance,
 	return w.op.Configure(ctx, fresh, *target, progress)
 }
 
-// restoreFromParam is a provision's restore_from parameter, as validated
-// by the broker (broker/restorefrom.go).
-type restoreFromParam struct {
-	InstanceID  string    `json:"instance_id"`
-	BackupID    string    `json:"backup_id"`
-	PointInTime time.Time `json:"point_in_time"`
-}
-
-// restoreFromParameter returns the provision's restore_from, nil when none.
-func restoreFromParameter(op store.Operation) *restoreFromParam {
-	var p struct {
-		RestoreFrom *restoreFromParam `json:"restore_from"`
-	}
-	if err := json.Unmarshal(op.Parameters, &p); err != nil {
+// restoreFromParameter returns the provision's restore_from, as validated
+// by the broker (broker/restorefrom.go); nil when none.
+func restoreFromParameter(op store.Operation) *operation.RestoreFrom {
+	p, err := operation.Decode[operation.Provision](op.Parameters)
+	if err != nil {
 		return nil
 	}
 	return p.RestoreFrom
@@ -273,7 +256,11 @@ func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, t
 	if rf == nil {
 		return "", nil
 	}
-	if rf.BackupID == "" && !rf.PointInTime.IsZero() {
+	if rf.BackupID == "" && rf.PointInTime != "" {
+		at, err := rf.At()
+		if err != nil { // the broker admitted RFC 3339 only
+			return "", &failure{fmt.Sprintf("restore_from.point_in_time %q is not an RFC 3339 time", rf.PointInTime)}
+		}
 		src, err := w.store.GetInstance(ctx, rf.InstanceID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && src.Gone()) {
 			return "", &failure{fmt.Sprintf("restore_from.instance_id %s was deprovisioned, and its WAL archive with it", rf.InstanceID)}
@@ -281,7 +268,6 @@ func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, t
 		if err != nil {
 			return "", err
 		}
-		at := rf.PointInTime.UTC().Truncate(time.Microsecond)
 		err = w.op.RestoreFromStanza(ctx, target, size, src.ShortID, op.ID, at, progress)
 		var failed *provisioner.ExecError
 		if errors.As(err, &failed) {

@@ -1,0 +1,83 @@
+// Package operation defines, once, the payload of each operation kind: what
+// the front doors store in store.Operation.Parameters when they enqueue an
+// operation, and what the worker reads back when it carries it out. It is a
+// leaf: it imports nothing of pgbroker.
+//
+// Payloads are JSON. A provision's payload is its provision parameters as
+// validated against the plan's schema (catalog.yaml), which the instance
+// also keeps; Provision is the part of them the worker acts on.
+package operation
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Provision is the payload of a provision (store.KindProvision): the
+// validated provision parameters, of which the worker reads restore_from.
+type Provision struct {
+	RestoreFrom *RestoreFrom `json:"restore_from,omitempty"`
+}
+
+// RestoreFrom is the restore_from provision parameter: the new instance
+// starts with the data of another instance of the same organization and
+// space, from one of its succeeded dumps (BackupID) or from its WAL archive
+// at a point in time (PointInTime); the broker admits exactly one of the
+// two (catalog.yaml, provision schema of paid plans; broker/restorefrom.go).
+type RestoreFrom struct {
+	InstanceID  string `json:"instance_id"`             // OSB instance id of the source
+	BackupID    string `json:"backup_id,omitempty"`     // a succeeded dump of the source
+	PointInTime string `json:"point_in_time,omitempty"` // RFC 3339, as sent
+}
+
+// At is PointInTime parsed (RFC 3339, fractions allowed), in UTC and cut to
+// PostgreSQL's microseconds. Errors when PointInTime is not RFC 3339.
+func (r RestoreFrom) At() (time.Time, error) {
+	at, err := time.Parse(time.RFC3339Nano, r.PointInTime)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return at.UTC().Truncate(time.Microsecond), nil
+}
+
+// Update is the payload of an update (store.KindUpdate), a plan change to
+// the operation's PlanID with settings: the validated OSB update parameters
+// (or the management API's extension change), of which the worker reads
+// force_tls and extensions; nil leaves a setting as it is.
+type Update struct {
+	ForceTLS   *bool     `json:"force_tls,omitempty"`
+	Extensions *[]string `json:"extensions,omitempty"` // the instance's whole set afterwards
+}
+
+// Restore is the payload of an in-place restore of a dump (store.KindRestore).
+type Restore struct {
+	BackupID string `json:"backup_id"` // a succeeded dump of the same instance
+}
+
+// PITR is the payload of an in-place point-in-time restore (store.KindPITR).
+type PITR struct {
+	TargetTime time.Time `json:"target_time"` // the moment to recover to, within the PITR window
+}
+
+// Encode is payload p as stored in store.Operation.Parameters.
+func Encode[P Provision | Update | Restore | PITR](p P) json.RawMessage {
+	raw, err := json.Marshal(p)
+	if err != nil { // only strings, times, bools: cannot fail
+		panic(fmt.Sprintf("operation: encode %T: %v", p, err))
+	}
+	return raw
+}
+
+// Decode reads a payload of type P from raw; empty raw is the zero payload.
+// Errors name the payload type when raw is not its JSON.
+func Decode[P Provision | Update | Restore | PITR](raw json.RawMessage) (P, error) {
+	var p P
+	if len(raw) == 0 {
+		return p, nil
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return p, fmt.Errorf("read %T payload: %w", p, err)
+	}
+	return p, nil
+}
