@@ -23,11 +23,16 @@ type Dumper interface {
 	Dump(ctx context.Context, in provisioner.Instance, backupID string, progress provisioner.Progress) error
 }
 
-// Backups is what the backup jobs work with.
-type Backups struct {
-	Dumper       Dumper
-	Storage      backupstore.Storage
-	BaseBackuper BaseBackuper // nil: no point-in-time recovery
+// Executor is everything the worker asks of the orchestration
+// (*provisioner.Provisioner implements it): operations, the orphan sweep,
+// certificate renewal, dumps and base backups. Each worker of the package
+// holds only the part it uses.
+type Executor interface {
+	Operator
+	Orphans
+	Renewals
+	Dumper
+	BaseBackuper
 }
 
 // queueBackups is the River queue of dumps and base backups; its worker
@@ -73,7 +78,8 @@ type backupWorker struct {
 	slots   int // backups running at once across every broker (Config.BackupWorkers)
 	store   *store.Store
 	catalog *catalog.Catalog
-	backups Backups
+	dumper  Dumper
+	storage backupstore.Storage // where dumps land
 	log     *slog.Logger
 }
 
@@ -112,7 +118,7 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 	// On Business the dump reads a standby, through the read-only port.
 	_, plan, _ := w.catalog.Plan(inst.PlanID)
 	target := instances.Target(inst, plan)
-	err = w.backups.Dumper.Dump(ctx, target, b.ID, func(string) {})
+	err = w.dumper.Dump(ctx, target, b.ID, func(string) {})
 	var failed *provisioner.JobFailedError
 	switch {
 	case errors.As(err, &failed):
@@ -123,7 +129,7 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 		log.Warn("dump attempt failed", slog.String("error", err.Error()))
 		return err
 	}
-	size, sum, err := backupstore.Digest(ctx, w.backups.Storage, b.StorageKey)
+	size, sum, err := backupstore.Digest(ctx, w.storage, b.StorageKey)
 	if errors.Is(err, backupstore.ErrNotFound) {
 		return w.fail(ctx, log, b, "the dump job completed but no dump is in the backup storage")
 	}
@@ -134,7 +140,7 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 		return err
 	}
 	log.Info("dump succeeded", slog.Int64("size_bytes", size), slog.String("sha256", sum))
-	if err := sweepInstance(ctx, w.store, w.catalog, w.backups.Storage, inst, time.Now()); err != nil {
+	if err := sweepInstance(ctx, w.store, w.catalog, w.storage, inst, time.Now()); err != nil {
 		log.Warn("retention after dump", slog.String("error", err.Error()))
 	}
 	return nil

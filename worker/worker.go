@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/pgbroker/pgbroker/backupstore"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
@@ -81,10 +82,10 @@ type Runner struct {
 	client *river.Client[pgx.Tx]
 }
 
-// New returns a Runner that works operations from st with op, sweeps orphan
-// jobs with orphans, renews server certificates with certs, and makes dumps,
-// schedules them and applies their retention with bk.
-func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, certs Renewals, bk Backups, cfg Config, log *slog.Logger) (*Runner, error) {
+// New returns a Runner that works operations from st with ex (operations,
+// the orphan sweep, certificate renewal, dumps and base backups), keeps dumps
+// in dumps and applies their retention there.
+func New(st *store.Store, cat *catalog.Catalog, ex Executor, dumps backupstore.Storage, cfg Config, log *slog.Logger) (*Runner, error) {
 	if cfg.BackupWorkers < 1 {
 		cfg.BackupWorkers = 1
 	}
@@ -98,14 +99,14 @@ func New(st *store.Store, cat *catalog.Catalog, op Operator, orphans Orphans, ce
 		cfg.RetentionInterval = time.Hour
 	}
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &operationWorker{store: st, catalog: cat, op: op, cfg: cfg, log: log})
-	river.AddWorker(workers, &reaper{store: st, orphans: orphans, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
-	river.AddWorker(workers, &renewer{store: st, certs: certs, log: log.With(slog.String("component", "certificates"))})
+	river.AddWorker(workers, &operationWorker{store: st, catalog: cat, op: ex, cfg: cfg, log: log})
+	river.AddWorker(workers, &reaper{store: st, orphans: ex, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
+	river.AddWorker(workers, &renewer{store: st, certs: ex, log: log.With(slog.String("component", "certificates"))})
 	backupLog := log.With(slog.String("component", "backups"))
-	river.AddWorker(workers, &backupWorker{slots: cfg.BackupWorkers, store: st, catalog: cat, backups: bk, log: backupLog})
-	river.AddWorker(workers, &scheduleWorker{store: st, catalog: cat, window: cfg.ScheduleWindow, pitr: cfg.PITR && bk.BaseBackuper != nil, log: backupLog})
-	river.AddWorker(workers, &baseBackupWorker{slots: cfg.BackupWorkers, store: st, taker: bk.BaseBackuper, log: backupLog})
-	river.AddWorker(workers, &retentionWorker{store: st, catalog: cat, storage: bk.Storage, log: backupLog})
+	river.AddWorker(workers, &backupWorker{slots: cfg.BackupWorkers, store: st, catalog: cat, dumper: ex, storage: dumps, log: backupLog})
+	river.AddWorker(workers, &scheduleWorker{store: st, catalog: cat, window: cfg.ScheduleWindow, pitr: cfg.PITR, log: backupLog})
+	river.AddWorker(workers, &baseBackupWorker{slots: cfg.BackupWorkers, store: st, taker: ex, log: backupLog})
+	river.AddWorker(workers, &retentionWorker{store: st, catalog: cat, storage: dumps, log: backupLog})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },

@@ -149,7 +149,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		BackupWorkers: cfg.BackupWorkers, ScheduleTick: cfg.BackupScheduleTick, RetentionInterval: cfg.BackupRetentionInterval,
 		PITR: cfg.PITR(),
 	}
-	runner, err := worker.New(st, cat, prov, prov, prov, worker.Backups{Dumper: prov, Storage: dumps, BaseBackuper: prov}, workerCfg, log)
+	runner, err := worker.New(st, cat, prov, dumps, workerCfg, log)
 	if err != nil {
 		return err
 	}
