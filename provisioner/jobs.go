@@ -2,10 +2,6 @@ package provisioner
 
 import (
 	"context"
-	"fmt"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
@@ -14,76 +10,15 @@ import (
 	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
-// hclVars renders HCL2 variable assignments ("name = value" lines, the
-// format of a .vars file) for JobsParseRequest.Variables. Values are strings,
-// ints or string lists.
-func hclVars(vars map[string]any) string {
-	keys := make([]string, 0, len(vars))
-	for k := range vars {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s = %s\n", k, hclValue(vars[k]))
-	}
-	return b.String()
-}
-
-func hclValue(v any) string {
-	switch v := v.(type) {
-	case int:
-		return strconv.Itoa(v)
-	case []string:
-		q := make([]string, len(v))
-		for i, s := range v {
-			q[i] = hclString(s)
-		}
-		return "[" + strings.Join(q, ", ") + "]"
-	default:
-		return hclString(fmt.Sprint(v))
-	}
-}
-
-// hclString quotes s as an HCL2 string literal: JSON-style escapes, and "${"
-// and "%{" escaped so no value is ever interpolated.
-func hclString(s string) string {
-	q := strconv.Quote(s)
-	q = strings.ReplaceAll(q, "${", "$${")
-	return strings.ReplaceAll(q, "%{", "%%{")
-}
-
-// parseJob has the Nomad server parse an embedded job file with vars and
-// gives the job its id and name.
+// parseJob has Nomad parse an embedded job file with vars, as jobID, stamped
+// with this deployment's name (nomad.Cluster.Parse).
 func (p *Provisioner) parseJob(src, jobID string, vars map[string]any) (*api.Job, error) {
-	job, err := p.nomad.Jobs().ParseHCLOpts(&api.JobsParseRequest{
-		JobHCL:       src,
-		Variables:    hclVars(vars),
-		Canonicalize: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("parse job %s with Nomad: %w", jobID, err)
-	}
-	job.ID = &jobID
-	job.Name = &jobID
-	if job.Meta == nil {
-		job.Meta = map[string]string{}
-	}
-	job.Meta[MetaBroker] = p.cfg.BrokerName
-	return job, nil
+	return p.cluster.Parse(src, jobID, vars)
 }
 
-// register registers job and returns the version Nomad gave it. Registering
-// a job identical to the current one creates no new version.
+// register registers job and returns the version Nomad gave it.
 func (p *Provisioner) register(ctx context.Context, job *api.Job) (uint64, error) {
-	if _, _, err := p.nomad.Jobs().Register(job, writeOpts(ctx)); err != nil {
-		return 0, fmt.Errorf("register job %s with Nomad: %w", *job.ID, err)
-	}
-	cur, _, err := p.nomad.Jobs().Info(*job.ID, queryOpts(ctx))
-	if err != nil {
-		return 0, fmt.Errorf("read job %s from Nomad: %w", *job.ID, err)
-	}
-	return *cur.Version, nil
+	return p.cluster.Register(ctx, job)
 }
 
 func (p *Provisioner) commonVars(short string) map[string]any {
@@ -188,8 +123,5 @@ func (p *Provisioner) cleanData(ctx context.Context, short, client string, group
 	if _, err := p.waitComplete(ctx, CleanupJobID(short), "cleanup"); err != nil {
 		return err
 	}
-	if _, _, err := p.nomad.Jobs().Deregister(CleanupJobID(short), true, writeOpts(ctx)); err != nil && !isNotFound(err) {
-		return fmt.Errorf("purge cleanup job from Nomad: %w", err)
-	}
-	return nil
+	return p.cluster.Purge(ctx, CleanupJobID(short))
 }

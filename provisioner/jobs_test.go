@@ -8,22 +8,6 @@ import (
 	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
-func TestHCLVarsQuotesEveryValue(t *testing.T) {
-	got := hclVars(map[string]any{
-		"instance":    "abc",
-		"memory_mib":  512,
-		"datacenters": []string{"dc1", "dc\"2"},
-		"data_root":   "/srv/${evil}/%{x}",
-	})
-	want := "data_root = \"/srv/$${evil}/%%{x}\"\n" +
-		"datacenters = [\"dc1\", \"dc\\\"2\"]\n" +
-		"instance = \"abc\"\n" +
-		"memory_mib = 512\n"
-	if got != want {
-		t.Fatalf("got\n%s\nwant\n%s", got, want)
-	}
-}
-
 func TestDatabaseNamesAndJobIDs(t *testing.T) {
 	n := DatabaseNames(naming.ShortID("5f2b6c1e-9a1d-4b43-8a8e-0c4e2f1d7a11"))
 	if n.Database != n.Owner || n.Reader != n.Database+"_ro" {

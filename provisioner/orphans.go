@@ -2,16 +2,15 @@ package provisioner
 
 import (
 	"context"
-	"fmt"
 	"regexp"
 	"sort"
 
-	"github.com/hashicorp/nomad/api"
+	"github.com/pgbroker/pgbroker/nomad"
 )
 
 // MetaBroker is the job Meta key naming the broker deployment that owns a
 // job; several brokers may share one Nomad cluster.
-const MetaBroker = "pgbroker"
+const MetaBroker = nomad.MetaBroker
 
 var ownedJobID = regexp.MustCompile(`^pg-([0-9a-f]{12})-(?:(nodes|gateways|cleanup)|(dump|restore|basebackup)-([0-9a-z-]{1,64}))$`)
 
@@ -28,19 +27,17 @@ type OwnedJob struct {
 // OwnedJobs lists the jobs whose Meta names this broker and whose id has
 // the shape of an instance job or of a batch job, sorted by id.
 func (p *Provisioner) OwnedJobs(ctx context.Context) ([]OwnedJob, error) {
-	q := queryOpts(ctx)
-	q.Prefix = "pg-"
-	stubs, _, err := p.nomad.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, q)
+	jobs, err := p.cluster.JobIDs(ctx, "pg-")
 	if err != nil {
-		return nil, fmt.Errorf("list jobs in Nomad: %w", err)
+		return nil, err
 	}
 	var out []OwnedJob
-	for _, s := range stubs {
-		m := ownedJobID.FindStringSubmatch(s.ID)
-		if m == nil || s.Meta[MetaBroker] != p.cfg.BrokerName {
+	for id, owner := range jobs {
+		m := ownedJobID.FindStringSubmatch(id)
+		if m == nil || owner != p.cfg.BrokerName {
 			continue
 		}
-		out = append(out, OwnedJob{ID: s.ID, ShortID: m[1], Batch: m[3], RunID: m[4]})
+		out = append(out, OwnedJob{ID: id, ShortID: m[1], Batch: m[3], RunID: m[4]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -56,8 +53,8 @@ func (p *Provisioner) RemoveOrphan(ctx context.Context, short string) error {
 // whose run is over) and deletes its Nomad Variable nomad/jobs/<jobID>, as
 // runBatch does once a run is recorded. Errors: Nomad errors.
 func (p *Provisioner) RemoveBatchJob(ctx context.Context, jobID string) error {
-	if _, _, err := p.nomad.Jobs().Deregister(jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
-		return fmt.Errorf("purge job %s from Nomad: %w", jobID, err)
+	if err := p.cluster.Purge(ctx, jobID); err != nil {
+		return err
 	}
 	return p.deleteSecret(ctx, "nomad/jobs/"+jobID)
 }

@@ -8,7 +8,6 @@ package provisioner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/pki"
 )
@@ -70,10 +70,11 @@ type S3 struct {
 // Provisioner carries out operations against one Nomad cluster. Safe for
 // concurrent use on different instances.
 type Provisioner struct {
-	nomad *api.Client
-	cfg   Config
-	log   *slog.Logger
-	ca    *pki.CA // set by LoadCA
+	nomad   *api.Client    // being replaced by cluster (issue 13)
+	cluster *nomad.Cluster // the Nomad adapter
+	cfg     Config
+	log     *slog.Logger
+	ca      *pki.CA // set by LoadCA
 }
 
 // New returns a Provisioner using the Nomad client c.
@@ -102,7 +103,7 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.CertRenewBefore == 0 {
 		cfg.CertRenewBefore = 30 * 24 * time.Hour
 	}
-	return &Provisioner{nomad: c, cfg: cfg, log: log}
+	return &Provisioner{nomad: c, cluster: nomad.New(c, cfg.BrokerName), cfg: cfg, log: log}
 }
 
 // Instance is what the provisioner needs to know of an instance.
@@ -290,9 +291,9 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	}
 	jobIDs := []string{GatewaysJobID(in.ShortID), NodesJobID(in.ShortID)}
 	for _, jobID := range jobIDs {
-		allocs, _, err := p.nomad.Jobs().Allocations(jobID, true, queryOpts(ctx))
-		if err != nil && !isNotFound(err) {
-			return fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
+		allocs, err := p.cluster.Allocations(ctx, jobID, true)
+		if err != nil {
+			return err
 		}
 		for _, a := range allocs {
 			allocIDs = append(allocIDs, a.ID)
@@ -300,8 +301,8 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 				clients[a.NodeID] = true
 			}
 		}
-		if _, _, err := p.nomad.Jobs().Deregister(jobID, false, writeOpts(ctx)); err != nil && !isNotFound(err) {
-			return fmt.Errorf("stop %s in Nomad: %w", jobID, err)
+		if err := p.cluster.Stop(ctx, jobID); err != nil {
+			return err
 		}
 	}
 	if err := p.waitStopped(ctx, allocIDs); err != nil {
@@ -318,8 +319,8 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	}
 	crashpoint.Hit("deprovision:cleaned")
 	for _, jobID := range jobIDs {
-		if _, _, err := p.nomad.Jobs().Deregister(jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
-			return fmt.Errorf("purge %s from Nomad: %w", jobID, err)
+		if err := p.cluster.Purge(ctx, jobID); err != nil {
+			return err
 		}
 	}
 	if p.cfg.PITRS3 != nil {
@@ -346,18 +347,16 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 // that still run or linger (a base backup started just before the
 // deprovision). Errors: Nomad's.
 func (p *Provisioner) purgeBatchJobs(ctx context.Context, short string) error {
-	q := queryOpts(ctx)
-	q.Prefix = "pg-" + short + "-"
-	stubs, _, err := p.nomad.Jobs().List(q)
+	jobs, err := p.cluster.JobIDs(ctx, "pg-"+short+"-")
 	if err != nil {
-		return fmt.Errorf("list jobs of %s in Nomad: %w", short, err)
+		return err
 	}
-	for _, s := range stubs {
-		if m := ownedJobID.FindStringSubmatch(s.ID); m == nil || m[3] == "" {
+	for _, id := range slices.Sorted(maps.Keys(jobs)) {
+		if m := ownedJobID.FindStringSubmatch(id); m == nil || m[3] == "" {
 			continue // not a batch job of the instance
 		}
-		if _, _, err := p.nomad.Jobs().Deregister(s.ID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
-			return fmt.Errorf("purge %s from Nomad: %w", s.ID, err)
+		if err := p.cluster.Purge(ctx, id); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -425,16 +424,6 @@ func (p *Provisioner) waitServing(ctx context.Context, admin pgadmin.Admin, cert
 }
 
 // Ping checks that the Nomad API answers a read.
-func (p *Provisioner) Ping(ctx context.Context) error {
-	q := queryOpts(ctx)
-	q.Prefix, q.PerPage = "pg-", 1
-	if _, _, err := p.nomad.Jobs().List(q); err != nil {
-		return fmt.Errorf("ping the Nomad API: %w", err)
-	}
-	return nil
-}
+func (p *Provisioner) Ping(ctx context.Context) error { return p.cluster.Ping(ctx) }
 
-func isNotFound(err error) bool {
-	var ue api.UnexpectedResponseError
-	return errors.As(err, &ue) && ue.StatusCode() == 404
-}
+func isNotFound(err error) bool { return nomad.IsNotFound(err) }

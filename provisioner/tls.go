@@ -58,31 +58,24 @@ func (p *Provisioner) LoadCA(ctx context.Context, certFile, keyFile string) erro
 		return fmt.Errorf("PGBROKER_BROKER_NAME %q must be 1 to 64 letters, digits, _ or - (it names the CA's Nomad Variable)", p.cfg.BrokerName)
 	}
 	path := caSecretPath(p.cfg.BrokerName)
-	for {
-		v, _, err := p.nomad.Variables().Read(path, queryOpts(ctx))
-		if err == nil {
-			ca, err := pki.ParseCA([]byte(v.Items["certificate"]), []byte(v.Items["private_key"]), now)
-			if err != nil {
-				return fmt.Errorf("CA in Nomad Variable %s: %w", path, err)
-			}
-			p.ca = ca
-			return nil
+	items, err := p.cluster.Variable(ctx, path)
+	if errors.Is(err, api.ErrVariablePathNotFound) {
+		certPEM, keyPEM, genErr := pki.NewCA(p.cfg.BrokerName+" instances CA", caLifetime, now)
+		if genErr != nil {
+			return genErr
 		}
-		if !errors.Is(err, api.ErrVariablePathNotFound) {
-			return fmt.Errorf("read CA from Nomad Variable %s: %w", path, err)
-		}
-		certPEM, keyPEM, err := pki.NewCA(p.cfg.BrokerName+" instances CA", caLifetime, now)
-		if err != nil {
-			return err
-		}
-		_, _, err = p.nomad.Variables().CheckedCreate(&api.Variable{Path: path,
-			Items: api.VariableItems{"certificate": string(certPEM), "private_key": string(keyPEM)}}, writeOpts(ctx))
-		var conflict api.ErrCASConflict
-		if err != nil && !errors.As(err, &conflict) {
-			return fmt.Errorf("create CA in Nomad Variable %s: %w", path, err)
-		}
-		// Created, or another replica won the race: read what is there.
+		// Created, or another replica won the race: what is there counts.
+		items, err = p.cluster.EnsureVariable(ctx, path, map[string]string{"certificate": string(certPEM), "private_key": string(keyPEM)})
 	}
+	if err != nil {
+		return fmt.Errorf("CA in Nomad Variable %s: %w", path, err)
+	}
+	ca, err := pki.ParseCA([]byte(items["certificate"]), []byte(items["private_key"]), now)
+	if err != nil {
+		return fmt.Errorf("CA in Nomad Variable %s: %w", path, err)
+	}
+	p.ca = ca
+	return nil
 }
 
 // CACertificate returns the CA certificate (PEM), what credentials carry as
