@@ -36,13 +36,13 @@ var restoreList = []struct {
 	{"3348; 2620 16551 TRIGGER public t t_trg db_x", true},
 }
 
-// extensionEntries is the restore job's local.extension_entries, the
+// extensionEntries is the backup job's local.extension_entries, the
 // extended regular expression of the --list lines it leaves out.
 func extensionEntries(t *testing.T) string {
 	t.Helper()
-	m := regexp.MustCompile(`(?m)^\s*extension_entries\s*=\s*"([^"]*)"`).FindStringSubmatch(nomadjobs.Restore)
+	m := regexp.MustCompile(`(?m)^\s*extension_entries\s*=\s*"([^"]*)"`).FindStringSubmatch(nomadjobs.Backup)
 	if m == nil {
-		t.Fatal("restore.nomad.hcl has no local extension_entries")
+		t.Fatal("backup.nomad.hcl has no local extension_entries")
 	}
 	return m[1]
 }
