@@ -2,6 +2,7 @@ package nomadjobs_test
 
 import (
 	"encoding/json"
+	"maps"
 	"regexp"
 	"strings"
 	"testing"
@@ -28,13 +29,7 @@ func TestBackupModeShapesTheJob(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.mode+"/"+driver, func(t *testing.T) {
 				f := jobFileNamed(t, c.mode)
-				vars := map[string]any{"driver": driver}
-				for k, v := range f.vars {
-					if _, set := vars[k]; !set {
-						vars[k] = v
-					}
-				}
-				job, err := parse(t, client, f.name, f.src, vars)
+				job, err := parse(t, client, f.name, f.src, varsOf(f, map[string]any{"driver": driver}))
 				if err != nil {
 					t.Fatalf("parse: %v", err)
 				}
@@ -68,12 +63,7 @@ func TestBackupRefusesAnUnknownMode(t *testing.T) {
 	client := nomadClient(t)
 	f := jobFileNamed(t, "dump")
 	for _, mode := range []string{"", "basebackup", "Dump", "dump restore"} {
-		vars := map[string]any{}
-		for k, v := range f.vars {
-			vars[k] = v
-		}
-		vars["mode"] = mode
-		if _, err := parse(t, client, f.name, f.src, vars); err == nil || !strings.Contains(err.Error(), "mode") {
+		if _, err := parse(t, client, f.name, f.src, varsOf(f, map[string]any{"mode": mode})); err == nil || !strings.Contains(err.Error(), "mode") {
 			t.Errorf("mode %q: %v, want an error naming mode", mode, err)
 		}
 	}
@@ -86,11 +76,7 @@ func TestDumpIsWrittenUnderItsOwnInstanceWhateverSourceInstance(t *testing.T) {
 	client := nomadClient(t)
 	const other = "ba9876543210"
 	f := jobFileNamed(t, "dump")
-	vars := map[string]any{"source_instance": other}
-	for k, v := range f.vars {
-		vars[k] = v
-	}
-	job, err := parse(t, client, f.name, f.src, vars)
+	job, err := parse(t, client, f.name, f.src, varsOf(f, map[string]any{"source_instance": other}))
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
@@ -98,6 +84,13 @@ func TestDumpIsWrittenUnderItsOwnInstanceWhateverSourceInstance(t *testing.T) {
 	if want := "dir='/srv/pgbroker/backups/" + instance + "'"; !strings.Contains(script, want) || strings.Contains(script, other) {
 		t.Errorf("dump.sh with source_instance %s: want %s and no %s:\n%s", other, want, other, script)
 	}
+}
+
+// varsOf returns the variables of f with those of over in their place.
+func varsOf(f jobFile, over map[string]any) map[string]any {
+	vars := maps.Clone(f.vars)
+	maps.Copy(vars, over)
+	return vars
 }
 
 // byHand matches the by-hand commands of backup.nomad.hcl's header, joined

@@ -93,13 +93,7 @@ func TestRestoreLogsInAsTheRestoreRole(t *testing.T) {
 		for _, driver := range drivers {
 			t.Run(driver+"/source="+source, func(t *testing.T) {
 				f := jobFileNamed(t, "restore")
-				vars := map[string]any{"driver": driver, "source_instance": source}
-				for k, v := range f.vars {
-					if _, set := vars[k]; !set {
-						vars[k] = v
-					}
-				}
-				job, err := parse(t, client, f.name, f.src, vars)
+				job, err := parse(t, client, f.name, f.src, varsOf(f, map[string]any{"driver": driver, "source_instance": source}))
 				if err != nil {
 					t.Fatalf("parse: %v", err)
 				}

@@ -10,14 +10,9 @@ import (
 // s3DumpVars are a job file's test variables with S3 storage and 8 MiB parts.
 func s3DumpVars(t *testing.T, name string) (jobFile, map[string]any) {
 	f := jobFileNamed(t, name)
-	vars := map[string]any{"s3_endpoint": "https://s3.example.com", "s3_bucket": "dumps", "s3_object": "prod/" + instance + "/b.dump"}
-	vars["s3_part_size_mib"] = 8
-	for k, v := range f.vars {
-		if _, set := vars[k]; !set {
-			vars[k] = v
-		}
-	}
-	return f, vars
+	return f, varsOf(f, map[string]any{
+		"s3_endpoint": "https://s3.example.com", "s3_bucket": "dumps", "s3_object": "prod/" + instance + "/b.dump", "s3_part_size_mib": 8,
+	})
 }
 
 func templateText(t *testing.T, task *api.Task, dest string) string {
