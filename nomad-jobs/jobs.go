@@ -25,17 +25,20 @@ var Gateways string
 //go:embed cleanup.nomad.hcl
 var Cleanup string
 
-// Dump is the HCL2 source of the batch job that writes one pg_dump -Fc of an
-// instance's database to the backup directory (dump.nomad.hcl).
+// Backup is the HCL2 source of the batch job that, by its variable mode,
+// writes one pg_dump -Fc of an instance's database to the backup storage
+// (ModeDump) or restores one into it with pg_restore --clean (ModeRestore)
+// (backup.nomad.hcl).
 //
-//go:embed dump.nomad.hcl
-var Dump string
+//go:embed backup.nomad.hcl
+var Backup string
 
-// Restore is the HCL2 source of the batch job that restores one dump into an
-// instance's database with pg_restore --clean (restore.nomad.hcl).
-//
-//go:embed restore.nomad.hcl
-var Restore string
+// The values of Backup's variable mode; each also names the job's only task
+// group and task.
+const (
+	ModeDump    = "dump"
+	ModeRestore = "restore"
+)
 
 // BaseBackup is the HCL2 source of the batch job that takes one full
 // pgBackRest base backup of an instance's node (basebackup.nomad.hcl).

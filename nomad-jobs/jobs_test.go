@@ -106,34 +106,34 @@ func jobFiles(driver string) []jobFile {
 			group: "cleanup", count: 1, task: "cleanup", port: -1,
 		},
 		{
-			name: "dump", src: nomadjobs.Dump,
+			name: "dump", src: nomadjobs.Backup,
 			vars: map[string]any{
-				"instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
+				"mode": "dump", "instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
 				"backup_id": "0b5e4a2c-9d1f-4e8a-8a57-3f6f1c2d9e01", "pg_host": "127.0.0.1", "pg_port": 35001,
 			},
 			group: "dump", count: 1, task: "dump", port: -1,
 		},
 		{
-			name: "restore", src: nomadjobs.Restore,
+			name: "restore", src: nomadjobs.Backup,
 			vars: map[string]any{
-				"instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
+				"mode": "restore", "instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
 				"backup_id": "0b5e4a2c-9d1f-4e8a-8a57-3f6f1c2d9e01", "pg_host": "127.0.0.1", "pg_port": 35001,
 			},
 			group: "restore", count: 1, task: "restore", port: -1,
 		},
 		{
-			name: "dump", src: nomadjobs.Dump,
+			name: "dump", src: nomadjobs.Backup,
 			vars: map[string]any{
-				"instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
+				"mode": "dump", "instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
 				"backup_id": "0b5e4a2c-9d1f-4e8a-8a57-3f6f1c2d9e01", "pg_host": "127.0.0.1", "pg_port": 35001,
 				"s3_endpoint": "https://s3.example.com", "s3_bucket": "dumps", "s3_object": "prod/" + instance + "/0b5e4a2c.dump", "s3_part_size_mib": 8,
 			},
 			group: "dump", count: 1, task: "dump", port: -1,
 		},
 		{
-			name: "restore", src: nomadjobs.Restore,
+			name: "restore", src: nomadjobs.Backup,
 			vars: map[string]any{
-				"instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
+				"mode": "restore", "instance": instance, "driver": driver, "backup_dir": "/srv/pgbroker/backups",
 				"backup_id": "0b5e4a2c-9d1f-4e8a-8a57-3f6f1c2d9e01", "pg_host": "127.0.0.1", "pg_port": 35001,
 				"s3_endpoint": "https://s3.example.com", "s3_bucket": "dumps", "s3_object": "prod/" + instance + "/0b5e4a2c.dump",
 			},

@@ -36,13 +36,13 @@ var restoreList = []struct {
 	{"3348; 2620 16551 TRIGGER public t t_trg db_x", true},
 }
 
-// extensionEntries is the restore job's local.extension_entries, the
+// extensionEntries is the backup job's local.extension_entries, the
 // extended regular expression of the --list lines it leaves out.
 func extensionEntries(t *testing.T) string {
 	t.Helper()
-	m := regexp.MustCompile(`(?m)^\s*extension_entries\s*=\s*"([^"]*)"`).FindStringSubmatch(nomadjobs.Restore)
+	m := regexp.MustCompile(`(?m)^\s*extension_entries\s*=\s*"([^"]*)"`).FindStringSubmatch(nomadjobs.Backup)
 	if m == nil {
-		t.Fatal("restore.nomad.hcl has no local extension_entries")
+		t.Fatal("backup.nomad.hcl has no local extension_entries")
 	}
 	return m[1]
 }
@@ -93,13 +93,7 @@ func TestRestoreLogsInAsTheRestoreRole(t *testing.T) {
 		for _, driver := range drivers {
 			t.Run(driver+"/source="+source, func(t *testing.T) {
 				f := jobFileNamed(t, "restore")
-				vars := map[string]any{"driver": driver, "source_instance": source}
-				for k, v := range f.vars {
-					if _, set := vars[k]; !set {
-						vars[k] = v
-					}
-				}
-				job, err := parse(t, client, f.name, f.src, vars)
+				job, err := parse(t, client, f.name, f.src, varsOf(f, map[string]any{"driver": driver, "source_instance": source}))
 				if err != nil {
 					t.Fatalf("parse: %v", err)
 				}

@@ -10,16 +10,9 @@ import (
 // s3DumpVars are a job file's test variables with S3 storage and 8 MiB parts.
 func s3DumpVars(t *testing.T, name string) (jobFile, map[string]any) {
 	f := jobFileNamed(t, name)
-	vars := map[string]any{"s3_endpoint": "https://s3.example.com", "s3_bucket": "dumps", "s3_object": "prod/" + instance + "/b.dump"}
-	if name == "dump" {
-		vars["s3_part_size_mib"] = 8
-	}
-	for k, v := range f.vars {
-		if _, set := vars[k]; !set {
-			vars[k] = v
-		}
-	}
-	return f, vars
+	return f, varsOf(f, map[string]any{
+		"s3_endpoint": "https://s3.example.com", "s3_bucket": "dumps", "s3_object": "prod/" + instance + "/b.dump", "s3_part_size_mib": 8,
+	})
 }
 
 func templateText(t *testing.T, task *api.Task, dest string) string {
@@ -76,6 +69,9 @@ func TestS3DumpAndRestoreStreamThroughRclone(t *testing.T) {
 			}
 			if c.name == "dump" && *task.Resources.MemoryMB != 128+3*8 {
 				t.Errorf("dump task memory %d MB, want %d (three 8 MiB parts and pg_dump)", *task.Resources.MemoryMB, 128+3*8)
+			}
+			if c.name == "restore" && *task.Resources.MemoryMB != 128 {
+				t.Errorf("restore task memory %d MB, want 128 (it holds no part)", *task.Resources.MemoryMB)
 			}
 		})
 	}

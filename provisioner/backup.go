@@ -28,7 +28,7 @@ func RestoreJobID(short, operationID string) string { return "pg-" + short + "-r
 // dump reads a standby through the gateways' read-only listener.
 func (p *Provisioner) Dump(ctx context.Context, in Instance, backupID string, progress Progress) error {
 	progress("dumping the database")
-	return p.runBatch(ctx, in, p.dumpJob(in, nomadjobs.Dump, DumpJobID(in.ShortID, backupID), "dump", backupID, ""))
+	return p.runBatch(ctx, in, p.backupJob(in, nomadjobs.ModeDump, DumpJobID(in.ShortID, backupID), backupID, ""))
 }
 
 // Restore runs pg_restore --clean --if-exists --single-transaction of the
@@ -57,7 +57,7 @@ func (p *Provisioner) Restore(ctx context.Context, in Instance, operationID, bac
 	if err := admin.EnsureRestoreRole(ctx, names, password); err != nil {
 		return fmt.Errorf("open the restore role: %w", err)
 	}
-	b := p.dumpJob(in, nomadjobs.Restore, jobID, "restore", backupID, from)
+	b := p.backupJob(in, nomadjobs.ModeRestore, jobID, backupID, from)
 	b.withoutAdmin = true
 	b.secrets[restorePasswordItem] = password
 	b.ended = func(ctx context.Context) error {
@@ -70,7 +70,8 @@ func (p *Provisioner) Restore(ctx context.Context, in Instance, operationID, bac
 }
 
 // restorePasswordItem is the item of a restore job's Nomad Variable holding
-// the password of pgadmin.RestoreRole (nomad-jobs/restore.nomad.hcl).
+// the password of pgadmin.RestoreRole (nomad-jobs/backup.nomad.hcl, mode
+// restore).
 const restorePasswordItem = "restore_password"
 
 // restorePassword returns the password the restore job jobID logs in with:
@@ -87,11 +88,12 @@ func (p *Provisioner) restorePassword(ctx context.Context, jobID string) (string
 	return randomString(32), nil
 }
 
-// dumpJob describes a dump or restore job (src) of backupID: through the
+// backupJob describes the job of backup.nomad.hcl in mode (nomadjobs.ModeDump
+// or ModeRestore, which names its task too) for backupID: through the
 // instance's gateway, with the backup storage's S3 credentials when
-// configured.
-func (p *Provisioner) dumpJob(in Instance, src, jobID, task, backupID, from string) batchJob {
-	b := batchJob{src: src, jobID: jobID, task: task, secrets: api.VariableItems{}}
+// configured. from is a restore's source instance ("": in itself).
+func (p *Provisioner) backupJob(in Instance, mode, jobID, backupID, from string) batchJob {
+	b := batchJob{src: nomadjobs.Backup, jobID: jobID, task: mode, secrets: api.VariableItems{}}
 	if s3 := p.cfg.BackupS3; s3 != nil {
 		b.secrets["s3_access_key_id"] = s3.AccessKeyID
 		b.secrets["s3_secret_access_key"] = s3.SecretAccessKey
@@ -106,12 +108,13 @@ func (p *Provisioner) dumpJob(in Instance, src, jobID, task, backupID, from stri
 		}
 		vars := p.commonVars(in.ShortID)
 		delete(vars, "host_network")
+		vars["mode"] = mode
 		vars["backup_id"] = backupID
 		vars["backup_dir"] = p.cfg.BackupDir
 		vars["node_id"] = in.NodeID
 		vars["pg_host"] = host
 		vars["pg_port"] = in.GatewayPort
-		if task == "dump" && in.ReadOnlyPort > 0 {
+		if mode == nomadjobs.ModeDump && in.ReadOnlyPort > 0 {
 			// Business: through the read-only listener, on a standby, so the
 			// dump takes nothing from the leader (DESIGN.md: "on Business it
 			// runs on a follower"); hot_standby_feedback keeps replay from
@@ -130,7 +133,7 @@ func (p *Provisioner) dumpJob(in Instance, src, jobID, task, backupID, from stri
 			vars["s3_region"] = s3.Region
 			vars["s3_bucket"] = s3.Bucket
 			vars["s3_object"] = s3.Prefix + naming.DumpKey(in.ShortID, backupID)
-			if task == "dump" && s3.PartSizeMiB > 0 {
+			if mode == nomadjobs.ModeDump && s3.PartSizeMiB > 0 {
 				vars["s3_part_size_mib"] = s3.PartSizeMiB
 			}
 		}
