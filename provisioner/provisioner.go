@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/patroni"
 	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/pki"
 )
@@ -73,6 +74,9 @@ type Provisioner struct {
 	cfg   Config
 	log   *slog.Logger
 	ca    *pki.CA // set by LoadCA
+
+	clusters func(ctx context.Context, short string) (cluster, error) // an instance's Patroni cluster (patroniCluster)
+	dcs      dcs                                                      // where Patroni keeps its keys (etcd)
 }
 
 // New returns a Provisioner using the Nomad client c.
@@ -101,7 +105,9 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.CertRenewBefore == 0 {
 		cfg.CertRenewBefore = 30 * 24 * time.Hour
 	}
-	return &Provisioner{nomad: c, cfg: cfg, log: log}
+	p := &Provisioner{nomad: c, cfg: cfg, log: log, dcs: patroni.NewDCS(cfg.Etcd)}
+	p.clusters = p.patroniCluster
+	return p
 }
 
 // Instance is what the provisioner needs to know of an instance.

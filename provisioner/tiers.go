@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/patroni"
 )
 
 // toCluster moves a single-node instance to a Business size, its node's data
@@ -32,11 +33,11 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 	if err := p.registerNodes(ctx, in, one, map[string]any{"patroni": true, "etcd_hosts": p.cfg.Etcd, "node_id": in.NodeID}, progress); err != nil {
 		return err
 	}
-	c, err := p.patroni(ctx, in.ShortID)
+	c, err := p.clusters(ctx, in.ShortID)
 	if err != nil {
 		return err
 	}
-	if _, err := c.waitMembers(ctx, "waiting for Patroni to adopt node 0", func(m []Member) bool { return leaderOf(m) == memberName(0) }, progress); err != nil {
+	if _, err := c.WaitMembers(ctx, "waiting for Patroni to adopt node 0", patroni.Leads(memberName(0)), progress); err != nil {
 		return err
 	}
 	crashpoint.Hit("tiers:adopted")
@@ -124,7 +125,7 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 	}
 	in.NodeID = node0
 	if stillPatroni {
-		c, err := p.patroni(ctx, in.ShortID)
+		c, err := p.clusters(ctx, in.ShortID)
 		if err != nil {
 			return Placement{}, err
 		}
