@@ -23,7 +23,6 @@ import (
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/credentials"
 	"github.com/pgbroker/pgbroker/dashboard"
-	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/store/storetest"
 )
@@ -148,22 +147,22 @@ func FuzzOSBHeaders(f *testing.F) {
 	})
 }
 
-// routerInstances stands in for the provisioner's synchronous side: every
+// routerInstances stands in for the executor's synchronous side (broker.Instances): every
 // call succeeds at once and touches nothing.
 type routerInstances struct{}
 
-func (routerInstances) DataSize(context.Context, provisioner.Instance) (int64, error) {
+func (routerInstances) DataSize(context.Context, store.Instance) (int64, error) {
 	return 1 << 20, nil
 }
-func (routerInstances) Bind(context.Context, provisioner.Instance, string, bool) (credentials.Credentials, error) {
+func (routerInstances) Bind(context.Context, store.Instance, string, bool) (credentials.Credentials, error) {
 	return credentials.Credentials{Host: "127.0.0.1", Port: 35000}, nil
 }
-func (routerInstances) Credentials(context.Context, provisioner.Instance, string, bool) (credentials.Credentials, error) {
+func (routerInstances) Credentials(context.Context, store.Instance, string, bool) (credentials.Credentials, error) {
 	return credentials.Credentials{Host: "127.0.0.1", Port: 35000}, nil
 }
-func (routerInstances) Unbind(context.Context, provisioner.Instance, string) error { return nil }
-func (routerInstances) Members(context.Context, provisioner.Instance) ([]provisioner.Member, error) {
-	return nil, nil
+func (routerInstances) Unbind(context.Context, store.Instance, string) error { return nil }
+func (routerInstances) Members(context.Context, store.Instance) (string, error) {
+	return "", nil
 }
 
 // Flags of FuzzRouter's headers argument.

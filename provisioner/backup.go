@@ -189,10 +189,10 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, b batchJob) err
 	for k, v := range b.secrets {
 		items[k] = v
 	}
-	if _, _, err := p.nomad.Variables().Create(&api.Variable{Path: secretPath, Items: items}, writeOpts(ctx)); err != nil {
+	if _, _, err := p.rawNomad.Variables().Create(&api.Variable{Path: secretPath, Items: items}, writeOpts(ctx)); err != nil {
 		return fmt.Errorf("create secret %s in Nomad: %w", secretPath, err)
 	}
-	cur, _, err := p.nomad.Jobs().Info(b.jobID, queryOpts(ctx))
+	cur, _, err := p.rawNomad.Jobs().Info(b.jobID, queryOpts(ctx))
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("read job %s from Nomad: %w", b.jobID, err)
 	}
@@ -227,7 +227,7 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, b batchJob) err
 			return err
 		}
 	}
-	if _, _, err := p.nomad.Jobs().Deregister(b.jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
+	if _, _, err := p.rawNomad.Jobs().Deregister(b.jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("purge job %s from Nomad: %w", b.jobID, err)
 	}
 	if err := p.deleteSecret(ctx, secretPath); err != nil {
@@ -255,11 +255,11 @@ func (p *Provisioner) registerBatch(ctx context.Context, b batchJob) error {
 // (alloc/logs/<task>.<stream>.0). Errors when Nomad cannot give it (the
 // allocation was garbage collected).
 func (p *Provisioner) taskLog(ctx context.Context, allocID, task, stream string, limit int) ([]byte, error) {
-	alloc, _, err := p.nomad.Allocations().Info(allocID, queryOpts(ctx))
+	alloc, _, err := p.rawNomad.Allocations().Info(allocID, queryOpts(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(allocID), err)
 	}
-	rc, err := p.nomad.AllocFS().Cat(alloc, "alloc/logs/"+task+"."+stream+".0", queryOpts(ctx))
+	rc, err := p.rawNomad.AllocFS().Cat(alloc, "alloc/logs/"+task+"."+stream+".0", queryOpts(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("read the %s of allocation %s: %w", stream, shortAlloc(allocID), err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgbroker/pgbroker/patroni"
 	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
@@ -88,10 +89,10 @@ func describeStandbys(standbys []pgadmin.Standby, want int) string {
 // standbys, one of them its synchronous standby (the only one it would
 // promote): pg_stat_replication says "sync" a moment before Patroni records it.
 func (p *Provisioner) waitHealthy(ctx context.Context, short string, want int, progress Progress) error {
-	c, err := p.patroni(ctx, short)
+	c, err := p.clusters(ctx, short)
 	if err != nil {
 		return err
 	}
-	_, err = c.waitMembers(ctx, "cluster", func(m []Member) bool { return healthy(m, want) }, progress)
+	_, err = c.WaitMembers(ctx, "cluster", patroni.Healthy(want), progress)
 	return err
 }

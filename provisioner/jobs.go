@@ -13,12 +13,12 @@ import (
 // parseJob has Nomad parse an embedded job file with vars, as jobID, stamped
 // with this deployment's name (nomad.Cluster.Parse).
 func (p *Provisioner) parseJob(src, jobID string, vars map[string]any) (*api.Job, error) {
-	return p.cluster.Parse(src, jobID, vars)
+	return p.nomad.Parse(src, jobID, vars)
 }
 
 // register registers job and returns the version Nomad gave it.
 func (p *Provisioner) register(ctx context.Context, job *api.Job) (uint64, error) {
-	return p.cluster.Register(ctx, job)
+	return p.nomad.Register(ctx, job)
 }
 
 func (p *Provisioner) commonVars(short string) map[string]any {
@@ -123,5 +123,5 @@ func (p *Provisioner) cleanData(ctx context.Context, short, client string, group
 	if _, err := p.waitComplete(ctx, CleanupJobID(short), "cleanup"); err != nil {
 		return err
 	}
-	return p.cluster.Purge(ctx, CleanupJobID(short))
+	return p.nomad.Purge(ctx, CleanupJobID(short))
 }

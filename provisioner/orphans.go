@@ -27,7 +27,7 @@ type OwnedJob struct {
 // OwnedJobs lists the jobs whose Meta names this broker and whose id has
 // the shape of an instance job or of a batch job, sorted by id.
 func (p *Provisioner) OwnedJobs(ctx context.Context) ([]OwnedJob, error) {
-	jobs, err := p.cluster.JobIDs(ctx, "pg-")
+	jobs, err := p.nomad.JobIDs(ctx, "pg-")
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func (p *Provisioner) RemoveOrphan(ctx context.Context, short string) error {
 // whose run is over) and deletes its Nomad Variable nomad/jobs/<jobID>, as
 // runBatch does once a run is recorded. Errors: Nomad errors.
 func (p *Provisioner) RemoveBatchJob(ctx context.Context, jobID string) error {
-	if err := p.cluster.Purge(ctx, jobID); err != nil {
+	if err := p.nomad.Purge(ctx, jobID); err != nil {
 		return err
 	}
 	return p.deleteSecret(ctx, "nomad/jobs/"+jobID)

@@ -118,7 +118,7 @@ func parseInfo(out string) ([]BaseBackupInfo, error) {
 // pgBackRest failed; others are worth retrying.
 func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size, restoreID string, target time.Time, progress Progress) error {
 	jobID := NodesJobID(in.ShortID)
-	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+	cur, _, err := p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
 	if err != nil {
 		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
 	}
@@ -200,7 +200,7 @@ func (p *Provisioner) registerRestore(ctx context.Context, in Instance, size Siz
 	}
 	crashpoint.Hit("pitr:registered")
 	// Registered before a restart or just now: wait for that job version.
-	cur, _, err := p.nomad.Jobs().Info(NodesJobID(in.ShortID), queryOpts(ctx))
+	cur, _, err := p.rawNomad.Jobs().Info(NodesJobID(in.ShortID), queryOpts(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("read job %s from Nomad: %w", NodesJobID(in.ShortID), err)
 	}
@@ -249,7 +249,7 @@ func (e *ExecError) Error() string {
 // exec, as the task's user with the task's environment) and returns its
 // standard output.
 func (p *Provisioner) execNode(ctx context.Context, in Instance, script string) (string, error) {
-	allocs, _, err := p.nomad.Jobs().Allocations(NodesJobID(in.ShortID), false, queryOpts(ctx))
+	allocs, _, err := p.rawNomad.Jobs().Allocations(NodesJobID(in.ShortID), false, queryOpts(ctx))
 	if err != nil {
 		return "", fmt.Errorf("list allocations of %s in Nomad: %w", NodesJobID(in.ShortID), err)
 	}
@@ -279,12 +279,12 @@ const leaderOnly = `if [[ -f $NOMAD_SECRETS_DIR/patroni.yml ]] && [[ $(curl -s -
 
 // execAlloc runs script with bash in the node task of allocation allocID.
 func (p *Provisioner) execAlloc(ctx context.Context, allocID, script string) (string, error) {
-	alloc, _, err := p.nomad.Allocations().Info(allocID, queryOpts(ctx))
+	alloc, _, err := p.rawNomad.Allocations().Info(allocID, queryOpts(ctx))
 	if err != nil {
 		return "", fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(allocID), err)
 	}
 	var stdout, stderr bytes.Buffer
-	code, err := p.nomad.Allocations().Exec(ctx, alloc, "postgres", false, []string{"/bin/bash", "-c", script},
+	code, err := p.rawNomad.Allocations().Exec(ctx, alloc, "postgres", false, []string{"/bin/bash", "-c", script},
 		strings.NewReader(""), &stdout, &stderr, nil, queryOpts(ctx))
 	if err != nil {
 		return "", fmt.Errorf("exec in allocation %s: %w", shortAlloc(allocID), err)
@@ -306,7 +306,7 @@ func (p *Provisioner) execAlloc(ctx context.Context, allocID, script string) (st
 // restore is under way or done. False when the job does not exist. Errors:
 // Nomad or, with Patroni, the instance does not answer.
 func (p *Provisioner) RestoreRegistered(ctx context.Context, in Instance, restoreID string) (bool, error) {
-	cur, _, err := p.nomad.Jobs().Info(NodesJobID(in.ShortID), queryOpts(ctx))
+	cur, _, err := p.rawNomad.Jobs().Info(NodesJobID(in.ShortID), queryOpts(ctx))
 	if isNotFound(err) {
 		return false, nil
 	}
@@ -342,7 +342,7 @@ func (p *Provisioner) RestoreRegistered(ctx context.Context, in Instance, restor
 // others are worth retrying.
 func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size Size, source, restoreID string, target time.Time, progress Progress) error {
 	jobID := NodesJobID(in.ShortID)
-	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+	cur, _, err := p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
 	if err != nil {
 		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
 	}
@@ -379,7 +379,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 			return err
 		}
 		crashpoint.Hit("pitr:registered")
-		cur, _, err = p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+		cur, _, err = p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
 		if err != nil {
 			return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
 		}

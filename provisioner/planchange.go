@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/patroni"
 )
 
 // ChangePlan moves a provisioned instance from plan size from to size to,
@@ -51,17 +52,17 @@ func memberName(i int) string { return fmt.Sprintf("node-%d", i) }
 // read again, so running it again finishes the change without a second
 // switchover.
 func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, progress Progress) error {
-	c, err := p.patroni(ctx, in.ShortID)
+	c, err := p.clusters(ctx, in.ShortID)
 	if err != nil {
 		return err
 	}
 	standbys := size.Nodes - 1
 	// Synchronous or not: a crash may have left synchronous_mode off.
-	members, err := c.waitMembers(ctx, "waiting for a healthy cluster", func(m []Member) bool { return streamingTo(m, standbys) }, progress)
+	members, err := c.WaitMembers(ctx, "waiting for a healthy cluster", patroni.Streaming(standbys), progress)
 	if err != nil {
 		return err
 	}
-	if err := c.setParameters(ctx, map[string]any{"max_connections": size.MaxConnections}); err != nil {
+	if err := c.SetParameters(ctx, map[string]any{"max_connections": size.MaxConnections}); err != nil {
 		return err
 	}
 	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
@@ -75,7 +76,7 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 	if err != nil {
 		return err
 	}
-	leader := leaderOf(members)
+	leader := patroni.Leader(members)
 	leaderStale := stale[leader]
 	for i := 0; i < size.Nodes; i++ {
 		name := memberName(i)
@@ -103,7 +104,7 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 		if err := p.registerHolding(ctx, in, job, stale, size, c, progress); err != nil {
 			return err
 		}
-		if err := p.restoreSync(ctx, c, standbys, progress); err != nil {
+		if err := c.RestoreSynchronousMode(ctx, standbys, progress); err != nil {
 			return err
 		}
 	}
@@ -124,7 +125,7 @@ func otherThan(name string, n int) string {
 // synchronous replication off, and turns it back on once the standbys
 // stream again: commits never wait for a standby being stopped, and are
 // synchronous again as soon as it is back.
-func (p *Provisioner) replaceAsync(ctx context.Context, in Instance, job *api.Job, hold map[string]bool, size Size, c *patroniClient, progress Progress) error {
+func (p *Provisioner) replaceAsync(ctx context.Context, in Instance, job *api.Job, hold map[string]bool, size Size, c cluster, progress Progress) error {
 	if err := p.asyncWhileReplacing(ctx, in, c, progress); err != nil {
 		return err
 	}
@@ -132,15 +133,15 @@ func (p *Provisioner) replaceAsync(ctx context.Context, in Instance, job *api.Jo
 		return err
 	}
 	crashpoint.Hit("update:registered") // synchronous replication still off
-	return p.restoreSync(ctx, c, size.Nodes-1, progress)
+	return c.RestoreSynchronousMode(ctx, size.Nodes-1, progress)
 }
 
 // registerHolding registers job with the groups in hold kept as registered,
 // then waits until every node of the new version runs and the standbys
 // stream again.
-func (p *Provisioner) registerHolding(ctx context.Context, in Instance, job *api.Job, hold map[string]bool, size Size, c *patroniClient, progress Progress) error {
+func (p *Provisioner) registerHolding(ctx context.Context, in Instance, job *api.Job, hold map[string]bool, size Size, c cluster, progress Progress) error {
 	jobID := NodesJobID(in.ShortID)
-	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+	cur, _, err := p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
 	if err != nil {
 		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
 	}
@@ -151,7 +152,7 @@ func (p *Provisioner) registerHolding(ctx context.Context, in Instance, job *api
 	if _, err := p.runningAllocs(ctx, jobID, version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
-	_, err = c.waitMembers(ctx, "waiting for the standbys to stream", func(m []Member) bool { return streamingTo(m, size.Nodes-1) }, progress)
+	_, err = c.WaitMembers(ctx, "waiting for the standbys to stream", patroni.Streaming(size.Nodes-1), progress)
 	return err
 }
 
@@ -178,7 +179,7 @@ func holding(job, cur *api.Job, hold map[string]bool) *api.Job {
 // registering job would replace (Nomad's plan: destructive updates or new
 // placements).
 func (p *Provisioner) staleGroups(ctx context.Context, job *api.Job) (map[string]bool, error) {
-	plan, _, err := p.nomad.Jobs().PlanOpts(job, &api.PlanOptions{}, writeOpts(ctx))
+	plan, _, err := p.rawNomad.Jobs().PlanOpts(job, &api.PlanOptions{}, writeOpts(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("plan job %s with Nomad: %w", *job.ID, err)
 	}
@@ -193,55 +194,12 @@ func (p *Provisioner) staleGroups(ctx context.Context, job *api.Job) (map[string
 	return out, nil
 }
 
-// switchoverTo makes member name the leader unless it leads already: it
-// waits until name is the synchronous standby (Patroni refuses a switchover
-// to another in synchronous mode) or, with synchronous_mode off, a running
-// standby, switches over, and waits until name leads.
-func (p *Provisioner) switchoverTo(ctx context.Context, in Instance, c *patroniClient, name string, progress Progress) error {
-	sync, err := c.synchronousMode(ctx)
-	if err != nil {
-		return err
-	}
-	want := "the synchronous standby"
-	if !sync {
-		want = "a running standby"
-	}
-	members, err := c.waitMembers(ctx, "waiting for "+name+" to be "+want+" or the leader", func(m []Member) bool {
-		for _, x := range m {
-			switch {
-			case x.Name != name:
-			case x.Role == "leader" && x.State == "running", x.Role == "sync_standby":
-				return true
-			case !sync && x.Role == "replica" && (x.State == "streaming" || x.State == "running"):
-				return true
-			}
-		}
-		return false
-	}, progress)
-	if err != nil {
-		return err
-	}
-	leader := leaderOf(members)
-	if leader == name {
-		return nil
-	}
-	progress(fmt.Sprintf("switching over from %s to %s", leader, name))
-	// A checkpoint now leaves little for the demoted leader's shutdown
-	// checkpoint, the longest part of a switchover's pause in writes.
-	if err := p.checkpoint(ctx, in); err != nil {
-		return err
-	}
-	var from Member
-	for _, m := range members {
-		if m.Name == leader {
-			from = m
-		}
-	}
-	if err := c.switchover(ctx, from, name); err != nil {
-		return err
-	}
-	_, err = c.waitMembers(ctx, "waiting for "+name+" to lead", func(m []Member) bool { return leaderOf(m) == name }, progress)
-	return err
+// switchoverTo makes member name the leader unless it leads already
+// (patroni.Client.SwitchoverTo), with a CHECKPOINT on the leader just
+// before the switchover: it leaves little for the demoted leader's
+// shutdown checkpoint, the longest part of a switchover's pause in writes.
+func (p *Provisioner) switchoverTo(ctx context.Context, in Instance, c cluster, name string, progress Progress) error {
+	return c.SwitchoverTo(ctx, name, func(ctx context.Context) error { return p.checkpoint(ctx, in) }, progress)
 }
 
 // checkpoint runs CHECKPOINT on the leader (through the gateway).

@@ -20,6 +20,7 @@ import (
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
+	"github.com/pgbroker/pgbroker/patroni"
 	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/pki"
 )
@@ -70,11 +71,14 @@ type S3 struct {
 // Provisioner carries out operations against one Nomad cluster. Safe for
 // concurrent use on different instances.
 type Provisioner struct {
-	nomad   *api.Client    // being replaced by cluster (issue 13)
-	cluster *nomad.Cluster // the Nomad adapter
-	cfg     Config
-	log     *slog.Logger
-	ca      *pki.CA // set by LoadCA
+	rawNomad *api.Client    // being replaced by nomad (issue 13)
+	nomad    *nomad.Cluster // the Nomad adapter
+	cfg      Config
+	log      *slog.Logger
+	ca       *pki.CA // set by LoadCA
+
+	clusters func(ctx context.Context, short string) (cluster, error) // an instance's Patroni cluster (patroniCluster)
+	dcs      dcs                                                      // where Patroni keeps its keys (etcd)
 }
 
 // New returns a Provisioner using the Nomad client c.
@@ -103,7 +107,9 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.CertRenewBefore == 0 {
 		cfg.CertRenewBefore = 30 * 24 * time.Hour
 	}
-	return &Provisioner{nomad: c, cluster: nomad.New(c, cfg.BrokerName), cfg: cfg, log: log}
+	p := &Provisioner{rawNomad: c, nomad: nomad.New(c, cfg.BrokerName), cfg: cfg, log: log, dcs: patroni.NewDCS(cfg.Etcd)}
+	p.clusters = p.patroniCluster
+	return p
 }
 
 // Instance is what the provisioner needs to know of an instance.
@@ -291,7 +297,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	}
 	jobIDs := []string{GatewaysJobID(in.ShortID), NodesJobID(in.ShortID)}
 	for _, jobID := range jobIDs {
-		allocs, err := p.cluster.Allocations(ctx, jobID, true)
+		allocs, err := p.nomad.Allocations(ctx, jobID, true)
 		if err != nil {
 			return err
 		}
@@ -301,7 +307,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 				clients[a.NodeID] = true
 			}
 		}
-		if err := p.cluster.Stop(ctx, jobID); err != nil {
+		if err := p.nomad.Stop(ctx, jobID); err != nil {
 			return err
 		}
 	}
@@ -319,7 +325,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	}
 	crashpoint.Hit("deprovision:cleaned")
 	for _, jobID := range jobIDs {
-		if err := p.cluster.Purge(ctx, jobID); err != nil {
+		if err := p.nomad.Purge(ctx, jobID); err != nil {
 			return err
 		}
 	}
@@ -347,7 +353,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 // that still run or linger (a base backup started just before the
 // deprovision). Errors: Nomad's.
 func (p *Provisioner) purgeBatchJobs(ctx context.Context, short string) error {
-	jobs, err := p.cluster.JobIDs(ctx, "pg-"+short+"-")
+	jobs, err := p.nomad.JobIDs(ctx, "pg-"+short+"-")
 	if err != nil {
 		return err
 	}
@@ -355,7 +361,7 @@ func (p *Provisioner) purgeBatchJobs(ctx context.Context, short string) error {
 		if m := ownedJobID.FindStringSubmatch(id); m == nil || m[3] == "" {
 			continue // not a batch job of the instance
 		}
-		if err := p.cluster.Purge(ctx, id); err != nil {
+		if err := p.nomad.Purge(ctx, id); err != nil {
 			return err
 		}
 	}
@@ -424,6 +430,6 @@ func (p *Provisioner) waitServing(ctx context.Context, admin pgadmin.Admin, cert
 }
 
 // Ping checks that the Nomad API answers a read.
-func (p *Provisioner) Ping(ctx context.Context) error { return p.cluster.Ping(ctx) }
+func (p *Provisioner) Ping(ctx context.Context) error { return p.nomad.Ping(ctx) }
 
 func isNotFound(err error) bool { return nomad.IsNotFound(err) }

@@ -39,18 +39,18 @@ func (p *Provisioner) ensureSecret(ctx context.Context, path string, keys ...str
 	for _, k := range keys {
 		initial[k] = randomString(32)
 	}
-	return p.cluster.EnsureVariable(ctx, path, initial)
+	return p.nomad.EnsureVariable(ctx, path, initial)
 }
 
 // updateSecret edits the Variable at path check-and-set
 // (nomad.Cluster.UpdateVariable) and returns the items in force.
 func (p *Provisioner) updateSecret(ctx context.Context, path string, change func(api.VariableItems) bool) (api.VariableItems, error) {
-	return p.cluster.UpdateVariable(ctx, path, change)
+	return p.nomad.UpdateVariable(ctx, path, change)
 }
 
 // readSecret returns one item of the variable at path.
 func (p *Provisioner) readSecret(ctx context.Context, path, key string) (string, error) {
-	items, err := p.cluster.Variable(ctx, path)
+	items, err := p.nomad.Variable(ctx, path)
 	if err != nil {
 		return "", err
 	}
@@ -63,12 +63,12 @@ func (p *Provisioner) readSecret(ctx context.Context, path, key string) (string,
 
 // deleteSecret deletes the variable at path; a missing one is not an error.
 func (p *Provisioner) deleteSecret(ctx context.Context, path string) error {
-	return p.cluster.DeleteVariable(ctx, path)
+	return p.nomad.DeleteVariable(ctx, path)
 }
 
 // deleteSecretsUnder deletes every variable under prefix.
 func (p *Provisioner) deleteSecretsUnder(ctx context.Context, prefix string) error {
-	return p.cluster.DeleteVariablesUnder(ctx, prefix)
+	return p.nomad.DeleteVariablesUnder(ctx, prefix)
 }
 
 func queryOpts(ctx context.Context) *api.QueryOptions { return (&api.QueryOptions{}).WithContext(ctx) }

@@ -83,7 +83,7 @@ func (p *Provisioner) ensurePgBackRestServerCertificate(ctx context.Context, sho
 
 // nodeAddresses returns the addresses of the instance's registered nodes.
 func (p *Provisioner) nodeAddresses(ctx context.Context, short string) ([]string, error) {
-	regs, _, err := p.nomad.Services().Get(NodeService(short), (&api.QueryOptions{}).WithContext(ctx))
+	regs, _, err := p.rawNomad.Services().Get(NodeService(short), (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("look up node service in Nomad: %w", err)
 	}
@@ -109,7 +109,7 @@ type standbySource struct {
 // failover in progress, a node job without the server): the base backup
 // then reads the leader itself.
 func (p *Provisioner) standbySource(ctx context.Context, in Instance) (src standbySource, ok bool, err error) {
-	regs, _, err := p.nomad.Services().Get(NodeService(in.ShortID), (&api.QueryOptions{}).WithContext(ctx))
+	regs, _, err := p.rawNomad.Services().Get(NodeService(in.ShortID), (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return src, false, fmt.Errorf("look up node service in Nomad: %w", err)
 	}
@@ -152,7 +152,7 @@ func (p *Provisioner) standbySource(ctx context.Context, in Instance) (src stand
 
 // registeredNode reads the node index of a node service registration.
 func (p *Provisioner) registeredNode(ctx context.Context, r *api.ServiceRegistration) (backupNode, error) {
-	alloc, _, err := p.nomad.Allocations().Info(r.AllocID, queryOpts(ctx))
+	alloc, _, err := p.rawNomad.Allocations().Info(r.AllocID, queryOpts(ctx))
 	if err != nil {
 		return backupNode{}, fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(r.AllocID), err)
 	}

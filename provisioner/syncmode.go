@@ -19,10 +19,10 @@ import (
 // wait. Durability is what Patroni's non-strict synchronous mode gives
 // anyway while a standby is down; a switchover still loses nothing (the
 // demoted leader's shutdown waits until its standbys confirm all WAL).
-// restoreSync turns it back on. Idempotent.
-func (p *Provisioner) asyncWhileReplacing(ctx context.Context, in Instance, c *patroniClient, progress Progress) error {
+// cluster.RestoreSynchronousMode turns it back on. Idempotent.
+func (p *Provisioner) asyncWhileReplacing(ctx context.Context, in Instance, c cluster, progress Progress) error {
 	progress("turning synchronous replication off while nodes are replaced")
-	if err := c.setSynchronousMode(ctx, false); err != nil {
+	if err := c.SetSynchronousMode(ctx, false); err != nil {
 		return err
 	}
 	admin, err := p.instanceAdmin(ctx, in)
@@ -47,15 +47,4 @@ func allAsync(standbys []pgadmin.Standby) bool {
 		}
 	}
 	return true
-}
-
-// restoreSync turns Patroni's synchronous_mode back on and waits until the
-// cluster has a running leader and want standbys, one of them synchronous.
-func (p *Provisioner) restoreSync(ctx context.Context, c *patroniClient, want int, progress Progress) error {
-	progress("turning synchronous replication back on")
-	if err := c.setSynchronousMode(ctx, true); err != nil {
-		return err
-	}
-	_, err := c.waitMembers(ctx, "waiting for a synchronous standby", func(m []Member) bool { return healthy(m, want) }, progress)
-	return err
 }

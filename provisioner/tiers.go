@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/patroni"
 )
 
 // toCluster moves a single-node instance to a Business size, its node's data
@@ -32,11 +33,11 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 	if err := p.registerNodes(ctx, in, one, map[string]any{"patroni": true, "etcd_hosts": p.cfg.Etcd, "node_id": in.NodeID}, progress); err != nil {
 		return err
 	}
-	c, err := p.patroni(ctx, in.ShortID)
+	c, err := p.clusters(ctx, in.ShortID)
 	if err != nil {
 		return err
 	}
-	if _, err := c.waitMembers(ctx, "waiting for Patroni to adopt node 0", func(m []Member) bool { return leaderOf(m) == memberName(0) }, progress); err != nil {
+	if _, err := c.WaitMembers(ctx, "waiting for Patroni to adopt node 0", patroni.Leads(memberName(0)), progress); err != nil {
 		return err
 	}
 	crashpoint.Hit("tiers:adopted")
@@ -79,7 +80,7 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 // past one (a resumed operation) goes straight to the second step.
 func (p *Provisioner) gatewaysToCluster(ctx context.Context, in Instance, size Size, progress Progress) error {
 	jobID := GatewaysJobID(in.ShortID)
-	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+	cur, _, err := p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
 	if err != nil {
 		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
 	}
@@ -113,7 +114,7 @@ func (p *Provisioner) gatewaysToCluster(ctx context.Context, in Instance, size S
 // former standbys' data directories from their clients (removeStandbyData).
 func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, progress Progress) (Placement, error) {
 	jobID := NodesJobID(in.ShortID)
-	cur, _, err := p.nomad.Jobs().Info(jobID, queryOpts(ctx))
+	cur, _, err := p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
 	if err != nil {
 		return Placement{}, fmt.Errorf("read job %s from Nomad: %w", jobID, err)
 	}
@@ -124,7 +125,7 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 	}
 	in.NodeID = node0
 	if stillPatroni {
-		c, err := p.patroni(ctx, in.ShortID)
+		c, err := p.clusters(ctx, in.ShortID)
 		if err != nil {
 			return Placement{}, err
 		}
@@ -199,7 +200,7 @@ func (p *Provisioner) registerNodes(ctx context.Context, in Instance, size Size,
 // allocNode returns the Nomad node of the job's running allocation of node
 // index (task group node-<index>).
 func (p *Provisioner) allocNode(ctx context.Context, jobID string, index int) (string, error) {
-	allocs, _, err := p.nomad.Jobs().Allocations(jobID, false, queryOpts(ctx))
+	allocs, _, err := p.rawNomad.Jobs().Allocations(jobID, false, queryOpts(ctx))
 	if err != nil {
 		return "", fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
 	}
@@ -215,7 +216,7 @@ func (p *Provisioner) allocNode(ctx context.Context, jobID string, index int) (s
 func (p *Provisioner) waitAllocsGone(ctx context.Context, jobID string, n int) error {
 	var index uint64
 	for {
-		allocs, meta, err := p.nomad.Jobs().Allocations(jobID, false, (&api.QueryOptions{WaitIndex: index, WaitTime: blockingWait}).WithContext(ctx))
+		allocs, meta, err := p.rawNomad.Jobs().Allocations(jobID, false, (&api.QueryOptions{WaitIndex: index, WaitTime: blockingWait}).WithContext(ctx))
 		if err != nil {
 			return fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
 		}
@@ -242,7 +243,7 @@ func (p *Provisioner) waitAllocsGone(ctx context.Context, jobID string, n int) e
 // have diverged from it (a point-in-time restore). Idempotent.
 func (p *Provisioner) removeStandbyData(ctx context.Context, short string, progress Progress) error {
 	jobID := NodesJobID(short)
-	allocs, _, err := p.nomad.Jobs().Allocations(jobID, true, queryOpts(ctx))
+	allocs, _, err := p.rawNomad.Jobs().Allocations(jobID, true, queryOpts(ctx))
 	if err != nil {
 		return fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
 	}

@@ -58,14 +58,14 @@ func (p *Provisioner) LoadCA(ctx context.Context, certFile, keyFile string) erro
 		return fmt.Errorf("PGBROKER_BROKER_NAME %q must be 1 to 64 letters, digits, _ or - (it names the CA's Nomad Variable)", p.cfg.BrokerName)
 	}
 	path := caSecretPath(p.cfg.BrokerName)
-	items, err := p.cluster.Variable(ctx, path)
+	items, err := p.nomad.Variable(ctx, path)
 	if errors.Is(err, api.ErrVariablePathNotFound) {
 		certPEM, keyPEM, genErr := pki.NewCA(p.cfg.BrokerName+" instances CA", caLifetime, now)
 		if genErr != nil {
 			return genErr
 		}
 		// Created, or another replica won the race: what is there counts.
-		items, err = p.cluster.EnsureVariable(ctx, path, map[string]string{"certificate": string(certPEM), "private_key": string(keyPEM)})
+		items, err = p.nomad.EnsureVariable(ctx, path, map[string]string{"certificate": string(certPEM), "private_key": string(keyPEM)})
 	}
 	if err != nil {
 		return fmt.Errorf("CA in Nomad Variable %s: %w", path, err)

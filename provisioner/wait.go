@@ -21,18 +21,18 @@ type JobFailedError = nomad.JobFailedError
 // running (nomad.Cluster.WaitRunning), reporting progress as "starting
 // <what> i of count" with Nomad's latest problem.
 func (p *Provisioner) runningAllocs(ctx context.Context, jobID string, version uint64, count int, task, what string, progress Progress) ([]*api.AllocationListStub, error) {
-	return p.cluster.WaitRunning(ctx, jobID, version, count, task, what, progress)
+	return p.nomad.WaitRunning(ctx, jobID, version, count, task, what, progress)
 }
 
 // waitStopped waits until every allocation in ids is terminal or gone.
 func (p *Provisioner) waitStopped(ctx context.Context, ids []string) error {
-	return p.cluster.WaitStopped(ctx, ids)
+	return p.nomad.WaitStopped(ctx, ids)
 }
 
 // waitComplete waits for the batch job jobID's allocation to finish and
 // returns its id. Errors: *JobFailedError when it failed.
 func (p *Provisioner) waitComplete(ctx context.Context, jobID, task string) (string, error) {
-	return p.cluster.WaitComplete(ctx, jobID, task)
+	return p.nomad.WaitComplete(ctx, jobID, task)
 }
 
 // gatewayAddress returns the first of gatewayAddresses.
@@ -47,7 +47,7 @@ func (p *Provisioner) gatewayAddress(ctx context.Context, short string) (string,
 // gatewayAddresses returns the distinct addresses the gateway service is
 // registered at, sorted. Errors when none is registered.
 func (p *Provisioner) gatewayAddresses(ctx context.Context, short string) ([]string, error) {
-	regs, err := p.cluster.Services(ctx, GatewayService(short))
+	regs, err := p.nomad.Services(ctx, GatewayService(short))
 	if err != nil {
 		return nil, fmt.Errorf("look up gateway service: %w", err)
 	}
