@@ -182,3 +182,14 @@ func (e *JobFailedError) Error() string {
 	}
 	return msg
 }
+
+// AllocationsAfter is a blocking query of jobID's current allocations: it
+// answers once Nomad's index passes index (or after about 2 s) with the
+// allocations and the index to pass next time (0 asks at once).
+func (n *Cluster) AllocationsAfter(ctx context.Context, jobID string, index uint64) ([]*api.AllocationListStub, uint64, error) {
+	allocs, meta, err := n.c.Jobs().Allocations(jobID, false, (&api.QueryOptions{WaitIndex: index, WaitTime: blockingWait}).WithContext(ctx))
+	if err != nil {
+		return nil, index, fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
+	}
+	return allocs, meta.LastIndex, nil
+}

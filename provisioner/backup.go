@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/hashicorp/nomad/api"
@@ -189,12 +188,12 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, b batchJob) err
 	for k, v := range b.secrets {
 		items[k] = v
 	}
-	if _, _, err := p.rawNomad.Variables().Create(&api.Variable{Path: secretPath, Items: items}, writeOpts(ctx)); err != nil {
-		return fmt.Errorf("create secret %s in Nomad: %w", secretPath, err)
+	if err := p.nomad.PutVariable(ctx, secretPath, items); err != nil {
+		return err
 	}
-	cur, _, err := p.rawNomad.Jobs().Info(b.jobID, queryOpts(ctx))
+	cur, err := p.nomad.Job(ctx, b.jobID)
 	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("read job %s from Nomad: %w", b.jobID, err)
+		return err
 	}
 	if err != nil || (cur.Stop != nil && *cur.Stop) {
 		if err := p.registerBatch(ctx, b); err != nil {
@@ -227,8 +226,8 @@ func (p *Provisioner) runBatch(ctx context.Context, in Instance, b batchJob) err
 			return err
 		}
 	}
-	if _, _, err := p.rawNomad.Jobs().Deregister(b.jobID, true, writeOpts(ctx)); err != nil && !isNotFound(err) {
-		return fmt.Errorf("purge job %s from Nomad: %w", b.jobID, err)
+	if err := p.nomad.Purge(ctx, b.jobID); err != nil {
+		return err
 	}
 	if err := p.deleteSecret(ctx, secretPath); err != nil {
 		return err
@@ -255,23 +254,7 @@ func (p *Provisioner) registerBatch(ctx context.Context, b batchJob) error {
 // (alloc/logs/<task>.<stream>.0). Errors when Nomad cannot give it (the
 // allocation was garbage collected).
 func (p *Provisioner) taskLog(ctx context.Context, allocID, task, stream string, limit int) ([]byte, error) {
-	alloc, _, err := p.rawNomad.Allocations().Info(allocID, queryOpts(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(allocID), err)
-	}
-	rc, err := p.rawNomad.AllocFS().Cat(alloc, "alloc/logs/"+task+"."+stream+".0", queryOpts(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("read the %s of allocation %s: %w", stream, shortAlloc(allocID), err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read the %s of allocation %s: %w", stream, shortAlloc(allocID), err)
-	}
-	if len(b) > limit {
-		b = b[len(b)-limit:]
-	}
-	return b, nil
+	return p.nomad.TaskLog(ctx, allocID, task, stream, limit)
 }
 
 // stderrTail returns the last lines of a task's standard error (at most

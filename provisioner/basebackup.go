@@ -101,9 +101,9 @@ func (p *Provisioner) BaseBackup(ctx context.Context, in Instance, baseBackupID 
 func (p *Provisioner) baseBackupSecrets(ctx context.Context, in Instance) (api.VariableItems, bool, error) {
 	secrets := api.VariableItems{}
 	maps.Copy(secrets, p.pitrSecrets())
-	job, _, err := p.rawNomad.Jobs().Info(NodesJobID(in.ShortID), queryOpts(ctx))
+	job, err := p.nomad.Job(ctx, NodesJobID(in.ShortID))
 	if err != nil {
-		return nil, false, fmt.Errorf("read job %s from Nomad: %w", NodesJobID(in.ShortID), err)
+		return nil, false, err
 	}
 	if job.Meta[MetaPatroni] != "true" || p.ca == nil {
 		return secrets, false, nil
@@ -131,9 +131,9 @@ type backupNode struct {
 // Errors when none is registered or no Patroni node leads (a failover in
 // progress): worth retrying.
 func (p *Provisioner) primaryNode(ctx context.Context, in Instance) (backupNode, error) {
-	regs, _, err := p.rawNomad.Services().Get(NodeService(in.ShortID), (&api.QueryOptions{}).WithContext(ctx))
+	regs, err := p.nomad.Services(ctx, NodeService(in.ShortID))
 	if err != nil {
-		return backupNode{}, fmt.Errorf("look up node service in Nomad: %w", err)
+		return backupNode{}, err
 	}
 	for _, r := range regs {
 		if base := patroniAPI(r); base != "" {
@@ -162,9 +162,9 @@ func isPatroniPrimary(ctx context.Context, base string) bool {
 // instance (its Patroni answers OPTIONS /replica with 200), "" when none
 // does (a lone leader, a failover in progress).
 func (p *Provisioner) standbyClient(ctx context.Context, short string) (string, error) {
-	regs, _, err := p.rawNomad.Services().Get(NodeService(short), (&api.QueryOptions{}).WithContext(ctx))
+	regs, err := p.nomad.Services(ctx, NodeService(short))
 	if err != nil {
-		return "", fmt.Errorf("look up node service in Nomad: %w", err)
+		return "", err
 	}
 	for _, r := range regs {
 		if base := patroniAPI(r); base != "" && patroniAnswers(ctx, base, "/replica") {

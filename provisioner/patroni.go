@@ -3,7 +3,6 @@ package provisioner
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 
 	"github.com/hashicorp/nomad/api"
@@ -52,9 +51,9 @@ func (p *Provisioner) patroniCluster(ctx context.Context, short string) (cluster
 // patroniAPIs returns the REST API base URLs of the instance's registered
 // nodes, sorted. Errors when Nomad fails or none has one.
 func (p *Provisioner) patroniAPIs(ctx context.Context, short string) ([]string, error) {
-	regs, _, err := p.rawNomad.Services().Get(NodeService(short), (&api.QueryOptions{}).WithContext(ctx))
+	regs, err := p.nomad.Services(ctx, NodeService(short))
 	if err != nil {
-		return nil, fmt.Errorf("look up node service in Nomad: %w", err)
+		return nil, err
 	}
 	var out []string
 	for _, r := range regs {

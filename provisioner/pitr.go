@@ -1,18 +1,17 @@
 package provisioner
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
@@ -118,9 +117,9 @@ func parseInfo(out string) ([]BaseBackupInfo, error) {
 // pgBackRest failed; others are worth retrying.
 func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size, restoreID string, target time.Time, progress Progress) error {
 	jobID := NodesJobID(in.ShortID)
-	cur, _, err := p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
+	cur, err := p.nomad.Job(ctx, jobID)
 	if err != nil {
-		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+		return err
 	}
 	single := size
 	single.Nodes = 1
@@ -200,9 +199,9 @@ func (p *Provisioner) registerRestore(ctx context.Context, in Instance, size Siz
 	}
 	crashpoint.Hit("pitr:registered")
 	// Registered before a restart or just now: wait for that job version.
-	cur, _, err := p.rawNomad.Jobs().Info(NodesJobID(in.ShortID), queryOpts(ctx))
+	cur, err := p.nomad.Job(ctx, NodesJobID(in.ShortID))
 	if err != nil {
-		return nil, fmt.Errorf("read job %s from Nomad: %w", NodesJobID(in.ShortID), err)
+		return nil, err
 	}
 	return cur, nil
 }
@@ -236,22 +235,15 @@ func (p *Provisioner) restoreMarked(ctx context.Context, in Instance, restoreID 
 }
 
 // ExecError: a command run in the node task exited non-zero.
-type ExecError struct {
-	Code   int
-	Stderr string // the end of its standard error
-}
-
-func (e *ExecError) Error() string {
-	return fmt.Sprintf("exit code %d: %s", e.Code, e.Stderr)
-}
+type ExecError = nomad.ExecError
 
 // execNode runs script with bash in the instance's running node task (alloc
 // exec, as the task's user with the task's environment) and returns its
 // standard output.
 func (p *Provisioner) execNode(ctx context.Context, in Instance, script string) (string, error) {
-	allocs, _, err := p.rawNomad.Jobs().Allocations(NodesJobID(in.ShortID), false, queryOpts(ctx))
+	allocs, err := p.nomad.Allocations(ctx, NodesJobID(in.ShortID), false)
 	if err != nil {
-		return "", fmt.Errorf("list allocations of %s in Nomad: %w", NodesJobID(in.ShortID), err)
+		return "", err
 	}
 	var lastErr error = errors.New("no running node allocation to run pgBackRest in")
 	for _, stub := range allocs {
@@ -279,24 +271,7 @@ const leaderOnly = `if [[ -f $NOMAD_SECRETS_DIR/patroni.yml ]] && [[ $(curl -s -
 
 // execAlloc runs script with bash in the node task of allocation allocID.
 func (p *Provisioner) execAlloc(ctx context.Context, allocID, script string) (string, error) {
-	alloc, _, err := p.rawNomad.Allocations().Info(allocID, queryOpts(ctx))
-	if err != nil {
-		return "", fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(allocID), err)
-	}
-	var stdout, stderr bytes.Buffer
-	code, err := p.rawNomad.Allocations().Exec(ctx, alloc, "postgres", false, []string{"/bin/bash", "-c", script},
-		strings.NewReader(""), &stdout, &stderr, nil, queryOpts(ctx))
-	if err != nil {
-		return "", fmt.Errorf("exec in allocation %s: %w", shortAlloc(allocID), err)
-	}
-	if code != 0 {
-		tail := stderr.String()
-		if len(tail) > 512 {
-			tail = tail[len(tail)-512:]
-		}
-		return "", &ExecError{Code: code, Stderr: strings.Join(strings.Fields(tail), " ")}
-	}
-	return stdout.String(), nil
+	return p.nomad.Exec(ctx, allocID, "postgres", script)
 }
 
 // RestoreRegistered reports whether the instance's node job was registered
@@ -306,12 +281,12 @@ func (p *Provisioner) execAlloc(ctx context.Context, allocID, script string) (st
 // restore is under way or done. False when the job does not exist. Errors:
 // Nomad or, with Patroni, the instance does not answer.
 func (p *Provisioner) RestoreRegistered(ctx context.Context, in Instance, restoreID string) (bool, error) {
-	cur, _, err := p.rawNomad.Jobs().Info(NodesJobID(in.ShortID), queryOpts(ctx))
+	cur, err := p.nomad.Job(ctx, NodesJobID(in.ShortID))
 	if isNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read job %s from Nomad: %w", NodesJobID(in.ShortID), err)
+		return false, err
 	}
 	if cur.Meta[MetaPITRRestore] == restoreID {
 		return true, nil
@@ -342,9 +317,9 @@ func (p *Provisioner) RestoreRegistered(ctx context.Context, in Instance, restor
 // others are worth retrying.
 func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size Size, source, restoreID string, target time.Time, progress Progress) error {
 	jobID := NodesJobID(in.ShortID)
-	cur, _, err := p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
+	cur, err := p.nomad.Job(ctx, jobID)
 	if err != nil {
-		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+		return err
 	}
 	single := size
 	single.Nodes = 1
@@ -379,9 +354,9 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 			return err
 		}
 		crashpoint.Hit("pitr:registered")
-		cur, _, err = p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
+		cur, err = p.nomad.Job(ctx, jobID)
 		if err != nil {
-			return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+			return err
 		}
 	}
 	if _, err := p.runningAllocs(ctx, jobID, *cur.Version, single.Nodes, "postgres", "node", progress); err != nil {

@@ -141,9 +141,9 @@ func (p *Provisioner) replaceAsync(ctx context.Context, in Instance, job *api.Jo
 // stream again.
 func (p *Provisioner) registerHolding(ctx context.Context, in Instance, job *api.Job, hold map[string]bool, size Size, c cluster, progress Progress) error {
 	jobID := NodesJobID(in.ShortID)
-	cur, _, err := p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
+	cur, err := p.nomad.Job(ctx, jobID)
 	if err != nil {
-		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+		return err
 	}
 	version, err := p.register(ctx, holding(job, cur, hold))
 	if err != nil {
@@ -179,9 +179,9 @@ func holding(job, cur *api.Job, hold map[string]bool) *api.Job {
 // registering job would replace (Nomad's plan: destructive updates or new
 // placements).
 func (p *Provisioner) staleGroups(ctx context.Context, job *api.Job) (map[string]bool, error) {
-	plan, _, err := p.rawNomad.Jobs().PlanOpts(job, &api.PlanOptions{}, writeOpts(ctx))
+	plan, err := p.nomad.Plan(ctx, job)
 	if err != nil {
-		return nil, fmt.Errorf("plan job %s with Nomad: %w", *job.ID, err)
+		return nil, err
 	}
 	out := map[string]bool{}
 	if plan.Annotations != nil {

@@ -71,11 +71,10 @@ type S3 struct {
 // Provisioner carries out operations against one Nomad cluster. Safe for
 // concurrent use on different instances.
 type Provisioner struct {
-	rawNomad *api.Client    // being replaced by nomad (issue 13)
-	nomad    *nomad.Cluster // the Nomad adapter
-	cfg      Config
-	log      *slog.Logger
-	ca       *pki.CA // set by LoadCA
+	nomad *nomad.Cluster // the Nomad adapter
+	cfg   Config
+	log   *slog.Logger
+	ca    *pki.CA // set by LoadCA
 
 	clusters func(ctx context.Context, short string) (cluster, error) // an instance's Patroni cluster (patroniCluster)
 	dcs      dcs                                                      // where Patroni keeps its keys (etcd)
@@ -107,7 +106,7 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.CertRenewBefore == 0 {
 		cfg.CertRenewBefore = 30 * 24 * time.Hour
 	}
-	p := &Provisioner{rawNomad: c, nomad: nomad.New(c, cfg.BrokerName), cfg: cfg, log: log, dcs: patroni.NewDCS(cfg.Etcd)}
+	p := &Provisioner{nomad: nomad.New(c, cfg.BrokerName), cfg: cfg, log: log, dcs: patroni.NewDCS(cfg.Etcd)}
 	p.clusters = p.patroniCluster
 	return p
 }

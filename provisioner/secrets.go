@@ -70,7 +70,3 @@ func (p *Provisioner) deleteSecret(ctx context.Context, path string) error {
 func (p *Provisioner) deleteSecretsUnder(ctx context.Context, prefix string) error {
 	return p.nomad.DeleteVariablesUnder(ctx, prefix)
 }
-
-func queryOpts(ctx context.Context) *api.QueryOptions { return (&api.QueryOptions{}).WithContext(ctx) }
-
-func writeOpts(ctx context.Context) *api.WriteOptions { return (&api.WriteOptions{}).WithContext(ctx) }

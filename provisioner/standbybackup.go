@@ -83,9 +83,9 @@ func (p *Provisioner) ensurePgBackRestServerCertificate(ctx context.Context, sho
 
 // nodeAddresses returns the addresses of the instance's registered nodes.
 func (p *Provisioner) nodeAddresses(ctx context.Context, short string) ([]string, error) {
-	regs, _, err := p.rawNomad.Services().Get(NodeService(short), (&api.QueryOptions{}).WithContext(ctx))
+	regs, err := p.nomad.Services(ctx, NodeService(short))
 	if err != nil {
-		return nil, fmt.Errorf("look up node service in Nomad: %w", err)
+		return nil, err
 	}
 	var hosts []string
 	for _, r := range regs {
@@ -109,9 +109,9 @@ type standbySource struct {
 // failover in progress, a node job without the server): the base backup
 // then reads the leader itself.
 func (p *Provisioner) standbySource(ctx context.Context, in Instance) (src standbySource, ok bool, err error) {
-	regs, _, err := p.rawNomad.Services().Get(NodeService(in.ShortID), (&api.QueryOptions{}).WithContext(ctx))
+	regs, err := p.nomad.Services(ctx, NodeService(in.ShortID))
 	if err != nil {
-		return src, false, fmt.Errorf("look up node service in Nomad: %w", err)
+		return src, false, err
 	}
 	var primary, standby *api.ServiceRegistration
 	for _, r := range regs {
@@ -152,9 +152,9 @@ func (p *Provisioner) standbySource(ctx context.Context, in Instance) (src stand
 
 // registeredNode reads the node index of a node service registration.
 func (p *Provisioner) registeredNode(ctx context.Context, r *api.ServiceRegistration) (backupNode, error) {
-	alloc, _, err := p.rawNomad.Allocations().Info(r.AllocID, queryOpts(ctx))
+	alloc, err := p.nomad.Allocation(ctx, r.AllocID)
 	if err != nil {
-		return backupNode{}, fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(r.AllocID), err)
+		return backupNode{}, err
 	}
 	index, err := nodeIndex(alloc.Name)
 	if err != nil {

@@ -80,9 +80,9 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 // past one (a resumed operation) goes straight to the second step.
 func (p *Provisioner) gatewaysToCluster(ctx context.Context, in Instance, size Size, progress Progress) error {
 	jobID := GatewaysJobID(in.ShortID)
-	cur, _, err := p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
+	cur, err := p.nomad.Job(ctx, jobID)
 	if err != nil {
-		return fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+		return err
 	}
 	steps := []Size{size}
 	if len(cur.TaskGroups) == 1 && cur.TaskGroups[0].Count != nil && *cur.TaskGroups[0].Count <= 1 && size.Gateways > 1 {
@@ -114,9 +114,9 @@ func (p *Provisioner) gatewaysToCluster(ctx context.Context, in Instance, size S
 // former standbys' data directories from their clients (removeStandbyData).
 func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, progress Progress) (Placement, error) {
 	jobID := NodesJobID(in.ShortID)
-	cur, _, err := p.rawNomad.Jobs().Info(jobID, queryOpts(ctx))
+	cur, err := p.nomad.Job(ctx, jobID)
 	if err != nil {
-		return Placement{}, fmt.Errorf("read job %s from Nomad: %w", jobID, err)
+		return Placement{}, err
 	}
 	stillPatroni := cur.Meta[MetaPatroni] == "true"
 	node0, err := p.allocNode(ctx, jobID, 0)
@@ -200,9 +200,9 @@ func (p *Provisioner) registerNodes(ctx context.Context, in Instance, size Size,
 // allocNode returns the Nomad node of the job's running allocation of node
 // index (task group node-<index>).
 func (p *Provisioner) allocNode(ctx context.Context, jobID string, index int) (string, error) {
-	allocs, _, err := p.rawNomad.Jobs().Allocations(jobID, false, queryOpts(ctx))
+	allocs, err := p.nomad.Allocations(ctx, jobID, false)
 	if err != nil {
-		return "", fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
+		return "", err
 	}
 	for _, a := range allocs {
 		if a.DesiredStatus == api.AllocDesiredStatusRun && a.TaskGroup == memberName(index) {
@@ -216,11 +216,11 @@ func (p *Provisioner) allocNode(ctx context.Context, jobID string, index int) (s
 func (p *Provisioner) waitAllocsGone(ctx context.Context, jobID string, n int) error {
 	var index uint64
 	for {
-		allocs, meta, err := p.rawNomad.Jobs().Allocations(jobID, false, (&api.QueryOptions{WaitIndex: index, WaitTime: blockingWait}).WithContext(ctx))
+		allocs, next, err := p.nomad.AllocationsAfter(ctx, jobID, index)
 		if err != nil {
-			return fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
+			return err
 		}
-		index = meta.LastIndex
+		index = next
 		alive := 0
 		for _, a := range allocs {
 			if a.ClientStatus == api.AllocClientStatusRunning || a.ClientStatus == api.AllocClientStatusPending {
@@ -243,9 +243,9 @@ func (p *Provisioner) waitAllocsGone(ctx context.Context, jobID string, n int) e
 // have diverged from it (a point-in-time restore). Idempotent.
 func (p *Provisioner) removeStandbyData(ctx context.Context, short string, progress Progress) error {
 	jobID := NodesJobID(short)
-	allocs, _, err := p.rawNomad.Jobs().Allocations(jobID, true, queryOpts(ctx))
+	allocs, err := p.nomad.Allocations(ctx, jobID, true)
 	if err != nil {
-		return fmt.Errorf("list allocations of %s in Nomad: %w", jobID, err)
+		return err
 	}
 	groups := map[string][]string{} // client -> task groups
 	for _, a := range allocs {

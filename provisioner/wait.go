@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"time"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -60,14 +59,4 @@ func (p *Provisioner) gatewayAddresses(ctx context.Context, short string) ([]str
 	}
 	sort.Strings(hosts)
 	return slices.Compact(hosts), nil
-}
-
-// blockingWait bounds each Nomad blocking query.
-const blockingWait = 2 * time.Second
-
-func shortAlloc(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
 }
