@@ -21,19 +21,20 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/pgbroker/pgbroker/pgadmin"
+	"github.com/pgbroker/pgbroker/extensions"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
+	"github.com/pgbroker/pgbroker/users"
 )
 
 // Instances is what the API needs of the provisioner (*provisioner.Provisioner).
 type Instances interface {
-	Users(ctx context.Context, in provisioner.Instance) ([]pgadmin.User, error)
-	User(ctx context.Context, in provisioner.Instance, username string) (pgadmin.User, error)
+	Users(ctx context.Context, in provisioner.Instance) ([]users.User, error)
+	User(ctx context.Context, in provisioner.Instance, username string) (users.User, error)
 	CreateUser(ctx context.Context, in provisioner.Instance, username, password string, readOnly bool) error
 	SetUserPassword(ctx context.Context, in provisioner.Instance, username, password string) error
 	DeleteUser(ctx context.Context, in provisioner.Instance, username string) error
-	Extensions(ctx context.Context, in provisioner.Instance) ([]pgadmin.InstalledExtension, error)
+	Extensions(ctx context.Context, in provisioner.Instance) ([]extensions.InstalledExtension, error)
 	EnableExtensions(ctx context.Context, in provisioner.Instance, names []string) error
 	DisableExtensions(ctx context.Context, in provisioner.Instance, names []string) error
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
-	"github.com/pgbroker/pgbroker/pgadmin"
+	"github.com/pgbroker/pgbroker/extensions"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -46,8 +46,8 @@ func (a *API) listExtensions(w http.ResponseWriter, r *http.Request) {
 	for _, e := range installed {
 		version[e.Name] = e.Version
 	}
-	out := make([]extension, len(pgadmin.Contrib))
-	for i, e := range pgadmin.Contrib {
+	out := make([]extension, len(extensions.Contrib))
+	for i, e := range extensions.Contrib {
 		v, ok := version[e.Name]
 		out[i] = extension{Name: e.Name, Enabled: ok, Version: v, RequiresRestart: e.Preload}
 	}
@@ -69,7 +69,7 @@ func (a *API) enableExtension(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	want := withExtension(inst.Extensions, ext.Name)
-	if pgadmin.NeedsRestart(inst.Extensions, want) {
+	if extensions.NeedsRestart(inst.Extensions, want) {
 		a.startOperation(w, r, inst, want)
 		return
 	}
@@ -100,12 +100,12 @@ func (a *API) disableExtension(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	want := slices.DeleteFunc(slices.Clone(inst.Extensions), func(e string) bool { return e == ext.Name })
-	if pgadmin.NeedsRestart(inst.Extensions, want) {
+	if extensions.NeedsRestart(inst.Extensions, want) {
 		a.startOperation(w, r, inst, want)
 		return
 	}
 	err = a.instances.DisableExtensions(r.Context(), target(inst), []string{ext.Name})
-	if errors.Is(err, pgadmin.ErrExtensionInUse) {
+	if errors.Is(err, extensions.ErrExtensionInUse) {
 		a.fail(w, r, failure(http.StatusConflict, "ExtensionInUse", "%v: drop what uses it first", err))
 		return
 	}
@@ -144,7 +144,7 @@ func (a *API) startOperation(w http.ResponseWriter, r *http.Request, inst store.
 }
 
 // extensionState reads the extension back after a change.
-func (a *API) extensionState(r *http.Request, inst store.Instance, ext pgadmin.Extension) extension {
+func (a *API) extensionState(r *http.Request, inst store.Instance, ext extensions.Extension) extension {
 	out := extension{Name: ext.Name, RequiresRestart: ext.Preload}
 	installed, err := a.instances.Extensions(r.Context(), target(inst))
 	if err != nil {
@@ -159,11 +159,11 @@ func (a *API) extensionState(r *http.Request, inst store.Instance, ext pgadmin.E
 }
 
 // allowed returns the extension of the path, or 422 naming the allowed ones.
-func allowed(r *http.Request) (pgadmin.Extension, error) {
+func allowed(r *http.Request) (extensions.Extension, error) {
 	name := mux.Vars(r)["name"]
-	ext, ok := pgadmin.LookupExtension(name)
+	ext, ok := extensions.LookupExtension(name)
 	if !ok {
-		return ext, failure(http.StatusUnprocessableEntity, "ExtensionNotAvailable", "%v", pgadmin.CheckExtensions([]string{name}))
+		return ext, failure(http.StatusUnprocessableEntity, "ExtensionNotAvailable", "%v", extensions.CheckExtensions([]string{name}))
 	}
 	return ext, nil
 }
