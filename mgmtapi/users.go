@@ -41,7 +41,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	all, err := a.instances.Users(r.Context(), target(inst))
+	all, err := a.Users.Users(r.Context(), inst)
 	if err != nil {
 		a.fail(w, r, dependency("list users on the instance", err))
 		return
@@ -82,7 +82,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	err = a.instances.CreateUser(r.Context(), target(inst), req.Username, password, req.ReadOnly)
+	err = a.Users.CreateUser(r.Context(), inst, req.Username, password, req.ReadOnly)
 	if errors.Is(err, users.ErrUserExists) {
 		a.fail(w, r, failure(http.StatusConflict, "UserExists", "a user or role named %q already exists", req.Username))
 		return
@@ -129,7 +129,7 @@ func (a *API) setPassword(w http.ResponseWriter, r *http.Request) {
 			"user %s belongs to a binding, whose credentials hold its password: unbind and bind again for a new one", u.Username))
 		return
 	}
-	if err := a.instances.SetUserPassword(r.Context(), target(inst), u.Username, password); err != nil {
+	if err := a.Users.SetUserPassword(r.Context(), inst, u.Username, password); err != nil {
 		a.fail(w, r, dependency("change the user's password on the instance", err))
 		return
 	}
@@ -160,7 +160,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, failure(http.StatusForbidden, "BindingUser", "user %s belongs to a binding: unbind to delete it", u.Username))
 		return
 	}
-	if err := a.instances.DeleteUser(r.Context(), target(inst), u.Username); err != nil {
+	if err := a.Users.DeleteUser(r.Context(), inst, u.Username); err != nil {
 		a.fail(w, r, dependency("delete the user on the instance", err))
 		return
 	}
@@ -174,7 +174,7 @@ func (a *API) existingUser(r *http.Request) (inst store.Instance, u users.User, 
 		return inst, u, err
 	}
 	name := mux.Vars(r)["username"]
-	u, err = a.instances.User(r.Context(), target(inst), name)
+	u, err = a.Users.User(r.Context(), inst, name)
 	if errors.Is(err, users.ErrUserNotFound) {
 		return inst, u, failure(http.StatusNotFound, "UserNotFound", "instance %s has no user %q", inst.ID, name)
 	}

@@ -20,13 +20,13 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/pgbroker/pgbroker/backupapi"
 	"github.com/pgbroker/pgbroker/backupstore"
 	"github.com/pgbroker/pgbroker/broker"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/config"
 	"github.com/pgbroker/pgbroker/dashboard"
 	"github.com/pgbroker/pgbroker/httpapi"
+	"github.com/pgbroker/pgbroker/instances"
 	"github.com/pgbroker/pgbroker/logging"
 	"github.com/pgbroker/pgbroker/metrics"
 	"github.com/pgbroker/pgbroker/mgmtapi"
@@ -157,13 +157,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	b := broker.New(cat, st, runner.Enqueue, prov, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0).
 		WithDashboardURL(func(id string) string { return dashboard.URL(dashboardBase, id) }).
 		WithMaximumPollingDuration(workerCfg.VerdictWithin())
+	front := instances.New(prov) // what the management API asks of the instances' databases
 	handler := httpapi.NewRouter(b, httpapi.Options{
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
-		Management: mgmtapi.New(st, prov, runner.Enqueue, log).Handler(),
-		Backups: backupapi.New(backupapi.Options{
-			Store: st, Catalog: cat, Storage: dumps, EnqueueBackup: runner.EnqueueBackup, EnqueueOp: runner.Enqueue,
-			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), Log: log, WriteTimeout: cfg.HTTPWriteTimeout,
-		}),
+		Management: mgmtapi.New(mgmtapi.Options{
+			Store: st, Catalog: cat, Users: front, Extensions: front, Dumps: dumps,
+			EnqueueOp: runner.Enqueue, EnqueueBackup: runner.EnqueueBackup,
+			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), WriteTimeout: cfg.HTTPWriteTimeout, Log: log,
+		}).Handler(),
 		Metrics:   metrics.Handler(st, log),
 		Dashboard: dashboard.Handler(),
 		Checks: []httpapi.Check{
