@@ -20,7 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -41,11 +41,11 @@ func (b *broker) apiJSON(method, path string, out any) int {
 }
 
 // waitBackup polls a backup until it succeeded; failed is fatal.
-func waitBackup(t *testing.T, b *broker, instanceID, backupID string, limit time.Duration) backupapi.Backup {
+func waitBackup(t *testing.T, b *broker, instanceID, backupID string, limit time.Duration) mgmtapi.Backup {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		var got backupapi.Backup
+		var got mgmtapi.Backup
 		if status := b.apiJSON(http.MethodGet, backupsPath(instanceID)+"/"+backupID, &got); status != 200 {
 			t.Fatalf("GET backup: %d", status)
 		}
@@ -58,13 +58,13 @@ func waitBackup(t *testing.T, b *broker, instanceID, backupID string, limit time
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("backup %s did not succeed within %s", backupID, limit)
-	return backupapi.Backup{}
+	return mgmtapi.Backup{}
 }
 
 // manualDump asks for a manual dump and waits for it.
-func manualDump(t *testing.T, b *broker, instanceID string) backupapi.Backup {
+func manualDump(t *testing.T, b *broker, instanceID string) mgmtapi.Backup {
 	t.Helper()
-	var asked backupapi.Backup
+	var asked mgmtapi.Backup
 	if status := b.apiJSON(http.MethodPost, backupsPath(instanceID), &asked); status != http.StatusAccepted {
 		t.Fatalf("POST backups: %d, want 202", status)
 	}
@@ -130,7 +130,7 @@ func TestDumpChangeRowsRestoreGivesBackTheRowsAtDumpTime(t *testing.T) {
 		downloadAndRestoreInScratch(t, b, id, dump, atDump)
 	})
 
-	var restore backupapi.Restore
+	var restore mgmtapi.Restore
 	if status := b.apiJSON(http.MethodPost, backupsPath(id)+"/"+dump.ID+"/restore", &restore); status != http.StatusAccepted {
 		t.Fatalf("POST restore: %d, want 202", status)
 	}
@@ -148,7 +148,7 @@ func TestDumpChangeRowsRestoreGivesBackTheRowsAtDumpTime(t *testing.T) {
 
 	assertNoBatchJobsLeft(t, id)
 
-	var list backupapi.List
+	var list mgmtapi.BackupList
 	if status := b.apiJSON(http.MethodGet, backupsPath(id), &list); status != 200 {
 		t.Fatalf("list: %d", status)
 	}
@@ -163,7 +163,7 @@ func TestDumpChangeRowsRestoreGivesBackTheRowsAtDumpTime(t *testing.T) {
 	}
 }
 
-func downloadAndRestoreInScratch(t *testing.T, b *broker, instanceID string, dump backupapi.Backup, want string) {
+func downloadAndRestoreInScratch(t *testing.T, b *broker, instanceID string, dump mgmtapi.Backup, want string) {
 	req, _ := http.NewRequest(http.MethodGet, b.url+dump.DownloadURL, nil)
 	req.SetBasicAuth(brokerUser, brokerPassword)
 	resp, err := http.DefaultClient.Do(req)
@@ -290,7 +290,7 @@ func TestBackupBadInputGets4xxNamingTheField(t *testing.T) {
 		t.Fatalf("update backup_time: %d %s", status, body)
 	}
 	waitOperation(t, c, starter, nil, 3*time.Minute)
-	var list backupapi.List
+	var list mgmtapi.BackupList
 	b.apiJSON(http.MethodGet, backupsPath(starter), &list)
 	if list.Schedule == nil || list.Schedule.BackupTime != "07:30" || list.Schedule.BackupTimeZone != "UTC" ||
 		list.Schedule.NextRunAt.UTC().Format("15:04") != "07:30" {
@@ -365,12 +365,12 @@ func TestDailyBackupFiresOnceAtItsTimeWithTwoBrokers(t *testing.T) {
 	defer deprovision(t, c, id, plan)
 	t.Logf("backup_time %s UTC; waiting for it", at.Format("15:04"))
 
-	dailies := func(from *broker) []backupapi.Backup {
-		var list backupapi.List
+	dailies := func(from *broker) []mgmtapi.Backup {
+		var list mgmtapi.BackupList
 		if status := from.apiJSON(http.MethodGet, backupsPath(id), &list); status != 200 {
 			t.Fatalf("list: %d", status)
 		}
-		var out []backupapi.Backup
+		var out []mgmtapi.Backup
 		for _, bk := range list.Backups {
 			if bk.Kind == "daily" {
 				out = append(out, bk)
@@ -422,13 +422,13 @@ func TestBrokerKilledDuringDumpAndRestoreFinishesOnce(t *testing.T) {
 	mustExec(t, app, "INSERT INTO items SELECT g, 'row ' || g FROM generate_series(1, 500) g")
 	atDump := tableChecksum(t, app)
 
-	var asked backupapi.Backup
+	var asked mgmtapi.Backup
 	if status := b.apiJSON(http.MethodPost, backupsPath(id), &asked); status != http.StatusAccepted {
 		t.Fatalf("POST backups: %d", status)
 	}
 	crashAndRestart(t, b, "dump:registered")
 	done := waitBackup(t, b, id, asked.ID, 3*time.Minute)
-	var list backupapi.List
+	var list mgmtapi.BackupList
 	b.apiJSON(http.MethodGet, backupsPath(id), &list)
 	if len(list.Backups) != 1 {
 		t.Fatalf("%d backups after the crash, want 1", len(list.Backups))
@@ -443,7 +443,7 @@ func TestBrokerKilledDuringDumpAndRestoreFinishesOnce(t *testing.T) {
 	b.stop()
 	b.env = append(b.env, "PGBROKER_CRASH_AT=restore:registered")
 	b.start()
-	var restore backupapi.Restore
+	var restore mgmtapi.Restore
 	if status := b.apiJSON(http.MethodPost, backupsPath(id)+"/"+done.ID+"/restore", &restore); status != http.StatusAccepted {
 		t.Fatalf("POST restore: %d", status)
 	}
@@ -478,11 +478,11 @@ func TestManualDumpsOverThePlanCapDeleteTheOldest(t *testing.T) {
 	const plan = "postgresql-starter-512"
 	provision(t, c, id, plan)
 	removeDumps(t, id)
-	var made []backupapi.Backup
+	var made []mgmtapi.Backup
 	for i := 0; i < 3; i++ {
 		made = append(made, manualDump(t, b, id))
 	}
-	var list backupapi.List
+	var list mgmtapi.BackupList
 	b.apiJSON(http.MethodGet, backupsPath(id), &list)
 	var kept []string
 	for _, bk := range list.Backups {
@@ -501,7 +501,7 @@ func TestManualDumpsOverThePlanCapDeleteTheOldest(t *testing.T) {
 
 	// Deprovisioning does not delete backups early: they stay listed and downloadable.
 	deprovision(t, c, id, plan)
-	list = backupapi.List{}
+	list = mgmtapi.BackupList{}
 	b.apiJSON(http.MethodGet, backupsPath(id), &list)
 	if len(list.Backups) != 2 || list.Schedule != nil {
 		t.Errorf("after deprovisioning: %d backups, schedule %+v; want 2 and none", len(list.Backups), list.Schedule)
@@ -620,12 +620,12 @@ func TestBackupWaitsForASlotHeldElsewhere(t *testing.T) {
 	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1, 0)", store.BackupSlotClass); err != nil {
 		t.Fatal(err)
 	}
-	var asked backupapi.Backup
+	var asked mgmtapi.Backup
 	if status := b.apiJSON(http.MethodPost, backupsPath(id), &asked); status != http.StatusAccepted {
 		t.Fatalf("POST backups: %d, want 202", status)
 	}
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		var got backupapi.Backup
+		var got mgmtapi.Backup
 		if status := b.apiJSON(http.MethodGet, backupsPath(id)+"/"+asked.ID, &got); status != http.StatusOK {
 			t.Fatalf("GET backup: %d", status)
 		}

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
@@ -75,7 +75,7 @@ func BenchmarkStarterDumpAndRestoreVsHand(b *testing.B) {
 
 		var dumpBroker, dumpHand, restoreBroker, restoreHand []time.Duration
 		var dumpPhases, restorePhases []jobPhases
-		var last backupapi.Backup
+		var last mgmtapi.Backup
 		for r := 0; r < backupBenchRuns; r++ {
 			dumpHand = append(dumpHand, timeCommand(b, "pg_dump", "--format=custom", "--no-sync", "--file=/dev/null", "--dbname="+adminURL))
 			var took time.Duration
@@ -238,9 +238,9 @@ func (p jobPhases) String() string {
 }
 
 // brokerDump asks for a manual dump and times it to "succeeded".
-func brokerDump(b *testing.B, br *broker, id string) (backupapi.Backup, time.Duration, jobPhases) {
+func brokerDump(b *testing.B, br *broker, id string) (mgmtapi.Backup, time.Duration, jobPhases) {
 	start := time.Now()
-	var got backupapi.Backup
+	var got mgmtapi.Backup
 	if status := br.apiJSON(http.MethodPost, backupsPath(id), &got); status != http.StatusAccepted {
 		b.Fatalf("POST backups: %d", status)
 	}
@@ -265,7 +265,7 @@ func brokerDump(b *testing.B, br *broker, id string) (backupapi.Backup, time.Dur
 // operation "succeeded".
 func brokerRestore(b *testing.B, br *broker, c osb.Client, id, backupID string) (time.Duration, jobPhases) {
 	start := time.Now()
-	var restore backupapi.Restore
+	var restore mgmtapi.Restore
 	if status := br.apiJSON(http.MethodPost, backupsPath(id)+"/"+backupID+"/restore", &restore); status != http.StatusAccepted {
 		b.Fatalf("POST restore: %d", status)
 	}

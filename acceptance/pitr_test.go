@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
@@ -71,7 +71,7 @@ func TestPointInTimeRestoreGivesBackTheRowsAtThatTime(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("pitr-restore: %d %s", status, body)
 	}
-	var restore backupapi.PITRRestore
+	var restore mgmtapi.PITRRestore
 	if err := jsonUnmarshal(body, &restore); err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +99,9 @@ func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) 
 // waitFirstBaseBackup waits (3 minutes at most) until the backups API of
 // instance id offers point-in-time restores (earliest_target_time: its
 // first base backup succeeded) and returns that answer.
-func waitFirstBaseBackup(t *testing.T, b *broker, id string) backupapi.List {
+func waitFirstBaseBackup(t *testing.T, b *broker, id string) mgmtapi.BackupList {
 	t.Helper()
-	var list backupapi.List
+	var list mgmtapi.BackupList
 	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
 		b.apiJSON(http.MethodGet, backupsPath(id), &list)
 		if list.PITR != nil && list.PITR.EarliestTargetTime != nil {

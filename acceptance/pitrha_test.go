@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
@@ -57,7 +57,7 @@ func TestBusinessPointInTimeRestoreInPlace(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("pitr-restore of a Business instance: %d %s", status, body)
 	}
-	var restore backupapi.PITRRestore
+	var restore mgmtapi.PITRRestore
 	if err := jsonUnmarshal(body, &restore); err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/pki"
 	"github.com/pgbroker/pgbroker/provisioner"
@@ -261,7 +261,7 @@ func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("pitr-restore: %d %s", status, body)
 	}
-	var restore backupapi.PITRRestore
+	var restore mgmtapi.PITRRestore
 	if err := jsonUnmarshal(body, &restore); err != nil {
 		t.Fatal(err)
 	}

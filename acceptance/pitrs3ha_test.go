@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 )
 
@@ -62,7 +62,7 @@ func TestBusinessPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("pitr-restore: %d %s", status, body)
 	}
-	var restore backupapi.PITRRestore
+	var restore mgmtapi.PITRRestore
 	if err := jsonUnmarshal(body, &restore); err != nil {
 		t.Fatal(err)
 	}

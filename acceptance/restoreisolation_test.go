@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
@@ -131,7 +131,7 @@ func TestRestoreRunsNoTenantCodeAsSuperuser(t *testing.T) {
 	}
 	app.Close(context.Background())
 
-	var restore backupapi.Restore
+	var restore mgmtapi.Restore
 	if status := b.apiJSON(http.MethodPost, backupsPath(id)+"/"+dump.ID+"/restore", &restore); status != http.StatusAccepted {
 		t.Fatalf("POST restore: %d, want 202", status)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 )
 
@@ -107,7 +107,7 @@ func TestDumpToS3ThenRestoreFromIt(t *testing.T) {
 	t.Run("DownloadRestoresWithStockPgRestore", func(t *testing.T) {
 		downloadAndRestoreInScratch(t, b, id, dump, atDump)
 	})
-	var restore backupapi.Restore
+	var restore mgmtapi.Restore
 	if status := b.apiJSON(http.MethodPost, backupsPath(id)+"/"+dump.ID+"/restore", &restore); status != http.StatusAccepted {
 		t.Fatalf("POST restore: %d, want 202", status)
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 )
 
@@ -161,7 +161,7 @@ func TestLargeDumpStreamsToS3InPartsAndReadsBackByteForByte(t *testing.T) {
 
 	mustExec(t, app, "TRUNCATE items, blobs")
 	app.Close(context.Background())
-	var restore backupapi.Restore
+	var restore mgmtapi.Restore
 	if status := b.apiJSON(http.MethodPost, backupsPath(id)+"/"+dump.ID+"/restore", &restore); status != http.StatusAccepted {
 		t.Fatalf("POST restore: %d, want 202", status)
 	}

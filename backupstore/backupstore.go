@@ -21,8 +21,15 @@ import (
 	"strings"
 )
 
-// ErrNotFound: no dump under that key.
-var ErrNotFound = errors.New("no dump under that key")
+// ErrNotFound: no dump under that key. It also matches fs.ErrNotExist, so a
+// reader that declares its own small interface (mgmtapi.Dumps) tells it
+// apart without importing this package.
+var ErrNotFound error = notFoundError{}
+
+type notFoundError struct{}
+
+func (notFoundError) Error() string        { return "no dump under that key" }
+func (notFoundError) Is(target error) bool { return target == fs.ErrNotExist }
 
 // Storage holds dumps by key. Implementations are safe for concurrent use.
 type Storage interface {

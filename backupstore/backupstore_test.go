@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,8 +46,8 @@ func TestFilesystemOpenDigestDelete(t *testing.T) {
 	if err := fsys.Delete(ctx, "abc/b1.dump"); err != nil {
 		t.Errorf("second Delete = %v, want nil", err)
 	}
-	if _, _, err := fsys.Open(ctx, "abc/b1.dump"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Open after Delete = %v, want ErrNotFound", err)
+	if _, _, err := fsys.Open(ctx, "abc/b1.dump"); !errors.Is(err, ErrNotFound) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open after Delete = %v, want ErrNotFound, which is also fs.ErrNotExist", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "abc")); !os.IsNotExist(err) {
 		t.Errorf("empty instance directory left behind: %v", err)
@@ -56,7 +57,7 @@ func TestFilesystemOpenDigestDelete(t *testing.T) {
 func TestFilesystemRefusesKeysOutsideItsRoot(t *testing.T) {
 	fsys, _ := NewFilesystem(t.TempDir())
 	for _, key := range []string{"", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", ".."} {
-		if _, _, err := fsys.Open(context.Background(), key); err == nil || errors.Is(err, ErrNotFound) {
+		if _, _, err := fsys.Open(context.Background(), key); err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("Open(%q) = %v, want an invalid key error", key, err)
 		}
 		if err := fsys.Delete(context.Background(), key); err == nil {

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 
-	"github.com/pgbroker/pgbroker/pgadmin"
+	"github.com/pgbroker/pgbroker/extensions"
 )
 
 // settings are the parameters of provision and update that configure the
@@ -38,7 +38,7 @@ func settingsOf(params map[string]any) settings {
 // check is 422 ExtensionNotAvailable naming the allowed extensions when one
 // asked for is not installed on the nodes (seed 003 "Managing Extensions").
 func (s settings) check() error {
-	if err := pgadmin.CheckExtensions(s.extensions); err != nil {
+	if err := extensions.CheckExtensions(s.extensions); err != nil {
 		return unprocessable("ExtensionNotAvailable", "%s", err.Error())
 	}
 	return nil

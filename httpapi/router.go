@@ -2,8 +2,7 @@
 // with /healthz, /readyz and /metrics, the instances' dashboard pages under
 // /dashboard/ (no auth: they hold no instance data yet), the OSB API (brokerapi v10) under /v2/
 // behind basic auth, a request-body limit and a JSON check, and the
-// management APIs under /api/ (backupapi for backups, mgmtapi for the rest)
-// behind the same auth and limit.
+// management API under /api/ (mgmtapi) behind the same auth and limit.
 package httpapi
 
 import (
@@ -27,7 +26,6 @@ type Options struct {
 	// Management serves /api/ (mgmtapi), behind the same basic auth and body
 	// limit as the OSB API; nil leaves /api/ unrouted.
 	Management http.Handler
-	Backups    http.Handler // the backups API (backupapi), under /api/instances/{instance_id}/backups; nil: not served
 	Metrics    http.Handler // Prometheus metrics, at /metrics; nil: not served
 	// Dashboard serves each instance's dashboard_url at dashboard.Path, with
 	// no broker credentials: a user's browser holds none (package dashboard
@@ -46,10 +44,6 @@ func NewRouter(b domain.ServiceBroker, o Options) http.Handler {
 	}
 	if o.Metrics != nil {
 		r.Handle("/metrics", basicAuth(o.Username, o.Password, o.Metrics)).Methods(http.MethodGet)
-	}
-	// Backups before the generic /api/ prefix: mux takes the first match.
-	if o.Backups != nil {
-		r.PathPrefix("/api/instances/{instance_id}/backups").Handler(basicAuth(o.Username, o.Password, requireText(limitBody(o.MaxBodyBytes, o.Backups))))
 	}
 	r.PathPrefix("/v2/").Handler(basicAuth(o.Username, o.Password, osbHeaders(requireText(limitBody(o.MaxBodyBytes, requireJSON(osb))))))
 	if o.Management != nil {

@@ -1,12 +1,17 @@
 // Package mgmtapi is the management API owners use beyond OSB (DESIGN.md
-// "Management API"): the users and extensions of an instance, as JSON under
-// /api/instances/{instance_id}/…. openapi.yaml in this folder describes the
-// whole management API, the backups' routes (package backupapi) included;
-// Handler serves it at /api/openapi.yaml.
-// httpapi mounts it behind the broker's basic auth and body limit. Every
-// rule broken gets a 4xx naming the rule and changes nothing; changes that
-// restart the node (extensions needing shared_preload_libraries) become an
-// OSB update operation, carried out by the worker and shown by last_operation.
+// "Management API"): the users, extensions and backups of an instance, as
+// JSON under /api/instances/{instance_id}/…, described by openapi.yaml in
+// this folder and served at /api/openapi.yaml. httpapi mounts Handler at
+// /api/ behind the broker's basic auth and body limit.
+//
+// Every rule broken gets a 4xx naming the rule and changes nothing. Errors
+// are {"error": rule, "description": sentence}. Changes that restart the
+// node (extensions needing shared_preload_libraries) and restores become OSB
+// operations, carried out by the worker and shown by last_operation.
+//
+// The package is a front door: it reads and records state in the store and
+// reaches the instance's database through the interfaces below, never
+// through the executor's packages (provisioner, pgadmin, backupstore).
 package mgmtapi
 
 import (
@@ -17,44 +22,83 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
-	"github.com/pgbroker/pgbroker/pgadmin"
-	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/extensions"
 	"github.com/pgbroker/pgbroker/store"
+	"github.com/pgbroker/pgbroker/users"
 )
 
-// Instances is what the API needs of the provisioner (*provisioner.Provisioner).
-type Instances interface {
-	Users(ctx context.Context, in provisioner.Instance) ([]pgadmin.User, error)
-	User(ctx context.Context, in provisioner.Instance, username string) (pgadmin.User, error)
-	CreateUser(ctx context.Context, in provisioner.Instance, username, password string, readOnly bool) error
-	SetUserPassword(ctx context.Context, in provisioner.Instance, username, password string) error
-	DeleteUser(ctx context.Context, in provisioner.Instance, username string) error
-	Extensions(ctx context.Context, in provisioner.Instance) ([]pgadmin.InstalledExtension, error)
-	EnableExtensions(ctx context.Context, in provisioner.Instance, names []string) error
-	DisableExtensions(ctx context.Context, in provisioner.Instance, names []string) error
+// Users is what the API needs to manage an instance's database users
+// (instances.Service). Errors: users.ErrUserNotFound (User),
+// users.ErrUserExists (CreateUser).
+type Users interface {
+	Users(ctx context.Context, inst store.Instance) ([]users.User, error)
+	User(ctx context.Context, inst store.Instance, username string) (users.User, error)
+	CreateUser(ctx context.Context, inst store.Instance, username, password string, readOnly bool) error
+	SetUserPassword(ctx context.Context, inst store.Instance, username, password string) error
+	DeleteUser(ctx context.Context, inst store.Instance, username string) error
+}
+
+// Extensions is what the API needs to manage the extensions of an
+// instance's database (instances.Service). Errors of DisableExtensions wrap
+// extensions.ErrExtensionInUse when objects depend on one.
+type Extensions interface {
+	Extensions(ctx context.Context, inst store.Instance) ([]extensions.InstalledExtension, error)
+	EnableExtensions(ctx context.Context, inst store.Instance, names []string) error
+	DisableExtensions(ctx context.Context, inst store.Instance, names []string) error
+}
+
+// Dumps is where the API reads dumps for download (backupstore.Storage).
+type Dumps interface {
+	// Open returns the dump at key and its size in bytes; the reader seeks,
+	// so a download serves byte ranges. An error wrapping fs.ErrNotExist
+	// says there is no dump at key.
+	Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error)
+}
+
+// Options wire the API.
+type Options struct {
+	Store      *store.Store
+	Catalog    *catalog.Catalog
+	Users      Users
+	Extensions Extensions
+	Dumps      Dumps
+	// EnqueueOp puts an operation's job (restore, extension change) on the
+	// durable queue in the transaction that records it (worker.Runner.Enqueue).
+	EnqueueOp store.EnqueueFunc
+	// EnqueueBackup does the same for a manual dump (worker.Runner.EnqueueBackup).
+	EnqueueBackup store.EnqueueFunc
+	MaxAge        time.Duration // a last successful dump older than this is stale (PGBROKER_BACKUP_MAX_AGE)
+	PITR          bool          // point-in-time recovery is on (WAL archiving, base backups)
+	// WriteTimeout is the server's write timeout: a download moves its
+	// deadline forward by this much before each write (ServeDump).
+	WriteTimeout time.Duration
+	Log          *slog.Logger
 }
 
 // API serves the management API.
 type API struct {
-	store     *store.Store
-	instances Instances
-	enqueue   store.EnqueueFunc
-	log       *slog.Logger
+	Options
+	log *slog.Logger
 }
 
-// New returns the API. enqueue puts an operation's job on the durable queue
-// in the transaction that records it (worker.Runner.Enqueue).
-func New(st *store.Store, inst Instances, enqueue store.EnqueueFunc, log *slog.Logger) *API {
-	return &API{store: st, instances: inst, enqueue: enqueue, log: log}
+// New returns the API; a nil Log discards.
+func New(o Options) *API {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{Options: o, log: log}
 }
 
-// Handler returns the routes of openapi.yaml but the backups' (package
-// backupapi), and the document itself at DocumentPath. Unknown paths get a
-// JSON 404, known paths with another method a JSON 405.
+// Handler returns the routes of openapi.yaml, the document itself at
+// DocumentPath included. Unknown paths get a JSON 404, known paths with
+// another method a JSON 405.
 func (a *API) Handler() http.Handler {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -72,111 +116,71 @@ func (a *API) Handler() http.Handler {
 	r.HandleFunc(inst+"/extensions", a.listExtensions).Methods(http.MethodGet)
 	r.HandleFunc(inst+"/extensions/{name}", a.enableExtension).Methods(http.MethodPut)
 	r.HandleFunc(inst+"/extensions/{name}", a.disableExtension).Methods(http.MethodDelete)
+	r.HandleFunc(inst+"/backups", a.listBackups).Methods(http.MethodGet)
+	r.HandleFunc(inst+"/backups", a.createBackup).Methods(http.MethodPost)
+	r.HandleFunc(inst+"/backups/pitr-restore", a.pitrRestore).Methods(http.MethodPost)
+	r.HandleFunc(inst+"/backups/{backup_id}", a.getBackup).Methods(http.MethodGet)
+	r.HandleFunc(inst+"/backups/{backup_id}/download", a.download).Methods(http.MethodGet)
+	r.HandleFunc(inst+"/backups/{backup_id}/restore", a.restore).Methods(http.MethodPost)
 	return r
 }
 
-// apiError is a 4xx or 5xx answer: Rule names the rule broken (or what
-// failed), Msg says it in a sentence.
-type apiError struct {
-	Status int
-	Rule   string
-	Msg    string
-}
-
-func (e *apiError) Error() string { return e.Msg }
-
-func failure(status int, rule, format string, args ...any) *apiError {
-	return &apiError{Status: status, Rule: rule, Msg: fmt.Sprintf(format, args...)}
-}
-
-// dependency is a 500 naming what failed; the message never carries a secret
-// (pgadmin and provisioner redact them).
-func dependency(what string, err error) *apiError {
-	return failure(http.StatusInternalServerError, "DependencyFailure", "%s: %v", what, err)
-}
-
-func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
-	if !errors.As(err, &ae) {
-		ae = dependency("management request", err)
-	}
-	if ae.Status >= 500 {
-		a.log.ErrorContext(r.Context(), "management request failed", slog.String("instance_id", mux.Vars(r)["instance_id"]),
-			slog.String("path", r.URL.Path), slog.String("error", ae.Msg))
-	}
-	writeError(w, ae.Status, ae.Rule, ae.Msg)
-}
-
-// writeError writes {"error": rule, "description": msg}, the OSB error shape.
-func writeError(w http.ResponseWriter, status int, rule, msg string) {
-	writeJSON(w, status, map[string]string{"error": rule, "description": msg})
-}
-
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(body)
-}
-
-// readBody decodes a JSON object into v, refusing unknown keys, wrong types
-// and trailing data (400 naming the problem).
-func readBody(r *http.Request, v any) error {
-	body, err := io.ReadAll(r.Body)
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return failure(http.StatusRequestEntityTooLarge, "BodyTooLarge", "request body is larger than %d bytes", tooLarge.Limit)
+// stored returns the instance of the path, deprovisioned or not (404 naming
+// instance_id).
+func (a *API) stored(r *http.Request) (store.Instance, error) {
+	id := mux.Vars(r)["instance_id"]
+	inst, err := a.Store.GetInstance(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return inst, failure(http.StatusNotFound, "InstanceNotFound", "instance_id %q is not an instance of this broker", id)
 	}
 	if err != nil {
-		return failure(http.StatusBadRequest, "Body", "read request body: %v", err)
+		return inst, stateDB("read the instance", err)
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
-		body = []byte("{}")
-	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &typeErr):
-			return failure(http.StatusBadRequest, "Type", "%s must be a JSON %s", typeErr.Field, typeErr.Type.Kind())
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return failure(http.StatusBadRequest, "UnknownField", "%s is not a field of this request", strings.TrimPrefix(err.Error(), "json: unknown field "))
-		}
-		return failure(http.StatusBadRequest, "JSON", "request body must be one JSON object: %v", err)
-	}
-	if dec.More() {
-		return failure(http.StatusBadRequest, "JSON", "request body must be one JSON object, without trailing data")
-	}
-	return nil
+	return inst, nil
 }
 
 // instance returns the instance of the path, ready for management: it
 // exists, its provisioning succeeded and no operation runs on it (404, 409).
 func (a *API) instance(r *http.Request) (store.Instance, error) {
-	id := mux.Vars(r)["instance_id"]
-	inst, err := a.store.GetInstance(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
-		return store.Instance{}, failure(http.StatusNotFound, "InstanceNotFound", "instance %s does not exist", id)
-	}
+	inst, err := a.stored(r)
 	if err != nil {
-		return store.Instance{}, dependency("read instance from the state database", err)
+		return inst, err
 	}
-	op, err := a.store.LatestOperation(r.Context(), id)
+	if inst.Gone() {
+		return store.Instance{}, failure(http.StatusNotFound, "InstanceNotFound", "instance_id %q was deprovisioned", inst.ID)
+	}
+	op, err := a.Store.LatestOperation(r.Context(), inst.ID)
 	if err != nil {
-		return store.Instance{}, dependency("read operation from the state database", err)
+		return store.Instance{}, stateDB("read the instance's latest operation", err)
 	}
 	switch {
 	case op.State == store.InProgress:
 		return store.Instance{}, failure(http.StatusConflict, "OperationInProgress",
-			"instance %s has an operation in progress (%s: %s); try again once last_operation says it finished", id, op.Kind, op.Description)
+			"instance %s has an operation in progress (%s: %s); try again once last_operation says it finished", inst.ID, op.Kind, op.Description)
 	case op.Kind == store.KindProvision && op.State == store.Failed:
-		return store.Instance{}, failure(http.StatusConflict, "InstanceNotReady", "instance %s failed to provision: %s", id, op.Description)
+		return store.Instance{}, failure(http.StatusConflict, "InstanceNotReady", "instance %s failed to provision: %s", inst.ID, op.Description)
 	}
 	return inst, nil
 }
 
-func target(i store.Instance) provisioner.Instance {
-	return provisioner.Instance{ShortID: i.ShortID, GatewayPort: i.GatewayPort, NodeID: i.NodeID, ForceTLS: i.ForceTLS, Extensions: i.Extensions}
+// startOperation records an OSB operation of kind on inst with params (its
+// JSON parameters) and enqueues its job in the same transaction (EnqueueOp):
+// 409 while another operation runs, 410 once the instance is deprovisioned.
+func (a *API) startOperation(ctx context.Context, inst store.Instance, kind store.OperationKind, params any, description string) (store.Operation, error) {
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return store.Operation{}, fmt.Errorf("encode the operation's parameters: %w", err)
+	}
+	op := store.Operation{ID: uuid.NewString(), InstanceID: inst.ID, Kind: kind, PlanID: inst.PlanID,
+		Parameters: raw, Description: description}
+	switch err := a.Store.StartOperation(ctx, op, a.EnqueueOp); {
+	case errors.Is(err, store.ErrOperationInFlight):
+		return op, failure(http.StatusConflict, "OperationInProgress",
+			"instance %s has an operation in progress: try again once last_operation says it finished", inst.ID)
+	case errors.Is(err, store.ErrNotFound):
+		return op, failure(http.StatusGone, "Gone", "instance %s was deprovisioned", inst.ID)
+	case err != nil:
+		return op, stateDB("record the operation", err)
+	}
+	return op, nil
 }

@@ -12,7 +12,7 @@ import (
 // 4xx and rule name. The API runs with no store and no instances: reaching
 // either would panic, so a pass also shows nothing was read or changed.
 func TestBadInputIsRefusedBeforeAnythingIsTouched(t *testing.T) {
-	h := New(nil, nil, nil, nil).Handler()
+	h := New(Options{}).Handler()
 	long := strings.Repeat("a", 65)
 	cases := []struct {
 		name, method, path, body string

@@ -1,16 +1,14 @@
 package mgmtapi
 
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
-	"github.com/pgbroker/pgbroker/pgadmin"
+	"github.com/pgbroker/pgbroker/extensions"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -37,7 +35,7 @@ func (a *API) listExtensions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	installed, err := a.instances.Extensions(r.Context(), target(inst))
+	installed, err := a.Extensions.Extensions(r.Context(), inst)
 	if err != nil {
 		a.fail(w, r, dependency("list extensions on the instance", err))
 		return
@@ -46,8 +44,8 @@ func (a *API) listExtensions(w http.ResponseWriter, r *http.Request) {
 	for _, e := range installed {
 		version[e.Name] = e.Version
 	}
-	out := make([]extension, len(pgadmin.Contrib))
-	for i, e := range pgadmin.Contrib {
+	out := make([]extension, len(extensions.Contrib))
+	for i, e := range extensions.Contrib {
 		v, ok := version[e.Name]
 		out[i] = extension{Name: e.Name, Enabled: ok, Version: v, RequiresRestart: e.Preload}
 	}
@@ -69,16 +67,16 @@ func (a *API) enableExtension(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	want := withExtension(inst.Extensions, ext.Name)
-	if pgadmin.NeedsRestart(inst.Extensions, want) {
-		a.startOperation(w, r, inst, want)
+	if extensions.NeedsRestart(inst.Extensions, want) {
+		a.changeByOperation(w, r, inst, want)
 		return
 	}
-	if err := a.instances.EnableExtensions(r.Context(), target(inst), []string{ext.Name}); err != nil {
+	if err := a.Extensions.EnableExtensions(r.Context(), inst, []string{ext.Name}); err != nil {
 		a.fail(w, r, dependency("create the extension on the instance", err))
 		return
 	}
-	if err := a.store.SetExtensions(r.Context(), inst.ID, want); err != nil {
-		a.fail(w, r, dependency("record the instance's extensions in the state database", err))
+	if err := a.Store.SetExtensions(r.Context(), inst.ID, want); err != nil {
+		a.fail(w, r, stateDB("record the instance's extensions", err))
 		return
 	}
 	a.log.InfoContext(r.Context(), "extension enabled", slog.String("instance_id", inst.ID), slog.String("extension", ext.Name))
@@ -100,12 +98,12 @@ func (a *API) disableExtension(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	want := slices.DeleteFunc(slices.Clone(inst.Extensions), func(e string) bool { return e == ext.Name })
-	if pgadmin.NeedsRestart(inst.Extensions, want) {
-		a.startOperation(w, r, inst, want)
+	if extensions.NeedsRestart(inst.Extensions, want) {
+		a.changeByOperation(w, r, inst, want)
 		return
 	}
-	err = a.instances.DisableExtensions(r.Context(), target(inst), []string{ext.Name})
-	if errors.Is(err, pgadmin.ErrExtensionInUse) {
+	err = a.Extensions.DisableExtensions(r.Context(), inst, []string{ext.Name})
+	if errors.Is(err, extensions.ErrExtensionInUse) {
 		a.fail(w, r, failure(http.StatusConflict, "ExtensionInUse", "%v: drop what uses it first", err))
 		return
 	}
@@ -113,27 +111,21 @@ func (a *API) disableExtension(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, dependency("drop the extension on the instance", err))
 		return
 	}
-	if err := a.store.SetExtensions(r.Context(), inst.ID, want); err != nil {
-		a.fail(w, r, dependency("record the instance's extensions in the state database", err))
+	if err := a.Store.SetExtensions(r.Context(), inst.ID, want); err != nil {
+		a.fail(w, r, stateDB("record the instance's extensions", err))
 		return
 	}
 	a.log.InfoContext(r.Context(), "extension disabled", slog.String("instance_id", inst.ID), slog.String("extension", ext.Name))
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// startOperation records an OSB update operation that moves the instance to
-// the extensions want (re-registering the node job with the new
+// changeByOperation records an OSB update operation that moves the
+// instance to the extensions want (re-registering the node job with the new
 // shared_preload_libraries, then CREATE or DROP EXTENSION) and answers 202.
-func (a *API) startOperation(w http.ResponseWriter, r *http.Request, inst store.Instance, want []string) {
-	params, _ := json.Marshal(map[string]any{"extensions": want})
-	op := store.Operation{ID: uuid.NewString(), InstanceID: inst.ID, Kind: store.KindUpdate, PlanID: inst.PlanID,
-		Parameters: params, Description: "queued"}
-	switch err := a.store.StartOperation(r.Context(), op, a.enqueue); {
-	case errors.Is(err, store.ErrOperationInFlight):
-		a.fail(w, r, failure(http.StatusConflict, "OperationInProgress", "instance %s has an operation in progress", inst.ID))
-		return
-	case err != nil:
-		a.fail(w, r, dependency("record operation in the state database", err))
+func (a *API) changeByOperation(w http.ResponseWriter, r *http.Request, inst store.Instance, want []string) {
+	op, err := a.startOperation(r.Context(), inst, store.KindUpdate, map[string]any{"extensions": want}, "queued")
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	a.log.InfoContext(r.Context(), "extension change accepted as an operation", slog.String("instance_id", inst.ID),
@@ -144,9 +136,9 @@ func (a *API) startOperation(w http.ResponseWriter, r *http.Request, inst store.
 }
 
 // extensionState reads the extension back after a change.
-func (a *API) extensionState(r *http.Request, inst store.Instance, ext pgadmin.Extension) extension {
+func (a *API) extensionState(r *http.Request, inst store.Instance, ext extensions.Extension) extension {
 	out := extension{Name: ext.Name, RequiresRestart: ext.Preload}
-	installed, err := a.instances.Extensions(r.Context(), target(inst))
+	installed, err := a.Extensions.Extensions(r.Context(), inst)
 	if err != nil {
 		return out
 	}
@@ -159,11 +151,11 @@ func (a *API) extensionState(r *http.Request, inst store.Instance, ext pgadmin.E
 }
 
 // allowed returns the extension of the path, or 422 naming the allowed ones.
-func allowed(r *http.Request) (pgadmin.Extension, error) {
+func allowed(r *http.Request) (extensions.Extension, error) {
 	name := mux.Vars(r)["name"]
-	ext, ok := pgadmin.LookupExtension(name)
+	ext, ok := extensions.LookupExtension(name)
 	if !ok {
-		return ext, failure(http.StatusUnprocessableEntity, "ExtensionNotAvailable", "%v", pgadmin.CheckExtensions([]string{name}))
+		return ext, failure(http.StatusUnprocessableEntity, "ExtensionNotAvailable", "%v", extensions.CheckExtensions([]string{name}))
 	}
 	return ext, nil
 }

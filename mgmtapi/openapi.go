@@ -5,9 +5,8 @@ import (
 	"net/http"
 )
 
-// OpenAPI is the OpenAPI 3 document of the whole management API
-// (openapi.yaml): the routes of Handler and those of package backupapi,
-// which httpapi mounts under /api/instances/{instance_id}/backups.
+// OpenAPI is the OpenAPI 3 document of the management API (openapi.yaml):
+// every route of Handler.
 //
 //go:embed openapi.yaml
 var OpenAPI []byte

@@ -13,14 +13,12 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gorilla/mux"
 
-	"github.com/pgbroker/pgbroker/backupapi"
 	"github.com/pgbroker/pgbroker/httpapi"
 	"github.com/pgbroker/pgbroker/mgmtapi"
 )
 
 // The management API is every route under /api of the broker's root router:
-// the ones mgmtapi serves, the backups' (backupapi) and any route httpapi
-// adds there itself. The tests below hold openapi.yaml to exactly that set.
+// the ones mgmtapi serves and any route httpapi adds there itself. The tests below hold openapi.yaml to exactly that set.
 // Routes outside /api are out of scope on purpose: /v2/ is the OSB API, whose
 // contract is the OSB specification (brokerapi serves it); /healthz, /readyz
 // and /metrics are operational endpoints for the platform and Prometheus; the
@@ -58,20 +56,16 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 }
 
 // mounted returns the root router exactly as the broker builds it
-// (httpapi.NewRouter with the management and backups handlers cmd/pgbroker
-// passes) and the routers behind its /api mounts, by mount path template.
+// (httpapi.NewRouter with the management handler cmd/pgbroker passes) and
+// the routers behind its /api mounts, by mount path template.
 func mounted(t *testing.T) (*mux.Router, map[string]*mux.Router) {
 	t.Helper()
-	management := mgmtapi.New(nil, nil, nil, nil).Handler()
-	backups := backupapi.New(backupapi.Options{})
+	management := mgmtapi.New(mgmtapi.Options{}).Handler()
 	root := httpapi.NewRouter(nil, httpapi.Options{
 		Username: user, Password: password, MaxBodyBytes: 1 << 20,
-		Management: management, Backups: backups, Metrics: http.NotFoundHandler(),
+		Management: management, Metrics: http.NotFoundHandler(),
 	})
-	return root.(*mux.Router), map[string]*mux.Router{
-		backupapi.Prefix: backups.(*mux.Router),
-		"/api/":          management.(*mux.Router),
-	}
+	return root.(*mux.Router), map[string]*mux.Router{"/api/": management.(*mux.Router)}
 }
 
 // served lists "METHOD path-template" for every route the root router

@@ -23,7 +23,7 @@ func TestAnswersMatchTheDocumentedSchemas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler := mgmtapi.New(nil, nil, nil, nil).Handler()
+	handler := mgmtapi.New(mgmtapi.Options{}).Handler()
 	const server = "http://127.0.0.1:8080" // the document's server
 	cases := []struct{ method, path, body string }{
 		{"GET", "/api/openapi.yaml", ""},

@@ -8,9 +8,8 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/pgbroker/pgbroker/pgadmin"
-	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
+	"github.com/pgbroker/pgbroker/users"
 )
 
 // user is one user in JSON (seed 003 "Listing Users": username, read-only,
@@ -26,7 +25,7 @@ type user struct {
 	Password string `json:"password,omitempty"`
 }
 
-func userJSON(u pgadmin.User) user {
+func userJSON(u users.User) user {
 	enc := u.PasswordEncryption
 	if enc == "" {
 		enc = "none"
@@ -42,13 +41,13 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	users, err := a.instances.Users(r.Context(), target(inst))
+	all, err := a.Users.Users(r.Context(), inst)
 	if err != nil {
 		a.fail(w, r, dependency("list users on the instance", err))
 		return
 	}
-	out := make([]user, len(users))
-	for i, u := range users {
+	out := make([]user, len(all))
+	for i, u := range all {
 		out[i] = userJSON(u)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": out})
@@ -69,7 +68,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := pgadmin.CheckUsername(req.Username); err != nil {
+	if err := users.CheckUsername(req.Username); err != nil {
 		a.fail(w, r, ruleFailure(err))
 		return
 	}
@@ -83,8 +82,8 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	err = a.instances.CreateUser(r.Context(), target(inst), req.Username, password, req.ReadOnly)
-	if errors.Is(err, pgadmin.ErrUserExists) {
+	err = a.Users.CreateUser(r.Context(), inst, req.Username, password, req.ReadOnly)
+	if errors.Is(err, users.ErrUserExists) {
 		a.fail(w, r, failure(http.StatusConflict, "UserExists", "a user or role named %q already exists", req.Username))
 		return
 	}
@@ -130,7 +129,7 @@ func (a *API) setPassword(w http.ResponseWriter, r *http.Request) {
 			"user %s belongs to a binding, whose credentials hold its password: unbind and bind again for a new one", u.Username))
 		return
 	}
-	if err := a.instances.SetUserPassword(r.Context(), target(inst), u.Username, password); err != nil {
+	if err := a.Users.SetUserPassword(r.Context(), inst, u.Username, password); err != nil {
 		a.fail(w, r, dependency("change the user's password on the instance", err))
 		return
 	}
@@ -161,7 +160,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, failure(http.StatusForbidden, "BindingUser", "user %s belongs to a binding: unbind to delete it", u.Username))
 		return
 	}
-	if err := a.instances.DeleteUser(r.Context(), target(inst), u.Username); err != nil {
+	if err := a.Users.DeleteUser(r.Context(), inst, u.Username); err != nil {
 		a.fail(w, r, dependency("delete the user on the instance", err))
 		return
 	}
@@ -170,13 +169,13 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // existingUser returns the instance and the user of the path (404 when unknown).
-func (a *API) existingUser(r *http.Request) (inst store.Instance, u pgadmin.User, err error) {
+func (a *API) existingUser(r *http.Request) (inst store.Instance, u users.User, err error) {
 	if inst, err = a.instance(r); err != nil {
 		return inst, u, err
 	}
 	name := mux.Vars(r)["username"]
-	u, err = a.instances.User(r.Context(), target(inst), name)
-	if errors.Is(err, pgadmin.ErrUserNotFound) {
+	u, err = a.Users.User(r.Context(), inst, name)
+	if errors.Is(err, users.ErrUserNotFound) {
 		return inst, u, failure(http.StatusNotFound, "UserNotFound", "instance %s has no user %q", inst.ID, name)
 	}
 	if err != nil {
@@ -189,9 +188,9 @@ func (a *API) existingUser(r *http.Request) (inst store.Instance, u pgadmin.User
 // password (seed 003: "let the platform generate a password").
 func choosePassword(password string) (string, bool, error) {
 	if password == "" {
-		return provisioner.GeneratePassword(), true, nil
+		return users.GeneratePassword(), true, nil
 	}
-	if err := pgadmin.CheckPassword(password); err != nil {
+	if err := users.CheckPassword(password); err != nil {
 		return "", false, ruleFailure(err)
 	}
 	return password, false, nil
@@ -199,7 +198,7 @@ func choosePassword(password string) (string, bool, error) {
 
 // ruleFailure is a 400 naming the seed rule broken.
 func ruleFailure(err error) error {
-	var re *pgadmin.RuleError
+	var re *users.RuleError
 	if errors.As(err, &re) {
 		return failure(http.StatusBadRequest, re.Rule, "%s", re.Msg)
 	}

@@ -7,31 +7,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgbroker/pgbroker/users"
 )
 
-// Errors of user management callers tell apart.
-var (
-	// ErrUserExists: a role of that name exists (SQLSTATE 42710).
-	ErrUserExists = errors.New("a user of that name already exists")
-	// ErrUserNotFound: no user of that name in the instance's database.
-	ErrUserNotFound = errors.New("no such user")
-)
-
-// User is one database user as seed 003 "Listing Users" shows them.
-type User struct {
-	Username  string // pg_authid.rolname
-	ReadOnly  bool   // member of the reader group (Names.Reader)
-	Protected bool   // the owner role made at provisioning: cannot be deleted
-	Binding   bool   // the login role of an OSB binding (IsBindingRole): bind and unbind manage it
-	CanLogin  bool   // pg_authid.rolcanlogin
-	// PasswordEncryption is "SCRAM-SHA-256" or "MD5" after the prefix of
-	// pg_authid.rolpassword, "" without a password.
-	PasswordEncryption string
-}
+// The SQL side of an instance's database users: their rules and shapes are
+// package users'.
 
 // Users lists the instance's users: the owner role and every role that is a
 // member of the owner role or of the reader group, by name.
-func (a Admin) Users(ctx context.Context, n Names) ([]User, error) {
+func (a Admin) Users(ctx context.Context, n Names) ([]users.User, error) {
 	conn, err := a.connect(ctx, "postgres")
 	if err != nil {
 		return nil, err
@@ -51,36 +36,36 @@ func (a Admin) Users(ctx context.Context, n Names) ([]User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	users, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (User, error) {
-		var u User
+	all, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (users.User, error) {
+		var u users.User
 		err := row.Scan(&u.Username, &u.CanLogin, &u.PasswordEncryption, &u.ReadOnly)
 		u.Protected = u.Username == n.Owner
-		u.Binding = IsBindingRole(u.Username)
+		u.Binding = users.IsBindingRole(u.Username)
 		return u, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	return users, nil
+	return all, nil
 }
 
-// User returns one user of Users. Errors: ErrUserNotFound.
-func (a Admin) User(ctx context.Context, n Names, username string) (User, error) {
-	users, err := a.Users(ctx, n)
+// User returns one user of Users. Errors: users.ErrUserNotFound.
+func (a Admin) User(ctx context.Context, n Names, username string) (users.User, error) {
+	all, err := a.Users(ctx, n)
 	if err != nil {
-		return User{}, err
+		return users.User{}, err
 	}
-	for _, u := range users {
+	for _, u := range all {
 		if u.Username == username {
 			return u, nil
 		}
 	}
-	return User{}, ErrUserNotFound
+	return users.User{}, users.ErrUserNotFound
 }
 
 // CreateUser creates a login role with a SCRAM-SHA-256 verifier of password
 // and the seed's read-write or read-only grants (see EnsureLoginRole). The
-// caller has checked username and password (CheckUsername, CheckPassword).
+// caller has checked username and password (users.CheckUsername, users.CheckPassword).
 // Errors: ErrUserExists.
 func (a Admin) CreateUser(ctx context.Context, n Names, username, password string, readOnly bool) error {
 	verifier, err := ScramVerifier(password)
@@ -96,7 +81,7 @@ func (a Admin) CreateUser(ctx context.Context, n Names, username, password strin
 		_, err := tx.Exec(ctx, "CREATE ROLE "+ident(username)+" LOGIN PASSWORD "+literal(verifier))
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42710" {
-			return ErrUserExists
+			return users.ErrUserExists
 		}
 		if err != nil {
 			return fmt.Errorf("create role: %w", err)

@@ -18,7 +18,7 @@ import (
 // SIGHUP: no restart), then the extensions of its database (DROP EXTENSION
 // for those from has and to has not, CREATE EXTENSION … CASCADE for to's). The
 // node job must already carry to's shared_preload_libraries (Provision or
-// Resize with to). Idempotent. Errors wrap pgadmin.ErrExtensionInUse when a
+// Resize with to). Idempotent. Errors wrap extensions.ErrExtensionInUse when a
 // dropped extension is still used.
 func (p *Provisioner) Configure(ctx context.Context, from, to Instance, progress Progress) error {
 	password, err := p.readSecret(ctx, nodesSecretPath(to.ShortID), "admin_password")

@@ -6,8 +6,8 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/extensions"
 	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
-	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
 // parseJob has Nomad parse an embedded job file with vars, as jobID, stamped
@@ -63,7 +63,7 @@ func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*
 	}
 	vars["postgres_uid"] = p.cfg.PostgresUID
 	vars["postgres_gid"] = p.cfg.PostgresGID
-	vars["shared_preload_libraries"] = pgadmin.PreloadLibraries(in.Extensions)
+	vars["shared_preload_libraries"] = extensions.PreloadLibraries(in.Extensions)
 	for k, v := range extra {
 		vars[k] = v
 	}

@@ -119,7 +119,7 @@ type Instance struct {
 	NodeID       string // Nomad node holding the data directory; "" before first placement
 
 	ForceTLS   bool     // pg_hba.conf allows TLS connections only
-	Extensions []string // extensions the broker manages in the instance's database (pgadmin.Contrib names)
+	Extensions []string // extensions the broker manages in the instance's database (extensions.Contrib names)
 }
 
 // Size is the part of a plan that shapes the jobs (catalog.Plan).

@@ -2,34 +2,16 @@ package provisioner
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/users"
 )
 
-// passwordAlphabet avoids characters that need quoting in URIs, shells or
-// connection strings.
-const passwordAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-// randomString returns n characters drawn uniformly from passwordAlphabet
-// with crypto/rand (32 characters carry about 190 bits).
-func randomString(n int) string {
-	b := make([]byte, n)
-	max := byte(256 - 256%len(passwordAlphabet))
-	for i := 0; i < n; {
-		var one [1]byte
-		if _, err := rand.Read(one[:]); err != nil {
-			panic(fmt.Sprintf("crypto/rand failed: %v", err))
-		}
-		if one[0] >= max {
-			continue
-		}
-		b[i] = passwordAlphabet[int(one[0])%len(passwordAlphabet)]
-		i++
-	}
-	return string(b)
-}
+// randomString returns n letters and digits from crypto/rand
+// (users.NewPassword; 32 characters carry about 190 bits).
+func randomString(n int) string { return users.NewPassword(n) }
 
 // ensureSecret returns the items of the Nomad Variable at path, creating it
 // with a fresh password for each key when it does not exist (check-and-set,

@@ -3,15 +3,17 @@ package provisioner
 import (
 	"context"
 
+	"github.com/pgbroker/pgbroker/extensions"
 	"github.com/pgbroker/pgbroker/pgadmin"
+	"github.com/pgbroker/pgbroker/users"
 )
 
 // The management API's side of the provisioner: users and extensions of an
 // instance's database, through its superuser connection (pgadmin). Rules on
-// names and passwords are the caller's (pgadmin.CheckUsername, CheckPassword).
+// names and passwords are the caller's (users.CheckUsername, CheckPassword).
 
 // Users lists the instance's users (pgadmin.Admin.Users).
-func (p *Provisioner) Users(ctx context.Context, in Instance) ([]pgadmin.User, error) {
+func (p *Provisioner) Users(ctx context.Context, in Instance) ([]users.User, error) {
 	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return nil, err
@@ -19,16 +21,16 @@ func (p *Provisioner) Users(ctx context.Context, in Instance) ([]pgadmin.User, e
 	return admin.Users(ctx, DatabaseNames(in.ShortID))
 }
 
-// User returns one user. Errors: pgadmin.ErrUserNotFound.
-func (p *Provisioner) User(ctx context.Context, in Instance, username string) (pgadmin.User, error) {
+// User returns one user. Errors: users.ErrUserNotFound.
+func (p *Provisioner) User(ctx context.Context, in Instance, username string) (users.User, error) {
 	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
-		return pgadmin.User{}, err
+		return users.User{}, err
 	}
 	return admin.User(ctx, DatabaseNames(in.ShortID), username)
 }
 
-// CreateUser creates a read-write or read-only user. Errors: pgadmin.ErrUserExists.
+// CreateUser creates a read-write or read-only user. Errors: users.ErrUserExists.
 func (p *Provisioner) CreateUser(ctx context.Context, in Instance, username, password string, readOnly bool) error {
 	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
@@ -57,7 +59,7 @@ func (p *Provisioner) DeleteUser(ctx context.Context, in Instance, username stri
 }
 
 // Extensions lists the extensions created in the instance's database.
-func (p *Provisioner) Extensions(ctx context.Context, in Instance) ([]pgadmin.InstalledExtension, error) {
+func (p *Provisioner) Extensions(ctx context.Context, in Instance) ([]extensions.InstalledExtension, error) {
 	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return nil, err
@@ -74,7 +76,7 @@ func (p *Provisioner) EnableExtensions(ctx context.Context, in Instance, names [
 	return admin.EnableExtensions(ctx, DatabaseNames(in.ShortID), names)
 }
 
-// DisableExtensions drops extensions. Errors wrap pgadmin.ErrExtensionInUse.
+// DisableExtensions drops extensions. Errors wrap extensions.ErrExtensionInUse.
 func (p *Provisioner) DisableExtensions(ctx context.Context, in Instance, names []string) error {
 	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
@@ -91,8 +93,3 @@ func (p *Provisioner) instanceAdmin(ctx context.Context, in Instance) (pgadmin.A
 	}
 	return p.admin(ctx, in, password)
 }
-
-// GeneratePassword returns a password for a user who left it empty: 64
-// letters and digits from crypto/rand (seed 003: "let the platform generate
-// a password").
-func GeneratePassword() string { return randomString(pgadmin.PasswordMaxLength) }

@@ -20,7 +20,6 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/pgbroker/pgbroker/backupapi"
 	"github.com/pgbroker/pgbroker/backupstore"
 	"github.com/pgbroker/pgbroker/broker"
 	"github.com/pgbroker/pgbroker/catalog"
@@ -155,17 +154,19 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	lo, hi, _ := cfg.PortRange()
 	dashboardBase, _ := cfg.DashboardBase() // config.Load checked it
+	// What the front doors ask of the instances' databases (bind, members,
+	// data size, users, extensions), on stored instances.
 	syncCalls := instances.New(prov, cat)
 	b := broker.New(cat, st, runner.Enqueue, syncCalls, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0).
 		WithDashboardURL(func(id string) string { return dashboard.URL(dashboardBase, id) }).
 		WithMaximumPollingDuration(workerCfg.VerdictWithin())
 	handler := httpapi.NewRouter(b, httpapi.Options{
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
-		Management: mgmtapi.New(st, prov, runner.Enqueue, log).Handler(),
-		Backups: backupapi.New(backupapi.Options{
-			Store: st, Catalog: cat, Storage: dumps, EnqueueBackup: runner.EnqueueBackup, EnqueueOp: runner.Enqueue,
-			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), Log: log, WriteTimeout: cfg.HTTPWriteTimeout,
-		}),
+		Management: mgmtapi.New(mgmtapi.Options{
+			Store: st, Catalog: cat, Users: syncCalls, Extensions: syncCalls, Dumps: dumps,
+			EnqueueOp: runner.Enqueue, EnqueueBackup: runner.EnqueueBackup,
+			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), WriteTimeout: cfg.HTTPWriteTimeout, Log: log,
+		}).Handler(),
 		Metrics:   metrics.Handler(st, log),
 		Dashboard: dashboard.Handler(),
 		Checks: []httpapi.Check{

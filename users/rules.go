@@ -1,8 +1,15 @@
-package pgadmin
+// Package users holds the rules and shapes of an instance's database users
+// (seed 003 "Managing Users"): which usernames and passwords are allowed,
+// which names the broker keeps for itself, the user as the management API
+// shows it, and the passwords the broker generates. It imports nothing of
+// pgbroker's, so that front doors (mgmtapi) check input without the executor
+// (pgadmin creates the roles).
+package users
 
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -29,6 +36,9 @@ var (
 	usernameCharacters = regexp.MustCompile(`^[A-Za-z0-9_]*$`)
 	bindingRole        = regexp.MustCompile(`^u_[0-9a-f]{12}$`)
 	instanceRole       = regexp.MustCompile(`^db_[0-9a-f]{12}(_ro)?$`)
+	// brokerRoles are the roles the broker makes itself: its superuser, the
+	// login pg_restore runs as (pgadmin.RestoreRole) and the replication role.
+	brokerRoles = []string{"pgbroker_admin", "pgbroker_restore", "replicator"}
 )
 
 // IsBindingRole reports whether name has the shape of an OSB binding's login
@@ -39,7 +49,7 @@ func IsBindingRole(name string) bool { return bindingRole.MatchString(name) }
 // letters, digits and underscores only, starting with a letter. It also
 // refuses the names the broker uses itself (binding roles u_<12 hex>,
 // instance roles db_<12 hex> and db_<12 hex>_ro, its superuser, restore
-// (RestoreRole) and replication roles) and PostgreSQL's reserved pg_ prefix. Errors: *RuleError.
+// and replication roles) and PostgreSQL's reserved pg_ prefix. Errors: *RuleError.
 func CheckUsername(name string) error {
 	n := len([]rune(name))
 	switch {
@@ -51,7 +61,7 @@ func CheckUsername(name string) error {
 			"username may contain only letters, digits and underscores (_)"}
 	case !isASCIILetter(name[0]):
 		return &RuleError{"username", "UsernameFirstCharacter", "username must start with a letter"}
-	case IsBindingRole(name) || instanceRole.MatchString(name) || name == "pgbroker_admin" || name == RestoreRole || name == "replicator" ||
+	case IsBindingRole(name) || instanceRole.MatchString(name) || slices.Contains(brokerRoles, name) ||
 		strings.HasPrefix(strings.ToLower(name), "pg_"):
 		return &RuleError{"username", "UsernameReserved",
 			fmt.Sprintf("username %q is reserved: names u_<12 hex>, db_<12 hex>, pg_…, pgbroker_admin, pgbroker_restore and replicator belong to the broker or PostgreSQL", name)}

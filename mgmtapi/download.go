@@ -1,12 +1,41 @@
-package backupapi
+package mgmtapi
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"time"
 )
+
+// GET /api/instances/{instance_id}/backups/{backup_id}/download: 200 with
+// the dump (pg_restore's custom format), 206 for a byte range; 409 unless
+// the backup succeeded, 410 once the dump left the backup storage.
+func (a *API) download(w http.ResponseWriter, r *http.Request) {
+	inst, err := a.stored(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	b, err := a.succeeded(r, inst, "downloaded")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	rc, _, err := a.Dumps.Open(r.Context(), b.StorageKey)
+	if errors.Is(err, fs.ErrNotExist) {
+		a.fail(w, r, failure(http.StatusGone, "Gone", "the dump of backup_id %s is no longer in the backup storage", b.ID))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, &apiError{Status: http.StatusInternalServerError, Rule: "StorageError",
+			Msg: "read the dump from the backup storage: " + err.Error(), cause: err})
+		return
+	}
+	defer rc.Close()
+	ServeDump(w, r, rc, fmt.Sprintf("%s-%s.dump", inst.ShortID, b.ID), b.SHA256, a.WriteTimeout)
+}
 
 // ServeDump writes the dump rs as the answer to r with
 // http.ServeContent: Range and If-Range (against etag) work, so a

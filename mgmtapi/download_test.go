@@ -1,4 +1,4 @@
-package backupapi
+package mgmtapi
 
 import (
 	"bytes"
