@@ -14,7 +14,7 @@ var (
 	frontDoors = []string{"broker", "mgmtapi", "httpapi", "dashboard"}
 	executor   = []string{"provisioner", "pgadmin", "backupstore", "instances", "worker", "nomad", "nomad-jobs", "crashpoint", "pki", "patroni",
 		"github.com/hashicorp/nomad/api"}
-	leaves = []string{"naming", "operation", "credentials", "catalog"}
+	leaves = []string{"naming", "operation", "credentials", "catalog", "users", "extensions"}
 )
 
 // graph maps each package of the module (without the module prefix) to
