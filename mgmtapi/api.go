@@ -18,7 +18,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -163,14 +162,11 @@ func (a *API) instance(r *http.Request) (store.Instance, error) {
 	return inst, nil
 }
 
-// startOperation records an OSB operation of kind on inst with params (its
-// JSON parameters) and enqueues its job in the same transaction (EnqueueOp):
-// 409 while another operation runs, 410 once the instance is deprovisioned.
-func (a *API) startOperation(ctx context.Context, inst store.Instance, kind store.OperationKind, params any, description string) (store.Operation, error) {
-	raw, err := json.Marshal(params)
-	if err != nil {
-		return store.Operation{}, fmt.Errorf("encode the operation's parameters: %w", err)
-	}
+// startOperation records an OSB operation of kind on inst with raw, its
+// payload (operation.Encode), and enqueues its job in the same transaction
+// (EnqueueOp): 409 while another operation runs, 410 once the instance is
+// deprovisioned.
+func (a *API) startOperation(ctx context.Context, inst store.Instance, kind store.OperationKind, raw json.RawMessage, description string) (store.Operation, error) {
 	op := store.Operation{ID: uuid.NewString(), InstanceID: inst.ID, Kind: kind, PlanID: inst.PlanID,
 		Parameters: raw, Description: description}
 	switch err := a.Store.StartOperation(ctx, op, a.EnqueueOp); {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/operation"
 	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -182,7 +183,7 @@ func (a *API) restore(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	op, err := a.startOperation(r.Context(), inst, store.KindRestore, map[string]string{"backup_id": b.ID}, "queued: restore backup "+b.ID)
+	op, err := a.startOperation(r.Context(), inst, store.KindRestore, operation.Encode(operation.Restore{BackupID: b.ID}), "queued: restore backup "+b.ID)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -205,7 +206,7 @@ func (a *API) pitrRestore(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	op, err := a.startOperation(r.Context(), inst, store.KindPITR, map[string]time.Time{"target_time": target},
+	op, err := a.startOperation(r.Context(), inst, store.KindPITR, operation.Encode(operation.PITR{TargetTime: target}),
 		"queued: restore to "+target.Format(time.RFC3339Nano))
 	if err != nil {
 		a.fail(w, r, err)

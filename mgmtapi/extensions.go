@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/pgbroker/pgbroker/extensions"
+	"github.com/pgbroker/pgbroker/operation"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -20,8 +21,8 @@ type extension struct {
 	RequiresRestart bool   `json:"requires_restart"`  // needs shared_preload_libraries: enabling or disabling restarts the node
 }
 
-// operation is the answer to a change carried out as an OSB update operation.
-type operation struct {
+// operationStarted is the answer to a change carried out as an OSB update operation.
+type operationStarted struct {
 	Operation   string `json:"operation"` // poll /v2/service_instances/{instance_id}/last_operation?operation=…
 	State       string `json:"state"`
 	Description string `json:"description"`
@@ -123,7 +124,7 @@ func (a *API) disableExtension(w http.ResponseWriter, r *http.Request) {
 // instance to the extensions want (re-registering the node job with the new
 // shared_preload_libraries, then CREATE or DROP EXTENSION) and answers 202.
 func (a *API) changeByOperation(w http.ResponseWriter, r *http.Request, inst store.Instance, want []string) {
-	op, err := a.startOperation(r.Context(), inst, store.KindUpdate, map[string]any{"extensions": want}, "queued")
+	op, err := a.startOperation(r.Context(), inst, store.KindUpdate, operation.Encode(operation.Update{Extensions: &want}), "queued")
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -131,7 +132,7 @@ func (a *API) changeByOperation(w http.ResponseWriter, r *http.Request, inst sto
 	a.log.InfoContext(r.Context(), "extension change accepted as an operation", slog.String("instance_id", inst.ID),
 		slog.String("operation", op.ID), slog.Any("extensions", want))
 	w.Header().Set("Location", "/v2/service_instances/"+inst.ID+"/last_operation?operation="+op.ID)
-	writeJSON(w, http.StatusAccepted, operation{Operation: op.ID, State: string(store.InProgress),
+	writeJSON(w, http.StatusAccepted, operationStarted{Operation: op.ID, State: string(store.InProgress),
 		Description: "the node restarts to change shared_preload_libraries; poll last_operation"})
 }
 
