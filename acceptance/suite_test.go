@@ -1,8 +1,9 @@
 package acceptance
 
 import (
-	"strings"
 	"sync"
+
+	"github.com/pgbroker/pgbroker/acceptance/leak"
 )
 
 // suite collects, across every test, the passwords bind handed out and the
@@ -40,14 +41,15 @@ func (s *suiteRecord) logCount() int {
 	return len(s.logs)
 }
 
-// leaks counts the passwords found in any broker log.
+// leaks counts the passwords found in any broker log, in any of their
+// forms (leak.Forms: as written, JSON-escaped, base64).
 func (s *suiteRecord) leaks() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, pw := range s.secrets {
 		for _, l := range s.logs {
-			if strings.Contains(l.String(), pw) {
+			if len(leak.Find(l.String(), []string{"pw"}, map[string]string{"pw": pw})) > 0 {
 				n++
 				break
 			}
