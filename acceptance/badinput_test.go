@@ -10,53 +10,134 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hashicorp/nomad/api"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 const provisionBody = `{"service_id":"postgresql","plan_id":"postgresql-sandbox","organization_guid":"org","space_guid":"space"}`
 
 // TestBadInputChangesNothing: each malformed or refused request gets its
-// status code and a description, and leaves the state database unchanged.
+// status code and a description, and leaves everything as it was: every row
+// of the state database in full, the Nomad jobs and Variables of the
+// instance it names, and etcd (stateSnapshot). Some requests name a new
+// instance, others an instance that exists. The last subtest plants a change
+// in each kind of state and checks that the snapshot sees it, so the
+// comparison can fail.
 func TestBadInputChangesNothing(t *testing.T) {
 	// Without etcd, Business plans are refused: one of the cases.
 	b := newBroker(t, "PGBROKER_ETCD_ENDPOINTS=")
+	existing := uuid.NewString()
+	provision(t, b.client(), existing, "postgresql-sandbox")
+	t.Cleanup(func() { deprovision(t, b.client(), existing, "postgresql-sandbox") })
+	const newInstance = ""
 	cases := []struct {
-		name, method, path, body string
-		header                   map[string]string
-		status                   int
-		says                     string
+		name, instance, method, path, body string
+		header                             map[string]string
+		status                             int
+		says                               string
 	}{
-		{"unknown plan", "PUT", "/v2/service_instances/%s?accepts_incomplete=true",
+		{"unknown plan", newInstance, "PUT", "/v2/service_instances/%s?accepts_incomplete=true",
 			`{"service_id":"postgresql","plan_id":"postgresql-huge","organization_guid":"o","space_guid":"s"}`, nil, 400, "plan-id not in the catalog"},
-		{"unknown parameter", "PUT", "/v2/service_instances/%s?accepts_incomplete=true",
+		{"unknown parameter", newInstance, "PUT", "/v2/service_instances/%s?accepts_incomplete=true",
 			`{"service_id":"postgresql","plan_id":"postgresql-sandbox","organization_guid":"o","space_guid":"s","parameters":{"shoe_size":42}}`, nil, 400, "shoe_size"},
-		{"malformed JSON", "PUT", "/v2/service_instances/%s?accepts_incomplete=true", `{"service_id": "postgresql",`, nil, 400, "JSON"},
-		{"body not an object", "PUT", "/v2/service_instances/%s?accepts_incomplete=true", `[1,2]`, nil, 400, "object"},
-		{"no accepts_incomplete", "PUT", "/v2/service_instances/%s", provisionBody, nil, 422, "AsyncRequired"},
-		{"wrong credentials", "PUT", "/v2/service_instances/%s?accepts_incomplete=true", provisionBody,
+		{"malformed JSON", newInstance, "PUT", "/v2/service_instances/%s?accepts_incomplete=true", `{"service_id": "postgresql",`, nil, 400, "JSON"},
+		{"body not an object", newInstance, "PUT", "/v2/service_instances/%s?accepts_incomplete=true", `[1,2]`, nil, 400, "object"},
+		{"no accepts_incomplete", newInstance, "PUT", "/v2/service_instances/%s", provisionBody, nil, 422, "AsyncRequired"},
+		{"wrong credentials", newInstance, "PUT", "/v2/service_instances/%s?accepts_incomplete=true", provisionBody,
 			map[string]string{"Authorization": "Basic d3Jvbmc6d3Jvbmc="}, 401, "credentials"},
-		{"no API version", "PUT", "/v2/service_instances/%s?accepts_incomplete=true", provisionBody,
+		{"no API version", newInstance, "PUT", "/v2/service_instances/%s?accepts_incomplete=true", provisionBody,
 			map[string]string{"X-Broker-API-Version": ""}, 412, "X-Broker-API-Version"},
-		{"missing organization", "PUT", "/v2/service_instances/%s?accepts_incomplete=true",
+		{"missing organization", newInstance, "PUT", "/v2/service_instances/%s?accepts_incomplete=true",
 			`{"service_id":"postgresql","plan_id":"postgresql-sandbox","space_guid":"s"}`, nil, 400, "organization_guid"},
-		{"business plan without etcd", "PUT", "/v2/service_instances/%s?accepts_incomplete=true",
+		{"business plan without etcd", newInstance, "PUT", "/v2/service_instances/%s?accepts_incomplete=true",
 			`{"service_id":"postgresql","plan_id":"postgresql-business-512","organization_guid":"o","space_guid":"s"}`, nil, 422, "PGBROKER_ETCD_ENDPOINTS"},
+		{"update with an unknown parameter", existing, "PATCH", "/v2/service_instances/%s?accepts_incomplete=true",
+			`{"service_id":"postgresql","parameters":{"shoe_size":42}}`, nil, 400, "shoe_size"},
+		{"update to a business plan without etcd", existing, "PATCH", "/v2/service_instances/%s?accepts_incomplete=true",
+			`{"service_id":"postgresql","plan_id":"postgresql-business-512"}`, nil, 422, "PGBROKER_ETCD_ENDPOINTS"},
+		{"bind with a read_only that is not a boolean", existing, "PUT", "/v2/service_instances/%s/service_bindings/" + uuid.NewString(),
+			`{"service_id":"postgresql","plan_id":"postgresql-sandbox","parameters":{"read_only":"yes"}}`, nil, 400, "read_only"},
+		{"provision again with another plan", existing, "PUT", "/v2/service_instances/%s?accepts_incomplete=true",
+			`{"service_id":"postgresql","plan_id":"postgresql-starter-512","organization_guid":"o","space_guid":"s"}`, nil, 409, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := stateRows(t, b)
-			path := strings.Replace(tc.path, "%s", uuid.NewString(), 1)
-			status, body := b.raw(tc.method, path, tc.body, tc.header)
+			id := tc.instance
+			if id == newInstance {
+				id = uuid.NewString()
+			}
+			shorts := []string{naming.ShortID(existing), naming.ShortID(id)}
+			before := stateSnapshot(t, b, shorts...)
+			status, body := b.raw(tc.method, strings.Replace(tc.path, "%s", id, 1), tc.body, tc.header)
 			if status != tc.status {
 				t.Fatalf("status %d, want %d; body %s", status, tc.status, body)
 			}
 			if !strings.Contains(body, tc.says) {
 				t.Fatalf("body %s does not say %q", body, tc.says)
 			}
-			if after := stateRows(t, b); after != before {
-				t.Fatalf("state changed: %d rows before, %d after", before, after)
+			if after := stateSnapshot(t, b, shorts...); after != before {
+				t.Fatalf("state changed:\n%s", diffLines(before, after))
 			}
 		})
+	}
+	t.Run("a planted change is seen", func(t *testing.T) { assertSnapshotSeesChanges(t, b, existing) })
+}
+
+// assertSnapshotSeesChanges plants a change of each kind stateSnapshot
+// covers (a row's content, a Nomad Variable, an etcd key), checks that the
+// snapshot differs, and takes the change back.
+func assertSnapshotSeesChanges(t *testing.T, b *broker, instanceID string) {
+	t.Helper()
+	ctx := context.Background()
+	short := naming.ShortID(instanceID)
+	conn, err := pgx.Connect(ctx, b.stateDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	plants := []struct {
+		name          string
+		plant, remove func() error
+	}{
+		{"one field of one row", func() error {
+			_, err := conn.Exec(ctx, `UPDATE instances SET parameters = parameters || '{"planted": 1}' WHERE id = $1`, instanceID)
+			return err
+		}, func() error {
+			_, err := conn.Exec(ctx, `UPDATE instances SET parameters = parameters - 'planted' WHERE id = $1`, instanceID)
+			return err
+		}},
+		{"a Nomad Variable", func() error {
+			_, _, err := nomadClient(t).Variables().Create(&api.Variable{Path: "pgbroker/instances/" + short + "/bindings/planted",
+				Items: api.VariableItems{"password": "planted-not-a-secret"}}, nil)
+			return err
+		}, func() error {
+			_, err := nomadClient(t).Variables().Delete("pgbroker/instances/"+short+"/bindings/planted", nil)
+			return err
+		}},
+		{"an etcd key", func() error {
+			return etcdPut("/pgbroker/planted-"+short, "x")
+		}, func() error {
+			_, err := etcdDeletePrefix("/pgbroker/planted-" + short)
+			return err
+		}},
+	}
+	for _, p := range plants {
+		before := stateSnapshot(t, b, short)
+		if err := p.plant(); err != nil {
+			t.Fatalf("plant %s: %v", p.name, err)
+		}
+		after := stateSnapshot(t, b, short)
+		if err := p.remove(); err != nil {
+			t.Fatalf("take back %s: %v", p.name, err)
+		}
+		if after == before {
+			t.Errorf("the snapshot does not see %s change", p.name)
+		}
+		if again := stateSnapshot(t, b, short); again != before {
+			t.Errorf("taking back %s left:\n%s", p.name, diffLines(before, again))
+		}
 	}
 }
 
