@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -23,8 +24,12 @@ import (
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/credentials"
 	"github.com/pgbroker/pgbroker/dashboard"
+	"github.com/pgbroker/pgbroker/extensions"
+	"github.com/pgbroker/pgbroker/metrics"
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/store/storetest"
+	"github.com/pgbroker/pgbroker/users"
 )
 
 // FuzzRequireJSON feeds arbitrary PUT bodies through the body limit and the
@@ -165,6 +170,33 @@ func (routerInstances) Members(context.Context, store.Instance) (string, error) 
 	return "", nil
 }
 
+// The management API's side (mgmtapi.Users, Extensions, Dumps): an instance
+// with one user, no extension, and no dump to download.
+func (routerInstances) Users(context.Context, store.Instance) ([]users.User, error) {
+	return []users.User{{Username: "app_user"}}, nil
+}
+func (routerInstances) User(_ context.Context, _ store.Instance, name string) (users.User, error) {
+	if name != "app_user" {
+		return users.User{}, users.ErrUserNotFound
+	}
+	return users.User{Username: name}, nil
+}
+func (routerInstances) CreateUser(context.Context, store.Instance, string, string, bool) error {
+	return nil
+}
+func (routerInstances) SetUserPassword(context.Context, store.Instance, string, string) error {
+	return nil
+}
+func (routerInstances) DeleteUser(context.Context, store.Instance, string) error { return nil }
+func (routerInstances) Extensions(context.Context, store.Instance) ([]extensions.InstalledExtension, error) {
+	return nil, nil
+}
+func (routerInstances) EnableExtensions(context.Context, store.Instance, []string) error  { return nil }
+func (routerInstances) DisableExtensions(context.Context, store.Instance, []string) error { return nil }
+func (routerInstances) Open(context.Context, string) (io.ReadSeekCloser, int64, error) {
+	return nil, 0, fs.ErrNotExist
+}
+
 // Flags of FuzzRouter's headers argument.
 const (
 	fuzzNoAuth     = 1 << iota // send no Authorization header
@@ -187,6 +219,16 @@ var fuzzRoutes = []string{
 	"/v2/%[1]s",
 	"/%[1]s",
 	"/dashboard/instances/%[1]s",
+	"/api/instances/%[1]s/users",
+	"/api/instances/%[1]s/users/%[2]s",
+	"/api/instances/%[1]s/users/%[2]s/password",
+	"/api/instances/%[1]s/extensions/%[2]s",
+	"/api/instances/%[1]s/backups",
+	"/api/instances/%[1]s/backups/pitr-restore",
+	"/api/instances/%[1]s/backups/%[2]s/download",
+	"/api/instances/%[1]s/backups/%[2]s/restore",
+	"/metrics",
+	"/api/%[1]s",
 }
 
 var fuzzMethods = []string{
@@ -197,9 +239,13 @@ var fuzzMethods = []string{
 // FuzzRouter drives the whole router in process, with a real broker.Broker
 // on a fresh state database: any method, route shape, instance and binding
 // id (raw or escaped: unicode, "..", "%2F", very long), query string, body,
-// credentials, version and originating identity. No answer may be 5xx, and a
-// 4xx must leave the state database as it was. Without -fuzz only the seed
-// corpus runs (testdata/fuzz/FuzzRouter and the seeds below).
+// credentials, version and originating identity, on the OSB API, the
+// management API under /api/ (with stand-ins for the instances' databases)
+// and /metrics. No answer may be 5xx, a 4xx must leave the state database as
+// it was, and a request without the right credentials to anything behind
+// them gets 401. Without DATABASE_URL it fails when CI=true (storetest).
+// Without -fuzz only the seed corpus runs (testdata/fuzz/FuzzRouter and the
+// seeds below).
 func FuzzRouter(f *testing.F) {
 	provision := `{"service_id":"postgresql","plan_id":"postgresql-sandbox","organization_guid":"org","space_guid":"space"}`
 	identity := "cloudfoundry " + base64.StdEncoding.EncodeToString([]byte(`{"user_id":"u-1"}`))
@@ -276,6 +322,23 @@ func FuzzRouter(f *testing.F) {
 		{"GET", 2, "fuzz-ready", "", "operation=provision", "", 0, ""},
 		{"GET", 7, "fuzz-ready", "", "", "", fuzzNoAuth, ""},
 		{"POST", 7, "fuzz-ready", "", "", "", fuzzNoAuth, ""},
+		{"GET", 8, "fuzz-ready", "", "", "", 0, ""},
+		{"POST", 8, "fuzz-ready", "", "", `{"username":"app_user","read_only":true}`, fuzzJSONType, ""},
+		{"POST", 8, "fuzz-ready", "", "", `{"username":"pgbroker_admin"}`, fuzzJSONType, ""},
+		{"POST", 8, "nope", "", "", `{"username":"x"}`, fuzzNoAuth, ""},
+		{"PUT", 10, "fuzz-ready", "app_user", "", `{"password":"short"}`, fuzzJSONType, ""},
+		{"DELETE", 9, "fuzz-ready", "db_owner", "", "", 0, ""},
+		{"PUT", 11, "fuzz-ready", "pgcrypto", "", "", 0, ""},
+		{"DELETE", 11, "fuzz-ready", "../../etc", "", "", fuzzEscapeIDs, ""},
+		{"POST", 12, "fuzz-ready", "", "", "", 0, ""},
+		{"GET", 12, "fuzz-ready", "", "", "", fuzzWrongAuth, ""},
+		{"POST", 13, "fuzz-ready", "", "", `{"target_time":"yesterday"}`, fuzzJSONType, ""},
+		{"GET", 14, "fuzz-ready", "../../../../etc/passwd", "", "", fuzzEscapeIDs, ""},
+		{"GET", 14, "fuzz-ready", "b-1", "", "", 0, ""},
+		{"POST", 15, "fuzz-ready", "b-1", "", "", 0, ""},
+		{"GET", 16, "", "", "", "", 0, ""},
+		{"GET", 16, "", "", "", "", fuzzNoAuth, ""},
+		{"GET", 17, "openapi.yaml", "", "", "", 0, ""},
 	} {
 		f.Add(s.method, s.route, s.instance, s.binding, s.query, []byte(s.body), s.headers, s.identity)
 	}
@@ -304,6 +367,9 @@ func FuzzRouter(f *testing.F) {
 		Username: "broker", Password: "s3cret", MaxBodyBytes: 4096, Log: quiet,
 		Checks:    []Check{{Name: "state_database", Fn: st.Ping}},
 		Dashboard: dashboard.Handler(),
+		Management: mgmtapi.New(mgmtapi.Options{Store: st, Catalog: cat, Users: routerInstances{}, Extensions: routerInstances{},
+			Dumps: routerInstances{}, EnqueueOp: noEnqueue, EnqueueBackup: noEnqueue, Log: quiet}).Handler(),
+		Metrics: metrics.Handler(st, quiet),
 	})
 
 	f.Fuzz(func(t *testing.T, method string, route uint8, instanceID, bindingID, query string, body []byte, headers uint8, identity string) {
@@ -326,7 +392,10 @@ func FuzzRouter(f *testing.F) {
 			}
 		}
 		badAuth := headers&(fuzzNoAuth|fuzzWrongAuth) != 0
-		if badAuth && strings.HasPrefix(req.URL.Path, "/v2/") && rec.Code/100 != 3 && rec.Code != http.StatusUnauthorized {
+		// /metrics answers GET only: other methods get 405 before the credentials are read.
+		behindAuth := strings.HasPrefix(req.URL.Path, "/v2/") || strings.HasPrefix(req.URL.Path, "/api/") ||
+			(req.URL.Path == "/metrics" && req.Method == http.MethodGet)
+		if badAuth && behindAuth && rec.Code/100 != 3 && rec.Code != http.StatusUnauthorized {
 			t.Fatalf("%s without the right credentials: status %d, want 401", what, rec.Code)
 		}
 	})
@@ -399,6 +468,7 @@ func stateFingerprint(t *testing.T, st *store.Store) string {
 		(SELECT count(*) || ':' || coalesce(md5(string_agg(i::text, ',' ORDER BY i.id)), '') FROM instances i),
 		(SELECT count(*) || ':' || coalesce(md5(string_agg(o::text, ',' ORDER BY o.id)), '') FROM operations o),
 		(SELECT count(*) || ':' || coalesce(md5(string_agg(b::text, ',' ORDER BY b.instance_id, b.id)), '') FROM bindings b),
+		(SELECT count(*) || ':' || coalesce(md5(string_agg(k::text, ',' ORDER BY k.id)), '') FROM backups k),
 		(SELECT count(*) FROM river_job))`).Scan(&fp)
 	if err != nil {
 		t.Fatalf("fingerprint the state database: %v", err)
