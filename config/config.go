@@ -80,6 +80,7 @@ type Config struct {
 	Workers            int           `split_words:"true" default:"8" desc:"operations carried out at once"`
 	AttemptTimeout     time.Duration `split_words:"true" default:"5m" desc:"one attempt of an operation"`
 	RescueAfter        time.Duration `split_words:"true" default:"6m" desc:"an attempt older than this is taken as crashed and retried; > ATTEMPT_TIMEOUT"`
+	TakeoverAfter      time.Duration `split_words:"true" default:"20s" desc:"an attempt whose broker has not written its heartbeat for this long is continued by another broker (or the same one restarted); at least 4s"`
 	OperationDeadline  time.Duration `split_words:"true" default:"30m" desc:"an operation unfinished after this fails"`
 	MaxRetryDelay      time.Duration `split_words:"true" default:"30s" desc:"longest pause between attempts"`
 	ShutdownTimeout    time.Duration `split_words:"true" default:"30s" desc:"graceful shutdown bound"`
@@ -238,6 +239,7 @@ func (c Config) check() error {
 		{"PGBROKER_WORKERS", c.Workers < 1, "at least 1"},
 		{"PGBROKER_ATTEMPT_TIMEOUT", c.AttemptTimeout < time.Second, "at least 1s"},
 		{"PGBROKER_RESCUE_AFTER", c.RescueAfter <= c.AttemptTimeout, "longer than PGBROKER_ATTEMPT_TIMEOUT"},
+		{"PGBROKER_TAKEOVER_AFTER", c.TakeoverAfter < 4*time.Second, "at least 4s"},
 		{"PGBROKER_OPERATION_DEADLINE", c.OperationDeadline < c.AttemptTimeout, "at least PGBROKER_ATTEMPT_TIMEOUT"},
 		{"PGBROKER_MAX_RETRY_DELAY", c.MaxRetryDelay < time.Second, "at least 1s"},
 		{"PGBROKER_REAP_INTERVAL", c.ReapInterval < time.Second, "at least 1s"},

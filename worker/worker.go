@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -37,9 +38,13 @@ type Operator interface {
 
 // Config bounds how operations run.
 type Config struct {
-	Workers           int           // operations carried out at once by this broker
-	AttemptTimeout    time.Duration // one attempt of an operation; steps resume on the next
-	RescueAfter       time.Duration // a running attempt older than this is taken as crashed; > AttemptTimeout
+	Workers        int           // operations carried out at once by this broker
+	AttemptTimeout time.Duration // one attempt of an operation; steps resume on the next
+	RescueAfter    time.Duration // a running attempt older than this is taken as crashed; > AttemptTimeout
+	// TakeoverAfter: a running attempt whose broker has not written its
+	// heartbeat for this long is handed to another broker (lease.go); 0
+	// means 20 s. Brokers beat every TakeoverAfter/4.
+	TakeoverAfter     time.Duration
 	Deadline          time.Duration // an operation still unfinished this long after it was asked for fails
 	MaxRetryDelay     time.Duration // longest pause between attempts
 	ReapInterval      time.Duration // how often orphan Nomad jobs are swept
@@ -77,9 +82,12 @@ func (OperationArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: 10000, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-// Runner runs the River client.
+// Runner runs the River client and this broker's lease (heartbeat and
+// takeover of crashed brokers' attempts).
 type Runner struct {
-	client *river.Client[pgx.Tx]
+	client    *river.Client[pgx.Tx]
+	lease     *lease
+	stopLease context.CancelFunc
 }
 
 // New returns a Runner that works operations from st with ex (operations,
@@ -98,6 +106,11 @@ func New(st *store.Store, cat *catalog.Catalog, ex Executor, dumps backupstore.S
 	if cfg.RetentionInterval <= 0 {
 		cfg.RetentionInterval = time.Hour
 	}
+	if cfg.TakeoverAfter <= 0 {
+		cfg.TakeoverAfter = 20 * time.Second
+	}
+	clientID := "pgbroker-" + uuid.NewString()
+	l := newLease(clientID, st, cfg.TakeoverAfter, log.With(slog.String("component", "lease")))
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &operationWorker{store: st, catalog: cat, op: ex, cfg: cfg, log: log})
 	river.AddWorker(workers, &reaper{store: st, orphans: ex, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
@@ -113,6 +126,8 @@ func New(st *store.Store, cat *catalog.Catalog, ex Executor, dumps backupstore.S
 			&river.PeriodicJobOpts{RunOnStart: true})
 	}
 	client, err := river.NewClient(riverpgxv5.New(st.Pool()), &river.Config{
+		ID:         clientID,
+		Middleware: []rivertype.Middleware{&fence{lease: l}},
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: cfg.Workers},
 			queueBackups:       {MaxWorkers: cfg.BackupWorkers},
@@ -133,7 +148,7 @@ func New(st *store.Store, cat *catalog.Catalog, ex Executor, dumps backupstore.S
 	if err != nil {
 		return nil, fmt.Errorf("create job queue client: %w", err)
 	}
-	return &Runner{client: client}, nil
+	return &Runner{client: client, lease: l}, nil
 }
 
 // Enqueue inserts the job of operation opID inside tx (a store.EnqueueFunc).
@@ -152,11 +167,23 @@ func (r *Runner) EnqueueBackup(ctx context.Context, tx pgx.Tx, backupID string) 
 	return nil
 }
 
-// Start starts working jobs until Stop.
-func (r *Runner) Start(ctx context.Context) error { return r.client.Start(ctx) }
+// Start starts the lease and working jobs, until Stop.
+func (r *Runner) Start(ctx context.Context) error {
+	leaseCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	r.stopLease = stop
+	go r.lease.run(leaseCtx)
+	return r.client.Start(ctx)
+}
 
-// Stop waits for running attempts to finish, up to ctx's deadline.
-func (r *Runner) Stop(ctx context.Context) error { return r.client.Stop(ctx) }
+// Stop waits for running attempts to finish, up to ctx's deadline, then
+// stops the heartbeat.
+func (r *Runner) Stop(ctx context.Context) error {
+	err := r.client.Stop(ctx)
+	if r.stopLease != nil {
+		r.stopLease()
+	}
+	return err
+}
 
 // retryPolicy retries soon: 1 s, 2 s, 4 s… capped at max.
 type retryPolicy struct{ max time.Duration }
