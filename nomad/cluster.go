@@ -16,20 +16,33 @@ import (
 )
 
 // MetaBroker is the job Meta key naming the broker deployment that owns a
-// job; several brokers may share one Nomad cluster.
+// job (PGBROKER_BROKER_NAME); several brokers may share one Nomad cluster.
 const MetaBroker = "pgbroker"
 
-// Cluster talks to one Nomad cluster on behalf of the broker deployment
-// brokerName. Safe for concurrent use.
+// MetaDeployment is the job Meta key holding the identity of the broker
+// deployment that registered a job (store.DeploymentID): a name can be
+// reused by mistake, an identity cannot.
+const MetaDeployment = "pgbroker_deployment"
+
+// Cluster talks to one Nomad cluster on behalf of one broker deployment.
+// Safe for concurrent use.
 type Cluster struct {
 	c          *api.Client
 	brokerName string
+	deployment string
 }
 
 // New returns a Cluster using the Nomad client c; every job it parses is
-// stamped with Meta[MetaBroker] = brokerName.
-func New(c *api.Client, brokerName string) *Cluster {
-	return &Cluster{c: c, brokerName: brokerName}
+// stamped with Meta[MetaBroker] = brokerName and Meta[MetaDeployment] =
+// deployment (omitted when "").
+func New(c *api.Client, brokerName, deployment string) *Cluster {
+	return &Cluster{c: c, brokerName: brokerName, deployment: deployment}
+}
+
+// Owner is whom a job's Meta names as its owner.
+type Owner struct {
+	Broker     string // Meta[MetaBroker]
+	Deployment string // Meta[MetaDeployment]; "" on jobs registered before deployments had an identity
 }
 
 // Ping checks that the Nomad API answers a read (a one-job list).

@@ -22,7 +22,7 @@ func fakeNomad(t *testing.T, h http.HandlerFunc) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(c, "test-broker")
+	return New(c, "test-broker", "dep-1")
 }
 
 func TestPurgeOfAMissingJobSucceedsAndOtherErrorsNameTheJob(t *testing.T) {
@@ -98,7 +98,7 @@ func TestParseStampsTheJobWithItsIDAndOwner(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(api.Job{ID: &id, Name: &id})
 	})
 	job, err := n.Parse(`job "from-file" {}`, "pg-abc-nodes", map[string]any{"instance": "abc"})
-	if err != nil || *job.ID != "pg-abc-nodes" || *job.Name != "pg-abc-nodes" || job.Meta[MetaBroker] != "test-broker" {
+	if err != nil || *job.ID != "pg-abc-nodes" || *job.Name != "pg-abc-nodes" || job.Meta[MetaBroker] != "test-broker" || job.Meta[MetaDeployment] != "dep-1" {
 		t.Fatalf("job %+v, %v", job, err)
 	}
 }

@@ -28,6 +28,9 @@ func (n *Cluster) Parse(src, jobID string, vars map[string]any) (*api.Job, error
 		job.Meta = map[string]string{}
 	}
 	job.Meta[MetaBroker] = n.brokerName
+	if n.deployment != "" {
+		job.Meta[MetaDeployment] = n.deployment
+	}
 	return job, nil
 }
 
@@ -91,18 +94,18 @@ func (n *Cluster) Allocations(ctx context.Context, jobID string, all bool) ([]*a
 	return allocs, nil
 }
 
-// JobIDs lists the ids of the jobs whose id starts with prefix, with their
-// owning deployment (Meta[MetaBroker]), sorted by id.
-func (n *Cluster) JobIDs(ctx context.Context, prefix string) (map[string]string, error) {
+// JobIDs lists the ids of the jobs whose id starts with prefix, with the
+// owner their Meta names.
+func (n *Cluster) JobIDs(ctx context.Context, prefix string) (map[string]Owner, error) {
 	q := queryOpts(ctx)
 	q.Prefix = prefix
 	stubs, _, err := n.c.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, q)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs %s* in Nomad: %w", prefix, err)
 	}
-	out := make(map[string]string, len(stubs))
+	out := make(map[string]Owner, len(stubs))
 	for _, s := range stubs {
-		out[s.ID] = s.Meta[MetaBroker]
+		out[s.ID] = Owner{Broker: s.Meta[MetaBroker], Deployment: s.Meta[MetaDeployment]}
 	}
 	return out, nil
 }

@@ -14,10 +14,15 @@ const MetaBroker = nomad.MetaBroker
 
 var ownedJobID = regexp.MustCompile(`^pg-([0-9a-f]{12})-(?:(nodes|gateways|cleanup)|(dump|restore|basebackup)-([0-9a-z-]{1,64}))$`)
 
-// OwnedJob is a Nomad job this broker deployment created.
+// OwnedJob is a Nomad job whose Meta names this broker (PGBROKER_BROKER_NAME).
 type OwnedJob struct {
 	ID      string // Nomad job id
 	ShortID string // the instance's short id, from the job id
+	// Deployment is the deployment identity its Meta holds (MetaDeployment):
+	// Config.Deployment for this deployment's jobs; another one for a
+	// deployment that reuses the name (or this broker on another state
+	// database); "" for jobs registered before identities existed.
+	Deployment string
 	// Batch is the kind of a batch job ("dump", "restore", "basebackup");
 	// "" for the instance's own jobs (nodes, gateways, cleanup).
 	Batch string
@@ -25,7 +30,8 @@ type OwnedJob struct {
 }
 
 // OwnedJobs lists the jobs whose Meta names this broker and whose id has
-// the shape of an instance job or of a batch job, sorted by id.
+// the shape of an instance job or of a batch job, with the deployment
+// identity they carry, sorted by id.
 func (p *Provisioner) OwnedJobs(ctx context.Context) ([]OwnedJob, error) {
 	jobs, err := p.nomad.JobIDs(ctx, "pg-")
 	if err != nil {
@@ -34,10 +40,10 @@ func (p *Provisioner) OwnedJobs(ctx context.Context) ([]OwnedJob, error) {
 	var out []OwnedJob
 	for id, owner := range jobs {
 		m := ownedJobID.FindStringSubmatch(id)
-		if m == nil || owner != p.cfg.BrokerName {
+		if m == nil || owner.Broker != p.cfg.BrokerName {
 			continue
 		}
-		out = append(out, OwnedJob{ID: id, ShortID: m[1], Batch: m[3], RunID: m[4]})
+		out = append(out, OwnedJob{ID: id, ShortID: m[1], Batch: m[3], RunID: m[4], Deployment: owner.Deployment})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil

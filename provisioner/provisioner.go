@@ -34,6 +34,7 @@ type Config struct {
 	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
 	Etcd        []string // host:port of the etcd cluster Patroni keeps each Business instance's leader lock in
 	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
+	Deployment  string   // the deployment's identity (store.DeploymentID), stamped in every job's Meta (nomad.MetaDeployment)
 	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
 	BackupS3    *S3      // when set, dumps live in this S3 bucket instead of BackupDir
 	PITRRepo    string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
@@ -106,7 +107,7 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.CertRenewBefore == 0 {
 		cfg.CertRenewBefore = 30 * 24 * time.Hour
 	}
-	p := &Provisioner{nomad: nomad.New(c, cfg.BrokerName), cfg: cfg, log: log, dcs: patroni.NewDCS(cfg.Etcd)}
+	p := &Provisioner{nomad: nomad.New(c, cfg.BrokerName, cfg.Deployment), cfg: cfg, log: log, dcs: patroni.NewDCS(cfg.Etcd)}
 	p.clusters = p.patroniCluster
 	return p
 }

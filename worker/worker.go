@@ -49,6 +49,7 @@ type Config struct {
 	MaxRetryDelay     time.Duration // longest pause between attempts
 	ReapInterval      time.Duration // how often orphan Nomad jobs are swept
 	OrphanGrace       time.Duration // an orphan job is removed this long after it was first seen
+	Deployment        string        // this deployment's identity (store.DeploymentID): the sweep takes only jobs carrying it
 	CertRenewInterval time.Duration // how often server certificates are checked for renewal
 
 	BackupWorkers     int           // backups (dumps, base backups) running at once across every broker on the state database
@@ -113,7 +114,7 @@ func New(st *store.Store, cat *catalog.Catalog, ex Executor, dumps backupstore.S
 	l := newLease(clientID, st, cfg.TakeoverAfter, log.With(slog.String("component", "lease")))
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &operationWorker{store: st, catalog: cat, op: ex, cfg: cfg, log: log})
-	river.AddWorker(workers, &reaper{store: st, orphans: ex, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
+	river.AddWorker(workers, &reaper{store: st, orphans: ex, deployment: cfg.Deployment, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
 	river.AddWorker(workers, &renewer{store: st, certs: ex, log: log.With(slog.String("component", "certificates"))})
 	backupLog := log.With(slog.String("component", "backups"))
 	river.AddWorker(workers, &backupWorker{slots: cfg.BackupWorkers, store: st, catalog: cat, dumper: ex, storage: dumps, log: backupLog})

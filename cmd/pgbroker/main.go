@@ -96,6 +96,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	st.StartStatusCache(ctx)
+	deployment, err := st.DeploymentID(ctx)
+	if err != nil {
+		return err
+	}
 	nomadCfg := api.DefaultConfig()
 	nomadCfg.Address, nomadCfg.SecretID = cfg.NomadAddr, cfg.NomadToken
 	// Every call carries a context, but parsing does not: bound it too, so a
@@ -134,7 +138,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	prov := provisioner.New(nomad, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork, Etcd: cfg.Etcd(),
 		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BindingSSLMode: cfg.BindingSSLMode, BrokerName: cfg.BrokerName,
-		BackupDir: cfg.BackupDirectory(), BackupS3: dumpsS3, PITRRepo: cfg.PITRRepository(), PITRS3: pitrS3,
+		Deployment: deployment,
+		BackupDir:  cfg.BackupDirectory(), BackupS3: dumpsS3, PITRRepo: cfg.PITRRepository(), PITRS3: pitrS3,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB,
 		PostgresUID: uid, PostgresGID: gid, CertLifetime: cfg.CertLifetime, CertRenewBefore: cfg.CertRenewBefore,
 	}, log)
@@ -146,7 +151,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Deadline: cfg.OperationDeadline, MaxRetryDelay: cfg.MaxRetryDelay,
 		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace, CertRenewInterval: cfg.CertRenewInterval,
 		BackupWorkers: cfg.BackupWorkers, ScheduleTick: cfg.BackupScheduleTick, RetentionInterval: cfg.BackupRetentionInterval,
-		PITR: cfg.PITR(),
+		PITR: cfg.PITR(), Deployment: deployment,
 	}
 	runner, err := worker.New(st, cat, prov, dumps, workerCfg, log)
 	if err != nil {
@@ -172,6 +177,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Checks: []httpapi.Check{
 			{Name: "state_database", Fn: st.Ping},
 			{Name: "nomad", Fn: prov.Ping},
+			{Name: "orphan_sweep", Fn: worker.SweepCheck(st, workerCfg.ReapInterval)},
 		},
 	})
 	srv := &http.Server{
