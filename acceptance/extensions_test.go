@@ -64,6 +64,19 @@ func TestEnablingExtensionsShowsInPgExtension(t *testing.T) {
 	if !strings.HasPrefix(digest, "ba7816bf") || value != "1" {
 		t.Fatalf("pgcrypto digest %s, hstore value %s", digest, value)
 	}
+	// They live in the schema the superuser owns, which tenants use but
+	// cannot write (issue 12, hole 2), found unqualified through the
+	// database's search_path.
+	var schemas []string
+	var canCreate bool
+	if err := app.QueryRow(context.Background(), `SELECT array_agg(DISTINCT extnamespace::regnamespace::text),
+		has_schema_privilege(current_user, 'extensions', 'CREATE') FROM pg_extension WHERE extname IN ('hstore', 'pgcrypto')`).
+		Scan(&schemas, &canCreate); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(schemas, []string{"extensions"}) || canCreate {
+		t.Fatalf("extensions in schemas %v, binding may create there: %v; want only \"extensions\", not writable", schemas, canCreate)
+	}
 	var list struct {
 		Extensions []struct {
 			Name            string

@@ -51,7 +51,7 @@ CREATE TABLE trapped (
   id int PRIMARY KEY CHECK (public.trap()),
   body text NOT NULL,
   seen int DEFAULT public.trap_int(1),
-  hash text DEFAULT encode(public.digest('pgbroker', 'sha256'), 'hex')
+  hash text DEFAULT encode(extensions.digest('pgbroker', 'sha256'), 'hex')
 );
 CREATE INDEX trapped_by_trap ON trapped (public.trap_int(id));
 CREATE TRIGGER trapped_trigger BEFORE INSERT OR UPDATE ON trapped FOR EACH ROW EXECUTE FUNCTION public.trap_trigger();
@@ -142,12 +142,20 @@ func TestRestoreRunsNoTenantCodeAsSuperuser(t *testing.T) {
 		t.Fatalf("last_operation after restore = %+v, %v; want succeeded", lo, err)
 	}
 
+	// Extension changes run as the superuser too: with the traps planted,
+	// enable one that needs another (CASCADE) and disable both.
+	for _, step := range []struct{ method, name string }{{http.MethodPut, "earthdistance"}, {http.MethodDelete, "earthdistance"}, {http.MethodDelete, "cube"}} {
+		if status, body := b.apiCall(t, step.method, "/api/instances/"+id+"/extensions/"+step.name, "", nil); status/100 != 2 {
+			t.Fatalf("%s extension %s: %d %s", step.method, step.name, status, body)
+		}
+	}
+
 	app = connect(t, creds["DATABASE_URL"].(string))
 	if got := trappedChecksum(t, app); got != atDump {
 		t.Errorf("after restore trapped checksum %s, want %s (dump time)", got, atDump)
 	}
 	if n := count(t, app, "trap_log"); n != 0 {
-		t.Errorf("trap_log holds %d rows: tenant code ran as superuser during the restore", n)
+		t.Errorf("trap_log holds %d rows: tenant code ran as superuser during the restore or an extension change", n)
 	}
 	if n := count(t, app, "pgbroker_admin.decoy"); n != 1 {
 		t.Errorf("the schema named pgbroker_admin came back with %d rows in decoy, want 1", n)

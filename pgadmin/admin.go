@@ -54,6 +54,10 @@ func (a Admin) connect(ctx context.Context, database string) (*pgx.Conn, error) 
 	cfg.Fallbacks = nil
 	cfg.ConnectTimeout = 5 * time.Second
 	cfg.RuntimeParams["application_name"] = "pgbroker"
+	// The superuser resolves no name in a schema a tenant can write: not
+	// public, not a schema a tenant named after it ("$user"), and its own
+	// temporary schema last (issue 12, hole 2).
+	cfg.RuntimeParams["search_path"] = "pg_catalog, pg_temp"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		// pgx errors may quote the config; keep only the cause, never the password.
@@ -131,6 +135,9 @@ func (a Admin) EnsureDatabase(ctx context.Context, n Names) error {
 		return err
 	}
 	defer db.Close(ctx)
+	if err := ensureExtensionSchema(ctx, db, n); err != nil {
+		return err
+	}
 	o, r := ident(n.Owner), ident(n.Reader)
 	return execAll(ctx, db, []string{
 		"ALTER SCHEMA public OWNER TO " + o,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgbroker/pgbroker/extensions"
@@ -51,12 +52,55 @@ func (a Admin) EnableExtensions(ctx context.Context, n Names, names []string) er
 		return err
 	}
 	defer db.Close(ctx)
+	if err := ensureExtensionSchema(ctx, db, n); err != nil {
+		return err
+	}
 	for _, name := range names {
-		if _, err := db.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS "+ident(name)+" CASCADE"); err != nil {
+		// The extension's script runs as the superuser with search_path set
+		// to the target schema, which no tenant can write; CASCADE puts the
+		// extensions it requires there too.
+		if _, err := db.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS "+ident(name)+" WITH SCHEMA "+ident(ExtensionSchema)+" CASCADE"); err != nil {
 			return fmt.Errorf("create extension %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// ExtensionSchema holds the extensions the broker creates in an instance's
+// database. The superuser owns it and tenants may only use it (USAGE), so no
+// object a tenant plants can be picked up by an extension's script, which
+// runs as the superuser (issue 12, hole 2). The database's search_path ends
+// with it, so applications call extension functions unqualified.
+const ExtensionSchema = "extensions"
+
+// ensureExtensionSchema creates ExtensionSchema in the database db is
+// connected to, owned by the superuser, usable (not writable) by the owner
+// and reader roles, and puts it at the end of the database's search_path.
+// Errors when a schema of that name exists and belongs to anyone else (a
+// tenant made it before the broker did): its extensions would then run a
+// tenant's objects.
+func ensureExtensionSchema(ctx context.Context, db *pgx.Conn, n Names) error {
+	s := ident(ExtensionSchema)
+	if _, err := db.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s); err != nil {
+		return fmt.Errorf("create schema %s: %w", ExtensionSchema, err)
+	}
+	var owner string
+	if err := db.QueryRow(ctx, `SELECT pg_catalog.pg_get_userbyid(nspowner) FROM pg_catalog.pg_namespace WHERE nspname = $1`,
+		ExtensionSchema).Scan(&owner); err != nil {
+		return fmt.Errorf("read the owner of schema %s: %w", ExtensionSchema, err)
+	}
+	var me string
+	if err := db.QueryRow(ctx, `SELECT current_user`).Scan(&me); err != nil {
+		return err
+	}
+	if owner != me {
+		return fmt.Errorf("schema %s belongs to %s, not the broker's superuser: rename or drop it, then try again", ExtensionSchema, owner)
+	}
+	return execAll(ctx, db, []string{
+		"REVOKE ALL ON SCHEMA " + s + " FROM PUBLIC",
+		"GRANT USAGE ON SCHEMA " + s + " TO " + ident(n.Owner) + ", " + ident(n.Reader),
+		"ALTER DATABASE " + ident(n.Database) + ` SET search_path = "$user", public, ` + s,
+	})
 }
 
 // DisableExtensions runs DROP EXTENSION IF EXISTS for each name, without
