@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -107,21 +108,17 @@ func (a *API) Handler() http.Handler {
 		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", r.Method+" is not allowed on this path")
 	})
 	r.HandleFunc(DocumentPath, serveOpenAPI).Methods(http.MethodGet)
-	const inst = "/api/instances/{instance_id}"
-	r.HandleFunc(inst+"/users", a.listUsers).Methods(http.MethodGet)
-	r.HandleFunc(inst+"/users", a.createUser).Methods(http.MethodPost)
-	r.HandleFunc(inst+"/users/{username}/password", a.setPassword).Methods(http.MethodPut)
-	r.HandleFunc(inst+"/users/{username}", a.deleteUser).Methods(http.MethodDelete)
-	r.HandleFunc(inst+"/extensions", a.listExtensions).Methods(http.MethodGet)
-	r.HandleFunc(inst+"/extensions/{name}", a.enableExtension).Methods(http.MethodPut)
-	r.HandleFunc(inst+"/extensions/{name}", a.disableExtension).Methods(http.MethodDelete)
-	r.HandleFunc(inst+"/backups", a.listBackups).Methods(http.MethodGet)
-	r.HandleFunc(inst+"/backups", a.createBackup).Methods(http.MethodPost)
-	r.HandleFunc(inst+"/backups/pitr-restore", a.pitrRestore).Methods(http.MethodPost)
-	r.HandleFunc(inst+"/backups/{backup_id}", a.getBackup).Methods(http.MethodGet)
-	r.HandleFunc(inst+"/backups/{backup_id}/download", a.download).Methods(http.MethodGet)
-	r.HandleFunc(inst+"/backups/{backup_id}/restore", a.restore).Methods(http.MethodPost)
+	for _, rt := range slices.Concat(userRoutes{a}.routes(), extensionRoutes{a}.routes(), backupRoutes{a}.routes()) {
+		r.HandleFunc("/api/instances/{instance_id}"+rt.path, rt.handler).Methods(rt.method)
+	}
 	return r
+}
+
+// route is one method and path under /api/instances/{instance_id} and the
+// handler that serves it.
+type route struct {
+	method, path string
+	handler      http.HandlerFunc
 }
 
 // stored returns the instance of the path, deprovisioned or not (404 naming

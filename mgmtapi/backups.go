@@ -19,10 +19,22 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// The backups of an instance (DESIGN.md "Backups"): its daily and manual
-// dumps, their download (download.go), restore, and point-in-time restore.
-// A deprovisioned instance's backups stay listed until retention removes
-// them; taking or restoring one answers 410.
+// backupRoutes serve the backups of an instance (DESIGN.md "Backups"): its
+// daily and manual dumps, their download (download.go), restore, and
+// point-in-time restore. A deprovisioned instance's backups stay listed
+// until retention removes them; taking or restoring one answers 410.
+type backupRoutes struct{ *API }
+
+func (a backupRoutes) routes() []route {
+	return []route{
+		{http.MethodGet, "/backups", a.listBackups},
+		{http.MethodPost, "/backups", a.createBackup},
+		{http.MethodPost, "/backups/pitr-restore", a.pitrRestore},
+		{http.MethodGet, "/backups/{backup_id}", a.getBackup},
+		{http.MethodGet, "/backups/{backup_id}/download", a.download},
+		{http.MethodPost, "/backups/{backup_id}/restore", a.restore},
+	}
+}
 
 // Backup is one backup as the API shows it.
 type Backup struct {
@@ -91,7 +103,7 @@ type PITRRestore struct {
 
 // GET /api/instances/{instance_id}/backups: 200 with the backups, their
 // health, the daily schedule and the PITR window.
-func (a *API) listBackups(w http.ResponseWriter, r *http.Request) {
+func (a backupRoutes) listBackups(w http.ResponseWriter, r *http.Request) {
 	inst, plan, err := a.withPlan(r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -130,7 +142,7 @@ func (a *API) listBackups(w http.ResponseWriter, r *http.Request) {
 
 // POST /api/instances/{instance_id}/backups: 202 with the manual dump,
 // pending; 410, 422 or 409 when the instance cannot take one (writable).
-func (a *API) createBackup(w http.ResponseWriter, r *http.Request) {
+func (a backupRoutes) createBackup(w http.ResponseWriter, r *http.Request) {
 	inst, err := a.writable(r, "take a manual dump")
 	if err != nil {
 		a.fail(w, r, err)
@@ -156,7 +168,7 @@ func (a *API) createBackup(w http.ResponseWriter, r *http.Request) {
 }
 
 // GET /api/instances/{instance_id}/backups/{backup_id}: 200 with the backup.
-func (a *API) getBackup(w http.ResponseWriter, r *http.Request) {
+func (a backupRoutes) getBackup(w http.ResponseWriter, r *http.Request) {
 	inst, err := a.stored(r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -172,7 +184,7 @@ func (a *API) getBackup(w http.ResponseWriter, r *http.Request) {
 
 // POST /api/instances/{instance_id}/backups/{backup_id}/restore: 202 with the
 // restore operation; 409 unless the backup succeeded.
-func (a *API) restore(w http.ResponseWriter, r *http.Request) {
+func (a backupRoutes) restore(w http.ResponseWriter, r *http.Request) {
 	inst, err := a.writable(r, "restore a dump")
 	if err != nil {
 		a.fail(w, r, err)
@@ -195,7 +207,7 @@ func (a *API) restore(w http.ResponseWriter, r *http.Request) {
 // POST /api/instances/{instance_id}/backups/pitr-restore: 202 with the
 // point-in-time restore operation; 400 for a body that is not
 // {"target_time": RFC 3339}; 422 without PITR or outside the window.
-func (a *API) pitrRestore(w http.ResponseWriter, r *http.Request) {
+func (a backupRoutes) pitrRestore(w http.ResponseWriter, r *http.Request) {
 	inst, err := a.writable(r, "restore to a point in time")
 	if err != nil {
 		a.fail(w, r, err)
@@ -220,7 +232,7 @@ func (a *API) pitrRestore(w http.ResponseWriter, r *http.Request) {
 // pitrTarget reads the target time of a point-in-time restore of inst from
 // the body (UTC, microseconds) and checks the plan offers PITR and the time
 // lies in its window.
-func (a *API) pitrTarget(r *http.Request, inst store.Instance) (time.Time, error) {
+func (a backupRoutes) pitrTarget(r *http.Request, inst store.Instance) (time.Time, error) {
 	plan := a.plan(inst)
 	if !a.PITR || plan.Backups.PITRDays == 0 {
 		return time.Time{}, failure(http.StatusUnprocessableEntity, "PlanHasNoPITR",
@@ -259,7 +271,7 @@ func (a *API) pitrTarget(r *http.Request, inst store.Instance) (time.Time, error
 
 // earliestTarget is the earliest time a point-in-time restore can reach:
 // the first base backup's end, or the start of the plan's window.
-func (a *API) earliestTarget(ctx context.Context, inst store.Instance, plan catalog.Plan) (time.Time, bool, error) {
+func (a backupRoutes) earliestTarget(ctx context.Context, inst store.Instance, plan catalog.Plan) (time.Time, bool, error) {
 	first, ok, err := a.Store.FirstBaseBackup(ctx, inst.ID)
 	if err != nil || !ok {
 		return time.Time{}, false, err
@@ -273,7 +285,7 @@ func (a *API) earliestTarget(ctx context.Context, inst store.Instance, plan cata
 
 // withPlan returns the instance of the path, deprovisioned or not, and its
 // plan.
-func (a *API) withPlan(r *http.Request) (store.Instance, catalog.Plan, error) {
+func (a backupRoutes) withPlan(r *http.Request) (store.Instance, catalog.Plan, error) {
 	inst, err := a.stored(r)
 	if err != nil {
 		return inst, catalog.Plan{}, err
@@ -283,7 +295,7 @@ func (a *API) withPlan(r *http.Request) (store.Instance, catalog.Plan, error) {
 
 // plan is inst's plan; the zero plan (no backups) when the catalog no
 // longer has it.
-func (a *API) plan(inst store.Instance) catalog.Plan {
+func (a backupRoutes) plan(inst store.Instance) catalog.Plan {
 	_, plan, _ := a.Catalog.Plan(inst.PlanID)
 	return plan
 }
@@ -291,7 +303,7 @@ func (a *API) plan(inst store.Instance) catalog.Plan {
 // writable returns the instance of the path when it may take or restore a
 // backup: 410 once deprovisioned, 422 on a plan without backups, 409 until
 // it is provisioned. what names the change refused.
-func (a *API) writable(r *http.Request, what string) (store.Instance, error) {
+func (a backupRoutes) writable(r *http.Request, what string) (store.Instance, error) {
 	inst, plan, err := a.withPlan(r)
 	if err != nil {
 		return inst, err
@@ -315,7 +327,7 @@ func (a *API) writable(r *http.Request, what string) (store.Instance, error) {
 
 // backup returns the backup of the path, a backup of inst (404 naming
 // backup_id).
-func (a *API) backup(r *http.Request, inst store.Instance) (store.Backup, error) {
+func (a backupRoutes) backup(r *http.Request, inst store.Instance) (store.Backup, error) {
 	id := mux.Vars(r)["backup_id"]
 	b, err := a.Store.GetBackup(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidValue) || (err == nil && b.InstanceID != inst.ID) {
@@ -329,7 +341,7 @@ func (a *API) backup(r *http.Request, inst store.Instance) (store.Backup, error)
 
 // succeeded returns the backup of the path when it succeeded (409 naming
 // its status otherwise); done says what only a succeeded backup can be.
-func (a *API) succeeded(r *http.Request, inst store.Instance, done string) (store.Backup, error) {
+func (a backupRoutes) succeeded(r *http.Request, inst store.Instance, done string) (store.Backup, error) {
 	b, err := a.backup(r, inst)
 	if err == nil && b.Status != store.BackupSucceeded {
 		err = failure(http.StatusConflict, "BackupNotReady", "backup_id %s is %s: only a succeeded backup can be %s", b.ID, b.Status, done)

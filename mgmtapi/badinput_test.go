@@ -37,6 +37,9 @@ func TestBadInputIsRefusedBeforeAnythingIsTouched(t *testing.T) {
 		{"extension not installed", "PUT", "/extensions/postgis", ``, 422, "ExtensionNotAvailable"},
 		{"extension not allowed", "DELETE", "/extensions/adminpack", ``, 422, "ExtensionNotAvailable"},
 		{"method not allowed", "PATCH", "/users", `{}`, 405, "MethodNotAllowed"},
+		{"method not allowed on backups", "DELETE", "/backups", ``, 405, "MethodNotAllowed"},
+		{"method not allowed on a download", "POST", "/backups/some-backup/download", ``, 405, "MethodNotAllowed"},
+		{"no such path", "GET", "/backups/some-backup/nope", ``, 404, "NotFound"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 // GET /api/instances/{instance_id}/backups/{backup_id}/download: 200 with
 // the dump (pg_restore's custom format), 206 for a byte range; 409 unless
 // the backup succeeded, 410 once the dump left the backup storage.
-func (a *API) download(w http.ResponseWriter, r *http.Request) {
+func (a backupRoutes) download(w http.ResponseWriter, r *http.Request) {
 	inst, err := a.stored(r)
 	if err != nil {
 		a.fail(w, r, err)

@@ -13,6 +13,18 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
+// extensionRoutes serve the extensions of an instance's database (seed 003
+// "Managing Extensions").
+type extensionRoutes struct{ *API }
+
+func (a extensionRoutes) routes() []route {
+	return []route{
+		{http.MethodGet, "/extensions", a.listExtensions},
+		{http.MethodPut, "/extensions/{name}", a.enableExtension},
+		{http.MethodDelete, "/extensions/{name}", a.disableExtension},
+	}
+}
+
 // extension is one allowed extension in JSON.
 type extension struct {
 	Name            string `json:"name"`
@@ -30,7 +42,7 @@ type operationStarted struct {
 
 // GET /api/instances/{instance_id}/extensions: 200 {"extensions": [...]},
 // every allowed extension with whether it is enabled.
-func (a *API) listExtensions(w http.ResponseWriter, r *http.Request) {
+func (a extensionRoutes) listExtensions(w http.ResponseWriter, r *http.Request) {
 	inst, err := a.instance(r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -56,7 +68,7 @@ func (a *API) listExtensions(w http.ResponseWriter, r *http.Request) {
 // PUT /api/instances/{instance_id}/extensions/{name}: 200 once created; 202
 // with an operation when it needs shared_preload_libraries (the node
 // restarts); 422 naming the allowed extensions for any other name.
-func (a *API) enableExtension(w http.ResponseWriter, r *http.Request) {
+func (a extensionRoutes) enableExtension(w http.ResponseWriter, r *http.Request) {
 	ext, err := allowed(r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -87,7 +99,7 @@ func (a *API) enableExtension(w http.ResponseWriter, r *http.Request) {
 // DELETE /api/instances/{instance_id}/extensions/{name}: 204 once dropped;
 // 202 with an operation when it was preloaded (the node restarts); 409 when
 // objects use it; 422 for a name not allowed.
-func (a *API) disableExtension(w http.ResponseWriter, r *http.Request) {
+func (a extensionRoutes) disableExtension(w http.ResponseWriter, r *http.Request) {
 	ext, err := allowed(r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -123,7 +135,7 @@ func (a *API) disableExtension(w http.ResponseWriter, r *http.Request) {
 // changeByOperation records an OSB update operation that moves the
 // instance to the extensions want (re-registering the node job with the new
 // shared_preload_libraries, then CREATE or DROP EXTENSION) and answers 202.
-func (a *API) changeByOperation(w http.ResponseWriter, r *http.Request, inst store.Instance, want []string) {
+func (a extensionRoutes) changeByOperation(w http.ResponseWriter, r *http.Request, inst store.Instance, want []string) {
 	op, err := a.startOperation(r.Context(), inst, store.KindUpdate, operation.Encode(operation.Update{Extensions: &want}), "queued")
 	if err != nil {
 		a.fail(w, r, err)
@@ -137,7 +149,7 @@ func (a *API) changeByOperation(w http.ResponseWriter, r *http.Request, inst sto
 }
 
 // extensionState reads the extension back after a change.
-func (a *API) extensionState(r *http.Request, inst store.Instance, ext extensions.Extension) extension {
+func (a extensionRoutes) extensionState(r *http.Request, inst store.Instance, ext extensions.Extension) extension {
 	out := extension{Name: ext.Name, RequiresRestart: ext.Preload}
 	installed, err := a.Extensions.Extensions(r.Context(), inst)
 	if err != nil {

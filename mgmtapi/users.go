@@ -12,6 +12,19 @@ import (
 	"github.com/pgbroker/pgbroker/users"
 )
 
+// userRoutes serve the database users of an instance (seed 003 "Managing
+// Users").
+type userRoutes struct{ *API }
+
+func (a userRoutes) routes() []route {
+	return []route{
+		{http.MethodGet, "/users", a.listUsers},
+		{http.MethodPost, "/users", a.createUser},
+		{http.MethodPut, "/users/{username}/password", a.setPassword},
+		{http.MethodDelete, "/users/{username}", a.deleteUser},
+	}
+}
+
 // user is one user in JSON (seed 003 "Listing Users": username, read-only,
 // protected, password encryption).
 type user struct {
@@ -35,7 +48,7 @@ func userJSON(u users.User) user {
 }
 
 // GET /api/instances/{instance_id}/users: 200 {"users": [...]}.
-func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
+func (a userRoutes) listUsers(w http.ResponseWriter, r *http.Request) {
 	inst, err := a.instance(r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -62,7 +75,7 @@ type createUserRequest struct {
 // POST /api/instances/{instance_id}/users: 201 with the user (and the
 // password when it was generated); 400 for a broken rule; 409 when the name
 // is taken.
-func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
+func (a userRoutes) createUser(w http.ResponseWriter, r *http.Request) {
 	var req createUserRequest
 	if err := readBody(r, &req); err != nil {
 		a.fail(w, r, err)
@@ -108,7 +121,7 @@ type setPasswordRequest struct {
 // PUT /api/instances/{instance_id}/users/{username}/password: 200 (with the
 // password when generated); 400 for a broken rule; 404 for an unknown user;
 // 403 for a binding's user.
-func (a *API) setPassword(w http.ResponseWriter, r *http.Request) {
+func (a userRoutes) setPassword(w http.ResponseWriter, r *http.Request) {
 	var req setPasswordRequest
 	if err := readBody(r, &req); err != nil {
 		a.fail(w, r, err)
@@ -145,7 +158,7 @@ func (a *API) setPassword(w http.ResponseWriter, r *http.Request) {
 
 // DELETE /api/instances/{instance_id}/users/{username}: 204; 403 for the
 // protected owner and for a binding's user; 404 for an unknown user.
-func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
+func (a userRoutes) deleteUser(w http.ResponseWriter, r *http.Request) {
 	inst, u, err := a.existingUser(r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -169,7 +182,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // existingUser returns the instance and the user of the path (404 when unknown).
-func (a *API) existingUser(r *http.Request) (inst store.Instance, u users.User, err error) {
+func (a userRoutes) existingUser(r *http.Request) (inst store.Instance, u users.User, err error) {
 	if inst, err = a.instance(r); err != nil {
 		return inst, u, err
 	}
