@@ -1,6 +1,8 @@
 # One logical backup job of an instance's database, through the instance's
 # gateway, in one of two modes (variable mode, which also names the task group
-# and the task):
+# and the task). A pgBackRest base backup is not a mode but its own file,
+# basebackup.nomad.hcl: it runs as postgres beside a node's data directory,
+# with variables of its own (data root, pgBackRest repository, primary).
 #
 # dump: pg_dump -Fc written to the backup directory on the client as
 # <backup_dir>/<instance>/<backup_id>.dump (first as .partial, renamed once
