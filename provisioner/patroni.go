@@ -46,13 +46,13 @@ func (p *Provisioner) patroniCluster(ctx context.Context, short string) (cluster
 	if err != nil {
 		return nil, err
 	}
-	return patroni.New(func(ctx context.Context) ([]string, error) { return p.patroniAPIs(ctx, short) }, password), nil
+	return patroni.New(func(ctx context.Context) ([]string, error) { return patroniAPIs(ctx, p.nomad, short) }, password), nil
 }
 
-// patroniAPIs returns the REST API base URLs of the instance's registered
-// nodes, sorted. Errors when Nomad fails or none has one.
-func (p *Provisioner) patroniAPIs(ctx context.Context, short string) ([]string, error) {
-	regs, _, err := p.nomad.Services().Get(NodeService(short), (&api.QueryOptions{}).WithContext(ctx))
+// patroniAPIs returns the REST API base URLs of instance short's nodes
+// registered in Nomad, sorted. Errors when Nomad fails or none has one.
+func patroniAPIs(ctx context.Context, nomad *api.Client, short string) ([]string, error) {
+	regs, _, err := nomad.Services().Get(NodeService(short), (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("look up node service in Nomad: %w", err)
 	}
