@@ -163,7 +163,7 @@ func TestSwitchoverWaitsForPatronisAnswerPastTheRequestTimeout(t *testing.T) {
 	if err := c.Switchover(context.Background(), members[0], "node-1"); err != nil {
 		t.Fatalf("a switchover answered after the plain request timeout: %v", err)
 	}
-	if n := strings.Count(strings.Join(f.seen(), ","), "POST /switchover"); n != 1 {
+	if n := f.count("POST /switchover"); n != 1 {
 		t.Fatalf("POST /switchover sent %d times, want once", n)
 	}
 }

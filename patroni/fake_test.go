@@ -50,10 +50,17 @@ func (f *fakePatroni) set(members ...Member) {
 	f.members = members
 }
 
-func (f *fakePatroni) seen() []string {
+// count returns how many requests key ("POST /switchover") were received.
+func (f *fakePatroni) count(key string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]string(nil), f.requests...)
+	n := 0
+	for _, r := range f.requests {
+		if r == key {
+			n++
+		}
+	}
+	return n
 }
 
 // body returns the last body received for key ("PATCH /config").

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/patroni"
 )
 
@@ -45,13 +46,13 @@ func (p *Provisioner) patroniCluster(ctx context.Context, short string) (cluster
 	if err != nil {
 		return nil, err
 	}
-	return patroni.New(func(ctx context.Context) ([]string, error) { return p.patroniAPIs(ctx, short) }, password), nil
+	return patroni.New(func(ctx context.Context) ([]string, error) { return patroniAPIs(ctx, p.nomad, short) }, password), nil
 }
 
-// patroniAPIs returns the REST API base URLs of the instance's registered
-// nodes, sorted. Errors when Nomad fails or none has one.
-func (p *Provisioner) patroniAPIs(ctx context.Context, short string) ([]string, error) {
-	regs, err := p.nomad.Services(ctx, NodeService(short))
+// patroniAPIs returns the REST API base URLs of instance short's nodes
+// registered in Nomad, sorted. Errors when Nomad fails or none has one.
+func patroniAPIs(ctx context.Context, n *nomad.Cluster, short string) ([]string, error) {
+	regs, err := n.Services(ctx, NodeService(short))
 	if err != nil {
 		return nil, err
 	}
