@@ -3,10 +3,7 @@ package acceptance
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,15 +12,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/backupapi"
+	"github.com/pgbroker/pgbroker/backupstore/versitygwtest"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
-// s3Server is a versitygw (scripts/build-versitygw.sh) on a loopback port
-// with one bucket.
+// s3Server is a versitygw (versitygwtest, the fixture of the backupstore
+// tests) on a loopback port with one bucket.
 type s3Server struct {
 	env    []string // the broker's PGBROKER_BACKUP_S3_* settings
 	client *minio.Client
@@ -33,44 +30,11 @@ type s3Server struct {
 
 func startS3(t *testing.T) s3Server {
 	t.Helper()
-	bin, err := exec.LookPath("versitygw")
-	if err != nil {
-		t.Fatal("versitygw is not on PATH: run scripts/build-versitygw.sh (make test does) and eval \"$(scripts/stack.sh env)\"")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	const key, secret = "acceptance", "acceptance/s3+secret"
 	suite.addSecret(secret)
-	cmd := exec.Command(bin, "--port", addr, "posix", t.TempDir())
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+key, "ROOT_SECRET_KEY="+secret)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	client, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(key, secret, ""), Region: "us-east-1",
-		BucketLookup: minio.BucketLookupPath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := s3Server{client: client, bucket: "dumps", prefix: "acceptance/"}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := client.MakeBucket(context.Background(), s.bucket, minio.MakeBucketOptions{Region: "us-east-1"})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("create bucket on versitygw: %v\n%s", err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	s.env = []string{"PGBROKER_BACKUP_S3_ENDPOINT=http://" + addr, "PGBROKER_BACKUP_S3_BUCKET=" + s.bucket,
+	v := versitygwtest.Start(t, "dumps", key, secret)
+	s := s3Server{client: v.Client, bucket: v.Bucket, prefix: "acceptance/"}
+	s.env = []string{"PGBROKER_BACKUP_S3_ENDPOINT=" + v.Endpoint, "PGBROKER_BACKUP_S3_BUCKET=" + s.bucket,
 		"PGBROKER_BACKUP_S3_PREFIX=" + s.prefix, "PGBROKER_BACKUP_S3_ACCESS_KEY_ID=" + key,
 		"PGBROKER_BACKUP_S3_SECRET_ACCESS_KEY=" + secret}
 	return s
