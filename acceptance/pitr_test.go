@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -135,68 +136,6 @@ type pitrInstance struct {
 
 func (in *pitrInstance) url() string { return in.creds["DATABASE_URL"].(string) }
 
-// rowsAt is what table items holds at a moment: rows by value of column at,
-// and a checksum of every row (id < 1000, the rows written before the
-// target and after).
-type rowsAt struct {
-	moment   time.Time
-	byTime   map[string]int
-	checksum string
-	now      map[string]int // the source's rows once written past the moment
-}
-
-// writeAroundATarget fills items (id, at): 100 rows at T1, 100 at T2, notes
-// the target, then at T3 adds 100 rows, moves 10 T1 rows to T3 and deletes
-// 10 T2 rows.
-func writeAroundATarget(t *testing.T, in *pitrInstance) rowsAt {
-	t.Helper()
-	app := connect(t, in.url())
-	defer app.Close(context.Background())
-	mustExec(t, app, "CREATE TABLE items (id int PRIMARY KEY, at text NOT NULL)")
-	mustExec(t, app, "INSERT INTO items SELECT g, 'T1' FROM generate_series(1, 100) g")
-	mustExec(t, app, "INSERT INTO items SELECT g, 'T2' FROM generate_series(101, 200) g")
-	at := rowsAt{byTime: map[string]int{"T1": 100, "T2": 100}, checksum: itemsChecksum(t, app), moment: clockNow(t, app)}
-	time.Sleep(time.Second)
-	mustExec(t, app, "INSERT INTO items SELECT g, 'T3' FROM generate_series(201, 300) g")
-	mustExec(t, app, "UPDATE items SET at = 'T3' WHERE id <= 10")
-	mustExec(t, app, "DELETE FROM items WHERE id > 190 AND id <= 200")
-	at.now = map[string]int{"T1": 90, "T2": 90, "T3": 110}
-	if itemsChecksum(t, app) == at.checksum {
-		t.Fatal("the changes at T3 did not change the checksum")
-	}
-	assertRowsByTime(t, app, "the source", at.now)
-	t.Logf("target %s", at.moment.Format(time.RFC3339Nano))
-	return at
-}
-
-// momentAfter writes a row labelled before on the source, notes a moment,
-// and writes one labelled "past the moment"; it returns the rows at that
-// moment: at's and the first row.
-func (in *pitrInstance) momentAfter(t *testing.T, at rowsAt, before string) rowsAt {
-	t.Helper()
-	app := connect(t, in.url())
-	defer app.Close(context.Background())
-	after := rowsAt{byTime: map[string]int{before: 1}, now: map[string]int{before: 1, "past the moment": 1}}
-	for k, v := range at.byTime {
-		after.byTime[k] += v
-		after.now[k] += v
-	}
-	writeRow(t, app, before)
-	after.checksum, after.moment = itemsChecksum(t, app), clockNow(t, app)
-	time.Sleep(time.Second)
-	writeRow(t, app, "past the moment")
-	return after
-}
-
-// writeRow adds a row to items after the others (id 1000 and above: out of
-// itemsChecksum) at label.
-func writeRow(t *testing.T, conn *pgx.Conn, label string) {
-	t.Helper()
-	if _, err := conn.Exec(context.Background(), "INSERT INTO items SELECT greatest(max(id) + 1, 1001), $1 FROM items", label); err != nil {
-		t.Fatalf("write a row at %s: %v", label, err)
-	}
-}
-
 // firstBaseBackup provisions an instance of plan, binds it, and waits for
 // its first weekly base backup: a batch job, purged with its Variable
 // afterwards, whose backup lands in the repository (on Business taken from
@@ -316,59 +255,143 @@ func restoreInPlace(t *testing.T, in *pitrInstance, at rowsAt, crash string) {
 	at.byTime["writable"]++
 }
 
-// itemsChecksum is an md5 over the rows of items with id < 1000, in id order.
-func itemsChecksum(t *testing.T, conn *pgx.Conn) string {
+// provisionCopy: provisions that name the source from another space or
+// organization are a 422 with the reason, a point_in_time outside the
+// source's window a 422 naming it, both or neither of backup_id and
+// point_in_time a 400, and none creates anything (refuseBadCopies). A new
+// instance of the same plan provisioned with restore_from {instance_id:
+// source, point_in_time: at} was registered for its restore once (with a
+// crash point, the broker is SIGKILLed there and restarted: the provision
+// finishes), holds the rows at that moment, is writable through its own
+// binding (on Business a healthy cluster) and archives to a stanza of its
+// own; the source did not change, and its binding's credentials do not open
+// the copy. Deprovisioning the copy leaves nothing of it, stanza included.
+func provisionCopy(t *testing.T, source *pitrInstance, repo pitrRepo, at rowsAt, crash string) {
 	t.Helper()
-	var sum string
-	err := conn.QueryRow(context.Background(),
-		`SELECT md5(coalesce(string_agg(id || ':' || at, ',' ORDER BY id), '')) || ':' || count(*) FROM items WHERE id < 1000`).Scan(&sum)
-	if err != nil {
-		t.Fatalf("checksum items: %v", err)
-	}
-	return sum
-}
-
-// clockNow is the server's clock_timestamp().
-func clockNow(t *testing.T, conn *pgx.Conn) time.Time {
-	t.Helper()
-	var at time.Time
-	if err := conn.QueryRow(context.Background(), "SELECT clock_timestamp()").Scan(&at); err != nil {
-		t.Fatal(err)
-	}
-	return at
-}
-
-// assertRowsByTime checks items holds exactly want rows per value of at.
-func assertRowsByTime(t *testing.T, conn *pgx.Conn, through string, want map[string]int) {
-	t.Helper()
-	rows, err := conn.Query(context.Background(), "SELECT at, count(*) FROM items GROUP BY at")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int{}
-	for rows.Next() {
-		var at string
-		var n int
-		if err := rows.Scan(&at, &n); err != nil {
+	refuseBadCopies(t, source, at.moment)
+	b, copyID := source.b, uuid.NewString()
+	provision := func() *osb.OperationKey {
+		resp, err := source.c.ProvisionInstance(&osb.ProvisionRequest{
+			InstanceID: copyID, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: source.plan,
+			OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance",
+			Parameters: map[string]any{"restore_from": map[string]any{"instance_id": source.id,
+				"point_in_time": at.moment.UTC().Format(time.RFC3339Nano)}},
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
-		got[at] = n
+		return resp.OperationKey
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+	var op *osb.OperationKey
+	switch {
+	case crash == "":
+		op = provision()
+	case source.plan == businessPlan: // the case's attempts are long enough to survive a crash
+		b.restartWith("PGBROKER_CRASH_AT", crash)
+		op = provision()
+		if !b.crashed(5 * time.Minute) {
+			diagnose(t, copyID)
+			diagnose(t, source.id)
+			t.Fatalf("the broker did not crash at %s while making the copy", crash)
+		}
+		b.restartWithout("PGBROKER_CRASH_AT")
+	default: // short attempts, rescued soon after the crash, for this operation only
+		b.stop()
+		b.env = append(b.env, append(crashEnv, "PGBROKER_CRASH_AT="+crash)...)
+		b.start()
+		op = provision()
+		crashAndRestart(t, b, crash)
+		defer func() { b.stop(); b.restartWithout("PGBROKER_ATTEMPT_TIMEOUT", "PGBROKER_RESCUE_AFTER") }()
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("%s: rows by time %v, want %v", through, got, want)
+	waitOperation(t, source.c, copyID, op, 8*time.Minute)
+	if n := nodeJobVersions(t, copyID); n != 1 {
+		t.Errorf("the copy's node job was registered for its restore %d times, want once", n)
+	}
+	copyShort := provisioner.ShortID(copyID)
+	if source.plan == businessPlan {
+		waitClusterHealthy(t, copyShort, 2*time.Minute)
+	}
+	copyCreds := bind(t, source.c, copyID, uuid.NewString(), source.plan, nil)
+	cp := connect(t, copyCreds["DATABASE_URL"].(string))
+	if got := itemsChecksum(t, cp); got != at.checksum {
+		t.Errorf("the copy's items checksum %s, want %s (at %s)", got, at.checksum, at.moment)
+	}
+	assertRowsByTime(t, cp, "the copy through DATABASE_URL", at.byTime)
+	writeRow(t, cp, "written in the copy")
+	cp.Close(context.Background())
+	app := connect(t, source.url())
+	assertRowsByTime(t, app, "the source after the copy", at.now)
+	app.Close(context.Background())
+	if !repo.hasArchiveInfo(t, copyShort) {
+		t.Errorf("the copy's own stanza is not in the %s repository", repo.name)
+	}
+	assertOthersCredentialsRefused(t, source.url(), copyCreds["DATABASE_URL"].(string))
+	deprovision(t, source.c, copyID, source.plan)
+	assertGone(t, copyID)
+	repo.assertNoStanza(t, copyShort)
+}
+
+// refuseBadCopies checks the provisions from source that must be refused.
+func refuseBadCopies(t *testing.T, source *pitrInstance, target time.Time) {
+	t.Helper()
+	at := func(tm time.Time) string { return tm.UTC().Format(time.RFC3339Nano) }
+	body := func(org, space, restoreFrom string) string {
+		return fmt.Sprintf(`{"service_id":"postgresql","plan_id":%q,"organization_guid":%q,"space_guid":%q,"parameters":{"restore_from":%s}}`,
+			source.plan, org, space, restoreFrom)
+	}
+	fromSource := func(extra string) string { return fmt.Sprintf(`{"instance_id":%q%s}`, source.id, extra) }
+	for _, bad := range []struct {
+		body   string
+		status int
+		says   string
+	}{
+		{body("org-acceptance", "another-space", fromSource(`,"point_in_time":"`+at(target)+`"`)), http.StatusUnprocessableEntity, "another organization or space"},
+		{body("another-org", "space-acceptance", fromSource(`,"point_in_time":"`+at(target)+`"`)), http.StatusUnprocessableEntity, "another organization or space"},
+		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"yesterday"`)), http.StatusBadRequest, "restore_from.point_in_time"},
+		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"`+at(time.Now().Add(time.Hour))+`"`)), http.StatusUnprocessableEntity, "restore_from.point_in_time"},
+		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"`+at(source.earliest.Add(-time.Minute))+`"`)), http.StatusUnprocessableEntity, "restore_from.point_in_time"},
+		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"`+at(target)+`","backup_id":"x"`)), http.StatusBadRequest, "exactly one of"},
+		{body("org-acceptance", "space-acceptance", fromSource("")), http.StatusBadRequest, "exactly one of"},
+	} {
+		id := uuid.NewString()
+		status, answer := source.b.raw(http.MethodPut, "/v2/service_instances/"+id+"?accepts_incomplete=true", bad.body, nil)
+		if status != bad.status || !strings.Contains(answer, bad.says) {
+			t.Errorf("provision with %s: %d %s, want %d saying %q", bad.body, status, answer, bad.status, bad.says)
+		}
+		if jobs, _, err := nomadClient(t).Jobs().PrefixList("pg-" + provisioner.ShortID(id)); err != nil || len(jobs) != 0 {
+			t.Errorf("refused provision left %d jobs (%v)", len(jobs), err)
+		}
+		if status, _ := source.b.raw(http.MethodGet, "/v2/service_instances/"+id+"/last_operation", "", nil); status != http.StatusGone && status != http.StatusNotFound {
+			t.Errorf("refused provision: last_operation %d, want no instance", status)
+		}
 	}
 }
 
-// writeOnce runs one statement on a new connection to databaseURL.
-func writeOnce(databaseURL, sql string) error {
-	conn, err := tryConnect(databaseURL)
-	if err != nil {
-		return err
+// assertOthersCredentialsRefused: the user and password of sourceURL do not
+// open the database at copyURL (the source's binding role did not come along
+// with its data).
+func assertOthersCredentialsRefused(t *testing.T, sourceURL, copyURL string) {
+	t.Helper()
+	u, _ := url.Parse(withRootCert(copyURL))
+	su, _ := url.Parse(sourceURL)
+	u.User = su.User
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if conn, err := pgx.Connect(ctx, u.String()); err == nil {
+		conn.Close(ctx)
+		t.Error("the source's binding credentials open the copy")
 	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(context.Background(), sql)
-	return err
+}
+
+// nodeJobVersions counts the versions of the instance's node job that carry
+// a point-in-time restore (Meta pgbroker_pitr_restore set).
+func nodeJobVersions(t *testing.T, instanceID string) int {
+	t.Helper()
+	n := 0
+	for _, v := range jobVersions(t, provisioner.NodesJobID(provisioner.ShortID(instanceID))) {
+		if v.Meta[provisioner.MetaPITRRestore] != "" {
+			n++
+		}
+	}
+	return n
 }
