@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,80 +19,153 @@ import (
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
-// TestPointInTimeRestoreGivesBackTheRowsAtThatTime: once the first weekly
-// base backup is taken, rows written, a moment T noted, rows changed; a
-// point-in-time restore to T gives back exactly the rows at T, through the
-// same credentials; a target before the first base backup or in the future
-// is refused naming target_time.
-func TestPointInTimeRestoreGivesBackTheRowsAtThatTime(t *testing.T) {
-	b := newBroker(t, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")
-	c := b.client()
-	id := uuid.NewString()
-	const plan = "postgresql-starter-512"
-	provision(t, c, id, plan)
+// pitrCase is one point-in-time recovery scenario: a plan on a repository,
+// and what else is asked of that instance beside its restore in place.
+type pitrCase struct {
+	tier, storage string // test names: "Starter" or "Business"; "Filesystem" or "S3"
+	plan          string
+	env           []string // more broker settings, from its start
+	restoreCrash  string   // crash point hit during the restore in place ("" none)
+	copy          copyWhen
+	copyCrash     string // crash point hit while the copy is provisioned ("" none)
+	rotate        bool   // rotate the S3 keys and restore past the rotation
+}
 
-	list := waitFirstBaseBackup(t, b, id)
-	t.Logf("first base backup: PITR from %s", list.PITR.EarliestTargetTime.Format(time.RFC3339Nano))
-	assertNoBatchJobsLeft(t, id, "basebackup")
+// copyWhen says whether a copy of the instance (provision parameter
+// restore_from.point_in_time) is made, and of which moment: the restore
+// target, before the restore in place, or a moment after that restore (its
+// WAL on the restore's timeline).
+type copyWhen int
 
-	creds := bind(t, c, id, uuid.NewString(), plan, nil)
-	app := connect(t, creds["DATABASE_URL"].(string))
-	mustExec(t, app, "CREATE TABLE items (id int PRIMARY KEY, body text NOT NULL)")
-	mustExec(t, app, "INSERT INTO items SELECT g, 'row ' || g FROM generate_series(1, 1000) g")
-	atT := tableChecksum(t, app)
-	var target time.Time
-	if err := app.QueryRow(context.Background(), "SELECT clock_timestamp()").Scan(&target); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second)
-	mustExec(t, app, "UPDATE items SET body = 'later' WHERE id <= 500")
-	mustExec(t, app, "DELETE FROM items WHERE id > 900")
-	if tableChecksum(t, app) == atT {
-		t.Fatal("the changes did not change the checksum")
-	}
-	app.Close(context.Background())
+const (
+	noCopy copyWhen = iota
+	copyBeforeRestore
+	copyAfterRestore
+)
 
-	for _, bad := range []struct{ body, says string }{
-		{`{"target_time":"yesterday"}`, "target_time"},
-		{`{"target_time":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`, "in the future"},
-		{`{"target_time":"` + list.PITR.EarliestTargetTime.Add(-time.Minute).Format(time.RFC3339) + `"}`, "before the earliest"},
-		{`{"when":"now"}`, "target_time"},
-	} {
-		status, body := b.raw(http.MethodPost, backupsPath(id)+"/pitr-restore", bad.body, nil)
-		if status/100 != 4 || !strings.Contains(body, bad.says) {
-			t.Errorf("pitr-restore %s: %d %s, want a 4xx saying %q", bad.body, status, body, bad.says)
+const starterPlan = "postgresql-starter-512"
+
+// pitrCases: Business cases crash at tiers:adopted (Patroni adopted the
+// restored node), Starter ones at pitr:registered (the restoring node job
+// registered).
+var pitrCases = []pitrCase{
+	{tier: "Starter", storage: "Filesystem", plan: starterPlan, copy: copyBeforeRestore, copyCrash: "pitr:registered"},
+	{tier: "Starter", storage: "S3", plan: starterPlan, copy: copyBeforeRestore, rotate: true},
+	{tier: "Business", storage: "Filesystem", plan: businessPlan, env: []string{"PGBROKER_ATTEMPT_TIMEOUT=90s", "PGBROKER_RESCUE_AFTER=95s"},
+		restoreCrash: "tiers:adopted", copy: copyAfterRestore, copyCrash: "tiers:adopted"},
+	{tier: "Business", storage: "S3", plan: businessPlan},
+}
+
+// TestStarterPointInTimeRestore runs pointInTimeRecovery on a Starter
+// instance with each repository, one after the other.
+func TestStarterPointInTimeRestore(t *testing.T) { runPITRCases(t, "Starter") }
+
+// TestBusinessPointInTimeRestore runs pointInTimeRecovery on a Business
+// instance with each repository. Both run at once, beside the suite's other
+// parallel tests (the crash tests), as before they were table-driven.
+func TestBusinessPointInTimeRestore(t *testing.T) {
+	t.Parallel()
+	runPITRCases(t, "Business")
+}
+
+func runPITRCases(t *testing.T, tier string) {
+	for _, tc := range pitrCases {
+		if tc.tier != tier {
+			continue
 		}
+		t.Run(tc.storage, func(t *testing.T) {
+			if tc.plan == businessPlan {
+				t.Parallel()
+			}
+			pointInTimeRecovery(t, tc)
+		})
 	}
+}
 
-	status, body := b.raw(http.MethodPost, backupsPath(id)+"/pitr-restore",
-		`{"target_time":"`+target.UTC().Format(time.RFC3339Nano)+`"}`, nil)
-	if status != http.StatusAccepted {
-		t.Fatalf("pitr-restore: %d %s", status, body)
+// pointInTimeRecovery: the first weekly base backup of an instance lands in
+// the repository (firstBaseBackup); rows are written at T1 and T2, a target
+// noted, rows added, changed and deleted at T3. Bad targets are refused
+// naming target_time; a copy (restore_from) of a moment holds the rows of
+// that moment (provisionCopy); a point-in-time restore in place to the target
+// gives back exactly the rows at the target through the same credentials,
+// writable, and on Business a cluster again (assertClusterAgain). Rotated S3
+// keys reach the node without a new job version (rotateS3Keys). No secret
+// reaches a job spec or the log; deprovisioning deletes the stanza.
+func pointInTimeRecovery(t *testing.T, tc pitrCase) {
+	repo := openPITRRepo(t, tc.storage)
+	b := newBroker(t, append(append(repo.env(), "PGBROKER_BACKUP_SCHEDULE_TICK=1s"), tc.env...)...)
+	in := firstBaseBackup(t, b, repo, tc.plan)
+	at := writeAroundATarget(t, in)
+	refuseBadTargets(t, in)
+	if tc.copy == copyBeforeRestore {
+		provisionCopy(t, in, repo, at, tc.copyCrash)
 	}
-	var restore mgmtapi.PITRRestore
-	if err := jsonUnmarshal(body, &restore); err != nil {
-		t.Fatal(err)
+	timeline := 0
+	if tc.plan == businessPlan {
+		_, timeline = leaderTimeline(t, in.short)
 	}
-	op := osb.OperationKey(restore.Operation)
-	waitOperation(t, c, id, &op, 5*time.Minute)
-	app = connect(t, creds["DATABASE_URL"].(string))
-	if got := tableChecksum(t, app); got != atT {
-		t.Fatalf("after the point-in-time restore items checksum %s, want %s (at %s)", got, atT, target)
+	restoreInPlace(t, in, at, tc.restoreCrash)
+	if tc.plan == businessPlan {
+		assertClusterAgain(t, in, repo, at, timeline)
 	}
-	mustExec(t, app, "INSERT INTO items VALUES (5000, 'writable after the restore')")
-	app.Close(context.Background())
-
-	// No point-in-time restore of a deprovisioned instance is offered: its stanza goes with it.
-	deprovision(t, c, id, plan)
-	short := naming.ShortID(id)
-	for _, dir := range []string{"archive", "backup"} {
-		if exists(filepath.Join(dataRoot, "pgbackrest", dir, short)) {
-			t.Errorf("pgBackRest %s of the instance left after deprovisioning", dir)
+	if tc.copy == copyAfterRestore {
+		provisionCopy(t, in, repo, in.momentAfter(t, at, "before the copy target"), tc.copyCrash)
+	}
+	if tc.rotate {
+		rotateS3Keys(t, in, repo, at)
+	}
+	repo.assertKeysFromVariable(t, in.short)
+	assertNoSecretLeak(t, b, in.id, repo.secrets()...)
+	deprovision(t, in.c, in.id, in.plan)
+	assertGone(t, in.id)
+	repo.assertNoStanza(t, in.short)
+	for _, secret := range repo.secrets() {
+		if strings.Contains(b.logs.String(), secret) {
+			t.Error("the S3 secret key appears in the broker log")
 		}
 	}
 }
 
-func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+// pitrInstance is an instance with its first base backup and one binding.
+type pitrInstance struct {
+	b               *broker
+	c               osb.Client
+	id, short, plan string
+	creds           map[string]any
+	earliest        time.Time // earliest_target_time after the first base backup
+}
+
+func (in *pitrInstance) url() string { return in.creds["DATABASE_URL"].(string) }
+
+// firstBaseBackup provisions an instance of plan, binds it, and waits for
+// its first weekly base backup: a batch job, purged with its Variable
+// afterwards, whose backup lands in the repository (on Business taken from
+// the standby); the node job's spec holds no private key.
+func firstBaseBackup(t *testing.T, b *broker, repo pitrRepo, plan string) *pitrInstance {
+	t.Helper()
+	in := &pitrInstance{b: b, c: b.client(), id: uuid.NewString(), plan: plan}
+	in.short = naming.ShortID(in.id)
+	clients := watchBatchClients(t, in.short, "basebackup")
+	provisionWithin(t, in.c, in.id, plan, 5*time.Minute)
+	list := waitFirstBaseBackup(t, b, in.id)
+	in.earliest = *list.PITR.EarliestTargetTime
+	t.Logf("first base backup: PITR from %s", in.earliest.Format(time.RFC3339Nano))
+	ran := clients()
+	assertNoBatchJobsLeft(t, in.id, "basebackup")
+	manifest := repo.assertStanza(t, in.short)
+	in.creds = bind(t, in.c, in.id, uuid.NewString(), plan, nil)
+	if plan == businessPlan {
+		assertBackedUpFromTheStandby(t, in, ran, manifest)
+	}
+	job, _, err := nomadClient(t).Jobs().Info(provisioner.NodesJobID(in.short), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec, _ := json.Marshal(job); strings.Contains(string(spec), "PRIVATE KEY") {
+		t.Error("the node job's spec holds a private key")
+	}
+	return in
+}
 
 // waitFirstBaseBackup waits (3 minutes at most) until the backups API of
 // instance id offers point-in-time restores (earliest_target_time: its
@@ -113,100 +184,163 @@ func waitFirstBaseBackup(t *testing.T, b *broker, id string) mgmtapi.BackupList 
 	}
 }
 
-// TestBusinessBaseBackupRunsAsABatchJob: the first weekly base backup of a
-// Business instance (Patroni, two nodes) succeeds, taken from the standby
-// (issue #4 item 2): its batch job runs on the standby's client, pgBackRest
-// records it as a backup-standby backup, and the job is purged with its
-// Nomad Variable afterwards; a point-in-time restore target after it is
-// accepted by the API's checks (earliest_target_time is set). The node
-// job's spec holds no key of the pgBackRest TLS server.
-func TestBusinessBaseBackupRunsAsABatchJob(t *testing.T) {
-	b := newBroker(t, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")
-	c := b.client()
-	id := uuid.NewString()
-	short := naming.ShortID(id)
-	clients := watchBatchClients(t, short, "basebackup")
-	provisionWithin(t, c, id, businessPlan, 5*time.Minute)
-	defer deprovision(t, c, id, businessPlan)
-	list := waitFirstBaseBackup(t, b, id)
-	t.Logf("first base backup: PITR from %s", list.PITR.EarliestTargetTime.Format(time.RFC3339Nano))
-	assertNoBatchJobsLeft(t, id, "basebackup")
-	ran := clients()
-	creds := bind(t, c, id, uuid.NewString(), businessPlan, nil)
-	app := connect(t, creds["DATABASE_URL"].(string))
-	leading := leaderAlloc(t, app, runningAllocs(t, provisioner.NodesJobID(short)))
-	app.Close(context.Background())
-	if len(ran) != 1 || ran[0] == leading.NodeID {
-		t.Errorf("the base backup job ran on clients %v, want one, not the leader's (%s)", ran, leading.NodeID)
-	}
-	manifests, err := filepath.Glob(filepath.Join(dataRoot, "pgbackrest", "backup", short, "*F", "backup.manifest"))
-	if err != nil || len(manifests) != 1 {
-		t.Fatalf("base backup manifests %v (%v), want one", manifests, err)
-	}
-	manifest, err := os.ReadFile(manifests[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(manifest), "option-backup-standby=true") {
-		t.Errorf("%s does not record a backup from the standby (option-backup-standby=true)", manifests[0])
-	}
-	job, _, err := nomadClient(t).Jobs().Info(provisioner.NodesJobID(short), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, _ := json.Marshal(job)
-	if strings.Contains(string(spec), "PRIVATE KEY") {
-		t.Error("the node job's spec holds a private key")
+// refuseBadTargets: a point-in-time restore to a malformed target, one in
+// the future or before the first base backup, or without target_time, is a
+// 4xx saying so.
+func refuseBadTargets(t *testing.T, in *pitrInstance) {
+	t.Helper()
+	for _, bad := range []struct{ body, says string }{
+		{`{"target_time":"yesterday"}`, "target_time"},
+		{`{"target_time":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`, "in the future"},
+		{`{"target_time":"` + in.earliest.Add(-time.Minute).Format(time.RFC3339) + `"}`, "before the earliest"},
+		{`{"when":"now"}`, "target_time"},
+	} {
+		status, body := in.b.raw(http.MethodPost, backupsPath(in.id)+"/pitr-restore", bad.body, nil)
+		if status/100 != 4 || !strings.Contains(body, bad.says) {
+			t.Errorf("pitr-restore %s: %d %s, want a 4xx saying %q", bad.body, status, body, bad.says)
+		}
 	}
 }
 
-// TestProvisionRestoreFromAPointInTimeOfAnotherInstance: rows committed at
-// T1, T2 and T3 on instance A; instance B provisioned with restore_from
-// {instance_id: A, point_in_time: between T2 and T3} holds the T1 and T2
-// rows and not the T3 one, is writable through its own binding, and A's
-// binding credentials do not open it. restore_from naming A from another
-// space or organization is a 422 with the reason, a point_in_time outside
-// A's window a 422 naming it, both or neither of backup_id and
-// point_in_time a 400; none of them creates anything. The broker is
-// SIGKILLed right after it registered B's restoring node job
-// (pitr:registered) and restarted: the provision finishes, once.
-func TestProvisionRestoreFromAPointInTimeOfAnotherInstance(t *testing.T) {
-	b := newBroker(t, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")
-	c := b.client()
-	const plan = "postgresql-starter-512"
-	source := uuid.NewString()
-	provision(t, c, source, plan)
-	defer deprovision(t, c, source, plan)
-
-	list := waitFirstBaseBackup(t, b, source)
-	sourceCreds := bind(t, c, source, uuid.NewString(), plan, nil)
-	app := connect(t, sourceCreds["DATABASE_URL"].(string))
-	mustExec(t, app, "CREATE TABLE items (id int PRIMARY KEY, body text NOT NULL)")
-	committed := func(id int) time.Time {
-		mustExec(t, app, fmt.Sprintf("INSERT INTO items VALUES (%d, 'committed at T%d')", id, id))
-		var at time.Time
-		if err := app.QueryRow(context.Background(), "SELECT clock_timestamp()").Scan(&at); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Second)
-		return at
+// startPITRRestore asks for a point-in-time restore of the instance to
+// target and returns its operation.
+func (in *pitrInstance) startPITRRestore(t *testing.T, target time.Time) *osb.OperationKey {
+	t.Helper()
+	status, body := in.b.raw(http.MethodPost, backupsPath(in.id)+"/pitr-restore",
+		`{"target_time":"`+target.UTC().Format(time.RFC3339Nano)+`"}`, nil)
+	if status != http.StatusAccepted {
+		t.Fatalf("pitr-restore to %s: %d %s", target.Format(time.RFC3339Nano), status, body)
 	}
-	t1, t2 := committed(1), committed(2)
-	var target time.Time
-	if err := app.QueryRow(context.Background(), "SELECT clock_timestamp()").Scan(&target); err != nil {
+	var restore mgmtapi.PITRRestore
+	if err := json.Unmarshal([]byte(body), &restore); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
-	t3 := committed(3)
-	t.Logf("T1 %s, T2 %s, target %s, T3 %s", t1.Format(time.RFC3339Nano), t2.Format(time.RFC3339Nano),
-		target.Format(time.RFC3339Nano), t3.Format(time.RFC3339Nano))
+	op := osb.OperationKey(restore.Operation)
+	return &op
+}
 
+// restoreInPlace restores the instance to at and checks its rows through
+// the same credentials, then writes one. With a crash point the broker is
+// SIGKILLed there; a row written while it is down survives the attempt after
+// the restart (the restore did not run twice) and joins at.byTime.
+func restoreInPlace(t *testing.T, in *pitrInstance, at rowsAt, crash string) {
+	t.Helper()
+	if crash != "" {
+		in.b.restartWith("PGBROKER_CRASH_AT", crash)
+	}
+	op := in.startPITRRestore(t, at.moment)
+	if crash != "" {
+		if !in.b.crashed(5 * time.Minute) {
+			t.Fatalf("the broker did not crash at %s", crash)
+		}
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+			err := writeOnce(in.url(), "INSERT INTO items VALUES (1000, 'after the restore')")
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no write through the gateway after the restore: %v", err)
+			}
+		}
+		at.byTime["after the restore"] = 1
+		in.b.restartWithout("PGBROKER_CRASH_AT")
+	}
+	waitOperation(t, in.c, in.id, op, 8*time.Minute)
+	app := connect(t, in.url())
+	defer app.Close(context.Background())
+	if got := itemsChecksum(t, app); got != at.checksum {
+		t.Errorf("after the point-in-time restore items checksum %s, want %s (at %s)", got, at.checksum, at.moment)
+	}
+	assertRowsByTime(t, app, "through DATABASE_URL", at.byTime)
+	writeRow(t, app, "writable")
+	at.byTime["writable"]++
+}
+
+// provisionCopy: provisions that name the source from another space or
+// organization are a 422 with the reason, a point_in_time outside the
+// source's window a 422 naming it, both or neither of backup_id and
+// point_in_time a 400, and none creates anything (refuseBadCopies). A new
+// instance of the same plan provisioned with restore_from {instance_id:
+// source, point_in_time: at} was registered for its restore once (with a
+// crash point, the broker is SIGKILLed there and restarted: the provision
+// finishes), holds the rows at that moment, is writable through its own
+// binding (on Business a healthy cluster) and archives to a stanza of its
+// own; the source did not change, and its binding's credentials do not open
+// the copy. Deprovisioning the copy leaves nothing of it, stanza included.
+func provisionCopy(t *testing.T, source *pitrInstance, repo pitrRepo, at rowsAt, crash string) {
+	t.Helper()
+	refuseBadCopies(t, source, at.moment)
+	b, copyID := source.b, uuid.NewString()
+	provision := func() *osb.OperationKey {
+		resp, err := source.c.ProvisionInstance(&osb.ProvisionRequest{
+			InstanceID: copyID, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: source.plan,
+			OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance",
+			Parameters: map[string]any{"restore_from": map[string]any{"instance_id": source.id,
+				"point_in_time": at.moment.UTC().Format(time.RFC3339Nano)}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.OperationKey
+	}
+	var op *osb.OperationKey
+	switch {
+	case crash == "":
+		op = provision()
+	case source.plan == businessPlan: // the case's attempts are long enough to survive a crash
+		b.restartWith("PGBROKER_CRASH_AT", crash)
+		op = provision()
+		if !b.crashed(5 * time.Minute) {
+			diagnose(t, copyID)
+			diagnose(t, source.id)
+			t.Fatalf("the broker did not crash at %s while making the copy", crash)
+		}
+		b.restartWithout("PGBROKER_CRASH_AT")
+	default: // short attempts, rescued soon after the crash, for this operation only
+		b.stop()
+		b.env = append(b.env, append(crashEnv, "PGBROKER_CRASH_AT="+crash)...)
+		b.start()
+		op = provision()
+		crashAndRestart(t, b, crash)
+		defer func() { b.stop(); b.restartWithout("PGBROKER_ATTEMPT_TIMEOUT", "PGBROKER_RESCUE_AFTER") }()
+	}
+	waitOperation(t, source.c, copyID, op, 8*time.Minute)
+	if n := nodeJobVersions(t, copyID); n != 1 {
+		t.Errorf("the copy's node job was registered for its restore %d times, want once", n)
+	}
+	copyShort := naming.ShortID(copyID)
+	if source.plan == businessPlan {
+		waitClusterHealthy(t, copyShort, 2*time.Minute)
+	}
+	copyCreds := bind(t, source.c, copyID, uuid.NewString(), source.plan, nil)
+	cp := connect(t, copyCreds["DATABASE_URL"].(string))
+	if got := itemsChecksum(t, cp); got != at.checksum {
+		t.Errorf("the copy's items checksum %s, want %s (at %s)", got, at.checksum, at.moment)
+	}
+	assertRowsByTime(t, cp, "the copy through DATABASE_URL", at.byTime)
+	writeRow(t, cp, "written in the copy")
+	cp.Close(context.Background())
+	app := connect(t, source.url())
+	assertRowsByTime(t, app, "the source after the copy", at.now)
+	app.Close(context.Background())
+	if !repo.hasArchiveInfo(t, copyShort) {
+		t.Errorf("the copy's own stanza is not in the %s repository", repo.name)
+	}
+	assertOthersCredentialsRefused(t, source.url(), copyCreds["DATABASE_URL"].(string))
+	deprovision(t, source.c, copyID, source.plan)
+	assertGone(t, copyID)
+	repo.assertNoStanza(t, copyShort)
+}
+
+// refuseBadCopies checks the provisions from source that must be refused.
+func refuseBadCopies(t *testing.T, source *pitrInstance, target time.Time) {
+	t.Helper()
 	at := func(tm time.Time) string { return tm.UTC().Format(time.RFC3339Nano) }
 	body := func(org, space, restoreFrom string) string {
 		return fmt.Sprintf(`{"service_id":"postgresql","plan_id":%q,"organization_guid":%q,"space_guid":%q,"parameters":{"restore_from":%s}}`,
-			plan, org, space, restoreFrom)
+			source.plan, org, space, restoreFrom)
 	}
-	fromSource := func(extra string) string { return fmt.Sprintf(`{"instance_id":%q%s}`, source, extra) }
+	fromSource := func(extra string) string { return fmt.Sprintf(`{"instance_id":%q%s}`, source.id, extra) }
 	for _, bad := range []struct {
 		body   string
 		status int
@@ -216,67 +350,31 @@ func TestProvisionRestoreFromAPointInTimeOfAnotherInstance(t *testing.T) {
 		{body("another-org", "space-acceptance", fromSource(`,"point_in_time":"`+at(target)+`"`)), http.StatusUnprocessableEntity, "another organization or space"},
 		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"yesterday"`)), http.StatusBadRequest, "restore_from.point_in_time"},
 		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"`+at(time.Now().Add(time.Hour))+`"`)), http.StatusUnprocessableEntity, "restore_from.point_in_time"},
-		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"`+at(list.PITR.EarliestTargetTime.Add(-time.Minute))+`"`)), http.StatusUnprocessableEntity, "restore_from.point_in_time"},
+		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"`+at(source.earliest.Add(-time.Minute))+`"`)), http.StatusUnprocessableEntity, "restore_from.point_in_time"},
 		{body("org-acceptance", "space-acceptance", fromSource(`,"point_in_time":"`+at(target)+`","backup_id":"x"`)), http.StatusBadRequest, "exactly one of"},
 		{body("org-acceptance", "space-acceptance", fromSource("")), http.StatusBadRequest, "exactly one of"},
 	} {
 		id := uuid.NewString()
-		status, answer := b.raw(http.MethodPut, "/v2/service_instances/"+id+"?accepts_incomplete=true", bad.body, nil)
+		status, answer := source.b.raw(http.MethodPut, "/v2/service_instances/"+id+"?accepts_incomplete=true", bad.body, nil)
 		if status != bad.status || !strings.Contains(answer, bad.says) {
 			t.Errorf("provision with %s: %d %s, want %d saying %q", bad.body, status, answer, bad.status, bad.says)
 		}
 		if jobs, _, err := nomadClient(t).Jobs().PrefixList("pg-" + naming.ShortID(id)); err != nil || len(jobs) != 0 {
 			t.Errorf("refused provision left %d jobs (%v)", len(jobs), err)
 		}
-		if status, _ := b.raw(http.MethodGet, "/v2/service_instances/"+id+"/last_operation", "", nil); status != http.StatusGone && status != http.StatusNotFound {
+		if status, _ := source.b.raw(http.MethodGet, "/v2/service_instances/"+id+"/last_operation", "", nil); status != http.StatusGone && status != http.StatusNotFound {
 			t.Errorf("refused provision: last_operation %d, want no instance", status)
 		}
 	}
+}
 
-	b.stop()
-	b.env = append(b.env, append(crashEnv, "PGBROKER_CRASH_AT=pitr:registered")...)
-	b.start()
-	copyID := uuid.NewString()
-	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
-		InstanceID: copyID, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: plan,
-		OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance",
-		Parameters: map[string]any{"restore_from": map[string]any{"instance_id": source, "point_in_time": at(target)}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashAndRestart(t, b, "pitr:registered")
-	waitOperation(t, c, copyID, resp.OperationKey, 6*time.Minute)
-	if n := nodeJobVersions(t, copyID); n != 1 {
-		t.Errorf("the copy's node job was registered for its restore %d times, want once", n)
-	}
-	defer deprovision(t, c, copyID, plan)
-	copyCreds := bind(t, c, copyID, uuid.NewString(), plan, nil)
-	rw := connect(t, copyCreds["DATABASE_URL"].(string))
-	var ids []int
-	rows, err := rw.Query(context.Background(), "SELECT id FROM items ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var id int
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	if rows.Err() != nil || fmt.Sprint(ids) != "[1 2]" {
-		t.Fatalf("the copy holds items %v (%v), want [1 2]: the T1 and T2 rows, not the T3 one", ids, rows.Err())
-	}
-	mustExec(t, rw, "INSERT INTO items VALUES (4, 'written in the copy')")
-	if count(t, app, "items") != 3 {
-		t.Errorf("the source changed")
-	}
-
-	// The source's binding role did not come along with its data.
-	copyURL := withRootCert(copyCreds["DATABASE_URL"].(string))
-	u, _ := url.Parse(copyURL)
-	su, _ := url.Parse(sourceCreds["DATABASE_URL"].(string))
+// assertOthersCredentialsRefused: the user and password of sourceURL do not
+// open the database at copyURL (the source's binding role did not come along
+// with its data).
+func assertOthersCredentialsRefused(t *testing.T, sourceURL, copyURL string) {
+	t.Helper()
+	u, _ := url.Parse(withRootCert(copyURL))
+	su, _ := url.Parse(sourceURL)
 	u.User = su.User
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -20,10 +19,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/mgmtapi"
-	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/pki"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
@@ -158,134 +154,21 @@ func (s *pitrS3Server) objects(t *testing.T, prefix string) []string {
 	return names
 }
 
-// TestPointInTimeRestoreFromAnS3Repository: with pgBackRest's repository in
-// S3 (versitygw over HTTPS on loopback, trusted through
-// PGBROKER_PITR_S3_CA_FILE), a Starter instance's first base backup and its
-// WAL land in the bucket under the prefix, not on the client; rows committed
-// at T1, T2 and T3, a copy provisioned from a point in time between T2 and
-// T3 (restore_from) and a point-in-time restore of the instance itself to it
-// both give back the T1 and T2 rows and not the T3 one, writable. The
-// secret key reaches the node job only through its Nomad Variable: not the
-// job specs, not the broker's log. Keys rotated on the server and in the
-// broker's settings reach the running node without a new job version, and
-// a restore to a moment after the rotation works. Deprovisioning deletes
-// each instance's stanza from the bucket.
-func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
-	s3 := startPITRS3(t)
-	b := newBroker(t, append(s3.env, "PGBROKER_BACKUP_SCHEDULE_TICK=1s")...)
-	c := b.client()
-	id := uuid.NewString()
-	short := naming.ShortID(id)
-	const plan = "postgresql-starter-512"
-	provision(t, c, id, plan)
-	deprovisioned := false
-	defer func() {
-		if !deprovisioned {
-			deprovision(t, c, id, plan)
-		}
-		if t.Failed() {
-			t.Logf("versitygw log:\n%s", tail(s3.logs.String(), 50))
-		}
-	}()
-
-	list := waitFirstBaseBackup(t, b, id)
-	t.Logf("first base backup: PITR from %s", list.PITR.EarliestTargetTime.Format(time.RFC3339Nano))
-	assertNoBatchJobsLeft(t, id, "basebackup")
-	stanza := []string{pitrS3Prefix + "/archive/" + short + "/", pitrS3Prefix + "/backup/" + short + "/"}
-	archive, backup := s3.objects(t, stanza[0]), s3.objects(t, stanza[1])
-	t.Logf("in the bucket: %d archive objects, %d backup objects", len(archive), len(backup))
-	if !slices.Contains(archive, stanza[0]+"archive.info") || !slices.Contains(backup, stanza[1]+"backup.info") || !hasSuffix(backup, "/backup.manifest") {
-		t.Fatalf("the stanza is not in the bucket: archive %v, backup %v", archive, backup)
-	}
-	if !exists(filepath.Join(s3.root, s3.bucket, stanza[1], "backup.info")) {
-		t.Errorf("versitygw's backing directory has no %sbackup.info", stanza[1])
-	}
-	if exists(filepath.Join(dataRoot, "pgbackrest", "archive", short)) || exists(filepath.Join(dataRoot, "pgbackrest", "backup", short)) {
-		t.Error("the stanza is (also) in the directory repository on the client")
-	}
-
-	creds := bind(t, c, id, uuid.NewString(), plan, nil)
-	app := connect(t, creds["DATABASE_URL"].(string))
-	mustExec(t, app, "CREATE TABLE items (id int PRIMARY KEY, body text NOT NULL)")
-	now := func() time.Time {
-		var at time.Time
-		if err := app.QueryRow(context.Background(), "SELECT clock_timestamp()").Scan(&at); err != nil {
-			t.Fatal(err)
-		}
-		return at
-	}
-	committed := func(n int) time.Time {
-		mustExec(t, app, fmt.Sprintf("INSERT INTO items VALUES (%d, 'committed at T%d')", n, n))
-		at := now()
-		time.Sleep(time.Second)
-		return at
-	}
-	t1, t2 := committed(1), committed(2)
-	target := now()
-	time.Sleep(time.Second)
-	t3 := committed(3)
-	app.Close(context.Background())
-	t.Logf("T1 %s, T2 %s, target %s, T3 %s", t1.Format(time.RFC3339Nano), t2.Format(time.RFC3339Nano),
-		target.Format(time.RFC3339Nano), t3.Format(time.RFC3339Nano))
-
-	// A copy provisioned from that point in time (restore_from): its start
-	// script empties its own new stanza (pgbackrest stanza-delete, S3 has no
-	// directories to remove), restores the source's, then archives to its own.
-	copyID := uuid.NewString()
-	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
-		InstanceID: copyID, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: plan,
-		OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance",
-		Parameters: map[string]any{"restore_from": map[string]any{"instance_id": id, "point_in_time": target.UTC().Format(time.RFC3339Nano)}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitOperation(t, c, copyID, resp.OperationKey, 6*time.Minute)
-	copyCreds := bind(t, c, copyID, uuid.NewString(), plan, nil)
-	if got := itemIDs(t, copyCreds["DATABASE_URL"].(string)); got != "[1 2]" {
-		t.Errorf("the copy holds items %s, want [1 2]", got)
-	}
-	copyShort := naming.ShortID(copyID)
-	copyStanza := []string{pitrS3Prefix + "/archive/" + copyShort + "/", pitrS3Prefix + "/backup/" + copyShort + "/"}
-	if archive := s3.objects(t, copyStanza[0]); !slices.Contains(archive, copyStanza[0]+"archive.info") {
-		t.Errorf("the copy's own stanza is not in the bucket: %v", archive)
-	}
-	deprovision(t, c, copyID, plan)
-	for _, prefix := range copyStanza {
-		if left := s3.objects(t, prefix); len(left) != 0 {
-			t.Errorf("%d objects of the copy's stanza left in the bucket after deprovisioning: %v", len(left), left[:min(len(left), 5)])
-		}
-	}
-
-	status, body := b.raw(http.MethodPost, backupsPath(id)+"/pitr-restore", `{"target_time":"`+target.UTC().Format(time.RFC3339Nano)+`"}`, nil)
-	if status != http.StatusAccepted {
-		t.Fatalf("pitr-restore: %d %s", status, body)
-	}
-	var restore mgmtapi.PITRRestore
-	if err := jsonUnmarshal(body, &restore); err != nil {
-		t.Fatal(err)
-	}
-	op := osb.OperationKey(restore.Operation)
-	waitOperation(t, c, id, &op, 5*time.Minute)
-	if got := itemIDs(t, creds["DATABASE_URL"].(string)); got != "[1 2]" {
-		t.Fatalf("after the restore items %s, want [1 2]: the T1 and T2 rows, not the T3 one", got)
-	}
-	app = connect(t, creds["DATABASE_URL"].(string))
-	mustExec(t, app, "INSERT INTO items VALUES (4, 'written after the restore')")
-	app.Close(context.Background())
-
-	// Key rotation: the S3 server now takes new keys only, and the broker,
-	// restarted with them, brings them to the running node (the renewal
-	// sweep at start) without a new job version: a point-in-time restore,
-	// whose pgbackrest check and restore run with the node's pgbackrest.conf,
-	// reaches a moment after the rotation.
-	versions := len(jobVersions(t, provisioner.NodesJobID(short)))
+// rotateS3Keys: the S3 server now takes new keys only, and the broker,
+// restarted with them, brings them to the running node (the renewal sweep at
+// start) without a new job version: a point-in-time restore, whose
+// pgbackrest check and restore run with the node's pgbackrest.conf, reaches
+// a moment after the rotation.
+func rotateS3Keys(t *testing.T, in *pitrInstance, repo pitrRepo, at rowsAt) {
+	t.Helper()
+	s3 := repo.s3
+	versions := len(jobVersions(t, provisioner.NodesJobID(in.short)))
 	s3.rotate(t)
-	b.stop()
-	b.env = append(b.env, s3.env...) // the last value of a key wins
-	b.start()
+	in.b.stop()
+	in.b.env = append(in.b.env, s3.env...) // the last value of a key wins
+	in.b.start()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		v, _, err := nomadClient(t).Variables().Read("nomad/jobs/"+provisioner.NodesJobID(short), nil)
+		v, _, err := nomadClient(t).Variables().Read("nomad/jobs/"+provisioner.NodesJobID(in.short), nil)
 		if err == nil && v.Items["pitr_s3_key"] == s3.keyID {
 			break
 		}
@@ -293,34 +176,25 @@ func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 			t.Fatalf("the rotated S3 keys did not reach the node job's Variable within a minute (%v)", err)
 		}
 	}
-	app = connect(t, creds["DATABASE_URL"].(string))
-	mustExec(t, app, "INSERT INTO items VALUES (5, 'written after the rotation')")
-	afterRotation := now()
-	time.Sleep(time.Second)
-	mustExec(t, app, "INSERT INTO items VALUES (6, 'after the second target')")
-	app.Close(context.Background())
-	status, body = b.raw(http.MethodPost, backupsPath(id)+"/pitr-restore", `{"target_time":"`+afterRotation.UTC().Format(time.RFC3339Nano)+`"}`, nil)
-	if status != http.StatusAccepted {
-		t.Fatalf("pitr-restore after the rotation: %d %s", status, body)
-	}
-	if err := jsonUnmarshal(body, &restore); err != nil {
-		t.Fatal(err)
-	}
-	op = osb.OperationKey(restore.Operation)
-	waitOperation(t, c, id, &op, 5*time.Minute)
-	if got := itemIDs(t, creds["DATABASE_URL"].(string)); got != "[1 2 4 5]" {
-		t.Fatalf("after the restore past the rotation items %s, want [1 2 4 5]", got)
-	}
-	if n := len(jobVersions(t, provisioner.NodesJobID(short))); n != versions+1 {
+	restoreInPlace(t, in, in.momentAfter(t, at, "after the rotation"), "")
+	if n := len(jobVersions(t, provisioner.NodesJobID(in.short))); n != versions+1 {
 		t.Errorf("%d node job versions after the rotation and a restore, want %d (the rotation needs none)", n, versions+1)
 	}
+}
 
-	// The keys came through the node job's Nomad Variable, and nowhere else.
+// assertKeysFromVariable: with an S3 repository, the keys reach the node job
+// through its Nomad Variable: the Variable holds them and the node's
+// pgbackrest.conf template reads them from it.
+func (r pitrRepo) assertKeysFromVariable(t *testing.T, short string) {
+	t.Helper()
+	if r.s3 == nil {
+		return
+	}
 	v, _, err := nomadClient(t).Variables().Read("nomad/jobs/"+provisioner.NodesJobID(short), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Items["pitr_s3_key_secret"] != s3.secret || v.Items["pitr_s3_key"] != s3.keyID {
+	if v.Items["pitr_s3_key_secret"] != r.s3.secret || v.Items["pitr_s3_key"] != r.s3.keyID {
 		t.Error("the node job's Variable does not hold the S3 keys")
 	}
 	job, _, err := nomadClient(t).Jobs().Info(provisioner.NodesJobID(short), nil)
@@ -328,58 +202,16 @@ func TestPointInTimeRestoreFromAnS3Repository(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := ""
-	for _, tmpl := range job.TaskGroups[0].Tasks[0].Templates {
-		if *tmpl.DestPath == "secrets/pgbackrest.conf" {
-			conf = *tmpl.EmbeddedTmpl
+	for _, task := range job.TaskGroups[0].Tasks {
+		for _, tmpl := range task.Templates {
+			if *tmpl.DestPath == "secrets/pgbackrest.conf" {
+				conf += *tmpl.EmbeddedTmpl
+			}
 		}
 	}
 	if !strings.Contains(conf, "repo1-type=s3") || !strings.Contains(conf, "repo1-s3-key-secret={{ .pitr_s3_key_secret.Value }}") {
 		t.Errorf("the node job's pgbackrest.conf does not read the repository's keys from its Variable:\n%s", conf)
 	}
-	assertNoSecretLeak(t, b, id, s3.secret)
-
-	deprovision(t, c, id, plan)
-	deprovisioned = true
-	for _, prefix := range stanza {
-		if left := s3.objects(t, prefix); len(left) != 0 {
-			t.Errorf("%d objects of the stanza left in the bucket after deprovisioning: %v", len(left), left[:min(len(left), 5)])
-		}
-	}
-	if strings.Contains(b.logs.String(), s3.secret) {
-		t.Error("the S3 secret key appears in the broker log")
-	}
-}
-
-// itemIDs returns the ids of table items in the database at url, in order, as "[1 2]".
-func itemIDs(t *testing.T, url string) string {
-	t.Helper()
-	conn := connect(t, url)
-	defer conn.Close(context.Background())
-	var ids []int
-	rows, err := conn.Query(context.Background(), "SELECT id FROM items ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var n int
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, n)
-	}
-	if rows.Err() != nil {
-		t.Fatal(rows.Err())
-	}
-	return fmt.Sprint(ids)
-}
-
-func hasSuffix(list []string, suffix string) bool {
-	for _, x := range list {
-		if strings.HasSuffix(x, suffix) {
-			return true
-		}
-	}
-	return false
 }
 
 // jobVersions returns the versions Nomad keeps of job jobID.

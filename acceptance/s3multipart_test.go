@@ -9,20 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/minio/minio-go/v7"
-	osb "sigs.k8s.io/go-open-service-broker-client/v2"
-
-	"github.com/pgbroker/pgbroker/mgmtapi"
-	"github.com/pgbroker/pgbroker/naming"
 )
 
 // blobsChecksum is an md5 over the md5 of every row of blobs, in id order.
@@ -88,41 +82,24 @@ func hexSHA256(b []byte) string {
 // streamed from the bucket puts back the rows of dump time.
 func TestLargeDumpStreamsToS3InPartsAndReadsBackByteForByte(t *testing.T) {
 	const partMiB = 5
-	s3 := startS3(t)
-	b := newBroker(t, append(s3.env, "PGBROKER_BACKUP_S3_PART_SIZE_MIB="+strconv.Itoa(partMiB), "PGBROKER_HTTP_WRITE_TIMEOUT=2s")...)
-	c := b.client()
-	id := uuid.NewString()
-	const plan = "postgresql-starter-512"
-	provision(t, c, id, plan)
-	defer deprovision(t, c, id, plan)
-	creds := bind(t, c, id, uuid.NewString(), plan, nil)
-	app := connect(t, creds["DATABASE_URL"].(string))
-	mustExec(t, app, "CREATE TABLE items (id int PRIMARY KEY, body text NOT NULL)")
-	mustExec(t, app, "INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 1000) g")
+	in, app := newS3DumpInstance(t, 1000, "PGBROKER_BACKUP_S3_PART_SIZE_MIB="+strconv.Itoa(partMiB), "PGBROKER_HTTP_WRITE_TIMEOUT=2s")
+	b, s3 := in.b, in.s3
 	// 3,000 rows of 8 KiB of md5 output as bytes: zlib cannot shrink them.
 	mustExec(t, app, "CREATE TABLE blobs (id int PRIMARY KEY, data bytea NOT NULL)")
 	mustExec(t, app, `INSERT INTO blobs SELECT g, decode(string_agg(md5(g || ':' || i), '' ORDER BY i), 'hex')
 		FROM generate_series(1, 3000) g, generate_series(1, 512) i GROUP BY g`)
 	atDump, blobsAtDump := tableChecksum(t, app), blobsChecksum(t, app)
 
-	dump := manualDump(t, b, id)
+	dump := manualDump(t, b, in.id)
 	if dump.SizeBytes < 4*partMiB<<20 {
 		t.Fatalf("the dump is %d bytes: not several %d MiB parts, the test proves nothing", dump.SizeBytes, partMiB)
 	}
-	short := naming.ShortID(id)
-	object := s3.prefix + naming.DumpKey(short, dump.ID)
-	info, err := s3.client.StatObject(context.Background(), s3.bucket, object, minio.StatObjectOptions{})
-	if err != nil || info.Size != dump.SizeBytes {
-		t.Fatalf("object of the dump: %+v, %v; want %d bytes", info, err, dump.SizeBytes)
-	}
+	object, info := in.assertDumpInBucket(t, dump)
 	wantParts := (dump.SizeBytes + partMiB<<20 - 1) / (partMiB << 20)
 	if m := regexp.MustCompile(`-(\d+)$`).FindStringSubmatch(info.ETag); m == nil || m[1] != strconv.FormatInt(wantParts, 10) {
 		t.Errorf("object ETag %q: want a multipart upload's, ending in -%d (%d bytes in %d MiB parts)", info.ETag, wantParts, dump.SizeBytes, partMiB)
 	}
 	t.Logf("dump of %d bytes uploaded in %d parts, ETag %s", dump.SizeBytes, wantParts, info.ETag)
-	if spooled, _ := filepath.Glob(filepath.Join(dataRoot, "backups", short, "*")); len(spooled) != 0 {
-		t.Errorf("dump files spooled on the client: %v", spooled)
-	}
 	obj, err := s3.client.GetObject(context.Background(), s3.bucket, object, minio.GetObjectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -161,19 +138,9 @@ func TestLargeDumpStreamsToS3InPartsAndReadsBackByteForByte(t *testing.T) {
 
 	mustExec(t, app, "TRUNCATE items, blobs")
 	app.Close(context.Background())
-	var restore mgmtapi.Restore
-	if status := b.apiJSON(http.MethodPost, backupsPath(id)+"/"+dump.ID+"/restore", &restore); status != http.StatusAccepted {
-		t.Fatalf("POST restore: %d, want 202", status)
-	}
-	op := osb.OperationKey(restore.Operation)
-	waitOperation(t, c, id, &op, 5*time.Minute)
-	app = connect(t, creds["DATABASE_URL"].(string))
+	app = in.restoreDump(t, dump, 5*time.Minute)
+	defer app.Close(context.Background())
 	if got, blobs := tableChecksum(t, app), blobsChecksum(t, app); got != atDump || blobs != blobsAtDump {
 		t.Fatalf("after the restore streamed from S3: items %s blobs %s, want %s and %s", got, blobs, atDump, blobsAtDump)
-	}
-	app.Close(context.Background())
-	assertNoBatchJobsLeft(t, id)
-	if leftovers, _ := filepath.Glob(filepath.Join(dataRoot, "backups", short, "*")); len(leftovers) != 0 {
-		t.Errorf("files left on the client after the restore: %v", leftovers)
 	}
 }
