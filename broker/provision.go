@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/operation"
 	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -67,7 +68,11 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 		return domain.ProvisionedServiceSpec{}, unprocessable("PlanNotAvailable",
 			"plan %s is a highly available cluster (%d nodes) and this broker has no etcd cluster for Patroni (PGBROKER_ETCD_ENDPOINTS): choose a Sandbox or Starter plan", plan.ID, plan.Nodes)
 	}
-	rawParams, _ := json.Marshal(params)
+	payload, err := operation.FromParameters[operation.Provision](params)
+	if err != nil {
+		return domain.ProvisionedServiceSpec{}, parameterFailure(err)
+	}
+	rawParams := operation.Encode(payload)
 	in := store.Instance{
 		ID: instanceID, ShortID: naming.ShortID(instanceID), ServiceID: d.ServiceID, PlanID: d.PlanID,
 		OrganizationGUID: d.OrganizationGUID, SpaceGUID: d.SpaceGUID, Parameters: rawParams, Context: d.RawContext,

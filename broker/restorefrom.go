@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -15,8 +14,7 @@ import (
 // provision parameters, read as the worker will read it
 // (operation.Provision); ok is false when absent.
 func restoreFromParameter(params map[string]any) (rf operation.RestoreFrom, ok bool) {
-	raw, _ := json.Marshal(params) // validated JSON: cannot fail
-	p, err := operation.Decode[operation.Provision](raw)
+	p, err := operation.FromParameters[operation.Provision](params)
 	if err != nil || p.RestoreFrom == nil {
 		return operation.RestoreFrom{}, false
 	}

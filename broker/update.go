@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
 	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/operation"
 	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -83,10 +83,13 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 			return domain.UpdateServiceSpec{}, dependencyFailure("record the read-only port in the state database", err)
 		}
 	}
-	rawParams, _ := json.Marshal(params)
+	payload, err := operation.FromParameters[operation.Update](params)
+	if err != nil {
+		return domain.UpdateServiceSpec{}, parameterFailure(err)
+	}
 	op := store.Operation{
 		ID: uuid.NewString(), InstanceID: instanceID, Kind: store.KindUpdate, PlanID: planID,
-		Parameters: rawParams, Description: "queued", Origin: origin(ctx),
+		Parameters: operation.Encode(payload), Description: "queued", Origin: origin(ctx),
 	}
 	switch err := b.store.StartOperation(ctx, op, b.enqueue); {
 	case errors.Is(err, store.ErrOperationInFlight):

@@ -3,21 +3,26 @@
 // operation, and what the worker reads back when it carries it out. It is a
 // leaf: it imports nothing of pgbroker.
 //
-// Payloads are JSON. A provision's payload is its provision parameters as
-// validated against the plan's schema (catalog.yaml), which the instance
-// also keeps; Provision is the part of them the worker acts on.
+// Payloads are JSON. A provision's and an update's payloads are their OSB
+// parameters as validated against the plan's schema (catalog.yaml, closed:
+// additionalProperties false), field for field; the instance keeps them.
 package operation
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
 )
 
-// Provision is the payload of a provision (store.KindProvision): the
-// validated provision parameters, of which the worker reads restore_from.
+// Provision is the payload of a provision (store.KindProvision): its
+// validated provision parameters. nil: not given.
 type Provision struct {
-	RestoreFrom *RestoreFrom `json:"restore_from,omitempty"`
+	BackupTime     *string      `json:"backup_time,omitempty"`      // "HH:MM" in BackupTimeZone
+	BackupTimeZone *string      `json:"backup_time_zone,omitempty"` // IANA zone
+	Extensions     *[]string    `json:"extensions,omitempty"`       // extensions.Contrib names
+	ForceTLS       *bool        `json:"force_tls,omitempty"`
+	RestoreFrom    *RestoreFrom `json:"restore_from,omitempty"`
 }
 
 // RestoreFrom is the restore_from provision parameter: the new instance
@@ -42,12 +47,31 @@ func (r RestoreFrom) At() (time.Time, error) {
 }
 
 // Update is the payload of an update (store.KindUpdate), a plan change to
-// the operation's PlanID with settings: the validated OSB update parameters
-// (or the management API's extension change), of which the worker reads
-// force_tls and extensions; nil leaves a setting as it is.
+// the operation's PlanID with settings: the validated OSB update parameters,
+// or the management API's extension change. nil leaves a setting as it is;
+// on success the store merges them into the instance's parameters.
 type Update struct {
-	ForceTLS   *bool     `json:"force_tls,omitempty"`
-	Extensions *[]string `json:"extensions,omitempty"` // the instance's whole set afterwards
+	BackupTime     *string   `json:"backup_time,omitempty"`
+	BackupTimeZone *string   `json:"backup_time_zone,omitempty"`
+	Extensions     *[]string `json:"extensions,omitempty"` // the instance's whole set afterwards
+	ForceTLS       *bool     `json:"force_tls,omitempty"`
+}
+
+// FromParameters reads validated OSB parameters (catalog.ValidateParameters)
+// as payload P. Errors when they do not fit P: a schema that admits more
+// than P holds.
+func FromParameters[P Provision | Update](params map[string]any) (P, error) {
+	var p P
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return p, fmt.Errorf("encode parameters: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return p, fmt.Errorf("read parameters as %T: %w", p, err)
+	}
+	return p, nil
 }
 
 // Restore is the payload of an in-place restore of a dump (store.KindRestore).

@@ -2,8 +2,12 @@ package operation
 
 import (
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgbroker/pgbroker/catalog"
 )
 
 func TestPayloadsRoundTripAsTheWorkerReadsThem(t *testing.T) {
@@ -41,5 +45,59 @@ func TestDecodeNamesThePayloadItCouldNotRead(t *testing.T) {
 	}
 	if _, err := (RestoreFrom{PointInTime: "yesterday"}).At(); err == nil {
 		t.Fatal("At accepted a time that is not RFC 3339")
+	}
+}
+
+// Every parameter a plan's provision or update schema admits has its field
+// in the payload, so FromParameters never meets one it cannot hold.
+func TestPayloadsHoldEveryParameterTheCatalogAdmits(t *testing.T) {
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := func(v any) map[string]bool {
+		out := map[string]bool{}
+		for f := range reflect.TypeOf(v).Fields() {
+			out[strings.Split(f.Tag.Get("json"), ",")[0]] = true
+		}
+		return out
+	}
+	checked := 0
+	for _, svc := range cat.Services {
+		for _, plan := range svc.Plans {
+			for kind, schema := range map[string]map[string]any{"provision": plan.Schemas.Provision, "update": plan.Schemas.Update} {
+				want := fields(Provision{})
+				if kind == "update" {
+					want = fields(Update{})
+				}
+				props, _ := schema["properties"].(map[string]any)
+				if schema["additionalProperties"] != false {
+					t.Errorf("plan %s %s schema is open: a payload cannot hold what it admits", plan.ID, kind)
+				}
+				for name := range props {
+					checked++
+					if !want[name] {
+						t.Errorf("plan %s admits %s parameter %q, which operation.%s has no field for", plan.ID, kind, name, map[string]string{"provision": "Provision", "update": "Update"}[kind])
+					}
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("checked %d parameters: the schemas were not read", checked)
+	}
+}
+
+func TestFromParametersRefusesAParameterThePayloadCannotHold(t *testing.T) {
+	if _, err := FromParameters[Update](map[string]any{"shoe_size": 42}); err == nil {
+		t.Fatal("an unknown parameter was dropped silently")
+	}
+	tls := true
+	u, err := FromParameters[Update](map[string]any{"force_tls": true, "extensions": []any{}})
+	if err != nil || u.ForceTLS == nil || *u.ForceTLS != tls || u.Extensions == nil || len(*u.Extensions) != 0 {
+		t.Fatalf("update %+v, %v", u, err)
+	}
+	if got := string(Encode(u)); got != `{"extensions":[],"force_tls":true}` {
+		t.Fatalf("encoded %s: an empty extension list must stay (it drops every extension)", got)
 	}
 }
