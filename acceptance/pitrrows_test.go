@@ -66,7 +66,7 @@ func (in *pitrInstance) momentAfter(t *testing.T, at rowsAt, before string) rows
 // itemsChecksum) at label.
 func writeRow(t *testing.T, conn *pgx.Conn, label string) {
 	t.Helper()
-	if _, err := conn.Exec(context.Background(), "INSERT INTO items SELECT greatest(max(id) + 1, 1001), $1 FROM items", label); err != nil {
+	if _, err := conn.Exec(context.Background(), "INSERT INTO items SELECT greatest(max(id) + 1, 1001), $1::text FROM items", label); err != nil {
 		t.Fatalf("write a row at %s: %v", label, err)
 	}
 }
