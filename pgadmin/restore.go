@@ -2,7 +2,7 @@ package pgadmin
 
 import "context"
 
-// RestoreRole is the login role pg_restore connects as (nomad-jobs/restore.nomad.hcl).
+// RestoreRole is the login role pg_restore connects as (nomad-jobs/backup.nomad.hcl, mode restore).
 // A dump holds tenant code (CHECK constraints, index expressions, defaults,
 // triggers) that runs while it is restored, and SET ROLE is no boundary: the
 // code may RESET ROLE back to the session user. So the session user of a
