@@ -294,7 +294,7 @@ func FuzzRouter(f *testing.F) {
 		if err != nil {
 			f.Fatalf("provision %s: %v", id, err)
 		}
-		if err := st.FinishOperation(context.Background(), spec.OperationData, store.Succeeded, "ready"); err != nil {
+		if err := st.Instances().FinishOperation(context.Background(), spec.OperationData, store.Succeeded, "ready"); err != nil {
 			f.Fatal(err)
 		}
 	}

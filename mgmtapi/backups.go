@@ -97,7 +97,7 @@ func (a *API) listBackups(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	backups, err := a.Store.ListBackups(r.Context(), inst.ID)
+	backups, err := a.Store.Backups().ListBackups(r.Context(), inst.ID)
 	if err != nil {
 		a.fail(w, r, stateDB("list the backups", err))
 		return
@@ -138,7 +138,7 @@ func (a *API) createBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	id := uuid.NewString()
 	b := store.Backup{ID: id, InstanceID: inst.ID, Kind: store.BackupManual, StorageKey: naming.DumpKey(inst.ShortID, id)}
-	if _, err := a.Store.CreateBackup(r.Context(), b, a.EnqueueBackup); errors.Is(err, store.ErrNotFound) {
+	if _, err := a.Store.Backups().CreateBackup(r.Context(), b, a.EnqueueBackup); errors.Is(err, store.ErrNotFound) {
 		a.fail(w, r, failure(http.StatusGone, "Gone", "instance %s was deprovisioned", inst.ID))
 		return
 	} else if err != nil {
@@ -146,7 +146,7 @@ func (a *API) createBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.InfoContext(r.Context(), "manual backup asked", slog.String("instance_id", inst.ID), slog.String("backup_id", id))
-	stored, err := a.Store.GetBackup(r.Context(), id)
+	stored, err := a.Store.Backups().GetBackup(r.Context(), id)
 	if err != nil {
 		a.fail(w, r, stateDB("read the backup back", err))
 		return
@@ -260,7 +260,7 @@ func (a *API) pitrTarget(r *http.Request, inst store.Instance) (time.Time, error
 // earliestTarget is the earliest time a point-in-time restore can reach:
 // the first base backup's end, or the start of the plan's window.
 func (a *API) earliestTarget(ctx context.Context, inst store.Instance, plan catalog.Plan) (time.Time, bool, error) {
-	first, ok, err := a.Store.FirstBaseBackup(ctx, inst.ID)
+	first, ok, err := a.Store.Backups().FirstBaseBackup(ctx, inst.ID)
 	if err != nil || !ok {
 		return time.Time{}, false, err
 	}
@@ -303,7 +303,7 @@ func (a *API) writable(r *http.Request, what string) (store.Instance, error) {
 		return inst, failure(http.StatusUnprocessableEntity, "PlanHasNoBackups",
 			"plan %s has no backups: cannot %s; change to a Starter or Business plan", inst.PlanID, what)
 	}
-	op, err := a.Store.LatestOperation(r.Context(), inst.ID)
+	op, err := a.Store.Instances().LatestOperation(r.Context(), inst.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return inst, stateDB("read the instance's latest operation", err)
 	}
@@ -317,7 +317,7 @@ func (a *API) writable(r *http.Request, what string) (store.Instance, error) {
 // backup_id).
 func (a *API) backup(r *http.Request, inst store.Instance) (store.Backup, error) {
 	id := mux.Vars(r)["backup_id"]
-	b, err := a.Store.GetBackup(r.Context(), id)
+	b, err := a.Store.Backups().GetBackup(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidValue) || (err == nil && b.InstanceID != inst.ID) {
 		return store.Backup{}, failure(http.StatusNotFound, "BackupNotFound", "backup_id %q is not a backup of instance %s", id, inst.ID)
 	}

@@ -49,7 +49,7 @@ func (r *reaper) Work(ctx context.Context, _ *river.Job[ReapArgs]) error {
 	if err != nil {
 		return err
 	}
-	live, err := r.store.LiveShortIDs(ctx)
+	live, err := r.store.Orphans().LiveShortIDs(ctx)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (r *reaper) Work(ctx context.Context, _ *river.Job[ReapArgs]) error {
 	batch := map[string]bool{}
 	for _, j := range jobs {
 		if j.Batch != "" {
-			active, err := r.store.RunActive(ctx, j.Batch, j.RunID)
+			active, err := r.store.Orphans().RunActive(ctx, j.Batch, j.RunID)
 			if err != nil {
 				return err
 			}
@@ -73,7 +73,7 @@ func (r *reaper) Work(ctx context.Context, _ *river.Job[ReapArgs]) error {
 			shortOf[j.ID] = j.ShortID
 		}
 	}
-	seen, err := r.store.SeeOrphans(ctx, orphanIDs)
+	seen, err := r.store.Orphans().SeeOrphans(ctx, orphanIDs)
 	if err != nil {
 		return err
 	}
