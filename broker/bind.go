@@ -22,7 +22,7 @@ import (
 // (checkIDs; nothing is created); 404 for an unknown instance; 422 while an
 // operation runs.
 func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domain.BindDetails, _ bool) (domain.Binding, error) {
-	inst, err := b.store.GetInstance(ctx, instanceID)
+	inst, err := b.store.Instances().GetInstance(ctx, instanceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
 		return domain.Binding{}, apiresponses.ErrInstanceDoesNotExist
 	}
@@ -38,7 +38,7 @@ func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domai
 	}
 	readOnly, _ := params["read_only"].(bool)
 	rawParams, _ := json.Marshal(params)
-	if have, err := b.store.GetBinding(ctx, instanceID, bindingID); err == nil {
+	if have, err := b.store.Bindings().GetBinding(ctx, instanceID, bindingID); err == nil {
 		if !sameJSON(have.Parameters, rawParams) {
 			return domain.Binding{}, apiresponses.ErrBindingAlreadyExists
 		}
@@ -55,7 +55,7 @@ func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domai
 	if err != nil {
 		return domain.Binding{}, dependencyFailure("create the binding's role on the instance", err)
 	}
-	if _, err := b.store.CreateBinding(ctx, store.Binding{
+	if _, err := b.store.Bindings().CreateBinding(ctx, store.Binding{
 		InstanceID: instanceID, ID: bindingID, RoleName: naming.BindingRole(bindingID),
 		ReadOnly: readOnly, Parameters: rawParams, AppGUID: appGUID(d), Origin: origin(ctx),
 	}); err != nil {
@@ -71,7 +71,7 @@ func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, d domai
 // "Unbinding"). 200; 410 when the binding does not exist; 400 for a
 // service_id or plan_id that is not the instance's (checkIDs; the role stays).
 func (b *Broker) Unbind(ctx context.Context, instanceID, bindingID string, d domain.UnbindDetails, _ bool) (domain.UnbindSpec, error) {
-	inst, err := b.store.GetInstance(ctx, instanceID)
+	inst, err := b.store.Instances().GetInstance(ctx, instanceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
 		return domain.UnbindSpec{}, apiresponses.ErrInstanceDoesNotExist
 	}
@@ -81,7 +81,7 @@ func (b *Broker) Unbind(ctx context.Context, instanceID, bindingID string, d dom
 	if err := b.checkIDs(inst, d.ServiceID, d.PlanID); err != nil {
 		return domain.UnbindSpec{}, err
 	}
-	have, err := b.store.GetBinding(ctx, instanceID, bindingID)
+	have, err := b.store.Bindings().GetBinding(ctx, instanceID, bindingID)
 	if errors.Is(err, store.ErrNotFound) {
 		return domain.UnbindSpec{}, apiresponses.ErrBindingDoesNotExist
 	}
@@ -91,7 +91,7 @@ func (b *Broker) Unbind(ctx context.Context, instanceID, bindingID string, d dom
 	if err := b.instances.Unbind(ctx, inst, have.RoleName); err != nil {
 		return domain.UnbindSpec{}, dependencyFailure("drop the binding's role on the instance", err)
 	}
-	if err := b.store.DeleteBinding(ctx, instanceID, bindingID); err != nil {
+	if err := b.store.Bindings().DeleteBinding(ctx, instanceID, bindingID); err != nil {
 		return domain.UnbindSpec{}, dependencyFailure("delete binding from the state database", err)
 	}
 	b.log.InfoContext(ctx, "binding deleted", slog.String("instance_id", instanceID), slog.String("binding_id", bindingID))
@@ -101,14 +101,14 @@ func (b *Broker) Unbind(ctx context.Context, instanceID, bindingID string, d dom
 // GetBinding returns a binding's credentials. GET .../service_bindings/:binding_id
 // (OSB 2.17 "Fetching a Service Binding"). 404 when unknown.
 func (b *Broker) GetBinding(ctx context.Context, instanceID, bindingID string, _ domain.FetchBindingDetails) (domain.GetBindingSpec, error) {
-	inst, err := b.store.GetInstance(ctx, instanceID)
+	inst, err := b.store.Instances().GetInstance(ctx, instanceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
 		return domain.GetBindingSpec{}, apiresponses.ErrBindingNotFound
 	}
 	if err != nil {
 		return domain.GetBindingSpec{}, dependencyFailure("read instance from the state database", err)
 	}
-	have, err := b.store.GetBinding(ctx, instanceID, bindingID)
+	have, err := b.store.Bindings().GetBinding(ctx, instanceID, bindingID)
 	if errors.Is(err, store.ErrNotFound) {
 		return domain.GetBindingSpec{}, apiresponses.ErrBindingNotFound
 	}
@@ -132,14 +132,14 @@ func (b *Broker) GetBinding(ctx context.Context, instanceID, bindingID string, _
 // its creation: 200 succeeded while the binding exists, 404 once it does
 // not (or the instance is unknown or gone). Never 400 for the value.
 func (b *Broker) LastBindingOperation(ctx context.Context, instanceID, bindingID string, _ domain.PollDetails) (domain.LastOperation, error) {
-	inst, err := b.store.GetInstance(ctx, instanceID)
+	inst, err := b.store.Instances().GetInstance(ctx, instanceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
 		return domain.LastOperation{}, ErrBindingNotFound
 	}
 	if err != nil {
 		return domain.LastOperation{}, dependencyFailure("read instance from the state database", err)
 	}
-	_, err = b.store.GetBinding(ctx, instanceID, bindingID)
+	_, err = b.store.Bindings().GetBinding(ctx, instanceID, bindingID)
 	if errors.Is(err, store.ErrNotFound) {
 		return domain.LastOperation{}, ErrBindingNotFound
 	}

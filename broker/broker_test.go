@@ -100,7 +100,7 @@ func (f *fixture) provisioned(t *testing.T, id, plan string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.FinishOperation(context.Background(), spec.OperationData, store.Succeeded, "ready"); err != nil {
+	if err := f.st.Instances().FinishOperation(context.Background(), spec.OperationData, store.Succeeded, "ready"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -115,11 +115,11 @@ func TestProvisionRecordsInstanceOperationAndJobTogether(t *testing.T) {
 	if len(f.enqueued) != 1 || f.enqueued[0] != spec.OperationData {
 		t.Fatalf("enqueued %v, want the operation once", f.enqueued)
 	}
-	inst, err := f.st.GetInstance(ctx, "i-1")
+	inst, err := f.st.Instances().GetInstance(ctx, "i-1")
 	if err != nil || inst.GatewayPort != 40000 || inst.ShortID != naming.ShortID("i-1") {
 		t.Fatalf("instance %+v, %v", inst, err)
 	}
-	op, err := f.st.LatestOperation(ctx, "i-1")
+	op, err := f.st.Instances().LatestOperation(ctx, "i-1")
 	if err != nil || op.State != store.InProgress || op.Kind != store.KindProvision {
 		t.Fatalf("operation %+v, %v", op, err)
 	}
@@ -132,7 +132,7 @@ func TestProvisionRollsBackWhenEnqueueFails(t *testing.T) {
 	if status(err) != http.StatusInternalServerError || !strings.Contains(err.Error(), "state database") {
 		t.Fatalf("err %v, want a 500 naming the state database", err)
 	}
-	if _, err := f.st.GetInstance(context.Background(), "i-1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := f.st.Instances().GetInstance(context.Background(), "i-1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("instance recorded although its job was not: %v", err)
 	}
 }
@@ -157,7 +157,7 @@ func TestProvisionSameIDDifferentPlanConflicts(t *testing.T) {
 	if _, err := f.b.Provision(ctx, "i-1", details("postgresql-starter-512"), true); status(err) != http.StatusConflict {
 		t.Fatalf("other plan: %v, want 409", err)
 	}
-	_ = f.st.FinishOperation(ctx, first.OperationData, store.Succeeded, "ready")
+	_ = f.st.Instances().FinishOperation(ctx, first.OperationData, store.Succeeded, "ready")
 	done, err := f.b.Provision(ctx, "i-1", details("postgresql-sandbox"), true)
 	if err != nil || !done.AlreadyExists {
 		t.Fatalf("identical after success: %+v %v, want 200", done, err)
@@ -220,7 +220,7 @@ func TestLastOperationAndDeprovision(t *testing.T) {
 	if _, err := f.b.Deprovision(ctx, "i-1", domain.DeprovisionDetails{}, true); !errors.Is(err, apiresponses.ErrConcurrentInstanceAccess) {
 		t.Fatalf("deprovision while provisioning: %v, want 422", err)
 	}
-	_ = f.st.FinishOperation(ctx, spec.OperationData, store.Succeeded, "ready")
+	_ = f.st.Instances().FinishOperation(ctx, spec.OperationData, store.Succeeded, "ready")
 	d1, err := f.b.Deprovision(ctx, "i-1", domain.DeprovisionDetails{}, true)
 	if err != nil || !d1.IsAsync {
 		t.Fatalf("deprovision: %+v %v", d1, err)
@@ -229,14 +229,14 @@ func TestLastOperationAndDeprovision(t *testing.T) {
 	if err != nil || d2.OperationData != d1.OperationData {
 		t.Fatalf("repeated deprovision: %+v %v, want the same operation", d2, err)
 	}
-	_ = f.st.FinishOperation(ctx, d1.OperationData, store.Succeeded, "deprovisioned")
+	_ = f.st.Instances().FinishOperation(ctx, d1.OperationData, store.Succeeded, "deprovisioned")
 	if _, err := f.b.LastOperation(ctx, "i-1", domain.PollDetails{}); !errors.Is(err, apiresponses.ErrInstanceDoesNotExist) {
 		t.Fatalf("last_operation after deprovision: %v, want 410", err)
 	}
 	if _, err := f.b.Deprovision(ctx, "i-1", domain.DeprovisionDetails{}, true); !errors.Is(err, apiresponses.ErrInstanceDoesNotExist) {
 		t.Fatalf("deprovision twice: %v, want 410", err)
 	}
-	inst, _ := f.st.GetInstance(ctx, "i-1")
+	inst, _ := f.st.Instances().GetInstance(ctx, "i-1")
 	if inst.GatewayPort != 0 {
 		t.Fatalf("gateway port %d still held after deprovision", inst.GatewayPort)
 	}
@@ -257,7 +257,7 @@ func TestSettingsParameters(t *testing.T) {
 	if _, err := f.b.Provision(ctx, "i-bad", bad, true); status(err) != 422 || !strings.Contains(err.Error(), "pgcrypto") {
 		t.Fatalf("provision with postgis: %v, want 422 naming the allowed extensions", err)
 	}
-	if _, err := f.st.GetInstance(ctx, "i-bad"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := f.st.Instances().GetInstance(ctx, "i-bad"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a refused provision recorded the instance: %v", err)
 	}
 	good := details("postgresql-sandbox")
@@ -266,10 +266,10 @@ func TestSettingsParameters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.FinishOperation(ctx, spec.OperationData, store.Succeeded, "ready"); err != nil {
+	if err := f.st.Instances().FinishOperation(ctx, spec.OperationData, store.Succeeded, "ready"); err != nil {
 		t.Fatal(err)
 	}
-	inst, _ := f.st.GetInstance(ctx, "i-2")
+	inst, _ := f.st.Instances().GetInstance(ctx, "i-2")
 	if strings.Join(inst.Extensions, ",") != "hstore,pgcrypto" || inst.ForceTLS {
 		t.Fatalf("after provision: extensions %v force_tls %v", inst.Extensions, inst.ForceTLS)
 	}
@@ -289,10 +289,10 @@ func TestSettingsParameters(t *testing.T) {
 	if err != nil || !spec2.IsAsync {
 		t.Fatalf("change settings: %+v %v", spec2, err)
 	}
-	if inst, _ := f.st.GetInstance(ctx, "i-2"); inst.ForceTLS || len(inst.Extensions) != 2 {
+	if inst, _ := f.st.Instances().GetInstance(ctx, "i-2"); inst.ForceTLS || len(inst.Extensions) != 2 {
 		t.Fatalf("settings applied before the operation succeeded: %+v", inst)
 	}
-	if err := f.st.FinishOperation(ctx, spec2.OperationData, store.Succeeded, "done"); err != nil {
+	if err := f.st.Instances().FinishOperation(ctx, spec2.OperationData, store.Succeeded, "done"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.b.GetInstance(ctx, "i-2", domain.FetchInstanceDetails{})

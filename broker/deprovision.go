@@ -23,7 +23,7 @@ func (b *Broker) Deprovision(ctx context.Context, instanceID string, d domain.De
 	if !asyncAllowed {
 		return domain.DeprovisionServiceSpec{}, apiresponses.ErrAsyncRequired
 	}
-	inst, err := b.store.GetInstance(ctx, instanceID)
+	inst, err := b.store.Instances().GetInstance(ctx, instanceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
 		return domain.DeprovisionServiceSpec{}, apiresponses.ErrInstanceDoesNotExist
 	}
@@ -33,7 +33,7 @@ func (b *Broker) Deprovision(ctx context.Context, instanceID string, d domain.De
 	if err := b.checkIDs(inst, d.ServiceID, d.PlanID); err != nil {
 		return domain.DeprovisionServiceSpec{}, err
 	}
-	if latest, err := b.store.LatestOperation(ctx, instanceID); err == nil && latest.State == store.InProgress {
+	if latest, err := b.store.Instances().LatestOperation(ctx, instanceID); err == nil && latest.State == store.InProgress {
 		if latest.Kind == store.KindDeprovision {
 			return domain.DeprovisionServiceSpec{IsAsync: true, OperationData: latest.ID}, nil
 		}
@@ -43,7 +43,7 @@ func (b *Broker) Deprovision(ctx context.Context, instanceID string, d domain.De
 		ID: uuid.NewString(), InstanceID: instanceID, Kind: store.KindDeprovision, PlanID: inst.PlanID,
 		Description: "queued", Origin: origin(ctx),
 	}
-	switch err := b.store.StartOperation(ctx, op, b.enqueue); {
+	switch err := b.store.Instances().StartOperation(ctx, op, b.enqueue); {
 	case errors.Is(err, store.ErrOperationInFlight):
 		return domain.DeprovisionServiceSpec{}, apiresponses.ErrConcurrentInstanceAccess
 	case errors.Is(err, store.ErrNotFound):

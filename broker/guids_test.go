@@ -24,8 +24,8 @@ func TestPublishedGUIDsAndCatalogIDsBothWork(t *testing.T) {
 	if err != nil {
 		t.Fatalf("provision with GUIDs: %v", err)
 	}
-	_ = f.st.FinishOperation(ctx, spec.OperationData, store.Succeeded, "ready")
-	inst, _ := f.st.GetInstance(ctx, "i-1")
+	_ = f.st.Instances().FinishOperation(ctx, spec.OperationData, store.Succeeded, "ready")
+	inst, _ := f.st.Instances().GetInstance(ctx, "i-1")
 	if inst.ServiceID != "postgresql" || inst.PlanID != "postgresql-sandbox" {
 		t.Fatalf("stored %s/%s, want the catalog ids", inst.ServiceID, inst.PlanID)
 	}
@@ -47,7 +47,7 @@ func TestPublishedGUIDsAndCatalogIDsBothWork(t *testing.T) {
 	if err != nil || !upd.IsAsync {
 		t.Fatalf("update to a plan by GUID: %+v %v", upd, err)
 	}
-	if op, _ := f.st.LatestOperation(ctx, "i-1"); op.PlanID != "postgresql-starter-512" {
+	if op, _ := f.st.Instances().LatestOperation(ctx, "i-1"); op.PlanID != "postgresql-starter-512" {
 		t.Fatalf("update recorded plan %q, want the catalog id", op.PlanID)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // Instance"). 404 when unknown, gone or still being provisioned; 422
 // ConcurrencyError while an update runs.
 func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.FetchInstanceDetails) (domain.GetInstanceDetailsSpec, error) {
-	inst, op, found, err := b.store.InstanceOperation(ctx, instanceID, "")
+	inst, op, found, err := b.store.Instances().InstanceOperation(ctx, instanceID, "")
 	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
 		return domain.GetInstanceDetailsSpec{}, ErrInstanceNotFound
 	}
@@ -75,9 +75,9 @@ func (b *Broker) members(ctx context.Context, inst store.Instance) string {
 // state and description; 410 once the instance was deprovisioned; 404 when
 // the instance is unknown.
 func (b *Broker) LastOperation(ctx context.Context, instanceID string, d domain.PollDetails) (domain.LastOperation, error) {
-	inst, op, found, err := b.store.InstanceOperation(ctx, instanceID, d.OperationData)
+	inst, op, found, err := b.store.Instances().InstanceOperation(ctx, instanceID, d.OperationData)
 	if err == nil && !found && d.OperationData != "" {
-		inst, op, found, err = b.store.InstanceOperation(ctx, instanceID, "")
+		inst, op, found, err = b.store.Instances().InstanceOperation(ctx, instanceID, "")
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return domain.LastOperation{}, ErrInstanceNotFound
@@ -98,7 +98,7 @@ func (b *Broker) LastOperation(ctx context.Context, instanceID string, d domain.
 // liveInstance returns a provisioned-or-provisioning instance, or the 404
 // failure for unknown and deprovisioned ones.
 func (b *Broker) liveInstance(ctx context.Context, instanceID string) (store.Instance, error) {
-	inst, err := b.store.GetInstance(ctx, instanceID)
+	inst, err := b.store.Instances().GetInstance(ctx, instanceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && inst.Gone()) {
 		return store.Instance{}, ErrInstanceNotFound
 	}
@@ -110,7 +110,7 @@ func (b *Broker) liveInstance(ctx context.Context, instanceID string) (store.Ins
 
 // noOperationInFlight is 422 ConcurrencyError while an operation runs.
 func (b *Broker) noOperationInFlight(ctx context.Context, instanceID string) error {
-	op, err := b.store.LatestOperation(ctx, instanceID)
+	op, err := b.store.Instances().LatestOperation(ctx, instanceID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return dependencyFailure("read operation from the state database", err)
 	}
@@ -122,7 +122,7 @@ func (b *Broker) noOperationInFlight(ctx context.Context, instanceID string) err
 
 // ready is nil when the instance was provisioned successfully and nothing runs on it.
 func (b *Broker) ready(ctx context.Context, instanceID string) error {
-	op, err := b.store.LatestOperation(ctx, instanceID)
+	op, err := b.store.Instances().LatestOperation(ctx, instanceID)
 	if err != nil {
 		return dependencyFailure("read operation from the state database", err)
 	}

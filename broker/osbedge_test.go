@@ -21,7 +21,7 @@ func TestUnknownServiceOrPlanIDIsRefusedAndChangesNothing(t *testing.T) {
 	f := newFixture(t, store.PortRange{Min: 40020, Max: 40029})
 	ctx := context.Background()
 	f.provisioned(t, "i-1", "postgresql-starter-512")
-	provisionOp, _ := f.st.LatestOperation(ctx, "i-1")
+	provisionOp, _ := f.st.Instances().LatestOperation(ctx, "i-1")
 	const bogus = "xxxx-xxxx-xxxx-xxxx"
 	ids := []struct {
 		name, service, plan, field string
@@ -40,7 +40,7 @@ func TestUnknownServiceOrPlanIDIsRefusedAndChangesNothing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := f.b.Bind(ctx, "i-1", "b-"+tt.field, domain.BindDetails{ServiceID: tt.service, PlanID: tt.plan}, false)
 			refused(t, "bind", err, tt.field)
-			if _, err := f.st.GetBinding(ctx, "i-1", "b-"+tt.field); !errors.Is(err, store.ErrNotFound) {
+			if _, err := f.st.Bindings().GetBinding(ctx, "i-1", "b-"+tt.field); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("a refused bind recorded the binding: %v", err)
 			}
 			_, err = f.b.Update(ctx, "i-1", domain.UpdateDetails{ServiceID: tt.service, PlanID: tt.plan}, true)
@@ -52,7 +52,7 @@ func TestUnknownServiceOrPlanIDIsRefusedAndChangesNothing(t *testing.T) {
 	if f.inst.binds != 0 {
 		t.Fatalf("%d binding roles created by refused binds", f.inst.binds)
 	}
-	if op, _ := f.st.LatestOperation(ctx, "i-1"); op.ID != provisionOp.ID {
+	if op, _ := f.st.Instances().LatestOperation(ctx, "i-1"); op.ID != provisionOp.ID {
 		t.Fatalf("a refused request recorded operation %+v", op)
 	}
 
@@ -64,7 +64,7 @@ func TestUnknownServiceOrPlanIDIsRefusedAndChangesNothing(t *testing.T) {
 		_, err := f.b.Unbind(ctx, "i-1", "b-1", domain.UnbindDetails{ServiceID: tt.service, PlanID: tt.plan}, false)
 		refused(t, "unbind "+tt.name, err, tt.field)
 	}
-	if _, err := f.st.GetBinding(ctx, "i-1", "b-1"); err != nil || f.inst.unbinds != 0 {
+	if _, err := f.st.Bindings().GetBinding(ctx, "i-1", "b-1"); err != nil || f.inst.unbinds != 0 {
 		t.Fatalf("after refused unbinds: binding %v, %d roles dropped", err, f.inst.unbinds)
 	}
 	if _, err := f.b.Unbind(ctx, "i-1", "b-1", domain.UnbindDetails{ServiceID: "postgresql", PlanID: "postgresql-starter-512"}, false); err != nil {
@@ -167,7 +167,7 @@ func TestDashboardURLAndMaximumPollingDuration(t *testing.T) {
 	if again.DashboardURL != want {
 		t.Errorf("repeated provision: dashboard_url %q", again.DashboardURL)
 	}
-	_ = f.st.FinishOperation(ctx, spec.OperationData, store.Succeeded, "ready")
+	_ = f.st.Instances().FinishOperation(ctx, spec.OperationData, store.Succeeded, "ready")
 	got, err := f.b.GetInstance(ctx, "i-1", domain.FetchInstanceDetails{})
 	if err != nil || got.DashboardURL != want {
 		t.Fatalf("GET instance: %+v %v, want dashboard_url %s", got, err, want)

@@ -84,7 +84,7 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	}
 	ports := b.ports
 	ports.ReadOnly = plan.HA()
-	_, err = b.store.CreateInstance(ctx, in, op, ports, b.enqueue)
+	_, err = b.store.Instances().CreateInstance(ctx, in, op, ports, b.enqueue)
 	switch {
 	case errors.Is(err, store.ErrInstanceExists):
 		return b.provisionAgain(ctx, in)
@@ -100,7 +100,7 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 // provisionAgain answers a provision for an id that exists: identical
 // attributes get the state of the first request, others 409.
 func (b *Broker) provisionAgain(ctx context.Context, want store.Instance) (domain.ProvisionedServiceSpec, error) {
-	have, err := b.store.GetInstance(ctx, want.ID)
+	have, err := b.store.Instances().GetInstance(ctx, want.ID)
 	if err != nil {
 		return domain.ProvisionedServiceSpec{}, dependencyFailure("read instance from the state database", err)
 	}
@@ -111,7 +111,7 @@ func (b *Broker) provisionAgain(ctx context.Context, want store.Instance) (domai
 		have.SpaceGUID != want.SpaceGUID || !sameJSON(have.Parameters, want.Parameters) {
 		return domain.ProvisionedServiceSpec{}, apiresponses.ErrInstanceAlreadyExists
 	}
-	op, err := b.store.LatestOperation(ctx, want.ID)
+	op, err := b.store.Instances().LatestOperation(ctx, want.ID)
 	if err != nil {
 		return domain.ProvisionedServiceSpec{}, dependencyFailure("read operation from the state database", err)
 	}

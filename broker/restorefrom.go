@@ -37,7 +37,7 @@ func (b *Broker) checkRestoreFrom(ctx context.Context, params map[string]any, or
 	if (rf.BackupID == "") == (rf.PointInTime == "") {
 		return badRequest("restore_from needs exactly one of restore_from.backup_id (a dump) and restore_from.point_in_time (an RFC 3339 time)")
 	}
-	src, err := b.store.GetInstance(ctx, rf.InstanceID)
+	src, err := b.store.Instances().GetInstance(ctx, rf.InstanceID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalidValue) {
 		return dependencyFailure("read instance from the state database", err)
 	}
@@ -51,7 +51,7 @@ func (b *Broker) checkRestoreFrom(ctx context.Context, params map[string]any, or
 	if rf.PointInTime != "" {
 		return b.checkPointInTime(ctx, rf, src, plan)
 	}
-	bk, err := b.store.GetBackup(ctx, rf.BackupID)
+	bk, err := b.store.Backups().GetBackup(ctx, rf.BackupID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalidValue) {
 		return dependencyFailure("read backup from the state database", err)
 	}
@@ -83,7 +83,7 @@ func (b *Broker) checkPointInTime(ctx context.Context, rf operation.RestoreFrom,
 	case at.After(time.Now()):
 		return unprocessable("TargetTimeOutOfRange", "restore_from.point_in_time %s is in the future", at.Format(time.RFC3339Nano))
 	}
-	first, ok, err := b.store.FirstBaseBackup(ctx, src.ID)
+	first, ok, err := b.store.Backups().FirstBaseBackup(ctx, src.ID)
 	if err != nil {
 		return dependencyFailure("read base backups from the state database", err)
 	}

@@ -27,10 +27,10 @@ func TestProvisionRestoreFromRules(t *testing.T) {
 	const plan = "postgresql-starter-512"
 	f.provisioned(t, "source", plan)
 	before := time.Now().UTC()
-	if _, err := f.st.CreateBaseBackup(ctx, "bb-1", "source", "2026-W48", func(context.Context, pgx.Tx, string) error { return nil }); err != nil {
+	if _, err := f.st.Backups().CreateBaseBackup(ctx, "bb-1", "source", "2026-W48", func(context.Context, pgx.Tx, string) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.FinishBaseBackup(ctx, "bb-1", store.BackupSucceeded, "label", ""); err != nil {
+	if err := f.st.Backups().FinishBaseBackup(ctx, "bb-1", store.BackupSucceeded, "label", ""); err != nil {
 		t.Fatal(err)
 	}
 	after := time.Now().UTC().Add(time.Second)
@@ -63,7 +63,7 @@ func TestProvisionRestoreFromRules(t *testing.T) {
 			if status(err) != c.status || !strings.Contains(fmt.Sprint(err), c.says) {
 				t.Fatalf("provision: %d %v, want %d saying %q", status(err), err, c.status, c.says)
 			}
-			if _, err := f.st.GetInstance(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			if _, err := f.st.Instances().GetInstance(ctx, id); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("refused provision recorded the instance: %v", err)
 			}
 		})

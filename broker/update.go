@@ -76,7 +76,7 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	}
 	if to.HA() && inst.ReadOnlyPort == 0 {
 		// The instance's for life from now on, whether or not this update runs.
-		switch _, err := b.store.EnsureReadOnlyPort(ctx, instanceID, b.ports); {
+		switch _, err := b.store.Instances().EnsureReadOnlyPort(ctx, instanceID, b.ports); {
 		case errors.Is(err, store.ErrNoFreePort):
 			return domain.UpdateServiceSpec{}, apiresponses.ErrInstanceLimitMet
 		case err != nil:
@@ -91,7 +91,7 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 		ID: uuid.NewString(), InstanceID: instanceID, Kind: store.KindUpdate, PlanID: planID,
 		Parameters: operation.Encode(payload), Description: "queued", Origin: origin(ctx),
 	}
-	switch err := b.store.StartOperation(ctx, op, b.enqueue); {
+	switch err := b.store.Instances().StartOperation(ctx, op, b.enqueue); {
 	case errors.Is(err, store.ErrOperationInFlight):
 		return domain.UpdateServiceSpec{}, apiresponses.ErrConcurrentInstanceAccess
 	case errors.Is(err, store.ErrNotFound):

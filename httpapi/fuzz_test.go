@@ -359,7 +359,7 @@ func FuzzRouter(f *testing.F) {
 		if err != nil {
 			f.Fatalf("provision %s: %v", id, err)
 		}
-		if err := st.FinishOperation(context.Background(), spec.OperationData, store.Succeeded, "ready"); err != nil {
+		if err := st.Instances().FinishOperation(context.Background(), spec.OperationData, store.Succeeded, "ready"); err != nil {
 			f.Fatal(err)
 		}
 	}
@@ -372,7 +372,7 @@ func FuzzRouter(f *testing.F) {
 		Dashboard: dashboard.Handler(),
 		Management: mgmtapi.New(mgmtapi.Options{Store: st, Catalog: cat, Users: routerInstances{}, Extensions: routerInstances{},
 			Dumps: routerInstances{}, EnqueueOp: noEnqueue, EnqueueBackup: noEnqueue, Log: quiet}).Handler(),
-		Metrics: metrics.Handler(st, quiet),
+		Metrics: metrics.Handler(st.Backups(), quiet),
 	})
 
 	f.Fuzz(func(t *testing.T, method string, route uint8, instanceID, bindingID, query string, body []byte, headers uint8, identity string) {

@@ -16,7 +16,7 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// BackupHealth is what the backup collector reads; *store.Store is one.
+// BackupHealth is what the backup collector reads; *store.Backups is one.
 type BackupHealth interface {
 	LastSuccessfulBackups(ctx context.Context) ([]store.BackupHealth, error)
 }

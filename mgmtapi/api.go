@@ -125,7 +125,7 @@ type route struct {
 // instance_id).
 func (a *API) stored(r *http.Request) (store.Instance, error) {
 	id := mux.Vars(r)["instance_id"]
-	inst, err := a.Store.GetInstance(r.Context(), id)
+	inst, err := a.Store.Instances().GetInstance(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return inst, failure(http.StatusNotFound, "InstanceNotFound", "instance_id %q is not an instance of this broker", id)
 	}
@@ -145,7 +145,7 @@ func (a *API) instance(r *http.Request) (store.Instance, error) {
 	if inst.Gone() {
 		return store.Instance{}, failure(http.StatusNotFound, "InstanceNotFound", "instance_id %q was deprovisioned", inst.ID)
 	}
-	op, err := a.Store.LatestOperation(r.Context(), inst.ID)
+	op, err := a.Store.Instances().LatestOperation(r.Context(), inst.ID)
 	if err != nil {
 		return store.Instance{}, stateDB("read the instance's latest operation", err)
 	}
@@ -166,7 +166,7 @@ func (a *API) instance(r *http.Request) (store.Instance, error) {
 func (a *API) startOperation(ctx context.Context, inst store.Instance, kind store.OperationKind, raw json.RawMessage, description string) (store.Operation, error) {
 	op := store.Operation{ID: uuid.NewString(), InstanceID: inst.ID, Kind: kind, PlanID: inst.PlanID,
 		Parameters: raw, Description: description}
-	switch err := a.Store.StartOperation(ctx, op, a.EnqueueOp); {
+	switch err := a.Store.Instances().StartOperation(ctx, op, a.EnqueueOp); {
 	case errors.Is(err, store.ErrOperationInFlight):
 		return op, failure(http.StatusConflict, "OperationInProgress",
 			"instance %s has an operation in progress: try again once last_operation says it finished", inst.ID)

@@ -109,7 +109,7 @@ func (a backupRoutes) listBackups(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	backups, err := a.Store.ListBackups(r.Context(), inst.ID)
+	backups, err := a.Store.Backups().ListBackups(r.Context(), inst.ID)
 	if err != nil {
 		a.fail(w, r, stateDB("list the backups", err))
 		return
@@ -150,7 +150,7 @@ func (a backupRoutes) createBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	id := uuid.NewString()
 	b := store.Backup{ID: id, InstanceID: inst.ID, Kind: store.BackupManual, StorageKey: naming.DumpKey(inst.ShortID, id)}
-	if _, err := a.Store.CreateBackup(r.Context(), b, a.EnqueueBackup); errors.Is(err, store.ErrNotFound) {
+	if _, err := a.Store.Backups().CreateBackup(r.Context(), b, a.EnqueueBackup); errors.Is(err, store.ErrNotFound) {
 		a.fail(w, r, failure(http.StatusGone, "Gone", "instance %s was deprovisioned", inst.ID))
 		return
 	} else if err != nil {
@@ -158,7 +158,7 @@ func (a backupRoutes) createBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.InfoContext(r.Context(), "manual backup asked", slog.String("instance_id", inst.ID), slog.String("backup_id", id))
-	stored, err := a.Store.GetBackup(r.Context(), id)
+	stored, err := a.Store.Backups().GetBackup(r.Context(), id)
 	if err != nil {
 		a.fail(w, r, stateDB("read the backup back", err))
 		return
@@ -272,7 +272,7 @@ func (a backupRoutes) pitrTarget(r *http.Request, inst store.Instance) (time.Tim
 // earliestTarget is the earliest time a point-in-time restore can reach:
 // the first base backup's end, or the start of the plan's window.
 func (a backupRoutes) earliestTarget(ctx context.Context, inst store.Instance, plan catalog.Plan) (time.Time, bool, error) {
-	first, ok, err := a.Store.FirstBaseBackup(ctx, inst.ID)
+	first, ok, err := a.Store.Backups().FirstBaseBackup(ctx, inst.ID)
 	if err != nil || !ok {
 		return time.Time{}, false, err
 	}
@@ -315,7 +315,7 @@ func (a backupRoutes) writable(r *http.Request, what string) (store.Instance, er
 		return inst, failure(http.StatusUnprocessableEntity, "PlanHasNoBackups",
 			"plan %s has no backups: cannot %s; change to a Starter or Business plan", inst.PlanID, what)
 	}
-	op, err := a.Store.LatestOperation(r.Context(), inst.ID)
+	op, err := a.Store.Instances().LatestOperation(r.Context(), inst.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return inst, stateDB("read the instance's latest operation", err)
 	}
@@ -329,7 +329,7 @@ func (a backupRoutes) writable(r *http.Request, what string) (store.Instance, er
 // backup_id).
 func (a backupRoutes) backup(r *http.Request, inst store.Instance) (store.Backup, error) {
 	id := mux.Vars(r)["backup_id"]
-	b, err := a.Store.GetBackup(r.Context(), id)
+	b, err := a.Store.Backups().GetBackup(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidValue) || (err == nil && b.InstanceID != inst.ID) {
 		return store.Backup{}, failure(http.StatusNotFound, "BackupNotFound", "backup_id %q is not a backup of instance %s", id, inst.ID)
 	}

@@ -88,7 +88,7 @@ func (a extensionRoutes) enableExtension(w http.ResponseWriter, r *http.Request)
 		a.fail(w, r, dependency("create the extension on the instance", err))
 		return
 	}
-	if err := a.Store.SetExtensions(r.Context(), inst.ID, want); err != nil {
+	if err := a.Store.Instances().SetExtensions(r.Context(), inst.ID, want); err != nil {
 		a.fail(w, r, stateDB("record the instance's extensions", err))
 		return
 	}
@@ -124,7 +124,7 @@ func (a extensionRoutes) disableExtension(w http.ResponseWriter, r *http.Request
 		a.fail(w, r, dependency("drop the extension on the instance", err))
 		return
 	}
-	if err := a.Store.SetExtensions(r.Context(), inst.ID, want); err != nil {
+	if err := a.Store.Instances().SetExtensions(r.Context(), inst.ID, want); err != nil {
 		a.fail(w, r, stateDB("record the instance's extensions", err))
 		return
 	}

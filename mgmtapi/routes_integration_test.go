@@ -36,11 +36,11 @@ func provisioned(t *testing.T, st *store.Store, short string) store.Instance {
 	in := store.Instance{ID: uuid.NewString(), ShortID: short, ServiceID: "postgresql", PlanID: "postgresql-starter-512",
 		OrganizationGUID: "o", SpaceGUID: "s"}
 	op := store.Operation{ID: uuid.NewString(), Kind: store.KindProvision, PlanID: in.PlanID, Description: "queued"}
-	in, err := st.CreateInstance(ctx, in, op, store.PortRange{Min: 40000, Max: 40100}, noEnqueue)
+	in, err := st.Instances().CreateInstance(ctx, in, op, store.PortRange{Min: 40000, Max: 40100}, noEnqueue)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.FinishOperation(ctx, op.ID, store.Succeeded, "done"); err != nil {
+	if err := st.Instances().FinishOperation(ctx, op.ID, store.Succeeded, "done"); err != nil {
 		t.Fatal(err)
 	}
 	return in
@@ -79,11 +79,11 @@ func TestDownloadServesASucceededDumpAndSaysGoneOnceItLeftTheStorage(t *testing.
 	}
 	done, pending := uuid.NewString(), uuid.NewString()
 	for id, k := range map[string]string{done: key, pending: mine.ShortID + "/pending.dump"} {
-		if _, err := st.CreateBackup(ctx, store.Backup{ID: id, InstanceID: mine.ID, Kind: store.BackupManual, StorageKey: k}, noEnqueue); err != nil {
+		if _, err := st.Backups().CreateBackup(ctx, store.Backup{ID: id, InstanceID: mine.ID, Kind: store.BackupManual, StorageKey: k}, noEnqueue); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := st.SucceedBackup(ctx, done, int64(len(content)), "sha-of-the-dump"); err != nil {
+	if err := st.Backups().SucceedBackup(ctx, done, int64(len(content)), "sha-of-the-dump"); err != nil {
 		t.Fatal(err)
 	}
 	h := mgmtapi.New(mgmtapi.Options{Store: st, Dumps: fsys}).Handler()
@@ -225,7 +225,7 @@ func TestUserRoutesKeepTheOwnerAndBindingsAndGenerateOnePassword(t *testing.T) {
 		t.Errorf("refused requests reached the database: %v", db.calls[before:])
 	}
 	op := store.Operation{ID: uuid.NewString(), InstanceID: inst.ID, Kind: store.KindUpdate, PlanID: inst.PlanID, Description: "queued"}
-	if err := st.StartOperation(context.Background(), op, noEnqueue); err != nil {
+	if err := st.Instances().StartOperation(context.Background(), op, noEnqueue); err != nil {
 		t.Fatal(err)
 	}
 	if status, rule, _, _ := call(t, h, "DELETE", base+"/myuser", ""); status != 409 || rule != "OperationInProgress" || db.users["myuser"].Username == "" {
@@ -248,13 +248,13 @@ func TestExtensionRoutesRestartOnlyThroughAnOperation(t *testing.T) {
 	if status, _, _, rec := call(t, h, "PUT", base+"hstore", ""); status != http.StatusOK || !strings.Contains(rec.Body.String(), `"enabled":true`) {
 		t.Fatalf("enable hstore: %d %s", status, rec.Body.String())
 	}
-	if got, _ := st.GetInstance(ctx, inst.ID); !slices.Equal(got.Extensions, []string{"hstore"}) {
+	if got, _ := st.Instances().GetInstance(ctx, inst.ID); !slices.Equal(got.Extensions, []string{"hstore"}) {
 		t.Errorf("recorded extensions %v, want [hstore]", got.Extensions)
 	}
 	if status, rule, _, _ := call(t, h, "DELETE", base+"hstore", ""); status != 409 || rule != "ExtensionInUse" {
 		t.Errorf("disable hstore in use: %d %s, want 409 ExtensionInUse", status, rule)
 	}
-	if got, _ := st.GetInstance(ctx, inst.ID); !slices.Equal(got.Extensions, []string{"hstore"}) {
+	if got, _ := st.Instances().GetInstance(ctx, inst.ID); !slices.Equal(got.Extensions, []string{"hstore"}) {
 		t.Errorf("after a refused disable, recorded extensions %v, want [hstore]", got.Extensions)
 	}
 	calls := len(db.calls)
@@ -264,7 +264,7 @@ func TestExtensionRoutesRestartOnlyThroughAnOperation(t *testing.T) {
 	if status != http.StatusAccepted || answer.Operation == "" {
 		t.Fatalf("enable pg_stat_statements: %d %s, want 202 with an operation", status, rec.Body.String())
 	}
-	op, err := st.GetOperation(ctx, answer.Operation)
+	op, err := st.Instances().GetOperation(ctx, answer.Operation)
 	var params struct{ Extensions []string }
 	_ = json.Unmarshal(op.Parameters, &params)
 	if err != nil || op.Kind != store.KindUpdate || op.State != store.InProgress || !slices.Equal(params.Extensions, []string{"hstore", "pg_stat_statements"}) {

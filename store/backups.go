@@ -9,6 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// Backups are an instance's dumps, its weekly base backups behind PITR
+// (basebackups.go) and the backup slots every broker shares (slots.go),
+// from Store.Backups. CreateBackup and CreateBaseBackup enqueue the job in
+// the transaction that records the row.
+type Backups struct{ *db }
+
 // BackupKind says why a dump was made.
 type BackupKind string
 
@@ -59,7 +65,7 @@ func scanBackup(row pgx.Row) (Backup, error) {
 // transaction. A daily backup (ScheduledAt set) whose run is already recorded
 // is not recorded again: created is false and enqueue is not called. Errors:
 // ErrNotFound when the instance does not exist or was deprovisioned.
-func (s *Store) CreateBackup(ctx context.Context, b Backup, enqueue EnqueueFunc) (created bool, err error) {
+func (s *Backups) CreateBackup(ctx context.Context, b Backup, enqueue EnqueueFunc) (created bool, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		var id string
 		if err := tx.QueryRow(ctx, `SELECT id FROM instances WHERE id = $1 AND deprovisioned_at IS NULL`, b.InstanceID).Scan(&id); err != nil {
@@ -82,12 +88,12 @@ func (s *Store) CreateBackup(ctx context.Context, b Backup, enqueue EnqueueFunc)
 }
 
 // GetBackup returns the backup id. Errors: ErrNotFound.
-func (s *Store) GetBackup(ctx context.Context, id string) (Backup, error) {
+func (s *Backups) GetBackup(ctx context.Context, id string) (Backup, error) {
 	return scanBackup(s.pool.QueryRow(ctx, `SELECT `+backupColumns+` FROM backups WHERE id = $1`, id))
 }
 
 // ListBackups returns the instance's backups, newest first.
-func (s *Store) ListBackups(ctx context.Context, instanceID string) ([]Backup, error) {
+func (s *Backups) ListBackups(ctx context.Context, instanceID string) ([]Backup, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+backupColumns+` FROM backups WHERE instance_id = $1
 		ORDER BY created_at DESC, id DESC`, instanceID)
 	if err != nil {
@@ -102,7 +108,7 @@ func (s *Store) ListBackups(ctx context.Context, instanceID string) ([]Backup, e
 
 // StartBackup marks a pending backup running (an already running one keeps
 // its start time). It returns the backup as stored.
-func (s *Store) StartBackup(ctx context.Context, id string) (Backup, error) {
+func (s *Backups) StartBackup(ctx context.Context, id string) (Backup, error) {
 	return scanBackup(s.pool.QueryRow(ctx, `UPDATE backups
 		SET status = 'running', started_at = coalesce(started_at, now())
 		WHERE id = $1 AND status IN ('pending', 'running')
@@ -111,7 +117,7 @@ func (s *Store) StartBackup(ctx context.Context, id string) (Backup, error) {
 
 // SucceedBackup records that the dump is in storage with its size in bytes
 // and hex SHA-256. Only a pending or running backup changes.
-func (s *Store) SucceedBackup(ctx context.Context, id string, size int64, sha256 string) error {
+func (s *Backups) SucceedBackup(ctx context.Context, id string, size int64, sha256 string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE backups SET status = 'succeeded', finished_at = now(), size_bytes = $2, sha256 = $3
 		WHERE id = $1 AND status IN ('pending', 'running')`, id, size, sha256)
 	if err != nil {
@@ -121,7 +127,7 @@ func (s *Store) SucceedBackup(ctx context.Context, id string, size int64, sha256
 }
 
 // FailBackup records why a backup failed. Only a pending or running backup changes.
-func (s *Store) FailBackup(ctx context.Context, id, reason string) error {
+func (s *Backups) FailBackup(ctx context.Context, id, reason string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE backups SET status = 'failed', finished_at = now(), error = $2
 		WHERE id = $1 AND status IN ('pending', 'running')`, id, reason)
 	if err != nil {
@@ -132,7 +138,7 @@ func (s *Store) FailBackup(ctx context.Context, id, reason string) error {
 
 // DeleteBackup forgets a backup whose dump was deleted from storage. A
 // missing row is not an error.
-func (s *Store) DeleteBackup(ctx context.Context, id string) error {
+func (s *Backups) DeleteBackup(ctx context.Context, id string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM backups WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("delete backup: %w", err)
 	}
@@ -141,7 +147,7 @@ func (s *Store) DeleteBackup(ctx context.Context, id string) error {
 
 // InstanceIDsWithBackups returns the ids of every instance, deprovisioned
 // ones included, that has at least one backup row.
-func (s *Store) InstanceIDsWithBackups(ctx context.Context) ([]string, error) {
+func (s *Backups) InstanceIDsWithBackups(ctx context.Context) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT DISTINCT instance_id FROM backups ORDER BY instance_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list instances with backups: %w", err)
@@ -163,7 +169,7 @@ type ScheduledInstance struct {
 
 // ScheduledInstances returns every instance not deprovisioned whose
 // provisioning succeeded, with what the backup schedule needs.
-func (s *Store) ScheduledInstances(ctx context.Context) ([]ScheduledInstance, error) {
+func (s *Backups) ScheduledInstances(ctx context.Context) ([]ScheduledInstance, error) {
 	rows, err := s.pool.Query(ctx, `SELECT i.id, i.plan_id, i.parameters, i.created_at FROM instances i
 		WHERE i.deprovisioned_at IS NULL AND EXISTS (SELECT 1 FROM operations o
 			WHERE o.instance_id = i.id AND o.kind = 'provision' AND o.state = 'succeeded')`)
@@ -189,7 +195,7 @@ type BackupHealth struct {
 
 // LastSuccessfulBackups returns, for every live instance that has a
 // succeeded backup, when the newest one finished.
-func (s *Store) LastSuccessfulBackups(ctx context.Context) ([]BackupHealth, error) {
+func (s *Backups) LastSuccessfulBackups(ctx context.Context) ([]BackupHealth, error) {
 	rows, err := s.pool.Query(ctx, `SELECT b.instance_id, max(b.finished_at) FROM backups b
 		JOIN instances i ON i.id = b.instance_id AND i.deprovisioned_at IS NULL
 		WHERE b.status = 'succeeded' GROUP BY b.instance_id ORDER BY b.instance_id`)

@@ -35,7 +35,7 @@ func scanBaseBackup(row pgx.Row) (BaseBackup, error) {
 // calls enqueue with its id in the same transaction, unless that week's base
 // backup is already recorded (and not failed) or one failed less than an
 // hour ago: created is false then.
-func (s *Store) CreateBaseBackup(ctx context.Context, id, instanceID, week string, enqueue EnqueueFunc) (created bool, err error) {
+func (s *Backups) CreateBaseBackup(ctx context.Context, id, instanceID, week string, enqueue EnqueueFunc) (created bool, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO base_backups (id, instance_id, week, status)
 			SELECT $1, $2, $3, 'pending'
@@ -55,13 +55,13 @@ func (s *Store) CreateBaseBackup(ctx context.Context, id, instanceID, week strin
 }
 
 // GetBaseBackup returns the base backup id. Errors: ErrNotFound.
-func (s *Store) GetBaseBackup(ctx context.Context, id string) (BaseBackup, error) {
+func (s *Backups) GetBaseBackup(ctx context.Context, id string) (BaseBackup, error) {
 	return scanBaseBackup(s.pool.QueryRow(ctx, `SELECT `+baseBackupColumns+` FROM base_backups WHERE id = $1`, id))
 }
 
 // FinishBaseBackup records a pending or running base backup's outcome:
 // succeeded with pgBackRest's label, or failed with reason.
-func (s *Store) FinishBaseBackup(ctx context.Context, id string, status BackupStatus, label, reason string) error {
+func (s *Backups) FinishBaseBackup(ctx context.Context, id string, status BackupStatus, label, reason string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE base_backups SET status = $2, label = $3, error = $4, finished_at = now()
 		WHERE id = $1 AND status IN ('pending', 'running')`, id, status, label, reason)
 	if err != nil {
@@ -72,7 +72,7 @@ func (s *Store) FinishBaseBackup(ctx context.Context, id string, status BackupSt
 
 // FirstBaseBackup returns when the instance's oldest succeeded base backup
 // finished; ok is false when it has none.
-func (s *Store) FirstBaseBackup(ctx context.Context, instanceID string) (at time.Time, ok bool, err error) {
+func (s *Backups) FirstBaseBackup(ctx context.Context, instanceID string) (at time.Time, ok bool, err error) {
 	var t *time.Time
 	err = s.pool.QueryRow(ctx, `SELECT min(finished_at) FROM base_backups WHERE instance_id = $1 AND status = 'succeeded'`,
 		instanceID).Scan(&t)

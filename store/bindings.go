@@ -9,6 +9,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// Bindings are the service bindings, from Store.Bindings.
+type Bindings struct{ *db }
+
 // Binding is one OSB service binding: one login role on the instance.
 type Binding struct {
 	InstanceID string
@@ -33,7 +36,7 @@ func scanBinding(row pgx.Row) (Binding, error) {
 
 // CreateBinding records b once its role exists. Recording the same binding
 // again returns the stored one unchanged (first write wins).
-func (s *Store) CreateBinding(ctx context.Context, b Binding) (Binding, error) {
+func (s *Bindings) CreateBinding(ctx context.Context, b Binding) (Binding, error) {
 	_, err := s.pool.Exec(ctx, `INSERT INTO bindings (instance_id, id, role_name, read_only, parameters, app_guid,
 		originating_platform, originating_identity)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (instance_id, id) DO NOTHING`,
@@ -45,13 +48,13 @@ func (s *Store) CreateBinding(ctx context.Context, b Binding) (Binding, error) {
 }
 
 // GetBinding returns one binding. Errors: ErrNotFound.
-func (s *Store) GetBinding(ctx context.Context, instanceID, bindingID string) (Binding, error) {
+func (s *Bindings) GetBinding(ctx context.Context, instanceID, bindingID string) (Binding, error) {
 	return scanBinding(s.pool.QueryRow(ctx, `SELECT `+bindingColumns+` FROM bindings WHERE instance_id = $1 AND id = $2`,
 		instanceID, bindingID))
 }
 
 // ListBindings returns the instance's bindings, oldest first.
-func (s *Store) ListBindings(ctx context.Context, instanceID string) ([]Binding, error) {
+func (s *Bindings) ListBindings(ctx context.Context, instanceID string) ([]Binding, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+bindingColumns+` FROM bindings WHERE instance_id = $1 ORDER BY created_at, id`, instanceID)
 	if err != nil {
 		return nil, fmt.Errorf("list bindings: %w", err)
@@ -60,7 +63,7 @@ func (s *Store) ListBindings(ctx context.Context, instanceID string) ([]Binding,
 }
 
 // DeleteBinding forgets a binding. Deleting a missing one is not an error.
-func (s *Store) DeleteBinding(ctx context.Context, instanceID, bindingID string) error {
+func (s *Bindings) DeleteBinding(ctx context.Context, instanceID, bindingID string) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM bindings WHERE instance_id = $1 AND id = $2`, instanceID, bindingID)
 	if err != nil {
 		return fmt.Errorf("delete binding: %w", err)

@@ -23,7 +23,7 @@ func (s *Store) DeploymentID(ctx context.Context) (string, error) {
 // InstanceRecords returns, for every instance the state database knows,
 // whether it is deprovisioned (its tombstone: the row with deprovisioned_at
 // set), by short id. An instance it does not know is absent.
-func (s *Store) InstanceRecords(ctx context.Context) (map[string]bool, error) {
+func (s *Orphans) InstanceRecords(ctx context.Context) (map[string]bool, error) {
 	rows, err := s.pool.Query(ctx, `SELECT short_id, deprovisioned_at IS NOT NULL FROM instances`)
 	if err != nil {
 		return nil, fmt.Errorf("list instances: %w", err)
@@ -43,7 +43,7 @@ func (s *Store) InstanceRecords(ctx context.Context) (map[string]bool, error) {
 
 // RecordSweepRefusal records why the orphan sweep refused to remove jobs
 // ("" when it refused nothing).
-func (s *Store) RecordSweepRefusal(ctx context.Context, reason string) error {
+func (s *Orphans) RecordSweepRefusal(ctx context.Context, reason string) error {
 	var err error
 	if reason == "" {
 		_, err = s.pool.Exec(ctx, `DELETE FROM sweep_refusal`)
@@ -59,7 +59,7 @@ func (s *Store) RecordSweepRefusal(ctx context.Context, reason string) error {
 
 // SweepRefusal returns the last sweep's refusal and when it was recorded;
 // "" when there is none.
-func (s *Store) SweepRefusal(ctx context.Context) (string, time.Time, error) {
+func (s *Orphans) SweepRefusal(ctx context.Context) (string, time.Time, error) {
 	var reason string
 	var at time.Time
 	err := s.pool.QueryRow(ctx, `SELECT reason, at FROM sweep_refusal`).Scan(&reason, &at)

@@ -28,30 +28,30 @@ func TestDeploymentIdentityTombstonesAndSweepRefusal(t *testing.T) {
 		{ID: "gone", ShortID: "bbbbbbbbbbbb", ServiceID: "postgresql", PlanID: "p", OrganizationGUID: "o", SpaceGUID: "s"},
 	} {
 		op := store.Operation{ID: "op-" + inst.ID, Kind: store.KindProvision, PlanID: "p", Description: "queued"}
-		if _, err := s.CreateInstance(ctx, inst, op, store.PortRange{Min: 40000, Max: 40010}, noEnqueue); err != nil {
+		if _, err := s.Instances().CreateInstance(ctx, inst, op, store.PortRange{Min: 40000, Max: 40010}, noEnqueue); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := s.Pool().Exec(ctx, `UPDATE instances SET deprovisioned_at = now() WHERE id = 'gone'`); err != nil {
 		t.Fatal(err)
 	}
-	records, err := s.InstanceRecords(ctx)
+	records, err := s.Orphans().InstanceRecords(ctx)
 	if err != nil || len(records) != 2 || records["aaaaaaaaaaaa"] || !records["bbbbbbbbbbbb"] {
 		t.Fatalf("records %v, %v", records, err)
 	}
-	if reason, _, err := s.SweepRefusal(ctx); reason != "" || err != nil {
+	if reason, _, err := s.Orphans().SweepRefusal(ctx); reason != "" || err != nil {
 		t.Fatalf("refusal before any: %q, %v", reason, err)
 	}
-	if err := s.RecordSweepRefusal(ctx, "unknown instances"); err != nil {
+	if err := s.Orphans().RecordSweepRefusal(ctx, "unknown instances"); err != nil {
 		t.Fatal(err)
 	}
-	if reason, at, err := s.SweepRefusal(ctx); reason != "unknown instances" || at.IsZero() || err != nil {
+	if reason, at, err := s.Orphans().SweepRefusal(ctx); reason != "unknown instances" || at.IsZero() || err != nil {
 		t.Fatalf("refusal %q at %v, %v", reason, at, err)
 	}
-	if err := s.RecordSweepRefusal(ctx, ""); err != nil {
+	if err := s.Orphans().RecordSweepRefusal(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	if reason, _, _ := s.SweepRefusal(ctx); reason != "" {
+	if reason, _, _ := s.Orphans().SweepRefusal(ctx); reason != "" {
 		t.Fatalf("refusal after clearing: %q", reason)
 	}
 }

@@ -9,6 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// Instances are the service instances and their operations (operations.go),
+// from Store.Instances. Every change of an instance or of its operations is
+// one transaction that also announces the instance to the status caches;
+// CreateInstance and StartOperation enqueue the operation's job in it too.
+type Instances struct{ *db }
+
 // Instance is one OSB service instance (OSB 2.17 "Provisioning").
 type Instance struct {
 	ID               string          // OSB instance_id, as the platform sent it
@@ -54,7 +60,7 @@ func scanInstance(row pgx.Row) (Instance, error) {
 // transaction: either everything is recorded or nothing is. It returns the
 // instance as stored. Errors: ErrInstanceExists (same id, or a short id
 // collision), ErrNoFreePort.
-func (s *Store) CreateInstance(ctx context.Context, in Instance, op Operation, ports PortRange, enqueue EnqueueFunc) (Instance, error) {
+func (s *Instances) CreateInstance(ctx context.Context, in Instance, op Operation, ports PortRange, enqueue EnqueueFunc) (Instance, error) {
 	var out Instance
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// Serialise port allocation between concurrent provisions.
@@ -119,7 +125,7 @@ func freePort(ctx context.Context, tx pgx.Tx, ports PortRange, except int) (int,
 // EnsureReadOnlyPort allocates the lowest free port of ports as the
 // instance's read-only port unless it has one, and returns it. Idempotent.
 // Errors: ErrNotFound, ErrNoFreePort.
-func (s *Store) EnsureReadOnlyPort(ctx context.Context, instanceID string, ports PortRange) (int, error) {
+func (s *Instances) EnsureReadOnlyPort(ctx context.Context, instanceID string, ports PortRange) (int, error) {
 	var port int
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('pgbroker.gateway_port'))`); err != nil {
@@ -147,13 +153,13 @@ func (s *Store) EnsureReadOnlyPort(ctx context.Context, instanceID string, ports
 
 // GetInstance returns the instance with id, deprovisioned ones included
 // (check Gone). Errors: ErrNotFound.
-func (s *Store) GetInstance(ctx context.Context, id string) (Instance, error) {
+func (s *Instances) GetInstance(ctx context.Context, id string) (Instance, error) {
 	return scanInstance(s.pool.QueryRow(ctx, `SELECT `+instanceColumns+` FROM instances WHERE id = $1`, id))
 }
 
 // SetNodeID records the Nomad node that holds the instance's data directory,
 // so later job versions are pinned to it.
-func (s *Store) SetNodeID(ctx context.Context, instanceID, nodeID string) error {
+func (s *Instances) SetNodeID(ctx context.Context, instanceID, nodeID string) error {
 	_, err := s.pool.Exec(ctx, `WITH changed AS (UPDATE instances SET node_id = $2 WHERE id = $1 RETURNING id)
 		SELECT pg_notify($3, id) FROM changed`, instanceID, nodeID, notifyChannel)
 	if err != nil {
@@ -165,7 +171,7 @@ func (s *Store) SetNodeID(ctx context.Context, instanceID, nodeID string) error 
 // SetExtensions records the extensions the broker manages in the instance's
 // database (after the management API enabled or disabled one that needs no
 // restart), and announces the change to the status caches.
-func (s *Store) SetExtensions(ctx context.Context, instanceID string, extensions []string) error {
+func (s *Instances) SetExtensions(ctx context.Context, instanceID string, extensions []string) error {
 	_, err := s.pool.Exec(ctx, `WITH changed AS (UPDATE instances SET extensions = $2 WHERE id = $1 RETURNING id)
 		SELECT pg_notify($3, id) FROM changed`, instanceID, textArray(extensions), notifyChannel)
 	if err != nil {
@@ -176,7 +182,7 @@ func (s *Store) SetExtensions(ctx context.Context, instanceID string, extensions
 
 // LiveInstances returns every instance not deprovisioned whose provisioning
 // succeeded, by id.
-func (s *Store) LiveInstances(ctx context.Context) ([]Instance, error) {
+func (s *Instances) LiveInstances(ctx context.Context) ([]Instance, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+instanceColumns+` FROM instances i
 		WHERE deprovisioned_at IS NULL
 		  AND EXISTS (SELECT 1 FROM operations o WHERE o.instance_id = i.id AND o.kind = 'provision' AND o.state = 'succeeded')

@@ -80,7 +80,7 @@ func insertOperation(ctx context.Context, tx pgx.Tx, op Operation) error {
 // StartOperation records op (in progress) on an existing, live instance and
 // calls enqueue in the same transaction. Errors: ErrNotFound (no live
 // instance), ErrOperationInFlight.
-func (s *Store) StartOperation(ctx context.Context, op Operation, enqueue EnqueueFunc) error {
+func (s *Instances) StartOperation(ctx context.Context, op Operation, enqueue EnqueueFunc) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		var id string
 		err := tx.QueryRow(ctx, `SELECT id FROM instances WHERE id = $1 AND deprovisioned_at IS NULL FOR UPDATE`, op.InstanceID).Scan(&id)
@@ -98,18 +98,18 @@ func (s *Store) StartOperation(ctx context.Context, op Operation, enqueue Enqueu
 }
 
 // GetOperation returns the operation with id. Errors: ErrNotFound.
-func (s *Store) GetOperation(ctx context.Context, id string) (Operation, error) {
+func (s *Instances) GetOperation(ctx context.Context, id string) (Operation, error) {
 	return scanOperation(s.pool.QueryRow(ctx, `SELECT `+operationColumns+` FROM operations WHERE id = $1`, id))
 }
 
 // LatestOperation returns the instance's most recent operation. Errors: ErrNotFound.
-func (s *Store) LatestOperation(ctx context.Context, instanceID string) (Operation, error) {
+func (s *Instances) LatestOperation(ctx context.Context, instanceID string) (Operation, error) {
 	return scanOperation(s.pool.QueryRow(ctx, `SELECT `+operationColumns+` FROM operations
 		WHERE instance_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1`, instanceID))
 }
 
 // SetProgress records the current step of an operation still in progress.
-func (s *Store) SetProgress(ctx context.Context, opID, description string) error {
+func (s *Instances) SetProgress(ctx context.Context, opID, description string) error {
 	_, err := s.pool.Exec(ctx, `WITH changed AS (
 			UPDATE operations SET description = $2, updated_at = now()
 			WHERE id = $1 AND state = 'in progress' RETURNING instance_id)
@@ -126,7 +126,7 @@ func (s *Store) SetProgress(ctx context.Context, opID, description string) error
 // the update's parameters into the instance's (backup_time...); a
 // succeeded deprovision marks the instance gone and releases its gateway port.
 // Finishing an operation that already finished changes nothing.
-func (s *Store) FinishOperation(ctx context.Context, opID string, state OperationState, description string) error {
+func (s *Instances) FinishOperation(ctx context.Context, opID string, state OperationState, description string) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		op, err := scanOperation(tx.QueryRow(ctx, `UPDATE operations
 			SET state = $2, description = $3, updated_at = now(), finished_at = now()
@@ -168,7 +168,7 @@ func (s *Store) FinishOperation(ctx context.Context, opID string, state Operatio
 // operations: the one with id opID, or its latest when opID is "". found is
 // false when the instance has no such operation. Errors: ErrNotFound when
 // the instance does not exist. (One round trip: last_operation is polled.)
-func (s *Store) InstanceOperation(ctx context.Context, instanceID, opID string) (Instance, Operation, bool, error) {
+func (s *Instances) InstanceOperation(ctx context.Context, instanceID, opID string) (Instance, Operation, bool, error) {
 	if s.cache == nil {
 		return s.queryInstanceOperation(ctx, instanceID, opID)
 	}
@@ -183,7 +183,7 @@ func (s *Store) InstanceOperation(ctx context.Context, instanceID, opID string) 
 	return inst, op, found, err
 }
 
-func (s *Store) queryInstanceOperation(ctx context.Context, instanceID, opID string) (inst Instance, op Operation, found bool, err error) {
+func (s *Instances) queryInstanceOperation(ctx context.Context, instanceID, opID string) (inst Instance, op Operation, found bool, err error) {
 	var (
 		oID, oInstance, oKind, oState, oDesc, oPlan, oPlatform *string
 		oParams, oIdentity                                     []byte

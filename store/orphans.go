@@ -8,26 +8,14 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// LiveShortIDs returns the short ids of every instance not deprovisioned.
-func (s *Store) LiveShortIDs(ctx context.Context) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT short_id FROM instances WHERE deprovisioned_at IS NULL`)
-	if err != nil {
-		return nil, fmt.Errorf("list live instances: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("list live instances: %w", err)
-	}
-	out := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		out[id] = true
-	}
-	return out, nil
-}
+// Orphans are what the orphan reaper reads and records: which instances
+// are live, which Nomad jobs it saw orphaned and since when, and whether the
+// run a batch job carries out is still under way. From Store.Orphans.
+type Orphans struct{ *db }
 
 // SeeOrphans records the orphan jobs of this sweep and forgets the ones no
 // longer orphaned. It returns when each was first seen.
-func (s *Store) SeeOrphans(ctx context.Context, jobIDs []string) (map[string]time.Time, error) {
+func (s *Orphans) SeeOrphans(ctx context.Context, jobIDs []string) (map[string]time.Time, error) {
 	seen := make(map[string]time.Time, len(jobIDs))
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM orphan_jobs WHERE NOT (job_id = ANY($1))`, jobIDs); err != nil {
@@ -66,7 +54,7 @@ var activeRun = map[string]string{
 // RunActive reports whether the run id of a batch job of kind ("dump": a
 // backup id, "restore": an operation id, "basebackup": a base backup id) is
 // still under way. Unknown ids are not; unknown kinds are an error.
-func (s *Store) RunActive(ctx context.Context, kind, id string) (bool, error) {
+func (s *Orphans) RunActive(ctx context.Context, kind, id string) (bool, error) {
 	q, ok := activeRun[kind]
 	if !ok {
 		return false, fmt.Errorf("no batch job kind %q", kind)

@@ -26,7 +26,7 @@ type BackupSlot struct {
 // state database shares (issue #4 "Scheduler": a configurable number of
 // backups at once across broker replicas, the rest queued). ok is false when
 // all n are taken; err when the state database cannot be reached.
-func (s *Store) TryBackupSlot(ctx context.Context, n int) (slot *BackupSlot, ok bool, err error) {
+func (s *Backups) TryBackupSlot(ctx context.Context, n int) (slot *BackupSlot, ok bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return nil, false, fmt.Errorf("connect to the state database for a backup slot: %w", err)

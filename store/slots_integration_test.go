@@ -21,7 +21,7 @@ func TestBackupSlotsAreSharedByEveryBroker(t *testing.T) {
 	defer b.Close()
 	take := func(st *store.Store) (*store.BackupSlot, bool) {
 		t.Helper()
-		slot, ok, err := st.TryBackupSlot(ctx, 2)
+		slot, ok, err := st.Backups().TryBackupSlot(ctx, 2)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,11 +30,11 @@ func TestStatusCacheFollowsChangesFromAnotherReplica(t *testing.T) {
 
 	inst := store.Instance{ID: "i-1", ShortID: "aaaaaaaaaaaa", ServiceID: "postgresql", PlanID: "p", OrganizationGUID: "o", SpaceGUID: "s"}
 	op := store.Operation{ID: "op-1", Kind: store.KindProvision, PlanID: "p", Description: "queued"}
-	if _, err := writer.CreateInstance(ctx, inst, op, store.PortRange{Min: 40000, Max: 40001}, noEnqueue); err != nil {
+	if _, err := writer.Instances().CreateInstance(ctx, inst, op, store.PortRange{Min: 40000, Max: 40001}, noEnqueue); err != nil {
 		t.Fatal(err)
 	}
 	read := func() store.Operation {
-		_, got, found, err := reader.InstanceOperation(ctx, "i-1", "")
+		_, got, found, err := reader.Instances().InstanceOperation(ctx, "i-1", "")
 		if err != nil || !found {
 			t.Fatalf("read: %v %v", found, err)
 		}
@@ -44,12 +44,12 @@ func TestStatusCacheFollowsChangesFromAnotherReplica(t *testing.T) {
 		t.Fatalf("description %q", got.Description)
 	}
 	for _, step := range []string{"starting node 1 of 1", "creating the database"} {
-		if err := writer.SetProgress(ctx, "op-1", step); err != nil {
+		if err := writer.Instances().SetProgress(ctx, "op-1", step); err != nil {
 			t.Fatal(err)
 		}
 		waitUntil(t, func() bool { return read().Description == step })
 	}
-	if err := writer.FinishOperation(ctx, "op-1", store.Succeeded, "ready"); err != nil {
+	if err := writer.Instances().FinishOperation(ctx, "op-1", store.Succeeded, "ready"); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, func() bool { o := read(); return o.State == store.Succeeded && o.Description == "ready" })

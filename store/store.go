@@ -1,7 +1,9 @@
 // Package store keeps the broker's own state in PostgreSQL (pgx/v5): service
-// instances, operations and bindings. It is the only package that runs SQL
-// against the state database; River's job tables live in the same database and
-// are migrated here too. No secret is ever written here: passwords live in
+// instances and their operations, bindings, backups. Open gives the Store;
+// its Instances, Bindings, Backups and Orphans handles carry the queries of
+// each concept. It is the only package that runs SQL against the state
+// database; River's job tables live in the same database and are migrated
+// here too. No secret is ever written here: passwords live in
 // Nomad Variables (DESIGN.md "Nomad jobs").
 package store
 
@@ -32,8 +34,20 @@ var (
 	ErrInvalidValue = errors.New("the state database cannot store a value of the request")
 )
 
-// Store is the state database. Safe for concurrent use.
+// Store is the state database: the one entry point, opened once. It hands
+// out one handle per concept (Instances, Bindings, Backups, Orphans), all
+// on the same connection pool, and keeps the database's own life: schema
+// migrations, health, the status cache. Safe for concurrent use.
 type Store struct {
+	*db
+	instances *Instances
+	bindings  *Bindings
+	backups   *Backups
+	orphans   *Orphans
+}
+
+// db is what every concept handle shares: the pool and the status cache.
+type db struct {
 	pool  *pgxpool.Pool
 	cache *statusCache // nil until StartStatusCache
 }
@@ -49,8 +63,21 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state database: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	d := &db{pool: pool}
+	return &Store{db: d, instances: &Instances{d}, bindings: &Bindings{d}, backups: &Backups{d}, orphans: &Orphans{d}}, nil
 }
+
+// Instances are the service instances and their operations.
+func (s *Store) Instances() *Instances { return s.instances }
+
+// Bindings are the service bindings.
+func (s *Store) Bindings() *Bindings { return s.bindings }
+
+// Backups are the dumps, the base backups behind PITR, and the backup slots.
+func (s *Store) Backups() *Backups { return s.backups }
+
+// Orphans are what the orphan reaper reads and records.
+func (s *Store) Orphans() *Orphans { return s.orphans }
 
 // Close releases every connection.
 func (s *Store) Close() { s.pool.Close() }
@@ -73,8 +100,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // the transaction tx that records it.
 type EnqueueFunc func(ctx context.Context, tx pgx.Tx, opID string) error
 
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return invalidValue(pgx.BeginFunc(ctx, s.pool, fn))
+func (d *db) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return invalidValue(pgx.BeginFunc(ctx, d.pool, fn))
 }
 
 func isUniqueViolation(err error, constraint string) bool {

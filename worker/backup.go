@@ -47,7 +47,7 @@ const slotWait = 10 * time.Second
 // database shares, or returns river.JobSnooze: the job waits its turn in
 // the queue (a snooze does not count as a failed attempt). release frees it.
 func takeSlot(ctx context.Context, st *store.Store, n int) (release func(), err error) {
-	slot, ok, err := st.TryBackupSlot(ctx, n)
+	slot, ok, err := st.Backups().TryBackupSlot(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ type backupWorker struct {
 // A dump job that failed (pg_dump's error) or a last attempt that failed
 // records the backup as failed; other errors are retried.
 func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) error {
-	b, err := w.store.GetBackup(ctx, job.Args.BackupID)
+	b, err := w.store.Backups().GetBackup(ctx, job.Args.BackupID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -99,7 +99,7 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 		return nil
 	}
 	log := w.log.With(slog.String("instance_id", b.InstanceID), slog.String("backup_id", b.ID), slog.String("kind", string(b.Kind)))
-	inst, err := w.store.GetInstance(ctx, b.InstanceID)
+	inst, err := w.store.Instances().GetInstance(ctx, b.InstanceID)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 		return err
 	}
 	defer release()
-	if _, err := w.store.StartBackup(ctx, b.ID); err != nil {
+	if _, err := w.store.Backups().StartBackup(ctx, b.ID); err != nil {
 		return err
 	}
 	log.Info("dump attempt", slog.Int("attempt", job.Attempt))
@@ -136,7 +136,7 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 	if err != nil {
 		return err
 	}
-	if err := w.store.SucceedBackup(ctx, b.ID, size, sum); err != nil {
+	if err := w.store.Backups().SucceedBackup(ctx, b.ID, size, sum); err != nil {
 		return err
 	}
 	log.Info("dump succeeded", slog.Int64("size_bytes", size), slog.String("sha256", sum))
@@ -148,7 +148,7 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 
 func (w *backupWorker) fail(ctx context.Context, log *slog.Logger, b store.Backup, reason string) error {
 	log.Error("dump failed", slog.String("reason", reason))
-	return w.store.FailBackup(ctx, b.ID, reason)
+	return w.store.Backups().FailBackup(ctx, b.ID, reason)
 }
 
 // sweepInstance deletes, from storage then from the store, the backups of
@@ -160,7 +160,7 @@ func sweepInstance(ctx context.Context, st *store.Store, cat *catalog.Catalog, s
 	if !ok {
 		return nil
 	}
-	backups, err := st.ListBackups(ctx, inst.ID)
+	backups, err := st.Backups().ListBackups(ctx, inst.ID)
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func sweepInstance(ctx context.Context, st *store.Store, cat *catalog.Catalog, s
 		if err := storage.Delete(ctx, b.StorageKey); err != nil {
 			return fmt.Errorf("delete dump of backup %s: %w", b.ID, err)
 		}
-		if err := st.DeleteBackup(ctx, b.ID); err != nil {
+		if err := st.Backups().DeleteBackup(ctx, b.ID); err != nil {
 			return err
 		}
 	}
@@ -231,13 +231,13 @@ type retentionWorker struct {
 
 // Work sweeps every instance that has backups.
 func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs]) error {
-	ids, err := w.store.InstanceIDsWithBackups(ctx)
+	ids, err := w.store.Backups().InstanceIDsWithBackups(ctx)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
 	for _, id := range ids {
-		inst, err := w.store.GetInstance(ctx, id)
+		inst, err := w.store.Instances().GetInstance(ctx, id)
 		if err != nil {
 			return err
 		}

@@ -50,7 +50,7 @@ type baseBackupWorker struct {
 // failed pgBackRest run is retried (a failover may have moved the primary
 // under it) until the last attempt, which records the failure.
 func (w *baseBackupWorker) Work(ctx context.Context, job *river.Job[BaseBackupArgs]) error {
-	bb, err := w.store.GetBaseBackup(ctx, job.Args.BaseBackupID)
+	bb, err := w.store.Backups().GetBaseBackup(ctx, job.Args.BaseBackupID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -61,13 +61,13 @@ func (w *baseBackupWorker) Work(ctx context.Context, job *river.Job[BaseBackupAr
 		return nil
 	}
 	log := w.log.With(slog.String("instance_id", bb.InstanceID), slog.String("base_backup_id", bb.ID))
-	inst, err := w.store.GetInstance(ctx, bb.InstanceID)
+	inst, err := w.store.Instances().GetInstance(ctx, bb.InstanceID)
 	if err != nil {
 		return err
 	}
 	fail := func(reason string) error {
 		log.Error("base backup failed", slog.String("reason", reason))
-		return w.store.FinishBaseBackup(ctx, bb.ID, store.BackupFailed, "", reason)
+		return w.store.Backups().FinishBaseBackup(ctx, bb.ID, store.BackupFailed, "", reason)
 	}
 	if inst.Gone() {
 		return fail("the instance was deprovisioned")
@@ -89,7 +89,7 @@ func (w *baseBackupWorker) Work(ctx context.Context, job *river.Job[BaseBackupAr
 		return err
 	}
 	log.Info("base backup succeeded", slog.String("label", label))
-	return w.store.FinishBaseBackup(ctx, bb.ID, store.BackupSucceeded, label, "")
+	return w.store.Backups().FinishBaseBackup(ctx, bb.ID, store.BackupSucceeded, label, "")
 }
 
 // isoWeek names the ISO week of t in UTC, "2026-W48".
@@ -104,7 +104,7 @@ func (w *scheduleWorker) scheduleBaseBackups(ctx context.Context, client *river.
 	week := isoWeek(now)
 	for _, id := range ids {
 		bbID := uuid.NewString()
-		created, err := w.store.CreateBaseBackup(ctx, bbID, id, week, func(ctx context.Context, tx pgx.Tx, bbID string) error {
+		created, err := w.store.Backups().CreateBaseBackup(ctx, bbID, id, week, func(ctx context.Context, tx pgx.Tx, bbID string) error {
 			_, err := client.InsertTx(ctx, tx, BaseBackupArgs{BaseBackupID: bbID}, nil)
 			return err
 		})

@@ -34,7 +34,7 @@ type operationWorker struct {
 // (the operation is recorded as succeeded or failed); an error schedules
 // another attempt.
 func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs]) error {
-	op, err := w.store.GetOperation(ctx, job.Args.OperationID)
+	op, err := w.store.Instances().GetOperation(ctx, job.Args.OperationID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // the enqueueing transaction rolled back: nothing to do
 	}
@@ -48,21 +48,21 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 	if age := time.Since(op.CreatedAt); age > w.cfg.Deadline {
 		msg := fmt.Sprintf("%s did not finish within %s; last step: %s", op.Kind, w.cfg.Deadline, op.Description)
 		log.Error("operation failed", slog.String("reason", msg))
-		return w.store.FinishOperation(ctx, op.ID, store.Failed, msg)
+		return w.store.Instances().FinishOperation(ctx, op.ID, store.Failed, msg)
 	}
-	inst, err := w.store.GetInstance(ctx, op.InstanceID)
+	inst, err := w.store.Instances().GetInstance(ctx, op.InstanceID)
 	if err != nil {
 		return err
 	}
 	_, plan, ok := w.catalog.Plan(op.PlanID)
 	if !ok {
-		return w.store.FinishOperation(ctx, op.ID, store.Failed, fmt.Sprintf("plan %s is no longer in the catalog", op.PlanID))
+		return w.store.Instances().FinishOperation(ctx, op.ID, store.Failed, fmt.Sprintf("plan %s is no longer in the catalog", op.PlanID))
 	}
 	step := op.Description
 	progress := func(s string) {
 		step = s
 		log.Info("operation progress", slog.String("step", s))
-		if err := w.store.SetProgress(ctx, op.ID, s); err != nil {
+		if err := w.store.Instances().SetProgress(ctx, op.ID, s); err != nil {
 			log.Warn("record progress", slog.String("error", err.Error()))
 		}
 	}
@@ -71,16 +71,16 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 	var final *failure
 	if errors.As(err, &final) {
 		log.Error("operation failed", slog.String("reason", final.msg))
-		return w.store.FinishOperation(ctx, op.ID, store.Failed, final.msg)
+		return w.store.Instances().FinishOperation(ctx, op.ID, store.Failed, final.msg)
 	}
 	if err != nil {
 		log.Warn("operation attempt failed", slog.String("step", step), slog.String("error", err.Error()))
-		_ = w.store.SetProgress(context.WithoutCancel(ctx), op.ID, fmt.Sprintf("%s (will retry: %v)", step, err))
+		_ = w.store.Instances().SetProgress(context.WithoutCancel(ctx), op.ID, fmt.Sprintf("%s (will retry: %v)", step, err))
 		return err
 	}
 	crashpoint.Hit("operation:done")
 	log.Info("operation succeeded")
-	return w.store.FinishOperation(ctx, op.ID, store.Succeeded, done)
+	return w.store.Instances().FinishOperation(ctx, op.ID, store.Succeeded, done)
 }
 
 // carryOut runs the operation's steps and returns the success description.
@@ -123,7 +123,7 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		}
 		placed, err := w.op.ChangePlan(ctx, want, from, size, progress)
 		if placed.NodeID != "" && placed.NodeID != inst.NodeID {
-			if serr := w.store.SetNodeID(ctx, inst.ID, placed.NodeID); serr != nil {
+			if serr := w.store.Instances().SetNodeID(ctx, inst.ID, placed.NodeID); serr != nil {
 				return "", serr
 			}
 			want.NodeID = placed.NodeID
@@ -197,7 +197,7 @@ func (w *operationWorker) restore(ctx context.Context, op store.Operation, targe
 	if err != nil || p.BackupID == "" {
 		return "", &failure{"the restore names no backup"}
 	}
-	b, err := w.store.GetBackup(ctx, p.BackupID)
+	b, err := w.store.Backups().GetBackup(ctx, p.BackupID)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", &failure{fmt.Sprintf("backup %s no longer exists (retention deleted it)", p.BackupID)}
 	}
@@ -223,7 +223,7 @@ func (w *operationWorker) restore(ctx context.Context, op store.Operation, targe
 func (w *operationWorker) provisionNew(ctx context.Context, inst store.Instance, target *provisioner.Instance, size provisioner.Size, progress provisioner.Progress) error {
 	placed, err := w.op.Provision(ctx, *target, size, progress)
 	if placed.NodeID != "" && inst.NodeID == "" {
-		if serr := w.store.SetNodeID(ctx, inst.ID, placed.NodeID); serr != nil {
+		if serr := w.store.Instances().SetNodeID(ctx, inst.ID, placed.NodeID); serr != nil {
 			return serr
 		}
 		target.NodeID = placed.NodeID
@@ -261,7 +261,7 @@ func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, t
 		if err != nil { // the broker admitted RFC 3339 only
 			return "", &failure{fmt.Sprintf("restore_from.point_in_time %q is not an RFC 3339 time", rf.PointInTime)}
 		}
-		src, err := w.store.GetInstance(ctx, rf.InstanceID)
+		src, err := w.store.Instances().GetInstance(ctx, rf.InstanceID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && src.Gone()) {
 			return "", &failure{fmt.Sprintf("restore_from.instance_id %s was deprovisioned, and its WAL archive with it", rf.InstanceID)}
 		}
@@ -278,7 +278,7 @@ func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, t
 		}
 		return fmt.Sprintf("PostgreSQL is ready on plan %s with the data of instance %s at %s", op.PlanID, rf.InstanceID, at.Format(time.RFC3339Nano)), nil
 	}
-	b, err := w.store.GetBackup(ctx, rf.BackupID)
+	b, err := w.store.Backups().GetBackup(ctx, rf.BackupID)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", &failure{fmt.Sprintf("restore_from.backup_id %s no longer exists (retention deleted it): deprovision and provision from another backup", rf.BackupID)}
 	}

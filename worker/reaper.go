@@ -64,7 +64,7 @@ func (r *reaper) Work(ctx context.Context, _ *river.Job[ReapArgs]) error {
 	if err != nil {
 		return err
 	}
-	records, err := r.store.InstanceRecords(ctx)
+	records, err := r.store.Orphans().InstanceRecords(ctx)
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (r *reaper) Work(ctx context.Context, _ *river.Job[ReapArgs]) error {
 			continue
 		}
 		if j.Batch != "" {
-			active, err := r.store.RunActive(ctx, j.Batch, j.RunID)
+			active, err := r.store.Orphans().RunActive(ctx, j.Batch, j.RunID)
 			if err != nil {
 				return err
 			}
@@ -102,7 +102,7 @@ func (r *reaper) Work(ctx context.Context, _ *river.Job[ReapArgs]) error {
 		r.log.Info("jobs named for this broker but registered by another deployment (or before deployments had an identity) are left alone",
 			slog.Int("jobs", foreign))
 	}
-	if err := r.store.RecordSweepRefusal(ctx, refusal(unknown)); err != nil {
+	if err := r.store.Orphans().RecordSweepRefusal(ctx, refusal(unknown)); err != nil {
 		return err
 	}
 	if len(unknown) > 0 {
@@ -128,7 +128,7 @@ func refusal(unknown []string) string {
 // (only tombstoned instances get here); a batch job alone, with its
 // variable.
 func (r *reaper) remove(ctx context.Context, orphanIDs []string, shortOf map[string]string, batch map[string]bool) error {
-	seen, err := r.store.SeeOrphans(ctx, orphanIDs)
+	seen, err := r.store.Orphans().SeeOrphans(ctx, orphanIDs)
 	if err != nil {
 		return err
 	}
@@ -170,7 +170,7 @@ func (r *reaper) remove(ctx context.Context, orphanIDs []string, shortOf map[str
 // (every, Config.ReapInterval) and a minute.
 func SweepCheck(st *store.Store, every time.Duration) func(context.Context) error {
 	return func(ctx context.Context) error {
-		reason, at, err := st.SweepRefusal(ctx)
+		reason, at, err := st.Orphans().SweepRefusal(ctx)
 		if err != nil {
 			return err
 		}

@@ -49,7 +49,7 @@ type renewer struct {
 // connections stay up. An instance that fails is logged and retried at the
 // next sweep; the others go on.
 func (r *renewer) Work(ctx context.Context, _ *river.Job[RenewArgs]) error {
-	insts, err := r.store.LiveInstances(ctx)
+	insts, err := r.store.Instances().LiveInstances(ctx)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ type scheduleWorker struct {
 // with PITR on, it also records and enqueues this week's base backup of
 // every live instance on a plan with PITR that has none yet.
 func (w *scheduleWorker) Work(ctx context.Context, _ *river.Job[ScheduleArgs]) error {
-	instances, err := w.store.ScheduledInstances(ctx)
+	instances, err := w.store.Backups().ScheduledInstances(ctx)
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func (w *scheduleWorker) Work(ctx context.Context, _ *river.Job[ScheduleArgs]) e
 		at := run.At
 		id := uuid.NewString()
 		short := naming.ShortID(run.InstanceID)
-		created, err := w.store.CreateBackup(ctx, store.Backup{
+		created, err := w.store.Backups().CreateBackup(ctx, store.Backup{
 			ID: id, InstanceID: run.InstanceID, Kind: store.BackupDaily, ScheduledAt: &at,
 			StorageKey: naming.DumpKey(short, id),
 		}, func(ctx context.Context, tx pgx.Tx, backupID string) error {

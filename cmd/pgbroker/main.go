@@ -172,7 +172,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			EnqueueOp: runner.Enqueue, EnqueueBackup: runner.EnqueueBackup,
 			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), WriteTimeout: cfg.HTTPWriteTimeout, Log: log,
 		}).Handler(),
-		Metrics:   metrics.Handler(st, log),
+		Metrics:   metrics.Handler(st.Backups(), log),
 		Dashboard: dashboard.Handler(),
 		Checks: []httpapi.Check{
 			{Name: "state_database", Fn: st.Ping},
