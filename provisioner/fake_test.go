@@ -35,17 +35,17 @@ import (
 type world struct {
 	mu       sync.Mutex
 	log      []string
-	jobs     map[string]*api.Job                    // current definition by job id
-	versions map[string]int                         // registered versions by job id (0 when registered once)
-	allocs   map[string][]*api.AllocationListStub   // by job id, oldest first
-	vars     map[string]map[string]string           // Variables by path
-	leader   map[string]string                      // Patroni leader by instance short id; "" none elected
-	sync     map[string]bool                        // Patroni synchronous_mode by short id
-	marker   map[string]string                      // restore id in node-0's data directory, by short id
-	seq      int                                    // allocation ids
-	params   map[string]map[string]any              // Patroni parameters by short id
-	calls    int                                    // calls into the fakes so far
-	crashAt  int                                    // when > 0, the calls-th call crashes (panics with crashed) before it acts
+	jobs     map[string]*api.Job                  // current definition by job id
+	versions map[string]int                       // registered versions by job id (0 when registered once)
+	allocs   map[string][]*api.AllocationListStub // by job id, oldest first
+	vars     map[string]map[string]string         // Variables by path
+	leader   map[string]string                    // Patroni leader by instance short id; "" none elected
+	sync     map[string]bool                      // Patroni synchronous_mode by short id
+	marker   map[string]string                    // restore id in node-0's data directory, by short id
+	seq      int                                  // allocation ids
+	params   map[string]map[string]any            // Patroni parameters by short id
+	calls    int                                  // calls into the fakes so far
+	crashAt  int                                  // when > 0, the calls-th call crashes (panics with crashed) before it acts
 }
 
 func newWorld() *world {
@@ -54,7 +54,9 @@ func newWorld() *world {
 		marker: map[string]string{}, params: map[string]map[string]any{}}
 }
 
-func (w *world) record(format string, args ...any) { w.log = append(w.log, fmt.Sprintf(format, args...)) }
+func (w *world) record(format string, args ...any) {
+	w.log = append(w.log, fmt.Sprintf(format, args...))
+}
 
 // fail counts call, crashes the broker before it when it is the crashAt-th,
 // and returns ctx's error.
@@ -851,7 +853,7 @@ func (a *fakeAdmin) HasDataFile(ctx context.Context, name string) (bool, error) 
 }
 
 func (a *fakeAdmin) DataSize(context.Context) (int64, error) { return 0, nil }
-func (a *fakeAdmin) Checkpoint(ctx context.Context) error   { return a.do(ctx, "CHECKPOINT") }
+func (a *fakeAdmin) Checkpoint(ctx context.Context) error    { return a.do(ctx, "CHECKPOINT") }
 
 // Standbys is the leader's pg_stat_replication: every other running member
 // streams, the synchronous standby "sync", the others "async".
