@@ -68,10 +68,16 @@ func sameSteps(t *testing.T, got, want []string) {
 	}
 }
 
-// steps are the kinds of log lines the step-order tests compare: what
-// restarts, stops or starts a node or gateway, Patroni's state changes and
-// the SQL and pgBackRest commands.
-var steps = []string{"restart", "place", "stop", "sync", "switchover", "parameters", "sql", "pgbackrest", "restore", "etcd-delete", "cleanup"}
+// steps are the kinds of log lines the step-order tests compare: the job
+// versions registered, what restarts, stops or starts a node or gateway,
+// Patroni's state changes and the SQL and pgBackRest commands.
+var steps = []string{"register", "restart", "place", "stop", "sync", "switchover", "parameters", "sql", "pgbackrest", "restore", "etcd-delete", "cleanup"}
+
+// registered is the log line of a new version of the instance's job kind
+// ("nodes", "gateways", "cleanup").
+func registered(kind string, version int) string {
+	return fmt.Sprintf("register pg-%s-%s v%d", testShort, kind, version)
+}
 
 func TestRollingPlanChangeReplacesTheStandbyFirstAndTheLeaderLastWithOneSwitchover(t *testing.T) {
 	for _, c := range []struct {
@@ -82,17 +88,18 @@ func TestRollingPlanChangeReplacesTheStandbyFirstAndTheLeaderLastWithOneSwitchov
 	}{
 		{"LeaderNode0", "node-0", businessSize(512), businessSize(1024), []string{
 			"parameters map[max_connections:204]",
-			"sync off", "restart node-1", "sync on",
+			"sync off", registered("nodes", 1), "restart node-1", "sync on",
 			"sql CHECKPOINT", "switchover node-0 -> node-1",
-			"sync off", "restart node-0", "sync on",
+			"sync off", registered("nodes", 2), "restart node-0", "sync on",
 		}},
 		{"LeaderNode1", "node-1", businessSize(512), businessSize(1024), []string{
 			"parameters map[max_connections:204]",
-			"sync off", "restart node-0", "sync on",
+			"sync off", registered("nodes", 1), "restart node-0", "sync on",
 			"sql CHECKPOINT", "switchover node-1 -> node-0",
-			"sync off", "restart node-1", "sync on",
+			"sync off", registered("nodes", 2), "restart node-1", "sync on",
 		}},
-		// Same size: nothing restarts, no switchover; synchronous mode on in case a crash left it off.
+		// Same size: no new job version, no switchover; synchronous mode on
+		// in case a crash left it off.
 		{"NothingToReplace", "node-0", businessSize(512), businessSize(512), []string{
 			"parameters map[max_connections:102]", "sync on",
 		}},
@@ -125,10 +132,11 @@ func TestTierChangeStepOrder(t *testing.T) {
 		// gateway is replaced alone (sticky), then the second added, then
 		// the standby clones the leader.
 		{"StarterToBusiness", "", starterSize(512), businessSize(1024), []string{
-			"restart node-0",
-			"restart gateway[0]", "place gateway[1]",
+			registered("nodes", 1), "restart node-0",
+			registered("gateways", 1), "restart gateway[0]",
+			registered("gateways", 2), "place gateway[1]",
 			"sql replication-role",
-			"place node-1",
+			registered("nodes", 2), "place node-1",
 			"sql replication-role",
 			"pgbackrest stanza-create on node-0",
 		}},
@@ -136,19 +144,19 @@ func TestTierChangeStepOrder(t *testing.T) {
 		// standby stops, the gateways route to the single node, node-0
 		// restarts without Patroni, then the keys and the standby's data go.
 		{"BusinessToStarter", "node-0", businessSize(1024), starterSize(512), []string{
-			"sync off", "stop node-1",
-			"restart gateway[0]", "stop gateway[1]",
-			"restart node-0",
+			"sync off", registered("nodes", 1), "stop node-1",
+			registered("gateways", 1), "restart gateway[0]", "stop gateway[1]",
+			registered("nodes", 2), "restart node-0",
 			"etcd-delete pg-" + testShort,
-			"cleanup client-1 [node-1]",
+			registered("cleanup", 0), "cleanup client-1 [node-1]",
 		}},
 		{"BusinessToStarterLedByNode1", "node-1", businessSize(1024), starterSize(512), []string{
 			"sql CHECKPOINT", "switchover node-1 -> node-0",
-			"sync off", "stop node-1",
-			"restart gateway[0]", "stop gateway[1]",
-			"restart node-0",
+			"sync off", registered("nodes", 1), "stop node-1",
+			registered("gateways", 1), "restart gateway[0]", "stop gateway[1]",
+			registered("nodes", 2), "restart node-0",
 			"etcd-delete pg-" + testShort,
-			"cleanup client-1 [node-1]",
+			registered("cleanup", 0), "cleanup client-1 [node-1]",
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -174,22 +182,22 @@ func TestPointInTimeRestoreStepOrder(t *testing.T) {
 	}{
 		{"Starter", starterSize(512), []string{
 			"pgbackrest check+info on node-0",
-			"restart node-0", restore,
+			registered("nodes", 1), "restart node-0", restore,
 		}},
 		// A single node first (toSingle, keeping two gateways), restored
 		// like a Starter, then a cluster again (toCluster).
 		{"Business", businessSize(512), []string{
-			"sync off", "stop node-1",
-			"restart gateway[0]", "restart gateway[1]",
-			"restart node-0",
+			"sync off", registered("nodes", 1), "stop node-1",
+			registered("gateways", 1), "restart gateway[0]", "restart gateway[1]",
+			registered("nodes", 2), "restart node-0",
 			"etcd-delete pg-" + testShort,
-			"cleanup client-1 [node-1]",
+			registered("cleanup", 0), "cleanup client-1 [node-1]",
 			"pgbackrest check+info on node-0",
-			"restart node-0", restore,
-			"restart node-0",
-			"restart gateway[0]", "restart gateway[1]",
+			registered("nodes", 3), "restart node-0", restore,
+			registered("nodes", 4), "restart node-0",
+			registered("gateways", 2), "restart gateway[0]", "restart gateway[1]",
 			"sql replication-role",
-			"place node-1",
+			registered("nodes", 5), "place node-1",
 			"sql replication-role",
 			"pgbackrest stanza-create on node-0",
 		}},
