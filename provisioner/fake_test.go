@@ -78,7 +78,7 @@ func (w *world) provisioner(t *testing.T) *Provisioner {
 	p := New(nil, Config{BrokerName: "test", PITRRepo: "/srv/pgbackrest", Etcd: []string{"127.0.0.1:2379"}}, slog.New(slog.DiscardHandler))
 	p.nomad = nomadRoles{jobs: w, allocations: w, secrets: w, allocExec: w}
 	p.clusters = func(_ context.Context, short string) (cluster, error) { return &fakePatroni{w: w, short: short}, nil }
-	p.dcs = fakeDCS2{w}
+	p.dcs = fakeEtcd{w}
 	p.connectAdmin = func(host string, port int, user, password string, tlsConfig *tls.Config) adminConn {
 		short := strings.TrimSuffix(strings.TrimPrefix(tlsConfig.ServerName, "pg-"), "-node")
 		return &fakeAdmin{w: w, short: short, password: password}
@@ -790,10 +790,10 @@ func (f *fakePatroni) SwitchoverTo(ctx context.Context, name string, prepare fun
 	return nil
 }
 
-// fakeDCS2 is etcd: deleting a cluster's keys forgets its leader.
-type fakeDCS2 struct{ w *world }
+// fakeEtcd is etcd: deleting a cluster's keys forgets its leader.
+type fakeEtcd struct{ w *world }
 
-func (d fakeDCS2) DeleteCluster(ctx context.Context, scope string) error {
+func (d fakeEtcd) DeleteCluster(ctx context.Context, scope string) error {
 	if err := d.w.fail(ctx, "etcd delete"); err != nil {
 		return err
 	}
