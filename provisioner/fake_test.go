@@ -71,6 +71,17 @@ func (w *world) fail(ctx context.Context, call string) error {
 	return ctx.Err()
 }
 
+// act counts call (fail), then runs f under the lock.
+func (w *world) act(ctx context.Context, call string, f func()) error {
+	if err := w.fail(ctx, call); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f()
+	return nil
+}
+
 // provisioner returns a Provisioner on this world with a CA loaded from
 // (or made in) its Variables, as a broker starting afresh would.
 func (w *world) provisioner(t *testing.T) *Provisioner {
@@ -379,34 +390,26 @@ func (w *world) Plan(ctx context.Context, job *api.Job) (*api.JobPlanResponse, e
 }
 
 func (w *world) Stop(ctx context.Context, jobID string) error {
-	if err := w.fail(ctx, "stop "+jobID); err != nil {
-		return err
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if j, ok := w.jobs[jobID]; ok {
-		stop := true
-		j.Stop = &stop
-	}
-	for _, a := range w.allocs[jobID] {
-		if a.DesiredStatus == api.AllocDesiredStatusRun {
-			a.DesiredStatus, a.ClientStatus, a.TaskStates = api.AllocDesiredStatusStop, api.AllocClientStatusComplete, nil
+	return w.act(ctx, "stop "+jobID, func() {
+		if j, ok := w.jobs[jobID]; ok {
+			stop := true
+			j.Stop = &stop
 		}
-	}
-	w.record("stop-job %s", jobID)
-	return nil
+		for _, a := range w.allocs[jobID] {
+			if a.DesiredStatus == api.AllocDesiredStatusRun {
+				a.DesiredStatus, a.ClientStatus, a.TaskStates = api.AllocDesiredStatusStop, api.AllocClientStatusComplete, nil
+			}
+		}
+		w.record("stop-job %s", jobID)
+	})
 }
 
 func (w *world) Purge(ctx context.Context, jobID string) error {
-	if err := w.fail(ctx, "purge "+jobID); err != nil {
-		return err
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.jobs, jobID)
-	delete(w.allocs, jobID)
-	delete(w.versions, jobID)
-	return nil
+	return w.act(ctx, "purge "+jobID, func() {
+		delete(w.jobs, jobID)
+		delete(w.allocs, jobID)
+		delete(w.versions, jobID)
+	})
 }
 
 func (w *world) JobIDs(ctx context.Context, prefix string) (map[string]string, error) {
@@ -590,29 +593,26 @@ func (w *world) EnsureVariable(ctx context.Context, path string, initial map[str
 }
 
 // UpdateVariable is check-and-set in one step (no other writer here).
-func (w *world) UpdateVariable(ctx context.Context, path string, change func(api.VariableItems) bool) (api.VariableItems, error) {
-	if err := w.fail(ctx, "update-variable "+path); err != nil {
-		return nil, err
+func (w *world) UpdateVariable(ctx context.Context, path string, change func(api.VariableItems) bool) (items api.VariableItems, err error) {
+	if aerr := w.act(ctx, "update-variable "+path, func() {
+		if items, err = w.variable(path); err == nil && change(items) {
+			w.vars[path] = maps.Clone(items)
+		}
+	}); aerr != nil {
+		return nil, aerr
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	cur, ok := w.vars[path]
-	if !ok {
-		return nil, fmt.Errorf("read secret %s from Nomad: %w", path, api.ErrVariablePathNotFound)
-	}
-	items := api.VariableItems(maps.Clone(cur))
-	if change(items) {
-		w.vars[path] = maps.Clone(items)
-	}
-	return items, nil
+	return items, err
 }
 
-func (w *world) Variable(ctx context.Context, path string) (map[string]string, error) {
-	if err := w.fail(ctx, "variable "+path); err != nil {
-		return nil, err
+func (w *world) Variable(ctx context.Context, path string) (items map[string]string, err error) {
+	if aerr := w.act(ctx, "variable "+path, func() { items, err = w.variable(path) }); aerr != nil {
+		return nil, aerr
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	return items, err
+}
+
+// variable returns a copy of the items at path; w.mu held.
+func (w *world) variable(path string) (map[string]string, error) {
 	items, ok := w.vars[path]
 	if !ok {
 		return nil, fmt.Errorf("read secret %s from Nomad: %w", path, api.ErrVariablePathNotFound)
@@ -621,37 +621,25 @@ func (w *world) Variable(ctx context.Context, path string) (map[string]string, e
 }
 
 func (w *world) PutVariable(ctx context.Context, path string, items map[string]string) error {
-	if err := w.fail(ctx, "put-variable "+path); err != nil {
-		return err
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.vars[path] = maps.Clone(items)
-	return nil
+	return w.act(ctx, "put-variable "+path, func() {
+		w.vars[path] = maps.Clone(items)
+	})
 }
 
 func (w *world) DeleteVariable(ctx context.Context, path string) error {
-	if err := w.fail(ctx, "delete-variable "+path); err != nil {
-		return err
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.vars, path)
-	return nil
+	return w.act(ctx, "delete-variable "+path, func() {
+		delete(w.vars, path)
+	})
 }
 
 func (w *world) DeleteVariablesUnder(ctx context.Context, prefix string) error {
-	if err := w.fail(ctx, "delete-variables "+prefix); err != nil {
-		return err
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for path := range w.vars {
-		if strings.HasPrefix(path, prefix) {
-			delete(w.vars, path)
+	return w.act(ctx, "delete-variables "+prefix, func() {
+		for path := range w.vars {
+			if strings.HasPrefix(path, prefix) {
+				delete(w.vars, path)
+			}
 		}
-	}
-	return nil
+	})
 }
 
 // --- Patroni ---------------------------------------------------------------
@@ -730,25 +718,17 @@ func (f *fakePatroni) WaitMembers(ctx context.Context, what string, ok func([]Me
 }
 
 func (f *fakePatroni) SetParameters(ctx context.Context, params map[string]any) error {
-	if err := f.w.fail(ctx, "patroni parameters"); err != nil {
-		return err
-	}
-	f.w.mu.Lock()
-	defer f.w.mu.Unlock()
-	f.w.params[f.short] = params
-	f.w.record("parameters %v", params)
-	return nil
+	return f.w.act(ctx, "patroni parameters", func() {
+		f.w.params[f.short] = params
+		f.w.record("parameters %v", params)
+	})
 }
 
 func (f *fakePatroni) SetSynchronousMode(ctx context.Context, on bool) error {
-	if err := f.w.fail(ctx, "patroni synchronous mode"); err != nil {
-		return err
-	}
-	f.w.mu.Lock()
-	defer f.w.mu.Unlock()
-	f.w.sync[f.short] = on
-	f.w.record("sync %s", map[bool]string{true: "on", false: "off"}[on])
-	return nil
+	return f.w.act(ctx, "patroni synchronous mode", func() {
+		f.w.sync[f.short] = on
+		f.w.record("sync %s", map[bool]string{true: "on", false: "off"}[on])
+	})
 }
 
 func (f *fakePatroni) RestoreSynchronousMode(ctx context.Context, want int, progress func(string)) error {
@@ -780,28 +760,20 @@ func (f *fakePatroni) SwitchoverTo(ctx context.Context, name string, prepare fun
 	if err := prepare(ctx); err != nil {
 		return err
 	}
-	if err := f.w.fail(ctx, "patroni switchover"); err != nil {
-		return err
-	}
-	f.w.mu.Lock()
-	defer f.w.mu.Unlock()
-	f.w.leader[f.short] = name
-	f.w.record("switchover %s -> %s", leader, name)
-	return nil
+	return f.w.act(ctx, "patroni switchover", func() {
+		f.w.leader[f.short] = name
+		f.w.record("switchover %s -> %s", leader, name)
+	})
 }
 
 // fakeEtcd is etcd: deleting a cluster's keys forgets its leader.
 type fakeEtcd struct{ w *world }
 
 func (d fakeEtcd) DeleteCluster(ctx context.Context, scope string) error {
-	if err := d.w.fail(ctx, "etcd delete"); err != nil {
-		return err
-	}
-	d.w.mu.Lock()
-	defer d.w.mu.Unlock()
-	d.w.record("etcd-delete %s", scope)
-	delete(d.w.leader, strings.TrimPrefix(scope, "pg-"))
-	return nil
+	return d.w.act(ctx, "etcd delete", func() {
+		d.w.record("etcd-delete %s", scope)
+		delete(d.w.leader, strings.TrimPrefix(scope, "pg-"))
+	})
 }
 
 // --- PostgreSQL ----------------------------------------------------------------
@@ -817,13 +789,9 @@ type fakeAdmin struct {
 }
 
 func (a *fakeAdmin) do(ctx context.Context, format string, args ...any) error {
-	if err := a.w.fail(ctx, "sql "+format); err != nil {
-		return err
-	}
-	a.w.mu.Lock()
-	defer a.w.mu.Unlock()
-	a.w.record("sql "+format, args...)
-	return nil
+	return a.w.act(ctx, "sql "+format, func() {
+		a.w.record("sql "+format, args...)
+	})
 }
 
 func (a *fakeAdmin) Ping(ctx context.Context) error { return a.w.fail(ctx, "sql ping") }

@@ -79,13 +79,30 @@ func registered(kind string, version int) string {
 	return fmt.Sprintf("register pg-%s-%s v%d", testShort, kind, version)
 }
 
+// planChange is a plan change from a Business instance led by leader (or a
+// Starter one) and the steps it must take.
+type planChange struct {
+	name     string
+	leader   string
+	from, to Size
+	want     []string
+}
+
+// run changes the plan and compares the steps; it returns the world and
+// the placement ChangePlan returned.
+func (c planChange) run(t *testing.T) (*world, Placement) {
+	t.Helper()
+	w, in := provisioned(t, c.from, c.leader)
+	placed, err := w.provisioner(t).ChangePlan(context.Background(), in, c.from, c.to, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSteps(t, w.significant(steps...), c.want)
+	return w, placed
+}
+
 func TestRollingPlanChangeReplacesTheStandbyFirstAndTheLeaderLastWithOneSwitchover(t *testing.T) {
-	for _, c := range []struct {
-		name     string
-		leader   string
-		from, to Size
-		want     []string
-	}{
+	for _, c := range []planChange{
 		{"LeaderNode0", "node-0", businessSize(512), businessSize(1024), []string{
 			"parameters map[max_connections:204]",
 			"sync off", registered("nodes", 1), "restart node-1", "sync on",
@@ -105,15 +122,10 @@ func TestRollingPlanChangeReplacesTheStandbyFirstAndTheLeaderLastWithOneSwitchov
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			w, in := provisioned(t, c.from, c.leader)
-			placed, err := w.provisioner(t).ChangePlan(context.Background(), in, c.from, c.to, nop)
-			if err != nil {
-				t.Fatal(err)
-			}
+			w, placed := c.run(t)
 			if placed.NodeID != "" {
 				t.Errorf("placement %+v, want unchanged", placed)
 			}
-			sameSteps(t, w.significant(steps...), c.want)
 			if st := w.state(); !strings.Contains(st, "sync=true") {
 				t.Errorf("synchronous mode off at the end:\n%s", st)
 			}
@@ -122,12 +134,7 @@ func TestRollingPlanChangeReplacesTheStandbyFirstAndTheLeaderLastWithOneSwitchov
 }
 
 func TestTierChangeStepOrder(t *testing.T) {
-	for _, c := range []struct {
-		name     string
-		leader   string
-		from, to Size
-		want     []string
-	}{
+	for _, c := range []planChange{
 		// toCluster: node-0 restarts under Patroni on its data, the one
 		// gateway is replaced alone (sticky), then the second added, then
 		// the standby clones the leader.
@@ -160,12 +167,7 @@ func TestTierChangeStepOrder(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			w, in := provisioned(t, c.from, c.leader)
-			placed, err := w.provisioner(t).ChangePlan(context.Background(), in, c.from, c.to, nop)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sameSteps(t, w.significant(steps...), c.want)
+			_, placed := c.run(t)
 			if !c.to.HA() && placed.NodeID != "client-0" {
 				t.Errorf("placement %+v, want node-0's client-0", placed)
 			}
