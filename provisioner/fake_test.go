@@ -18,11 +18,9 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
-	"github.com/pgbroker/pgbroker/extensions"
 	"github.com/pgbroker/pgbroker/patroni"
 	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/pki"
-	"github.com/pgbroker/pgbroker/users"
 )
 
 // world is one in-memory Nomad cluster with the instances' PostgreSQL and
@@ -783,18 +781,38 @@ func (d fakeEtcd) DeleteCluster(ctx context.Context, scope string) error {
 // Variable, answers every query at once, and records the statements that
 // change something.
 type fakeAdmin struct {
-	w        *world
-	short    string
-	password string
+	adminConn // what the orchestration does not ask (users, extensions, dumps) panics
+	w         *world
+	short     string
+	password  string
 }
 
+// login counts call (world.fail) and checks the password against the
+// node Variable's admin_password, as PostgreSQL would.
+func (a *fakeAdmin) login(ctx context.Context, call string) error {
+	var err error
+	if aerr := a.w.act(ctx, call, func() {
+		if a.password == "" || a.password != a.w.vars[nodesSecretPath(a.short)]["admin_password"] {
+			err = errors.New("fake PostgreSQL: password authentication failed for the admin user")
+		}
+	}); aerr != nil {
+		return aerr
+	}
+	return err
+}
+
+// do runs a statement that changes something and records it.
 func (a *fakeAdmin) do(ctx context.Context, format string, args ...any) error {
-	return a.w.act(ctx, "sql "+format, func() {
-		a.w.record("sql "+format, args...)
-	})
+	if err := a.login(ctx, "sql "+format); err != nil {
+		return err
+	}
+	a.w.mu.Lock()
+	defer a.w.mu.Unlock()
+	a.w.record("sql "+format, args...)
+	return nil
 }
 
-func (a *fakeAdmin) Ping(ctx context.Context) error { return a.w.fail(ctx, "sql ping") }
+func (a *fakeAdmin) Ping(ctx context.Context) error { return a.login(ctx, "sql ping") }
 
 func (a *fakeAdmin) ServerCertificate(ctx context.Context) (*x509.Certificate, error) {
 	items, err := a.w.Variable(ctx, nodesSecretPath(a.short))
@@ -808,11 +826,11 @@ func (a *fakeAdmin) HBA(ctx context.Context) (pgadmin.HBAState, error) {
 	return pgadmin.HBAState{}, a.w.fail(ctx, "sql hba")
 }
 func (a *fakeAdmin) InRecovery(ctx context.Context) (bool, error) {
-	return false, a.w.fail(ctx, "sql in-recovery")
+	return false, a.login(ctx, "sql in-recovery")
 }
 
 func (a *fakeAdmin) HasDataFile(ctx context.Context, name string) (bool, error) {
-	if err := a.w.fail(ctx, "sql has-data-file"); err != nil {
+	if err := a.login(ctx, "sql has-data-file"); err != nil {
 		return false, err
 	}
 	a.w.mu.Lock()
@@ -820,13 +838,12 @@ func (a *fakeAdmin) HasDataFile(ctx context.Context, name string) (bool, error) 
 	return a.w.marker[a.short] != "" && name == "pgbroker-pitr-"+a.w.marker[a.short], nil
 }
 
-func (a *fakeAdmin) DataSize(context.Context) (int64, error) { return 0, nil }
-func (a *fakeAdmin) Checkpoint(ctx context.Context) error    { return a.do(ctx, "CHECKPOINT") }
+func (a *fakeAdmin) Checkpoint(ctx context.Context) error { return a.do(ctx, "CHECKPOINT") }
 
 // Standbys is the leader's pg_stat_replication: every other running member
 // streams, the synchronous standby "sync", the others "async".
 func (a *fakeAdmin) Standbys(ctx context.Context) ([]pgadmin.Standby, error) {
-	if err := a.w.fail(ctx, "sql standbys"); err != nil {
+	if err := a.login(ctx, "sql standbys"); err != nil {
 		return nil, err
 	}
 	a.w.mu.Lock()
@@ -856,34 +873,6 @@ func (a *fakeAdmin) EnsureLoginRole(ctx context.Context, _ pgadmin.Names, role, 
 }
 func (a *fakeAdmin) DropLoginRole(ctx context.Context, _ pgadmin.Names, role string) error {
 	return a.do(ctx, "drop-role %s", role)
-}
-func (a *fakeAdmin) AdoptCluster(ctx context.Context, from, to pgadmin.Names, _ string) error {
-	return a.do(ctx, "adopt %s -> %s", from.Database, to.Database)
-}
-func (a *fakeAdmin) EnsureRestoreRole(ctx context.Context, _ pgadmin.Names, _ string) error {
-	return a.do(ctx, "restore-role on")
-}
-func (a *fakeAdmin) DisableRestoreRole(ctx context.Context, _ pgadmin.Names) error {
-	return a.do(ctx, "restore-role off")
-}
-func (a *fakeAdmin) Users(context.Context, pgadmin.Names) ([]users.User, error) { return nil, nil }
-func (a *fakeAdmin) User(context.Context, pgadmin.Names, string) (users.User, error) {
-	return users.User{}, users.ErrUserNotFound
-}
-func (a *fakeAdmin) CreateUser(ctx context.Context, _ pgadmin.Names, username, _ string, _ bool) error {
-	return a.do(ctx, "create-user %s", username)
-}
-func (a *fakeAdmin) SetPassword(ctx context.Context, _ pgadmin.Names, username, _ string) error {
-	return a.do(ctx, "set-password %s", username)
-}
-func (a *fakeAdmin) Extensions(context.Context, pgadmin.Names) ([]extensions.InstalledExtension, error) {
-	return nil, nil
-}
-func (a *fakeAdmin) EnableExtensions(ctx context.Context, _ pgadmin.Names, names []string) error {
-	return a.do(ctx, "create-extensions %v", names)
-}
-func (a *fakeAdmin) DisableExtensions(ctx context.Context, _ pgadmin.Names, names []string) error {
-	return a.do(ctx, "drop-extensions %v", names)
 }
 
 // --- crashes ---------------------------------------------------------------------

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // Unit tests of the orchestration against the fakes of fake_test.go: the
@@ -252,7 +254,28 @@ func restoreToTime(size Size) func(context.Context, *Provisioner, Instance) erro
 	}
 }
 
+func bind(ctx context.Context, p *Provisioner, in Instance) error {
+	_, err := p.Bind(ctx, in, "b1", false)
+	return err
+}
+
+func unbind(ctx context.Context, p *Provisioner, in Instance) error {
+	return p.Unbind(ctx, in, naming.BindingRole("b1"))
+}
+
+// bound is a Starter instance with binding b1.
+func bound(t *testing.T) (*world, Instance) {
+	w, in := provisioned(t, starterSize(512), "")
+	if err := bind(context.Background(), w.provisioner(t), in); err != nil {
+		t.Fatal(err)
+	}
+	w.resetLog()
+	return w, in
+}
+
 var crashScenarios = []scenario{
+	{"Bind", on(starterSize(512), ""), bind},
+	{"Unbind", bound, unbind},
 	{"ProvisionStarter", empty, provision(starterSize(512))},
 	{"ProvisionBusiness", empty, provision(businessSize(512))},
 	{"ResizeStarter", on(starterSize(512), ""), changePlan(starterSize(512), starterSize(1024))},
