@@ -2,8 +2,10 @@
 // registers the Nomad jobs (nomad-jobs), waits for their allocations, keeps
 // secrets in Nomad Variables, and administers each instance's PostgreSQL
 // through pgadmin. Every step is idempotent, so a run interrupted at any point
-// (a crash, a restart) is finished by running it again. It knows nothing of
-// HTTP or OSB status codes.
+// (a crash, a restart) is finished by running it again. It reaches Nomad,
+// Patroni and PostgreSQL through small interfaces (adapters.go, cluster),
+// which its unit tests fill with fakes. It knows nothing of HTTP or OSB
+// status codes.
 package provisioner
 
 import (
