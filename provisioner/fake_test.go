@@ -26,10 +26,10 @@ import (
 // world is one in-memory Nomad cluster with the instances' PostgreSQL and
 // Patroni on it, shared by the fakes below. It records the significant
 // calls it gets, in order, as "<kind> <details>" lines (world.log), and
-// what real Nomad, Patroni or PostgreSQL would have done wrong with them as
-// "VIOLATION ..." lines: a leader restarted under Patroni (an unplanned
-// failover), a synchronous standby stopped while synchronous_mode is on
-// (commits wait), a switchover Patroni would refuse.
+// what real Patroni would have made of them as "VIOLATION ..." lines: a
+// leader stopped without a switchover (an unplanned failover), a
+// synchronous standby stopped while synchronous_mode is on (commits wait).
+// A switchover Patroni would refuse fails, as its 412 does.
 type world struct {
 	mu       sync.Mutex
 	log      []string
@@ -133,10 +133,7 @@ func shortOf(jobID string) string {
 // replaced, others are updated in place, as Nomad does with a constraint
 // its client still meets (node_id is one).
 func (w *world) Parse(_, jobID string, vars map[string]any) (*api.Job, error) {
-	def := map[string]any{}
-	for k, v := range vars {
-		def[k] = v
-	}
+	def := maps.Clone(vars)
 	defText := fmt.Sprint(withoutKeys(def, "node_count", "gateway_count", "node_id")) // fmt prints maps sorted by key
 	group := func(name string, count int, task string) *api.TaskGroup {
 		return &api.TaskGroup{Name: &name, Count: &count, Tasks: []*api.Task{{Name: task, Config: map[string]any{"def": defText, "vars": def}}}}
@@ -234,7 +231,7 @@ func (w *world) reconcile(id string, job, prev *api.Job) {
 				live.JobVersion = version
 				continue
 			}
-			client := w.client(id, g, k, live)
+			client := w.client(g, k, live)
 			if live != nil {
 				w.stopping(id, live)
 				w.record("restart %s", slotName(live))
@@ -274,7 +271,7 @@ func prevGroup(job *api.Job, name string) *api.TaskGroup {
 
 // client places a node group on the client node_id names, else where it
 // ran before (its data), else client-<index>; gateway k on client-<k>.
-func (w *world) client(id string, g *api.TaskGroup, k int, live *api.AllocationListStub) string {
+func (w *world) client(g *api.TaskGroup, k int, live *api.AllocationListStub) string {
 	if n, _ := groupVar(g, "node_id").(string); n != "" {
 		return n
 	}
@@ -287,9 +284,8 @@ func (w *world) client(id string, g *api.TaskGroup, k int, live *api.AllocationL
 	return fmt.Sprintf("client-%d", k)
 }
 
-// started is a node group's new allocation starting: under Patroni, its
-// restart while leading or while the synchronous standby is a violation;
-// with a restore id, node-0 restores once (the start script's marker).
+// started is a node group's new allocation starting: with a restore id,
+// node-0 restores once (the start script leaves a marker in the data).
 func (w *world) started(short string, g *api.TaskGroup) {
 	if r, _ := groupVar(g, "pitr_restore_id").(string); r != "" && *g.Name == memberName(0) && w.marker[short] != r {
 		w.marker[short] = r
@@ -297,7 +293,9 @@ func (w *world) started(short string, g *api.TaskGroup) {
 	}
 }
 
-// stopping stops allocation a, checking what Patroni would make of it.
+// stopping stops allocation a of job id. Under Patroni (the job as now
+// registered), stopping the leader or, in synchronous mode, the
+// synchronous standby is a violation.
 func (w *world) stopping(id string, a *api.AllocationListStub) {
 	short := shortOf(id)
 	if strings.HasSuffix(id, "-nodes") && w.patroniJob(short) {
@@ -929,7 +927,7 @@ func (w *world) state() string {
 	}
 	for _, short := range slices.Sorted(maps.Keys(w.leader)) {
 		if w.patroniJob(short) {
-			fmt.Fprintf(&b, "patroni %s leader=%s sync=%v\n", short, w.leaderOf(short), w.sync[short])
+			fmt.Fprintf(&b, "patroni %s leader=%s sync=%v parameters=%v\n", short, w.leaderOf(short), w.sync[short], w.params[short])
 		}
 	}
 	fmt.Fprintf(&b, "restored %v\n", w.marker)

@@ -273,6 +273,10 @@ func bound(t *testing.T) (*world, Instance) {
 	return w, in
 }
 
+func deprovision(ctx context.Context, p *Provisioner, in Instance) error {
+	return p.Deprovision(ctx, in, nop)
+}
+
 var crashScenarios = []scenario{
 	{"Bind", on(starterSize(512), ""), bind},
 	{"Unbind", bound, unbind},
@@ -285,6 +289,7 @@ var crashScenarios = []scenario{
 	{"BusinessToStarter", on(businessSize(1024), "node-1"), changePlan(businessSize(1024), starterSize(512))},
 	{"RestoreStarter", on(starterSize(512), ""), restoreToTime(starterSize(512))},
 	{"RestoreBusiness", on(businessSize(512), "node-0"), restoreToTime(businessSize(512))},
+	{"DeprovisionBusiness", on(businessSize(512), "node-0"), deprovision},
 }
 
 // irreversible are the kinds of steps a resumed operation must not repeat:
