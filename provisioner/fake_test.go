@@ -40,6 +40,7 @@ type world struct {
 	leader   map[string]string                    // Patroni leader by instance short id; "" none elected
 	sync     map[string]bool                      // Patroni synchronous_mode by short id
 	marker   map[string]string                    // restore id in node-0's data directory, by short id
+	data     map[string]bool                      // data directories: "<client>:<short>/<node group>"
 	seq      int                                  // allocation ids
 	params   map[string]map[string]any            // Patroni parameters by short id
 	calls    int                                  // calls into the fakes so far
@@ -49,7 +50,7 @@ type world struct {
 func newWorld() *world {
 	return &world{jobs: map[string]*api.Job{}, versions: map[string]int{}, allocs: map[string][]*api.AllocationListStub{},
 		vars: map[string]map[string]string{}, leader: map[string]string{}, sync: map[string]bool{},
-		marker: map[string]string{}, params: map[string]map[string]any{}}
+		marker: map[string]string{}, params: map[string]map[string]any{}, data: map[string]bool{}}
 }
 
 func (w *world) record(format string, args ...any) {
@@ -207,8 +208,10 @@ func (w *world) Register(ctx context.Context, job *api.Job) (uint64, error) {
 	w.record("register %s v%d", id, version)
 	if stored.Type != nil && *stored.Type == "batch" {
 		g := stored.TaskGroups[0]
-		w.record("cleanup %s %v", groupVar(g, "node_id"), groupVar(g, "node_groups"))
-		w.place(id, "cleanup", 0, v, fmt.Sprint(groupVar(g, "node_id")), api.AllocClientStatusComplete)
+		client, groups := groupVar(g, "node_id").(string), groupVar(g, "node_groups").([]string)
+		w.record("cleanup %s %v", client, groups)
+		w.clean(client, shortOf(id), groups)
+		w.place(id, "cleanup", 0, v, client, api.AllocClientStatusComplete)
 		return v, nil
 	}
 	w.reconcile(id, &stored, cur)
@@ -240,7 +243,7 @@ func (w *world) reconcile(id string, job, prev *api.Job) {
 			}
 			w.place(id, *g.Name, k, version, client, api.AllocClientStatusRunning)
 			if strings.HasSuffix(id, "-nodes") {
-				w.started(short, g)
+				w.started(short, client, g)
 			}
 		}
 	}
@@ -284,9 +287,23 @@ func (w *world) client(g *api.TaskGroup, k int, live *api.AllocationListStub) st
 	return fmt.Sprintf("client-%d", k)
 }
 
-// started is a node group's new allocation starting: with a restore id,
-// node-0 restores once (the start script leaves a marker in the data).
-func (w *world) started(short string, g *api.TaskGroup) {
+// clean deletes, on client, the data directories of groups of instance
+// short, or all of them with no groups (cleanup.nomad.hcl).
+func (w *world) clean(client, short string, groups []string) {
+	for dir := range w.data {
+		c, rest, _ := strings.Cut(dir, ":")
+		s, group, _ := strings.Cut(rest, "/")
+		if c == client && s == short && (len(groups) == 0 || slices.Contains(groups, group)) {
+			delete(w.data, dir)
+		}
+	}
+}
+
+// started is a node group's new allocation starting on client: its data
+// directory is made if missing; with a restore id, node-0 restores once
+// (the start script leaves a marker in the data).
+func (w *world) started(short, client string, g *api.TaskGroup) {
+	w.data[client+":"+short+"/"+*g.Name] = true
 	if r, _ := groupVar(g, "pitr_restore_id").(string); r != "" && *g.Name == memberName(0) && w.marker[short] != r {
 		w.marker[short] = r
 		w.record("restore %s set=%v target=%v", r, groupVar(g, "pitr_set"), groupVar(g, "pitr_target"))
@@ -930,6 +947,7 @@ func (w *world) state() string {
 			fmt.Fprintf(&b, "patroni %s leader=%s sync=%v parameters=%v\n", short, w.leaderOf(short), w.sync[short], w.params[short])
 		}
 	}
+	fmt.Fprintf(&b, "data directories %v\n", slices.Sorted(maps.Keys(w.data)))
 	fmt.Fprintf(&b, "restored %v\n", w.marker)
 	return b.String()
 }

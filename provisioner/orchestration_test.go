@@ -177,6 +177,51 @@ func TestTierChangeStepOrder(t *testing.T) {
 	}
 }
 
+func TestProvisionStepOrder(t *testing.T) {
+	database := "sql create-database db_" + testShort
+	for _, c := range []struct {
+		name string
+		size Size
+		want []string
+	}{
+		{"Starter", starterSize(512), []string{
+			registered("nodes", 0), "place node-0", registered("gateways", 0), "place gateway[0]",
+			database, "pgbackrest stanza-create on node-0",
+		}},
+		// The standby streams synchronously before the database is made.
+		{"Business", businessSize(512), []string{
+			registered("nodes", 0), "place node-0", "place node-1",
+			registered("gateways", 0), "place gateway[0]", "place gateway[1]",
+			"sql replication-role", database, "pgbackrest stanza-create on node-0",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld()
+			placed, err := w.provisioner(t).Provision(context.Background(), testInstance(), c.size, nop)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameSteps(t, w.significant(steps...), c.want)
+			if placed.NodeID != "client-0" {
+				t.Errorf("placement %+v, want node-0's client-0", placed)
+			}
+		})
+	}
+}
+
+func TestDeprovisionLeavesNothingBehind(t *testing.T) {
+	w, in := provisioned(t, businessSize(512), "node-1")
+	if err := w.provisioner(t).Deprovision(context.Background(), in, nop); err != nil {
+		t.Fatal(err)
+	}
+	// The broker's CA is the deployment's, not the instance's.
+	want := "variable pgbroker/test/ca [certificate private_key]\ndata directories []\nrestored map[]\n"
+	if got := w.state(); got != want {
+		t.Errorf("left behind:\n%s\nwant:\n%s", got, want)
+	}
+	sameSteps(t, w.significant("cleanup", "etcd-delete"), []string{"cleanup client-0 []", "cleanup client-1 []", "etcd-delete pg-" + testShort})
+}
+
 func TestPointInTimeRestoreStepOrder(t *testing.T) {
 	restore := "restore r1 set=20261116-020000F target=2026-11-20 00:00:00.000000+00"
 	for _, c := range []struct {
