@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/api"
-
-	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
 // Configure brings an instance's settings from those of from to those of to:
@@ -56,7 +54,7 @@ func (p *Provisioner) Configure(ctx context.Context, from, to Instance, progress
 
 // setForceTLS writes force_tls into the node Variable and waits until
 // PostgreSQL has reloaded a pg_hba.conf that says the same.
-func (p *Provisioner) setForceTLS(ctx context.Context, in Instance, admin pgadmin.Admin, progress Progress) error {
+func (p *Provisioner) setForceTLS(ctx context.Context, in Instance, admin adminConn, progress Progress) error {
 	before, err := admin.HBA(ctx)
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/patroni"
 )
 
@@ -51,7 +50,7 @@ func (p *Provisioner) patroniCluster(ctx context.Context, short string) (cluster
 
 // patroniAPIs returns the REST API base URLs of instance short's nodes
 // registered in Nomad, sorted. Errors when Nomad fails or none has one.
-func patroniAPIs(ctx context.Context, n *nomad.Cluster, short string) ([]string, error) {
+func patroniAPIs(ctx context.Context, n allocations, short string) ([]string, error) {
 	regs, err := n.Services(ctx, NodeService(short))
 	if err != nil {
 		return nil, err

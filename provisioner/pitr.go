@@ -12,7 +12,6 @@ import (
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
-	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
 // MetaPITRRestore is the node job Meta key naming the point-in-time restore
@@ -376,10 +375,10 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 		return err
 	}
 	progress("replaying the source's WAL up to " + target.UTC().Format(time.RFC3339))
-	var admin pgadmin.Admin
+	var admin adminConn
 	for {
 		for _, password := range []string{own, theirs} {
-			a := pgadmin.New(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID))
+			a := p.connectAdmin(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID))
 			attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
 			recovering, err := a.InRecovery(attempt)
 			cancel()
@@ -388,7 +387,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 				break
 			}
 		}
-		if admin != (pgadmin.Admin{}) {
+		if admin != nil {
 			break
 		}
 		select {

@@ -2,12 +2,15 @@
 // registers the Nomad jobs (nomad-jobs), waits for their allocations, keeps
 // secrets in Nomad Variables, and administers each instance's PostgreSQL
 // through pgadmin. Every step is idempotent, so a run interrupted at any point
-// (a crash, a restart) is finished by running it again. It knows nothing of
-// HTTP or OSB status codes.
+// (a crash, a restart) is finished by running it again. It reaches Nomad,
+// Patroni and PostgreSQL through small interfaces (adapters.go, cluster),
+// which its unit tests fill with fakes. It knows nothing of HTTP or OSB
+// status codes.
 package provisioner
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -21,7 +24,6 @@ import (
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/patroni"
-	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/pki"
 )
 
@@ -72,13 +74,16 @@ type S3 struct {
 // Provisioner carries out operations against one Nomad cluster. Safe for
 // concurrent use on different instances.
 type Provisioner struct {
-	nomad *nomad.Cluster // the Nomad adapter
+	nomad nomadRoles // the Nomad adapter, by role
 	cfg   Config
 	log   *slog.Logger
 	ca    *pki.CA // set by LoadCA
 
 	clusters func(ctx context.Context, short string) (cluster, error) // an instance's Patroni cluster (patroniCluster)
 	dcs      dcs                                                      // where Patroni keeps its keys (etcd)
+
+	// connectAdmin opens an instance's superuser connection factory (pgadmin.New).
+	connectAdmin func(host string, port int, user, password string, tlsConfig *tls.Config) adminConn
 }
 
 // New returns a Provisioner using the Nomad client c.
@@ -107,7 +112,7 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.CertRenewBefore == 0 {
 		cfg.CertRenewBefore = 30 * 24 * time.Hour
 	}
-	p := &Provisioner{nomad: nomad.New(c, cfg.BrokerName, cfg.Deployment), cfg: cfg, log: log, dcs: patroni.NewDCS(cfg.Etcd)}
+	p := &Provisioner{nomad: rolesOf(nomad.New(c, cfg.BrokerName, cfg.Deployment)), cfg: cfg, log: log, dcs: patroni.NewDCS(cfg.Etcd), connectAdmin: connectAdmin}
 	p.clusters = p.patroniCluster
 	return p
 }
@@ -265,7 +270,7 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 // when credentials give that address (no PGBROKER_PUBLIC_HOST), and waits
 // until PostgreSQL serves it. The address is known only once the gateway is
 // placed, so the first certificate names the node service alone.
-func (p *Provisioner) certifyGateway(ctx context.Context, in Instance, admin pgadmin.Admin, progress Progress) error {
+func (p *Provisioner) certifyGateway(ctx context.Context, in Instance, admin adminConn, progress Progress) error {
 	if p.cfg.PublicHost != "" {
 		return nil
 	}
@@ -378,16 +383,16 @@ func (p *Provisioner) DataSize(ctx context.Context, in Instance) (int64, error) 
 }
 
 // admin returns a superuser connection factory for the instance, through its gateway.
-func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (pgadmin.Admin, error) {
+func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (adminConn, error) {
 	host, err := p.gatewayAddress(ctx, in.ShortID)
 	if err != nil {
-		return pgadmin.Admin{}, err
+		return nil, err
 	}
-	return pgadmin.New(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID)), nil
+	return p.connectAdmin(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID)), nil
 }
 
 // waitReady polls until PostgreSQL answers SELECT 1 through the gateway.
-func (p *Provisioner) waitReady(ctx context.Context, admin pgadmin.Admin, progress Progress) error {
+func (p *Provisioner) waitReady(ctx context.Context, admin adminConn, progress Progress) error {
 	progress("waiting for PostgreSQL to accept connections")
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -406,7 +411,7 @@ func (p *Provisioner) waitReady(ctx context.Context, admin pgadmin.Admin, progre
 
 // waitServing polls until PostgreSQL presents the server certificate certPEM
 // (its template was re-rendered and PostgreSQL reloaded it).
-func (p *Provisioner) waitServing(ctx context.Context, admin pgadmin.Admin, certPEM string) error {
+func (p *Provisioner) waitServing(ctx context.Context, admin adminConn, certPEM string) error {
 	want, err := pki.ParseCertificate([]byte(certPEM))
 	if err != nil {
 		return fmt.Errorf("server certificate in Nomad: %w", err)

@@ -27,18 +27,16 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 	if err != nil {
 		return err
 	}
-	one := size
-	one.Nodes = 1
-	progress("restarting node 0 under Patroni")
-	if err := p.registerNodes(ctx, in, one, map[string]any{"patroni": true, "etcd_hosts": p.cfg.Etcd, "node_id": in.NodeID}, progress); err != nil {
-		return err
-	}
-	c, err := p.clusters(ctx, in.ShortID)
+	cur, err := p.nomad.Job(ctx, NodesJobID(in.ShortID))
 	if err != nil {
 		return err
 	}
-	if _, err := c.WaitMembers(ctx, "waiting for Patroni to adopt node 0", patroni.Leads(memberName(0)), progress); err != nil {
-		return err
+	// Resumed once the standbys were added, Patroni has adopted node 0
+	// already: registering it alone again would stop the standbys.
+	if cur.Meta[MetaPatroni] != "true" || len(cur.TaskGroups) < 2 {
+		if err := p.adoptNode0(ctx, in, size, progress); err != nil {
+			return err
+		}
 	}
 	crashpoint.Hit("tiers:adopted")
 	progress("routing the gateways by Patroni")
@@ -69,6 +67,23 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 		return err
 	}
 	return p.readyThroughGateway(ctx, in, progress)
+}
+
+// adoptNode0 restarts node 0 alone under Patroni, pinned to its client, and
+// waits until Patroni has adopted its data directory and it leads.
+func (p *Provisioner) adoptNode0(ctx context.Context, in Instance, size Size, progress Progress) error {
+	one := size
+	one.Nodes = 1
+	progress("restarting node 0 under Patroni")
+	if err := p.registerNodes(ctx, in, one, map[string]any{"patroni": true, "etcd_hosts": p.cfg.Etcd, "node_id": in.NodeID}, progress); err != nil {
+		return err
+	}
+	c, err := p.clusters(ctx, in.ShortID)
+	if err != nil {
+		return err
+	}
+	_, err = c.WaitMembers(ctx, "waiting for Patroni to adopt node 0", patroni.Leads(memberName(0)), progress)
+	return err
 }
 
 // gatewaysToCluster makes the single-node gateway route by Patroni, then

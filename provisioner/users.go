@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/pgbroker/pgbroker/extensions"
-	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/users"
 )
 
@@ -86,10 +85,10 @@ func (p *Provisioner) DisableExtensions(ctx context.Context, in Instance, names 
 }
 
 // instanceAdmin is the instance's superuser connection factory.
-func (p *Provisioner) instanceAdmin(ctx context.Context, in Instance) (pgadmin.Admin, error) {
+func (p *Provisioner) instanceAdmin(ctx context.Context, in Instance) (adminConn, error) {
 	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
 	if err != nil {
-		return pgadmin.Admin{}, err
+		return nil, err
 	}
 	return p.admin(ctx, in, password)
 }
