@@ -69,6 +69,20 @@ func (n *Cluster) TaskLog(ctx context.Context, allocID, task, stream string, lim
 	return b, nil
 }
 
+// RestartTask restarts task of allocation allocID in place (nomad alloc
+// restart): its templates render afresh from the current services and
+// Variables.
+func (n *Cluster) RestartTask(ctx context.Context, allocID, task string) error {
+	alloc, err := n.Allocation(ctx, allocID)
+	if err != nil {
+		return err
+	}
+	if err := n.c.Allocations().Restart(alloc, task, queryOpts(ctx)); err != nil {
+		return fmt.Errorf("restart task %s of allocation %s: %w", task, shortAlloc(allocID), err)
+	}
+	return nil
+}
+
 // Allocation reads allocation allocID. Errors: IsNotFound once it is gone.
 func (n *Cluster) Allocation(ctx context.Context, allocID string) (*api.Allocation, error) {
 	a, _, err := n.c.Allocations().Info(allocID, queryOpts(ctx))

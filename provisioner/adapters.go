@@ -56,6 +56,7 @@ type secrets interface {
 type allocExec interface {
 	Exec(ctx context.Context, allocID, task, script string) (string, error)
 	TaskLog(ctx context.Context, allocID, task, stream string, limit int) ([]byte, error)
+	RestartTask(ctx context.Context, allocID, task string) error
 }
 
 // nomadRoles is the Nomad cluster seen through those roles; New fills every

@@ -587,6 +587,10 @@ func (w *world) Exec(ctx context.Context, allocID, task, script string) (string,
 	return "", fmt.Errorf("fake Nomad: no answer to the script %q", script)
 }
 
+func (w *world) RestartTask(ctx context.Context, allocID, task string) error {
+	return w.act(ctx, "restart "+task+" of "+allocID, func() {})
+}
+
 func (w *world) TaskLog(context.Context, string, string, string, int) ([]byte, error) {
 	return nil, errors.New("fake Nomad: no task logs")
 }

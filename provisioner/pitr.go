@@ -150,7 +150,7 @@ func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size,
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.waitReady(ctx, in, admin, progress); err != nil {
 		return err
 	}
 	progress("replaying WAL up to " + target.UTC().Format(time.RFC3339))

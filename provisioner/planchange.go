@@ -218,7 +218,7 @@ func (p *Provisioner) readyThroughGateway(ctx context.Context, in Instance, prog
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.waitReady(ctx, in, admin, progress); err != nil {
 		return err
 	}
 	return p.certifyGateway(ctx, in, admin, progress)

@@ -45,6 +45,12 @@ type Config struct {
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB
 	ReadyPoll        time.Duration
+	// GatewayNudgeAfter is how long PostgreSQL may refuse through the
+	// gateway before waitReady restarts the gateway tasks (default 1 min).
+	// Seen under load: after a point-in-time restore a gateway's template
+	// missed the node's new service registration and routed to no server
+	// for minutes; a restart renders it afresh.
+	GatewayNudgeAfter time.Duration
 
 	// PostgresUID and PostgresGID are the numeric ids of the user PostgreSQL
 	// runs as on the clients; the rendered TLS key file belongs to it.
@@ -105,6 +111,9 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	}
 	if cfg.ReadyPoll == 0 {
 		cfg.ReadyPoll = 50 * time.Millisecond
+	}
+	if cfg.GatewayNudgeAfter == 0 {
+		cfg.GatewayNudgeAfter = time.Minute
 	}
 	if cfg.CertLifetime == 0 {
 		cfg.CertLifetime = 90 * 24 * time.Hour
@@ -202,7 +211,7 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err != nil {
 		return placed, err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.waitReady(ctx, in, admin, progress); err != nil {
 		return placed, err
 	}
 	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
@@ -256,7 +265,7 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.waitReady(ctx, in, admin, progress); err != nil {
 		return err
 	}
 	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
@@ -391,9 +400,14 @@ func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (
 	return p.connectAdmin(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID)), nil
 }
 
-// waitReady polls until PostgreSQL answers SELECT 1 through the gateway.
-func (p *Provisioner) waitReady(ctx context.Context, admin adminConn, progress Progress) error {
+// waitReady polls SELECT 1 through the gateway until it answers. When it
+// has not answered for Config.GatewayNudgeAfter, it restarts the instance's
+// gateway tasks (their templates then render from the current node
+// services), and again as often. Errors when ctx ends, with the last
+// connection error.
+func (p *Provisioner) waitReady(ctx context.Context, in Instance, admin adminConn, progress Progress) error {
 	progress("waiting for PostgreSQL to accept connections")
+	nudge := time.Now().Add(p.cfg.GatewayNudgeAfter)
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := admin.Ping(attempt)
@@ -401,10 +415,34 @@ func (p *Provisioner) waitReady(ctx context.Context, admin adminConn, progress P
 		if err == nil {
 			return nil
 		}
+		if time.Now().After(nudge) {
+			nudge = time.Now().Add(p.cfg.GatewayNudgeAfter)
+			p.restartGateways(ctx, in.ShortID, err)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("PostgreSQL did not accept connections through the gateway: %w", err)
 		case <-time.After(p.cfg.ReadyPoll):
+		}
+	}
+}
+
+// restartGateways restarts the haproxy task of each running gateway
+// allocation of instance short; failures are logged, the wait goes on.
+func (p *Provisioner) restartGateways(ctx context.Context, short string, cause error) {
+	allocs, err := p.nomad.Allocations(ctx, GatewaysJobID(short), false)
+	if err != nil {
+		p.log.Warn("list gateways to restart", slog.String("error", err.Error()))
+		return
+	}
+	for _, a := range allocs {
+		if a.ClientStatus != api.AllocClientStatusRunning {
+			continue
+		}
+		p.log.Warn("the gateway has not let PostgreSQL answer for a minute: restarting its task to render its configuration afresh",
+			slog.String("alloc_id", a.ID), slog.String("last_error", cause.Error()))
+		if err := p.nomad.RestartTask(ctx, a.ID, "haproxy"); err != nil {
+			p.log.Warn("restart gateway", slog.String("alloc_id", a.ID), slog.String("error", err.Error()))
 		}
 	}
 }

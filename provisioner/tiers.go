@@ -47,7 +47,7 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.waitReady(ctx, in, admin, progress); err != nil {
 		return err
 	}
 	if err := admin.EnsureReplicationRole(ctx, secrets["replication_password"]); err != nil {
