@@ -28,7 +28,8 @@
 # belongs to the owner role (--no-owner), as what read-write users create
 # does. Grants are kept for the instance's own dumps and dropped (--no-acl)
 # for another instance's, whose roles do not exist here. The dump's
-# extensions (CREATE, COMMENT and, with --clean, DROP EXTENSION) are left out
+# extensions (CREATE, COMMENT and, with --clean, DROP EXTENSION) and the
+# superuser's schema extensions that holds them are left out
 # through the table of contents (pg_restore --list, filtered, then
 # --use-list): they need a superuser, and the instance keeps the extensions
 # its extension settings made.
@@ -190,8 +191,10 @@ locals {
   # Another instance's dump: its reader role and users do not exist here.
   acl = local.source != var.instance ? "--no-acl" : ""
   # pg_restore --list lines are "<id>; <catalog oid> <oid> <kind> <schema> <name> <owner>":
-  # the extensions' own entries and their comments, never a tenant's object.
-  extension_entries = "^[0-9]+; [0-9]+ [0-9]+ (EXTENSION - |COMMENT - EXTENSION )"
+  # the extensions' own entries and their comments, and the schema the
+  # superuser keeps them in (pgadmin.ExtensionSchema: the owner role may not
+  # drop or create it), with its grants; never a tenant's object.
+  extension_entries = "^[0-9]+; [0-9]+ [0-9]+ (EXTENSION - |COMMENT - EXTENSION |SCHEMA - extensions |ACL - SCHEMA extensions |COMMENT - SCHEMA extensions )"
   bin               = var.postgres_bin_dir
 }
 

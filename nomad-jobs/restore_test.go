@@ -33,6 +33,10 @@ var restoreList = []struct {
 	{`3521; 0 0 ACL public TABLE "multi 3; 3079 16428 EXTENSION - citext" db_x`, true},
 	{"3507; 0 18083 TABLE DATA public multi 3; 3079 16428 EXTENSION - citext db_x", true},
 	{"3347; 1259 16550 INDEX public t_x db_x", true},
+	{"6; 2615 16390 SCHEMA - extensions pgbroker_admin", false},
+	{"3355; 0 0 ACL - SCHEMA extensions pgbroker_admin", false},
+	{"226; 1259 18090 TABLE public SCHEMA - extensions db_x", true},
+	{"11; 2615 18091 SCHEMA - extensions_of_mine db_x", true},
 	{"3348; 2620 16551 TRIGGER public t t_trg db_x", true},
 }
 
