@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/provisioner"
 )
 
@@ -87,7 +88,7 @@ func TestOrphanBatchJobsAreRemovedWhenTheirRunIsOver(t *testing.T) {
 	short := randomShort()
 	nomad := nomadClient(t)
 	var ids []string
-	for _, id := range []string{provisioner.BaseBackupJobID(short, uuid.NewString()), provisioner.DumpJobID(short, uuid.NewString())} {
+	for _, id := range []string{backup.BaseBackupJobID(short, uuid.NewString()), backup.DumpJobID(short, uuid.NewString())} {
 		registerStrayJob(t, b.name, id)
 		path := "nomad/jobs/" + id
 		if _, _, err := nomad.Variables().Create(&api.Variable{Path: path, Items: api.VariableItems{"admin_password": "x"}}, nil); err != nil {

@@ -1,4 +1,4 @@
-package backupstore
+package backup
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/pgbroker/pgbroker/backupstore/versitygwtest"
+	"github.com/pgbroker/pgbroker/backup/versitygwtest"
 )
 
 // versityGW starts versitygw (versitygwtest.Start) and returns the S3
