@@ -53,8 +53,14 @@ func TestDumpJobGetsItsKeysOnlyThroughItsVariable(t *testing.T) {
 	if whileRunning["admin_password"] != "admin-pw" || whileRunning["s3_access_key_id"] != "AKIADUMPS" || whileRunning["s3_secret_access_key"] != dumpS3Secret {
 		t.Fatalf("the job's Variable while it ran: %v", whileRunning)
 	}
+	assertJobGone(t, n, jobID)
+}
+
+// assertJobGone fails t unless jobID was purged and its Variable deleted.
+func assertJobGone(t *testing.T, n *fakeNomad, jobID string) {
+	t.Helper()
 	if _, left := n.vars[jobSecretPath(jobID)]; left || !slices.Contains(n.purged, jobID) {
-		t.Fatalf("job or Variable left behind: purged %v, Variable left %v", n.purged, left)
+		t.Fatalf("job %s or its Variable left behind: purged %v, Variable left %v", jobID, n.purged, left)
 	}
 }
 
@@ -65,9 +71,7 @@ func TestFailedDumpReportsTheEndOfItsStandardError(t *testing.T) {
 	n := newFakeNomad()
 	in := instanceWithAdmin(n)
 	jobID := DumpJobID("abc", "b1")
-	n.outcome = func(id string) error {
-		return &nomad.JobFailedError{JobID: id, AllocID: "a1", Event: "Terminated: Exit Code: 1"}
-	}
+	n.outcome = func(id string) error { return &nomad.JobFailedError{JobID: id, AllocID: "a1", Event: "Terminated: Exit Code: 1"} }
 	n.logs["dump.stderr"] = strings.Repeat("x", 600) + "\npg_dump: error: connection to server failed\n\tFATAL:  too many connections\n"
 	err := dumpBackups(n).Dump(context.Background(), in, "b1", func(string) {})
 	var failed *nomad.JobFailedError
@@ -80,9 +84,7 @@ func TestFailedDumpReportsTheEndOfItsStandardError(t *testing.T) {
 	if !strings.Contains(err.Error(), "too many connections") {
 		t.Errorf("error %q does not say why", err)
 	}
-	if _, left := n.vars[jobSecretPath(jobID)]; left || !slices.Contains(n.purged, jobID) {
-		t.Fatalf("failed job or Variable left behind: purged %v, Variable left %v", n.purged, left)
-	}
+	assertJobGone(t, n, jobID)
 }
 
 // TestDumpWaitsForAJobRegisteredBeforeARestart: a job of the same id that
