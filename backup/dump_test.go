@@ -71,7 +71,9 @@ func TestFailedDumpReportsTheEndOfItsStandardError(t *testing.T) {
 	n := newFakeNomad()
 	in := instanceWithAdmin(n)
 	jobID := DumpJobID("abc", "b1")
-	n.outcome = func(id string) error { return &nomad.JobFailedError{JobID: id, AllocID: "a1", Event: "Terminated: Exit Code: 1"} }
+	n.outcome = func(id string) error {
+		return &nomad.JobFailedError{JobID: id, AllocID: "a1", Event: "Terminated: Exit Code: 1"}
+	}
 	n.logs["dump.stderr"] = strings.Repeat("x", 600) + "\npg_dump: error: connection to server failed\n\tFATAL:  too many connections\n"
 	err := dumpBackups(n).Dump(context.Background(), in, "b1", func(string) {})
 	var failed *nomad.JobFailedError

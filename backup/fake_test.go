@@ -32,7 +32,9 @@ func newFakeNomad() *fakeNomad {
 		logs: map[string]string{}, services: map[string][]*api.ServiceRegistration{}}
 }
 
-func notFound(what string) error { return fmt.Errorf("%s: Unexpected response code: 404 (not found)", what) }
+func notFound(what string) error {
+	return fmt.Errorf("%s: Unexpected response code: 404 (not found)", what)
+}
 
 func (f *fakeNomad) Parse(src, jobID string, vars map[string]any) (*api.Job, error) {
 	f.mu.Lock()
