@@ -101,7 +101,7 @@ type Instance struct {
 // last_operation.
 type Progress func(step string)
 
-// commonVars are the variables every batch job file of the instance takes.
-func (b *Backups) commonVars(short string) map[string]any {
-	return map[string]any{"instance": short, "driver": b.cfg.Driver, "datacenters": b.cfg.Datacenters}
+// batchVars are the variables every batch job file of instance short takes.
+func batchVars(cfg Config, short string) map[string]any {
+	return map[string]any{"instance": short, "driver": cfg.Driver, "datacenters": cfg.Datacenters}
 }

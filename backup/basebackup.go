@@ -33,7 +33,7 @@ import (
 // backup-standby); only pg_backup_start/stop run on the leader, through its
 // pgBackRest TLS server (standbySource). A lone leader is backed up itself.
 func (b *Backups) BaseBackup(ctx context.Context, in Instance, baseBackupID string) (string, error) {
-	if !b.PITR() {
+	if !b.Repository().On() {
 		return "", errors.New("no pgBackRest repository is configured")
 	}
 	secrets, cluster, err := b.baseBackupSecrets(ctx, in.ShortID)
@@ -56,10 +56,10 @@ func (b *Backups) BaseBackup(ctx context.Context, in Instance, baseBackupID stri
 // baseBackupVars are the variables of basebackup.nomad.hcl: on the standby
 // of standbySource when cluster and there is one, else on the primary.
 func (b *Backups) baseBackupVars(ctx context.Context, in Instance, cluster bool) (map[string]any, error) {
-	vars := b.commonVars(in.ShortID)
+	vars := batchVars(b.cfg, in.ShortID)
 	vars["data_root"] = b.cfg.DataRoot
 	vars["postgres_uid"], vars["postgres_gid"] = b.cfg.PostgresUID, b.cfg.PostgresGID
-	b.SetRepositoryVars(vars)
+	b.Repository().SetVars(vars)
 	if cluster {
 		src, ok, err := b.standbySource(ctx, in.ShortID)
 		if err != nil {
@@ -119,7 +119,7 @@ const clientCertificateLifetime = 24 * time.Hour
 // pgBackRest TLS server (CN baseBackupClientCN, clientCertificateLifetime).
 func (b *Backups) baseBackupSecrets(ctx context.Context, short string) (api.VariableItems, bool, error) {
 	secrets := api.VariableItems{}
-	maps.Copy(secrets, b.RepositorySecrets())
+	maps.Copy(secrets, b.Repository().Secrets())
 	job, err := b.nomad.Job(ctx, nodesJobID(short))
 	if err != nil {
 		return nil, false, err

@@ -104,7 +104,7 @@ func (b *Backups) backupJob(in Instance, mode, jobID, backupID, from string) bat
 		if err != nil {
 			return nil, err
 		}
-		vars := b.commonVars(in.ShortID)
+		vars := batchVars(b.cfg, in.ShortID)
 		vars["mode"], vars["backup_id"], vars["backup_dir"] = mode, backupID, b.cfg.BackupDir
 		vars["node_id"], vars["pg_host"], vars["pg_port"] = in.NodeID, host, in.GatewayPort
 		if mode == nomadjobs.ModeDump && in.ReadOnlyPort > 0 {

@@ -34,18 +34,27 @@ const (
 	itemPITRS3KeySecret = "pitr_s3_key_secret"
 )
 
-// PITR reports whether point-in-time recovery is on: pgBackRest's
-// repository is a directory on the clients or an S3 bucket.
-func (b *Backups) PITR() bool { return b.cfg.PITRRepo != "" || b.cfg.PITRS3 != nil }
+// Repository is pgBackRest's repository: a directory on every Nomad client
+// or an S3 bucket (S3 set), or none (PITR off).
+type Repository struct {
+	Dir string  // directory on every Nomad client; "" with S3 or without PITR
+	S3  *PITRS3 // when set, the repository is this bucket
+}
 
-// SetRepositoryVars sets the job variables locating pgBackRest's repository
-// (nodes.nomad.hcl, basebackup.nomad.hcl): pitr_repo, and with S3 the
-// pitr_s3_* variables, pitr_repo then being the path in the bucket. The
-// keys are never among them (RepositorySecrets).
-func (b *Backups) SetRepositoryVars(vars map[string]any) {
-	s3 := b.cfg.PITRS3
+// Repository is the pgBackRest repository of the configuration.
+func (b *Backups) Repository() Repository { return Repository{Dir: b.cfg.PITRRepo, S3: b.cfg.PITRS3} }
+
+// On reports whether point-in-time recovery is on: there is a repository.
+func (r Repository) On() bool { return r.Dir != "" || r.S3 != nil }
+
+// SetVars sets the job variables locating the repository (nodes.nomad.hcl,
+// basebackup.nomad.hcl): pitr_repo, and with S3 the pitr_s3_* variables,
+// pitr_repo then being the path in the bucket. The keys are never among
+// them (Secrets).
+func (r Repository) SetVars(vars map[string]any) {
+	s3 := r.S3
 	if s3 == nil {
-		vars["pitr_repo"] = b.cfg.PITRRepo
+		vars["pitr_repo"] = r.Dir
 		return
 	}
 	vars["pitr_repo"] = s3.Path
@@ -56,10 +65,10 @@ func (b *Backups) SetRepositoryVars(vars map[string]any) {
 	vars["pitr_s3_ca"] = s3.CAPEM
 }
 
-// RepositorySecrets returns the Variable items of the repository's S3
-// keys, nil without S3.
-func (b *Backups) RepositorySecrets() api.VariableItems {
-	s3 := b.cfg.PITRS3
+// Secrets returns the Variable items of the repository's S3 keys, nil
+// without S3.
+func (r Repository) Secrets() api.VariableItems {
+	s3 := r.S3
 	if s3 == nil {
 		return nil
 	}
@@ -74,7 +83,7 @@ func (b *Backups) RepositorySecrets() api.VariableItems {
 // rotated keys reach them without a new job version. False without S3.
 // Errors: Nomad's, naming the Variable.
 func (b *Backups) SyncPITRKeys(ctx context.Context, short string) (bool, error) {
-	want := b.RepositorySecrets()
+	want := b.Repository().Secrets()
 	if want == nil {
 		return false, nil
 	}
@@ -98,8 +107,8 @@ func (b *Backups) SyncPITRKeys(ctx context.Context, short string) (bool, error) 
 // stopped (nothing archives any more). Without S3 it does nothing (a
 // directory repository goes with the cleanup job); a stanza already gone is
 // not an error. Errors: S3's, worth retrying.
-func (b *Backups) DeleteStanza(ctx context.Context, short string) error {
-	s3 := b.cfg.PITRS3
+func (r Repository) DeleteStanza(ctx context.Context, short string) error {
+	s3 := r.S3
 	if s3 == nil {
 		return nil
 	}

@@ -14,18 +14,18 @@ import (
 func TestRepositoryVarsLocateTheRepositoryWithoutKeys(t *testing.T) {
 	dir := New(nil, Config{PITRRepo: "/srv/pgbackrest"}, Hooks{}, nil)
 	vars := map[string]any{}
-	dir.SetRepositoryVars(vars)
-	if len(vars) != 1 || vars["pitr_repo"] != "/srv/pgbackrest" || dir.RepositorySecrets() != nil || !dir.PITR() {
-		t.Fatalf("directory repository: vars %v, secrets %v", vars, dir.RepositorySecrets())
+	dir.Repository().SetVars(vars)
+	if len(vars) != 1 || vars["pitr_repo"] != "/srv/pgbackrest" || dir.Repository().Secrets() != nil || !dir.Repository().On() {
+		t.Fatalf("directory repository: vars %v, secrets %v", vars, dir.Repository().Secrets())
 	}
-	if New(nil, Config{}, Hooks{}, nil).PITR() {
+	if New(nil, Config{}, Hooks{}, nil).Repository().On() {
 		t.Fatal("PITR on without a repository")
 	}
 
 	s3 := New(nil, Config{PITRS3: &PITRS3{Host: "s3.example.com", Port: 9443, Region: "eu-west-3", Bucket: "pitr",
 		Path: "/pgbackrest", CAPEM: "PEM", AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "secret/key+value"}}, Hooks{}, nil)
 	vars = map[string]any{}
-	s3.SetRepositoryVars(vars)
+	s3.Repository().SetVars(vars)
 	want := map[string]any{"pitr_repo": "/pgbackrest", "pitr_s3_endpoint": "s3.example.com", "pitr_s3_port": 9443,
 		"pitr_s3_region": "eu-west-3", "pitr_s3_bucket": "pitr", "pitr_s3_ca": "PEM"}
 	if len(vars) != len(want) {
@@ -39,7 +39,7 @@ func TestRepositoryVarsLocateTheRepositoryWithoutKeys(t *testing.T) {
 	if rendered := fmt.Sprint(vars); strings.Contains(rendered, "AKIAEXAMPLE") || strings.Contains(rendered, "secret/key+value") {
 		t.Fatalf("keys among the job variables:\n%s", rendered)
 	}
-	secrets := s3.RepositorySecrets()
+	secrets := s3.Repository().Secrets()
 	if secrets[itemPITRS3Key] != "AKIAEXAMPLE" || secrets[itemPITRS3KeySecret] != "secret/key+value" || len(secrets) != 2 {
 		t.Fatalf("Variable items %v", secrets)
 	}
