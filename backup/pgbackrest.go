@@ -15,6 +15,18 @@ import (
 // PITRTimeFormat is how a restore target reaches pgBackRest (--target), in UTC.
 const PITRTimeFormat = "2006-01-02 15:04:05.000000+00"
 
+// RestoreVars are the node job variables (nodes.nomad.hcl) that have its
+// start script run the point-in-time restore restoreID: pgbackrest restore
+// --set=set --type=time --target=target, from the stanza of source when it
+// is another instance's ("": the instance's own).
+func RestoreVars(restoreID, source, set string, target time.Time) map[string]any {
+	vars := map[string]any{"pitr_restore_id": restoreID, "pitr_set": set, "pitr_target": target.UTC().Format(PITRTimeFormat)}
+	if source != "" {
+		vars["pitr_source"] = source
+	}
+	return vars
+}
+
 // pgbackrest is the start of every pgBackRest command run in the node task:
 // its rendered configuration (secrets/pgbackrest.conf, which may hold the S3
 // keys; local/pgbackrest.conf in node jobs registered before it moved) and

@@ -104,3 +104,14 @@ func TestArchiveAndChooseSetRunsOnTheLeader(t *testing.T) {
 		t.Fatalf("without a leader: %v", err)
 	}
 }
+
+func TestRestoreVarsGiveTheTargetToTheMicrosecondInUTC(t *testing.T) {
+	target := time.Date(2026, 11, 20, 3, 4, 5, 123456789, time.FixedZone("CET", 3600))
+	own := RestoreVars("op1", "", "20261116-020000F", target)
+	if len(own) != 3 || own["pitr_restore_id"] != "op1" || own["pitr_set"] != "20261116-020000F" || own["pitr_target"] != "2026-11-20 02:04:05.123456+00" {
+		t.Errorf("own stanza: %v", own)
+	}
+	if copied := RestoreVars("op1", "src", "s", target); copied["pitr_source"] != "src" || len(copied) != 4 {
+		t.Errorf("another instance's stanza: %v", copied)
+	}
+}

@@ -99,7 +99,7 @@ func (p *Provisioner) ensurePITRKeys(ctx context.Context, short string) error {
 	if _, err := p.backups.SyncPITRKeys(ctx, short); err != nil {
 		return err
 	}
-	if !p.backups.PITR() || p.ca == nil {
+	if !p.backups.Repository().On() || p.ca == nil {
 		return nil
 	}
 	return p.ensurePgBackRestCertificate(ctx, short)
@@ -112,7 +112,7 @@ func (p *Provisioner) ensurePITRKeys(ctx context.Context, short string) error {
 // shutdown (a switchover, a plan change) waits for the archiver's failing
 // retries. Idempotent. Errors: *ExecError from pgBackRest.
 func (p *Provisioner) ensureStanza(ctx context.Context, in Instance, size Size, progress Progress) error {
-	if size.PITRDays == 0 || !p.backups.PITR() {
+	if size.PITRDays == 0 || !p.backups.Repository().On() {
 		return nil
 	}
 	progress("creating the pgBackRest stanza")

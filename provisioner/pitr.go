@@ -107,8 +107,7 @@ func (p *Provisioner) registerRestore(ctx context.Context, in Instance, size Siz
 	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
 		return nil, err
 	}
-	job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_set": set,
-		"pitr_target": target.UTC().Format(backup.PITRTimeFormat)})
+	job, err := p.nodesJobWith(in, size, backup.RestoreVars(restoreID, "", set, target))
 	if err != nil {
 		return nil, err
 	}
@@ -226,8 +225,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 		if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
 			return err
 		}
-		job, err := p.nodesJobWith(in, single, map[string]any{"pitr_restore_id": restoreID, "pitr_source": source,
-			"pitr_set": set, "pitr_target": target.UTC().Format(backup.PITRTimeFormat)})
+		job, err := p.nodesJobWith(in, single, backup.RestoreVars(restoreID, source, set, target))
 		if err != nil {
 			return err
 		}

@@ -322,7 +322,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	}
 	if p.cfg.PITRS3 != nil {
 		progress("deleting the pgBackRest stanza from S3")
-		if err := p.backups.DeleteStanza(ctx, in.ShortID); err != nil {
+		if err := p.backups.Repository().DeleteStanza(ctx, in.ShortID); err != nil {
 			return err
 		}
 	}
