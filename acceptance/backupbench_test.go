@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
+	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
@@ -244,7 +245,7 @@ func brokerDump(b *testing.B, br *broker, id string) (mgmtapi.Backup, time.Durat
 	if status := br.apiJSON(http.MethodPost, backupsPath(id), &got); status != http.StatusAccepted {
 		b.Fatalf("POST backups: %d", status)
 	}
-	phases := watchJob(b, provisioner.DumpJobID(naming.ShortID(id), got.ID), "dump")
+	phases := watchJob(b, backup.DumpJobID(naming.ShortID(id), got.ID), "dump")
 	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if status := br.apiJSON(http.MethodGet, backupsPath(id)+"/"+got.ID, &got); status != http.StatusOK {
 			b.Fatalf("GET backup: %d", status)
@@ -269,7 +270,7 @@ func brokerRestore(b *testing.B, br *broker, c osb.Client, id, backupID string) 
 	if status := br.apiJSON(http.MethodPost, backupsPath(id)+"/"+backupID+"/restore", &restore); status != http.StatusAccepted {
 		b.Fatalf("POST restore: %d", status)
 	}
-	phases := watchJob(b, provisioner.RestoreJobID(naming.ShortID(id), restore.Operation), "restore")
+	phases := watchJob(b, backup.RestoreJobID(naming.ShortID(id), restore.Operation), "restore")
 	op := osb.OperationKey(restore.Operation)
 	waitOperation(b, c, id, &op, 10*time.Minute)
 	took := time.Since(start)

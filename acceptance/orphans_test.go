@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/provisioner"
@@ -175,7 +176,7 @@ func TestOrphanBatchJobsAreRemovedWhenTheirRunIsOver(t *testing.T) {
 	short := randomShort()
 	nomad := nomadClient(t)
 	var ids []string
-	for _, id := range []string{provisioner.BaseBackupJobID(short, uuid.NewString()), provisioner.DumpJobID(short, uuid.NewString())} {
+	for _, id := range []string{backup.BaseBackupJobID(short, uuid.NewString()), backup.DumpJobID(short, uuid.NewString())} {
 		registerStrayJob(t, b.name, deploymentOf(t, b), id)
 		path := "nomad/jobs/" + id
 		if _, _, err := nomad.Variables().Create(&api.Variable{Path: path, Items: api.VariableItems{"admin_password": "x"}}, nil); err != nil {

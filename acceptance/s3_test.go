@@ -14,12 +14,12 @@ import (
 	"github.com/minio/minio-go/v7"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/backupstore/versitygwtest"
+	"github.com/pgbroker/pgbroker/backup/versitygwtest"
 	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 )
 
-// s3Server is a versitygw (versitygwtest, the fixture of the backupstore
+// s3Server is a versitygw (versitygwtest, the fixture of the backup
 // tests) on a loopback port with one bucket.
 type s3Server struct {
 	env    []string // the broker's PGBROKER_BACKUP_S3_* settings

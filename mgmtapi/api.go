@@ -11,7 +11,7 @@
 //
 // The package is a front door: it reads and records state in the store and
 // reaches the instance's database through the interfaces below, never
-// through the executor's packages (provisioner, pgadmin, backupstore).
+// through the executor's packages (provisioner, pgadmin, backup).
 package mgmtapi
 
 import (
@@ -53,7 +53,7 @@ type Extensions interface {
 	DisableExtensions(ctx context.Context, inst store.Instance, names []string) error
 }
 
-// Dumps is where the API reads dumps for download (backupstore.Storage).
+// Dumps is where the API reads dumps for download (backup.Storage).
 type Dumps interface {
 	// Open returns the dump at key and its size in bytes; the reader seeks,
 	// so a download serves byte ranges. An error wrapping fs.ErrNotExist

@@ -19,13 +19,13 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/pgbroker/pgbroker/backupstore"
-	"github.com/pgbroker/pgbroker/backupstore/versitygwtest"
+	"github.com/pgbroker/pgbroker/backup"
+	"github.com/pgbroker/pgbroker/backup/versitygwtest"
 )
 
 // dumpServer serves the dump under key of storage through ServeDump, on a
 // server whose write timeout is writeTimeout.
-func dumpServer(t *testing.T, storage backupstore.Storage, key, etag string, writeTimeout time.Duration) *httptest.Server {
+func dumpServer(t *testing.T, storage backup.Storage, key, etag string, writeTimeout time.Duration) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc, _, err := storage.Open(r.Context(), key)
@@ -94,7 +94,7 @@ func sum(b []byte) string {
 }
 
 // fsWithFile returns a filesystem storage holding content under key.
-func fsWithFile(t *testing.T, key string, content []byte) backupstore.Storage {
+func fsWithFile(t *testing.T, key string, content []byte) backup.Storage {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(key)), 0o700); err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func fsWithFile(t *testing.T, key string, content []byte) backupstore.Storage {
 	if err := os.WriteFile(filepath.Join(dir, key), content, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fsys, err := backupstore.NewFilesystem(dir)
+	fsys, err := backup.NewFilesystem(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,13 +111,13 @@ func fsWithFile(t *testing.T, key string, content []byte) backupstore.Storage {
 
 // s3WithObject starts versitygw (versitygwtest.Start) and stores content
 // under key.
-func s3WithObject(t *testing.T, key string, content []byte) backupstore.Storage {
+func s3WithObject(t *testing.T, key string, content []byte) backup.Storage {
 	t.Helper()
 	srv := versitygwtest.Start(t, "dumps", "test", "test-secret")
 	if _, err := srv.Client.PutObject(context.Background(), srv.Bucket, key, bytes.NewReader(content), int64(len(content)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := backupstore.NewS3(backupstore.S3Config{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket,
+	s, err := backup.NewS3(backup.S3Config{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket,
 		AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestSlowDownloadOutlastsTheWriteTimeoutAndResumes(t *testing.T) {
 	_, _ = rand.Read(content)
 	want := sum(content)
 	const key = "abc/b1.dump"
-	for name, storage := range map[string]func(*testing.T, string, []byte) backupstore.Storage{"filesystem": fsWithFile, "s3": s3WithObject} {
+	for name, storage := range map[string]func(*testing.T, string, []byte) backup.Storage{"filesystem": fsWithFile, "s3": s3WithObject} {
 		t.Run(name, func(t *testing.T) {
 			srv := dumpServer(t, storage(t, key, content), key, want, time.Second)
 			c := slowClient()

@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgbroker/pgbroker/backupstore"
+	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/extensions"
 	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/store"
@@ -65,7 +65,7 @@ func TestDownloadServesASucceededDumpAndSaysGoneOnceItLeftTheStorage(t *testing.
 	ctx := context.Background()
 	mine, theirs := provisioned(t, st, "aaaaaaaaaaaa"), provisioned(t, st, "bbbbbbbbbbbb")
 	dir := t.TempDir()
-	fsys, err := backupstore.NewFilesystem(dir)
+	fsys, err := backup.NewFilesystem(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

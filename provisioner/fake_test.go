@@ -88,6 +88,7 @@ func (w *world) provisioner(t *testing.T) *Provisioner {
 	t.Helper()
 	p := New(nil, Config{BrokerName: "test", PITRRepo: "/srv/pgbackrest", Etcd: []string{"127.0.0.1:2379"}}, slog.New(slog.DiscardHandler))
 	p.nomad = nomadRoles{jobs: w, allocations: w, secrets: w, allocExec: w}
+	p.backups = p.newBackups(p.cfg) // backups reach Nomad through the fakes too
 	p.clusters = func(_ context.Context, short string) (cluster, error) { return &fakePatroni{w: w, short: short}, nil }
 	p.dcs = fakeEtcd{w}
 	p.connectAdmin = func(host string, port int, user, password string, tlsConfig *tls.Config) adminConn {
@@ -574,7 +575,7 @@ func (w *world) Exec(ctx context.Context, allocID, task, script string) (string,
 	}
 	short := shortOf(alloc.JobID)
 	if w.patroniJob(short) && w.leaderOf(short) != alloc.TaskGroup {
-		return "", &ExecError{Code: notLeaderCode, Stderr: "not the Patroni leader"}
+		return "", &ExecError{Code: 75, Stderr: "not the Patroni leader"} // leaderOnly's exit code on a standby (backup/pgbackrest.go)
 	}
 	switch {
 	case strings.Contains(script, " check; ") && strings.Contains(script, " info"):

@@ -42,8 +42,8 @@ const MetaPatroni = "pgbroker_patroni"
 // plan change between tiers), which override the size's.
 func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*api.Job, error) {
 	vars := p.commonVars(in.ShortID)
-	if s.PITRDays > 0 && p.pitr() {
-		p.setPITRVars(vars)
+	if s.PITRDays > 0 && p.backups.Repository().On() {
+		p.backups.Repository().SetVars(vars)
 	}
 	vars["node_count"] = s.Nodes
 	vars["memory_mib"] = s.MemoryMiB

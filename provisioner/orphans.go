@@ -57,7 +57,7 @@ func (p *Provisioner) RemoveOrphan(ctx context.Context, short string) error {
 
 // RemoveBatchJob purges the batch job jobID (a dump, restore or base backup
 // whose run is over) and deletes its Nomad Variable nomad/jobs/<jobID>, as
-// runBatch does once a run is recorded. Errors: Nomad errors.
+// a backup batch job does itself once its run ended. Errors: Nomad errors.
 func (p *Provisioner) RemoveBatchJob(ctx context.Context, jobID string) error {
 	if err := p.nomad.Purge(ctx, jobID); err != nil {
 		return err

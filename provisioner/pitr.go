@@ -2,13 +2,12 @@ package provisioner
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
@@ -17,86 +16,6 @@ import (
 // MetaPITRRestore is the node job Meta key naming the point-in-time restore
 // the job version carries out (the operation id).
 const MetaPITRRestore = "pgbroker_pitr_restore"
-
-// PITRTimeFormat is how a restore target reaches pgBackRest (--target), in UTC.
-const PITRTimeFormat = "2006-01-02 15:04:05.000000+00"
-
-// pgbackrest is the start of every pgBackRest command run in the node task:
-// its rendered configuration (secrets/pgbackrest.conf, which may hold the S3
-// keys; local/pgbackrest.conf in node jobs registered before it moved) and
-// the instance's stanza. The admin password reaches libpq as PGPASSWORD from
-// the task's own environment (rendered from the job's Nomad Variable); it is
-// never part of the command.
-func pgbackrest(short string) string {
-	return `export PGPASSWORD="$PGBROKER_ADMIN_PASSWORD"; conf="$NOMAD_SECRETS_DIR/pgbackrest.conf"; [[ -f $conf ]] || conf="$NOMAD_TASK_DIR/pgbackrest.conf"; ` +
-		`c=(--config="$conf" --stanza=` + short + `); pgbackrest "${c[@]}"`
-}
-
-// BaseBackupInfo is one base backup in the instance's stanza.
-type BaseBackupInfo struct {
-	Label string    // pgBackRest's backup label
-	Type  string    // "full", "diff" or "incr"
-	Start time.Time // timestamp.start
-	Stop  time.Time // timestamp.stop: the earliest time a restore from it reaches
-}
-
-// archiveAndChooseSet has the running node of instance short archive its
-// latest WAL (pgbackrest check) and returns the label of the base backup a
-// restore to target starts from: the latest one that had surely ended by
-// target, else the oldest (the broker refuses targets before the first base
-// backup ended, in microseconds; pgBackRest's info has whole seconds and its
-// own choice wants stop < target in whole seconds, so a target in the second
-// the only base backup ended would fail). Errors: *ExecError from pgBackRest.
-func (p *Provisioner) archiveAndChooseSet(ctx context.Context, short string, target time.Time) (string, error) {
-	out, err := p.execNode(ctx, Instance{ShortID: short},
-		"set -euo pipefail; "+pgbackrest(short)+" check; "+pgbackrest(short)+" --output=json info")
-	if err != nil {
-		return "", err
-	}
-	backups, err := parseInfo(out)
-	if err != nil {
-		return "", err
-	}
-	if len(backups) == 0 {
-		return "", &ExecError{Stderr: "the stanza of " + short + " has no base backup"}
-	}
-	return chooseSet(backups, target), nil
-}
-
-// chooseSet: see archiveAndChooseSet. backups are in pgBackRest's order, oldest first.
-func chooseSet(backups []BaseBackupInfo, target time.Time) string {
-	set := backups[0].Label
-	for _, b := range backups {
-		if !b.Stop.Add(time.Second).After(target) {
-			set = b.Label
-		}
-	}
-	return set
-}
-
-func parseInfo(out string) ([]BaseBackupInfo, error) {
-	var stanzas []struct {
-		Backup []struct {
-			Label     string `json:"label"`
-			Type      string `json:"type"`
-			Timestamp struct {
-				Start int64 `json:"start"`
-				Stop  int64 `json:"stop"`
-			} `json:"timestamp"`
-		} `json:"backup"`
-	}
-	if err := json.Unmarshal([]byte(out), &stanzas); err != nil {
-		return nil, fmt.Errorf("decode pgbackrest info: %w", err)
-	}
-	var list []BaseBackupInfo
-	for _, s := range stanzas {
-		for _, b := range s.Backup {
-			list = append(list, BaseBackupInfo{Label: b.Label, Type: b.Type,
-				Start: time.Unix(b.Timestamp.Start, 0).UTC(), Stop: time.Unix(b.Timestamp.Stop, 0).UTC()})
-		}
-	}
-	return list, nil
-}
 
 // RestoreToTime brings the instance back to its state at target (UTC,
 // microseconds): it has the running node archive its latest WAL (pgbackrest
@@ -180,15 +99,14 @@ func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size,
 // the registered job.
 func (p *Provisioner) registerRestore(ctx context.Context, in Instance, size Size, restoreID string, target time.Time, progress Progress) (*api.Job, error) {
 	progress("archiving the latest WAL")
-	set, err := p.archiveAndChooseSet(ctx, in.ShortID, target)
+	set, err := p.backups.ArchiveAndChooseSet(ctx, in.ShortID, target)
 	if err != nil {
 		return nil, err
 	}
 	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
 		return nil, err
 	}
-	job, err := p.nodesJobWith(in, size, map[string]any{"pitr_restore_id": restoreID, "pitr_set": set,
-		"pitr_target": target.UTC().Format(PITRTimeFormat)})
+	job, err := p.nodesJobWith(in, size, backup.RestoreVars(restoreID, "", set, target))
 	if err != nil {
 		return nil, err
 	}
@@ -235,43 +153,6 @@ func (p *Provisioner) restoreMarked(ctx context.Context, in Instance, restoreID 
 
 // ExecError: a command run in the node task exited non-zero.
 type ExecError = nomad.ExecError
-
-// execNode runs script with bash in the instance's running node task (alloc
-// exec, as the task's user with the task's environment) and returns its
-// standard output.
-func (p *Provisioner) execNode(ctx context.Context, in Instance, script string) (string, error) {
-	allocs, err := p.nomad.Allocations(ctx, NodesJobID(in.ShortID), false)
-	if err != nil {
-		return "", err
-	}
-	var lastErr error = errors.New("no running node allocation to run pgBackRest in")
-	for _, stub := range allocs {
-		if stub.ClientStatus != api.AllocClientStatusRunning || stub.DesiredStatus != api.AllocDesiredStatusRun {
-			continue
-		}
-		out, err := p.execAlloc(ctx, stub.ID, leaderOnly+script)
-		var ee *ExecError
-		if errors.As(err, &ee) && ee.Code == notLeaderCode {
-			lastErr = errors.New("no node allocation is the Patroni leader (a failover in progress?)")
-			continue
-		}
-		return out, err
-	}
-	return "", lastErr
-}
-
-// notLeaderCode is the exit code of leaderOnly on a Patroni standby.
-const notLeaderCode = 75
-
-// leaderOnly starts every script execNode runs: under Patroni (Business),
-// only the leader runs it (pgBackRest backs up and checks the primary);
-// a standby exits notLeaderCode and the next allocation is tried.
-const leaderOnly = `if [[ -f $NOMAD_SECRETS_DIR/patroni.yml ]] && [[ $(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "http://$NOMAD_IP_api:$NOMAD_PORT_api/primary") != 200 ]]; then echo "not the Patroni leader" >&2; exit 75; fi; `
-
-// execAlloc runs script with bash in the node task of allocation allocID.
-func (p *Provisioner) execAlloc(ctx context.Context, allocID, script string) (string, error) {
-	return p.nomad.Exec(ctx, allocID, "postgres", script)
-}
 
 // RestoreRegistered reports whether the instance's node job was registered
 // for the point-in-time restore restoreID (job Meta pgbroker_pitr_restore),
@@ -335,7 +216,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 	}
 	if cur.Meta[MetaPITRRestore] != restoreID {
 		progress("archiving the latest WAL of the source instance")
-		set, err := p.archiveAndChooseSet(ctx, source, target)
+		set, err := p.backups.ArchiveAndChooseSet(ctx, source, target)
 		if err != nil {
 			return fmt.Errorf("archive the latest WAL of the source: %w", err)
 		}
@@ -343,8 +224,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 		if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
 			return err
 		}
-		job, err := p.nodesJobWith(in, single, map[string]any{"pitr_restore_id": restoreID, "pitr_source": source,
-			"pitr_set": set, "pitr_target": target.UTC().Format(PITRTimeFormat)})
+		job, err := p.nodesJobWith(in, single, backup.RestoreVars(restoreID, source, set, target))
 		if err != nil {
 			return err
 		}
@@ -401,7 +281,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 		return fmt.Errorf("adopt the restored cluster: %w", err)
 	}
 	progress("creating the instance's own stanza")
-	if _, err := p.execNode(ctx, in, "set -euo pipefail; "+pgbackrest(in.ShortID)+" stanza-create >/dev/null"); err != nil {
+	if err := p.backups.CreateStanza(ctx, in.ShortID); err != nil {
 		return fmt.Errorf("create the stanza of the copy: %w", err)
 	}
 	if !size.HA() {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
@@ -65,18 +66,6 @@ type Config struct {
 	BindingSSLMode string
 }
 
-// S3 is the bucket dump jobs upload to and restore jobs fetch from. The
-// keys reach the jobs only through their own Nomad Variable.
-type S3 struct {
-	Endpoint        string // http(s)://host[:port]
-	Region          string
-	Bucket          string
-	Prefix          string // prepended to DumpKey: the object name
-	AccessKeyID     string
-	SecretAccessKey string
-	PartSizeMiB     int // part size of a dump's multipart upload (5 to 5120)
-}
-
 // Provisioner carries out operations against one Nomad cluster. Safe for
 // concurrent use on different instances.
 type Provisioner struct {
@@ -84,6 +73,8 @@ type Provisioner struct {
 	cfg   Config
 	log   *slog.Logger
 	ca    *pki.CA // set by LoadCA
+
+	backups *backup.Backups // dumps, restores, base backups, pgBackRest's stanza and repository
 
 	clusters func(ctx context.Context, short string) (cluster, error) // an instance's Patroni cluster (patroniCluster)
 	dcs      dcs                                                      // where Patroni keeps its keys (etcd)
@@ -123,6 +114,7 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	}
 	p := &Provisioner{nomad: rolesOf(nomad.New(c, cfg.BrokerName, cfg.Deployment)), cfg: cfg, log: log, dcs: patroni.NewDCS(cfg.Etcd), connectAdmin: connectAdmin}
 	p.clusters = p.patroniCluster
+	p.backups = p.newBackups(cfg)
 	return p
 }
 
@@ -345,7 +337,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	}
 	if p.cfg.PITRS3 != nil {
 		progress("deleting the pgBackRest stanza from S3")
-		if err := p.deleteS3Stanza(ctx, in.ShortID); err != nil {
+		if err := p.backups.Repository().DeleteStanza(ctx, in.ShortID); err != nil {
 			return err
 		}
 	}

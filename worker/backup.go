@@ -10,7 +10,7 @@ import (
 
 	"github.com/riverqueue/river"
 
-	"github.com/pgbroker/pgbroker/backupstore"
+	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/instances"
 	"github.com/pgbroker/pgbroker/provisioner"
@@ -79,7 +79,7 @@ type backupWorker struct {
 	store   *store.Store
 	catalog *catalog.Catalog
 	dumper  Dumper
-	storage backupstore.Storage // where dumps land
+	storage backup.Storage // where dumps land
 	log     *slog.Logger
 }
 
@@ -129,8 +129,8 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 		log.Warn("dump attempt failed", slog.String("error", err.Error()))
 		return err
 	}
-	size, sum, err := backupstore.Digest(ctx, w.storage, b.StorageKey)
-	if errors.Is(err, backupstore.ErrNotFound) {
+	size, sum, err := backup.Digest(ctx, w.storage, b.StorageKey)
+	if errors.Is(err, backup.ErrNotFound) {
 		return w.fail(ctx, log, b, "the dump job completed but no dump is in the backup storage")
 	}
 	if err != nil {
@@ -155,7 +155,7 @@ func (w *backupWorker) fail(ctx context.Context, log *slog.Logger, b store.Backu
 // inst that retention does not keep at now (scheduler.Keep with the plan's
 // policy, in the instance's backup time zone). An instance whose plan left
 // the catalog keeps everything.
-func sweepInstance(ctx context.Context, st *store.Store, cat *catalog.Catalog, storage backupstore.Storage, inst store.Instance, now time.Time) error {
+func sweepInstance(ctx context.Context, st *store.Store, cat *catalog.Catalog, storage backup.Storage, inst store.Instance, now time.Time) error {
 	_, plan, ok := cat.Plan(inst.PlanID)
 	if !ok {
 		return nil
@@ -225,7 +225,7 @@ type retentionWorker struct {
 	river.WorkerDefaults[RetentionArgs]
 	store   *store.Store
 	catalog *catalog.Catalog
-	storage backupstore.Storage
+	storage backup.Storage
 	log     *slog.Logger
 }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/pgbroker/pgbroker/backupstore"
+	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
@@ -94,7 +94,7 @@ type Runner struct {
 // New returns a Runner that works operations from st with ex (operations,
 // the orphan sweep, certificate renewal, dumps and base backups), keeps dumps
 // in dumps and applies their retention there.
-func New(st *store.Store, cat *catalog.Catalog, ex Executor, dumps backupstore.Storage, cfg Config, log *slog.Logger) (*Runner, error) {
+func New(st *store.Store, cat *catalog.Catalog, ex Executor, dumps backup.Storage, cfg Config, log *slog.Logger) (*Runner, error) {
 	if cfg.BackupWorkers < 1 {
 		cfg.BackupWorkers = 1
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/pgbroker/pgbroker/backupstore"
+	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/broker"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/config"
@@ -115,18 +115,17 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	var (
-		dumps    backupstore.Storage
-		dumpsS3  *provisioner.S3
+		dumps    backup.Storage
+		dumpsS3  *backup.S3Config
 		storeErr error
 	)
 	if cfg.BackupS3Endpoint != "" {
-		dumpsS3 = &provisioner.S3{Endpoint: cfg.BackupS3Endpoint, Region: cfg.BackupS3Region, Bucket: cfg.BackupS3Bucket,
+		dumpsS3 = &backup.S3Config{Endpoint: cfg.BackupS3Endpoint, Region: cfg.BackupS3Region, Bucket: cfg.BackupS3Bucket,
 			Prefix: cfg.BackupS3Prefix, AccessKeyID: cfg.BackupS3AccessKeyID, SecretAccessKey: cfg.BackupS3SecretAccessKey,
 			PartSizeMiB: cfg.BackupS3PartSizeMiB}
-		dumps, storeErr = backupstore.NewS3(backupstore.S3Config{Endpoint: dumpsS3.Endpoint, Region: dumpsS3.Region,
-			Bucket: dumpsS3.Bucket, Prefix: dumpsS3.Prefix, AccessKeyID: dumpsS3.AccessKeyID, SecretAccessKey: dumpsS3.SecretAccessKey})
+		dumps, storeErr = backup.NewS3(*dumpsS3)
 	} else {
-		dumps, storeErr = backupstore.NewFilesystem(cfg.BackupDirectory())
+		dumps, storeErr = backup.NewFilesystem(cfg.BackupDirectory())
 	}
 	if storeErr != nil {
 		return fmt.Errorf("backup storage: %w", storeErr)
@@ -219,7 +218,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // pitrS3 returns pgBackRest's S3 repository of the PGBROKER_PITR_S3_*
 // settings, nil when PGBROKER_PITR_S3_ENDPOINT is unset. Errors name the
 // variable (config.Load checked them already).
-func pitrS3(cfg config.Config) (*provisioner.PITRS3, error) {
+func pitrS3(cfg config.Config) (*backup.PITRS3, error) {
 	loc, ok, err := cfg.PITRS3()
 	if err != nil || !ok {
 		return nil, err
@@ -228,6 +227,6 @@ func pitrS3(cfg config.Config) (*provisioner.PITRS3, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &provisioner.PITRS3{Host: loc.Host, Port: loc.Port, Region: cfg.PITRS3Region, Bucket: cfg.PITRS3Bucket, Path: loc.Path,
+	return &backup.PITRS3{Host: loc.Host, Port: loc.Port, Region: cfg.PITRS3Region, Bucket: cfg.PITRS3Bucket, Path: loc.Path,
 		CAPEM: ca, AccessKeyID: cfg.PITRS3AccessKeyID, SecretAccessKey: cfg.PITRS3SecretAccessKey}, nil
 }

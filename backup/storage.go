@@ -1,11 +1,12 @@
-// Package backupstore is where dumps live once made: a small Storage
-// interface, its filesystem backend (a directory the Nomad clients' dump
-// jobs write into and the broker reads: the same host in development, a
-// shared mount in production) and its S3 backend (any S3-compatible object
-// storage; dump jobs stream multipart uploads with rclone, the broker reads
-// with minio-go, seeking with ranged GETs). Keys are relative slash-separated paths,
-// "<instance short id>/<backup id>.dump" (provisioner.DumpKey).
-package backupstore
+// Dump storage: where dumps live once made. A small Storage interface, its
+// filesystem backend (a directory the Nomad clients' dump jobs write into
+// and the broker reads: the same host in development, a shared mount in
+// production) and its S3 backend (s3.go: any S3-compatible object storage;
+// dump jobs stream multipart uploads with rclone, the broker reads with
+// minio-go, seeking with ranged GETs). Keys are relative slash-separated
+// paths, "<instance short id>/<backup id>.dump" (naming.DumpKey).
+
+package backup
 
 import (
 	"context"

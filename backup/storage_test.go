@@ -1,4 +1,4 @@
-package backupstore
+package backup
 
 import (
 	"context"

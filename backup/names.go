@@ -1,0 +1,25 @@
+package backup
+
+// DumpJobID, RestoreJobID and BaseBackupJobID name the batch jobs of one
+// dump, one restore (by operation id) and one base backup.
+func DumpJobID(short, backupID string) string       { return "pg-" + short + "-dump-" + backupID }
+func RestoreJobID(short, operationID string) string { return "pg-" + short + "-restore-" + operationID }
+func BaseBackupJobID(short, baseBackupID string) string {
+	return "pg-" + short + "-basebackup-" + baseBackupID
+}
+
+// The instance's own jobs and services these jobs read (provisioner's
+// NodesJobID and NodeService: the same names).
+func nodesJobID(short string) string  { return "pg-" + short + "-nodes" }
+func nodeService(short string) string { return "pg-" + short + "-node" }
+
+// nodesSecretPath is the node job's Nomad Variable: the admin password,
+// the S3 keys of the pgBackRest repository.
+func nodesSecretPath(short string) string { return "nomad/jobs/" + nodesJobID(short) }
+
+// jobSecretPath is the Nomad Variable of a batch job, which only it reads.
+func jobSecretPath(jobID string) string { return "nomad/jobs/" + jobID }
+
+// metaPatroni is the node job Meta key saying its nodes run under Patroni
+// (provisioner.MetaPatroni).
+const metaPatroni = "pgbroker_patroni"
