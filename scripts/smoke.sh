@@ -146,13 +146,13 @@ left=()
 for proc in /proc/[0-9]*; do
 	pid=${proc#/proc/}
 	[[ $pid == "$$" ]] && continue
-	if tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qF "$clone/"; then
-		left+=("$pid $(tr '\0' ' ' <"$proc/cmdline" | cut -c1-120)")
+	if tr '\0' ' ' 2>/dev/null <"$proc/cmdline" | grep -qF "$clone/"; then
+		left+=("$pid $(tr '\0' ' ' 2>/dev/null <"$proc/cmdline" | cut -c1-120)")
 		continue
 	fi
 	for path in "$proc/cwd" "$proc"/fd/*; do
 		if [[ $(readlink "$path" 2>/dev/null) == "$clone"/* ]]; then
-			left+=("$pid $(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | cut -c1-120)")
+			left+=("$pid $(tr '\0' ' ' 2>/dev/null <"$proc/cmdline" | cut -c1-120)")
 			break
 		fi
 	done
