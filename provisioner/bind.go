@@ -50,7 +50,7 @@ func (p *Provisioner) Unbind(ctx context.Context, in Instance, role string) erro
 		return fmt.Errorf("drop role of binding: %w", err)
 	}
 	crashpoint.Hit("unbind:role")
-	return p.deleteSecret(ctx, bindingSecretPrefix(in.ShortID)+role)
+	return p.nomad.DeleteVariable(ctx, bindingSecretPrefix(in.ShortID)+role)
 }
 
 func (p *Provisioner) credentials(ctx context.Context, in Instance, role, password string, readOnly bool) (credentials.Credentials, error) {

@@ -61,7 +61,7 @@ func (p *Provisioner) setForceTLS(ctx context.Context, in Instance, admin adminC
 	}
 	want := strconv.FormatBool(in.ForceTLS)
 	changed := false
-	if _, err := p.updateSecret(ctx, nodesSecretPath(in.ShortID), func(items api.VariableItems) bool {
+	if _, err := p.nomad.UpdateVariable(ctx, nodesSecretPath(in.ShortID), func(items api.VariableItems) bool {
 		if items[itemForceTLS] == want {
 			return false
 		}

@@ -10,17 +10,6 @@ import (
 	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
 )
 
-// parseJob has Nomad parse an embedded job file with vars, as jobID, stamped
-// with this deployment's name (nomad.Cluster.Parse).
-func (p *Provisioner) parseJob(src, jobID string, vars map[string]any) (*api.Job, error) {
-	return p.nomad.Parse(src, jobID, vars)
-}
-
-// register registers job and returns the version Nomad gave it.
-func (p *Provisioner) register(ctx context.Context, job *api.Job) (uint64, error) {
-	return p.nomad.Register(ctx, job)
-}
-
 func (p *Provisioner) commonVars(short string) map[string]any {
 	return map[string]any{
 		"instance":     short,
@@ -70,7 +59,7 @@ func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*
 	if vars["patroni"] == true && p.ca != nil {
 		vars["broker_ca"] = string(p.ca.CertPEM) // pgBackRest's TLS server admits base backup jobs' certificates
 	}
-	job, err := p.parseJob(nomadjobs.Nodes, NodesJobID(in.ShortID), vars)
+	job, err := p.nomad.Parse(nomadjobs.Nodes, NodesJobID(in.ShortID), vars)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +81,7 @@ func (p *Provisioner) GatewaysJob(in Instance, s Size) (*api.Job, error) {
 	if s.HA() {
 		vars["read_only_port"] = in.ReadOnlyPort
 	}
-	return p.parseJob(nomadjobs.Gateways, GatewaysJobID(in.ShortID), vars)
+	return p.nomad.Parse(nomadjobs.Gateways, GatewaysJobID(in.ShortID), vars)
 }
 
 // CleanupJob returns the batch job that deletes, on Nomad client client,
@@ -106,7 +95,7 @@ func (p *Provisioner) CleanupJob(short, client string, groups []string) (*api.Jo
 	vars["node_id"] = client
 	vars["node_groups"] = groups
 	vars["pitr_repo"] = p.cfg.PITRRepo // a directory; a stanza in S3 is deleted by Deprovision itself
-	return p.parseJob(nomadjobs.Cleanup, CleanupJobID(short), vars)
+	return p.nomad.Parse(nomadjobs.Cleanup, CleanupJobID(short), vars)
 }
 
 // cleanData runs CleanupJob(short, client, groups), waits until it
@@ -117,10 +106,10 @@ func (p *Provisioner) cleanData(ctx context.Context, short, client string, group
 	if err != nil {
 		return err
 	}
-	if _, err := p.register(ctx, cleanup); err != nil {
+	if _, err := p.nomad.Register(ctx, cleanup); err != nil {
 		return err
 	}
-	if _, err := p.waitComplete(ctx, CleanupJobID(short), "cleanup"); err != nil {
+	if _, err := p.nomad.WaitComplete(ctx, CleanupJobID(short), "cleanup"); err != nil {
 		return err
 	}
 	return p.nomad.Purge(ctx, CleanupJobID(short))

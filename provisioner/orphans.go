@@ -62,5 +62,5 @@ func (p *Provisioner) RemoveBatchJob(ctx context.Context, jobID string) error {
 	if err := p.nomad.Purge(ctx, jobID); err != nil {
 		return err
 	}
-	return p.deleteSecret(ctx, "nomad/jobs/"+jobID)
+	return p.nomad.DeleteVariable(ctx, "nomad/jobs/"+jobID)
 }

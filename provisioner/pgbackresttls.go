@@ -34,7 +34,7 @@ func (p *Provisioner) ensurePgBackRestCertificate(ctx context.Context, short str
 	}
 	hosts := append([]string{NodeService(short)}, addresses...)
 	var ierr error
-	_, err = p.updateSecret(ctx, nodesSecretPath(short), func(items api.VariableItems) bool {
+	_, err = p.nomad.UpdateVariable(ctx, nodesSecretPath(short), func(items api.VariableItems) bool {
 		if !p.certificateNeeded(items[itemPgBackRestServerCertificate], hosts) {
 			return false
 		}

@@ -62,7 +62,7 @@ func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size,
 		}
 	}
 	progress("restoring to " + target.UTC().Format(time.RFC3339Nano))
-	if _, err := p.runningAllocs(ctx, jobID, *cur.Version, single.Nodes, "postgres", "node", progress); err != nil {
+	if _, err := p.nomad.WaitRunning(ctx, jobID, *cur.Version, single.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
 	admin, err := p.instanceAdmin(ctx, in)
@@ -111,7 +111,7 @@ func (p *Provisioner) registerRestore(ctx context.Context, in Instance, size Siz
 		return nil, err
 	}
 	job.Meta[MetaPITRRestore] = restoreID
-	if _, err := p.register(ctx, job); err != nil {
+	if _, err := p.nomad.Register(ctx, job); err != nil {
 		return nil, err
 	}
 	crashpoint.Hit("pitr:registered")
@@ -229,7 +229,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 			return err
 		}
 		job.Meta[MetaPITRRestore] = restoreID
-		if _, err := p.register(ctx, job); err != nil {
+		if _, err := p.nomad.Register(ctx, job); err != nil {
 			return err
 		}
 		crashpoint.Hit("pitr:registered")
@@ -238,7 +238,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 			return err
 		}
 	}
-	if _, err := p.runningAllocs(ctx, jobID, *cur.Version, single.Nodes, "postgres", "node", progress); err != nil {
+	if _, err := p.nomad.WaitRunning(ctx, jobID, *cur.Version, single.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
 	own, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")

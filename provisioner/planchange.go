@@ -145,11 +145,11 @@ func (p *Provisioner) registerHolding(ctx context.Context, in Instance, job *api
 	if err != nil {
 		return err
 	}
-	version, err := p.register(ctx, holding(job, cur, hold))
+	version, err := p.nomad.Register(ctx, holding(job, cur, hold))
 	if err != nil {
 		return err
 	}
-	if _, err := p.runningAllocs(ctx, jobID, version, size.Nodes, "postgres", "node", progress); err != nil {
+	if _, err := p.nomad.WaitRunning(ctx, jobID, version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
 	_, err = c.WaitMembers(ctx, "waiting for the standbys to stream", patroni.Streaming(size.Nodes-1), progress)

@@ -180,23 +180,23 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err != nil {
 		return Placement{}, err
 	}
-	nodesVersion, err := p.register(ctx, nodes)
+	nodesVersion, err := p.nomad.Register(ctx, nodes)
 	if err != nil {
 		return Placement{}, err
 	}
 	crashpoint.Hit("provision:nodes-registered")
-	gatewaysVersion, err := p.register(ctx, gateways)
+	gatewaysVersion, err := p.nomad.Register(ctx, gateways)
 	if err != nil {
 		return Placement{}, err
 	}
 	crashpoint.Hit("provision:gateways-registered")
-	allocs, err := p.runningAllocs(ctx, NodesJobID(in.ShortID), nodesVersion, size.Nodes, "postgres", "node", progress)
+	allocs, err := p.nomad.WaitRunning(ctx, NodesJobID(in.ShortID), nodesVersion, size.Nodes, "postgres", "node", progress)
 	if err != nil {
 		return Placement{}, err
 	}
 	placed := Placement{NodeID: allocs[0].NodeID}
 	crashpoint.Hit("provision:nodes-running")
-	if _, err := p.runningAllocs(ctx, GatewaysJobID(in.ShortID), gatewaysVersion, size.Gateways, "haproxy", "gateway", progress); err != nil {
+	if _, err := p.nomad.WaitRunning(ctx, GatewaysJobID(in.ShortID), gatewaysVersion, size.Gateways, "haproxy", "gateway", progress); err != nil {
 		return placed, err
 	}
 	admin, err := p.admin(ctx, in, secrets["admin_password"])
@@ -245,12 +245,12 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 	if err != nil {
 		return err
 	}
-	version, err := p.register(ctx, nodes)
+	version, err := p.nomad.Register(ctx, nodes)
 	if err != nil {
 		return err
 	}
 	crashpoint.Hit("update:registered")
-	if _, err := p.runningAllocs(ctx, NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress); err != nil {
+	if _, err := p.nomad.WaitRunning(ctx, NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
 	admin, err := p.instanceAdmin(ctx, in)
@@ -317,7 +317,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 			return err
 		}
 	}
-	if err := p.waitStopped(ctx, allocIDs); err != nil {
+	if err := p.nomad.WaitStopped(ctx, allocIDs); err != nil {
 		return err
 	}
 	crashpoint.Hit("deprovision:stopped")
@@ -348,11 +348,11 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 		return err
 	}
 	progress("deleting secrets")
-	if err := p.deleteSecretsUnder(ctx, bindingSecretPrefix(in.ShortID)); err != nil {
+	if err := p.nomad.DeleteVariablesUnder(ctx, bindingSecretPrefix(in.ShortID)); err != nil {
 		return err
 	}
 	// Every job's secret of the instance: the batch jobs' (nomad/jobs/pg-<short>-<kind>-<id>), then the nodes'.
-	return p.deleteSecretsUnder(ctx, "nomad/jobs/pg-"+in.ShortID+"-")
+	return p.nomad.DeleteVariablesUnder(ctx, "nomad/jobs/pg-"+in.ShortID+"-")
 }
 
 // purgeBatchJobs purges the instance's dump, restore and base backup jobs

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/hashicorp/nomad/api"
-
 	"github.com/pgbroker/pgbroker/users"
 )
 
@@ -24,12 +22,6 @@ func (p *Provisioner) ensureSecret(ctx context.Context, path string, keys ...str
 	return p.nomad.EnsureVariable(ctx, path, initial)
 }
 
-// updateSecret edits the Variable at path check-and-set
-// (nomad.Cluster.UpdateVariable) and returns the items in force.
-func (p *Provisioner) updateSecret(ctx context.Context, path string, change func(api.VariableItems) bool) (api.VariableItems, error) {
-	return p.nomad.UpdateVariable(ctx, path, change)
-}
-
 // readSecret returns one item of the variable at path.
 func (p *Provisioner) readSecret(ctx context.Context, path, key string) (string, error) {
 	items, err := p.nomad.Variable(ctx, path)
@@ -41,14 +33,4 @@ func (p *Provisioner) readSecret(ctx context.Context, path, key string) (string,
 		return "", fmt.Errorf("secret %s has no item %s", path, key)
 	}
 	return val, nil
-}
-
-// deleteSecret deletes the variable at path; a missing one is not an error.
-func (p *Provisioner) deleteSecret(ctx context.Context, path string) error {
-	return p.nomad.DeleteVariable(ctx, path)
-}
-
-// deleteSecretsUnder deletes every variable under prefix.
-func (p *Provisioner) deleteSecretsUnder(ctx context.Context, prefix string) error {
-	return p.nomad.DeleteVariablesUnder(ctx, prefix)
 }

@@ -110,11 +110,11 @@ func (p *Provisioner) gatewaysToCluster(ctx context.Context, in Instance, size S
 		if err != nil {
 			return err
 		}
-		version, err := p.register(ctx, job)
+		version, err := p.nomad.Register(ctx, job)
 		if err != nil {
 			return err
 		}
-		if _, err := p.runningAllocs(ctx, jobID, version, s.Gateways, "haproxy", "gateway", progress); err != nil {
+		if _, err := p.nomad.WaitRunning(ctx, jobID, version, s.Gateways, "haproxy", "gateway", progress); err != nil {
 			return err
 		}
 	}
@@ -173,11 +173,11 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 		if err != nil {
 			return Placement{}, err
 		}
-		version, err := p.register(ctx, gateways)
+		version, err := p.nomad.Register(ctx, gateways)
 		if err != nil {
 			return Placement{}, err
 		}
-		if _, err := p.runningAllocs(ctx, GatewaysJobID(in.ShortID), version, size.Gateways, "haproxy", "gateway", progress); err != nil {
+		if _, err := p.nomad.WaitRunning(ctx, GatewaysJobID(in.ShortID), version, size.Gateways, "haproxy", "gateway", progress); err != nil {
 			return Placement{}, err
 		}
 	}
@@ -204,11 +204,11 @@ func (p *Provisioner) registerNodes(ctx context.Context, in Instance, size Size,
 	if err != nil {
 		return err
 	}
-	version, err := p.register(ctx, job)
+	version, err := p.nomad.Register(ctx, job)
 	if err != nil {
 		return err
 	}
-	_, err = p.runningAllocs(ctx, NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress)
+	_, err = p.nomad.WaitRunning(ctx, NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress)
 	return err
 }
 

@@ -113,7 +113,7 @@ func (p *Provisioner) ensureServerCertificate(ctx context.Context, short string,
 	if p.ca == nil {
 		return "", false, errors.New("issue server certificate: the broker has no CA (LoadCA was not called)")
 	}
-	items, err := p.updateSecret(ctx, nodesSecretPath(short), func(items api.VariableItems) bool {
+	items, err := p.nomad.UpdateVariable(ctx, nodesSecretPath(short), func(items api.VariableItems) bool {
 		if !p.certificateNeeded(items[itemServerCertificate], hosts) {
 			return false
 		}
