@@ -108,14 +108,15 @@ type userAdmin interface {
 	DisableExtensions(ctx context.Context, n pgadmin.Names, names []string) error
 }
 
-// adminConn is a superuser connection factory to one instance.
-type adminConn interface {
+// AdminConn is a superuser connection factory to one instance (pgadmin.Admin;
+// fakes in the unit tests). InstanceAdmin hands one out.
+type AdminConn interface {
 	serverAdmin
 	databaseAdmin
 	userAdmin
 }
 
-// connectAdmin makes the adminConn for user at host:port (pgadmin.New).
-func connectAdmin(host string, port int, user, password string, tlsConfig *tls.Config) adminConn {
+// connectAdmin makes the AdminConn for user at host:port (pgadmin.New).
+func connectAdmin(host string, port int, user, password string, tlsConfig *tls.Config) AdminConn {
 	return pgadmin.New(host, port, user, password, tlsConfig)
 }

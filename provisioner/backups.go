@@ -61,7 +61,7 @@ func (p *Provisioner) Restore(ctx context.Context, in Instance, operationID, bac
 
 // restoreRole opens and closes pgadmin.RestoreRole of the instance.
 type restoreRole struct {
-	admin adminConn
+	admin AdminConn
 	names pgadmin.Names
 }
 

@@ -14,7 +14,7 @@ import (
 // does not create it when it adopts an existing cluster) and waits until want
 // standbys stream from it, one of them synchronous, reporting each
 // member's state as progress ("standby node-1 streaming (sync), lag 0 B").
-func (p *Provisioner) waitStandbys(ctx context.Context, admin adminConn, replicationPassword string, want int, progress Progress) error {
+func (p *Provisioner) waitStandbys(ctx context.Context, admin AdminConn, replicationPassword string, want int, progress Progress) error {
 	progress("setting up replication")
 	if err := admin.EnsureReplicationRole(ctx, replicationPassword); err != nil {
 		return fmt.Errorf("replication role: %w", err)
@@ -31,7 +31,7 @@ func (p *Provisioner) waitStandbys(ctx context.Context, admin adminConn, replica
 // every 200 ms until ok(standbys), reporting describe(standbys) as progress
 // when it changes. It returns the last description, and ctx's error when
 // ctx ends first.
-func watchStandbys(ctx context.Context, admin adminConn, ok func([]pgadmin.Standby) bool, describe func([]pgadmin.Standby) string, progress Progress) (string, error) {
+func watchStandbys(ctx context.Context, admin AdminConn, ok func([]pgadmin.Standby) bool, describe func([]pgadmin.Standby) string, progress Progress) (string, error) {
 	last := ""
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -54,7 +54,7 @@ func (p *Provisioner) Configure(ctx context.Context, from, to Instance, progress
 
 // setForceTLS writes force_tls into the node Variable and waits until
 // PostgreSQL has reloaded a pg_hba.conf that says the same.
-func (p *Provisioner) setForceTLS(ctx context.Context, in Instance, admin adminConn, progress Progress) error {
+func (p *Provisioner) setForceTLS(ctx context.Context, in Instance, admin AdminConn, progress Progress) error {
 	before, err := admin.HBA(ctx)
 	if err != nil {
 		return err

@@ -91,7 +91,7 @@ func (w *world) provisioner(t *testing.T) *Provisioner {
 	p.backups = p.newBackups(p.cfg) // backups reach Nomad through the fakes too
 	p.clusters = func(_ context.Context, short string) (cluster, error) { return &fakePatroni{w: w, short: short}, nil }
 	p.dcs = fakeEtcd{w}
-	p.connectAdmin = func(host string, port int, user, password string, tlsConfig *tls.Config) adminConn {
+	p.connectAdmin = func(host string, port int, user, password string, tlsConfig *tls.Config) AdminConn {
 		short := strings.TrimSuffix(strings.TrimPrefix(tlsConfig.ServerName, "pg-"), "-node")
 		return &fakeAdmin{w: w, short: short, password: password}
 	}
@@ -802,7 +802,7 @@ func (d fakeEtcd) DeleteCluster(ctx context.Context, scope string) error {
 // Variable, answers every query at once, and records the statements that
 // change something.
 type fakeAdmin struct {
-	adminConn // what the orchestration does not ask (users, extensions, dumps) panics
+	AdminConn // what the orchestration does not ask (users, extensions, dumps) panics
 	w         *world
 	short     string
 	password  string

@@ -255,7 +255,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 		return err
 	}
 	progress("replaying the source's WAL up to " + target.UTC().Format(time.RFC3339))
-	var admin adminConn
+	var admin AdminConn
 	for {
 		for _, password := range []string{own, theirs} {
 			a := p.connectAdmin(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID))

@@ -80,7 +80,7 @@ type Provisioner struct {
 	dcs      dcs                                                      // where Patroni keeps its keys (etcd)
 
 	// connectAdmin opens an instance's superuser connection factory (pgadmin.New).
-	connectAdmin func(host string, port int, user, password string, tlsConfig *tls.Config) adminConn
+	connectAdmin func(host string, port int, user, password string, tlsConfig *tls.Config) AdminConn
 }
 
 // New returns a Provisioner using the Nomad client c.
@@ -271,7 +271,7 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 // when credentials give that address (no PGBROKER_PUBLIC_HOST), and waits
 // until PostgreSQL serves it. The address is known only once the gateway is
 // placed, so the first certificate names the node service alone.
-func (p *Provisioner) certifyGateway(ctx context.Context, in Instance, admin adminConn, progress Progress) error {
+func (p *Provisioner) certifyGateway(ctx context.Context, in Instance, admin AdminConn, progress Progress) error {
 	if p.cfg.PublicHost != "" {
 		return nil
 	}
@@ -384,7 +384,7 @@ func (p *Provisioner) DataSize(ctx context.Context, in Instance) (int64, error) 
 }
 
 // admin returns a superuser connection factory for the instance, through its gateway.
-func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (adminConn, error) {
+func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (AdminConn, error) {
 	host, err := p.gatewayAddress(ctx, in.ShortID)
 	if err != nil {
 		return nil, err
@@ -397,7 +397,7 @@ func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (
 // gateway tasks (their templates then render from the current node
 // services), and again as often. Errors when ctx ends, with the last
 // connection error.
-func (p *Provisioner) waitReady(ctx context.Context, in Instance, admin adminConn, progress Progress) error {
+func (p *Provisioner) waitReady(ctx context.Context, in Instance, admin AdminConn, progress Progress) error {
 	progress("waiting for PostgreSQL to accept connections")
 	nudge := time.Now().Add(p.cfg.GatewayNudgeAfter)
 	for {
@@ -441,7 +441,7 @@ func (p *Provisioner) restartGateways(ctx context.Context, short string, cause e
 
 // waitServing polls until PostgreSQL presents the server certificate certPEM
 // (its template was re-rendered and PostgreSQL reloaded it).
-func (p *Provisioner) waitServing(ctx context.Context, admin adminConn, certPEM string) error {
+func (p *Provisioner) waitServing(ctx context.Context, admin AdminConn, certPEM string) error {
 	want, err := pki.ParseCertificate([]byte(certPEM))
 	if err != nil {
 		return fmt.Errorf("server certificate in Nomad: %w", err)

@@ -15,7 +15,7 @@ import (
 // refusingGateway is a gateway that routes to no server until its haproxy
 // task is restarted: Ping fails, RestartTask records and heals.
 type refusingGateway struct {
-	adminConn   // only Ping is called
+	AdminConn   // only Ping is called
 	allocations // only Allocations is called
 	allocExec   // only RestartTask is called
 
