@@ -31,6 +31,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	existing := uuid.NewString()
 	provision(t, b.client(), existing, "postgresql-sandbox")
 	t.Cleanup(func() { deprovision(t, b.client(), existing, "postgresql-sandbox") })
+	waitJobsSettled(t, b)
 	const newInstance = ""
 	cases := []struct {
 		name, instance, method, path, body string

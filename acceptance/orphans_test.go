@@ -142,6 +142,7 @@ func TestABrokerOnAFreshStateDatabaseTouchesNothingOfTheFirst(t *testing.T) {
 	if deploymentOf(t, second) == deploymentOf(t, first) {
 		t.Fatal("two state databases share a deployment identity")
 	}
+	waitJobsSettled(t, first)
 	before := stateSnapshot(t, first, short)
 	time.Sleep(30 * time.Second)
 	if !strings.Contains(second.logs.String(), "registered by another deployment") {

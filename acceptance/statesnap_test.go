@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/nomad/api"
 	"github.com/jackc/pgx/v5"
@@ -85,6 +86,25 @@ func stateSnapshot(t *testing.T, b *broker, shorts ...string) string {
 	slices.Sort(keys)
 	fmt.Fprintf(&out, "etcd keys: %s\n", strings.Join(keys, " "))
 	return out.String()
+}
+
+// waitJobsSettled waits until River has recorded the end of every
+// operation and backup job of b (its completer writes asynchronously, after
+// last_operation already says succeeded), so that stateSnapshot compares a
+// settled state.
+func waitJobsSettled(t *testing.T, b *broker) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), b.stateDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	waitFor(t, 30*time.Second, "River to record the end of the broker's jobs", func() bool {
+		var open int
+		err := conn.QueryRow(context.Background(), `SELECT count(*) FROM river_job
+			WHERE kind IN ('operation', 'backup', 'base_backup') AND state IN ('running', 'available', 'retryable')`).Scan(&open)
+		return err == nil && open == 0
+	})
 }
 
 // diffLines returns the lines of after that are not in before and the other
