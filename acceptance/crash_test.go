@@ -29,10 +29,7 @@ func crashAndRestart(t *testing.T, b *broker, point string) {
 
 func startProvision(t *testing.T, c osb.Client, id string) *osb.OperationKey {
 	t.Helper()
-	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
-		InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: crashPlan,
-		OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance",
-	})
+	resp, err := c.ProvisionInstance(provisionRequest(id, crashPlan))
 	if err != nil {
 		t.Fatal(err)
 	}

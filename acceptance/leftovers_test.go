@@ -178,6 +178,12 @@ func etcdCall(verb, prefix string, extra map[string]any, out any) error {
 	for k, v := range extra {
 		req[k] = v
 	}
+	return etcdPost(verb, req, out)
+}
+
+// etcdPost posts req to /v3/kv/<verb> of the stack's first etcd endpoint
+// and decodes the answer into out (nil: discarded).
+func etcdPost(verb string, req map[string]any, out any) error {
 	body, _ := json.Marshal(req)
 	endpoint := strings.Split(etcd, ",")[0]
 	if !strings.Contains(endpoint, "://") {
@@ -196,6 +202,9 @@ func etcdCall(verb, prefix string, extra map[string]any, out any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("etcd %s: %s", verb, resp.Status)
+	}
+	if out == nil {
+		return nil
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }

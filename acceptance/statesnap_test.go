@@ -1,12 +1,9 @@
 package acceptance
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -127,20 +124,7 @@ func diffLines(before, after string) string {
 
 // etcdPut writes key = value through etcd's v3 JSON gateway.
 func etcdPut(key, value string) error {
-	body, _ := json.Marshal(map[string]string{
+	return etcdPost("put", map[string]any{
 		"key": base64.StdEncoding.EncodeToString([]byte(key)), "value": base64.StdEncoding.EncodeToString([]byte(value)),
-	})
-	endpoint := strings.Split(etcd, ",")[0]
-	if !strings.Contains(endpoint, "://") {
-		endpoint = "http://" + endpoint
-	}
-	resp, err := http.Post(endpoint+"/v3/kv/put", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("etcd put %s: %s", key, resp.Status)
-	}
-	return nil
+	}, nil)
 }

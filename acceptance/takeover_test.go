@@ -2,14 +2,11 @@ package acceptance
 
 import (
 	"context"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 )
 
 // takeoverCrashPoint is where the broker kills itself in the takeover
@@ -33,13 +30,6 @@ func attemptStarted(tb testing.TB, b *broker, opID string) (time.Time, int) {
 		tb.Fatalf("read the operation's job: %v", err)
 	}
 	return at, attempt
-}
-
-// withoutEnv returns env without the variables named.
-func withoutEnv(env []string, names ...string) []string {
-	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
-		return slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(kv, n+"=") })
-	})
 }
 
 // resumeAfterRestart provisions a Starter instance on a broker with the
@@ -112,25 +102,4 @@ func TestSurvivingBrokerTakesOverWithin30s(t *testing.T) {
 		t.Fatalf("attempt %d started %.1f s after the kill, want a second attempt within 30 s", attempt, at.Sub(killed).Seconds())
 	}
 	deprovision(t, sc, id, crashPlan)
-}
-
-// provisionRequest asks for instance id on plan, asynchronously, in the
-// acceptance organization and space.
-func provisionRequest(id, plan string) *osb.ProvisionRequest {
-	return &osb.ProvisionRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: plan,
-		OrganizationGUID: "org-acceptance", SpaceGUID: "space-acceptance"}
-}
-
-// BenchmarkResumeAfterKill: how long after a restart a broker killed
-// (kill -9) in the middle of a provision continues the operation, beside
-// PGBROKER_TAKEOVER_AFTER (20 s; the reference: no attempt is taken over
-// earlier) and PGBROKER_RESCUE_AFTER (360 s, River's rescue, what it took
-// before heartbeats).
-func BenchmarkResumeAfterKill(b *testing.B) {
-	for range b.N {
-		resume := resumeAfterRestart(b)
-		b.ReportMetric(resume.Seconds(), "resume_s")
-		b.ReportMetric(20, "takeover_after_s")
-		b.ReportMetric(resume.Seconds()/360, "ratio_to_rescue_after")
-	}
 }

@@ -61,16 +61,16 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	if _, err := scheduler.FromParameters(params); err != nil {
 		return domain.ProvisionedServiceSpec{}, badRequest("%s", err.Error())
 	}
-	if err := b.checkRestoreFrom(ctx, params, d.OrganizationGUID, d.SpaceGUID, plan); err != nil {
+	payload, err := operation.FromParameters[operation.Provision](params)
+	if err != nil {
+		return domain.ProvisionedServiceSpec{}, parameterFailure(err)
+	}
+	if err := b.checkRestoreFrom(ctx, payload.RestoreFrom, d.OrganizationGUID, d.SpaceGUID, plan); err != nil {
 		return domain.ProvisionedServiceSpec{}, err
 	}
 	if plan.HA() && !b.ha {
 		return domain.ProvisionedServiceSpec{}, unprocessable("PlanNotAvailable",
 			"plan %s is a highly available cluster (%d nodes) and this broker has no etcd cluster for Patroni (PGBROKER_ETCD_ENDPOINTS): choose a Sandbox or Starter plan", plan.ID, plan.Nodes)
-	}
-	payload, err := operation.FromParameters[operation.Provision](params)
-	if err != nil {
-		return domain.ProvisionedServiceSpec{}, parameterFailure(err)
 	}
 	rawParams := operation.Encode(payload)
 	in := store.Instance{

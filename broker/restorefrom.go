@@ -10,18 +10,8 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// restoreFromParameter returns the restore_from parameter of validated
-// provision parameters, read as the worker will read it
-// (operation.Provision); ok is false when absent.
-func restoreFromParameter(params map[string]any) (rf operation.RestoreFrom, ok bool) {
-	p, err := operation.FromParameters[operation.Provision](params)
-	if err != nil || p.RestoreFrom == nil {
-		return operation.RestoreFrom{}, false
-	}
-	return *p.RestoreFrom, true
-}
-
-// checkRestoreFrom checks restore_from, when present, for a new instance
+// checkRestoreFrom checks restore_from (nil: absent), read from the
+// provision's payload as the worker will read it, for a new instance
 // of organization org and space space on plan: 400 naming the field when it
 // names neither or both of backup_id and point_in_time, an unknown instance,
 // a point_in_time that is not RFC 3339, or a backup that is not a succeeded
@@ -29,11 +19,11 @@ func restoreFromParameter(params map[string]any) (rf operation.RestoreFrom, ok b
 // another organization or space, or when point_in_time is outside the
 // source's point-in-time recovery window (as POST .../backups/pitr-restore
 // checks target_time) or PITR is off for the source's or the new plan.
-func (b *Broker) checkRestoreFrom(ctx context.Context, params map[string]any, org, space string, plan catalog.Plan) error {
-	rf, ok := restoreFromParameter(params)
-	if !ok {
+func (b *Broker) checkRestoreFrom(ctx context.Context, restoreFrom *operation.RestoreFrom, org, space string, plan catalog.Plan) error {
+	if restoreFrom == nil {
 		return nil
 	}
+	rf := *restoreFrom
 	if (rf.BackupID == "") == (rf.PointInTime == "") {
 		return badRequest("restore_from needs exactly one of restore_from.backup_id (a dump) and restore_from.point_in_time (an RFC 3339 time)")
 	}

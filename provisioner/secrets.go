@@ -7,17 +7,14 @@ import (
 	"github.com/pgbroker/pgbroker/users"
 )
 
-// randomString returns n letters and digits from crypto/rand
-// (users.NewPassword; 32 characters carry about 190 bits).
-func randomString(n int) string { return users.NewPassword(n) }
-
 // ensureSecret returns the items of the Nomad Variable at path, creating it
-// with a fresh password for each key when it does not exist (check-and-set,
-// so two workers racing end up with the same secret).
+// with a fresh password for each key when it does not exist: 32 letters and
+// digits from crypto/rand, about 190 bits (users.NewPassword). Creation is
+// check-and-set, so two workers racing end up with the same secret.
 func (p *Provisioner) ensureSecret(ctx context.Context, path string, keys ...string) (map[string]string, error) {
 	initial := make(map[string]string, len(keys))
 	for _, k := range keys {
-		initial[k] = randomString(32)
+		initial[k] = users.NewPassword(32)
 	}
 	return p.nomad.EnsureVariable(ctx, path, initial)
 }
