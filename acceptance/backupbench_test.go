@@ -19,7 +19,6 @@ import (
 	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/provisioner"
 )
 
 const (
@@ -148,7 +147,7 @@ func fillBenchData(b *testing.B, appURL string) int64 {
 // benchAdminURL is appURL with the instance's admin role and password (read
 // from the node job's Nomad Variable), as the dump and restore jobs connect.
 func benchAdminURL(b *testing.B, appURL, short string) string {
-	v, _, err := nomadClient(b).Variables().Read("nomad/jobs/"+provisioner.NodesJobID(short), nil)
+	v, _, err := nomadClient(b).Variables().Read("nomad/jobs/"+naming.NodesJobID(short), nil)
 	if err != nil {
 		b.Fatalf("read the instance's admin password: %v", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/provisioner"
 )
 
 // diagnose logs what a person would look at when an operation of the
@@ -27,7 +26,7 @@ func diagnose(t testing.TB, instanceID string) {
 		return
 	}
 	var b strings.Builder
-	for _, jobID := range []string{provisioner.NodesJobID(short), provisioner.GatewaysJobID(short)} {
+	for _, jobID := range []string{naming.NodesJobID(short), naming.GatewaysJobID(short)} {
 		allocs, _, err := c.Jobs().Allocations(jobID, true, nil)
 		if err != nil {
 			fmt.Fprintf(&b, "job %s: %v\n", jobID, err)

@@ -65,8 +65,8 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 		t.Errorf("GET instance metadata.attributes.members = %q, want the leader and the sync_standby", m)
 	}
 
-	nodes := runningAllocs(t, provisioner.NodesJobID(short))
-	gateways := runningAllocs(t, provisioner.GatewaysJobID(short))
+	nodes := runningAllocs(t, naming.NodesJobID(short))
+	gateways := runningAllocs(t, naming.GatewaysJobID(short))
 	if len(nodes) != 2 || len(gateways) != 2 {
 		t.Fatalf("%d node and %d gateway allocations running, want 2 and 2", len(nodes), len(gateways))
 	}
@@ -103,7 +103,7 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	// standby takes over.
 	app.Close(context.Background())
 	app = connect(t, databaseURL)
-	leader = leaderAlloc(t, app, runningAllocs(t, provisioner.NodesJobID(short)))
+	leader = leaderAlloc(t, app, runningAllocs(t, naming.NodesJobID(short)))
 	app.Close(context.Background())
 	w = startWriter(t, databaseURL)
 	w.waitAcks(t, 50, time.Minute)
@@ -119,7 +119,7 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	t.Logf("writer: %d commits acknowledged, longest gap between commits %s", len(acked), gap)
 	checkAcked(t, databaseURL, acked)
 	app = connect(t, databaseURL)
-	if newLeader := leaderAlloc(t, app, runningAllocs(t, provisioner.NodesJobID(short))); newLeader.ID == leader.ID {
+	if newLeader := leaderAlloc(t, app, runningAllocs(t, naming.NodesJobID(short))); newLeader.ID == leader.ID {
 		t.Errorf("allocation %s still leads after it was stopped", leader.ID[:8])
 	}
 
@@ -158,7 +158,7 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	// A dump reads a standby (through the read-only listener), and its
 	// batch job runs on the standby's client.
 	app = connect(t, databaseURL)
-	nodes = runningAllocs(t, provisioner.NodesJobID(short))
+	nodes = runningAllocs(t, naming.NodesJobID(short))
 	leading := leaderAlloc(t, app, nodes)
 	app.Close(context.Background())
 	clients := watchBatchClients(t, short, "dump")
@@ -170,7 +170,7 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	removeDumps(t, id)
 
 	// One gateway gone: DATABASE_URL still connects (through the other).
-	first := gatewayOn(t, runningAllocs(t, provisioner.GatewaysJobID(short)), hosts[0].(string))
+	first := gatewayOn(t, runningAllocs(t, naming.GatewaysJobID(short)), hosts[0].(string))
 	if _, err := nomadClient(t).Allocations().Stop(first, nil); err != nil {
 		t.Fatal(err)
 	}

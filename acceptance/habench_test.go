@@ -18,7 +18,6 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/provisioner"
 )
 
 // patroniTTL is the ttl the node job gives Patroni (nodes.nomad.hcl
@@ -70,7 +69,7 @@ func BenchmarkBusinessFailover(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			leader := leaderAlloc(b, conn, runningAllocs(b, provisioner.NodesJobID(short)))
+			leader := leaderAlloc(b, conn, runningAllocs(b, naming.NodesJobID(short)))
 			conn.Close(context.Background())
 			pids := nodeProcesses(b, leader)
 			w.resetGap()
@@ -168,7 +167,7 @@ func waitClusterHealthy(tb testing.TB, short string, limit time.Duration) {
 	tb.Helper()
 	last := ""
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		regs, _, err := nomadClient(tb).Services().Get(provisioner.NodeService(short), nil)
+		regs, _, err := nomadClient(tb).Services().Get(naming.NodeService(short), nil)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -198,7 +197,7 @@ func waitClusterHealthy(tb testing.TB, short string, limit time.Duration) {
 func waitNewLeader(tb testing.TB, short, old string, limit time.Duration) {
 	tb.Helper()
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		regs, _, err := nomadClient(tb).Services().Get(provisioner.NodeService(short), nil)
+		regs, _, err := nomadClient(tb).Services().Get(naming.NodeService(short), nil)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/provisioner"
 )
 
 var (
@@ -33,7 +32,7 @@ func nomadClient(t testing.TB) *api.Client {
 // nodeJob returns the instance's node job, or nil when Nomad has none.
 func nodeJob(t *testing.T, instanceID string) *api.Job {
 	t.Helper()
-	job, _, err := nomadClient(t).Jobs().Info(provisioner.NodesJobID(naming.ShortID(instanceID)), nil)
+	job, _, err := nomadClient(t).Jobs().Info(naming.NodesJobID(naming.ShortID(instanceID)), nil)
 	if err != nil {
 		if !strings.Contains(err.Error(), "404") {
 			t.Fatalf("read node job: %v", err)
@@ -46,7 +45,7 @@ func nodeJob(t *testing.T, instanceID string) *api.Job {
 // nodeJobsNamed counts Nomad jobs whose id is the instance's node job id.
 func nodeJobsNamed(t *testing.T, instanceID string) int {
 	t.Helper()
-	want := provisioner.NodesJobID(naming.ShortID(instanceID))
+	want := naming.NodesJobID(naming.ShortID(instanceID))
 	jobs, _, err := nomadClient(t).Jobs().PrefixList(want)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +62,7 @@ func nodeJobsNamed(t *testing.T, instanceID string) int {
 // runningNodeAllocs counts running allocations of the instance's node job.
 func runningNodeAllocs(t *testing.T, instanceID string) int {
 	t.Helper()
-	allocs, _, err := nomadClient(t).Jobs().Allocations(provisioner.NodesJobID(naming.ShortID(instanceID)), false, nil)
+	allocs, _, err := nomadClient(t).Jobs().Allocations(naming.NodesJobID(naming.ShortID(instanceID)), false, nil)
 	if err != nil {
 		t.Fatalf("list node allocations: %v", err)
 	}
@@ -99,7 +98,7 @@ func instanceVariables(t *testing.T, instanceID string) []string {
 	t.Helper()
 	short := naming.ShortID(instanceID)
 	var paths []string
-	for _, prefix := range []string{"nomad/jobs/" + provisioner.NodesJobID(short), "pgbroker/instances/" + short + "/"} {
+	for _, prefix := range []string{"nomad/jobs/" + naming.NodesJobID(short), "pgbroker/instances/" + short + "/"} {
 		metas, _, err := nomadClient(t).Variables().PrefixList(prefix, nil)
 		if err != nil {
 			t.Fatalf("list variables: %v", err)

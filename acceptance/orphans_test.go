@@ -87,10 +87,10 @@ func TestOrphanSweepDeletesOnlyOnATombstone(t *testing.T) {
 	provision(t, c, gone, "postgresql-sandbox")
 	deprovision(t, c, gone, "postgresql-sandbox")
 	// The job comes back after the deprovision (a stray registration).
-	tombstoned := registerStrayJob(t, b.name, deployment, provisioner.GatewaysJobID(naming.ShortID(gone)))
-	unknown := registerStrayJob(t, b.name, deployment, provisioner.GatewaysJobID(randomShort()))
-	otherDeployment := registerStrayJob(t, b.name, uuid.NewString(), provisioner.GatewaysJobID(randomShort()))
-	otherBroker := registerStrayJob(t, b.name+"-other", deployment, provisioner.GatewaysJobID(randomShort()))
+	tombstoned := registerStrayJob(t, b.name, deployment, naming.GatewaysJobID(naming.ShortID(gone)))
+	unknown := registerStrayJob(t, b.name, deployment, naming.GatewaysJobID(randomShort()))
+	otherDeployment := registerStrayJob(t, b.name, uuid.NewString(), naming.GatewaysJobID(randomShort()))
+	otherBroker := registerStrayJob(t, b.name+"-other", deployment, naming.GatewaysJobID(randomShort()))
 	waitFor(t, 30*time.Second, "the orphan report", func() bool {
 		for _, line := range strings.Split(b.logs.String(), "\n") {
 			if strings.Contains(line, `"msg":"orphan Nomad job: its instance is deprovisioned"`) && strings.Contains(line, `"job_id":"`+tombstoned+`"`) {

@@ -15,7 +15,6 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/provisioner"
 )
 
 const bogusID = "xxxx-xxxx-xxxx-xxxx"
@@ -37,7 +36,7 @@ func TestUnknownServiceOrPlanIDIsRefusedAndChangesNothing(t *testing.T) {
 	}
 	jobIndex := func() string {
 		var idx []string
-		for _, job := range []string{provisioner.NodesJobID(naming.ShortID(id)), provisioner.GatewaysJobID(naming.ShortID(id))} {
+		for _, job := range []string{naming.NodesJobID(naming.ShortID(id)), naming.GatewaysJobID(naming.ShortID(id))} {
 			j, _, err := nomad.Jobs().Info(job, &api.QueryOptions{})
 			if err != nil {
 				t.Fatalf("read job %s: %v", job, err)

@@ -157,7 +157,7 @@ func firstBaseBackup(t *testing.T, b *broker, repo pitrRepo, plan string) *pitrI
 	if plan == businessPlan {
 		assertBackedUpFromTheStandby(t, in, ran, manifest)
 	}
-	job, _, err := nomadClient(t).Jobs().Info(provisioner.NodesJobID(in.short), nil)
+	job, _, err := nomadClient(t).Jobs().Info(naming.NodesJobID(in.short), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func assertOthersCredentialsRefused(t *testing.T, sourceURL, copyURL string) {
 func nodeJobVersions(t *testing.T, instanceID string) int {
 	t.Helper()
 	n := 0
-	for _, v := range jobVersions(t, provisioner.NodesJobID(naming.ShortID(instanceID))) {
+	for _, v := range jobVersions(t, naming.NodesJobID(naming.ShortID(instanceID))) {
 		if v.Meta[provisioner.MetaPITRRestore] != "" {
 			n++
 		}

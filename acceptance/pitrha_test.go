@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // assertBackedUpFromTheStandby: the first base backup of a Business instance
@@ -18,7 +18,7 @@ import (
 func assertBackedUpFromTheStandby(t *testing.T, in *pitrInstance, ran []string, manifest string) {
 	t.Helper()
 	app := connect(t, in.url())
-	leading := leaderAlloc(t, app, runningAllocs(t, provisioner.NodesJobID(in.short)))
+	leading := leaderAlloc(t, app, runningAllocs(t, naming.NodesJobID(in.short)))
 	app.Close(context.Background())
 	if len(ran) != 1 || ran[0] == leading.NodeID {
 		t.Errorf("the base backup job ran on clients %v, want one, not the leader's (%s)", ran, leading.NodeID)
@@ -40,7 +40,7 @@ func assertBackedUpFromTheStandby(t *testing.T, in *pitrInstance, ran []string, 
 func assertClusterAgain(t *testing.T, in *pitrInstance, repo pitrRepo, at rowsAt, timelineBefore int) {
 	t.Helper()
 	waitClusterHealthy(t, in.short, 2*time.Minute)
-	if n, g := len(runningAllocs(t, provisioner.NodesJobID(in.short))), len(runningAllocs(t, provisioner.GatewaysJobID(in.short))); n != 2 || g != 2 {
+	if n, g := len(runningAllocs(t, naming.NodesJobID(in.short))), len(runningAllocs(t, naming.GatewaysJobID(in.short))); n != 2 || g != 2 {
 		t.Fatalf("after the restore: %d nodes and %d gateways running, want 2 of each", n, g)
 	}
 	_, timeline := leaderTimeline(t, in.short)

@@ -20,8 +20,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/pki"
-	"github.com/pgbroker/pgbroker/provisioner"
 )
 
 // pitrS3Server is a versitygw (scripts/build-versitygw.sh) serving HTTPS on
@@ -162,13 +162,13 @@ func (s *pitrS3Server) objects(t *testing.T, prefix string) []string {
 func rotateS3Keys(t *testing.T, in *pitrInstance, repo pitrRepo, at rowsAt) {
 	t.Helper()
 	s3 := repo.s3
-	versions := len(jobVersions(t, provisioner.NodesJobID(in.short)))
+	versions := len(jobVersions(t, naming.NodesJobID(in.short)))
 	s3.rotate(t)
 	in.b.stop()
 	in.b.env = append(in.b.env, s3.env...) // the last value of a key wins
 	in.b.start()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		v, _, err := nomadClient(t).Variables().Read("nomad/jobs/"+provisioner.NodesJobID(in.short), nil)
+		v, _, err := nomadClient(t).Variables().Read("nomad/jobs/"+naming.NodesJobID(in.short), nil)
 		if err == nil && v.Items["pitr_s3_key"] == s3.keyID {
 			break
 		}
@@ -177,7 +177,7 @@ func rotateS3Keys(t *testing.T, in *pitrInstance, repo pitrRepo, at rowsAt) {
 		}
 	}
 	restoreInPlace(t, in, in.momentAfter(t, at, "after the rotation"), "")
-	if n := len(jobVersions(t, provisioner.NodesJobID(in.short))); n != versions+1 {
+	if n := len(jobVersions(t, naming.NodesJobID(in.short))); n != versions+1 {
 		t.Errorf("%d node job versions after the rotation and a restore, want %d (the rotation needs none)", n, versions+1)
 	}
 }
@@ -190,14 +190,14 @@ func (r pitrRepo) assertKeysFromVariable(t *testing.T, short string) {
 	if r.s3 == nil {
 		return
 	}
-	v, _, err := nomadClient(t).Variables().Read("nomad/jobs/"+provisioner.NodesJobID(short), nil)
+	v, _, err := nomadClient(t).Variables().Read("nomad/jobs/"+naming.NodesJobID(short), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v.Items["pitr_s3_key_secret"] != r.s3.secret || v.Items["pitr_s3_key"] != r.s3.keyID {
 		t.Error("the node job's Variable does not hold the S3 keys")
 	}
-	job, _, err := nomadClient(t).Jobs().Info(provisioner.NodesJobID(short), nil)
+	job, _, err := nomadClient(t).Jobs().Info(naming.NodesJobID(short), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/provisioner"
 )
 
 // BenchmarkPlanChangeGaps measures the longest gap between two commits a
@@ -100,12 +99,12 @@ func planChangeGaps(b *testing.B, br *broker, plans []string, switchovers bool) 
 func handSwitchover(b *testing.B, short string) { handSwitchoverT(b, short) }
 
 func handSwitchoverT(b testing.TB, short string) {
-	v, _, err := nomadClient(b).Variables().Read("nomad/jobs/"+provisioner.NodesJobID(short), nil)
+	v, _, err := nomadClient(b).Variables().Read("nomad/jobs/"+naming.NodesJobID(short), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	password := v.Items["replication_password"]
-	regs, _, err := nomadClient(b).Services().Get(provisioner.NodeService(short), nil)
+	regs, _, err := nomadClient(b).Services().Get(naming.NodeService(short), nil)
 	if err != nil || len(regs) == 0 {
 		b.Fatalf("node services: %v", err)
 	}

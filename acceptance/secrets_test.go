@@ -8,7 +8,6 @@ import (
 
 	"github.com/pgbroker/pgbroker/acceptance/leak"
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/provisioner"
 )
 
 // assertNoSecretLeak fails when any of secrets, the instance's admin and
@@ -32,7 +31,7 @@ func assertNoSecretLeak(t *testing.T, b *broker, instanceID string, secrets ...s
 	for i, s := range secrets {
 		add(fmt.Sprintf("secret %d given by the test", i+1), s)
 	}
-	v, _, err := nomad.Variables().Read("nomad/jobs/"+provisioner.NodesJobID(short), nil)
+	v, _, err := nomad.Variables().Read("nomad/jobs/"+naming.NodesJobID(short), nil)
 	if err != nil {
 		t.Fatalf("read the instance's secrets: %v", err)
 	}
@@ -50,7 +49,7 @@ func assertNoSecretLeak(t *testing.T, b *broker, instanceID string, secrets ...s
 	}
 	add("the CA's private key", ca.Items["private_key"])
 	texts := map[string]string{"the broker's log": b.logs.String()}
-	for _, jobID := range []string{provisioner.NodesJobID(short), provisioner.GatewaysJobID(short)} {
+	for _, jobID := range []string{naming.NodesJobID(short), naming.GatewaysJobID(short)} {
 		job, _, err := nomad.Jobs().Info(jobID, nil)
 		if err != nil {
 			t.Fatalf("read job %s: %v", jobID, err)

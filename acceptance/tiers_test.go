@@ -13,7 +13,6 @@ import (
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/provisioner"
 )
 
 // TestPlanChangesAcrossTiersKeepEveryCommit: a Starter instance written to
@@ -62,8 +61,8 @@ func TestPlanChangesAcrossTiersKeepEveryCommit(t *testing.T) {
 		acked, gap := w.stop()
 		t.Logf("to %s in %s: %d commits acknowledged meanwhile, longest gap between commits %s", step.plan, took.Round(time.Millisecond), len(acked), gap)
 		checkAcked(t, databaseURL, acked)
-		nodes := runningAllocs(t, provisioner.NodesJobID(short))
-		gateways := runningAllocs(t, provisioner.GatewaysJobID(short))
+		nodes := runningAllocs(t, naming.NodesJobID(short))
+		gateways := runningAllocs(t, naming.GatewaysJobID(short))
 		if len(nodes) != step.nodes || len(gateways) != step.nodes {
 			t.Fatalf("on %s: %d nodes and %d gateways running, want %d of each", step.plan, len(nodes), len(gateways), step.nodes)
 		}
@@ -90,7 +89,7 @@ func TestPlanChangesAcrossTiersKeepEveryCommit(t *testing.T) {
 // leader of the instance's cluster (Patroni GET /cluster).
 func leaderTimeline(t testing.TB, short string) (string, int) {
 	t.Helper()
-	regs, _, err := nomadClient(t).Services().Get(provisioner.NodeService(short), nil)
+	regs, _, err := nomadClient(t).Services().Get(naming.NodeService(short), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +146,7 @@ func TestSandboxToBusinessKeepsEveryCommit(t *testing.T) {
 	acked, gap := w.stop()
 	t.Logf("Sandbox to Business: %d commits acknowledged, longest gap %s", len(acked), gap)
 	checkAcked(t, databaseURL, acked)
-	if n, g := len(runningAllocs(t, provisioner.NodesJobID(short))), len(runningAllocs(t, provisioner.GatewaysJobID(short))); n != 2 || g != 2 {
+	if n, g := len(runningAllocs(t, naming.NodesJobID(short))), len(runningAllocs(t, naming.GatewaysJobID(short))); n != 2 || g != 2 {
 		t.Fatalf("%d nodes and %d gateways running, want 2 and 2", n, g)
 	}
 	waitClusterHealthy(t, short, time.Minute)
@@ -208,7 +207,7 @@ func TestBrokerKilledDuringPlanChangesAcrossTiersFinishes(t *testing.T) {
 			t.Fatalf("on %s after a crash at %s: %d rows, want 3", plan, step.crashAt, n)
 		}
 		again.Close(context.Background())
-		if n, g := len(runningAllocs(t, provisioner.NodesJobID(short))), len(runningAllocs(t, provisioner.GatewaysJobID(short))); n != step.nodes || g != step.nodes {
+		if n, g := len(runningAllocs(t, naming.NodesJobID(short))), len(runningAllocs(t, naming.GatewaysJobID(short))); n != step.nodes || g != step.nodes {
 			t.Fatalf("on %s: %d nodes and %d gateways running, want %d of each", plan, n, g, step.nodes)
 		}
 		if step.nodes == 2 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/naming"
 	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
 	"github.com/pgbroker/pgbroker/patroni"
 )
@@ -120,7 +121,7 @@ const clientCertificateLifetime = 24 * time.Hour
 func (b *Backups) baseBackupSecrets(ctx context.Context, short string) (api.VariableItems, bool, error) {
 	secrets := api.VariableItems{}
 	maps.Copy(secrets, b.Repository().Secrets())
-	job, err := b.nomad.Job(ctx, nodesJobID(short))
+	job, err := b.nomad.Job(ctx, naming.NodesJobID(short))
 	if err != nil {
 		return nil, false, err
 	}
@@ -151,7 +152,7 @@ type backupNode struct {
 // Errors when none is registered or no Patroni node leads (a failover in
 // progress): worth retrying.
 func (b *Backups) primaryNode(ctx context.Context, in Instance) (backupNode, error) {
-	regs, err := b.nomad.Services(ctx, nodeService(in.ShortID))
+	regs, err := b.nomad.Services(ctx, naming.NodeService(in.ShortID))
 	if err != nil {
 		return backupNode{}, err
 	}
@@ -175,7 +176,7 @@ func (b *Backups) primaryNode(ctx context.Context, in Instance) (backupNode, err
 // instance (its Patroni answers OPTIONS /replica with 200), "" when none
 // does (a lone leader, a failover in progress).
 func (b *Backups) standbyClient(ctx context.Context, short string) (string, error) {
-	regs, err := b.nomad.Services(ctx, nodeService(short))
+	regs, err := b.nomad.Services(ctx, naming.NodeService(short))
 	if err != nil {
 		return "", err
 	}

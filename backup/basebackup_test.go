@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/pki"
 )
 
@@ -38,8 +39,8 @@ func TestBaseBackupJobIDIsStablePerBaseBackup(t *testing.T) {
 func TestBaseBackupOfAStarterInstanceReadsItsNodeAndReturnsTheNewLabel(t *testing.T) {
 	n := newFakeNomad()
 	in := instanceWithAdmin(n)
-	n.jobs[nodesJobID("abc")] = nomadJob(nodesJobID("abc"))
-	n.services[nodeService("abc")] = []*api.ServiceRegistration{
+	n.jobs[naming.NodesJobID("abc")] = nomadJob(naming.NodesJobID("abc"))
+	n.services[naming.NodeService("abc")] = []*api.ServiceRegistration{
 		{NodeID: "client-2", AllocID: "a2", Address: "10.0.0.2", Port: 5433},
 		{NodeID: "client-1", AllocID: "a1", Address: "10.0.0.1", Port: 5432},
 	}
@@ -71,7 +72,7 @@ func TestBaseBackupOfAStarterInstanceReadsItsNodeAndReturnsTheNewLabel(t *testin
 func TestBaseBackupWithoutARegisteredNodeIsWorthRetrying(t *testing.T) {
 	n := newFakeNomad()
 	in := instanceWithAdmin(n)
-	n.jobs[nodesJobID("abc")] = nomadJob(nodesJobID("abc"))
+	n.jobs[naming.NodesJobID("abc")] = nomadJob(naming.NodesJobID("abc"))
 	b := New(n, Config{PITRRepo: "/srv/r"}, Hooks{CA: func() *pki.CA { return nil }}, slog.New(slog.DiscardHandler))
 	_, err := b.BaseBackup(context.Background(), in, "bb1")
 	if err == nil || !strings.Contains(err.Error(), "no node of the instance is registered") {

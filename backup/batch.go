@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 )
 
@@ -111,13 +112,13 @@ func (b *Backups) startBatch(ctx context.Context, short string, j batchJob) erro
 // adminPassword reads the instance's admin password from its node job's
 // Variable.
 func (b *Backups) adminPassword(ctx context.Context, short string) (string, error) {
-	items, err := b.nomad.Variable(ctx, nodesSecretPath(short))
+	items, err := b.nomad.Variable(ctx, naming.NodesSecretPath(short))
 	if err != nil {
 		return "", err
 	}
 	password, ok := items["admin_password"]
 	if !ok {
-		return "", fmt.Errorf("secret %s has no item admin_password", nodesSecretPath(short))
+		return "", fmt.Errorf("secret %s has no item admin_password", naming.NodesSecretPath(short))
 	}
 	return password, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 )
 
@@ -21,7 +22,7 @@ func dumpBackups(n *fakeNomad) *Backups {
 }
 
 func instanceWithAdmin(n *fakeNomad) Instance {
-	n.vars[nodesSecretPath("abc")] = map[string]string{"admin_password": "admin-pw", "replication_password": "repl-pw"}
+	n.vars[naming.NodesSecretPath("abc")] = map[string]string{"admin_password": "admin-pw", "replication_password": "repl-pw"}
 	return Instance{ShortID: "abc", GatewayPort: 31000, NodeID: "client-1"}
 }
 

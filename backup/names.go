@@ -8,15 +8,6 @@ func BaseBackupJobID(short, baseBackupID string) string {
 	return "pg-" + short + "-basebackup-" + baseBackupID
 }
 
-// The instance's own jobs and services these jobs read (provisioner's
-// NodesJobID and NodeService: the same names).
-func nodesJobID(short string) string  { return "pg-" + short + "-nodes" }
-func nodeService(short string) string { return "pg-" + short + "-node" }
-
-// nodesSecretPath is the node job's Nomad Variable: the admin password,
-// the S3 keys of the pgBackRest repository.
-func nodesSecretPath(short string) string { return "nomad/jobs/" + nodesJobID(short) }
-
 // jobSecretPath is the Nomad Variable of a batch job, which only it reads.
 func jobSecretPath(jobID string) string { return "nomad/jobs/" + jobID }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 )
 
@@ -124,7 +125,7 @@ func parseInfo(out string) ([]BaseBackupInfo, error) {
 // environment) and returns its standard output. Errors: *nomad.ExecError
 // when script failed; others when no node runs or leads (worth retrying).
 func (b *Backups) execNode(ctx context.Context, short, script string) (string, error) {
-	allocs, err := b.nomad.Allocations(ctx, nodesJobID(short), false)
+	allocs, err := b.nomad.Allocations(ctx, naming.NodesJobID(short), false)
 	if err != nil {
 		return "", err
 	}

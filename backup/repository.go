@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // PITRS3 is pgBackRest's repository in an S3-compatible bucket (config
@@ -88,7 +90,7 @@ func (b *Backups) SyncPITRKeys(ctx context.Context, short string) (bool, error) 
 		return false, nil
 	}
 	changed := false
-	_, err := b.nomad.UpdateVariable(ctx, nodesSecretPath(short), func(items api.VariableItems) bool {
+	_, err := b.nomad.UpdateVariable(ctx, naming.NodesSecretPath(short), func(items api.VariableItems) bool {
 		changed = false
 		for k, v := range want {
 			if items[k] != v {

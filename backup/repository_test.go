@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // TestRepositoryVarsLocateTheRepositoryWithoutKeys: with a directory
@@ -50,13 +52,13 @@ func TestRepositoryVarsLocateTheRepositoryWithoutKeys(t *testing.T) {
 // items untouched, when they are in force already.
 func TestSyncPITRKeysWritesOnlyRotatedKeys(t *testing.T) {
 	n := newFakeNomad()
-	n.vars[nodesSecretPath("abc")] = map[string]string{"admin_password": "pw", itemPITRS3Key: "old", itemPITRS3KeySecret: "old-secret"}
+	n.vars[naming.NodesSecretPath("abc")] = map[string]string{"admin_password": "pw", itemPITRS3Key: "old", itemPITRS3KeySecret: "old-secret"}
 	b := New(n, Config{PITRS3: &PITRS3{AccessKeyID: "new", SecretAccessKey: "new-secret"}}, Hooks{}, nil)
 	ctx := context.Background()
 	if wrote, err := b.SyncPITRKeys(ctx, "abc"); err != nil || !wrote {
 		t.Fatalf("first sync = %v, %v; want a write", wrote, err)
 	}
-	got := n.vars[nodesSecretPath("abc")]
+	got := n.vars[naming.NodesSecretPath("abc")]
 	if got[itemPITRS3Key] != "new" || got[itemPITRS3KeySecret] != "new-secret" || got["admin_password"] != "pw" {
 		t.Fatalf("node Variable after the sync: %v", got)
 	}

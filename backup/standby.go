@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // pgBackRestServer is a node's pgBackRest TLS server, from the node
@@ -39,7 +41,7 @@ type standbySource struct {
 // failover in progress, a node job without the server): the base backup
 // then reads the leader itself.
 func (b *Backups) standbySource(ctx context.Context, short string) (src standbySource, ok bool, err error) {
-	regs, err := b.nomad.Services(ctx, nodeService(short))
+	regs, err := b.nomad.Services(ctx, naming.NodeService(short))
 	if err != nil {
 		return src, false, err
 	}

@@ -29,25 +29,26 @@ type Config struct {
 	DatabaseURL string `envconfig:"DATABASE_URL" required:"true" desc:"state database (PostgreSQL) URL"`
 	CatalogFile string `envconfig:"CATALOG_FILE" desc:"YAML or JSON catalog replacing the embedded one"`
 
-	NomadAddr        string        `envconfig:"NOMAD_ADDR" default:"http://127.0.0.1:4646" desc:"Nomad HTTP API"`
-	NomadToken       string        `envconfig:"NOMAD_TOKEN" desc:"Nomad ACL token"`
-	NomadDriver      string        `split_words:"true" default:"raw_exec" desc:"job driver profile: raw_exec or docker"`
-	NomadDatacenters []string      `split_words:"true" default:"*" desc:"comma-separated datacenters jobs run in"`
-	HostNetwork      string        `split_words:"true" default:"default" desc:"Nomad host network ports bind to"`
-	DataRoot         string        `split_words:"true" required:"true" desc:"directory on every Nomad client holding data directories (owned by postgres)"`
-	GatewayPorts     string        `split_words:"true" default:"35000-35999" desc:"inclusive range of static gateway ports"`
-	PublicHost       string        `split_words:"true" desc:"host put in credentials; default: the gateway's Nomad address"`
-	BindingSSLMode   string        `envconfig:"BINDING_SSLMODE" default:"require" desc:"sslmode of uri, DATABASE_URL, jdbcUrl and read_only_uri in binding credentials: require (encrypted, connects as handed out, server not verified) or verify-full (the app must write ca_certificate to a file); the verify-full forms are in the credentials either way"`
-	EtcdEndpoints    []string      `split_words:"true" desc:"comma-separated host:port of the etcd cluster Patroni uses (Business plans); empty: Business plans are refused"`
-	GatewayCPUMHz    int           `envconfig:"GATEWAY_CPU_MHZ" default:"100" desc:"CPU of one gateway (HAProxy) in MHz"`
-	GatewayMemoryMiB int           `envconfig:"GATEWAY_MEMORY_MIB" default:"64" desc:"memory of one gateway in MiB"`
-	BrokerName       string        `split_words:"true" default:"pgbroker" desc:"name of this deployment, stamped in job Meta; orphan sweeps only touch jobs carrying it"`
-	CatalogGUIDs     bool          `split_words:"true" desc:"publish service and plan ids as GUIDs derived from PGBROKER_BROKER_NAME, for several deployments on one platform; catalog ids keep working in requests"`
-	ReapInterval     time.Duration `split_words:"true" default:"1m" desc:"how often orphan Nomad jobs are swept"`
-	OrphanGrace      time.Duration `split_words:"true" default:"1h" desc:"an orphan job is removed this long after first seen"`
-	TLSCertFile      string        `split_words:"true" desc:"PEM certificate: serve HTTPS (with PGBROKER_TLS_KEY_FILE)"`
-	TLSKeyFile       string        `split_words:"true" desc:"PEM private key of PGBROKER_TLS_CERT_FILE"`
-	ExternalURL      string        `split_words:"true" desc:"http(s) URL users reach this broker at, base of each instance's dashboard_url; default: http(s)://PGBROKER_LISTEN"`
+	NomadAddr            string        `envconfig:"NOMAD_ADDR" default:"http://127.0.0.1:4646" desc:"Nomad HTTP API"`
+	NomadToken           string        `envconfig:"NOMAD_TOKEN" desc:"Nomad ACL token"`
+	NomadDriver          string        `split_words:"true" default:"raw_exec" desc:"job driver profile: raw_exec or docker"`
+	NomadDatacenters     []string      `split_words:"true" default:"*" desc:"comma-separated datacenters jobs run in"`
+	HostNetwork          string        `split_words:"true" default:"default" desc:"Nomad host network ports bind to"`
+	DataRoot             string        `split_words:"true" required:"true" desc:"directory on every Nomad client holding data directories (owned by postgres)"`
+	GatewayPorts         string        `split_words:"true" default:"35000-35999" desc:"inclusive range of static gateway ports"`
+	PublicHost           string        `split_words:"true" desc:"host put in credentials; default: the gateway's Nomad address"`
+	BindingSSLMode       string        `envconfig:"BINDING_SSLMODE" default:"require" desc:"sslmode of uri, DATABASE_URL, jdbcUrl and read_only_uri in binding credentials: require (encrypted, connects as handed out, server not verified) or verify-full (the app must write ca_certificate to a file); the verify-full forms are in the credentials either way"`
+	EtcdEndpoints        []string      `split_words:"true" desc:"comma-separated host:port of the etcd cluster Patroni uses (Business plans); empty: Business plans are refused"`
+	GatewayCPUMHz        int           `envconfig:"GATEWAY_CPU_MHZ" default:"100" desc:"CPU of one gateway (HAProxy) in MHz"`
+	GatewayMemoryMiB     int           `envconfig:"GATEWAY_MEMORY_MIB" default:"64" desc:"memory of one gateway in MiB"`
+	BrokerName           string        `split_words:"true" default:"pgbroker" desc:"name of this deployment, stamped in job Meta; orphan sweeps only touch jobs carrying it"`
+	CatalogGUIDs         bool          `split_words:"true" desc:"publish service and plan ids as GUIDs derived from PGBROKER_BROKER_NAME, for several deployments on one platform; catalog ids keep working in requests"`
+	ReapInterval         time.Duration `split_words:"true" default:"1m" desc:"how often orphan Nomad jobs are swept"`
+	OrphanGrace          time.Duration `split_words:"true" default:"1h" desc:"an orphan job is removed this long after first seen"`
+	GatewayCheckInterval time.Duration `split_words:"true" default:"10s" desc:"how often each gateway's rendered configuration is compared with its instance's nodes; one out of step for 5s is restarted"`
+	TLSCertFile          string        `split_words:"true" desc:"PEM certificate: serve HTTPS (with PGBROKER_TLS_KEY_FILE)"`
+	TLSKeyFile           string        `split_words:"true" desc:"PEM private key of PGBROKER_TLS_CERT_FILE"`
+	ExternalURL          string        `split_words:"true" desc:"http(s) URL users reach this broker at, base of each instance's dashboard_url; default: http(s)://PGBROKER_LISTEN"`
 
 	CACertFile              string        `envconfig:"CA_CERT_FILE" desc:"PEM CA certificate signing instances' server certificates (with PGBROKER_CA_KEY_FILE); default: a CA made at first start, kept in a Nomad Variable"`
 	CAKeyFile               string        `envconfig:"CA_KEY_FILE" desc:"PEM private key of PGBROKER_CA_CERT_FILE"`
@@ -243,6 +244,7 @@ func (c Config) check() error {
 		{"PGBROKER_OPERATION_DEADLINE", c.OperationDeadline < c.AttemptTimeout, "at least PGBROKER_ATTEMPT_TIMEOUT"},
 		{"PGBROKER_MAX_RETRY_DELAY", c.MaxRetryDelay < time.Second, "at least 1s"},
 		{"PGBROKER_REAP_INTERVAL", c.ReapInterval < time.Second, "at least 1s"},
+		{"PGBROKER_GATEWAY_CHECK_INTERVAL", c.GatewayCheckInterval < time.Second, "at least 1s"},
 		{"PGBROKER_BACKUP_WORKERS", c.BackupWorkers < 1, "at least 1"},
 		{"PGBROKER_BACKUP_SCHEDULE_TICK", c.BackupScheduleTick < time.Second || c.BackupScheduleTick > time.Hour, "from 1s to 1h"},
 		{"PGBROKER_BACKUP_RETENTION_INTERVAL", c.BackupRetentionInterval < time.Second, "at least 1s"},

@@ -161,6 +161,10 @@ job "pg-gateways" {
       interval = "2m"
       delay    = "1s"
       mode     = "delay"
+      # A restart renders haproxy.cfg afresh, with new watches. The broker's
+      # gateway.Watcher restarts a gateway whose configuration fell behind
+      # the node service (a template watch can miss a change).
+      render_templates = true
     }
 
     # sticky: a replacement goes back to the same client when it can, so the

@@ -50,18 +50,9 @@ func (n *Cluster) Exec(ctx context.Context, allocID, task, script string) (strin
 // (alloc/logs/<task>.<stream>.0, read up to 16 MiB). Errors when Nomad cannot
 // give it (the allocation was garbage collected).
 func (n *Cluster) TaskLog(ctx context.Context, allocID, task, stream string, limit int) ([]byte, error) {
-	alloc, _, err := n.c.Allocations().Info(allocID, queryOpts(ctx))
+	b, err := n.ReadFile(ctx, allocID, "alloc/logs/"+task+"."+stream+".0", 16<<20)
 	if err != nil {
-		return nil, fmt.Errorf("read allocation %s from Nomad: %w", shortAlloc(allocID), err)
-	}
-	rc, err := n.c.AllocFS().Cat(alloc, "alloc/logs/"+task+"."+stream+".0", queryOpts(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("read the %s of allocation %s: %w", stream, shortAlloc(allocID), err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read the %s of allocation %s: %w", stream, shortAlloc(allocID), err)
+		return nil, err
 	}
 	if len(b) > limit {
 		b = b[len(b)-limit:]
@@ -100,4 +91,25 @@ func (n *Cluster) Services(ctx context.Context, name string) ([]*api.ServiceRegi
 		return nil, fmt.Errorf("look up service %s in Nomad: %w", name, err)
 	}
 	return regs, nil
+}
+
+// ReadFile returns up to limit bytes from the start of the file at path in
+// allocation allocID's directory (nomad alloc fs; a task's rendered
+// templates are under "<task>/local/"). Errors when Nomad cannot give it:
+// the allocation is gone, the file not written yet.
+func (n *Cluster) ReadFile(ctx context.Context, allocID, path string, limit int) ([]byte, error) {
+	alloc, err := n.Allocation(ctx, allocID)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := n.c.AllocFS().Cat(alloc, path, queryOpts(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read %s of allocation %s: %w", path, shortAlloc(allocID), err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("read %s of allocation %s: %w", path, shortAlloc(allocID), err)
+	}
+	return b, nil
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // Configure brings an instance's settings from those of from to those of to:
@@ -19,7 +21,7 @@ import (
 // Resize with to). Idempotent. Errors wrap extensions.ErrExtensionInUse when a
 // dropped extension is still used.
 func (p *Provisioner) Configure(ctx context.Context, from, to Instance, progress Progress) error {
-	password, err := p.readSecret(ctx, nodesSecretPath(to.ShortID), "admin_password")
+	password, err := p.readSecret(ctx, naming.NodesSecretPath(to.ShortID), "admin_password")
 	if err != nil {
 		return err
 	}
@@ -61,7 +63,7 @@ func (p *Provisioner) setForceTLS(ctx context.Context, in Instance, admin AdminC
 	}
 	want := strconv.FormatBool(in.ForceTLS)
 	changed := false
-	if _, err := p.nomad.UpdateVariable(ctx, nodesSecretPath(in.ShortID), func(items api.VariableItems) bool {
+	if _, err := p.nomad.UpdateVariable(ctx, naming.NodesSecretPath(in.ShortID), func(items api.VariableItems) bool {
 		if items[itemForceTLS] == want {
 			return false
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/patroni"
 	"github.com/pgbroker/pgbroker/pgadmin"
@@ -351,7 +352,7 @@ func (w *world) live(id, group string, k int) *api.AllocationListStub {
 // liveGroups returns the node groups of instance short with a running allocation, sorted.
 func (w *world) liveGroups(short string) []string {
 	var out []string
-	for _, a := range w.allocs[NodesJobID(short)] {
+	for _, a := range w.allocs[naming.NodesJobID(short)] {
 		if a.ClientStatus == api.AllocClientStatusRunning {
 			out = append(out, a.TaskGroup)
 		}
@@ -361,7 +362,7 @@ func (w *world) liveGroups(short string) []string {
 }
 
 func (w *world) patroniJob(short string) bool {
-	j, ok := w.jobs[NodesJobID(short)]
+	j, ok := w.jobs[naming.NodesJobID(short)]
 	return ok && j.Meta[MetaPatroni] == "true"
 }
 
@@ -538,9 +539,9 @@ func (w *world) Services(ctx context.Context, name string) ([]*api.ServiceRegist
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	short := shortOf(name)
-	jobID := NodesJobID(short)
-	if name == GatewayService(short) {
-		jobID = GatewaysJobID(short)
+	jobID := naming.NodesJobID(short)
+	if name == naming.GatewayService(short) {
+		jobID = naming.GatewaysJobID(short)
 	}
 	var out []*api.ServiceRegistration
 	for _, a := range w.allocs[jobID] {
@@ -813,7 +814,7 @@ type fakeAdmin struct {
 func (a *fakeAdmin) login(ctx context.Context, call string) error {
 	var err error
 	if aerr := a.w.act(ctx, call, func() {
-		if a.password == "" || a.password != a.w.vars[nodesSecretPath(a.short)]["admin_password"] {
+		if a.password == "" || a.password != a.w.vars[naming.NodesSecretPath(a.short)]["admin_password"] {
 			err = errors.New("fake PostgreSQL: password authentication failed for the admin user")
 		}
 	}); aerr != nil {
@@ -836,7 +837,7 @@ func (a *fakeAdmin) do(ctx context.Context, format string, args ...any) error {
 func (a *fakeAdmin) Ping(ctx context.Context) error { return a.login(ctx, "sql ping") }
 
 func (a *fakeAdmin) ServerCertificate(ctx context.Context) (*x509.Certificate, error) {
-	items, err := a.w.Variable(ctx, nodesSecretPath(a.short))
+	items, err := a.w.Variable(ctx, naming.NodesSecretPath(a.short))
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/extensions"
+	"github.com/pgbroker/pgbroker/naming"
 	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
 )
 
@@ -59,7 +60,7 @@ func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*
 	if vars["patroni"] == true && p.ca != nil {
 		vars["broker_ca"] = string(p.ca.CertPEM) // pgBackRest's TLS server admits base backup jobs' certificates
 	}
-	job, err := p.nomad.Parse(nomadjobs.Nodes, NodesJobID(in.ShortID), vars)
+	job, err := p.nomad.Parse(nomadjobs.Nodes, naming.NodesJobID(in.ShortID), vars)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +82,7 @@ func (p *Provisioner) GatewaysJob(in Instance, s Size) (*api.Job, error) {
 	if s.HA() {
 		vars["read_only_port"] = in.ReadOnlyPort
 	}
-	return p.nomad.Parse(nomadjobs.Gateways, GatewaysJobID(in.ShortID), vars)
+	return p.nomad.Parse(nomadjobs.Gateways, naming.GatewaysJobID(in.ShortID), vars)
 }
 
 // CleanupJob returns the batch job that deletes, on Nomad client client,
@@ -95,7 +96,7 @@ func (p *Provisioner) CleanupJob(short, client string, groups []string) (*api.Jo
 	vars["node_id"] = client
 	vars["node_groups"] = groups
 	vars["pitr_repo"] = p.cfg.PITRRepo // a directory; a stanza in S3 is deleted by Deprovision itself
-	return p.nomad.Parse(nomadjobs.Cleanup, CleanupJobID(short), vars)
+	return p.nomad.Parse(nomadjobs.Cleanup, naming.CleanupJobID(short), vars)
 }
 
 // cleanData runs CleanupJob(short, client, groups), waits until it
@@ -109,8 +110,8 @@ func (p *Provisioner) cleanData(ctx context.Context, short, client string, group
 	if _, err := p.nomad.Register(ctx, cleanup); err != nil {
 		return err
 	}
-	if _, err := p.nomad.WaitComplete(ctx, CleanupJobID(short), "cleanup"); err != nil {
+	if _, err := p.nomad.WaitComplete(ctx, naming.CleanupJobID(short), "cleanup"); err != nil {
 		return err
 	}
-	return p.nomad.Purge(ctx, CleanupJobID(short))
+	return p.nomad.Purge(ctx, naming.CleanupJobID(short))
 }

@@ -12,7 +12,7 @@ func TestDatabaseNamesAndJobIDs(t *testing.T) {
 	if n.Database != n.Owner || n.Reader != n.Database+"_ro" {
 		t.Fatalf("names %+v", n)
 	}
-	if NodesJobID("abc") != "pg-abc-nodes" || GatewaysJobID("abc") != "pg-abc-gateways" {
+	if naming.NodesJobID("abc") != "pg-abc-nodes" || naming.GatewaysJobID("abc") != "pg-abc-gateways" {
 		t.Fatal("job ids changed")
 	}
 }

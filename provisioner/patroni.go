@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/patroni"
 )
 
@@ -41,7 +42,7 @@ type dcs interface {
 // members' REST APIs are those of the node service registrations in Nomad,
 // its REST API password the instance's replication password.
 func (p *Provisioner) patroniCluster(ctx context.Context, short string) (cluster, error) {
-	password, err := p.readSecret(ctx, nodesSecretPath(short), "replication_password")
+	password, err := p.readSecret(ctx, naming.NodesSecretPath(short), "replication_password")
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +52,7 @@ func (p *Provisioner) patroniCluster(ctx context.Context, short string) (cluster
 // patroniAPIs returns the REST API base URLs of instance short's nodes
 // registered in Nomad, sorted. Errors when Nomad fails or none has one.
 func patroniAPIs(ctx context.Context, n allocations, short string) ([]string, error) {
-	regs, err := n.Services(ctx, NodeService(short))
+	regs, err := n.Services(ctx, naming.NodeService(short))
 	if err != nil {
 		return nil, err
 	}

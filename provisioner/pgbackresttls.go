@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/pki"
 )
 
@@ -32,14 +33,14 @@ func (p *Provisioner) ensurePgBackRestCertificate(ctx context.Context, short str
 	if err != nil {
 		return err
 	}
-	hosts := append([]string{NodeService(short)}, addresses...)
+	hosts := append([]string{naming.NodeService(short)}, addresses...)
 	var ierr error
-	_, err = p.nomad.UpdateVariable(ctx, nodesSecretPath(short), func(items api.VariableItems) bool {
+	_, err = p.nomad.UpdateVariable(ctx, naming.NodesSecretPath(short), func(items api.VariableItems) bool {
 		if !p.certificateNeeded(items[itemPgBackRestServerCertificate], hosts) {
 			return false
 		}
 		now := time.Now()
-		certPEM, keyPEM, err := p.ca.Issue(pki.ServerRequest{CommonName: NodeService(short), Hosts: hosts,
+		certPEM, keyPEM, err := p.ca.Issue(pki.ServerRequest{CommonName: naming.NodeService(short), Hosts: hosts,
 			NotAfter: now.Add(p.cfg.CertLifetime), IPsAsDNS: true}, now)
 		if err != nil {
 			ierr = err
@@ -56,7 +57,7 @@ func (p *Provisioner) ensurePgBackRestCertificate(ctx context.Context, short str
 
 // nodeAddresses returns the addresses of the instance's registered nodes.
 func (p *Provisioner) nodeAddresses(ctx context.Context, short string) ([]string, error) {
-	regs, err := p.nomad.Services(ctx, NodeService(short))
+	regs, err := p.nomad.Services(ctx, naming.NodeService(short))
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ const MetaPITRRestore = "pgbroker_pitr_restore"
 // never restores twice or undoes writes made since. Errors: *ExecError when
 // pgBackRest failed; others are worth retrying.
 func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size, restoreID string, target time.Time, progress Progress) error {
-	jobID := NodesJobID(in.ShortID)
+	jobID := naming.NodesJobID(in.ShortID)
 	cur, err := p.nomad.Job(ctx, jobID)
 	if err != nil {
 		return err
@@ -69,7 +69,7 @@ func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size,
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, in, admin, progress); err != nil {
+	if err := p.waitReady(ctx, admin, progress); err != nil {
 		return err
 	}
 	progress("replaying WAL up to " + target.UTC().Format(time.RFC3339))
@@ -116,7 +116,7 @@ func (p *Provisioner) registerRestore(ctx context.Context, in Instance, size Siz
 	}
 	crashpoint.Hit("pitr:registered")
 	// Registered before a restart or just now: wait for that job version.
-	cur, err := p.nomad.Job(ctx, NodesJobID(in.ShortID))
+	cur, err := p.nomad.Job(ctx, naming.NodesJobID(in.ShortID))
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (p *Provisioner) registerRestore(ctx context.Context, in Instance, size Siz
 // clusterAgain makes the restored single node-0 of a Business instance a
 // cluster of size again (toCluster, pinned to node-0's client).
 func (p *Provisioner) clusterAgain(ctx context.Context, in Instance, size Size, progress Progress) error {
-	node0, err := p.allocNode(ctx, NodesJobID(in.ShortID), 0)
+	node0, err := p.allocNode(ctx, naming.NodesJobID(in.ShortID), 0)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ type ExecError = nomad.ExecError
 // restore is under way or done. False when the job does not exist. Errors:
 // Nomad or, with Patroni, the instance does not answer.
 func (p *Provisioner) RestoreRegistered(ctx context.Context, in Instance, restoreID string) (bool, error) {
-	cur, err := p.nomad.Job(ctx, NodesJobID(in.ShortID))
+	cur, err := p.nomad.Job(ctx, naming.NodesJobID(in.ShortID))
 	if isNotFound(err) {
 		return false, nil
 	}
@@ -196,7 +196,7 @@ func (p *Provisioner) RestoreRegistered(ctx context.Context, in Instance, restor
 // for, not replaced. Errors: *ExecError when pgBackRest failed on source;
 // others are worth retrying.
 func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size Size, source, restoreID string, target time.Time, progress Progress) error {
-	jobID := NodesJobID(in.ShortID)
+	jobID := naming.NodesJobID(in.ShortID)
 	cur, err := p.nomad.Job(ctx, jobID)
 	if err != nil {
 		return err
@@ -241,12 +241,12 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 	if _, err := p.nomad.WaitRunning(ctx, jobID, *cur.Version, single.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
-	own, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
+	own, err := p.readSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password")
 	if err != nil {
 		return err
 	}
 	// Until adopted, the cluster knows the source's admin password only.
-	theirs, err := p.readSecret(ctx, nodesSecretPath(source), "admin_password")
+	theirs, err := p.readSecret(ctx, naming.NodesSecretPath(source), "admin_password")
 	if err != nil {
 		return err
 	}

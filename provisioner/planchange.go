@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/patroni"
 )
 
@@ -140,7 +141,7 @@ func (p *Provisioner) replaceAsync(ctx context.Context, in Instance, job *api.Jo
 // then waits until every node of the new version runs and the standbys
 // stream again.
 func (p *Provisioner) registerHolding(ctx context.Context, in Instance, job *api.Job, hold map[string]bool, size Size, c cluster, progress Progress) error {
-	jobID := NodesJobID(in.ShortID)
+	jobID := naming.NodesJobID(in.ShortID)
 	cur, err := p.nomad.Job(ctx, jobID)
 	if err != nil {
 		return err
@@ -218,7 +219,7 @@ func (p *Provisioner) readyThroughGateway(ctx context.Context, in Instance, prog
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, in, admin, progress); err != nil {
+	if err := p.waitReady(ctx, admin, progress); err != nil {
 		return err
 	}
 	return p.certifyGateway(ctx, in, admin, progress)

@@ -46,12 +46,6 @@ type Config struct {
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB
 	ReadyPoll        time.Duration
-	// GatewayNudgeAfter is how long PostgreSQL may refuse through the
-	// gateway before waitReady restarts the gateway tasks (default 1 min).
-	// Seen under load: after a point-in-time restore a gateway's template
-	// missed the node's new service registration and routed to no server
-	// for minutes; a restart renders it afresh.
-	GatewayNudgeAfter time.Duration
 
 	// PostgresUID and PostgresGID are the numeric ids of the user PostgreSQL
 	// runs as on the clients; the rendered TLS key file belongs to it.
@@ -102,9 +96,6 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	}
 	if cfg.ReadyPoll == 0 {
 		cfg.ReadyPoll = 50 * time.Millisecond
-	}
-	if cfg.GatewayNudgeAfter == 0 {
-		cfg.GatewayNudgeAfter = time.Minute
 	}
 	if cfg.CertLifetime == 0 {
 		cfg.CertLifetime = 90 * 24 * time.Hour
@@ -160,7 +151,7 @@ type Placement struct {
 // roles. Idempotent. Errors name the step that failed.
 func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, progress Progress) (Placement, error) {
 	progress("creating secrets")
-	secrets, err := p.ensureSecret(ctx, nodesSecretPath(in.ShortID), "admin_password", "replication_password")
+	secrets, err := p.ensureSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password", "replication_password")
 	if err != nil {
 		return Placement{}, err
 	}
@@ -190,20 +181,20 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 		return Placement{}, err
 	}
 	crashpoint.Hit("provision:gateways-registered")
-	allocs, err := p.nomad.WaitRunning(ctx, NodesJobID(in.ShortID), nodesVersion, size.Nodes, "postgres", "node", progress)
+	allocs, err := p.nomad.WaitRunning(ctx, naming.NodesJobID(in.ShortID), nodesVersion, size.Nodes, "postgres", "node", progress)
 	if err != nil {
 		return Placement{}, err
 	}
 	placed := Placement{NodeID: allocs[0].NodeID}
 	crashpoint.Hit("provision:nodes-running")
-	if _, err := p.nomad.WaitRunning(ctx, GatewaysJobID(in.ShortID), gatewaysVersion, size.Gateways, "haproxy", "gateway", progress); err != nil {
+	if _, err := p.nomad.WaitRunning(ctx, naming.GatewaysJobID(in.ShortID), gatewaysVersion, size.Gateways, "haproxy", "gateway", progress); err != nil {
 		return placed, err
 	}
 	admin, err := p.admin(ctx, in, secrets["admin_password"])
 	if err != nil {
 		return placed, err
 	}
-	if err := p.waitReady(ctx, in, admin, progress); err != nil {
+	if err := p.waitReady(ctx, admin, progress); err != nil {
 		return placed, err
 	}
 	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
@@ -250,14 +241,14 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 		return err
 	}
 	crashpoint.Hit("update:registered")
-	if _, err := p.nomad.WaitRunning(ctx, NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress); err != nil {
+	if _, err := p.nomad.WaitRunning(ctx, naming.NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
 	admin, err := p.instanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, in, admin, progress); err != nil {
+	if err := p.waitReady(ctx, admin, progress); err != nil {
 		return err
 	}
 	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
@@ -301,7 +292,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	if in.NodeID != "" {
 		clients[in.NodeID] = true
 	}
-	jobIDs := []string{GatewaysJobID(in.ShortID), NodesJobID(in.ShortID)}
+	jobIDs := []string{naming.GatewaysJobID(in.ShortID), naming.NodesJobID(in.ShortID)}
 	for _, jobID := range jobIDs {
 		allocs, err := p.nomad.Allocations(ctx, jobID, true)
 		if err != nil {
@@ -309,7 +300,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 		}
 		for _, a := range allocs {
 			allocIDs = append(allocIDs, a.ID)
-			if jobID == NodesJobID(in.ShortID) {
+			if jobID == naming.NodesJobID(in.ShortID) {
 				clients[a.NodeID] = true
 			}
 		}
@@ -392,14 +383,12 @@ func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (
 	return p.connectAdmin(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID)), nil
 }
 
-// waitReady polls SELECT 1 through the gateway until it answers. When it
-// has not answered for Config.GatewayNudgeAfter, it restarts the instance's
-// gateway tasks (their templates then render from the current node
-// services), and again as often. Errors when ctx ends, with the last
-// connection error.
-func (p *Provisioner) waitReady(ctx context.Context, in Instance, admin AdminConn, progress Progress) error {
+// waitReady polls SELECT 1 through the gateway until it answers. Errors
+// when ctx ends, with the last connection error. (A gateway whose
+// configuration fell behind the node service is restarted by the
+// gateway.Watcher the broker runs beside its workers.)
+func (p *Provisioner) waitReady(ctx context.Context, admin AdminConn, progress Progress) error {
 	progress("waiting for PostgreSQL to accept connections")
-	nudge := time.Now().Add(p.cfg.GatewayNudgeAfter)
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := admin.Ping(attempt)
@@ -407,34 +396,10 @@ func (p *Provisioner) waitReady(ctx context.Context, in Instance, admin AdminCon
 		if err == nil {
 			return nil
 		}
-		if time.Now().After(nudge) {
-			nudge = time.Now().Add(p.cfg.GatewayNudgeAfter)
-			p.restartGateways(ctx, in.ShortID, err)
-		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("PostgreSQL did not accept connections through the gateway: %w", err)
 		case <-time.After(p.cfg.ReadyPoll):
-		}
-	}
-}
-
-// restartGateways restarts the haproxy task of each running gateway
-// allocation of instance short; failures are logged, the wait goes on.
-func (p *Provisioner) restartGateways(ctx context.Context, short string, cause error) {
-	allocs, err := p.nomad.Allocations(ctx, GatewaysJobID(short), false)
-	if err != nil {
-		p.log.Warn("list gateways to restart", slog.String("error", err.Error()))
-		return
-	}
-	for _, a := range allocs {
-		if a.ClientStatus != api.AllocClientStatusRunning {
-			continue
-		}
-		p.log.Warn("the gateway has not let PostgreSQL answer for a minute: restarting its task to render its configuration afresh",
-			slog.String("alloc_id", a.ID), slog.String("last_error", cause.Error()))
-		if err := p.nomad.RestartTask(ctx, a.ID, "haproxy"); err != nil {
-			p.log.Warn("restart gateway", slog.String("alloc_id", a.ID), slog.String("error", err.Error()))
 		}
 	}
 }

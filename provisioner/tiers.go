@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/patroni"
 )
 
@@ -23,11 +24,11 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
 		return err
 	}
-	secrets, err := p.ensureSecret(ctx, nodesSecretPath(in.ShortID), "admin_password", "replication_password")
+	secrets, err := p.ensureSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password", "replication_password")
 	if err != nil {
 		return err
 	}
-	cur, err := p.nomad.Job(ctx, NodesJobID(in.ShortID))
+	cur, err := p.nomad.Job(ctx, naming.NodesJobID(in.ShortID))
 	if err != nil {
 		return err
 	}
@@ -47,7 +48,7 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, in, admin, progress); err != nil {
+	if err := p.waitReady(ctx, admin, progress); err != nil {
 		return err
 	}
 	if err := admin.EnsureReplicationRole(ctx, secrets["replication_password"]); err != nil {
@@ -94,7 +95,7 @@ func (p *Provisioner) adoptNode0(ctx context.Context, in Instance, size Size, pr
 // replacement (distinct_hosts) to another. A gateway job already scaled
 // past one (a resumed operation) goes straight to the second step.
 func (p *Provisioner) gatewaysToCluster(ctx context.Context, in Instance, size Size, progress Progress) error {
-	jobID := GatewaysJobID(in.ShortID)
+	jobID := naming.GatewaysJobID(in.ShortID)
 	cur, err := p.nomad.Job(ctx, jobID)
 	if err != nil {
 		return err
@@ -128,7 +129,7 @@ func (p *Provisioner) gatewaysToCluster(ctx context.Context, in Instance, size S
 // returned. The instance's Patroni keys are deleted from etcd, and the
 // former standbys' data directories from their clients (removeStandbyData).
 func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, progress Progress) (Placement, error) {
-	jobID := NodesJobID(in.ShortID)
+	jobID := naming.NodesJobID(in.ShortID)
 	cur, err := p.nomad.Job(ctx, jobID)
 	if err != nil {
 		return Placement{}, err
@@ -177,7 +178,7 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 		if err != nil {
 			return Placement{}, err
 		}
-		if _, err := p.nomad.WaitRunning(ctx, GatewaysJobID(in.ShortID), version, size.Gateways, "haproxy", "gateway", progress); err != nil {
+		if _, err := p.nomad.WaitRunning(ctx, naming.GatewaysJobID(in.ShortID), version, size.Gateways, "haproxy", "gateway", progress); err != nil {
 			return Placement{}, err
 		}
 	}
@@ -208,7 +209,7 @@ func (p *Provisioner) registerNodes(ctx context.Context, in Instance, size Size,
 	if err != nil {
 		return err
 	}
-	_, err = p.nomad.WaitRunning(ctx, NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress)
+	_, err = p.nomad.WaitRunning(ctx, naming.NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress)
 	return err
 }
 
@@ -257,7 +258,7 @@ func (p *Provisioner) waitAllocsGone(ctx context.Context, jobID string, n int) e
 // afresh: a copy left behind may lack WAL long recycled on the leader, or
 // have diverged from it (a point-in-time restore). Idempotent.
 func (p *Provisioner) removeStandbyData(ctx context.Context, short string, progress Progress) error {
-	jobID := NodesJobID(short)
+	jobID := naming.NodesJobID(short)
 	allocs, err := p.nomad.Allocations(ctx, jobID, true)
 	if err != nil {
 		return err

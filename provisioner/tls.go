@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/pki"
 )
 
@@ -87,16 +88,11 @@ func (p *Provisioner) CACertificate() string {
 	return string(p.ca.CertPEM)
 }
 
-// NodeService is the Nomad service the nodes register; every server
-// certificate names it (a DNS SAN), which is how the broker's own connections
-// check that they reach this instance, whatever address the gateway has.
-func NodeService(short string) string { return "pg-" + short + "-node" }
-
 // certificateHosts are the names a server certificate must carry: the node
 // service name, and the host credentials give (PGBROKER_PUBLIC_HOST, else
 // gatewayHost once the gateway is placed; "" when not known yet).
 func (p *Provisioner) certificateHosts(short string, gatewayHosts ...string) []string {
-	hosts := []string{NodeService(short)}
+	hosts := []string{naming.NodeService(short)}
 	if p.cfg.PublicHost != "" {
 		return append(hosts, p.cfg.PublicHost)
 	}
@@ -113,12 +109,12 @@ func (p *Provisioner) ensureServerCertificate(ctx context.Context, short string,
 	if p.ca == nil {
 		return "", false, errors.New("issue server certificate: the broker has no CA (LoadCA was not called)")
 	}
-	items, err := p.nomad.UpdateVariable(ctx, nodesSecretPath(short), func(items api.VariableItems) bool {
+	items, err := p.nomad.UpdateVariable(ctx, naming.NodesSecretPath(short), func(items api.VariableItems) bool {
 		if !p.certificateNeeded(items[itemServerCertificate], hosts) {
 			return false
 		}
 		now := time.Now()
-		certPEM, keyPEM, ierr := p.ca.Issue(pki.ServerRequest{CommonName: NodeService(short), Hosts: hosts, NotAfter: now.Add(p.cfg.CertLifetime)}, now)
+		certPEM, keyPEM, ierr := p.ca.Issue(pki.ServerRequest{CommonName: naming.NodeService(short), Hosts: hosts, NotAfter: now.Add(p.cfg.CertLifetime)}, now)
 		if ierr != nil {
 			err = ierr
 			return false
@@ -156,7 +152,7 @@ func (p *Provisioner) adminTLS(short string) *tls.Config {
 	if p.ca == nil {
 		return nil
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: p.ca.Pool(), ServerName: NodeService(short)}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: p.ca.Pool(), ServerName: naming.NodeService(short)}
 }
 
 // RenewCertificate re-issues the instance's server certificate when it

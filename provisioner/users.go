@@ -2,6 +2,8 @@ package provisioner
 
 import (
 	"context"
+
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // InstanceAdmin is the superuser connection factory of the instance (its
@@ -15,7 +17,7 @@ func (p *Provisioner) InstanceAdmin(ctx context.Context, in Instance) (AdminConn
 
 // instanceAdmin is the instance's superuser connection factory.
 func (p *Provisioner) instanceAdmin(ctx context.Context, in Instance) (AdminConn, error) {
-	password, err := p.readSecret(ctx, nodesSecretPath(in.ShortID), "admin_password")
+	password, err := p.readSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password")
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 )
 
@@ -26,7 +27,7 @@ func (p *Provisioner) gatewayAddress(ctx context.Context, short string) (string,
 // gatewayAddresses returns the distinct addresses the gateway service is
 // registered at, sorted. Errors when none is registered.
 func (p *Provisioner) gatewayAddresses(ctx context.Context, short string) ([]string, error) {
-	regs, err := p.nomad.Services(ctx, GatewayService(short))
+	regs, err := p.nomad.Services(ctx, naming.GatewayService(short))
 	if err != nil {
 		return nil, fmt.Errorf("look up gateway service: %w", err)
 	}

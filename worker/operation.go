@@ -58,7 +58,9 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 	if !ok {
 		return w.store.Instances().FinishOperation(ctx, op.ID, store.Failed, fmt.Sprintf("plan %s is no longer in the catalog", op.PlanID))
 	}
-	step := op.Description
+	// The step an earlier attempt recorded, without the reason it gave
+	// for retrying (else each attempt would nest one more).
+	step, _, _ := strings.Cut(op.Description, retrySuffix)
 	progress := func(s string) {
 		step = s
 		log.Info("operation progress", slog.String("step", s))
@@ -75,7 +77,7 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 	}
 	if err != nil {
 		log.Warn("operation attempt failed", slog.String("step", step), slog.String("error", err.Error()))
-		_ = w.store.Instances().SetProgress(context.WithoutCancel(ctx), op.ID, fmt.Sprintf("%s (will retry: %v)", step, err))
+		_ = w.store.Instances().SetProgress(context.WithoutCancel(ctx), op.ID, fmt.Sprintf("%s%s%v)", step, retrySuffix, err))
 		return err
 	}
 	crashpoint.Hit("operation:done")
@@ -298,3 +300,7 @@ func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, t
 	}
 	return fmt.Sprintf("PostgreSQL is ready on plan %s with the data of backup %s of instance %s", op.PlanID, b.ID, rf.InstanceID), nil
 }
+
+// retrySuffix starts what an attempt that failed adds to its step in
+// last_operation's description: "<step> (will retry: <error>)".
+const retrySuffix = " (will retry: "

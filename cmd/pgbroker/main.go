@@ -25,11 +25,13 @@ import (
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/config"
 	"github.com/pgbroker/pgbroker/dashboard"
+	"github.com/pgbroker/pgbroker/gateway"
 	"github.com/pgbroker/pgbroker/httpapi"
 	"github.com/pgbroker/pgbroker/instances"
 	"github.com/pgbroker/pgbroker/logging"
 	"github.com/pgbroker/pgbroker/metrics"
 	"github.com/pgbroker/pgbroker/mgmtapi"
+	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/worker"
@@ -106,7 +108,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// hung Nomad (network partition, stopped process) never hangs a worker.
 	nomadCfg.HttpClient = cleanhttp.DefaultPooledClient()
 	nomadCfg.HttpClient.Timeout = 30 * time.Second
-	nomad, err := api.NewClient(nomadCfg)
+	nomadClient, err := api.NewClient(nomadCfg)
 	if err != nil {
 		return fmt.Errorf("create Nomad client: %w", err)
 	}
@@ -134,7 +136,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	prov := provisioner.New(nomad, provisioner.Config{
+	prov := provisioner.New(nomadClient, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork, Etcd: cfg.Etcd(),
 		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BindingSSLMode: cfg.BindingSSLMode, BrokerName: cfg.BrokerName,
 		Deployment: deployment,
@@ -188,6 +190,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := runner.Start(ctx); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
+	// Gateways whose configuration fell behind their nodes are restarted
+	// (package gateway); every broker runs one, a restart is idempotent.
+	go gateway.New(nomad.New(nomadClient, cfg.BrokerName, deployment), gateway.Config{Deployment: deployment}, log).
+		Run(ctx, cfg.GatewayCheckInterval)
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLSCertFile != "" {

@@ -1,0 +1,25 @@
+package naming
+
+// The Nomad objects of an instance (DESIGN.md "Nomad jobs"): its node and
+// gateway jobs, the batch job that removes its data, the services its nodes
+// and gateways register, and the Nomad Variable its node job reads.
+
+// NodesJobID is the instance's node job, "pg-<short>-nodes".
+func NodesJobID(short string) string { return "pg-" + short + "-nodes" }
+
+// GatewaysJobID is the instance's gateway job, "pg-<short>-gateways".
+func GatewaysJobID(short string) string { return "pg-" + short + "-gateways" }
+
+// CleanupJobID is the batch job that deletes the instance's data, "pg-<short>-cleanup".
+func CleanupJobID(short string) string { return "pg-" + short + "-cleanup" }
+
+// NodeService is the Nomad service every node registers, "pg-<short>-node";
+// it is also the name in the nodes' server certificates.
+func NodeService(short string) string { return "pg-" + short + "-node" }
+
+// GatewayService is the Nomad service the gateways register, "pg-<short>-gateway".
+func GatewayService(short string) string { return "pg-" + short + "-gateway" }
+
+// NodesSecretPath is the node job's Nomad Variable (its tasks may read it):
+// the admin and replication passwords, the pgBackRest repository keys.
+func NodesSecretPath(short string) string { return "nomad/jobs/" + NodesJobID(short) }
