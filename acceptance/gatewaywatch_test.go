@@ -18,8 +18,9 @@ import (
 
 // TestAGatewayThatMissedANodeChangeIsRestarted: a gateway whose HAProxy
 // routes to no node while the node runs (what a Nomad template watch that
-// missed the node's new registration leaves behind: seen in CI after a
-// point-in-time restore, every connection ended in <NOSRV> for minutes) is
+// missed the node's new registration, or a reload Nomad never ran, leaves
+// behind: both seen after point-in-time restores, every connection ended in
+// <NOSRV> for minutes) is
 // restarted by the broker (package gateway) within its check interval plus
 // 5 s, and DATABASE_URL connects again through the same address.
 func TestAGatewayThatMissedANodeChangeIsRestarted(t *testing.T) {
@@ -36,7 +37,7 @@ func TestAGatewayThatMissedANodeChangeIsRestarted(t *testing.T) {
 	if len(gws) != 1 {
 		t.Fatalf("%d running gateways, want the Starter plan's one", len(gws))
 	}
-	cfgPath := gatewayTaskFile(t, gws[0].ID, "haproxy.cfg")
+	cfgPath := gatewayTaskFile(t, gws[0].ID, "haproxy.loaded.cfg")
 	cfg, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -45,8 +46,9 @@ func TestAGatewayThatMissedANodeChangeIsRestarted(t *testing.T) {
 	if len(servers.FindAll(cfg, -1)) != 1 {
 		t.Fatalf("the gateway's configuration lists %d servers, want 1:\n%s", len(servers.FindAll(cfg, -1)), cfg)
 	}
-	// The configuration a missed update leaves: the node gone from the
-	// backend. HAProxy loads it (SIGUSR2 to its master, as reload.sh does).
+	// What a missed template update or a lost reload leaves: HAProxy runs a
+	// backend without the node (the file it loads, then SIGUSR2 to its
+	// master, as reload.sh does).
 	if err := os.WriteFile(cfgPath, servers.ReplaceAll(cfg, nil), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ type Nomad interface {
 	Job(ctx context.Context, jobID string) (*api.Job, error)
 	Purge(ctx context.Context, jobID string) error
 	WaitComplete(ctx context.Context, jobID, task string) (string, error)
+	WaitStopped(ctx context.Context, allocIDs []string) error
 	TaskLog(ctx context.Context, allocID, task, stream string, limit int) ([]byte, error)
 	Allocations(ctx context.Context, jobID string, all bool) ([]*api.AllocationListStub, error)
 	Allocation(ctx context.Context, allocID string) (*api.Allocation, error)

@@ -25,6 +25,8 @@ type fakeNomad struct {
 	exec     func(allocID, script string) (string, error)
 	purged   []string
 	register int // Register calls
+
+	waitedStopped []string // the allocations WaitStopped was asked for
 }
 
 func newFakeNomad() *fakeNomad {
@@ -79,6 +81,13 @@ func (f *fakeNomad) WaitComplete(_ context.Context, jobID, task string) (string,
 		}
 	}
 	return "alloc-" + jobID, nil
+}
+
+func (f *fakeNomad) WaitStopped(_ context.Context, ids []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.waitedStopped = append(f.waitedStopped, ids...)
+	return nil
 }
 
 func (f *fakeNomad) TaskLog(_ context.Context, allocID, task, stream string, limit int) ([]byte, error) {

@@ -45,6 +45,8 @@ type Config struct {
 	CatalogGUIDs         bool          `split_words:"true" desc:"publish service and plan ids as GUIDs derived from PGBROKER_BROKER_NAME, for several deployments on one platform; catalog ids keep working in requests"`
 	ReapInterval         time.Duration `split_words:"true" default:"1m" desc:"how often orphan Nomad jobs are swept"`
 	OrphanGrace          time.Duration `split_words:"true" default:"1h" desc:"an orphan job is removed this long after first seen"`
+	BackupTimeBase       time.Duration `split_words:"true" default:"15m" desc:"time limit of one dump, restore or base backup, from its start: this plus PGBROKER_BACKUP_TIME_PER_GIB per GiB of the plan's disk; past it the job is stopped, then the backup recorded failed"`
+	BackupTimePerGiB     time.Duration `envconfig:"BACKUP_TIME_PER_GIB" default:"4m" desc:"what each GiB of the plan's disk adds to PGBROKER_BACKUP_TIME_BASE"`
 	GatewayCheckInterval time.Duration `split_words:"true" default:"10s" desc:"how often each gateway's rendered configuration is compared with its instance's nodes; one out of step for 5s is restarted"`
 	TLSCertFile          string        `split_words:"true" desc:"PEM certificate: serve HTTPS (with PGBROKER_TLS_KEY_FILE)"`
 	TLSKeyFile           string        `split_words:"true" desc:"PEM private key of PGBROKER_TLS_CERT_FILE"`
@@ -245,6 +247,8 @@ func (c Config) check() error {
 		{"PGBROKER_MAX_RETRY_DELAY", c.MaxRetryDelay < time.Second, "at least 1s"},
 		{"PGBROKER_REAP_INTERVAL", c.ReapInterval < time.Second, "at least 1s"},
 		{"PGBROKER_GATEWAY_CHECK_INTERVAL", c.GatewayCheckInterval < time.Second, "at least 1s"},
+		{"PGBROKER_BACKUP_TIME_BASE", c.BackupTimeBase < time.Second, "at least 1s"},
+		{"PGBROKER_BACKUP_TIME_PER_GIB", c.BackupTimePerGiB < 0, "zero or more"},
 		{"PGBROKER_BACKUP_WORKERS", c.BackupWorkers < 1, "at least 1"},
 		{"PGBROKER_BACKUP_SCHEDULE_TICK", c.BackupScheduleTick < time.Second || c.BackupScheduleTick > time.Hour, "from 1s to 1h"},
 		{"PGBROKER_BACKUP_RETENTION_INTERVAL", c.BackupRetentionInterval < time.Second, "at least 1s"},

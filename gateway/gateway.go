@@ -8,10 +8,17 @@
 // gateway kept an empty server list, and every connection through it ended
 // with <NOSRV>, while the other gateway routed to the new node.
 //
-// A Watcher compares what each running gateway rendered (the server lines
-// of its haproxy.cfg) with the node service's registrations. A gateway that
-// stays out of step for Settle is restarted in place: its template renders
-// afresh from the current registrations.
+// Nomad can also lose the event that runs the reload script after a render
+// (hashicorp/nomad#24140): the file then names the node, HAProxy does not.
+// Seen here too: both gateways of a restored instance answered <NOSRV> with
+// a correct haproxy.cfg on disk. So HAProxy loads haproxy.loaded.cfg, a copy
+// made at task start and by the reload script just before each reload
+// (gateways.nomad.hcl): what the running HAProxy serves.
+//
+// A Watcher compares that file's server lines with the node service's
+// registrations. A gateway that stays out of step for Settle is restarted
+// in place: its template renders afresh from the current registrations
+// (restart.render_templates) and HAProxy starts on it.
 package gateway
 
 import (
@@ -24,11 +31,14 @@ import (
 	"github.com/hashicorp/nomad/api"
 )
 
-// Task is the gateway job's HAProxy task, and ConfigPath its rendered
-// configuration relative to the allocation directory.
+// Task is the gateway job's HAProxy task. LoadedPath is the configuration
+// its HAProxy loaded, relative to the allocation directory; RenderedPath the
+// template's output, read instead from gateways started before
+// LoadedPath existed.
 const (
-	Task       = "haproxy"
-	ConfigPath = Task + "/local/haproxy.cfg"
+	Task         = "haproxy"
+	LoadedPath   = Task + "/local/haproxy.loaded.cfg"
+	RenderedPath = Task + "/local/haproxy.cfg"
 )
 
 // Servers returns the servers a rendered haproxy.cfg lists, each as

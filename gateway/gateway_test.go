@@ -61,6 +61,14 @@ type fakeNomad struct {
 	owner     nomad.Owner
 	restarts  []string
 	readFails bool
+	rendered  bool // the gateway predates haproxy.loaded.cfg: only haproxy.cfg reads
+}
+
+func (f *fakeNomad) path() string {
+	if f.rendered {
+		return RenderedPath
+	}
+	return LoadedPath
 }
 
 func (f *fakeNomad) JobIDs(context.Context, string) (map[string]nomad.Owner, error) {
@@ -83,7 +91,7 @@ func (f *fakeNomad) Services(_ context.Context, name string) ([]*api.ServiceRegi
 }
 
 func (f *fakeNomad) ReadFile(_ context.Context, allocID, path string, _ int) ([]byte, error) {
-	if f.readFails || allocID != "gw-1" || path != ConfigPath {
+	if f.readFails || allocID != "gw-1" || path != f.path() {
 		return nil, errors.New("no such file")
 	}
 	return []byte(f.cfg), nil
@@ -144,7 +152,7 @@ func TestAGatewayOutOfStepIsRestartedOnlyAfterSettle(t *testing.T) {
 	check("out of step 6s with these registrations", 3)
 }
 
-func TestOnlyTheDeploymentsReadableGatewaysAreChecked(t *testing.T) {
+func TestOnlyTheDeploymentsReadableGatewaysOutOfStepAreRestarted(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		f    *fakeNomad
@@ -152,9 +160,13 @@ func TestOnlyTheDeploymentsReadableGatewaysAreChecked(t *testing.T) {
 		{"another deployment", &fakeNomad{owner: nomad.Owner{Deployment: "d2"}}},
 		{"before identities", &fakeNomad{owner: nomad.Owner{}}},
 		{"config not rendered yet", &fakeNomad{owner: nomad.Owner{Deployment: "d1"}, readFails: true}},
+		{"in step, by its rendered file", &fakeNomad{owner: nomad.Owner{Deployment: "d1"}, rendered: true, cfg: rendered}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.f.cfg, tc.f.regs = "backend nodes\n", twoNodes
+			if tc.f.cfg == "" {
+				tc.f.cfg = "backend nodes\n"
+			}
+			tc.f.regs = twoNodes
 			w := New(tc.f, Config{Deployment: "d1", Settle: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			now := time.Unix(1000, 0)
 			w.now = func() time.Time { return now }

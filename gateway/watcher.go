@@ -112,8 +112,8 @@ func (w *Watcher) CheckAll(ctx context.Context) error {
 	return first
 }
 
-// Check compares each running gateway of instance short with the node
-// service's registrations and restarts the HAProxy task of a gateway out of
+// Check compares what each running gateway of instance short loaded with
+// the node service's registrations and restarts the HAProxy task of a gateway out of
 // step for Config.Settle (at most once per Config.RestartEvery). It returns
 // the allocation ids it restarted. A gateway whose configuration cannot be
 // read yet (its task is starting) is skipped. Errors: Nomad did not answer.
@@ -132,9 +132,11 @@ func (w *Watcher) Check(ctx context.Context, short string) ([]string, error) {
 		if a.ClientStatus != api.AllocClientStatusRunning || a.TaskStates[Task] == nil || a.TaskStates[Task].State != "running" {
 			continue
 		}
-		cfg, err := w.nomad.ReadFile(ctx, a.ID, ConfigPath, 1<<20)
+		cfg, err := w.nomad.ReadFile(ctx, a.ID, LoadedPath, 1<<20)
 		if err != nil {
-			continue // not rendered yet, or gone
+			if cfg, err = w.nomad.ReadFile(ctx, a.ID, RenderedPath, 1<<20); err != nil {
+				continue // not rendered yet, or gone
+			}
 		}
 		have := Servers(cfg)
 		if !w.outOfStep(a.ID, have, want) {

@@ -97,8 +97,18 @@ variable "haproxy_image" {
 
 locals {
   docker = var.driver == "docker"
-  # The master writes its pid here; reload.sh signals it.
-  haproxy_args = ["-W", "-db", "-f", "${NOMAD_TASK_DIR}/haproxy.cfg", "-p", "${NOMAD_TASK_DIR}/haproxy.pid"]
+  # HAProxy loads haproxy.loaded.cfg: a copy of the rendered haproxy.cfg
+  # made at start and by reload.sh just before each reload, so it is always
+  # what the running HAProxy serves. The broker's gateway.Watcher compares
+  # it with the node service: a template change whose reload Nomad never ran
+  # (its change_script event was lost, as hashicorp/nomad#24140 describes:
+  # seen here after a restore, the backend stayed empty) shows as a
+  # difference, and the gateway is restarted. The master writes its pid to
+  # haproxy.pid; reload.sh signals it.
+  haproxy_args = ["-W", "-db", "-f", "${NOMAD_TASK_DIR}/haproxy.loaded.cfg", "-p", "${NOMAD_TASK_DIR}/haproxy.pid"]
+  # load_config starts the task's shell: the rendered configuration becomes
+  # the loaded one.
+  load_config = "cp -f \"$NOMAD_TASK_DIR/haproxy.cfg\" \"$NOMAD_TASK_DIR/haproxy.loaded.cfg\";"
 }
 
 job "pg-gateways" {
@@ -189,6 +199,7 @@ job "pg-gateways" {
           command = "/bin/sh"
           # After the script, $0 is HAProxy and "$@" its arguments.
           args = concat(["-c", join(" ", [
+            local.load_config,
             "log=\"$NOMAD_ALLOC_DIR/logs/haproxy.stderr.0\";",
             "if [ \"$(stat -c %s \"$log\" 2>/dev/null || echo 0)\" -gt 10485760 ]; then mv -f \"$log\" \"$log.1\"; fi;",
             "exec \"$0\" \"$@\" >>\"$log\" 2>&1",
@@ -201,8 +212,8 @@ job "pg-gateways" {
         content {
           image        = var.haproxy_image
           network_mode = "host"
-          entrypoint   = ["haproxy"]
-          args         = local.haproxy_args
+          entrypoint   = ["/bin/sh"]
+          args         = concat(["-c", "${local.load_config} exec \"$0\" \"$@\"", "haproxy"], local.haproxy_args)
         }
       }
 
@@ -239,6 +250,8 @@ job "pg-gateways" {
           set -eu
           haproxy='${local.docker ? "haproxy" : var.haproxy_bin}'
           cfg="$NOMAD_TASK_DIR/haproxy.cfg"
+          next="$NOMAD_TASK_DIR/haproxy.next.cfg"
+          loaded="$NOMAD_TASK_DIR/haproxy.loaded.cfg"
           pidfile="$NOMAD_TASK_DIR/haproxy.pid"
 
           # workers: the pids of the master's workers, once it wrote its pid file.
@@ -261,11 +274,14 @@ job "pg-gateways" {
             done
           }
 
-          "$haproxy" -c -q -f "$cfg"
+          # The copy HAProxy will load, checked first.
+          cp -f "$cfg" "$next"
+          "$haproxy" -c -q -f "$next"
           # A master still starting up has no worker yet and no signal handler.
           wait_for '[ -n "$(workers)" ]'
           master=$(cat "$pidfile")
           before=$(workers)
+          mv -f "$next" "$loaded"
           kill -USR2 "$master"
           wait_for '[ "$(workers)" != "$before" ]'
         EOT

@@ -43,6 +43,12 @@ func (p *Provisioner) Dump(ctx context.Context, in Instance, backupID string, pr
 	return p.backups.Dump(ctx, in.backup(), backupID, backup.Progress(progress))
 }
 
+// StopBatch stops a dump, restore or base backup job and waits until it
+// has stopped (backup.Backups.StopBatch).
+func (p *Provisioner) StopBatch(ctx context.Context, jobID string) error {
+	return p.backups.StopBatch(ctx, jobID)
+}
+
 // Restore restores the dump of backupID into the instance's database
 // (backup.Backups.Restore) as the batch job backup.RestoreJobID(short,
 // operationID); from is the dump's instance when another one ("": in

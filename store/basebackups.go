@@ -19,15 +19,16 @@ type BaseBackup struct {
 	Status     BackupStatus // pending, running, succeeded, failed
 	Label      string       // pgBackRest's label, once succeeded
 	CreatedAt  time.Time
+	StartedAt  *time.Time // when its job was first started (StartBaseBackup)
 	FinishedAt *time.Time
 	Error      string
 }
 
-const baseBackupColumns = `id, instance_id, week, status, label, created_at, finished_at, error`
+const baseBackupColumns = `id, instance_id, week, status, label, created_at, started_at, finished_at, error`
 
 func scanBaseBackup(row pgx.Row) (BaseBackup, error) {
 	var b BaseBackup
-	err := row.Scan(&b.ID, &b.InstanceID, &b.Week, &b.Status, &b.Label, &b.CreatedAt, &b.FinishedAt, &b.Error)
+	err := row.Scan(&b.ID, &b.InstanceID, &b.Week, &b.Status, &b.Label, &b.CreatedAt, &b.StartedAt, &b.FinishedAt, &b.Error)
 	return b, notFound(err)
 }
 
@@ -57,6 +58,16 @@ func (s *Backups) CreateBaseBackup(ctx context.Context, id, instanceID, week str
 // GetBaseBackup returns the base backup id. Errors: ErrNotFound.
 func (s *Backups) GetBaseBackup(ctx context.Context, id string) (BaseBackup, error) {
 	return scanBaseBackup(s.pool.QueryRow(ctx, `SELECT `+baseBackupColumns+` FROM base_backups WHERE id = $1`, id))
+}
+
+// StartBaseBackup marks a pending base backup running (a running one keeps
+// its start time) and returns it as stored. Errors: ErrNotFound when it is
+// neither pending nor running.
+func (s *Backups) StartBaseBackup(ctx context.Context, id string) (BaseBackup, error) {
+	return scanBaseBackup(s.pool.QueryRow(ctx, `UPDATE base_backups
+		SET status = 'running', started_at = coalesce(started_at, now())
+		WHERE id = $1 AND status IN ('pending', 'running')
+		RETURNING `+baseBackupColumns, id))
 }
 
 // FinishBaseBackup records a pending or running base backup's outcome:

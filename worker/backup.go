@@ -18,9 +18,10 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// Dumper makes dumps; *provisioner.Provisioner is one.
+// Dumper makes dumps and stops a dump's job; *provisioner.Provisioner is one.
 type Dumper interface {
 	Dump(ctx context.Context, in provisioner.Instance, backupID string, progress provisioner.Progress) error
+	BatchStopper
 }
 
 // Executor is everything the worker asks of the orchestration
@@ -80,13 +81,18 @@ type backupWorker struct {
 	catalog *catalog.Catalog
 	dumper  Dumper
 	storage backup.Storage // where dumps land
+	limits  backup.Limits  // how long one dump may run, by the plan's disk
 	log     *slog.Logger
 }
 
 // Work makes one dump: it runs the dump job, then records the dump's size and
 // SHA-256 as read back from storage, and applies retention to the instance.
-// A dump job that failed (pg_dump's error) or a last attempt that failed
-// records the backup as failed; other errors are retried.
+// An attempt whose time is up while the job runs is snoozed (it does not
+// count); the job runs on and the next attempt waits for it again. A dump
+// job that failed (pg_dump's error) records the backup as failed; a dump
+// past its time limit (backup.Limits, from its start) or a last attempt
+// that failed otherwise records it failed only once its job was stopped.
+// Other errors are retried.
 func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) error {
 	b, err := w.store.Backups().GetBackup(ctx, job.Args.BackupID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -111,20 +117,34 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 		return err
 	}
 	defer release()
-	if _, err := w.store.Backups().StartBackup(ctx, b.ID); err != nil {
+	if b, err = w.store.Backups().StartBackup(ctx, b.ID); err != nil {
 		return err
 	}
 	log.Info("dump attempt", slog.Int("attempt", job.Attempt))
 	// On Business the dump reads a standby, through the read-only port.
 	_, plan, _ := w.catalog.Plan(inst.PlanID)
 	target := instances.Target(inst, plan)
-	err = w.dumper.Dump(ctx, target, b.ID, func(string) {})
+	jobID := backup.DumpJobID(target.ShortID, b.ID)
+	limit := w.limits.For(plan.DiskMiB)
+	end := b.StartedAt.Add(limit)
+	overdue := func() error {
+		return w.stopAndFail(ctx, log, b, jobID, fmt.Sprintf("the dump did not finish within %s (the limit for a %d MiB disk); its job was stopped", limit, plan.DiskMiB))
+	}
+	if time.Now().After(end) {
+		return overdue()
+	}
+	running, err := waitBatch(ctx, end, func(ctx context.Context) error { return w.dumper.Dump(ctx, target, b.ID, func(string) {}) })
 	var failed *provisioner.JobFailedError
 	switch {
+	case running && time.Now().After(end):
+		return overdue()
+	case running:
+		log.Info("the dump job is still running: waiting again in the next attempt")
+		return river.JobSnooze(stillRunningSnooze)
 	case errors.As(err, &failed):
 		return w.fail(ctx, log, b, "pg_dump failed: "+failed.Error())
 	case err != nil && job.Attempt >= backupAttempts:
-		return w.fail(ctx, log, b, fmt.Sprintf("dump did not complete after %d attempts: %v", job.Attempt, err))
+		return w.stopAndFail(ctx, log, b, jobID, fmt.Sprintf("dump did not complete after %d attempts: %v", job.Attempt, err))
 	case err != nil:
 		log.Warn("dump attempt failed", slog.String("error", err.Error()))
 		return err
@@ -144,6 +164,17 @@ func (w *backupWorker) Work(ctx context.Context, job *river.Job[BackupArgs]) err
 		log.Warn("retention after dump", slog.String("error", err.Error()))
 	}
 	return nil
+}
+
+// stopAndFail stops the dump's job, then records the backup failed with
+// reason. While the job cannot be stopped (Nomad does not answer), nothing
+// is recorded and the attempt is snoozed.
+func (w *backupWorker) stopAndFail(ctx context.Context, log *slog.Logger, b store.Backup, jobID, reason string) error {
+	if err := stopBatch(ctx, w.dumper, jobID); err != nil {
+		log.Warn("stop the dump job before recording its failure", slog.String("error", err.Error()))
+		return river.JobSnooze(stillRunningSnooze)
+	}
+	return w.fail(context.WithoutCancel(ctx), log, b, reason)
 }
 
 func (w *backupWorker) fail(ctx context.Context, log *slog.Logger, b store.Backup, reason string) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/instances"
 	"github.com/pgbroker/pgbroker/provisioner"
@@ -23,6 +24,7 @@ import (
 // *provisioner.JobFailedError says pgBackRest failed.
 type BaseBackuper interface {
 	BaseBackup(ctx context.Context, in provisioner.Instance, baseBackupID string) (string, error)
+	BatchStopper
 }
 
 // BaseBackupArgs is the River job of one weekly base backup.
@@ -40,15 +42,21 @@ func (BaseBackupArgs) InsertOpts() river.InsertOpts {
 
 type baseBackupWorker struct {
 	river.WorkerDefaults[BaseBackupArgs]
-	slots int // backups running at once across every broker (Config.BackupWorkers)
-	store *store.Store
-	taker BaseBackuper
-	log   *slog.Logger
+	slots   int // backups running at once across every broker (Config.BackupWorkers)
+	store   *store.Store
+	catalog *catalog.Catalog
+	taker   BaseBackuper
+	limits  backup.Limits // how long one base backup may run, by the plan's disk
+	log     *slog.Logger
 }
 
-// Work takes the base backup and records its label, or why it failed. A
-// failed pgBackRest run is retried (a failover may have moved the primary
-// under it) until the last attempt, which records the failure.
+// Work takes the base backup and records its label, or why it failed. An
+// attempt whose time is up while the job runs is snoozed (it does not
+// count). A failed pgBackRest run is retried (a failover may have moved the
+// primary under it) until the last attempt, which records the failure; a
+// base backup past its time limit (backup.Limits, from its start) or a last
+// attempt that failed otherwise is recorded failed only once its job was
+// stopped.
 func (w *baseBackupWorker) Work(ctx context.Context, job *river.Job[BaseBackupArgs]) error {
 	bb, err := w.store.Backups().GetBaseBackup(ctx, job.Args.BaseBackupID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -67,7 +75,7 @@ func (w *baseBackupWorker) Work(ctx context.Context, job *river.Job[BaseBackupAr
 	}
 	fail := func(reason string) error {
 		log.Error("base backup failed", slog.String("reason", reason))
-		return w.store.Backups().FinishBaseBackup(ctx, bb.ID, store.BackupFailed, "", reason)
+		return w.store.Backups().FinishBaseBackup(context.WithoutCancel(ctx), bb.ID, store.BackupFailed, "", reason)
 	}
 	if inst.Gone() {
 		return fail("the instance was deprovisioned")
@@ -77,13 +85,40 @@ func (w *baseBackupWorker) Work(ctx context.Context, job *river.Job[BaseBackupAr
 		return err
 	}
 	defer release()
-	label, err := w.taker.BaseBackup(ctx, instances.Target(inst, catalog.Plan{}), bb.ID) // pgBackRest reads the node, never the gateways
+	if bb, err = w.store.Backups().StartBaseBackup(ctx, bb.ID); err != nil {
+		return err
+	}
+	target := instances.Target(inst, catalog.Plan{}) // pgBackRest reads the node, never the gateways
+	_, plan, _ := w.catalog.Plan(inst.PlanID)
+	limit := w.limits.For(plan.DiskMiB)
+	end := bb.StartedAt.Add(limit)
+	stopAndFail := func(reason string) error {
+		if err := stopBatch(ctx, w.taker, backup.BaseBackupJobID(target.ShortID, bb.ID)); err != nil {
+			log.Warn("stop the base backup job before recording its failure", slog.String("error", err.Error()))
+			return river.JobSnooze(stillRunningSnooze)
+		}
+		return fail(reason)
+	}
+	overdue := fmt.Sprintf("the base backup did not finish within %s (the limit for a %d MiB disk); its job was stopped", limit, plan.DiskMiB)
+	if time.Now().After(end) {
+		return stopAndFail(overdue)
+	}
+	var label string
+	running, err := waitBatch(ctx, end, func(ctx context.Context) (err error) {
+		label, err = w.taker.BaseBackup(ctx, target, bb.ID)
+		return err
+	})
 	var failed *provisioner.JobFailedError
 	switch {
+	case running && time.Now().After(end):
+		return stopAndFail(overdue)
+	case running:
+		log.Info("the base backup job is still running: waiting again in the next attempt")
+		return river.JobSnooze(stillRunningSnooze)
 	case errors.As(err, &failed) && job.Attempt >= backupAttempts:
 		return fail("pgbackrest backup failed: " + failed.Error())
 	case err != nil && job.Attempt >= backupAttempts:
-		return fail(fmt.Sprintf("base backup did not complete after %d attempts: %v", job.Attempt, err))
+		return stopAndFail(fmt.Sprintf("base backup did not complete after %d attempts: %v", job.Attempt, err))
 	case err != nil:
 		log.Warn("base backup attempt failed", slog.String("error", err.Error()))
 		return err

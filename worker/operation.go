@@ -12,6 +12,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/instances"
@@ -45,8 +46,15 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 		return nil
 	}
 	log := w.log.With(slog.String("instance_id", op.InstanceID), slog.String("operation", op.ID), slog.String("kind", string(op.Kind)))
-	if age := time.Since(op.CreatedAt); age > w.cfg.Deadline {
-		msg := fmt.Sprintf("%s did not finish within %s; last step: %s", op.Kind, w.cfg.Deadline, op.Description)
+	if deadline := w.deadline(op); time.Since(op.CreatedAt) > deadline {
+		// An operation never ends while its batch job runs.
+		if restoresDump(op) {
+			if err := stopBatch(ctx, w.op, backup.RestoreJobID(naming.ShortID(op.InstanceID), op.ID)); err != nil {
+				log.Warn("stop the restore job before recording the operation failed", slog.String("error", err.Error()))
+				return err
+			}
+		}
+		msg := fmt.Sprintf("%s did not finish within %s; last step: %s", op.Kind, deadline, op.Description)
 		log.Error("operation failed", slog.String("reason", msg))
 		return w.store.Instances().FinishOperation(ctx, op.ID, store.Failed, msg)
 	}
@@ -242,6 +250,28 @@ func (w *operationWorker) provisionNew(ctx context.Context, inst store.Instance,
 
 // restoreFromParameter returns the provision's restore_from, as validated
 // by the broker (broker/restorefrom.go); nil when none.
+// restoresDump reports whether operation op runs a restore batch job
+// (backup.RestoreJobID(short, op.ID)): an in-place restore of a dump, or a
+// provision with restore_from.backup_id.
+func restoresDump(op store.Operation) bool {
+	if op.Kind == store.KindRestore {
+		return true
+	}
+	rf := restoreFromParameter(op)
+	return op.Kind == store.KindProvision && rf != nil && rf.BackupID != ""
+}
+
+// deadline is how long after it was asked for operation op fails:
+// Config.Deadline, or the time limit of its restore job on the plan's disk
+// (Config.BatchLimits) when that is longer.
+func (w *operationWorker) deadline(op store.Operation) time.Duration {
+	if !restoresDump(op) {
+		return w.cfg.Deadline
+	}
+	_, plan, _ := w.catalog.Plan(op.PlanID)
+	return max(w.cfg.Deadline, w.cfg.BatchLimits.For(plan.DiskMiB))
+}
+
 func restoreFromParameter(op store.Operation) *operation.RestoreFrom {
 	p, err := operation.Decode[operation.Provision](op.Parameters)
 	if err != nil {

@@ -34,6 +34,7 @@ type Operator interface {
 	RestoreToTime(ctx context.Context, in provisioner.Instance, size provisioner.Size, restoreID string, target time.Time, progress provisioner.Progress) error
 	RestoreFromStanza(ctx context.Context, in provisioner.Instance, size provisioner.Size, source, restoreID string, target time.Time, progress provisioner.Progress) error
 	RestoreRegistered(ctx context.Context, in provisioner.Instance, restoreID string) (bool, error)
+	BatchStopper // a restore job past the operation's deadline
 }
 
 // Config bounds how operations run.
@@ -57,6 +58,9 @@ type Config struct {
 	ScheduleWindow    time.Duration // a daily dump missed for longer than this (broker down) is skipped
 	RetentionInterval time.Duration // how often retention sweeps every instance's backups
 	PITR              bool          // WAL archiving is on: weekly base backups are taken
+	// BatchLimits bound one dump, restore or base backup from its start,
+	// by the plan's disk; zero means backup.DefaultLimits.
+	BatchLimits backup.Limits
 }
 
 // VerdictWithin is how long after it was asked for an operation's outcome
@@ -104,6 +108,9 @@ func New(st *store.Store, cat *catalog.Catalog, ex Executor, dumps backup.Storag
 	if cfg.ScheduleWindow <= 0 {
 		cfg.ScheduleWindow = 2 * time.Hour
 	}
+	if cfg.BatchLimits == (backup.Limits{}) {
+		cfg.BatchLimits = backup.DefaultLimits
+	}
 	if cfg.RetentionInterval <= 0 {
 		cfg.RetentionInterval = time.Hour
 	}
@@ -117,9 +124,9 @@ func New(st *store.Store, cat *catalog.Catalog, ex Executor, dumps backup.Storag
 	river.AddWorker(workers, &reaper{store: st, orphans: ex, deployment: cfg.Deployment, grace: cfg.OrphanGrace, log: log.With(slog.String("component", "reaper"))})
 	river.AddWorker(workers, &renewer{store: st, certs: ex, log: log.With(slog.String("component", "certificates"))})
 	backupLog := log.With(slog.String("component", "backups"))
-	river.AddWorker(workers, &backupWorker{slots: cfg.BackupWorkers, store: st, catalog: cat, dumper: ex, storage: dumps, log: backupLog})
+	river.AddWorker(workers, &backupWorker{slots: cfg.BackupWorkers, store: st, catalog: cat, dumper: ex, storage: dumps, limits: cfg.BatchLimits, log: backupLog})
 	river.AddWorker(workers, &scheduleWorker{store: st, catalog: cat, window: cfg.ScheduleWindow, pitr: cfg.PITR, log: backupLog})
-	river.AddWorker(workers, &baseBackupWorker{slots: cfg.BackupWorkers, store: st, taker: ex, log: backupLog})
+	river.AddWorker(workers, &baseBackupWorker{slots: cfg.BackupWorkers, store: st, catalog: cat, taker: ex, limits: cfg.BatchLimits, log: backupLog})
 	river.AddWorker(workers, &retentionWorker{store: st, catalog: cat, storage: dumps, log: backupLog})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),

@@ -153,6 +153,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		ReapInterval: cfg.ReapInterval, OrphanGrace: cfg.OrphanGrace, CertRenewInterval: cfg.CertRenewInterval,
 		BackupWorkers: cfg.BackupWorkers, ScheduleTick: cfg.BackupScheduleTick, RetentionInterval: cfg.BackupRetentionInterval,
 		PITR: cfg.PITR(), Deployment: deployment,
+		BatchLimits: backup.Limits{Base: cfg.BackupTimeBase, PerGiB: cfg.BackupTimePerGiB},
 	}
 	runner, err := worker.New(st, cat, prov, dumps, workerCfg, log)
 	if err != nil {
