@@ -25,13 +25,13 @@ func (p *Provisioner) newBackups(cfg Config) *backup.Backups {
 		PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID,
 	}, backup.Hooks{
 		CA:                      func() *pki.CA { return p.ca },
-		GatewayAddress:          p.gatewayAddress,
+		GatewayAddress:          p.conn.GatewayAddress,
 		EnsureServerCertificate: p.ensurePgBackRestCertificate,
 	}, p.log)
 }
 
-// backup is what backups need to know of the instance.
-func (in Instance) backup() backup.Instance {
+// backupOf is what backups need to know of the instance.
+func backupOf(in Instance) backup.Instance {
 	return backup.Instance{ShortID: in.ShortID, GatewayPort: in.GatewayPort, ReadOnlyPort: in.ReadOnlyPort, NodeID: in.NodeID}
 }
 
@@ -40,7 +40,7 @@ func (in Instance) backup() backup.Instance {
 // backup.DumpJobID(short, backupID). Errors: *JobFailedError when pg_dump
 // failed; others are worth retrying.
 func (p *Provisioner) Dump(ctx context.Context, in Instance, backupID string, progress Progress) error {
-	return p.backups.Dump(ctx, in.backup(), backupID, backup.Progress(progress))
+	return p.backups.Dump(ctx, backupOf(in), backupID, backup.Progress(progress))
 }
 
 // Restore restores the dump of backupID into the instance's database
@@ -51,12 +51,12 @@ func (p *Provisioner) Dump(ctx context.Context, in Instance, backupID string, pr
 // while the job runs. Errors: *JobFailedError when pg_restore failed;
 // others are worth retrying.
 func (p *Provisioner) Restore(ctx context.Context, in Instance, operationID, backupID, from string, progress Progress) error {
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
 	role := restoreRole{admin: admin, names: DatabaseNames(in.ShortID)}
-	return p.backups.Restore(ctx, in.backup(), operationID, backupID, from, role, backup.Progress(progress))
+	return p.backups.Restore(ctx, backupOf(in), operationID, backupID, from, role, backup.Progress(progress))
 }
 
 // restoreRole opens and closes pgadmin.RestoreRole of the instance.
@@ -77,7 +77,7 @@ func (r restoreRole) Close(ctx context.Context) error {
 // (backup.Backups.BaseBackup) and returns its label. Errors:
 // *JobFailedError when pgBackRest failed; others are worth retrying.
 func (p *Provisioner) BaseBackup(ctx context.Context, in Instance, baseBackupID string) (string, error) {
-	return p.backups.BaseBackup(ctx, in.backup(), baseBackupID)
+	return p.backups.BaseBackup(ctx, backupOf(in), baseBackupID)
 }
 
 // SyncPITRKeys writes rotated pgBackRest S3 keys into the instance's node

@@ -15,11 +15,11 @@ import (
 // database. Idempotent.
 func (p *Provisioner) Bind(ctx context.Context, in Instance, bindingID string, readOnly bool) (credentials.Credentials, error) {
 	role := naming.BindingRole(bindingID)
-	items, err := p.ensureSecret(ctx, bindingSecretPrefix(in.ShortID)+role, "password")
+	items, err := p.conn.EnsureSecret(ctx, bindingSecretPrefix(in.ShortID)+role, "password")
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
@@ -32,7 +32,7 @@ func (p *Provisioner) Bind(ctx context.Context, in Instance, bindingID string, r
 
 // Credentials returns the credentials of an existing binding role.
 func (p *Provisioner) Credentials(ctx context.Context, in Instance, role string, readOnly bool) (credentials.Credentials, error) {
-	password, err := p.readSecret(ctx, bindingSecretPrefix(in.ShortID)+role, "password")
+	password, err := p.conn.ReadSecret(ctx, bindingSecretPrefix(in.ShortID)+role, "password")
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
@@ -42,7 +42,7 @@ func (p *Provisioner) Credentials(ctx context.Context, in Instance, role string,
 // Unbind drops the binding's role (what it owns goes to the owner role) and
 // deletes its secret. Idempotent.
 func (p *Provisioner) Unbind(ctx context.Context, in Instance, role string) error {
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (p *Provisioner) credentials(ctx context.Context, in Instance, role, passwo
 	hosts := []string{p.cfg.PublicHost}
 	if p.cfg.PublicHost == "" {
 		var err error
-		if hosts, err = p.gatewayAddresses(ctx, in.ShortID); err != nil {
+		if hosts, err = p.conn.GatewayAddresses(ctx, in.ShortID); err != nil {
 			return credentials.Credentials{}, err
 		}
 	}

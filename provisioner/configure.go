@@ -21,11 +21,11 @@ import (
 // Resize with to). Idempotent. Errors wrap extensions.ErrExtensionInUse when a
 // dropped extension is still used.
 func (p *Provisioner) Configure(ctx context.Context, from, to Instance, progress Progress) error {
-	password, err := p.readSecret(ctx, naming.NodesSecretPath(to.ShortID), "admin_password")
+	password, err := p.conn.ReadSecret(ctx, naming.NodesSecretPath(to.ShortID), "admin_password")
 	if err != nil {
 		return err
 	}
-	admin, err := p.admin(ctx, to, password)
+	admin, err := p.conn.Admin(ctx, to, password)
 	if err != nil {
 		return err
 	}

@@ -87,15 +87,15 @@ func (w *world) act(ctx context.Context, call string, f func()) error {
 // (or made in) its Variables, as a broker starting afresh would.
 func (w *world) provisioner(t *testing.T) *Provisioner {
 	t.Helper()
-	p := New(nil, Config{BrokerName: "test", PITRRepo: "/srv/pgbackrest", Etcd: []string{"127.0.0.1:2379"}}, slog.New(slog.DiscardHandler))
-	p.nomad = nomadRoles{jobs: w, allocations: w, secrets: w, allocExec: w}
-	p.backups = p.newBackups(p.cfg) // backups reach Nomad through the fakes too
-	p.clusters = func(_ context.Context, short string) (cluster, error) { return &fakePatroni{w: w, short: short}, nil }
-	p.dcs = fakeEtcd{w}
-	p.connectAdmin = func(host string, port int, user, password string, tlsConfig *tls.Config) AdminConn {
-		short := strings.TrimSuffix(strings.TrimPrefix(tlsConfig.ServerName, "pg-"), "-node")
-		return &fakeAdmin{w: w, short: short, password: password}
-	}
+	p := newWith(adapters{
+		nomad:    nomadRoles{jobs: w, allocations: w, secrets: w, allocExec: w},
+		clusters: func(_ context.Context, short string) (cluster, error) { return &fakePatroni{w: w, short: short}, nil },
+		dcs:      fakeEtcd{w},
+		connect: func(host string, port int, user, password string, tlsConfig *tls.Config) AdminConn {
+			short := strings.TrimSuffix(strings.TrimPrefix(tlsConfig.ServerName, "pg-"), "-node")
+			return &fakeAdmin{w: w, short: short, password: password}
+		},
+	}, Config{BrokerName: "test", PITRRepo: "/srv/pgbackrest", Etcd: []string{"127.0.0.1:2379"}}, slog.New(slog.DiscardHandler))
 	if err := p.LoadCA(context.Background(), "", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func (w *world) Parse(_, jobID string, vars map[string]any) (*api.Job, error) {
 	switch {
 	case strings.HasSuffix(jobID, "-nodes"):
 		for i := 0; i < vars["node_count"].(int); i++ {
-			job.TaskGroups = append(job.TaskGroups, group(memberName(i), 1, "postgres"))
+			job.TaskGroups = append(job.TaskGroups, group(naming.Member(i), 1, "postgres"))
 		}
 	case strings.HasSuffix(jobID, "-gateways"):
 		job.TaskGroups = []*api.TaskGroup{group("gateway", vars["gateway_count"].(int), "haproxy")}
@@ -307,7 +307,7 @@ func (w *world) clean(client, short string, groups []string) {
 // (the start script leaves a marker in the data).
 func (w *world) started(short, client string, g *api.TaskGroup) {
 	w.data[client+":"+short+"/"+*g.Name] = true
-	if r, _ := groupVar(g, "pitr_restore_id").(string); r != "" && *g.Name == memberName(0) && w.marker[short] != r {
+	if r, _ := groupVar(g, "pitr_restore_id").(string); r != "" && *g.Name == naming.Member(0) && w.marker[short] != r {
 		w.marker[short] = r
 		w.record("restore %s set=%v target=%v", r, groupVar(g, "pitr_set"), groupVar(g, "pitr_target"))
 	}

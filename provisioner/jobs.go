@@ -26,7 +26,7 @@ func (p *Provisioner) NodesJob(in Instance, s Size) (*api.Job, error) {
 }
 
 // MetaPatroni is the node job Meta key saying its nodes run under Patroni.
-const MetaPatroni = "pgbroker_patroni"
+const MetaPatroni = naming.MetaPatroni
 
 // nodesJobWith is NodesJob with extra variables (a point-in-time restore, a
 // plan change between tiers), which override the size's.

@@ -42,7 +42,7 @@ type dcs interface {
 // members' REST APIs are those of the node service registrations in Nomad,
 // its REST API password the instance's replication password.
 func (p *Provisioner) patroniCluster(ctx context.Context, short string) (cluster, error) {
-	password, err := p.readSecret(ctx, naming.NodesSecretPath(short), "replication_password")
+	password, err := p.conn.ReadSecret(ctx, naming.NodesSecretPath(short), "replication_password")
 	if err != nil {
 		return nil, err
 	}

@@ -26,15 +26,12 @@ func (f *fakeDCS) DeleteCluster(_ context.Context, scope string) error {
 // withFakePatroni returns a Provisioner whose Patroni clusters are
 // clusters[short id] and whose DCS is d.
 func withFakePatroni(clusters map[string]cluster, d dcs) *Provisioner {
-	p := New(nil, Config{}, slog.New(slog.DiscardHandler))
-	p.clusters = func(_ context.Context, short string) (cluster, error) {
+	return newWith(adapters{dcs: d, clusters: func(_ context.Context, short string) (cluster, error) {
 		if c, ok := clusters[short]; ok {
 			return c, nil
 		}
 		return nil, errors.New("no node with a Patroni REST API is registered in Nomad")
-	}
-	p.dcs = d
-	return p
+	}}, Config{}, slog.New(slog.DiscardHandler))
 }
 
 func TestMembersAreThoseOfTheInstancesCluster(t *testing.T) {

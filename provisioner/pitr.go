@@ -15,7 +15,7 @@ import (
 
 // MetaPITRRestore is the node job Meta key naming the point-in-time restore
 // the job version carries out (the operation id).
-const MetaPITRRestore = "pgbroker_pitr_restore"
+const MetaPITRRestore = naming.MetaPITRRestore
 
 // RestoreToTime brings the instance back to its state at target (UTC,
 // microseconds): it has the running node archive its latest WAL (pgbackrest
@@ -65,11 +65,11 @@ func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size,
 	if _, err := p.nomad.WaitRunning(ctx, jobID, *cur.Version, single.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.conn.WaitReady(ctx, admin, progress); err != nil {
 		return err
 	}
 	progress("replaying WAL up to " + target.UTC().Format(time.RFC3339))
@@ -140,7 +140,7 @@ func (p *Provisioner) clusterAgain(ctx context.Context, in Instance, size Size, 
 // restored (nodes.nomad.hcl) and which clones carry along. Errors: the
 // instance does not answer (worth retrying).
 func (p *Provisioner) restoreMarked(ctx context.Context, in Instance, restoreID string) (bool, error) {
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return false, err
 	}
@@ -241,16 +241,16 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 	if _, err := p.nomad.WaitRunning(ctx, jobID, *cur.Version, single.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
-	own, err := p.readSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password")
+	own, err := p.conn.ReadSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password")
 	if err != nil {
 		return err
 	}
 	// Until adopted, the cluster knows the source's admin password only.
-	theirs, err := p.readSecret(ctx, naming.NodesSecretPath(source), "admin_password")
+	theirs, err := p.conn.ReadSecret(ctx, naming.NodesSecretPath(source), "admin_password")
 	if err != nil {
 		return err
 	}
-	host, err := p.gatewayAddress(ctx, in.ShortID)
+	host, err := p.conn.GatewayAddress(ctx, in.ShortID)
 	if err != nil {
 		return err
 	}
@@ -258,7 +258,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 	var admin AdminConn
 	for {
 		for _, password := range []string{own, theirs} {
-			a := p.connectAdmin(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID))
+			a := p.conn.At(host, in, password)
 			attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
 			recovering, err := a.InRecovery(attempt)
 			cancel()

@@ -2,7 +2,6 @@ package provisioner
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -36,10 +35,6 @@ func (p *Provisioner) ChangePlan(ctx context.Context, in Instance, from, to Size
 		return p.toSingle(ctx, in, to, progress)
 	}
 }
-
-// memberName is Patroni's name of node i, which is also the name of its
-// task group in the node job (nodes.nomad.hcl: one group per node).
-func memberName(i int) string { return fmt.Sprintf("node-%d", i) }
 
 // rollCluster replaces a Business instance's nodes with size's one at a
 // time, the standbys first and the leader last, at the cost of one
@@ -80,7 +75,7 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 	leader := patroni.Leader(members)
 	leaderStale := stale[leader]
 	for i := 0; i < size.Nodes; i++ {
-		name := memberName(i)
+		name := naming.Member(i)
 		if !stale[name] || name == leader {
 			continue
 		}
@@ -115,8 +110,8 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 // otherThan returns the name of the first of n nodes that is not name.
 func otherThan(name string, n int) string {
 	for i := 0; i < n; i++ {
-		if memberName(i) != name {
-			return memberName(i)
+		if naming.Member(i) != name {
+			return naming.Member(i)
 		}
 	}
 	return name
@@ -205,7 +200,7 @@ func (p *Provisioner) switchoverTo(ctx context.Context, in Instance, c cluster, 
 
 // checkpoint runs CHECKPOINT on the leader (through the gateway).
 func (p *Provisioner) checkpoint(ctx context.Context, in Instance) error {
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -215,11 +210,11 @@ func (p *Provisioner) checkpoint(ctx context.Context, in Instance) error {
 // readyThroughGateway waits until PostgreSQL answers through the gateways and
 // serves a certificate naming them.
 func (p *Provisioner) readyThroughGateway(ctx context.Context, in Instance, progress Progress) error {
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.conn.WaitReady(ctx, admin, progress); err != nil {
 		return err
 	}
 	return p.certifyGateway(ctx, in, admin, progress)

@@ -10,7 +10,6 @@ package provisioner
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -20,8 +19,10 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/adminconn"
 	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/instance"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/patroni"
@@ -73,12 +74,25 @@ type Provisioner struct {
 	clusters func(ctx context.Context, short string) (cluster, error) // an instance's Patroni cluster (patroniCluster)
 	dcs      dcs                                                      // where Patroni keeps its keys (etcd)
 
-	// connectAdmin opens an instance's superuser connection factory (pgadmin.New).
-	connectAdmin func(host string, port int, user, password string, tlsConfig *tls.Config) AdminConn
+	conn *adminconn.Connector // superuser connections to instances, and their passwords
+}
+
+// adapters are what New fills with the real Nomad, Patroni and PostgreSQL
+// clients and the unit tests with fakes.
+type adapters struct {
+	nomad    nomadRoles
+	connect  adminconn.ConnectFunc                                    // adminconn.Connect
+	clusters func(ctx context.Context, short string) (cluster, error) // nil: the instance's Patroni REST API (patroniCluster)
+	dcs      dcs                                                      // patroni.NewDCS
 }
 
 // New returns a Provisioner using the Nomad client c.
 func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
+	return newWith(adapters{nomad: rolesOf(nomad.New(c, cfg.BrokerName, cfg.Deployment)), connect: adminconn.Connect, dcs: patroni.NewDCS(cfg.Etcd)}, cfg, log)
+}
+
+// newWith returns a Provisioner on the adapters a, cfg's defaults filled in.
+func newWith(a adapters, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.HostNetwork == "" {
 		cfg.HostNetwork = "default"
 	}
@@ -103,55 +117,34 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.CertRenewBefore == 0 {
 		cfg.CertRenewBefore = 30 * 24 * time.Hour
 	}
-	p := &Provisioner{nomad: rolesOf(nomad.New(c, cfg.BrokerName, cfg.Deployment)), cfg: cfg, log: log, dcs: patroni.NewDCS(cfg.Etcd), connectAdmin: connectAdmin}
-	p.clusters = p.patroniCluster
+	p := &Provisioner{nomad: a.nomad, cfg: cfg, log: log, dcs: a.dcs, clusters: a.clusters}
+	p.conn = adminconn.New(a.nomad, a.connect, p.adminTLS, cfg.ReadyPoll)
+	if p.clusters == nil {
+		p.clusters = p.patroniCluster
+	}
 	p.backups = p.newBackups(cfg)
 	return p
 }
 
 // Instance is what the provisioner needs to know of an instance.
-type Instance struct {
-	ShortID      string // see ShortID
-	GatewayPort  int    // static gateway port
-	ReadOnlyPort int    // static port of the gateways' read-only listener (plans with standbys); 0: none
-	NodeID       string // Nomad node holding the data directory; "" before first placement
-
-	ForceTLS   bool     // pg_hba.conf allows TLS connections only
-	Extensions []string // extensions the broker manages in the instance's database (extensions.Contrib names)
-}
+type Instance = instance.Instance
 
 // Size is the part of a plan that shapes the jobs (catalog.Plan).
-type Size struct {
-	MemoryMiB      int
-	CPUMHz         int
-	Nodes          int
-	Gateways       int
-	MaxConnections int
-	// AutovacuumNaptime is PostgreSQL's autovacuum_naptime, whole
-	// seconds; 0 leaves PostgreSQL's default (1 min).
-	AutovacuumNaptime time.Duration
-	PITRDays          int // point-in-time recovery window in days; 0: no WAL archiving
-}
-
-// HA reports whether the plan has standbys: its nodes run under Patroni and
-// its gateways route to the leader.
-func (s Size) HA() bool { return s.Nodes > 1 }
+type Size = instance.Size
 
 // Progress receives the current step of an operation, in words a user reads
 // in last_operation ("starting node 1 of 1").
-type Progress func(step string)
+type Progress = instance.Progress
 
 // Placement is where an instance's data lives once provisioned.
-type Placement struct {
-	NodeID string // Nomad node id of the first node allocation
-}
+type Placement = instance.Placement
 
 // Provision starts the instance's node and gateway jobs on size, waits until
 // PostgreSQL answers through the gateway, and creates the database and its
 // roles. Idempotent. Errors name the step that failed.
 func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, progress Progress) (Placement, error) {
 	progress("creating secrets")
-	secrets, err := p.ensureSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password", "replication_password")
+	secrets, err := p.conn.EnsureSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password", "replication_password")
 	if err != nil {
 		return Placement{}, err
 	}
@@ -190,11 +183,11 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if _, err := p.nomad.WaitRunning(ctx, naming.GatewaysJobID(in.ShortID), gatewaysVersion, size.Gateways, "haproxy", "gateway", progress); err != nil {
 		return placed, err
 	}
-	admin, err := p.admin(ctx, in, secrets["admin_password"])
+	admin, err := p.conn.Admin(ctx, in, secrets["admin_password"])
 	if err != nil {
 		return placed, err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.conn.WaitReady(ctx, admin, progress); err != nil {
 		return placed, err
 	}
 	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
@@ -244,11 +237,11 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 	if _, err := p.nomad.WaitRunning(ctx, naming.NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.conn.WaitReady(ctx, admin, progress); err != nil {
 		return err
 	}
 	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
@@ -266,7 +259,7 @@ func (p *Provisioner) certifyGateway(ctx context.Context, in Instance, admin Adm
 	if p.cfg.PublicHost != "" {
 		return nil
 	}
-	hosts, err := p.gatewayAddresses(ctx, in.ShortID)
+	hosts, err := p.conn.GatewayAddresses(ctx, in.ShortID)
 	if err != nil {
 		return err
 	}
@@ -367,41 +360,11 @@ func (p *Provisioner) purgeBatchJobs(ctx context.Context, short string) error {
 
 // DataSize returns the bytes the instance's databases use.
 func (p *Provisioner) DataSize(ctx context.Context, in Instance) (int64, error) {
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return 0, err
 	}
 	return admin.DataSize(ctx)
-}
-
-// admin returns a superuser connection factory for the instance, through its gateway.
-func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (AdminConn, error) {
-	host, err := p.gatewayAddress(ctx, in.ShortID)
-	if err != nil {
-		return nil, err
-	}
-	return p.connectAdmin(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID)), nil
-}
-
-// waitReady polls SELECT 1 through the gateway until it answers. Errors
-// when ctx ends, with the last connection error. (A gateway whose
-// configuration fell behind the node service is restarted by the
-// gateway.Watcher the broker runs beside its workers.)
-func (p *Provisioner) waitReady(ctx context.Context, admin AdminConn, progress Progress) error {
-	progress("waiting for PostgreSQL to accept connections")
-	for {
-		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := admin.Ping(attempt)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("PostgreSQL did not accept connections through the gateway: %w", err)
-		case <-time.After(p.cfg.ReadyPoll):
-		}
-	}
 }
 
 // waitServing polls until PostgreSQL presents the server certificate certPEM

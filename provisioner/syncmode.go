@@ -25,7 +25,7 @@ func (p *Provisioner) asyncWhileReplacing(ctx context.Context, in Instance, c cl
 	if err := c.SetSynchronousMode(ctx, false); err != nil {
 		return err
 	}
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}

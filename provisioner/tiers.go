@@ -24,7 +24,7 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
 		return err
 	}
-	secrets, err := p.ensureSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password", "replication_password")
+	secrets, err := p.conn.EnsureSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password", "replication_password")
 	if err != nil {
 		return err
 	}
@@ -44,11 +44,11 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 	if err := p.gatewaysToCluster(ctx, in, size, progress); err != nil {
 		return err
 	}
-	admin, err := p.admin(ctx, in, secrets["admin_password"])
+	admin, err := p.conn.Admin(ctx, in, secrets["admin_password"])
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.conn.WaitReady(ctx, admin, progress); err != nil {
 		return err
 	}
 	if err := admin.EnsureReplicationRole(ctx, secrets["replication_password"]); err != nil {
@@ -83,7 +83,7 @@ func (p *Provisioner) adoptNode0(ctx context.Context, in Instance, size Size, pr
 	if err != nil {
 		return err
 	}
-	_, err = c.WaitMembers(ctx, "waiting for Patroni to adopt node 0", patroni.Leads(memberName(0)), progress)
+	_, err = c.WaitMembers(ctx, "waiting for Patroni to adopt node 0", patroni.Leads(naming.Member(0)), progress)
 	return err
 }
 
@@ -146,7 +146,7 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 			return Placement{}, err
 		}
 		if len(cur.TaskGroups) > 1 {
-			if err := p.switchoverTo(ctx, in, c, memberName(0), progress); err != nil {
+			if err := p.switchoverTo(ctx, in, c, naming.Member(0), progress); err != nil {
 				return Placement{}, err
 			}
 		}
@@ -162,7 +162,7 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 		}
 		// node-0 keeps its registered definition: it leads, and restarts
 		// once, below, without Patroni and on the new size.
-		if err := p.registerHolding(ctx, in, job, map[string]bool{memberName(0): true}, one, c, progress); err != nil {
+		if err := p.registerHolding(ctx, in, job, map[string]bool{naming.Member(0): true}, one, c, progress); err != nil {
 			return Placement{}, err
 		}
 		if err := p.waitAllocsGone(ctx, jobID, 1); err != nil {
@@ -221,11 +221,11 @@ func (p *Provisioner) allocNode(ctx context.Context, jobID string, index int) (s
 		return "", err
 	}
 	for _, a := range allocs {
-		if a.DesiredStatus == api.AllocDesiredStatusRun && a.TaskGroup == memberName(index) {
+		if a.DesiredStatus == api.AllocDesiredStatusRun && a.TaskGroup == naming.Member(index) {
 			return a.NodeID, nil
 		}
 	}
-	return "", fmt.Errorf("no allocation of group %s in %s", memberName(index), jobID)
+	return "", fmt.Errorf("no allocation of group %s in %s", naming.Member(index), jobID)
 }
 
 // waitAllocsGone waits until at most n allocations of the job still run.
@@ -265,7 +265,7 @@ func (p *Provisioner) removeStandbyData(ctx context.Context, short string, progr
 	}
 	groups := map[string][]string{} // client -> task groups
 	for _, a := range allocs {
-		if a.TaskGroup == memberName(0) {
+		if a.TaskGroup == naming.Member(0) {
 			continue
 		}
 		if a.ClientStatus == api.AllocClientStatusRunning || a.ClientStatus == api.AllocClientStatusPending {

@@ -163,7 +163,7 @@ func (p *Provisioner) RenewCertificate(ctx context.Context, in Instance) (bool, 
 	var hosts []string
 	if p.cfg.PublicHost == "" {
 		var err error
-		if hosts, err = p.gatewayAddresses(ctx, in.ShortID); err != nil {
+		if hosts, err = p.conn.GatewayAddresses(ctx, in.ShortID); err != nil {
 			return false, err
 		}
 	}
@@ -171,7 +171,7 @@ func (p *Provisioner) RenewCertificate(ctx context.Context, in Instance) (bool, 
 	if err != nil || !issued {
 		return false, err
 	}
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return true, err
 	}
