@@ -5,7 +5,6 @@ import (
 
 	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/pgadmin"
-	"github.com/pgbroker/pgbroker/pki"
 )
 
 // S3 is the bucket dump jobs upload to and restore jobs fetch from
@@ -24,9 +23,9 @@ func (p *Provisioner) newBackups(cfg Config) *backup.Backups {
 		BackupDir: cfg.BackupDir, BackupS3: cfg.BackupS3, PITRRepo: cfg.PITRRepo, PITRS3: cfg.PITRS3,
 		PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID,
 	}, backup.Hooks{
-		CA:                      func() *pki.CA { return p.ca },
+		CA:                      p.certs.CA,
 		GatewayAddress:          p.conn.GatewayAddress,
-		EnsureServerCertificate: p.ensurePgBackRestCertificate,
+		EnsureServerCertificate: p.certs.EnsurePgBackRest,
 	}, p.log)
 }
 
@@ -99,10 +98,10 @@ func (p *Provisioner) ensurePITRKeys(ctx context.Context, short string) error {
 	if _, err := p.backups.SyncPITRKeys(ctx, short); err != nil {
 		return err
 	}
-	if !p.backups.Repository().On() || p.ca == nil {
+	if !p.backups.Repository().On() || p.certs.CA() == nil {
 		return nil
 	}
-	return p.ensurePgBackRestCertificate(ctx, short)
+	return p.certs.EnsurePgBackRest(ctx, short)
 }
 
 // ensureStanza creates the instance's pgBackRest stanza on its (leading)

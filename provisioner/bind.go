@@ -61,9 +61,9 @@ func (p *Provisioner) credentials(ctx context.Context, in Instance, role, passwo
 			return credentials.Credentials{}, err
 		}
 	}
-	// Every server certificate names these hosts (certificateHosts), so
+	// Every server certificate names these hosts (servercert.Issuer.Hosts), so
 	// clients using the verify-full forms can check both the chain and the name.
 	e := credentials.Endpoint{Hosts: hosts, Port: in.GatewayPort, ReadOnlyPort: in.ReadOnlyPort,
-		SSLMode: p.cfg.BindingSSLMode, CACertificate: p.CACertificate()}
+		SSLMode: p.cfg.BindingSSLMode, CACertificate: p.certs.CACertificate()}
 	return credentials.New(e, DatabaseNames(in.ShortID).Database, role, password, readOnly), nil
 }

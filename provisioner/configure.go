@@ -2,13 +2,8 @@ package provisioner
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
-
-	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/naming"
 )
@@ -29,7 +24,7 @@ func (p *Provisioner) Configure(ctx context.Context, from, to Instance, progress
 	if err != nil {
 		return err
 	}
-	if err := p.setForceTLS(ctx, to, admin, progress); err != nil {
+	if err := p.certs.SetForceTLS(ctx, to.ShortID, to.ForceTLS, admin, progress); err != nil {
 		return err
 	}
 	names := DatabaseNames(to.ShortID)
@@ -52,40 +47,4 @@ func (p *Provisioner) Configure(ctx context.Context, from, to Instance, progress
 		}
 	}
 	return nil
-}
-
-// setForceTLS writes force_tls into the node Variable and waits until
-// PostgreSQL has reloaded a pg_hba.conf that says the same.
-func (p *Provisioner) setForceTLS(ctx context.Context, in Instance, admin AdminConn, progress Progress) error {
-	before, err := admin.HBA(ctx)
-	if err != nil {
-		return err
-	}
-	want := strconv.FormatBool(in.ForceTLS)
-	changed := false
-	if _, err := p.nomad.UpdateVariable(ctx, naming.NodesSecretPath(in.ShortID), func(items api.VariableItems) bool {
-		if items[itemForceTLS] == want {
-			return false
-		}
-		items[itemForceTLS], changed = want, true
-		return true
-	}); err != nil {
-		return err
-	}
-	if changed && in.ForceTLS {
-		progress("refusing connections without TLS")
-	} else if changed {
-		progress("accepting connections without TLS")
-	}
-	for {
-		s, err := admin.HBA(ctx)
-		if err == nil && s.TLSOnly() == in.ForceTLS && !s.LoadedAt.Before(s.FileModified) && (!changed || s.LoadedAt.After(before.LoadedAt)) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for PostgreSQL to reload pg_hba.conf with force_tls=%s: %w", want, ctx.Err())
-		case <-time.After(p.cfg.ReadyPoll):
-		}
-	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/pgbroker/pgbroker/patroni"
 	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/pki"
+	"github.com/pgbroker/pgbroker/servercert"
 )
 
 // world is one in-memory Nomad cluster with the instances' PostgreSQL and
@@ -841,7 +842,7 @@ func (a *fakeAdmin) ServerCertificate(ctx context.Context) (*x509.Certificate, e
 	if err != nil {
 		return nil, err
 	}
-	return pki.ParseCertificate([]byte(items[itemServerCertificate]))
+	return pki.ParseCertificate([]byte(items[servercert.ItemServerCertificate]))
 }
 
 func (a *fakeAdmin) HBA(ctx context.Context) (pgadmin.HBAState, error) {
@@ -937,7 +938,7 @@ func (w *world) state() string {
 		j := w.jobs[id]
 		fmt.Fprintf(&b, "job %s v%d stop=%v meta=%v\n", id, *j.Version, j.Stop != nil && *j.Stop, j.Meta)
 		for _, g := range j.TaskGroups {
-			def := strings.ReplaceAll(groupDef(g), w.vars[caSecretPath("test")]["certificate"], "<broker CA>") // one CA per world
+			def := strings.ReplaceAll(groupDef(g), w.vars["pgbroker/test/ca"]["certificate"], "<broker CA>") // one CA per world
 			fmt.Fprintf(&b, "  group %s x%d %s\n", *g.Name, *g.Count, def)
 		}
 		for _, a := range w.allocs[id] {

@@ -57,8 +57,8 @@ func (p *Provisioner) nodesJobWith(in Instance, s Size, extra map[string]any) (*
 	for k, v := range extra {
 		vars[k] = v
 	}
-	if vars["patroni"] == true && p.ca != nil {
-		vars["broker_ca"] = string(p.ca.CertPEM) // pgBackRest's TLS server admits base backup jobs' certificates
+	if vars["patroni"] == true && p.certs.CA() != nil {
+		vars["broker_ca"] = string(p.certs.CA().CertPEM) // pgBackRest's TLS server admits base backup jobs' certificates
 	}
 	job, err := p.nomad.Parse(nomadjobs.Nodes, naming.NodesJobID(in.ShortID), vars)
 	if err != nil {

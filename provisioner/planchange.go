@@ -217,5 +217,5 @@ func (p *Provisioner) readyThroughGateway(ctx context.Context, in Instance, prog
 	if err := p.conn.WaitReady(ctx, admin, progress); err != nil {
 		return err
 	}
-	return p.certifyGateway(ctx, in, admin, progress)
+	return p.certs.CertifyGateway(ctx, in.ShortID, admin, progress)
 }

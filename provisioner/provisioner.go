@@ -10,11 +10,11 @@ package provisioner
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
@@ -26,7 +26,7 @@ import (
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/patroni"
-	"github.com/pgbroker/pgbroker/pki"
+	"github.com/pgbroker/pgbroker/servercert"
 )
 
 // Config is how instances are laid out on Nomad.
@@ -67,7 +67,7 @@ type Provisioner struct {
 	nomad nomadRoles // the Nomad adapter, by role
 	cfg   Config
 	log   *slog.Logger
-	ca    *pki.CA // set by LoadCA
+	certs *servercert.Issuer // the CA and the certificates it issues to instances
 
 	backups *backup.Backups // dumps, restores, base backups, pgBackRest's stanza and repository
 
@@ -118,7 +118,11 @@ func newWith(a adapters, cfg Config, log *slog.Logger) *Provisioner {
 		cfg.CertRenewBefore = 30 * 24 * time.Hour
 	}
 	p := &Provisioner{nomad: a.nomad, cfg: cfg, log: log, dcs: a.dcs, clusters: a.clusters}
-	p.conn = adminconn.New(a.nomad, a.connect, p.adminTLS, cfg.ReadyPoll)
+	// Connections verify servers against the CA; certificates name the
+	// gateways' addresses, which connections look up.
+	p.conn = adminconn.New(a.nomad, a.connect, func(short string) *tls.Config { return p.certs.AdminTLS(short) }, cfg.ReadyPoll)
+	p.certs = servercert.New(a.nomad, p.conn, servercert.Config{BrokerName: cfg.BrokerName, PublicHost: cfg.PublicHost,
+		Lifetime: cfg.CertLifetime, RenewBefore: cfg.CertRenewBefore, Poll: cfg.ReadyPoll})
 	if p.clusters == nil {
 		p.clusters = p.patroniCluster
 	}
@@ -148,7 +152,7 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err != nil {
 		return Placement{}, err
 	}
-	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
+	if _, _, err := p.certs.EnsureServer(ctx, in.ShortID, p.certs.Hosts(in.ShortID)); err != nil {
 		return Placement{}, err
 	}
 	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
@@ -190,7 +194,7 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err := p.conn.WaitReady(ctx, admin, progress); err != nil {
 		return placed, err
 	}
-	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
+	if err := p.certs.CertifyGateway(ctx, in.ShortID, admin, progress); err != nil {
 		return placed, err
 	}
 	if size.HA() {
@@ -217,7 +221,7 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 // allocation to serve through the unchanged gateway. Idempotent.
 func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progress Progress) error {
 	// Instances made before TLS have no certificate yet; the new job needs one.
-	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
+	if _, _, err := p.certs.EnsureServer(ctx, in.ShortID, p.certs.Hosts(in.ShortID)); err != nil {
 		return err
 	}
 	// Sandbox to Starter turns WAL archiving on: the job renders the S3 keys.
@@ -244,33 +248,11 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 	if err := p.conn.WaitReady(ctx, admin, progress); err != nil {
 		return err
 	}
-	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
+	if err := p.certs.CertifyGateway(ctx, in.ShortID, admin, progress); err != nil {
 		return err
 	}
 	// Sandbox to Starter turns WAL archiving on.
 	return p.ensureStanza(ctx, in, size, progress)
-}
-
-// certifyGateway makes the server certificate name the gateway's address
-// when credentials give that address (no PGBROKER_PUBLIC_HOST), and waits
-// until PostgreSQL serves it. The address is known only once the gateway is
-// placed, so the first certificate names the node service alone.
-func (p *Provisioner) certifyGateway(ctx context.Context, in Instance, admin AdminConn, progress Progress) error {
-	if p.cfg.PublicHost != "" {
-		return nil
-	}
-	hosts, err := p.conn.GatewayAddresses(ctx, in.ShortID)
-	if err != nil {
-		return err
-	}
-	cert, issued, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID, hosts...))
-	if err != nil {
-		return err
-	}
-	if issued {
-		progress("loading the server certificate for " + strings.Join(hosts, ", "))
-	}
-	return p.waitServing(ctx, admin, cert)
 }
 
 // Deprovision stops the instance's jobs, deletes its data with a cleanup
@@ -365,31 +347,6 @@ func (p *Provisioner) DataSize(ctx context.Context, in Instance) (int64, error) 
 		return 0, err
 	}
 	return admin.DataSize(ctx)
-}
-
-// waitServing polls until PostgreSQL presents the server certificate certPEM
-// (its template was re-rendered and PostgreSQL reloaded it).
-func (p *Provisioner) waitServing(ctx context.Context, admin AdminConn, certPEM string) error {
-	want, err := pki.ParseCertificate([]byte(certPEM))
-	if err != nil {
-		return fmt.Errorf("server certificate in Nomad: %w", err)
-	}
-	for {
-		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
-		got, err := admin.ServerCertificate(attempt)
-		cancel()
-		if err == nil && got.Equal(want) {
-			return nil
-		}
-		if err == nil {
-			err = fmt.Errorf("PostgreSQL still serves the certificate %s", pki.Fingerprint(got)[:16])
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for PostgreSQL to load the new server certificate: %w", err)
-		case <-time.After(p.cfg.ReadyPoll):
-		}
-	}
 }
 
 // Ping checks that the Nomad API answers a read.

@@ -21,7 +21,7 @@ import (
 // synchronously. Writes pause while node 0 restarts and while the first
 // gateway is replaced (sticky: same client, same address).
 func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, progress Progress) error {
-	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
+	if _, _, err := p.certs.EnsureServer(ctx, in.ShortID, p.certs.Hosts(in.ShortID)); err != nil {
 		return err
 	}
 	secrets, err := p.conn.EnsureSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password", "replication_password")
