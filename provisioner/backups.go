@@ -86,34 +86,3 @@ func (p *Provisioner) BaseBackup(ctx context.Context, in Instance, baseBackupID 
 func (p *Provisioner) SyncPITRKeys(ctx context.Context, short string) (bool, error) {
 	return p.backups.SyncPITRKeys(ctx, short)
 }
-
-// ensurePITRKeys writes the S3 keys into the node job's Nomad Variable
-// (which must exist) when they are missing or differ, so that the node job
-// renders them, and, with any pgBackRest repository, the certificate of the
-// nodes' pgBackRest TLS server (for the addresses of the nodes registered
-// now; a base backup from a standby makes sure it names the primary's): a
-// Business node job renders it, and a job must not wait for a missing item.
-// Errors: Nomad's, naming the Variable.
-func (p *Provisioner) ensurePITRKeys(ctx context.Context, short string) error {
-	if _, err := p.backups.SyncPITRKeys(ctx, short); err != nil {
-		return err
-	}
-	if !p.backups.Repository().On() || p.certs.CA() == nil {
-		return nil
-	}
-	return p.certs.EnsurePgBackRest(ctx, short)
-}
-
-// ensureStanza creates the instance's pgBackRest stanza on its (leading)
-// node when WAL archiving is on for size, so archive_command succeeds from
-// the first WAL segment. Without it every archive attempt fails until the
-// first weekly base backup creates the stanza, filling the log, and each
-// shutdown (a switchover, a plan change) waits for the archiver's failing
-// retries. Idempotent. Errors: *ExecError from pgBackRest.
-func (p *Provisioner) ensureStanza(ctx context.Context, in Instance, size Size, progress Progress) error {
-	if size.PITRDays == 0 || !p.backups.Repository().On() {
-		return nil
-	}
-	progress("creating the pgBackRest stanza")
-	return p.backups.CreateStanza(ctx, in.ShortID)
-}

@@ -103,10 +103,10 @@ func (p *Provisioner) registerRestore(ctx context.Context, in Instance, size Siz
 	if err != nil {
 		return nil, err
 	}
-	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+	if err := p.jobs.EnsurePITRKeys(ctx, in.ShortID); err != nil {
 		return nil, err
 	}
-	job, err := p.nodesJobWith(in, size, backup.RestoreVars(restoreID, "", set, target))
+	job, err := p.jobs.NodesWith(in, size, backup.RestoreVars(restoreID, "", set, target))
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (p *Provisioner) registerRestore(ctx context.Context, in Instance, size Siz
 // clusterAgain makes the restored single node-0 of a Business instance a
 // cluster of size again (toCluster, pinned to node-0's client).
 func (p *Provisioner) clusterAgain(ctx context.Context, in Instance, size Size, progress Progress) error {
-	node0, err := p.allocNode(ctx, naming.NodesJobID(in.ShortID), 0)
+	node0, err := p.jobs.AllocNode(ctx, naming.NodesJobID(in.ShortID), 0)
 	if err != nil {
 		return err
 	}
@@ -221,10 +221,10 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 			return fmt.Errorf("archive the latest WAL of the source: %w", err)
 		}
 		progress("restoring the source instance's stanza to " + target.UTC().Format(time.RFC3339Nano))
-		if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+		if err := p.jobs.EnsurePITRKeys(ctx, in.ShortID); err != nil {
 			return err
 		}
-		job, err := p.nodesJobWith(in, single, backup.RestoreVars(restoreID, source, set, target))
+		job, err := p.jobs.NodesWith(in, single, backup.RestoreVars(restoreID, source, set, target))
 		if err != nil {
 			return err
 		}

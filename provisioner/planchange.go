@@ -61,10 +61,10 @@ func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, p
 	if err := c.SetParameters(ctx, map[string]any{"max_connections": size.MaxConnections}); err != nil {
 		return err
 	}
-	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+	if err := p.jobs.EnsurePITRKeys(ctx, in.ShortID); err != nil {
 		return err
 	}
-	job, err := p.NodesJob(in, size)
+	job, err := p.jobs.Nodes(in, size)
 	if err != nil {
 		return err
 	}

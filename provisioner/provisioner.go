@@ -23,6 +23,7 @@ import (
 	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/instance"
+	"github.com/pgbroker/pgbroker/instancejobs"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/patroni"
@@ -69,7 +70,8 @@ type Provisioner struct {
 	log   *slog.Logger
 	certs *servercert.Issuer // the CA and the certificates it issues to instances
 
-	backups *backup.Backups // dumps, restores, base backups, pgBackRest's stanza and repository
+	backups *backup.Backups    // dumps, restores, base backups, pgBackRest's stanza and repository
+	jobs    *instancejobs.Jobs // the instance's node, gateway and cleanup jobs
 
 	clusters func(ctx context.Context, short string) (cluster, error) // an instance's Patroni cluster (patroniCluster)
 	dcs      dcs                                                      // where Patroni keeps its keys (etcd)
@@ -127,6 +129,9 @@ func newWith(a adapters, cfg Config, log *slog.Logger) *Provisioner {
 		p.clusters = p.patroniCluster
 	}
 	p.backups = p.newBackups(cfg)
+	p.jobs = instancejobs.New(a.nomad, p.backups, p.certs, instancejobs.Config{Driver: cfg.Driver, Datacenters: cfg.Datacenters,
+		HostNetwork: cfg.HostNetwork, DataRoot: cfg.DataRoot, Etcd: cfg.Etcd, PITRRepo: cfg.PITRRepo,
+		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB, PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID})
 	return p
 }
 
@@ -155,16 +160,16 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if _, _, err := p.certs.EnsureServer(ctx, in.ShortID, p.certs.Hosts(in.ShortID)); err != nil {
 		return Placement{}, err
 	}
-	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+	if err := p.jobs.EnsurePITRKeys(ctx, in.ShortID); err != nil {
 		return Placement{}, err
 	}
 	crashpoint.Hit("provision:secrets")
 	progress("registering Nomad jobs")
-	nodes, err := p.NodesJob(in, size)
+	nodes, err := p.jobs.Nodes(in, size)
 	if err != nil {
 		return Placement{}, err
 	}
-	gateways, err := p.GatewaysJob(in, size)
+	gateways, err := p.jobs.Gateways(in, size)
 	if err != nil {
 		return Placement{}, err
 	}
@@ -209,7 +214,7 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if err := admin.EnsureDatabase(ctx, DatabaseNames(in.ShortID)); err != nil {
 		return placed, fmt.Errorf("create database: %w", err)
 	}
-	if err := p.ensureStanza(ctx, in, size, progress); err != nil {
+	if err := p.jobs.EnsureStanza(ctx, in, size, progress); err != nil {
 		return placed, err
 	}
 	crashpoint.Hit("provision:database")
@@ -225,11 +230,11 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 		return err
 	}
 	// Sandbox to Starter turns WAL archiving on: the job renders the S3 keys.
-	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+	if err := p.jobs.EnsurePITRKeys(ctx, in.ShortID); err != nil {
 		return err
 	}
 	progress("registering the new node job")
-	nodes, err := p.NodesJob(in, size)
+	nodes, err := p.jobs.Nodes(in, size)
 	if err != nil {
 		return err
 	}
@@ -252,7 +257,7 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 		return err
 	}
 	// Sandbox to Starter turns WAL archiving on.
-	return p.ensureStanza(ctx, in, size, progress)
+	return p.jobs.EnsureStanza(ctx, in, size, progress)
 }
 
 // Deprovision stops the instance's jobs, deletes its data with a cleanup
@@ -291,7 +296,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 		progress("deleting the data directory")
 	}
 	for _, client := range slices.Sorted(maps.Keys(clients)) {
-		if err := p.cleanData(ctx, in.ShortID, client, nil); err != nil {
+		if err := p.jobs.CleanData(ctx, in.ShortID, client, nil); err != nil {
 			return err
 		}
 	}

@@ -64,7 +64,7 @@ func (p *Provisioner) toCluster(ctx context.Context, in Instance, size Size, pro
 	if err := p.waitHealthy(ctx, in.ShortID, size.Nodes-1, progress); err != nil {
 		return err
 	}
-	if err := p.ensureStanza(ctx, in, size, progress); err != nil {
+	if err := p.jobs.EnsureStanza(ctx, in, size, progress); err != nil {
 		return err
 	}
 	return p.readyThroughGateway(ctx, in, progress)
@@ -107,7 +107,7 @@ func (p *Provisioner) gatewaysToCluster(ctx context.Context, in Instance, size S
 		steps = []Size{first, size}
 	}
 	for _, s := range steps {
-		job, err := p.GatewaysJob(in, s)
+		job, err := p.jobs.Gateways(in, s)
 		if err != nil {
 			return err
 		}
@@ -135,7 +135,7 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 		return Placement{}, err
 	}
 	stillPatroni := cur.Meta[MetaPatroni] == "true"
-	node0, err := p.allocNode(ctx, jobID, 0)
+	node0, err := p.jobs.AllocNode(ctx, jobID, 0)
 	if err != nil {
 		return Placement{}, err
 	}
@@ -156,7 +156,7 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 		progress("removing the standbys")
 		one := size
 		one.Nodes = 1
-		job, err := p.nodesJobWith(in, one, map[string]any{"patroni": true, "etcd_hosts": p.cfg.Etcd, "node_id": node0})
+		job, err := p.jobs.NodesWith(in, one, map[string]any{"patroni": true, "etcd_hosts": p.cfg.Etcd, "node_id": node0})
 		if err != nil {
 			return Placement{}, err
 		}
@@ -170,7 +170,7 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 		}
 		crashpoint.Hit("tiers:standbys-removed")
 		progress("routing the gateway to the single node")
-		gateways, err := p.GatewaysJob(in, size)
+		gateways, err := p.jobs.Gateways(in, size)
 		if err != nil {
 			return Placement{}, err
 		}
@@ -198,10 +198,10 @@ func (p *Provisioner) toSingle(ctx context.Context, in Instance, size Size, prog
 // registerNodes registers the node job for size with extra variables and
 // waits for its allocations of the new version.
 func (p *Provisioner) registerNodes(ctx context.Context, in Instance, size Size, extra map[string]any, progress Progress) error {
-	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+	if err := p.jobs.EnsurePITRKeys(ctx, in.ShortID); err != nil {
 		return err
 	}
-	job, err := p.nodesJobWith(in, size, extra)
+	job, err := p.jobs.NodesWith(in, size, extra)
 	if err != nil {
 		return err
 	}
@@ -211,21 +211,6 @@ func (p *Provisioner) registerNodes(ctx context.Context, in Instance, size Size,
 	}
 	_, err = p.nomad.WaitRunning(ctx, naming.NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress)
 	return err
-}
-
-// allocNode returns the Nomad node of the job's running allocation of node
-// index (task group node-<index>).
-func (p *Provisioner) allocNode(ctx context.Context, jobID string, index int) (string, error) {
-	allocs, err := p.nomad.Allocations(ctx, jobID, false)
-	if err != nil {
-		return "", err
-	}
-	for _, a := range allocs {
-		if a.DesiredStatus == api.AllocDesiredStatusRun && a.TaskGroup == naming.Member(index) {
-			return a.NodeID, nil
-		}
-	}
-	return "", fmt.Errorf("no allocation of group %s in %s", naming.Member(index), jobID)
 }
 
 // waitAllocsGone waits until at most n allocations of the job still run.
@@ -279,7 +264,7 @@ func (p *Provisioner) removeStandbyData(ctx context.Context, short string, progr
 		progress("deleting the former standbys' data")
 	}
 	for _, client := range slices.Sorted(maps.Keys(groups)) {
-		if err := p.cleanData(ctx, short, client, groups[client]); err != nil {
+		if err := p.jobs.CleanData(ctx, short, client, groups[client]); err != nil {
 			return err
 		}
 	}
