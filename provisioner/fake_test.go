@@ -24,6 +24,7 @@ import (
 	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/pki"
 	"github.com/pgbroker/pgbroker/servercert"
+	"github.com/pgbroker/pgbroker/tiers"
 )
 
 // world is one in-memory Nomad cluster with the instances' PostgreSQL and
@@ -89,9 +90,11 @@ func (w *world) act(ctx context.Context, call string, f func()) error {
 func (w *world) provisioner(t *testing.T) *Provisioner {
 	t.Helper()
 	p := newWith(adapters{
-		nomad:    nomadRoles{jobs: w, allocations: w, secrets: w, allocExec: w},
-		clusters: func(_ context.Context, short string) (cluster, error) { return &fakePatroni{w: w, short: short}, nil },
-		dcs:      fakeEtcd{w},
+		nomad: nomadRoles{jobs: w, allocations: w, secrets: w, allocExec: w},
+		clusters: func(_ context.Context, short string) (tiers.Cluster, error) {
+			return &fakePatroni{w: w, short: short}, nil
+		},
+		dcs: fakeEtcd{w},
 		connect: func(host string, port int, user, password string, tlsConfig *tls.Config) AdminConn {
 			short := strings.TrimSuffix(strings.TrimPrefix(tlsConfig.ServerName, "pg-"), "-node")
 			return &fakeAdmin{w: w, short: short, password: password}

@@ -50,7 +50,7 @@ func (p *Provisioner) RestoreToTime(ctx context.Context, in Instance, size Size,
 			if restored {
 				return p.clusterAgain(ctx, in, size, progress)
 			}
-			placed, err := p.toSingle(ctx, in, single, progress)
+			placed, err := p.tiers.ToSingle(ctx, in, single, progress)
 			if err != nil {
 				return err
 			}
@@ -131,7 +131,7 @@ func (p *Provisioner) clusterAgain(ctx context.Context, in Instance, size Size, 
 		return err
 	}
 	in.NodeID = node0
-	return p.toCluster(ctx, in, size, progress)
+	return p.tiers.ToCluster(ctx, in, size, progress)
 }
 
 // restoreMarked reports whether the data directory of the server the

@@ -28,6 +28,7 @@ import (
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/patroni"
 	"github.com/pgbroker/pgbroker/servercert"
+	"github.com/pgbroker/pgbroker/tiers"
 )
 
 // Config is how instances are laid out on Nomad.
@@ -73,8 +74,7 @@ type Provisioner struct {
 	backups *backup.Backups    // dumps, restores, base backups, pgBackRest's stanza and repository
 	jobs    *instancejobs.Jobs // the instance's node, gateway and cleanup jobs
 
-	clusters func(ctx context.Context, short string) (cluster, error) // an instance's Patroni cluster (patroniCluster)
-	dcs      dcs                                                      // where Patroni keeps its keys (etcd)
+	tiers *tiers.Changer // tier changes and rolling changes of Business clusters (Patroni)
 
 	conn *adminconn.Connector // superuser connections to instances, and their passwords
 }
@@ -83,9 +83,9 @@ type Provisioner struct {
 // clients and the unit tests with fakes.
 type adapters struct {
 	nomad    nomadRoles
-	connect  adminconn.ConnectFunc                                    // adminconn.Connect
-	clusters func(ctx context.Context, short string) (cluster, error) // nil: the instance's Patroni REST API (patroniCluster)
-	dcs      dcs                                                      // patroni.NewDCS
+	connect  adminconn.ConnectFunc                                          // adminconn.Connect
+	clusters func(ctx context.Context, short string) (tiers.Cluster, error) // nil: the instance's Patroni REST API
+	dcs      tiers.DCS                                                      // patroni.NewDCS
 }
 
 // New returns a Provisioner using the Nomad client c.
@@ -119,19 +119,17 @@ func newWith(a adapters, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.CertRenewBefore == 0 {
 		cfg.CertRenewBefore = 30 * 24 * time.Hour
 	}
-	p := &Provisioner{nomad: a.nomad, cfg: cfg, log: log, dcs: a.dcs, clusters: a.clusters}
+	p := &Provisioner{nomad: a.nomad, cfg: cfg, log: log}
 	// Connections verify servers against the CA; certificates name the
 	// gateways' addresses, which connections look up.
 	p.conn = adminconn.New(a.nomad, a.connect, func(short string) *tls.Config { return p.certs.AdminTLS(short) }, cfg.ReadyPoll)
 	p.certs = servercert.New(a.nomad, p.conn, servercert.Config{BrokerName: cfg.BrokerName, PublicHost: cfg.PublicHost,
 		Lifetime: cfg.CertLifetime, RenewBefore: cfg.CertRenewBefore, Poll: cfg.ReadyPoll})
-	if p.clusters == nil {
-		p.clusters = p.patroniCluster
-	}
 	p.backups = p.newBackups(cfg)
 	p.jobs = instancejobs.New(a.nomad, p.backups, p.certs, instancejobs.Config{Driver: cfg.Driver, Datacenters: cfg.Datacenters,
 		HostNetwork: cfg.HostNetwork, DataRoot: cfg.DataRoot, Etcd: cfg.Etcd, PITRRepo: cfg.PITRRepo,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB, PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID})
+	p.tiers = tiers.New(tiers.Deps{Nomad: a.nomad, Conn: p.conn, Jobs: p.jobs, Certs: p.certs, DCS: a.dcs, Clusters: a.clusters, Etcd: cfg.Etcd})
 	return p
 }
 
@@ -203,10 +201,10 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 		return placed, err
 	}
 	if size.HA() {
-		if err := p.waitStandbys(ctx, admin, secrets["replication_password"], size.Nodes-1, progress); err != nil {
+		if err := p.tiers.WaitStandbys(ctx, admin, secrets["replication_password"], size.Nodes-1, progress); err != nil {
 			return placed, err
 		}
-		if err := p.waitHealthy(ctx, in.ShortID, size.Nodes-1, progress); err != nil {
+		if err := p.tiers.WaitHealthy(ctx, in.ShortID, size.Nodes-1, progress); err != nil {
 			return placed, err
 		}
 	}
@@ -312,7 +310,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 			return err
 		}
 	}
-	if err := p.deletePatroniKeys(ctx, in.ShortID); err != nil {
+	if err := p.tiers.DeletePatroniKeys(ctx, in.ShortID); err != nil {
 		return err
 	}
 	if err := p.purgeBatchJobs(ctx, in.ShortID); err != nil {
