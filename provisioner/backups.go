@@ -54,7 +54,7 @@ func (p *Provisioner) Restore(ctx context.Context, in Instance, operationID, bac
 	if err != nil {
 		return err
 	}
-	role := restoreRole{admin: admin, names: DatabaseNames(in.ShortID)}
+	role := restoreRole{admin: admin, names: pgadmin.NamesOf(in.ShortID)}
 	return p.backups.Restore(ctx, backupOf(in), operationID, backupID, from, role, backup.Progress(progress))
 }
 

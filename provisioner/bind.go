@@ -7,6 +7,7 @@ import (
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/credentials"
 	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
 // Bind creates (or, when retried, finds and refreshes) the login role of
@@ -23,7 +24,7 @@ func (p *Provisioner) Bind(ctx context.Context, in Instance, bindingID string, r
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
-	if err := admin.EnsureLoginRole(ctx, DatabaseNames(in.ShortID), role, items["password"], readOnly); err != nil {
+	if err := admin.EnsureLoginRole(ctx, pgadmin.NamesOf(in.ShortID), role, items["password"], readOnly); err != nil {
 		return credentials.Credentials{}, fmt.Errorf("create role for binding: %w", err)
 	}
 	crashpoint.Hit("bind:role")
@@ -46,7 +47,7 @@ func (p *Provisioner) Unbind(ctx context.Context, in Instance, role string) erro
 	if err != nil {
 		return err
 	}
-	if err := admin.DropLoginRole(ctx, DatabaseNames(in.ShortID), role); err != nil {
+	if err := admin.DropLoginRole(ctx, pgadmin.NamesOf(in.ShortID), role); err != nil {
 		return fmt.Errorf("drop role of binding: %w", err)
 	}
 	crashpoint.Hit("unbind:role")
@@ -65,5 +66,5 @@ func (p *Provisioner) credentials(ctx context.Context, in Instance, role, passwo
 	// clients using the verify-full forms can check both the chain and the name.
 	e := credentials.Endpoint{Hosts: hosts, Port: in.GatewayPort, ReadOnlyPort: in.ReadOnlyPort,
 		SSLMode: p.cfg.BindingSSLMode, CACertificate: p.certs.CACertificate()}
-	return credentials.New(e, DatabaseNames(in.ShortID).Database, role, password, readOnly), nil
+	return credentials.New(e, pgadmin.NamesOf(in.ShortID).Database, role, password, readOnly), nil
 }

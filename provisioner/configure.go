@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
 // Configure brings an instance's settings from those of from to those of to:
@@ -27,7 +28,7 @@ func (p *Provisioner) Configure(ctx context.Context, from, to Instance, progress
 	if err := p.certs.SetForceTLS(ctx, to.ShortID, to.ForceTLS, admin, progress); err != nil {
 		return err
 	}
-	names := DatabaseNames(to.ShortID)
+	names := pgadmin.NamesOf(to.ShortID)
 	var drop []string
 	for _, e := range from.Extensions {
 		if !slices.Contains(to.Extensions, e) {

@@ -11,6 +11,7 @@ import (
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
+	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
 // MetaPITRRestore is the node job Meta key naming the point-in-time restore
@@ -277,7 +278,7 @@ func (p *Provisioner) RestoreFromStanza(ctx context.Context, in Instance, size S
 		}
 	}
 	progress("taking over the restored database")
-	if err := admin.AdoptCluster(ctx, DatabaseNames(source), DatabaseNames(in.ShortID), own); err != nil {
+	if err := admin.AdoptCluster(ctx, pgadmin.NamesOf(source), pgadmin.NamesOf(in.ShortID), own); err != nil {
 		return fmt.Errorf("adopt the restored cluster: %w", err)
 	}
 	progress("creating the instance's own stanza")

@@ -27,6 +27,7 @@ import (
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/patroni"
+	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/servercert"
 	"github.com/pgbroker/pgbroker/tiers"
 )
@@ -209,7 +210,7 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 		}
 	}
 	progress("creating the database and its roles")
-	if err := admin.EnsureDatabase(ctx, DatabaseNames(in.ShortID)); err != nil {
+	if err := admin.EnsureDatabase(ctx, pgadmin.NamesOf(in.ShortID)); err != nil {
 		return placed, fmt.Errorf("create database: %w", err)
 	}
 	if err := p.jobs.EnsureStanza(ctx, in, size, progress); err != nil {

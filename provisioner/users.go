@@ -8,7 +8,7 @@ import (
 // admin password from the node job's Variable, TLS verified against the
 // CA): what the front doors' synchronous calls (package instances) use to
 // list and change the instance's users and extensions, on the objects
-// DatabaseNames gives. Errors: reading the Variable, the gateway's address.
+// pgadmin.NamesOf gives. Errors: reading the Variable, the gateway's address.
 func (p *Provisioner) InstanceAdmin(ctx context.Context, in Instance) (AdminConn, error) {
 	return p.conn.InstanceAdmin(ctx, in)
 }
