@@ -28,6 +28,7 @@ import (
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/patroni"
 	"github.com/pgbroker/pgbroker/pgadmin"
+	"github.com/pgbroker/pgbroker/pitr"
 	"github.com/pgbroker/pgbroker/servercert"
 	"github.com/pgbroker/pgbroker/tiers"
 )
@@ -70,14 +71,13 @@ type Provisioner struct {
 	nomad nomadRoles // the Nomad adapter, by role
 	cfg   Config
 	log   *slog.Logger
-	certs *servercert.Issuer // the CA and the certificates it issues to instances
 
-	backups *backup.Backups    // dumps, restores, base backups, pgBackRest's stanza and repository
-	jobs    *instancejobs.Jobs // the instance's node, gateway and cleanup jobs
-
-	tiers *tiers.Changer // tier changes and rolling changes of Business clusters (Patroni)
-
-	conn *adminconn.Connector // superuser connections to instances, and their passwords
+	conn    *adminconn.Connector // superuser connections to instances, and their passwords
+	certs   *servercert.Issuer   // the CA and the certificates it issues to instances
+	backups *backup.Backups      // dumps, restores, base backups, pgBackRest's stanza and repository
+	jobs    *instancejobs.Jobs   // the instance's node, gateway and cleanup jobs
+	tiers   *tiers.Changer       // tier changes and rolling changes of Business clusters (Patroni)
+	pitr    *pitr.Restorer       // point-in-time restores
 }
 
 // adapters are what New fills with the real Nomad, Patroni and PostgreSQL
@@ -131,6 +131,7 @@ func newWith(a adapters, cfg Config, log *slog.Logger) *Provisioner {
 		HostNetwork: cfg.HostNetwork, DataRoot: cfg.DataRoot, Etcd: cfg.Etcd, PITRRepo: cfg.PITRRepo,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB, PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID})
 	p.tiers = tiers.New(tiers.Deps{Nomad: a.nomad, Conn: p.conn, Jobs: p.jobs, Certs: p.certs, DCS: a.dcs, Clusters: a.clusters, Etcd: cfg.Etcd})
+	p.pitr = pitr.New(a.nomad, p.backups, p.jobs, p.conn, p.tiers)
 	return p
 }
 
