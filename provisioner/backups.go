@@ -2,9 +2,12 @@ package provisioner
 
 import (
 	"context"
+	"log/slog"
 
+	"github.com/pgbroker/pgbroker/adminconn"
 	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/pgadmin"
+	"github.com/pgbroker/pgbroker/servercert"
 )
 
 // S3 is the bucket dump jobs upload to and restore jobs fetch from
@@ -14,19 +17,19 @@ type S3 = backup.S3Config
 // PITRS3 is pgBackRest's repository in an S3 bucket (backup.PITRS3).
 type PITRS3 = backup.PITRS3
 
-// newBackups returns the backups of cfg, reaching Nomad through p's adapter
-// and asking p for the CA, the gateway's address and pgBackRest's server
-// certificate.
-func (p *Provisioner) newBackups(cfg Config) *backup.Backups {
-	return backup.New(p.nomad, backup.Config{
+// newBackups returns the backups of cfg, reaching Nomad through n and
+// asking certs for the CA and pgBackRest's server certificate, conn for the
+// gateway's address.
+func newBackups(n backup.Nomad, cfg Config, certs *servercert.Issuer, conn *adminconn.Connector, log *slog.Logger) *backup.Backups {
+	return backup.New(n, backup.Config{
 		Driver: cfg.Driver, Datacenters: cfg.Datacenters, DataRoot: cfg.DataRoot,
 		BackupDir: cfg.BackupDir, BackupS3: cfg.BackupS3, PITRRepo: cfg.PITRRepo, PITRS3: cfg.PITRS3,
 		PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID,
 	}, backup.Hooks{
-		CA:                      p.certs.CA,
-		GatewayAddress:          p.conn.GatewayAddress,
-		EnsureServerCertificate: p.certs.EnsurePgBackRest,
-	}, p.log)
+		CA:                      certs.CA,
+		GatewayAddress:          conn.GatewayAddress,
+		EnsureServerCertificate: certs.EnsurePgBackRest,
+	}, log)
 }
 
 // backupOf is what backups need to know of the instance.

@@ -2,7 +2,9 @@ package provisioner
 
 import (
 	"context"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 
 	"github.com/pgbroker/pgbroker/nomad"
@@ -63,4 +65,23 @@ func (p *Provisioner) RemoveBatchJob(ctx context.Context, jobID string) error {
 		return err
 	}
 	return p.nomad.DeleteVariable(ctx, "nomad/jobs/"+jobID)
+}
+
+// purgeBatchJobs purges the instance's dump, restore and base backup jobs
+// that still run or linger (a base backup started just before the
+// deprovision). Errors: Nomad's.
+func purgeBatchJobs(ctx context.Context, n jobs, short string) error {
+	jobs, err := n.JobIDs(ctx, "pg-"+short+"-")
+	if err != nil {
+		return err
+	}
+	for _, id := range slices.Sorted(maps.Keys(jobs)) {
+		if m := ownedJobID.FindStringSubmatch(id); m == nil || m[3] == "" {
+			continue // not a batch job of the instance
+		}
+		if err := n.Purge(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -126,7 +126,7 @@ func newWith(a adapters, cfg Config, log *slog.Logger) *Provisioner {
 	p.conn = adminconn.New(a.nomad, a.connect, func(short string) *tls.Config { return p.certs.AdminTLS(short) }, cfg.ReadyPoll)
 	p.certs = servercert.New(a.nomad, p.conn, servercert.Config{BrokerName: cfg.BrokerName, PublicHost: cfg.PublicHost,
 		Lifetime: cfg.CertLifetime, RenewBefore: cfg.CertRenewBefore, Poll: cfg.ReadyPoll})
-	p.backups = p.newBackups(cfg)
+	p.backups = newBackups(a.nomad, cfg, p.certs, p.conn, log)
 	p.jobs = instancejobs.New(a.nomad, p.backups, p.certs, instancejobs.Config{Driver: cfg.Driver, Datacenters: cfg.Datacenters,
 		HostNetwork: cfg.HostNetwork, DataRoot: cfg.DataRoot, Etcd: cfg.Etcd, PITRRepo: cfg.PITRRepo,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB, PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID})
@@ -315,7 +315,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	if err := p.tiers.DeletePatroniKeys(ctx, in.ShortID); err != nil {
 		return err
 	}
-	if err := p.purgeBatchJobs(ctx, in.ShortID); err != nil {
+	if err := purgeBatchJobs(ctx, p.nomad, in.ShortID); err != nil {
 		return err
 	}
 	progress("deleting secrets")
@@ -324,25 +324,6 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	}
 	// Every job's secret of the instance: the batch jobs' (nomad/jobs/pg-<short>-<kind>-<id>), then the nodes'.
 	return p.nomad.DeleteVariablesUnder(ctx, "nomad/jobs/pg-"+in.ShortID+"-")
-}
-
-// purgeBatchJobs purges the instance's dump, restore and base backup jobs
-// that still run or linger (a base backup started just before the
-// deprovision). Errors: Nomad's.
-func (p *Provisioner) purgeBatchJobs(ctx context.Context, short string) error {
-	jobs, err := p.nomad.JobIDs(ctx, "pg-"+short+"-")
-	if err != nil {
-		return err
-	}
-	for _, id := range slices.Sorted(maps.Keys(jobs)) {
-		if m := ownedJobID.FindStringSubmatch(id); m == nil || m[3] == "" {
-			continue // not a batch job of the instance
-		}
-		if err := p.nomad.Purge(ctx, id); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // DataSize returns the bytes the instance's databases use.
