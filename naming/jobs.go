@@ -31,8 +31,15 @@ func NodesSecretPath(short string) string { return "nomad/jobs/" + NodesJobID(sh
 // group per node).
 func Member(i int) string { return "node-" + strconv.Itoa(i) }
 
-// Keys of the node job's Meta that say what the registered version is.
+// Keys of the broker's jobs' Meta. Every job carries MetaBroker, the broker
+// deployment that owns it (PGBROKER_BROKER_NAME; several brokers may share
+// one Nomad cluster), and MetaDeployment, the identity of the deployment
+// that registered it (store.DeploymentID: a name can be reused by mistake,
+// an identity cannot); the nomad adapter stamps both. A node job says what
+// its registered version is with MetaPatroni and MetaPITRRestore.
 const (
+	MetaBroker      = "pgbroker"
+	MetaDeployment  = "pgbroker_deployment"
 	MetaPatroni     = "pgbroker_patroni"      // "true": the nodes run under Patroni
 	MetaPITRRestore = "pgbroker_pitr_restore" // the point-in-time restore (operation id) the version carries out
 )

@@ -147,7 +147,7 @@ func (w *world) Parse(_, jobID string, vars map[string]any) (*api.Job, error) {
 		return &api.TaskGroup{Name: &name, Count: &count, Tasks: []*api.Task{{Name: task, Config: map[string]any{"def": defText, "vars": def}}}}
 	}
 	id := jobID
-	job := &api.Job{ID: &id, Name: &id, Meta: map[string]string{MetaBroker: "test"}}
+	job := &api.Job{ID: &id, Name: &id, Meta: map[string]string{naming.MetaBroker: "test"}}
 	switch {
 	case strings.HasSuffix(jobID, "-nodes"):
 		for i := 0; i < vars["node_count"].(int); i++ {
@@ -367,7 +367,7 @@ func (w *world) liveGroups(short string) []string {
 
 func (w *world) patroniJob(short string) bool {
 	j, ok := w.jobs[naming.NodesJobID(short)]
-	return ok && j.Meta[MetaPatroni] == "true"
+	return ok && j.Meta[naming.MetaPatroni] == "true"
 }
 
 func (w *world) Job(ctx context.Context, jobID string) (*api.Job, error) {
@@ -441,7 +441,7 @@ func (w *world) JobIDs(ctx context.Context, prefix string) (map[string]nomad.Own
 	out := map[string]nomad.Owner{}
 	for id, j := range w.jobs {
 		if strings.HasPrefix(id, prefix) {
-			out[id] = nomad.Owner{Broker: j.Meta[MetaBroker], Deployment: j.Meta[nomad.MetaDeployment]}
+			out[id] = nomad.Owner{Broker: j.Meta[naming.MetaBroker], Deployment: j.Meta[naming.MetaDeployment]}
 		}
 	}
 	return out, nil

@@ -6,13 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-
-	"github.com/pgbroker/pgbroker/nomad"
 )
-
-// MetaBroker is the job Meta key naming the broker deployment that owns a
-// job; several brokers may share one Nomad cluster.
-const MetaBroker = nomad.MetaBroker
 
 var ownedJobID = regexp.MustCompile(`^pg-([0-9a-f]{12})-(?:(nodes|gateways|cleanup)|(dump|restore|basebackup)-([0-9a-z-]{1,64}))$`)
 
@@ -20,7 +14,7 @@ var ownedJobID = regexp.MustCompile(`^pg-([0-9a-f]{12})-(?:(nodes|gateways|clean
 type OwnedJob struct {
 	ID      string // Nomad job id
 	ShortID string // the instance's short id, from the job id
-	// Deployment is the deployment identity its Meta holds (MetaDeployment):
+	// Deployment is the deployment identity its Meta holds (naming.MetaDeployment):
 	// Config.Deployment for this deployment's jobs; another one for a
 	// deployment that reuses the name (or this broker on another state
 	// database); "" for jobs registered before identities existed.

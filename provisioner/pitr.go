@@ -4,13 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 )
-
-// MetaPITRRestore is the node job Meta key naming the point-in-time restore
-// the job version carries out (the operation id).
-const MetaPITRRestore = naming.MetaPITRRestore
 
 // ExecError: a command run in the node task exited non-zero.
 type ExecError = nomad.ExecError

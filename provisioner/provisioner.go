@@ -41,8 +41,8 @@ type Config struct {
 	DataRoot    string   // directory on every Nomad client that holds instances' data directories
 	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
 	Etcd        []string // host:port of the etcd cluster Patroni keeps each Business instance's leader lock in
-	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
-	Deployment  string   // the deployment's identity (store.DeploymentID), stamped in every job's Meta (nomad.MetaDeployment)
+	BrokerName  string   // stamped in every job's Meta (naming.MetaBroker); names this deployment
+	Deployment  string   // the deployment's identity (store.DeploymentID), stamped in every job's Meta (naming.MetaDeployment)
 	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
 	BackupS3    *S3      // when set, dumps live in this S3 bucket instead of BackupDir
 	PITRRepo    string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
