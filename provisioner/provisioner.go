@@ -1,11 +1,13 @@
-// Package provisioner carries out operations on instances: it renders and
-// registers the Nomad jobs (nomad-jobs), waits for their allocations, keeps
-// secrets in Nomad Variables, and administers each instance's PostgreSQL
-// through pgadmin. Every step is idempotent, so a run interrupted at any point
-// (a crash, a restart) is finished by running it again. It reaches Nomad,
-// Patroni and PostgreSQL through small interfaces (adapters.go, cluster),
-// which its unit tests fill with fakes. It knows nothing of HTTP or OSB
-// status codes.
+// Package provisioner carries out operations on instances: provision, plan
+// change, configure, bind, deprovision, dumps and the orphan sweep. It
+// composes the packages that own each concept (instancejobs: the Nomad jobs;
+// adminconn: the superuser connection; servercert: certificates; tiers: tier
+// and rolling changes; pitr: point-in-time restores; backup) and hands them
+// the Nomad, Patroni and PostgreSQL adapters, through small interfaces
+// (adapters.go and theirs) that its unit tests fill with fakes. Every step
+// is idempotent, so a run interrupted at any point (a crash, a restart) is
+// finished by running it again. It knows nothing of HTTP or OSB status
+// codes.
 package provisioner
 
 import (
