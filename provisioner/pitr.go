@@ -3,12 +3,7 @@ package provisioner
 import (
 	"context"
 	"time"
-
-	"github.com/pgbroker/pgbroker/nomad"
 )
-
-// ExecError: a command run in the node task exited non-zero.
-type ExecError = nomad.ExecError
 
 // RestoreToTime brings the instance back to its state at target (UTC,
 // microseconds) with pgBackRest (pitr.Restorer.RestoreToTime), once per

@@ -339,5 +339,3 @@ func (p *Provisioner) DataSize(ctx context.Context, in Instance) (int64, error) 
 
 // Ping checks that the Nomad API answers a read.
 func (p *Provisioner) Ping(ctx context.Context) error { return p.nomad.Ping(ctx) }
-
-func isNotFound(err error) bool { return nomad.IsNotFound(err) }

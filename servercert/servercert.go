@@ -176,7 +176,7 @@ func (s *Issuer) Hosts(short string, gatewayHosts ...string) []string {
 
 // EnsureServer makes sure the node Variable holds a server
 // certificate signed by the current CA, naming every one of hosts, and valid
-// for longer than CertRenewBefore; otherwise it issues a new one (fresh key)
+// for longer than Config.RenewBefore; otherwise it issues a new one (fresh key)
 // and writes it check-and-set. The node's template re-renders and SIGHUPs
 // PostgreSQL, which loads it without a restart. It returns the certificate in
 // force and whether it was (re)issued.
