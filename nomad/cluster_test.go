@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/nomad/api"
+
 	"github.com/pgbroker/pgbroker/naming"
 )
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/nomad/api"
+
 	"github.com/pgbroker/pgbroker/naming"
 )
 

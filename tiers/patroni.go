@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/hashicorp/nomad/api"
+
 	"github.com/pgbroker/pgbroker/instance"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/patroni"

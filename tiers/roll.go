@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/hashicorp/nomad/api"
+
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/instance"
 	"github.com/pgbroker/pgbroker/naming"
