@@ -17,8 +17,11 @@ import (
 // fakeNomad holds the gateway service's registrations and the Variables.
 type fakeNomad struct {
 	gateways []string // registered addresses, in registration order
-	vars     map[string]map[string]string
+	vars     variables
 }
+
+// variables are Nomad Variables by path.
+type variables map[string]map[string]string
 
 func (f *fakeNomad) Services(_ context.Context, name string) ([]*api.ServiceRegistration, error) {
 	if name != naming.GatewayService(short) {
@@ -32,19 +35,18 @@ func (f *fakeNomad) Services(_ context.Context, name string) ([]*api.ServiceRegi
 }
 
 func (f *fakeNomad) Variable(_ context.Context, path string) (map[string]string, error) {
-	items, ok := f.vars[path]
-	if !ok {
-		return nil, api.ErrVariablePathNotFound
+	if items, ok := f.vars[path]; ok {
+		return maps.Clone(items), nil
 	}
-	return maps.Clone(items), nil
+	return nil, api.ErrVariablePathNotFound
 }
 
 // EnsureVariable creates the Variable with initial unless it exists (check-and-set).
-func (f *fakeNomad) EnsureVariable(_ context.Context, path string, initial map[string]string) (map[string]string, error) {
+func (f *fakeNomad) EnsureVariable(ctx context.Context, path string, initial map[string]string) (map[string]string, error) {
 	if _, ok := f.vars[path]; !ok {
 		f.vars[path] = maps.Clone(initial)
 	}
-	return maps.Clone(f.vars[path]), nil
+	return f.Variable(ctx, path)
 }
 
 const short = "0123456789ab"
@@ -86,7 +88,7 @@ func TestGatewayAddressesAreDistinctAndSorted(t *testing.T) {
 // address, the gateway port, the node service as the name TLS checks.
 func TestInstanceAdminLogsInAsTheAdminThroughTheGatewayVerifyingTheNodeService(t *testing.T) {
 	f := &fakeNomad{gateways: []string{"10.0.0.2", "10.0.0.1"},
-		vars: map[string]map[string]string{naming.NodesSecretPath(short): {"admin_password": "pw"}}}
+		vars: variables{naming.NodesSecretPath(short): {"admin_password": "pw"}}}
 	a, err := connector(f).InstanceAdmin(context.Background(), instance.Instance{ShortID: short, GatewayPort: 31000})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +100,7 @@ func TestInstanceAdminLogsInAsTheAdminThroughTheGatewayVerifyingTheNodeService(t
 }
 
 func TestSecretsAreMadeOnceAndAMissingItemIsAnError(t *testing.T) {
-	f := &fakeNomad{vars: map[string]map[string]string{}}
+	f := &fakeNomad{vars: variables{}}
 	c := connector(f)
 	ctx := context.Background()
 	first, err := c.EnsureSecret(ctx, "p", "a", "b")

@@ -3,7 +3,6 @@ package instancejobs
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -36,19 +35,8 @@ func (r repository) EnsurePgBackRest(context.Context, string) error {
 	return nil
 }
 
-func loadedCA(t *testing.T) *pki.CA {
-	t.Helper()
-	now := time.Now()
-	certPEM, keyPEM, err := pki.NewCA("test", time.Hour, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.ParseCA(certPEM, keyPEM, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
+// ca is a loaded CA as rendering sees it: its certificate's PEM.
+var ca = &pki.CA{CertPEM: []byte("-----BEGIN CERTIFICATE-----\nbroker CA\n-----END CERTIFICATE-----\n")}
 
 const short = "0123456789ab"
 
@@ -59,7 +47,7 @@ var in = instance.Instance{ShortID: short, NodeID: "client-0"}
 // client, and lets base backup jobs' certificates in (broker_ca).
 func TestBusinessNodesRunUnderPatroniOnDistinctHosts(t *testing.T) {
 	p := &parser{}
-	r := repository{ca: loadedCA(t)}
+	r := repository{ca: ca}
 	job, err := New(p, r, r, Config{Etcd: []string{"127.0.0.1:2379"}}).Nodes(in, instance.Size{Nodes: 2, PITRDays: 7})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +65,7 @@ func TestBusinessNodesRunUnderPatroniOnDistinctHosts(t *testing.T) {
 // extra variables override the size's.
 func TestAStarterNodeStaysOnItsDataWithoutPatroni(t *testing.T) {
 	p := &parser{}
-	r := repository{ca: loadedCA(t)}
+	r := repository{ca: ca}
 	job, err := New(p, r, r, Config{}).NodesWith(in, instance.Size{Nodes: 1}, map[string]any{"pitr_restore_id": "r1"})
 	if err != nil {
 		t.Fatal(err)
