@@ -14,8 +14,6 @@ import (
 
 	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/nomad"
-	"github.com/pgbroker/pgbroker/provisioner"
 )
 
 // deploymentOf is the identity of b's deployment (its state database's
@@ -46,9 +44,9 @@ func registerStrayJob(t *testing.T, name, deployment, id string) string {
 	t.Helper()
 	job := api.NewServiceJob(id, id, "global", 50)
 	job.Datacenters = []string{"*"}
-	job.Meta = map[string]string{provisioner.MetaBroker: name}
+	job.Meta = map[string]string{naming.MetaBroker: name}
 	if deployment != "" {
-		job.Meta[nomad.MetaDeployment] = deployment
+		job.Meta[naming.MetaDeployment] = deployment
 	}
 	task := api.NewTask("sleep", "raw_exec").SetConfig("command", "/bin/sleep").SetConfig("args", []string{"3600"})
 	task.User = "nobody"

@@ -16,7 +16,6 @@ import (
 
 	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/provisioner"
 )
 
 // pitrCase is one point-in-time recovery scenario: a plan on a repository,
@@ -390,7 +389,7 @@ func nodeJobVersions(t *testing.T, instanceID string) int {
 	t.Helper()
 	n := 0
 	for _, v := range jobVersions(t, naming.NodesJobID(naming.ShortID(instanceID))) {
-		if v.Meta[provisioner.MetaPITRRestore] != "" {
+		if v.Meta[naming.MetaPITRRestore] != "" {
 			n++
 		}
 	}

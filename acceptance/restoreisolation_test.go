@@ -14,7 +14,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
 // boobyTraps are the binding user's objects whose code runs while a dump is
@@ -109,7 +109,7 @@ func TestRestoreRunsNoTenantCodeAsSuperuser(t *testing.T) {
 	}
 	creds := bind(t, c, id, uuid.NewString(), plan, nil)
 	user := creds["username"].(string)
-	names := provisioner.DatabaseNames(naming.ShortID(id))
+	names := pgadmin.NamesOf(naming.ShortID(id))
 	tenantRoles := []string{user, names.Owner, names.Reader}
 
 	app := connect(t, creds["DATABASE_URL"].(string))

@@ -126,7 +126,7 @@ func (b *Backups) baseBackupSecrets(ctx context.Context, short string) (api.Vari
 		return nil, false, err
 	}
 	ca := b.hooks.CA()
-	if job.Meta[metaPatroni] != "true" || ca == nil {
+	if job.Meta[naming.MetaPatroni] != "true" || ca == nil {
 		return secrets, false, nil
 	}
 	now := time.Now()

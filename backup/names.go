@@ -10,7 +10,3 @@ func BaseBackupJobID(short, baseBackupID string) string {
 
 // jobSecretPath is the Nomad Variable of a batch job, which only it reads.
 func jobSecretPath(jobID string) string { return "nomad/jobs/" + jobID }
-
-// metaPatroni is the node job Meta key saying its nodes run under Patroni
-// (provisioner.MetaPatroni).
-const metaPatroni = "pgbroker_patroni"

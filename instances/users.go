@@ -18,7 +18,7 @@ import (
 func (s *Service) admin(ctx context.Context, i store.Instance) (provisioner.AdminConn, pgadmin.Names, error) {
 	t := s.target(i)
 	a, err := s.p.InstanceAdmin(ctx, t)
-	return a, provisioner.DatabaseNames(t.ShortID), err
+	return a, pgadmin.NamesOf(t.ShortID), err
 }
 
 // Users lists the instance's users: its owner and the roles in its owner

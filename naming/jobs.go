@@ -1,5 +1,7 @@
 package naming
 
+import "strconv"
+
 // The Nomad objects of an instance (DESIGN.md "Nomad jobs"): its node and
 // gateway jobs, the batch job that removes its data, the services its nodes
 // and gateways register, and the Nomad Variable its node job reads.
@@ -23,3 +25,21 @@ func GatewayService(short string) string { return "pg-" + short + "-gateway" }
 // NodesSecretPath is the node job's Nomad Variable (its tasks may read it):
 // the admin and replication passwords, the pgBackRest repository keys.
 func NodesSecretPath(short string) string { return "nomad/jobs/" + NodesJobID(short) }
+
+// Member is Patroni's name of node i of an instance, "node-<i>", which is
+// also the name of its task group in the node job (nodes.nomad.hcl: one
+// group per node).
+func Member(i int) string { return "node-" + strconv.Itoa(i) }
+
+// Keys of the broker's jobs' Meta. Every job carries MetaBroker, the broker
+// deployment that owns it (PGBROKER_BROKER_NAME; several brokers may share
+// one Nomad cluster), and MetaDeployment, the identity of the deployment
+// that registered it (store.DeploymentID: a name can be reused by mistake,
+// an identity cannot); the nomad adapter stamps both. A node job says what
+// its registered version is with MetaPatroni and MetaPITRRestore.
+const (
+	MetaBroker      = "pgbroker"
+	MetaDeployment  = "pgbroker_deployment"
+	MetaPatroni     = "pgbroker_patroni"      // "true": the nodes run under Patroni
+	MetaPITRRestore = "pgbroker_pitr_restore" // the point-in-time restore (operation id) the version carries out
+)

@@ -15,15 +15,6 @@ import (
 	"github.com/hashicorp/nomad/api"
 )
 
-// MetaBroker is the job Meta key naming the broker deployment that owns a
-// job (PGBROKER_BROKER_NAME); several brokers may share one Nomad cluster.
-const MetaBroker = "pgbroker"
-
-// MetaDeployment is the job Meta key holding the identity of the broker
-// deployment that registered a job (store.DeploymentID): a name can be
-// reused by mistake, an identity cannot.
-const MetaDeployment = "pgbroker_deployment"
-
 // Cluster talks to one Nomad cluster on behalf of one broker deployment.
 // Safe for concurrent use.
 type Cluster struct {
@@ -33,7 +24,7 @@ type Cluster struct {
 }
 
 // New returns a Cluster using the Nomad client c; every job it parses is
-// stamped with Meta[MetaBroker] = brokerName and Meta[MetaDeployment] =
+// stamped with Meta[naming.MetaBroker] = brokerName and Meta[naming.MetaDeployment] =
 // deployment (omitted when "").
 func New(c *api.Client, brokerName, deployment string) *Cluster {
 	return &Cluster{c: c, brokerName: brokerName, deployment: deployment}
@@ -41,8 +32,8 @@ func New(c *api.Client, brokerName, deployment string) *Cluster {
 
 // Owner is whom a job's Meta names as its owner.
 type Owner struct {
-	Broker     string // Meta[MetaBroker]
-	Deployment string // Meta[MetaDeployment]; "" on jobs registered before deployments had an identity
+	Broker     string // Meta[naming.MetaBroker]
+	Deployment string // Meta[naming.MetaDeployment]; "" on jobs registered before deployments had an identity
 }
 
 // Ping checks that the Nomad API answers a read (a one-job list).

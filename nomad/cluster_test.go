@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // fakeNomad serves the few Nomad HTTP API routes a test needs.
@@ -98,7 +100,7 @@ func TestParseStampsTheJobWithItsIDAndOwner(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(api.Job{ID: &id, Name: &id})
 	})
 	job, err := n.Parse(`job "from-file" {}`, "pg-abc-nodes", map[string]any{"instance": "abc"})
-	if err != nil || *job.ID != "pg-abc-nodes" || *job.Name != "pg-abc-nodes" || job.Meta[MetaBroker] != "test-broker" || job.Meta[MetaDeployment] != "dep-1" {
+	if err != nil || *job.ID != "pg-abc-nodes" || *job.Name != "pg-abc-nodes" || job.Meta[naming.MetaBroker] != "test-broker" || job.Meta[naming.MetaDeployment] != "dep-1" {
 		t.Fatalf("job %+v, %v", job, err)
 	}
 }

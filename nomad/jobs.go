@@ -8,11 +8,13 @@ import (
 	"strings"
 
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/naming"
 )
 
 // Parse has the Nomad server parse the HCL2 job file src with the input
 // variables vars (strings, ints or string lists), gives the job the id and
-// name jobID, and stamps Meta[MetaBroker]. Errors: Nomad's parse error.
+// name jobID, and stamps Meta[naming.MetaBroker]. Errors: Nomad's parse error.
 func (n *Cluster) Parse(src, jobID string, vars map[string]any) (*api.Job, error) {
 	job, err := n.c.Jobs().ParseHCLOpts(&api.JobsParseRequest{
 		JobHCL:       src,
@@ -27,9 +29,9 @@ func (n *Cluster) Parse(src, jobID string, vars map[string]any) (*api.Job, error
 	if job.Meta == nil {
 		job.Meta = map[string]string{}
 	}
-	job.Meta[MetaBroker] = n.brokerName
+	job.Meta[naming.MetaBroker] = n.brokerName
 	if n.deployment != "" {
-		job.Meta[MetaDeployment] = n.deployment
+		job.Meta[naming.MetaDeployment] = n.deployment
 	}
 	return job, nil
 }
@@ -105,7 +107,7 @@ func (n *Cluster) JobIDs(ctx context.Context, prefix string) (map[string]Owner, 
 	}
 	out := make(map[string]Owner, len(stubs))
 	for _, s := range stubs {
-		out[s.ID] = Owner{Broker: s.Meta[MetaBroker], Deployment: s.Meta[MetaDeployment]}
+		out[s.ID] = Owner{Broker: s.Meta[naming.MetaBroker], Deployment: s.Meta[naming.MetaDeployment]}
 	}
 	return out, nil
 }

@@ -2,19 +2,15 @@ package provisioner
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/pgbroker/pgbroker/extensions"
+	"github.com/pgbroker/pgbroker/adminconn"
 	"github.com/pgbroker/pgbroker/nomad"
-	"github.com/pgbroker/pgbroker/pgadmin"
-	"github.com/pgbroker/pgbroker/users"
 )
 
-// The provisioner reaches Nomad and PostgreSQL through the small interfaces
-// below, one per role; *nomad.Cluster and pgadmin.Admin satisfy them, and
+// The provisioner reaches Nomad through the small interfaces below, one per
+// role, and PostgreSQL through adminconn; *nomad.Cluster satisfies them, and
 // the unit tests put in-memory fakes in their place (fake_test.go).
 
 // jobs registers, plans, reads and removes Nomad jobs (nomad.Cluster).
@@ -70,53 +66,6 @@ type nomadRoles struct {
 
 func rolesOf(c *nomad.Cluster) nomadRoles { return nomadRoles{c, c, c, c} }
 
-// serverAdmin is what orchestration asks of an instance's PostgreSQL server
-// (pgadmin.Admin): is it up, which certificate and pg_hba.conf it serves,
-// recovery, replication.
-type serverAdmin interface {
-	Ping(ctx context.Context) error
-	ServerCertificate(ctx context.Context) (*x509.Certificate, error)
-	HBA(ctx context.Context) (pgadmin.HBAState, error)
-	InRecovery(ctx context.Context) (bool, error)
-	HasDataFile(ctx context.Context, name string) (bool, error)
-	DataSize(ctx context.Context) (int64, error)
-	Checkpoint(ctx context.Context) error
-	Standbys(ctx context.Context) ([]pgadmin.Standby, error)
-	EnsureReplicationRole(ctx context.Context, password string) error
-}
-
-// databaseAdmin makes the instance's database and the broker's roles in it
-// (pgadmin.Admin).
-type databaseAdmin interface {
-	EnsureDatabase(ctx context.Context, n pgadmin.Names) error
-	EnsureLoginRole(ctx context.Context, n pgadmin.Names, role, password string, readOnly bool) error
-	DropLoginRole(ctx context.Context, n pgadmin.Names, role string) error
-	AdoptCluster(ctx context.Context, from, to pgadmin.Names, adminPassword string) error
-	EnsureRestoreRole(ctx context.Context, n pgadmin.Names, password string) error
-	DisableRestoreRole(ctx context.Context, n pgadmin.Names) error
-}
-
-// userAdmin manages the users and extensions the management API shows
-// (pgadmin.Admin).
-type userAdmin interface {
-	Users(ctx context.Context, n pgadmin.Names) ([]users.User, error)
-	User(ctx context.Context, n pgadmin.Names, username string) (users.User, error)
-	CreateUser(ctx context.Context, n pgadmin.Names, username, password string, readOnly bool) error
-	SetPassword(ctx context.Context, n pgadmin.Names, username, password string) error
-	Extensions(ctx context.Context, n pgadmin.Names) ([]extensions.InstalledExtension, error)
-	EnableExtensions(ctx context.Context, n pgadmin.Names, names []string) error
-	DisableExtensions(ctx context.Context, n pgadmin.Names, names []string) error
-}
-
-// AdminConn is a superuser connection factory to one instance (pgadmin.Admin;
-// fakes in the unit tests). InstanceAdmin hands one out.
-type AdminConn interface {
-	serverAdmin
-	databaseAdmin
-	userAdmin
-}
-
-// connectAdmin makes the AdminConn for user at host:port (pgadmin.New).
-func connectAdmin(host string, port int, user, password string, tlsConfig *tls.Config) AdminConn {
-	return pgadmin.New(host, port, user, password, tlsConfig)
-}
+// AdminConn is a superuser connection factory to one instance
+// (adminconn.AdminConn): what InstanceAdmin hands out.
+type AdminConn = adminconn.AdminConn

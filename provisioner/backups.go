@@ -2,10 +2,12 @@ package provisioner
 
 import (
 	"context"
+	"log/slog"
 
+	"github.com/pgbroker/pgbroker/adminconn"
 	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/pgadmin"
-	"github.com/pgbroker/pgbroker/pki"
+	"github.com/pgbroker/pgbroker/servercert"
 )
 
 // S3 is the bucket dump jobs upload to and restore jobs fetch from
@@ -15,23 +17,23 @@ type S3 = backup.S3Config
 // PITRS3 is pgBackRest's repository in an S3 bucket (backup.PITRS3).
 type PITRS3 = backup.PITRS3
 
-// newBackups returns the backups of cfg, reaching Nomad through p's adapter
-// and asking p for the CA, the gateway's address and pgBackRest's server
-// certificate.
-func (p *Provisioner) newBackups(cfg Config) *backup.Backups {
-	return backup.New(p.nomad, backup.Config{
+// newBackups returns the backups of cfg, reaching Nomad through n and
+// asking certs for the CA and pgBackRest's server certificate, conn for the
+// gateway's address.
+func newBackups(n backup.Nomad, cfg Config, certs *servercert.Issuer, conn *adminconn.Connector, log *slog.Logger) *backup.Backups {
+	return backup.New(n, backup.Config{
 		Driver: cfg.Driver, Datacenters: cfg.Datacenters, DataRoot: cfg.DataRoot,
 		BackupDir: cfg.BackupDir, BackupS3: cfg.BackupS3, PITRRepo: cfg.PITRRepo, PITRS3: cfg.PITRS3,
 		PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID,
 	}, backup.Hooks{
-		CA:                      func() *pki.CA { return p.ca },
-		GatewayAddress:          p.gatewayAddress,
-		EnsureServerCertificate: p.ensurePgBackRestCertificate,
-	}, p.log)
+		CA:                      certs.CA,
+		GatewayAddress:          conn.GatewayAddress,
+		EnsureServerCertificate: certs.EnsurePgBackRest,
+	}, log)
 }
 
-// backup is what backups need to know of the instance.
-func (in Instance) backup() backup.Instance {
+// backupOf is what backups need to know of the instance.
+func backupOf(in Instance) backup.Instance {
 	return backup.Instance{ShortID: in.ShortID, GatewayPort: in.GatewayPort, ReadOnlyPort: in.ReadOnlyPort, NodeID: in.NodeID}
 }
 
@@ -40,7 +42,7 @@ func (in Instance) backup() backup.Instance {
 // backup.DumpJobID(short, backupID). Errors: *JobFailedError when pg_dump
 // failed; others are worth retrying.
 func (p *Provisioner) Dump(ctx context.Context, in Instance, backupID string, progress Progress) error {
-	return p.backups.Dump(ctx, in.backup(), backupID, backup.Progress(progress))
+	return p.backups.Dump(ctx, backupOf(in), backupID, backup.Progress(progress))
 }
 
 // StopBatch stops a dump, restore or base backup job and waits until it
@@ -57,12 +59,12 @@ func (p *Provisioner) StopBatch(ctx context.Context, jobID string) error {
 // while the job runs. Errors: *JobFailedError when pg_restore failed;
 // others are worth retrying.
 func (p *Provisioner) Restore(ctx context.Context, in Instance, operationID, backupID, from string, progress Progress) error {
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
-	role := restoreRole{admin: admin, names: DatabaseNames(in.ShortID)}
-	return p.backups.Restore(ctx, in.backup(), operationID, backupID, from, role, backup.Progress(progress))
+	role := restoreRole{admin: admin, names: pgadmin.NamesOf(in.ShortID)}
+	return p.backups.Restore(ctx, backupOf(in), operationID, backupID, from, role, backup.Progress(progress))
 }
 
 // restoreRole opens and closes pgadmin.RestoreRole of the instance.
@@ -83,7 +85,7 @@ func (r restoreRole) Close(ctx context.Context) error {
 // (backup.Backups.BaseBackup) and returns its label. Errors:
 // *JobFailedError when pgBackRest failed; others are worth retrying.
 func (p *Provisioner) BaseBackup(ctx context.Context, in Instance, baseBackupID string) (string, error) {
-	return p.backups.BaseBackup(ctx, in.backup(), baseBackupID)
+	return p.backups.BaseBackup(ctx, backupOf(in), baseBackupID)
 }
 
 // SyncPITRKeys writes rotated pgBackRest S3 keys into the instance's node
@@ -92,35 +94,4 @@ func (p *Provisioner) BaseBackup(ctx context.Context, in Instance, baseBackupID 
 // false without S3.
 func (p *Provisioner) SyncPITRKeys(ctx context.Context, short string) (bool, error) {
 	return p.backups.SyncPITRKeys(ctx, short)
-}
-
-// ensurePITRKeys writes the S3 keys into the node job's Nomad Variable
-// (which must exist) when they are missing or differ, so that the node job
-// renders them, and, with any pgBackRest repository, the certificate of the
-// nodes' pgBackRest TLS server (for the addresses of the nodes registered
-// now; a base backup from a standby makes sure it names the primary's): a
-// Business node job renders it, and a job must not wait for a missing item.
-// Errors: Nomad's, naming the Variable.
-func (p *Provisioner) ensurePITRKeys(ctx context.Context, short string) error {
-	if _, err := p.backups.SyncPITRKeys(ctx, short); err != nil {
-		return err
-	}
-	if !p.backups.Repository().On() || p.ca == nil {
-		return nil
-	}
-	return p.ensurePgBackRestCertificate(ctx, short)
-}
-
-// ensureStanza creates the instance's pgBackRest stanza on its (leading)
-// node when WAL archiving is on for size, so archive_command succeeds from
-// the first WAL segment. Without it every archive attempt fails until the
-// first weekly base backup creates the stanza, filling the log, and each
-// shutdown (a switchover, a plan change) waits for the archiver's failing
-// retries. Idempotent. Errors: *ExecError from pgBackRest.
-func (p *Provisioner) ensureStanza(ctx context.Context, in Instance, size Size, progress Progress) error {
-	if size.PITRDays == 0 || !p.backups.Repository().On() {
-		return nil
-	}
-	progress("creating the pgBackRest stanza")
-	return p.backups.CreateStanza(ctx, in.ShortID)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/credentials"
 	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
 // Bind creates (or, when retried, finds and refreshes) the login role of
@@ -15,15 +16,15 @@ import (
 // database. Idempotent.
 func (p *Provisioner) Bind(ctx context.Context, in Instance, bindingID string, readOnly bool) (credentials.Credentials, error) {
 	role := naming.BindingRole(bindingID)
-	items, err := p.ensureSecret(ctx, bindingSecretPrefix(in.ShortID)+role, "password")
+	items, err := p.conn.EnsureSecret(ctx, bindingSecretPrefix(in.ShortID)+role, "password")
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
-	if err := admin.EnsureLoginRole(ctx, DatabaseNames(in.ShortID), role, items["password"], readOnly); err != nil {
+	if err := admin.EnsureLoginRole(ctx, pgadmin.NamesOf(in.ShortID), role, items["password"], readOnly); err != nil {
 		return credentials.Credentials{}, fmt.Errorf("create role for binding: %w", err)
 	}
 	crashpoint.Hit("bind:role")
@@ -32,7 +33,7 @@ func (p *Provisioner) Bind(ctx context.Context, in Instance, bindingID string, r
 
 // Credentials returns the credentials of an existing binding role.
 func (p *Provisioner) Credentials(ctx context.Context, in Instance, role string, readOnly bool) (credentials.Credentials, error) {
-	password, err := p.readSecret(ctx, bindingSecretPrefix(in.ShortID)+role, "password")
+	password, err := p.conn.ReadSecret(ctx, bindingSecretPrefix(in.ShortID)+role, "password")
 	if err != nil {
 		return credentials.Credentials{}, err
 	}
@@ -42,11 +43,11 @@ func (p *Provisioner) Credentials(ctx context.Context, in Instance, role string,
 // Unbind drops the binding's role (what it owns goes to the owner role) and
 // deletes its secret. Idempotent.
 func (p *Provisioner) Unbind(ctx context.Context, in Instance, role string) error {
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
-	if err := admin.DropLoginRole(ctx, DatabaseNames(in.ShortID), role); err != nil {
+	if err := admin.DropLoginRole(ctx, pgadmin.NamesOf(in.ShortID), role); err != nil {
 		return fmt.Errorf("drop role of binding: %w", err)
 	}
 	crashpoint.Hit("unbind:role")
@@ -57,13 +58,13 @@ func (p *Provisioner) credentials(ctx context.Context, in Instance, role, passwo
 	hosts := []string{p.cfg.PublicHost}
 	if p.cfg.PublicHost == "" {
 		var err error
-		if hosts, err = p.gatewayAddresses(ctx, in.ShortID); err != nil {
+		if hosts, err = p.conn.GatewayAddresses(ctx, in.ShortID); err != nil {
 			return credentials.Credentials{}, err
 		}
 	}
-	// Every server certificate names these hosts (certificateHosts), so
+	// Every server certificate names these hosts (servercert.Issuer.Hosts), so
 	// clients using the verify-full forms can check both the chain and the name.
 	e := credentials.Endpoint{Hosts: hosts, Port: in.GatewayPort, ReadOnlyPort: in.ReadOnlyPort,
-		SSLMode: p.cfg.BindingSSLMode, CACertificate: p.CACertificate()}
-	return credentials.New(e, DatabaseNames(in.ShortID).Database, role, password, readOnly), nil
+		SSLMode: p.cfg.BindingSSLMode, CACertificate: p.certs.CACertificate()}
+	return credentials.New(e, pgadmin.NamesOf(in.ShortID).Database, role, password, readOnly), nil
 }

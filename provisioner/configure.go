@@ -2,15 +2,11 @@ package provisioner
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
-
-	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
 // Configure brings an instance's settings from those of from to those of to:
@@ -21,18 +17,18 @@ import (
 // Resize with to). Idempotent. Errors wrap extensions.ErrExtensionInUse when a
 // dropped extension is still used.
 func (p *Provisioner) Configure(ctx context.Context, from, to Instance, progress Progress) error {
-	password, err := p.readSecret(ctx, naming.NodesSecretPath(to.ShortID), "admin_password")
+	password, err := p.conn.ReadSecret(ctx, naming.NodesSecretPath(to.ShortID), "admin_password")
 	if err != nil {
 		return err
 	}
-	admin, err := p.admin(ctx, to, password)
+	admin, err := p.conn.Admin(ctx, to, password)
 	if err != nil {
 		return err
 	}
-	if err := p.setForceTLS(ctx, to, admin, progress); err != nil {
+	if err := p.certs.SetForceTLS(ctx, to.ShortID, to.ForceTLS, admin, progress); err != nil {
 		return err
 	}
-	names := DatabaseNames(to.ShortID)
+	names := pgadmin.NamesOf(to.ShortID)
 	var drop []string
 	for _, e := range from.Extensions {
 		if !slices.Contains(to.Extensions, e) {
@@ -52,40 +48,4 @@ func (p *Provisioner) Configure(ctx context.Context, from, to Instance, progress
 		}
 	}
 	return nil
-}
-
-// setForceTLS writes force_tls into the node Variable and waits until
-// PostgreSQL has reloaded a pg_hba.conf that says the same.
-func (p *Provisioner) setForceTLS(ctx context.Context, in Instance, admin AdminConn, progress Progress) error {
-	before, err := admin.HBA(ctx)
-	if err != nil {
-		return err
-	}
-	want := strconv.FormatBool(in.ForceTLS)
-	changed := false
-	if _, err := p.nomad.UpdateVariable(ctx, naming.NodesSecretPath(in.ShortID), func(items api.VariableItems) bool {
-		if items[itemForceTLS] == want {
-			return false
-		}
-		items[itemForceTLS], changed = want, true
-		return true
-	}); err != nil {
-		return err
-	}
-	if changed && in.ForceTLS {
-		progress("refusing connections without TLS")
-	} else if changed {
-		progress("accepting connections without TLS")
-	}
-	for {
-		s, err := admin.HBA(ctx)
-		if err == nil && s.TLSOnly() == in.ForceTLS && !s.LoadedAt.Before(s.FileModified) && (!changed || s.LoadedAt.After(before.LoadedAt)) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for PostgreSQL to reload pg_hba.conf with force_tls=%s: %w", want, ctx.Err())
-		case <-time.After(p.cfg.ReadyPoll):
-		}
-	}
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/pgbroker/pgbroker/patroni"
 	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/pki"
+	"github.com/pgbroker/pgbroker/servercert"
+	"github.com/pgbroker/pgbroker/tiers"
 )
 
 // world is one in-memory Nomad cluster with the instances' PostgreSQL and
@@ -87,15 +89,17 @@ func (w *world) act(ctx context.Context, call string, f func()) error {
 // (or made in) its Variables, as a broker starting afresh would.
 func (w *world) provisioner(t *testing.T) *Provisioner {
 	t.Helper()
-	p := New(nil, Config{BrokerName: "test", PITRRepo: "/srv/pgbackrest", Etcd: []string{"127.0.0.1:2379"}}, slog.New(slog.DiscardHandler))
-	p.nomad = nomadRoles{jobs: w, allocations: w, secrets: w, allocExec: w}
-	p.backups = p.newBackups(p.cfg) // backups reach Nomad through the fakes too
-	p.clusters = func(_ context.Context, short string) (cluster, error) { return &fakePatroni{w: w, short: short}, nil }
-	p.dcs = fakeEtcd{w}
-	p.connectAdmin = func(host string, port int, user, password string, tlsConfig *tls.Config) AdminConn {
-		short := strings.TrimSuffix(strings.TrimPrefix(tlsConfig.ServerName, "pg-"), "-node")
-		return &fakeAdmin{w: w, short: short, password: password}
-	}
+	p := newWith(adapters{
+		nomad: nomadRoles{jobs: w, allocations: w, secrets: w, allocExec: w},
+		clusters: func(_ context.Context, short string) (tiers.Cluster, error) {
+			return &fakePatroni{w: w, short: short}, nil
+		},
+		dcs: fakeEtcd{w},
+		connect: func(host string, port int, user, password string, tlsConfig *tls.Config) AdminConn {
+			short := strings.TrimSuffix(strings.TrimPrefix(tlsConfig.ServerName, "pg-"), "-node")
+			return &fakeAdmin{w: w, short: short, password: password}
+		},
+	}, Config{BrokerName: "test", PITRRepo: "/srv/pgbackrest", Etcd: []string{"127.0.0.1:2379"}}, slog.New(slog.DiscardHandler))
 	if err := p.LoadCA(context.Background(), "", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -143,11 +147,11 @@ func (w *world) Parse(_, jobID string, vars map[string]any) (*api.Job, error) {
 		return &api.TaskGroup{Name: &name, Count: &count, Tasks: []*api.Task{{Name: task, Config: map[string]any{"def": defText, "vars": def}}}}
 	}
 	id := jobID
-	job := &api.Job{ID: &id, Name: &id, Meta: map[string]string{MetaBroker: "test"}}
+	job := &api.Job{ID: &id, Name: &id, Meta: map[string]string{naming.MetaBroker: "test"}}
 	switch {
 	case strings.HasSuffix(jobID, "-nodes"):
 		for i := 0; i < vars["node_count"].(int); i++ {
-			job.TaskGroups = append(job.TaskGroups, group(memberName(i), 1, "postgres"))
+			job.TaskGroups = append(job.TaskGroups, group(naming.Member(i), 1, "postgres"))
 		}
 	case strings.HasSuffix(jobID, "-gateways"):
 		job.TaskGroups = []*api.TaskGroup{group("gateway", vars["gateway_count"].(int), "haproxy")}
@@ -307,7 +311,7 @@ func (w *world) clean(client, short string, groups []string) {
 // (the start script leaves a marker in the data).
 func (w *world) started(short, client string, g *api.TaskGroup) {
 	w.data[client+":"+short+"/"+*g.Name] = true
-	if r, _ := groupVar(g, "pitr_restore_id").(string); r != "" && *g.Name == memberName(0) && w.marker[short] != r {
+	if r, _ := groupVar(g, "pitr_restore_id").(string); r != "" && *g.Name == naming.Member(0) && w.marker[short] != r {
 		w.marker[short] = r
 		w.record("restore %s set=%v target=%v", r, groupVar(g, "pitr_set"), groupVar(g, "pitr_target"))
 	}
@@ -363,7 +367,7 @@ func (w *world) liveGroups(short string) []string {
 
 func (w *world) patroniJob(short string) bool {
 	j, ok := w.jobs[naming.NodesJobID(short)]
-	return ok && j.Meta[MetaPatroni] == "true"
+	return ok && j.Meta[naming.MetaPatroni] == "true"
 }
 
 func (w *world) Job(ctx context.Context, jobID string) (*api.Job, error) {
@@ -437,7 +441,7 @@ func (w *world) JobIDs(ctx context.Context, prefix string) (map[string]nomad.Own
 	out := map[string]nomad.Owner{}
 	for id, j := range w.jobs {
 		if strings.HasPrefix(id, prefix) {
-			out[id] = nomad.Owner{Broker: j.Meta[MetaBroker], Deployment: j.Meta[nomad.MetaDeployment]}
+			out[id] = nomad.Owner{Broker: j.Meta[naming.MetaBroker], Deployment: j.Meta[naming.MetaDeployment]}
 		}
 	}
 	return out, nil
@@ -841,7 +845,7 @@ func (a *fakeAdmin) ServerCertificate(ctx context.Context) (*x509.Certificate, e
 	if err != nil {
 		return nil, err
 	}
-	return pki.ParseCertificate([]byte(items[itemServerCertificate]))
+	return pki.ParseCertificate([]byte(items[servercert.ItemServerCertificate]))
 }
 
 func (a *fakeAdmin) HBA(ctx context.Context) (pgadmin.HBAState, error) {
@@ -937,7 +941,7 @@ func (w *world) state() string {
 		j := w.jobs[id]
 		fmt.Fprintf(&b, "job %s v%d stop=%v meta=%v\n", id, *j.Version, j.Stop != nil && *j.Stop, j.Meta)
 		for _, g := range j.TaskGroups {
-			def := strings.ReplaceAll(groupDef(g), w.vars[caSecretPath("test")]["certificate"], "<broker CA>") // one CA per world
+			def := strings.ReplaceAll(groupDef(g), w.vars["pgbroker/test/ca"]["certificate"], "<broker CA>") // one CA per world
 			fmt.Fprintf(&b, "  group %s x%d %s\n", *g.Name, *g.Count, def)
 		}
 		for _, a := range w.allocs[id] {

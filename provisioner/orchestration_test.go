@@ -137,7 +137,7 @@ func TestRollingPlanChangeReplacesTheStandbyFirstAndTheLeaderLastWithOneSwitchov
 
 func TestTierChangeStepOrder(t *testing.T) {
 	for _, c := range []planChange{
-		// toCluster: node-0 restarts under Patroni on its data, the one
+		// ToCluster: node-0 restarts under Patroni on its data, the one
 		// gateway is replaced alone (sticky), then the second added, then
 		// the standby clones the leader.
 		{"StarterToBusiness", "", starterSize(512), businessSize(1024), []string{
@@ -149,7 +149,7 @@ func TestTierChangeStepOrder(t *testing.T) {
 			"sql replication-role",
 			"pgbackrest stanza-create on node-0",
 		}},
-		// toSingle: node-0 leads already; synchronous mode off before the
+		// ToSingle: node-0 leads already; synchronous mode off before the
 		// standby stops, the gateways route to the single node, node-0
 		// restarts without Patroni, then the keys and the standby's data go.
 		{"BusinessToStarter", "node-0", businessSize(1024), starterSize(512), []string{
@@ -233,8 +233,8 @@ func TestPointInTimeRestoreStepOrder(t *testing.T) {
 			"pgbackrest check+info on node-0",
 			registered("nodes", 1), "restart node-0", restore,
 		}},
-		// A single node first (toSingle, keeping two gateways), restored
-		// like a Starter, then a cluster again (toCluster).
+		// A single node first (ToSingle, keeping two gateways), restored
+		// like a Starter, then a cluster again (ToCluster).
 		{"Business", businessSize(512), []string{
 			"sync off", registered("nodes", 1), "stop node-1",
 			registered("gateways", 1), "restart gateway[0]", "restart gateway[1]",

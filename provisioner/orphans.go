@@ -2,15 +2,11 @@ package provisioner
 
 import (
 	"context"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
-
-	"github.com/pgbroker/pgbroker/nomad"
 )
-
-// MetaBroker is the job Meta key naming the broker deployment that owns a
-// job; several brokers may share one Nomad cluster.
-const MetaBroker = nomad.MetaBroker
 
 var ownedJobID = regexp.MustCompile(`^pg-([0-9a-f]{12})-(?:(nodes|gateways|cleanup)|(dump|restore|basebackup)-([0-9a-z-]{1,64}))$`)
 
@@ -18,7 +14,7 @@ var ownedJobID = regexp.MustCompile(`^pg-([0-9a-f]{12})-(?:(nodes|gateways|clean
 type OwnedJob struct {
 	ID      string // Nomad job id
 	ShortID string // the instance's short id, from the job id
-	// Deployment is the deployment identity its Meta holds (MetaDeployment):
+	// Deployment is the deployment identity its Meta holds (naming.MetaDeployment):
 	// Config.Deployment for this deployment's jobs; another one for a
 	// deployment that reuses the name (or this broker on another state
 	// database); "" for jobs registered before identities existed.
@@ -63,4 +59,23 @@ func (p *Provisioner) RemoveBatchJob(ctx context.Context, jobID string) error {
 		return err
 	}
 	return p.nomad.DeleteVariable(ctx, "nomad/jobs/"+jobID)
+}
+
+// purgeBatchJobs purges the instance's dump, restore and base backup jobs
+// that still run or linger (a base backup started just before the
+// deprovision). Errors: Nomad's.
+func purgeBatchJobs(ctx context.Context, n jobs, short string) error {
+	jobs, err := n.JobIDs(ctx, "pg-"+short+"-")
+	if err != nil {
+		return err
+	}
+	for _, id := range slices.Sorted(maps.Keys(jobs)) {
+		if m := ownedJobID.FindStringSubmatch(id); m == nil || m[3] == "" {
+			continue // not a batch job of the instance
+		}
+		if err := n.Purge(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,25 +1,16 @@
 package provisioner
 
-import (
-	"context"
-	"fmt"
-
-	"github.com/hashicorp/nomad/api"
-
-	"github.com/pgbroker/pgbroker/crashpoint"
-	"github.com/pgbroker/pgbroker/naming"
-	"github.com/pgbroker/pgbroker/patroni"
-)
+import "context"
 
 // ChangePlan moves a provisioned instance from plan size from to size to,
 // keeping its data, gateway port and DATABASE_URL (issue #5 "Plan changes
 // across tiers"):
 //   - single node to single node: Resize (the node restarts on its data);
-//   - Business to Business: rollCluster (standbys first, one switchover,
+//   - Business to Business: tiers.Changer.Roll (standbys first, one switchover,
 //     then the old leader);
-//   - single node to Business: toCluster (Patroni adopts the node, the
+//   - single node to Business: tiers.Changer.ToCluster (Patroni adopts the node, the
 //     gateways route by Patroni, a standby clones it);
-//   - Business to single node: toSingle (node-0 leads, the standbys go,
+//   - Business to single node: tiers.Changer.ToSingle (node-0 leads, the standbys go,
 //     the node runs without Patroni).
 //
 // It returns where the data now lives (Placement.NodeID "" when unchanged).
@@ -29,198 +20,10 @@ func (p *Provisioner) ChangePlan(ctx context.Context, in Instance, from, to Size
 	case !from.HA() && !to.HA():
 		return Placement{}, p.Resize(ctx, in, to, progress)
 	case from.HA() && to.HA():
-		return Placement{}, p.rollCluster(ctx, in, to, progress)
+		return Placement{}, p.tiers.Roll(ctx, in, to, progress)
 	case to.HA():
-		return Placement{}, p.toCluster(ctx, in, to, progress)
+		return Placement{}, p.tiers.ToCluster(ctx, in, to, progress)
 	default:
-		return p.toSingle(ctx, in, to, progress)
+		return p.tiers.ToSingle(ctx, in, to, progress)
 	}
-}
-
-// memberName is Patroni's name of node i, which is also the name of its
-// task group in the node job (nodes.nomad.hcl: one group per node).
-func memberName(i int) string { return fmt.Sprintf("node-%d", i) }
-
-// rollCluster replaces a Business instance's nodes with size's one at a
-// time, the standbys first and the leader last, at the cost of one
-// switchover (issue #5 "Rolling changes"). Each node is its own task group,
-// so the broker picks the order: it registers versions in which the groups
-// not yet due keep their registered definition (Nomad then updates them in
-// place, without a restart). Synchronous replication is off while a node
-// restarts and back on once it streams (replaceAsync), so no commit waits
-// for a standby being stopped, and the switchover runs in synchronous mode
-// (to the synchronous standby). After a crash the groups still to replace and the leader are
-// read again, so running it again finishes the change without a second
-// switchover.
-func (p *Provisioner) rollCluster(ctx context.Context, in Instance, size Size, progress Progress) error {
-	c, err := p.clusters(ctx, in.ShortID)
-	if err != nil {
-		return err
-	}
-	standbys := size.Nodes - 1
-	// Synchronous or not: a crash may have left synchronous_mode off.
-	members, err := c.WaitMembers(ctx, "waiting for a healthy cluster", patroni.Streaming(standbys), progress)
-	if err != nil {
-		return err
-	}
-	if err := c.SetParameters(ctx, map[string]any{"max_connections": size.MaxConnections}); err != nil {
-		return err
-	}
-	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
-		return err
-	}
-	job, err := p.NodesJob(in, size)
-	if err != nil {
-		return err
-	}
-	stale, err := p.staleGroups(ctx, job)
-	if err != nil {
-		return err
-	}
-	leader := patroni.Leader(members)
-	leaderStale := stale[leader]
-	for i := 0; i < size.Nodes; i++ {
-		name := memberName(i)
-		if !stale[name] || name == leader {
-			continue
-		}
-		delete(stale, name)
-		progress("replacing standby " + name)
-		if err := p.replaceAsync(ctx, in, job, stale, size, c, progress); err != nil {
-			return err
-		}
-	}
-	if leaderStale {
-		if err := p.switchoverTo(ctx, in, c, otherThan(leader, size.Nodes), progress); err != nil {
-			return err
-		}
-		delete(stale, leader)
-		progress("replacing the former leader " + leader)
-		if err := p.replaceAsync(ctx, in, job, stale, size, c, progress); err != nil {
-			return err
-		}
-	} else {
-		// Nothing left to restart (in-place updates at most); synchronous
-		// replication back on in case a crash left it off.
-		if err := p.registerHolding(ctx, in, job, stale, size, c, progress); err != nil {
-			return err
-		}
-		if err := c.RestoreSynchronousMode(ctx, standbys, progress); err != nil {
-			return err
-		}
-	}
-	return p.readyThroughGateway(ctx, in, progress)
-}
-
-// otherThan returns the name of the first of n nodes that is not name.
-func otherThan(name string, n int) string {
-	for i := 0; i < n; i++ {
-		if memberName(i) != name {
-			return memberName(i)
-		}
-	}
-	return name
-}
-
-// replaceAsync registers job holding hold (a node restarts) with
-// synchronous replication off, and turns it back on once the standbys
-// stream again: commits never wait for a standby being stopped, and are
-// synchronous again as soon as it is back.
-func (p *Provisioner) replaceAsync(ctx context.Context, in Instance, job *api.Job, hold map[string]bool, size Size, c cluster, progress Progress) error {
-	if err := p.asyncWhileReplacing(ctx, in, c, progress); err != nil {
-		return err
-	}
-	if err := p.registerHolding(ctx, in, job, hold, size, c, progress); err != nil {
-		return err
-	}
-	crashpoint.Hit("update:registered") // synchronous replication still off
-	return c.RestoreSynchronousMode(ctx, size.Nodes-1, progress)
-}
-
-// registerHolding registers job with the groups in hold kept as registered,
-// then waits until every node of the new version runs and the standbys
-// stream again.
-func (p *Provisioner) registerHolding(ctx context.Context, in Instance, job *api.Job, hold map[string]bool, size Size, c cluster, progress Progress) error {
-	jobID := naming.NodesJobID(in.ShortID)
-	cur, err := p.nomad.Job(ctx, jobID)
-	if err != nil {
-		return err
-	}
-	version, err := p.nomad.Register(ctx, holding(job, cur, hold))
-	if err != nil {
-		return err
-	}
-	if _, err := p.nomad.WaitRunning(ctx, jobID, version, size.Nodes, "postgres", "node", progress); err != nil {
-		return err
-	}
-	_, err = c.WaitMembers(ctx, "waiting for the standbys to stream", patroni.Streaming(size.Nodes-1), progress)
-	return err
-}
-
-// holding returns job with the task groups named in hold taken from cur
-// (the registered version) instead.
-func holding(job, cur *api.Job, hold map[string]bool) *api.Job {
-	out := *job
-	out.TaskGroups = make([]*api.TaskGroup, len(job.TaskGroups))
-	for i, g := range job.TaskGroups {
-		out.TaskGroups[i] = g
-		if !hold[*g.Name] {
-			continue
-		}
-		for _, old := range cur.TaskGroups {
-			if *old.Name == *g.Name {
-				out.TaskGroups[i] = old
-			}
-		}
-	}
-	return &out
-}
-
-// staleGroups returns the names of the node job's task groups that
-// registering job would replace (Nomad's plan: destructive updates or new
-// placements).
-func (p *Provisioner) staleGroups(ctx context.Context, job *api.Job) (map[string]bool, error) {
-	plan, err := p.nomad.Plan(ctx, job)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	if plan.Annotations != nil {
-		for name, u := range plan.Annotations.DesiredTGUpdates {
-			if u.DestructiveUpdate > 0 || u.Place > 0 {
-				out[name] = true
-			}
-		}
-	}
-	return out, nil
-}
-
-// switchoverTo makes member name the leader unless it leads already
-// (patroni.Client.SwitchoverTo), with a CHECKPOINT on the leader just
-// before the switchover: it leaves little for the demoted leader's
-// shutdown checkpoint, the longest part of a switchover's pause in writes.
-func (p *Provisioner) switchoverTo(ctx context.Context, in Instance, c cluster, name string, progress Progress) error {
-	return c.SwitchoverTo(ctx, name, func(ctx context.Context) error { return p.checkpoint(ctx, in) }, progress)
-}
-
-// checkpoint runs CHECKPOINT on the leader (through the gateway).
-func (p *Provisioner) checkpoint(ctx context.Context, in Instance) error {
-	admin, err := p.instanceAdmin(ctx, in)
-	if err != nil {
-		return err
-	}
-	return admin.Checkpoint(ctx)
-}
-
-// readyThroughGateway waits until PostgreSQL answers through the gateways and
-// serves a certificate naming them.
-func (p *Provisioner) readyThroughGateway(ctx context.Context, in Instance, progress Progress) error {
-	admin, err := p.instanceAdmin(ctx, in)
-	if err != nil {
-		return err
-	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
-		return err
-	}
-	return p.certifyGateway(ctx, in, admin, progress)
 }

@@ -1,11 +1,13 @@
-// Package provisioner carries out operations on instances: it renders and
-// registers the Nomad jobs (nomad-jobs), waits for their allocations, keeps
-// secrets in Nomad Variables, and administers each instance's PostgreSQL
-// through pgadmin. Every step is idempotent, so a run interrupted at any point
-// (a crash, a restart) is finished by running it again. It reaches Nomad,
-// Patroni and PostgreSQL through small interfaces (adapters.go, cluster),
-// which its unit tests fill with fakes. It knows nothing of HTTP or OSB
-// status codes.
+// Package provisioner carries out operations on instances: provision, plan
+// change, configure, bind, deprovision, dumps and the orphan sweep. It
+// composes the packages that own each concept (instancejobs: the Nomad jobs;
+// adminconn: the superuser connection; servercert: certificates; tiers: tier
+// and rolling changes; pitr: point-in-time restores; backup) and hands them
+// the Nomad, Patroni and PostgreSQL adapters, through small interfaces
+// (adapters.go and theirs) that its unit tests fill with fakes. Every step
+// is idempotent, so a run interrupted at any point (a crash, a restart) is
+// finished by running it again. It knows nothing of HTTP or OSB status
+// codes.
 package provisioner
 
 import (
@@ -15,17 +17,22 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/adminconn"
 	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/crashpoint"
+	"github.com/pgbroker/pgbroker/instance"
+	"github.com/pgbroker/pgbroker/instancejobs"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/patroni"
-	"github.com/pgbroker/pgbroker/pki"
+	"github.com/pgbroker/pgbroker/pgadmin"
+	"github.com/pgbroker/pgbroker/pitr"
+	"github.com/pgbroker/pgbroker/servercert"
+	"github.com/pgbroker/pgbroker/tiers"
 )
 
 // Config is how instances are laid out on Nomad.
@@ -36,8 +43,8 @@ type Config struct {
 	DataRoot    string   // directory on every Nomad client that holds instances' data directories
 	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
 	Etcd        []string // host:port of the etcd cluster Patroni keeps each Business instance's leader lock in
-	BrokerName  string   // stamped in every job's Meta (MetaBroker); names this deployment
-	Deployment  string   // the deployment's identity (store.DeploymentID), stamped in every job's Meta (nomad.MetaDeployment)
+	BrokerName  string   // stamped in every job's Meta (naming.MetaBroker); names this deployment
+	Deployment  string   // the deployment's identity (store.DeploymentID), stamped in every job's Meta (naming.MetaDeployment)
 	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
 	BackupS3    *S3      // when set, dumps live in this S3 bucket instead of BackupDir
 	PITRRepo    string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
@@ -66,19 +73,31 @@ type Provisioner struct {
 	nomad nomadRoles // the Nomad adapter, by role
 	cfg   Config
 	log   *slog.Logger
-	ca    *pki.CA // set by LoadCA
 
-	backups *backup.Backups // dumps, restores, base backups, pgBackRest's stanza and repository
+	conn    *adminconn.Connector // superuser connections to instances, and their passwords
+	certs   *servercert.Issuer   // the CA and the certificates it issues to instances
+	backups *backup.Backups      // dumps, restores, base backups, pgBackRest's stanza and repository
+	jobs    *instancejobs.Jobs   // the instance's node, gateway and cleanup jobs
+	tiers   *tiers.Changer       // tier changes and rolling changes of Business clusters (Patroni)
+	pitr    *pitr.Restorer       // point-in-time restores
+}
 
-	clusters func(ctx context.Context, short string) (cluster, error) // an instance's Patroni cluster (patroniCluster)
-	dcs      dcs                                                      // where Patroni keeps its keys (etcd)
-
-	// connectAdmin opens an instance's superuser connection factory (pgadmin.New).
-	connectAdmin func(host string, port int, user, password string, tlsConfig *tls.Config) AdminConn
+// adapters are what New fills with the real Nomad, Patroni and PostgreSQL
+// clients and the unit tests with fakes.
+type adapters struct {
+	nomad    nomadRoles
+	connect  adminconn.ConnectFunc                                          // adminconn.Connect
+	clusters func(ctx context.Context, short string) (tiers.Cluster, error) // nil: the instance's Patroni REST API
+	dcs      tiers.DCS                                                      // patroni.NewDCS
 }
 
 // New returns a Provisioner using the Nomad client c.
 func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
+	return newWith(adapters{nomad: rolesOf(nomad.New(c, cfg.BrokerName, cfg.Deployment)), connect: adminconn.Connect, dcs: patroni.NewDCS(cfg.Etcd)}, cfg, log)
+}
+
+// newWith returns a Provisioner on the adapters a, cfg's defaults filled in.
+func newWith(a adapters, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.HostNetwork == "" {
 		cfg.HostNetwork = "default"
 	}
@@ -103,71 +122,56 @@ func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
 	if cfg.CertRenewBefore == 0 {
 		cfg.CertRenewBefore = 30 * 24 * time.Hour
 	}
-	p := &Provisioner{nomad: rolesOf(nomad.New(c, cfg.BrokerName, cfg.Deployment)), cfg: cfg, log: log, dcs: patroni.NewDCS(cfg.Etcd), connectAdmin: connectAdmin}
-	p.clusters = p.patroniCluster
-	p.backups = p.newBackups(cfg)
+	p := &Provisioner{nomad: a.nomad, cfg: cfg, log: log}
+	// Connections verify servers against the CA; certificates name the
+	// gateways' addresses, which connections look up.
+	p.conn = adminconn.New(a.nomad, a.connect, func(short string) *tls.Config { return p.certs.AdminTLS(short) }, cfg.ReadyPoll)
+	p.certs = servercert.New(a.nomad, p.conn, servercert.Config{BrokerName: cfg.BrokerName, PublicHost: cfg.PublicHost,
+		Lifetime: cfg.CertLifetime, RenewBefore: cfg.CertRenewBefore, Poll: cfg.ReadyPoll})
+	p.backups = newBackups(a.nomad, cfg, p.certs, p.conn, log)
+	p.jobs = instancejobs.New(a.nomad, p.backups, p.certs, instancejobs.Config{Driver: cfg.Driver, Datacenters: cfg.Datacenters,
+		HostNetwork: cfg.HostNetwork, DataRoot: cfg.DataRoot, Etcd: cfg.Etcd, PITRRepo: cfg.PITRRepo,
+		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB, PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID})
+	p.tiers = tiers.New(tiers.Deps{Nomad: a.nomad, Conn: p.conn, Jobs: p.jobs, Certs: p.certs, DCS: a.dcs, Clusters: a.clusters, Etcd: cfg.Etcd})
+	p.pitr = pitr.New(a.nomad, p.backups, p.jobs, p.conn, p.tiers)
 	return p
 }
 
 // Instance is what the provisioner needs to know of an instance.
-type Instance struct {
-	ShortID      string // see ShortID
-	GatewayPort  int    // static gateway port
-	ReadOnlyPort int    // static port of the gateways' read-only listener (plans with standbys); 0: none
-	NodeID       string // Nomad node holding the data directory; "" before first placement
-
-	ForceTLS   bool     // pg_hba.conf allows TLS connections only
-	Extensions []string // extensions the broker manages in the instance's database (extensions.Contrib names)
-}
+type Instance = instance.Instance
 
 // Size is the part of a plan that shapes the jobs (catalog.Plan).
-type Size struct {
-	MemoryMiB      int
-	CPUMHz         int
-	Nodes          int
-	Gateways       int
-	MaxConnections int
-	// AutovacuumNaptime is PostgreSQL's autovacuum_naptime, whole
-	// seconds; 0 leaves PostgreSQL's default (1 min).
-	AutovacuumNaptime time.Duration
-	PITRDays          int // point-in-time recovery window in days; 0: no WAL archiving
-}
-
-// HA reports whether the plan has standbys: its nodes run under Patroni and
-// its gateways route to the leader.
-func (s Size) HA() bool { return s.Nodes > 1 }
+type Size = instance.Size
 
 // Progress receives the current step of an operation, in words a user reads
 // in last_operation ("starting node 1 of 1").
-type Progress func(step string)
+type Progress = instance.Progress
 
 // Placement is where an instance's data lives once provisioned.
-type Placement struct {
-	NodeID string // Nomad node id of the first node allocation
-}
+type Placement = instance.Placement
 
 // Provision starts the instance's node and gateway jobs on size, waits until
 // PostgreSQL answers through the gateway, and creates the database and its
 // roles. Idempotent. Errors name the step that failed.
 func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, progress Progress) (Placement, error) {
 	progress("creating secrets")
-	secrets, err := p.ensureSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password", "replication_password")
+	secrets, err := p.conn.EnsureSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password", "replication_password")
 	if err != nil {
 		return Placement{}, err
 	}
-	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
+	if _, _, err := p.certs.EnsureServer(ctx, in.ShortID, p.certs.Hosts(in.ShortID)); err != nil {
 		return Placement{}, err
 	}
-	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+	if err := p.jobs.EnsurePITRKeys(ctx, in.ShortID); err != nil {
 		return Placement{}, err
 	}
 	crashpoint.Hit("provision:secrets")
 	progress("registering Nomad jobs")
-	nodes, err := p.NodesJob(in, size)
+	nodes, err := p.jobs.Nodes(in, size)
 	if err != nil {
 		return Placement{}, err
 	}
-	gateways, err := p.GatewaysJob(in, size)
+	gateways, err := p.jobs.Gateways(in, size)
 	if err != nil {
 		return Placement{}, err
 	}
@@ -190,29 +194,29 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	if _, err := p.nomad.WaitRunning(ctx, naming.GatewaysJobID(in.ShortID), gatewaysVersion, size.Gateways, "haproxy", "gateway", progress); err != nil {
 		return placed, err
 	}
-	admin, err := p.admin(ctx, in, secrets["admin_password"])
+	admin, err := p.conn.Admin(ctx, in, secrets["admin_password"])
 	if err != nil {
 		return placed, err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.conn.WaitReady(ctx, admin, progress); err != nil {
 		return placed, err
 	}
-	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
+	if err := p.certs.CertifyGateway(ctx, in.ShortID, admin, progress); err != nil {
 		return placed, err
 	}
 	if size.HA() {
-		if err := p.waitStandbys(ctx, admin, secrets["replication_password"], size.Nodes-1, progress); err != nil {
+		if err := p.tiers.WaitStandbys(ctx, admin, secrets["replication_password"], size.Nodes-1, progress); err != nil {
 			return placed, err
 		}
-		if err := p.waitHealthy(ctx, in.ShortID, size.Nodes-1, progress); err != nil {
+		if err := p.tiers.WaitHealthy(ctx, in.ShortID, size.Nodes-1, progress); err != nil {
 			return placed, err
 		}
 	}
 	progress("creating the database and its roles")
-	if err := admin.EnsureDatabase(ctx, DatabaseNames(in.ShortID)); err != nil {
+	if err := admin.EnsureDatabase(ctx, pgadmin.NamesOf(in.ShortID)); err != nil {
 		return placed, fmt.Errorf("create database: %w", err)
 	}
-	if err := p.ensureStanza(ctx, in, size, progress); err != nil {
+	if err := p.jobs.EnsureStanza(ctx, in, size, progress); err != nil {
 		return placed, err
 	}
 	crashpoint.Hit("provision:database")
@@ -224,15 +228,15 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 // allocation to serve through the unchanged gateway. Idempotent.
 func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progress Progress) error {
 	// Instances made before TLS have no certificate yet; the new job needs one.
-	if _, _, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID)); err != nil {
+	if _, _, err := p.certs.EnsureServer(ctx, in.ShortID, p.certs.Hosts(in.ShortID)); err != nil {
 		return err
 	}
 	// Sandbox to Starter turns WAL archiving on: the job renders the S3 keys.
-	if err := p.ensurePITRKeys(ctx, in.ShortID); err != nil {
+	if err := p.jobs.EnsurePITRKeys(ctx, in.ShortID); err != nil {
 		return err
 	}
 	progress("registering the new node job")
-	nodes, err := p.NodesJob(in, size)
+	nodes, err := p.jobs.Nodes(in, size)
 	if err != nil {
 		return err
 	}
@@ -244,40 +248,18 @@ func (p *Provisioner) Resize(ctx context.Context, in Instance, size Size, progre
 	if _, err := p.nomad.WaitRunning(ctx, naming.NodesJobID(in.ShortID), version, size.Nodes, "postgres", "node", progress); err != nil {
 		return err
 	}
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, admin, progress); err != nil {
+	if err := p.conn.WaitReady(ctx, admin, progress); err != nil {
 		return err
 	}
-	if err := p.certifyGateway(ctx, in, admin, progress); err != nil {
+	if err := p.certs.CertifyGateway(ctx, in.ShortID, admin, progress); err != nil {
 		return err
 	}
 	// Sandbox to Starter turns WAL archiving on.
-	return p.ensureStanza(ctx, in, size, progress)
-}
-
-// certifyGateway makes the server certificate name the gateway's address
-// when credentials give that address (no PGBROKER_PUBLIC_HOST), and waits
-// until PostgreSQL serves it. The address is known only once the gateway is
-// placed, so the first certificate names the node service alone.
-func (p *Provisioner) certifyGateway(ctx context.Context, in Instance, admin AdminConn, progress Progress) error {
-	if p.cfg.PublicHost != "" {
-		return nil
-	}
-	hosts, err := p.gatewayAddresses(ctx, in.ShortID)
-	if err != nil {
-		return err
-	}
-	cert, issued, err := p.ensureServerCertificate(ctx, in.ShortID, p.certificateHosts(in.ShortID, hosts...))
-	if err != nil {
-		return err
-	}
-	if issued {
-		progress("loading the server certificate for " + strings.Join(hosts, ", "))
-	}
-	return p.waitServing(ctx, admin, cert)
+	return p.jobs.EnsureStanza(ctx, in, size, progress)
 }
 
 // Deprovision stops the instance's jobs, deletes its data with a cleanup
@@ -316,7 +298,7 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 		progress("deleting the data directory")
 	}
 	for _, client := range slices.Sorted(maps.Keys(clients)) {
-		if err := p.cleanData(ctx, in.ShortID, client, nil); err != nil {
+		if err := p.jobs.CleanData(ctx, in.ShortID, client, nil); err != nil {
 			return err
 		}
 	}
@@ -332,10 +314,10 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 			return err
 		}
 	}
-	if err := p.deletePatroniKeys(ctx, in.ShortID); err != nil {
+	if err := p.tiers.DeletePatroniKeys(ctx, in.ShortID); err != nil {
 		return err
 	}
-	if err := p.purgeBatchJobs(ctx, in.ShortID); err != nil {
+	if err := purgeBatchJobs(ctx, p.nomad, in.ShortID); err != nil {
 		return err
 	}
 	progress("deleting secrets")
@@ -346,90 +328,14 @@ func (p *Provisioner) Deprovision(ctx context.Context, in Instance, progress Pro
 	return p.nomad.DeleteVariablesUnder(ctx, "nomad/jobs/pg-"+in.ShortID+"-")
 }
 
-// purgeBatchJobs purges the instance's dump, restore and base backup jobs
-// that still run or linger (a base backup started just before the
-// deprovision). Errors: Nomad's.
-func (p *Provisioner) purgeBatchJobs(ctx context.Context, short string) error {
-	jobs, err := p.nomad.JobIDs(ctx, "pg-"+short+"-")
-	if err != nil {
-		return err
-	}
-	for _, id := range slices.Sorted(maps.Keys(jobs)) {
-		if m := ownedJobID.FindStringSubmatch(id); m == nil || m[3] == "" {
-			continue // not a batch job of the instance
-		}
-		if err := p.nomad.Purge(ctx, id); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // DataSize returns the bytes the instance's databases use.
 func (p *Provisioner) DataSize(ctx context.Context, in Instance) (int64, error) {
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := p.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return 0, err
 	}
 	return admin.DataSize(ctx)
 }
 
-// admin returns a superuser connection factory for the instance, through its gateway.
-func (p *Provisioner) admin(ctx context.Context, in Instance, password string) (AdminConn, error) {
-	host, err := p.gatewayAddress(ctx, in.ShortID)
-	if err != nil {
-		return nil, err
-	}
-	return p.connectAdmin(host, in.GatewayPort, naming.AdminUser, password, p.adminTLS(in.ShortID)), nil
-}
-
-// waitReady polls SELECT 1 through the gateway until it answers. Errors
-// when ctx ends, with the last connection error. (A gateway whose
-// configuration fell behind the node service is restarted by the
-// gateway.Watcher the broker runs beside its workers.)
-func (p *Provisioner) waitReady(ctx context.Context, admin AdminConn, progress Progress) error {
-	progress("waiting for PostgreSQL to accept connections")
-	for {
-		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := admin.Ping(attempt)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("PostgreSQL did not accept connections through the gateway: %w", err)
-		case <-time.After(p.cfg.ReadyPoll):
-		}
-	}
-}
-
-// waitServing polls until PostgreSQL presents the server certificate certPEM
-// (its template was re-rendered and PostgreSQL reloaded it).
-func (p *Provisioner) waitServing(ctx context.Context, admin AdminConn, certPEM string) error {
-	want, err := pki.ParseCertificate([]byte(certPEM))
-	if err != nil {
-		return fmt.Errorf("server certificate in Nomad: %w", err)
-	}
-	for {
-		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
-		got, err := admin.ServerCertificate(attempt)
-		cancel()
-		if err == nil && got.Equal(want) {
-			return nil
-		}
-		if err == nil {
-			err = fmt.Errorf("PostgreSQL still serves the certificate %s", pki.Fingerprint(got)[:16])
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for PostgreSQL to load the new server certificate: %w", err)
-		case <-time.After(p.cfg.ReadyPoll):
-		}
-	}
-}
-
 // Ping checks that the Nomad API answers a read.
 func (p *Provisioner) Ping(ctx context.Context) error { return p.nomad.Ping(ctx) }
-
-func isNotFound(err error) bool { return nomad.IsNotFound(err) }

@@ -1,4 +1,4 @@
-package provisioner
+package pgadmin
 
 import (
 	"testing"
@@ -7,8 +7,8 @@ import (
 	"github.com/pgbroker/pgbroker/users"
 )
 
-func TestDatabaseNamesAndJobIDs(t *testing.T) {
-	n := DatabaseNames(naming.ShortID("5f2b6c1e-9a1d-4b43-8a8e-0c4e2f1d7a11"))
+func TestNamesOfAndJobIDs(t *testing.T) {
+	n := NamesOf(naming.ShortID("5f2b6c1e-9a1d-4b43-8a8e-0c4e2f1d7a11"))
 	if n.Database != n.Owner || n.Reader != n.Database+"_ro" {
 		t.Fatalf("names %+v", n)
 	}
@@ -24,7 +24,7 @@ func TestBindingRolesHaveTheShapeUsersCannotTake(t *testing.T) {
 			t.Errorf("binding role %s: IsBindingRole=%v, CheckUsername accepts it", role, users.IsBindingRole(role))
 		}
 	}
-	n := DatabaseNames(naming.ShortID("x"))
+	n := NamesOf(naming.ShortID("x"))
 	for _, role := range []string{n.Owner, n.Reader, naming.AdminUser} {
 		if users.CheckUsername(role) == nil {
 			t.Errorf("CheckUsername accepts the broker's role %s", role)

@@ -1,4 +1,4 @@
-package provisioner
+package servercert
 
 import (
 	"context"
@@ -18,30 +18,30 @@ const (
 	itemPgBackRestServerPrivateKey  = "pgbackrest_server_private_key"
 )
 
-// ensurePgBackRestCertificate makes sure the node Variable of instance
+// EnsurePgBackRest makes sure the node Variable of instance
 // short holds a certificate for the nodes' pgBackRest TLS server naming the
 // node service and every node address registered now (IP addresses also as
 // DNS SANs: pgBackRest 2.45 checks only those), signed by the current CA and
 // not due for renewal; otherwise it issues one (fresh key). The nodes
 // re-render it and restart their server task. Errors: Nomad's; no CA
 // loaded.
-func (p *Provisioner) ensurePgBackRestCertificate(ctx context.Context, short string) error {
-	if p.ca == nil {
+func (s *Issuer) EnsurePgBackRest(ctx context.Context, short string) error {
+	if s.ca == nil {
 		return errors.New("issue the pgBackRest server certificate: the broker has no CA (LoadCA was not called)")
 	}
-	addresses, err := p.nodeAddresses(ctx, short)
+	addresses, err := s.nodeAddresses(ctx, short)
 	if err != nil {
 		return err
 	}
 	hosts := append([]string{naming.NodeService(short)}, addresses...)
 	var ierr error
-	_, err = p.nomad.UpdateVariable(ctx, naming.NodesSecretPath(short), func(items api.VariableItems) bool {
-		if !p.certificateNeeded(items[itemPgBackRestServerCertificate], hosts) {
+	_, err = s.nomad.UpdateVariable(ctx, naming.NodesSecretPath(short), func(items api.VariableItems) bool {
+		if !s.needed(items[itemPgBackRestServerCertificate], hosts) {
 			return false
 		}
 		now := time.Now()
-		certPEM, keyPEM, err := p.ca.Issue(pki.ServerRequest{CommonName: naming.NodeService(short), Hosts: hosts,
-			NotAfter: now.Add(p.cfg.CertLifetime), IPsAsDNS: true}, now)
+		certPEM, keyPEM, err := s.ca.Issue(pki.ServerRequest{CommonName: naming.NodeService(short), Hosts: hosts,
+			NotAfter: now.Add(s.cfg.Lifetime), IPsAsDNS: true}, now)
 		if err != nil {
 			ierr = err
 			return false
@@ -56,8 +56,8 @@ func (p *Provisioner) ensurePgBackRestCertificate(ctx context.Context, short str
 }
 
 // nodeAddresses returns the addresses of the instance's registered nodes.
-func (p *Provisioner) nodeAddresses(ctx context.Context, short string) ([]string, error) {
-	regs, err := p.nomad.Services(ctx, naming.NodeService(short))
+func (s *Issuer) nodeAddresses(ctx context.Context, short string) ([]string, error) {
+	regs, err := s.nomad.Services(ctx, naming.NodeService(short))
 	if err != nil {
 		return nil, err
 	}

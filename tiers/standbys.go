@@ -1,4 +1,4 @@
-package provisioner
+package tiers
 
 import (
 	"context"
@@ -6,15 +6,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgbroker/pgbroker/adminconn"
+	"github.com/pgbroker/pgbroker/instance"
 	"github.com/pgbroker/pgbroker/patroni"
 	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
-// waitStandbys makes sure the replication role exists on the leader (Patroni
+// WaitStandbys makes sure the replication role exists on the leader (Patroni
 // does not create it when it adopts an existing cluster) and waits until want
 // standbys stream from it, one of them synchronous, reporting each
 // member's state as progress ("standby node-1 streaming (sync), lag 0 B").
-func (p *Provisioner) waitStandbys(ctx context.Context, admin AdminConn, replicationPassword string, want int, progress Progress) error {
+func (ch *Changer) WaitStandbys(ctx context.Context, admin adminconn.AdminConn, replicationPassword string, want int, progress instance.Progress) error {
 	progress("setting up replication")
 	if err := admin.EnsureReplicationRole(ctx, replicationPassword); err != nil {
 		return fmt.Errorf("replication role: %w", err)
@@ -31,7 +33,7 @@ func (p *Provisioner) waitStandbys(ctx context.Context, admin AdminConn, replica
 // every 200 ms until ok(standbys), reporting describe(standbys) as progress
 // when it changes. It returns the last description, and ctx's error when
 // ctx ends first.
-func watchStandbys(ctx context.Context, admin AdminConn, ok func([]pgadmin.Standby) bool, describe func([]pgadmin.Standby) string, progress Progress) (string, error) {
+func watchStandbys(ctx context.Context, admin adminconn.AdminConn, ok func([]pgadmin.Standby) bool, describe func([]pgadmin.Standby) string, progress instance.Progress) (string, error) {
 	last := ""
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -85,11 +87,11 @@ func describeStandbys(standbys []pgadmin.Standby, want int) string {
 	return fmt.Sprintf("standby %d of %d streaming: %s", streaming(standbys), want, strings.Join(parts, "; "))
 }
 
-// waitHealthy waits until Patroni itself reports a running leader and want
+// WaitHealthy waits until Patroni itself reports a running leader and want
 // standbys, one of them its synchronous standby (the only one it would
 // promote): pg_stat_replication says "sync" a moment before Patroni records it.
-func (p *Provisioner) waitHealthy(ctx context.Context, short string, want int, progress Progress) error {
-	c, err := p.clusters(ctx, short)
+func (ch *Changer) WaitHealthy(ctx context.Context, short string, want int, progress instance.Progress) error {
+	c, err := ch.clusters(ctx, short)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,11 @@
-package provisioner
+package tiers
 
 import (
 	"context"
 	"fmt"
 	"time"
 
+	"github.com/pgbroker/pgbroker/instance"
 	"github.com/pgbroker/pgbroker/pgadmin"
 )
 
@@ -20,12 +21,12 @@ import (
 // anyway while a standby is down; a switchover still loses nothing (the
 // demoted leader's shutdown waits until its standbys confirm all WAL).
 // cluster.RestoreSynchronousMode turns it back on. Idempotent.
-func (p *Provisioner) asyncWhileReplacing(ctx context.Context, in Instance, c cluster, progress Progress) error {
+func (ch *Changer) asyncWhileReplacing(ctx context.Context, in instance.Instance, c Cluster, progress instance.Progress) error {
 	progress("turning synchronous replication off while nodes are replaced")
 	if err := c.SetSynchronousMode(ctx, false); err != nil {
 		return err
 	}
-	admin, err := p.instanceAdmin(ctx, in)
+	admin, err := ch.conn.InstanceAdmin(ctx, in)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,45 @@
+// Package instance holds what the executor knows of one instance (Instance)
+// and of the shape its plan gives its Nomad jobs (Size), and the two values
+// every step returns or reports (Placement, Progress). A leaf: the
+// provisioner and the packages it orchestrates (tiers, pitr, instancejobs,
+// adminconn) share these types without importing one another.
+package instance
+
+import "time"
+
+// Instance is what the executor needs to know of an instance.
+type Instance struct {
+	ShortID      string // naming.ShortID of the instance id
+	GatewayPort  int    // static gateway port
+	ReadOnlyPort int    // static port of the gateways' read-only listener (plans with standbys); 0: none
+	NodeID       string // Nomad node holding the data directory; "" before first placement
+
+	ForceTLS   bool     // pg_hba.conf allows TLS connections only
+	Extensions []string // extensions the broker manages in the instance's database (extensions.Contrib names)
+}
+
+// Size is the part of a plan that shapes the jobs (catalog.Plan).
+type Size struct {
+	MemoryMiB      int
+	CPUMHz         int
+	Nodes          int
+	Gateways       int
+	MaxConnections int
+	// AutovacuumNaptime is PostgreSQL's autovacuum_naptime, whole
+	// seconds; 0 leaves PostgreSQL's default (1 min).
+	AutovacuumNaptime time.Duration
+	PITRDays          int // point-in-time recovery window in days; 0: no WAL archiving
+}
+
+// HA reports whether the plan has standbys: its nodes run under Patroni and
+// its gateways route to the leader.
+func (s Size) HA() bool { return s.Nodes > 1 }
+
+// Progress receives the current step of an operation, in words a user reads
+// in last_operation ("starting node 1 of 1").
+type Progress func(step string)
+
+// Placement is where an instance's data lives once provisioned.
+type Placement struct {
+	NodeID string // Nomad node id of the first node allocation
+}

@@ -1,0 +1,82 @@
+package instancejobs
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/backup"
+	"github.com/pgbroker/pgbroker/instance"
+	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/pki"
+)
+
+// parser is Nomad's job parser: it keeps the variables a job was parsed with.
+type parser struct {
+	Nomad // what rendering does not ask
+	vars  map[string]any
+}
+
+func (p *parser) Parse(_, jobID string, vars map[string]any) (*api.Job, error) {
+	p.vars = vars
+	return &api.Job{ID: &jobID, Meta: map[string]string{}}, nil
+}
+
+// repository is a pgBackRest repository in a directory, and the CA.
+type repository struct {
+	Backups
+	ca *pki.CA
+}
+
+func (r repository) Repository() backup.Repository { return backup.Repository{Dir: "/srv/pgbackrest"} }
+func (r repository) CA() *pki.CA                   { return r.ca }
+func (r repository) EnsurePgBackRest(context.Context, string) error {
+	return nil
+}
+
+// ca is a loaded CA as rendering sees it: its certificate's PEM.
+var ca = &pki.CA{CertPEM: []byte("-----BEGIN CERTIFICATE-----\nbroker CA\n-----END CERTIFICATE-----\n")}
+
+const short = "0123456789ab"
+
+var in = instance.Instance{ShortID: short, NodeID: "client-0"}
+
+// TestBusinessNodesRunUnderPatroniOnDistinctHosts: a node job with
+// standbys runs Patroni (etcd, Meta), is not pinned to the first node's
+// client, and lets base backup jobs' certificates in (broker_ca).
+func TestBusinessNodesRunUnderPatroniOnDistinctHosts(t *testing.T) {
+	p := &parser{}
+	r := repository{ca: ca}
+	job, err := New(p, r, r, Config{Etcd: []string{"127.0.0.1:2379"}}).Nodes(in, instance.Size{Nodes: 2, PITRDays: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.vars["patroni"] != true || p.vars["node_id"] != "" || p.vars["broker_ca"] != string(r.ca.CertPEM) || job.Meta[naming.MetaPatroni] != "true" {
+		t.Fatalf("vars %v, Meta %v", p.vars, job.Meta)
+	}
+	if p.vars["pitr_repo"] != "/srv/pgbackrest" {
+		t.Errorf("pitr_repo = %v with a 7-day PITR window", p.vars["pitr_repo"])
+	}
+}
+
+// TestAStarterNodeStaysOnItsDataWithoutPatroni: pinned to the client holding
+// its data, no Patroni, no WAL archiving without a PITR window; a restore's
+// extra variables override the size's.
+func TestAStarterNodeStaysOnItsDataWithoutPatroni(t *testing.T) {
+	p := &parser{}
+	r := repository{ca: ca}
+	job, err := New(p, r, r, Config{}).NodesWith(in, instance.Size{Nodes: 1}, map[string]any{"pitr_restore_id": "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.vars["node_id"] != "client-0" || p.vars["patroni"] != nil || p.vars["broker_ca"] != nil || job.Meta[naming.MetaPatroni] != "" {
+		t.Fatalf("vars %v, Meta %v", p.vars, job.Meta)
+	}
+	if _, ok := p.vars["pitr_repo"]; ok {
+		t.Errorf("pitr_repo set without a PITR window: %v", p.vars)
+	}
+	if p.vars["pitr_restore_id"] != "r1" {
+		t.Errorf("extra variables lost: %v", p.vars)
+	}
+}
