@@ -21,7 +21,7 @@ type PITRS3 = backup.PITRS3
 func (p *Provisioner) newBackups(cfg Config) *backup.Backups {
 	return backup.New(p.nomad, backup.Config{
 		Driver: cfg.Driver, Datacenters: cfg.Datacenters, DataRoot: cfg.DataRoot,
-		BackupDir: cfg.BackupDir, BackupS3: cfg.BackupS3, PITRRepo: cfg.PITRRepo, PITRS3: cfg.PITRS3,
+		BackupDir: cfg.BackupDir, BackupUser: cfg.BackupUser, BackupS3: cfg.BackupS3, PITRRepo: cfg.PITRRepo, PITRS3: cfg.PITRS3,
 		PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID,
 	}, backup.Hooks{
 		CA:                      func() *pki.CA { return p.ca },
