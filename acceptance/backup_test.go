@@ -93,7 +93,7 @@ func tableChecksum(t *testing.T, conn *pgx.Conn) string {
 // removeDumps deletes the instance's dumps from the stack's backup directory
 // (retention would keep them for weeks).
 func removeDumps(t *testing.T, instanceID string) {
-	t.Cleanup(func() { _ = os.RemoveAll(filepath.Join(dataRoot, "backups", naming.ShortID(instanceID))) })
+	t.Cleanup(func() { _ = os.RemoveAll(filepath.Join(backupRoot, naming.ShortID(instanceID))) })
 }
 
 // TestDumpChangeRowsRestoreGivesBackTheRowsAtDumpTime: a manual dump, then
@@ -433,7 +433,7 @@ func TestBrokerKilledDuringDumpAndRestoreFinishesOnce(t *testing.T) {
 	if len(list.Backups) != 1 {
 		t.Fatalf("%d backups after the crash, want 1", len(list.Backups))
 	}
-	if st, err := os.Stat(filepath.Join(dataRoot, "backups", naming.DumpKey(naming.ShortID(id), done.ID))); err != nil || st.Size() != done.SizeBytes {
+	if st, err := os.Stat(filepath.Join(backupRoot, naming.DumpKey(naming.ShortID(id), done.ID))); err != nil || st.Size() != done.SizeBytes {
 		t.Fatalf("dump file: %v, %v; want %d bytes", st, err, done.SizeBytes)
 	}
 	assertNoBatchJobsLeft(t, id)
@@ -492,7 +492,7 @@ func TestManualDumpsOverThePlanCapDeleteTheOldest(t *testing.T) {
 		t.Fatalf("kept %v, want the two newest %v", kept, want)
 	}
 	short := naming.ShortID(id)
-	if _, err := os.Stat(filepath.Join(dataRoot, "backups", naming.DumpKey(short, made[0].ID))); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(backupRoot, naming.DumpKey(short, made[0].ID))); !os.IsNotExist(err) {
 		t.Errorf("the oldest dump's file is still there: %v", err)
 	}
 	if status, _ := b.raw(http.MethodGet, backupsPath(id)+"/"+made[0].ID, "", nil); status != http.StatusNotFound {

@@ -63,7 +63,7 @@ func BenchmarkStarterDumpAndRestoreVsHand(b *testing.B) {
 		b.Cleanup(func() { deprovision(b, c, id, plan) })
 		waitOperation(b, c, id, resp.OperationKey, 3*time.Minute)
 		short := naming.ShortID(id)
-		b.Cleanup(func() { _ = os.RemoveAll(filepath.Join(dataRoot, "backups", short)) })
+		b.Cleanup(func() { _ = os.RemoveAll(filepath.Join(backupRoot, short)) })
 		bound, err := c.Bind(&osb.BindRequest{InstanceID: id, BindingID: uuid.NewString(), ServiceID: serviceID, PlanID: plan})
 		if err != nil {
 			b.Fatal(err)
@@ -83,7 +83,7 @@ func BenchmarkStarterDumpAndRestoreVsHand(b *testing.B) {
 			last, took, phases = brokerDump(b, br, id)
 			dumpBroker, dumpPhases = append(dumpBroker, took), append(dumpPhases, phases)
 		}
-		file := filepath.Join(dataRoot, "backups", naming.DumpKey(short, last.ID))
+		file := filepath.Join(backupRoot, naming.DumpKey(short, last.ID))
 		for r := 0; r < backupBenchRuns; r++ {
 			restoreHand = append(restoreHand, timeCommand(b, "pg_restore", "--clean", "--if-exists", "--single-transaction",
 				"--exit-on-error", "--dbname="+adminURL, file))

@@ -13,6 +13,7 @@
 package acceptance
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,6 +28,9 @@ var (
 	nomadAddr    = os.Getenv("NOMAD_ADDR")
 	dataRoot     = os.Getenv("PGBROKER_DATA_ROOT")
 	etcd         = os.Getenv("PGBROKER_ETCD_ENDPOINTS")
+	// backupRoot is the brokers' dump directory: PGBROKER_BACKUP_DIR, else
+	// its default beside the data root.
+	backupRoot = cmp.Or(os.Getenv("PGBROKER_BACKUP_DIR"), filepath.Clean(dataRoot)+"-backups")
 )
 
 func TestMain(m *testing.M) {

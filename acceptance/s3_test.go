@@ -79,7 +79,7 @@ func (in *s3DumpInstance) assertDumpInBucket(t *testing.T, dump mgmtapi.Backup) 
 	if err != nil || info.Size != dump.SizeBytes {
 		t.Fatalf("object of the dump: %+v, %v; want %d bytes", info, err, dump.SizeBytes)
 	}
-	if spooled, _ := filepath.Glob(filepath.Join(dataRoot, "backups", in.short, "*")); len(spooled) != 0 {
+	if spooled, _ := filepath.Glob(filepath.Join(backupRoot, in.short, "*")); len(spooled) != 0 {
 		t.Errorf("dump files spooled on the client: %v", spooled)
 	}
 	return object, info
@@ -97,7 +97,7 @@ func (in *s3DumpInstance) restoreDump(t *testing.T, dump mgmtapi.Backup, limit t
 	op := osb.OperationKey(restore.Operation)
 	waitOperation(t, in.c, in.id, &op, limit)
 	assertNoBatchJobsLeft(t, in.id)
-	if leftovers, _ := filepath.Glob(filepath.Join(dataRoot, "backups", in.short, "*")); len(leftovers) != 0 {
+	if leftovers, _ := filepath.Glob(filepath.Join(backupRoot, in.short, "*")); len(leftovers) != 0 {
 		t.Errorf("files left on the client after the restore: %v", leftovers)
 	}
 	return connect(t, in.url)

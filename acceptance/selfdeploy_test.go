@@ -36,7 +36,7 @@ func TestBrokerRunsAsANomadJobWithSecretsFromItsVariable(t *testing.T) {
 	state.Path = "/" + name
 	password := "job-var-" + uuid.NewString()
 
-	// The task runs as postgres: give it a copy of the binary it may execute.
+	// The task runs as an unprivileged user: give it a copy of the binary it may execute.
 	dir, err := os.MkdirTemp("", "pgbroker-job-")
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,7 @@ type Config struct {
 	Datacenters []string // Nomad datacenters the batch jobs may run in
 	DataRoot    string   // directory on every Nomad client that holds instances' data directories
 	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem storage), or spooling them for S3
+	BackupUser  string   // user the dump and restore jobs run as (never root; owns BackupDir); "" keeps backup.nomad.hcl's default
 	BackupS3    *S3Config
 	PITRRepo    string  // directory on every Nomad client of the pgBackRest repository; "" turns PITR off unless PITRS3 is set
 	PITRS3      *PITRS3 // when set, the pgBackRest repository is this S3 bucket

@@ -107,6 +107,9 @@ func (b *Backups) backupJob(in Instance, mode, jobID, backupID, from string) bat
 		vars := batchVars(b.cfg, in.ShortID)
 		vars["mode"], vars["backup_id"], vars["backup_dir"] = mode, backupID, b.cfg.BackupDir
 		vars["node_id"], vars["pg_host"], vars["pg_port"] = in.NodeID, host, in.GatewayPort
+		if b.cfg.BackupUser != "" {
+			vars["user"] = b.cfg.BackupUser
+		}
 		if mode == nomadjobs.ModeDump && in.ReadOnlyPort > 0 {
 			if err := b.onStandby(ctx, in, vars); err != nil {
 				return nil, err

@@ -167,3 +167,25 @@ func TestS3ObjectNamesPutThePrefixBeforeTheKey(t *testing.T) {
 		}
 	}
 }
+
+// TestDumpAndRestoreJobsRunAsTheBackupUser: the configured backup user
+// reaches both modes' job variables; unset, none is passed and the job
+// file's own default (pgbroker-backup, never root) applies.
+func TestDumpAndRestoreJobsRunAsTheBackupUser(t *testing.T) {
+	for _, user := range []string{"dumper", ""} {
+		n := newFakeNomad()
+		in := instanceWithAdmin(n)
+		b := dumpBackups(n)
+		b.cfg.BackupUser = user
+		if err := b.Dump(context.Background(), in, "b1", func(string) {}); err != nil {
+			t.Fatal(err)
+		}
+		_ = b.Restore(context.Background(), in, "op1", "b1", "", &fakeRole{}, func(string) {})
+		for _, jobID := range []string{DumpJobID("abc", "b1"), RestoreJobID("abc", "op1")} {
+			got, ok := n.parsed[jobID]["user"]
+			if (user == "" && ok) || (user != "" && got != user) {
+				t.Errorf("BackupUser %q: job %s variable user = %v (set: %v)", user, jobID, got, ok)
+			}
+		}
+	}
+}

@@ -76,14 +76,6 @@ func checkKey(key string) error {
 	return nil
 }
 
-// path maps a key to a file under root, refusing keys that would leave it.
-func (f *Filesystem) path(key string) (string, error) {
-	if err := checkKey(key); err != nil {
-		return "", err
-	}
-	return filepath.Join(f.root, filepath.FromSlash(key)), nil
-}
-
 // Open implements Storage.
 func (f *Filesystem) Open(_ context.Context, key string) (io.ReadSeekCloser, int64, error) {
 	if err := checkKey(key); err != nil {
@@ -110,19 +102,29 @@ func (f *Filesystem) Open(_ context.Context, key string) (io.ReadSeekCloser, int
 }
 
 // Delete implements Storage. It also removes a leftover partial file and
-// the key's directory once empty.
+// the key's directory once empty. Like Open, it stays within the root: a
+// symbolic link leading out of it is an error, and nothing outside is
+// removed.
 func (f *Filesystem) Delete(_ context.Context, key string) error {
-	p, err := f.path(key)
-	if err != nil {
+	if err := checkKey(key); err != nil {
 		return err
 	}
-	for _, name := range []string{p, p + ".partial"} {
-		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	root, err := os.OpenRoot(f.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete dump: %w", err)
+	}
+	defer root.Close()
+	name := filepath.FromSlash(key)
+	for _, n := range []string{name, name + ".partial"} {
+		if err := root.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("delete dump: %w", err)
 		}
 	}
-	if dir := filepath.Dir(p); dir != f.root {
-		_ = os.Remove(dir) // fails while other dumps are there: fine
+	if dir := filepath.Dir(name); dir != "." {
+		_ = root.Remove(dir) // fails while other dumps are there: fine
 	}
 	return nil
 }

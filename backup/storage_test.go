@@ -86,3 +86,27 @@ func TestFilesystemOpenRefusesALinkOutOfItsRoot(t *testing.T) {
 		t.Fatal("Open followed a symbolic link out of the backup directory")
 	}
 }
+
+// TestFilesystemDeleteRefusesADirectoryLinkOutOfItsRoot: an instance
+// directory replaced by a symbolic link to a directory elsewhere does not
+// lead Delete (retention) to remove a file outside the backup directory.
+func TestFilesystemDeleteRefusesADirectoryLinkOutOfItsRoot(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	victim := filepath.Join(outside, "b1.dump")
+	if err := os.WriteFile(victim, []byte("not a dump"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "abc")); err != nil {
+		t.Fatal(err)
+	}
+	fsys, _ := NewFilesystem(dir)
+	if err := fsys.Delete(context.Background(), "abc/b1.dump"); err == nil {
+		t.Error("Delete through a link out of the backup directory = nil, want an error")
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Fatalf("Delete removed a file outside the backup directory: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "abc")); err != nil {
+		t.Errorf("the link itself is gone: %v", err)
+	}
+}

@@ -59,7 +59,8 @@ type Config struct {
 	CertRenewInterval       time.Duration `split_words:"true" default:"1h" desc:"how often server certificates are checked for renewal"`
 	PostgresUID             int           `envconfig:"POSTGRES_UID" default:"-1" desc:"numeric uid of user postgres on the Nomad clients; default: 999 with docker, else this machine's postgres user"`
 	PostgresGID             int           `envconfig:"POSTGRES_GID" default:"-1" desc:"numeric gid of that user"`
-	BackupDir               string        `split_words:"true" desc:"directory on the Nomad clients (and readable by the broker) holding dumps; default: <DATA_ROOT>/backups"`
+	BackupDir               string        `split_words:"true" desc:"directory on the Nomad clients (and readable by the broker) holding dumps, owned by PGBROKER_BACKUP_USER and not writable by postgres; default: <DATA_ROOT>-backups, beside the data root"`
+	BackupUser              string        `split_words:"true" default:"pgbroker-backup" desc:"user the dump and restore jobs run as on the Nomad clients (raw_exec: a name; docker: uid[:gid]); owns PGBROKER_BACKUP_DIR; never root"`
 	BackupS3Endpoint        string        `envconfig:"BACKUP_S3_ENDPOINT" desc:"S3-compatible endpoint, http(s)://host[:port]: dumps live in S3 instead of BACKUP_DIR"`
 	BackupS3Region          string        `envconfig:"BACKUP_S3_REGION" default:"us-east-1" desc:"S3 signing region"`
 	BackupS3Bucket          string        `envconfig:"BACKUP_S3_BUCKET" desc:"S3 bucket of the dumps (required with BACKUP_S3_ENDPOINT)"`
@@ -129,13 +130,14 @@ func listenAddress(listen, port string) (string, error) {
 
 var s3Prefix = regexp.MustCompile(`^[A-Za-z0-9._/-]*$`)
 
-// BackupDirectory is BackupDir, or <DataRoot>/backups when unset (never an
-// instance's data directory: those are 12 hex characters).
+// BackupDirectory is BackupDir, or <DataRoot>-backups when unset: a sibling
+// of the data root, outside it, so that user postgres (which owns the data
+// root) cannot plant links in it that a dump job or the broker would follow.
 func (c Config) BackupDirectory() string {
 	if c.BackupDir != "" {
 		return c.BackupDir
 	}
-	return path.Join(c.DataRoot, "backups")
+	return path.Clean(c.DataRoot) + "-backups"
 }
 
 // Etcd returns the etcd endpoints (host:port) Patroni uses, without empty
@@ -196,6 +198,9 @@ func (c Config) check() error {
 	}
 	if c.BackupDir != "" && (!strings.HasPrefix(c.BackupDir, "/") || path.Clean(c.BackupDir) != c.BackupDir || c.BackupDir == "/") {
 		return fmt.Errorf("PGBROKER_BACKUP_DIR %q must be a clean absolute path other than /", c.BackupDir)
+	}
+	if err := checkBackupUser(c.BackupUser); err != nil {
+		return err
 	}
 	if c.BackupS3Endpoint != "" {
 		u, err := url.Parse(c.BackupS3Endpoint)
@@ -325,4 +330,17 @@ func friendly(err error) error {
 		return fmt.Errorf("%s is required", key)
 	}
 	return err
+}
+
+// backupUser is a user name (useradd's rule) or uid[:gid].
+var backupUser = regexp.MustCompile(`^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10}(:[0-9]{1,10})?)$`)
+
+// checkBackupUser refuses a PGBROKER_BACKUP_USER that is not a user name
+// or uid[:gid], or that is root: batch jobs never run as root.
+func checkBackupUser(u string) error {
+	uid, _, _ := strings.Cut(u, ":")
+	if !backupUser.MatchString(u) || u == "root" || strings.Trim(uid, "0") == "" {
+		return fmt.Errorf("PGBROKER_BACKUP_USER %q must be a user name or uid[:gid] other than root (uid 0)", u)
+	}
+	return nil
 }

@@ -83,6 +83,11 @@ func TestLoadRejectsBadValueNamingTheVariable(t *testing.T) {
 		{"postgres gid without uid", "PGBROKER_POSTGRES_GID", "104"},
 		{"broker name unfit for a Variable path", "PGBROKER_BROKER_NAME", "my broker"},
 		{"backup dir", "PGBROKER_BACKUP_DIR", "backups"},
+		{"backup user root", "PGBROKER_BACKUP_USER", "root"},
+		{"backup user uid 0", "PGBROKER_BACKUP_USER", "0"},
+		{"backup user uid 0 with a group", "PGBROKER_BACKUP_USER", "000:1000"},
+		{"backup user empty", "PGBROKER_BACKUP_USER", ""},
+		{"backup user with a space", "PGBROKER_BACKUP_USER", "pg backup"},
 		{"backup workers", "PGBROKER_BACKUP_WORKERS", "0"},
 		{"schedule tick", "PGBROKER_BACKUP_SCHEDULE_TICK", "2h"},
 		{"backup max age", "PGBROKER_BACKUP_MAX_AGE", "1s"},
@@ -152,14 +157,30 @@ func TestS3EndpointNeedsBucketAndKeys(t *testing.T) {
 	}
 }
 
-func TestBackupAndPITRDirectoriesDefaultUnderTheDataRoot(t *testing.T) {
+// TestBackupDirectoryDefaultsBesideTheDataRoot: the dumps' directory is not
+// inside the data root (user postgres owns that one and could plant links
+// in it), the pgBackRest repository is (pgBackRest runs as postgres); an
+// explicit PGBROKER_BACKUP_DIR still wins.
+func TestBackupDirectoryDefaultsBesideTheDataRoot(t *testing.T) {
 	setValid(t)
 	c, err := Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.BackupDirectory() != "/var/lib/pgbroker/backups" || c.PITRRepository() != "/var/lib/pgbroker/pgbackrest" {
+	if c.BackupDirectory() != "/var/lib/pgbroker-backups" || c.PITRRepository() != "/var/lib/pgbroker/pgbackrest" {
 		t.Errorf("backup dir %q, PITR repository %q", c.BackupDirectory(), c.PITRRepository())
+	}
+	if c.BackupUser != "pgbroker-backup" {
+		t.Errorf("backup user %q, want pgbroker-backup", c.BackupUser)
+	}
+	t.Setenv("PGBROKER_DATA_ROOT", "/var/lib/pgbroker/")
+	if c, _ := Load(); c.BackupDirectory() != "/var/lib/pgbroker-backups" {
+		t.Errorf("data root with a trailing slash: backup dir %q", c.BackupDirectory())
+	}
+	t.Setenv("PGBROKER_BACKUP_DIR", "/var/lib/pgbroker/backups")
+	t.Setenv("PGBROKER_BACKUP_USER", "1001:1001")
+	if c, err := Load(); err != nil || c.BackupDirectory() != "/var/lib/pgbroker/backups" {
+		t.Errorf("explicit PGBROKER_BACKUP_DIR: %q, %v", c.BackupDirectory(), err)
 	}
 	t.Setenv("PGBROKER_NOMAD_DRIVER", "docker")
 	if c, _ := Load(); c.PITRRepository() != "" {

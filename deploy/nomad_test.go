@@ -110,8 +110,8 @@ func TestBrokerJobTakesSecretsOnlyFromItsVariable(t *testing.T) {
 		t.Fatalf("want one group with one task, got %d groups", len(job.TaskGroups))
 	}
 	task := job.TaskGroups[0].Tasks[0]
-	if task.Driver != "raw_exec" || task.User == "" || task.User == "root" {
-		t.Errorf("task driver %s user %q, want raw_exec as an unprivileged user", task.Driver, task.User)
+	if task.Driver != "raw_exec" || task.User == "" || task.User == "root" || task.User == "postgres" {
+		t.Errorf("task driver %s user %q, want raw_exec as an unprivileged user other than postgres (which runs every instance)", task.Driver, task.User)
 	}
 	settings := config.Variables()
 	for key, value := range task.Env {

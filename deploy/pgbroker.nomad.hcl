@@ -33,8 +33,8 @@ variable "binary" {
 
 variable "user" {
   type        = string
-  default     = "postgres"
-  description = "User the broker runs as. With the filesystem backup storage it deletes expired dumps that dump jobs wrote as postgres; with S3 storage any unprivileged user will do."
+  default     = "pgbroker-backup"
+  description = "User the broker runs as: never root, nor postgres (which runs every instance and could read the broker's Nomad token from its environment). With the filesystem backup storage it reads and deletes the dumps that dump jobs write as PGBROKER_BACKUP_USER (pgbroker-backup), so it is that user; with S3 storage any unprivileged user will do."
 }
 
 variable "port" {

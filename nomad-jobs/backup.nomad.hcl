@@ -14,6 +14,12 @@
 # Logs in as pgbroker_admin with the item admin_password of the job's
 # Variable.
 #
+# Both modes run as var.user (pgbroker-backup by default), never root: an
+# unprivileged user that owns the backup directory and nothing else. pg_dump
+# and pg_restore reach PostgreSQL over the network; no data directory is
+# read, and user postgres, which runs every instance, cannot write where the
+# dumps are.
+#
 # restore: pg_restore --clean --if-exists in a single transaction of the dump
 # <backup_dir>/<source>/<backup_id>.dump (source: source_instance, else
 # instance; with s3_endpoint set, s3_object of s3_bucket, streamed by rclone
@@ -98,6 +104,16 @@ variable "driver" {
   validation {
     condition     = contains(["raw_exec", "docker"], var.driver)
     error_message = "The driver must be raw_exec or docker."
+  }
+}
+
+variable "user" {
+  type        = string
+  default     = "pgbroker-backup"
+  description = "User the task runs as: owns backup_dir, never root. raw_exec: a user name of the client; docker: uid[:gid] (the image has no such user)."
+  validation {
+    condition     = regex_replace(var.user, "^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10}(:[0-9]{1,10})?)$", "ok") == "ok" && var.user != "root" && regex_replace(var.user, "^0+(:.*)?$", "root") != "root"
+    error_message = "The user must be a user name or uid[:gid] other than root (uid 0)."
   }
 }
 
@@ -242,6 +258,7 @@ job "pg-backup" {
         labels   = [var.mode]
         content {
           driver = var.driver
+          user   = var.user
 
           dynamic "config" {
             for_each = local.docker ? [] : ["raw_exec"]

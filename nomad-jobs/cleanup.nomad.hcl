@@ -4,6 +4,9 @@
 # The broker runs it at deprovision once the node job is stopped, waits for
 # the allocation to complete, then purges the job (ID pg-<instance>-cleanup).
 # Set node_id to the client that held the data when there are several.
+# Runs as postgres, never root: postgres owns the data root, the data
+# directories and the pgBackRest repository, and rm cannot follow a link
+# anywhere postgres itself could not write.
 #
 # With node_groups set it deletes only those nodes' data directories,
 # <data_root>/<instance>/<group> (e.g. node-1), and keeps the stanza: the
@@ -118,6 +121,8 @@ job "pg-cleanup" {
 
     task "cleanup" {
       driver = var.driver
+      # The docker image has the same user (uid 999).
+      user = "postgres"
 
       dynamic "config" {
         for_each = local.docker ? [] : ["raw_exec"]

@@ -23,7 +23,7 @@ type PITRS3 = backup.PITRS3
 func newBackups(n backup.Nomad, cfg Config, certs *servercert.Issuer, conn *adminconn.Connector, log *slog.Logger) *backup.Backups {
 	return backup.New(n, backup.Config{
 		Driver: cfg.Driver, Datacenters: cfg.Datacenters, DataRoot: cfg.DataRoot,
-		BackupDir: cfg.BackupDir, BackupS3: cfg.BackupS3, PITRRepo: cfg.PITRRepo, PITRS3: cfg.PITRS3,
+		BackupDir: cfg.BackupDir, BackupUser: cfg.BackupUser, BackupS3: cfg.BackupS3, PITRRepo: cfg.PITRRepo, PITRS3: cfg.PITRS3,
 		PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID,
 	}, backup.Hooks{
 		CA:                      certs.CA,

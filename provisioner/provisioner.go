@@ -47,6 +47,7 @@ type Config struct {
 	Deployment  string   // the deployment's identity (store.DeploymentID), stamped in every job's Meta (naming.MetaDeployment)
 	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
 	BackupS3    *S3      // when set, dumps live in this S3 bucket instead of BackupDir
+	BackupUser  string   // user the dump and restore jobs run as on the clients (never root)
 	PITRRepo    string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
 	PITRS3      *PITRS3  // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
 

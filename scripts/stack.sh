@@ -25,6 +25,8 @@ state_password_file=$stack_dir/state-password
 nomad_dir=$stack_dir/nomad    # agent config and data dir
 nomad_data=$nomad_dir/data
 data_root=$stack_dir/data     # PGBROKER_DATA_ROOT: instance data, owned by postgres
+backup_dir=$data_root-backups # the broker's default PGBROKER_BACKUP_DIR: dumps, beside the data root
+backup_user=pgbroker-backup   # the broker's default PGBROKER_BACKUP_USER: runs dump and restore jobs
 
 log() { echo "stack: $*"; }
 die() {
@@ -175,6 +177,17 @@ wait_nomad_node() {
 data_root_up() {
 	install -d -m 0700 -o postgres -g postgres "$data_root"
 	log "data-root: $data_root"
+	# The dump and restore jobs' user (the broker's PGBROKER_BACKUP_USER
+	# default): unprivileged, owns the backup directory and nothing else.
+	if ! id -u "$backup_user" >/dev/null 2>&1; then
+		useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$backup_user"
+		log "backup-dir: created user $backup_user"
+	fi
+	# Outside the data root and closed to postgres: nobody but its owner
+	# (and root, the broker here) can plant a link that a dump job or the
+	# broker would follow.
+	install -d -m 0700 -o "$backup_user" -g "$backup_user" "$backup_dir"
+	log "backup-dir: $backup_dir (owner $backup_user)"
 }
 
 # --- down -------------------------------------------------------------------
@@ -309,6 +322,12 @@ status() {
 		echo "data-root: $data_root ($owner)"
 	else
 		echo "data-root: missing ($data_root)"
+		up=1
+	fi
+	if [[ -d $backup_dir ]]; then
+		echo "backup-dir: $backup_dir ($(stat -c '%U %a' "$backup_dir"))"
+	else
+		echo "backup-dir: missing ($backup_dir)"
 		up=1
 	fi
 	cluster_status || up=1

@@ -140,7 +140,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork, Etcd: cfg.Etcd(),
 		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BindingSSLMode: cfg.BindingSSLMode, BrokerName: cfg.BrokerName,
 		Deployment: deployment,
-		BackupDir:  cfg.BackupDirectory(), BackupS3: dumpsS3, PITRRepo: cfg.PITRRepository(), PITRS3: pitrS3,
+		BackupDir:  cfg.BackupDirectory(), BackupUser: cfg.BackupUser, BackupS3: dumpsS3, PITRRepo: cfg.PITRRepository(), PITRS3: pitrS3,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB,
 		PostgresUID: uid, PostgresGID: gid, CertLifetime: cfg.CertLifetime, CertRenewBefore: cfg.CertRenewBefore,
 	}, log)
