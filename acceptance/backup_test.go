@@ -61,6 +61,17 @@ func waitBackup(t *testing.T, b *broker, instanceID, backupID string, limit time
 	return mgmtapi.Backup{}
 }
 
+// askRestore asks for the in-place restore of backupID and returns its
+// operation.
+func askRestore(t testing.TB, b *broker, instanceID, backupID string) osb.OperationKey {
+	t.Helper()
+	var restore mgmtapi.Restore
+	if status := b.apiJSON(http.MethodPost, backupsPath(instanceID)+"/"+backupID+"/restore", &restore); status != http.StatusAccepted {
+		t.Fatalf("POST restore: %d, want 202", status)
+	}
+	return osb.OperationKey(restore.Operation)
+}
+
 // manualDump asks for a manual dump and waits for it.
 func manualDump(t *testing.T, b *broker, instanceID string) mgmtapi.Backup {
 	t.Helper()
@@ -130,11 +141,7 @@ func TestDumpChangeRowsRestoreGivesBackTheRowsAtDumpTime(t *testing.T) {
 		downloadAndRestoreInScratch(t, b, id, dump, atDump)
 	})
 
-	var restore mgmtapi.Restore
-	if status := b.apiJSON(http.MethodPost, backupsPath(id)+"/"+dump.ID+"/restore", &restore); status != http.StatusAccepted {
-		t.Fatalf("POST restore: %d, want 202", status)
-	}
-	op := osb.OperationKey(restore.Operation)
+	op := askRestore(t, b, id, dump.ID)
 	waitOperation(t, c, id, &op, 3*time.Minute)
 	lo, err := c.PollLastOperation(&osb.LastOperationRequest{InstanceID: id})
 	if err != nil || lo.State != osb.StateSucceeded || lo.Description == nil || !strings.Contains(*lo.Description, dump.ID) {
@@ -443,12 +450,8 @@ func TestBrokerKilledDuringDumpAndRestoreFinishesOnce(t *testing.T) {
 	b.stop()
 	b.env = append(b.env, "PGBROKER_CRASH_AT=restore:registered")
 	b.start()
-	var restore mgmtapi.Restore
-	if status := b.apiJSON(http.MethodPost, backupsPath(id)+"/"+done.ID+"/restore", &restore); status != http.StatusAccepted {
-		t.Fatalf("POST restore: %d", status)
-	}
+	op := askRestore(t, b, id, done.ID)
 	crashAndRestart(t, b, "restore:registered")
-	op := osb.OperationKey(restore.Operation)
 	waitOperation(t, c, id, &op, 3*time.Minute)
 	app = connect(t, creds["DATABASE_URL"].(string))
 	if got := tableChecksum(t, app); got != atDump {

@@ -265,12 +265,8 @@ func brokerDump(b *testing.B, br *broker, id string) (mgmtapi.Backup, time.Durat
 // operation "succeeded".
 func brokerRestore(b *testing.B, br *broker, c osb.Client, id, backupID string) (time.Duration, jobPhases) {
 	start := time.Now()
-	var restore mgmtapi.Restore
-	if status := br.apiJSON(http.MethodPost, backupsPath(id)+"/"+backupID+"/restore", &restore); status != http.StatusAccepted {
-		b.Fatalf("POST restore: %d", status)
-	}
-	phases := watchJob(b, backup.RestoreJobID(naming.ShortID(id), restore.Operation), "restore")
-	op := osb.OperationKey(restore.Operation)
+	op := askRestore(b, br, id, backupID)
+	phases := watchJob(b, backup.RestoreJobID(naming.ShortID(id), string(op)), "restore")
 	waitOperation(b, c, id, &op, 10*time.Minute)
 	took := time.Since(start)
 	return took, phases(start, start.Add(took))

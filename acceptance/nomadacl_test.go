@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,10 +16,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/nomad/api"
-	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/deploy"
-	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 )
 
@@ -56,11 +53,7 @@ func TestBrokerHoldingOnlyItsNomadACLPolicyProvisionsBindsBacksUpAndDeprovisions
 	mustExec(t, app, "DELETE FROM items WHERE id > 50")
 	app.Close(context.Background())
 
-	var restore mgmtapi.Restore
-	if status := b.apiJSON(http.MethodPost, backupsPath(id)+"/"+dump.ID+"/restore", &restore); status != http.StatusAccepted {
-		t.Fatalf("POST restore: %d, want 202", status)
-	}
-	op := osb.OperationKey(restore.Operation)
+	op := askRestore(t, b, id, dump.ID)
 	waitOperation(t, c, id, &op, 3*time.Minute)
 	app = connect(t, creds["DATABASE_URL"].(string))
 	if got := tableChecksum(t, app); got != atDump {

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
-	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/pgadmin"
 )
@@ -131,11 +130,7 @@ func TestRestoreRunsNoTenantCodeAsSuperuser(t *testing.T) {
 	}
 	app.Close(context.Background())
 
-	var restore mgmtapi.Restore
-	if status := b.apiJSON(http.MethodPost, backupsPath(id)+"/"+dump.ID+"/restore", &restore); status != http.StatusAccepted {
-		t.Fatalf("POST restore: %d, want 202", status)
-	}
-	op := osb.OperationKey(restore.Operation)
+	op := askRestore(t, b, id, dump.ID)
 	waitOperation(t, c, id, &op, 3*time.Minute)
 	lo, err := c.PollLastOperation(&osb.LastOperationRequest{InstanceID: id})
 	if err != nil || lo.State != osb.StateSucceeded {

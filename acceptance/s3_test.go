@@ -3,7 +3,6 @@ package acceptance
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,11 +89,7 @@ func (in *s3DumpInstance) assertDumpInBucket(t *testing.T, dump mgmtapi.Backup) 
 // a connection through the binding.
 func (in *s3DumpInstance) restoreDump(t *testing.T, dump mgmtapi.Backup, limit time.Duration) *pgx.Conn {
 	t.Helper()
-	var restore mgmtapi.Restore
-	if status := in.b.apiJSON(http.MethodPost, backupsPath(in.id)+"/"+dump.ID+"/restore", &restore); status != http.StatusAccepted {
-		t.Fatalf("POST restore: %d, want 202", status)
-	}
-	op := osb.OperationKey(restore.Operation)
+	op := askRestore(t, in.b, in.id, dump.ID)
 	waitOperation(t, in.c, in.id, &op, limit)
 	assertNoBatchJobsLeft(t, in.id)
 	if leftovers, _ := filepath.Glob(filepath.Join(backupRoot, in.short, "*")); len(leftovers) != 0 {
