@@ -107,6 +107,11 @@ func (b *Backups) backupJob(in Instance, mode, jobID, backupID, from string) bat
 		vars := batchVars(b.cfg, in.ShortID)
 		vars["mode"], vars["backup_id"], vars["backup_dir"] = mode, backupID, b.cfg.BackupDir
 		vars["node_id"], vars["pg_host"], vars["pg_port"] = in.NodeID, host, in.GatewayPort
+		ca := b.hooks.CA()
+		if ca == nil {
+			return nil, errors.New("the broker's CA is not loaded: a backup job could not verify the server")
+		}
+		vars["broker_ca"] = string(ca.CertPEM)
 		if b.cfg.BackupUser != "" {
 			vars["user"] = b.cfg.BackupUser
 		}

@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/nomad"
+	"github.com/pgbroker/pgbroker/pki"
 )
 
 const dumpS3Secret = "s3-secret/with+odd=chars"
@@ -18,8 +20,22 @@ const dumpS3Secret = "s3-secret/with+odd=chars"
 func dumpBackups(n *fakeNomad) *Backups {
 	return New(n, Config{Driver: "raw_exec", BackupDir: "/srv/dumps", BackupS3: &S3Config{Endpoint: "https://s3.example.com",
 		Region: "eu-west-3", Bucket: "dumps", Prefix: "prod", AccessKeyID: "AKIADUMPS", SecretAccessKey: dumpS3Secret, PartSizeMiB: 64}},
-		Hooks{GatewayAddress: func(context.Context, string) (string, error) { return "10.0.0.7", nil }}, slog.New(slog.DiscardHandler))
+		Hooks{GatewayAddress: func(context.Context, string) (string, error) { return "10.0.0.7", nil },
+			CA: func() *pki.CA { return dumpCA }}, slog.New(slog.DiscardHandler))
 }
+
+// dumpCA is the broker's CA as the backup jobs see it.
+var dumpCA = func() *pki.CA {
+	certPEM, keyPEM, err := pki.NewCA("pgbroker test CA", time.Hour, time.Now())
+	if err != nil {
+		panic(err)
+	}
+	ca, err := pki.ParseCA(certPEM, keyPEM, time.Now())
+	if err != nil {
+		panic(err)
+	}
+	return ca
+}()
 
 func instanceWithAdmin(n *fakeNomad) Instance {
 	n.vars[naming.NodesSecretPath("abc")] = map[string]string{"admin_password": "admin-pw", "replication_password": "repl-pw"}

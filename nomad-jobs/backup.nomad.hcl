@@ -139,7 +139,17 @@ variable "node_id" {
 
 variable "pg_host" {
   type        = string
-  description = "Address of the instance's gateway."
+  description = "IP address of the instance's gateway (libpq's hostaddr: the server's name is checked against the node service's, pg-<instance>-node)."
+}
+
+variable "broker_ca" {
+  type        = string
+  default     = ""
+  description = "PEM of the broker's CA (the broker always sets it): the server certificate is verified against it (sslmode=verify-full). Without it (a run by hand) TLS is required but not verified. SCRAM is bound to the TLS channel either way (channel_binding=require)."
+  validation {
+    condition     = regex_replace(var.broker_ca, "^[A-Za-z0-9+/=\\s-]*$", "") == ""
+    error_message = "The broker_ca must hold PEM certificates only."
+  }
 }
 
 variable "pg_port" {
@@ -293,6 +303,15 @@ job "pg-backup" {
             EOT
           }
 
+          dynamic "template" {
+            for_each = var.broker_ca != "" ? ["broker-ca"] : []
+            content {
+              destination = "local/broker-ca.pem"
+              change_mode = "noop"
+              data        = var.broker_ca
+            }
+          }
+
           # S3 credentials of rclone's remote "dumps" (its RCLONE_CONFIG_<remote>_*
           # environment), from this job's own variable: never on a command line.
           dynamic "template" {
@@ -323,6 +342,18 @@ job "pg-backup" {
                 echo "${var.mode}: no ${local.password_item} in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
                 exit 1
               fi
+              # TLS verified against the broker's CA, the server's name
+              # checked against the node service's (every server certificate
+              # names it) while connecting to the gateway's address, and
+              # SCRAM bound to that channel: a man in the middle gets neither
+              # the data nor a password it could replay.
+              export PGCHANNELBINDING=require PGHOSTADDR='${var.pg_host}'
+              %{ if var.broker_ca != "" }
+              export PGSSLMODE=verify-full PGSSLROOTCERT="$NOMAD_TASK_DIR/broker-ca.pem"
+              %{ else }
+              export PGSSLMODE=require
+              %{ endif }
+              host='pg-${var.instance}-node'
               %{ if local.s3 }
               # S3: rclone's remote "dumps" is its environment (keys from
               # secrets/s3.env).
@@ -336,7 +367,7 @@ job "pg-backup" {
               %{ endif }
               %{ if !local.restore }
               dump() {
-                "${local.bin}/pg_dump" --format=custom --host='${var.pg_host}' --port='${var.pg_port}' \
+                "${local.bin}/pg_dump" --format=custom --host="$host" --port='${var.pg_port}' \
                   --username=pgbroker_admin --dbname='db_${var.instance}' "$@"
               }
               %{ if local.s3 }
@@ -364,7 +395,7 @@ job "pg-backup" {
               restore() {
                 PGOPTIONS='-c lock_timeout=60s' "${local.bin}/pg_restore" --clean --if-exists --single-transaction --exit-on-error \
                   --use-list="$list" --no-owner ${local.acl} --role='db_${var.instance}' \
-                  --host='${var.pg_host}' --port='${var.pg_port}' --username=pgbroker_restore \
+                  --host="$host" --port='${var.pg_port}' --username=pgbroker_restore \
                   --dbname='db_${var.instance}' "$@"
               }
               # Everything but the extensions' entries (see the header).

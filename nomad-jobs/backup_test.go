@@ -12,10 +12,15 @@ import (
 	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
 )
 
+// testCAPEM stands for the broker's CA in a job's variables (only its shape
+// is checked when parsing).
+const testCAPEM = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIQ\n-----END CERTIFICATE-----\n"
+
 // TestBackupModeShapesTheJob: the mode names the task group, the task and
 // its script; a dump logs in with the admin password and is tried once more
 // in place, a restore with the restore role's password only and never again
-// (it rolled back); each script runs its own tool only.
+// (it rolled back); each script runs its own tool only, and verifies the
+// server (verify-full, channel binding).
 func TestBackupModeShapesTheJob(t *testing.T) {
 	client := nomadClient(t)
 	cases := []struct {
@@ -29,7 +34,7 @@ func TestBackupModeShapesTheJob(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.mode+"/"+driver, func(t *testing.T) {
 				f := jobFileNamed(t, c.mode)
-				job, err := parse(t, client, f.name, f.src, varsOf(f, map[string]any{"driver": driver}))
+				job, err := parse(t, client, f.name, f.src, varsOf(f, map[string]any{"driver": driver, "pg_host": "10.0.0.7", "broker_ca": testCAPEM}))
 				if err != nil {
 					t.Fatalf("parse: %v", err)
 				}
@@ -51,6 +56,18 @@ func TestBackupModeShapesTheJob(t *testing.T) {
 				script := templateText(t, task, "local/"+c.mode+".sh")
 				if !strings.Contains(script, c.tool) || strings.Contains(script, c.otherTool) {
 					t.Errorf("%s.sh: want %s and no %s:\n%s", c.mode, c.tool, c.otherTool, script)
+				}
+				// Issue 12 hole 5: the server verified against the broker's
+				// CA by the node service's name while connecting to the
+				// gateway's address, SCRAM bound to the TLS channel.
+				for _, want := range []string{"export PGCHANNELBINDING=require PGHOSTADDR='10.0.0.7'", "export PGSSLMODE=verify-full PGSSLROOTCERT=",
+					"host='pg-" + instance + "-node'", `--host="$host"`} {
+					if !strings.Contains(script, want) {
+						t.Errorf("%s.sh lacks %s:\n%s", c.mode, want, script)
+					}
+				}
+				if strings.Contains(script, "PGSSLMODE=require") || templateText(t, task, "local/broker-ca.pem") != testCAPEM {
+					t.Errorf("%s.sh: a job given broker_ca must verify the server against it", c.mode)
 				}
 			})
 		}
