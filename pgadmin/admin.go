@@ -44,6 +44,23 @@ func New(host string, port int, user, password string, tlsConfig *tls.Config) Ad
 }
 
 func (a Admin) connect(ctx context.Context, database string) (*pgx.Conn, error) {
+	cfg, err := a.config(database)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		// pgx errors may quote the config; keep only the cause, never the password.
+		return nil, fmt.Errorf("connect to %s as %s: %w", net.JoinHostPort(a.host, strconv.Itoa(a.port)), a.user, redact(err, a.password))
+	}
+	return conn, nil
+}
+
+// config is how connect logs in to database: TLS checked by a.tls and, with
+// it, SCRAM bound to the TLS channel (channel_binding=require: a man in the
+// middle holding another certificate cannot relay the login; issue 12,
+// hole 5).
+func (a Admin) config(database string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig("")
 	if err != nil {
 		return nil, err
@@ -51,6 +68,9 @@ func (a Admin) connect(ctx context.Context, database string) (*pgx.Conn, error) 
 	cfg.Host, cfg.Port = a.host, uint16(a.port)
 	cfg.User, cfg.Password, cfg.Database = a.user, a.password, database
 	cfg.TLSConfig = a.tls
+	if a.tls != nil {
+		cfg.ChannelBinding = "require"
+	}
 	cfg.Fallbacks = nil
 	cfg.ConnectTimeout = 5 * time.Second
 	cfg.RuntimeParams["application_name"] = "pgbroker"
@@ -58,12 +78,7 @@ func (a Admin) connect(ctx context.Context, database string) (*pgx.Conn, error) 
 	// public, not a schema a tenant named after it ("$user"), and its own
 	// temporary schema last (issue 12, hole 2).
 	cfg.RuntimeParams["search_path"] = "pg_catalog, pg_temp"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		// pgx errors may quote the config; keep only the cause, never the password.
-		return nil, fmt.Errorf("connect to %s as %s: %w", net.JoinHostPort(a.host, strconv.Itoa(a.port)), a.user, redact(err, a.password))
-	}
-	return conn, nil
+	return cfg, nil
 }
 
 // Ping opens a connection and runs SELECT 1.
