@@ -68,7 +68,7 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 	}
 	// The step an earlier attempt recorded, without the reason it gave
 	// for retrying (else each attempt would nest one more).
-	step, _, _ := strings.Cut(op.Description, retrySuffix)
+	step := stepOf(op.Description)
 	progress := func(s string) {
 		step = s
 		log.Info("operation progress", slog.String("step", s))
@@ -85,7 +85,7 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 	}
 	if err != nil {
 		log.Warn("operation attempt failed", slog.String("step", step), slog.String("error", err.Error()))
-		_ = w.store.Instances().SetProgress(context.WithoutCancel(ctx), op.ID, fmt.Sprintf("%s%s%v)", step, retrySuffix, err))
+		_ = w.store.Instances().SetProgress(context.WithoutCancel(ctx), op.ID, retrying(step, err))
 		return err
 	}
 	crashpoint.Hit("operation:done")
@@ -334,3 +334,13 @@ func (w *operationWorker) restoreFrom(ctx context.Context, op store.Operation, t
 // retrySuffix starts what an attempt that failed adds to its step in
 // last_operation's description: "<step> (will retry: <error>)".
 const retrySuffix = " (will retry: "
+
+// retrying is the description of step after an attempt failed with err.
+func retrying(step string, err error) string { return step + retrySuffix + err.Error() + ")" }
+
+// stepOf is the step a description names, without the reason an attempt
+// gave for retrying.
+func stepOf(description string) string {
+	step, _, _ := strings.Cut(description, retrySuffix)
+	return step
+}
