@@ -347,6 +347,10 @@ job "pg-backup" {
               # names it) while connecting to the gateway's address, and
               # SCRAM bound to that channel: a man in the middle gets neither
               # the data nor a password it could replay.
+              # HOME is the agent's (root's): libpq would fail on a client
+              # certificate it may not read there (~/.postgresql). None is
+              # sent; the task directory is this user's.
+              export HOME="$NOMAD_TASK_DIR"
               export PGCHANNELBINDING=require PGHOSTADDR='${var.pg_host}'
               %{ if var.broker_ca != "" }
               export PGSSLMODE=verify-full PGSSLROOTCERT="$NOMAD_TASK_DIR/broker-ca.pem"
