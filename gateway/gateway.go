@@ -24,7 +24,8 @@ package gateway
 import (
 	"bufio"
 	"bytes"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -53,7 +54,7 @@ func Servers(cfg []byte) []string {
 			seen[f[1]+" "+f[2]] = true
 		}
 	}
-	return sorted(seen)
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // Registered returns the node service registrations in the form Servers
@@ -64,14 +65,5 @@ func Registered(regs []*api.ServiceRegistration) []string {
 		// As the template prints them: {{ .Address }}:{{ .Port }}.
 		seen[r.AllocID+" "+r.Address+":"+strconv.Itoa(r.Port)] = true
 	}
-	return sorted(seen)
-}
-
-func sorted(set map[string]bool) []string {
-	out := make([]string, 0, len(set))
-	for s := range set {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(seen))
 }
