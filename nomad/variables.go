@@ -13,13 +13,27 @@ import (
 // templates. Errors name the path, never an item's value.
 
 // EnsureVariable returns the items of the Variable at path, creating it
-// with initial when it does not exist. Creation is check-and-set, so two
-// brokers racing end up with the same items.
+// with initial when it does not exist, and adding each item of initial it
+// lacks (an item a newer broker introduced, such as the Patroni REST API
+// password of an instance made before it); items already there are never
+// changed. Both writes are check-and-set, so two brokers racing end up with
+// the same items.
 func (n *Cluster) EnsureVariable(ctx context.Context, path string, initial map[string]string) (map[string]string, error) {
 	for {
 		v, _, err := n.c.Variables().Read(path, queryOpts(ctx))
 		if err == nil {
-			return v.Items, nil
+			if !addMissing(v, initial) {
+				return v.Items, nil
+			}
+			updated, _, err := n.c.Variables().CheckedUpdate(v, writeOpts(ctx))
+			var conflict api.ErrCASConflict
+			if errors.As(err, &conflict) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("add items to secret %s in Nomad: %w", path, err)
+			}
+			return updated.Items, nil
 		}
 		if !errors.Is(err, api.ErrVariablePathNotFound) {
 			return nil, fmt.Errorf("read secret %s from Nomad: %w", path, err)
@@ -34,6 +48,22 @@ func (n *Cluster) EnsureVariable(ctx context.Context, path string, initial map[s
 		}
 		return created.Items, nil
 	}
+}
+
+// addMissing adds to v each item of initial it lacks and reports whether
+// it added any.
+func addMissing(v *api.Variable, initial map[string]string) bool {
+	added := false
+	for k, val := range initial {
+		if _, ok := v.Items[k]; !ok {
+			if v.Items == nil {
+				v.Items = api.VariableItems{}
+			}
+			v.Items[k] = val
+			added = true
+		}
+	}
+	return added
 }
 
 // UpdateVariable reads the Variable at path, lets change edit its items
