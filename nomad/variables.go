@@ -20,20 +20,9 @@ import (
 // the same items.
 func (n *Cluster) EnsureVariable(ctx context.Context, path string, initial map[string]string) (map[string]string, error) {
 	for {
-		v, _, err := n.c.Variables().Read(path, queryOpts(ctx))
+		_, _, err := n.c.Variables().Read(path, queryOpts(ctx))
 		if err == nil {
-			if !addMissing(v, initial) {
-				return v.Items, nil
-			}
-			updated, _, err := n.c.Variables().CheckedUpdate(v, writeOpts(ctx))
-			var conflict api.ErrCASConflict
-			if errors.As(err, &conflict) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("add items to secret %s in Nomad: %w", path, err)
-			}
-			return updated.Items, nil
+			return n.UpdateVariable(ctx, path, func(items api.VariableItems) bool { return addMissing(items, initial) })
 		}
 		if !errors.Is(err, api.ErrVariablePathNotFound) {
 			return nil, fmt.Errorf("read secret %s from Nomad: %w", path, err)
@@ -50,16 +39,13 @@ func (n *Cluster) EnsureVariable(ctx context.Context, path string, initial map[s
 	}
 }
 
-// addMissing adds to v each item of initial it lacks and reports whether
-// it added any.
-func addMissing(v *api.Variable, initial map[string]string) bool {
+// addMissing adds to items each item of initial it lacks and reports
+// whether it added any.
+func addMissing(items api.VariableItems, initial map[string]string) bool {
 	added := false
-	for k, val := range initial {
-		if _, ok := v.Items[k]; !ok {
-			if v.Items == nil {
-				v.Items = api.VariableItems{}
-			}
-			v.Items[k] = val
+	for k, v := range initial {
+		if _, ok := items[k]; !ok {
+			items[k] = v
 			added = true
 		}
 	}
