@@ -150,6 +150,8 @@ func checkClusterTraffic(t *testing.T, short string) {
 	} {
 		if err := replicate(c.params); err == nil {
 			t.Errorf("replication admitted with %s", c.what)
+		} else {
+			t.Logf("replication with %s refused: %v", c.what, err)
 		}
 	}
 
