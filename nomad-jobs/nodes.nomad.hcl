@@ -373,16 +373,21 @@ job "pg-nodes" {
         # on Patroni's REST API instead (GET /health: 200 while PostgreSQL
         # runs; Patroni answers from its own connection). A single node has
         # no check: nothing routes by it, and the broker waits for SELECT 1
-        # through the gateway itself (provisioner waitReady).
+        # through the gateway itself (provisioner waitReady). The REST API
+        # speaks TLS only; Nomad's own checks take no CA, so this one skips
+        # verification: it reads a status code, nothing secret, and decides
+        # only the deployment's health (the gateways verify, see gateways.nomad.hcl).
         dynamic "check" {
           for_each = var.patroni ? ["patroni"] : []
           content {
-            name     = "patroni-health"
-            type     = "http"
-            port     = "api"
-            path     = "/health"
-            interval = "5s"
-            timeout  = "2s"
+            name            = "patroni-health"
+            type            = "http"
+            protocol        = "https"
+            tls_skip_verify = true
+            port            = "api"
+            path            = "/health"
+            interval        = "5s"
+            timeout         = "2s"
           }
         }
       }
