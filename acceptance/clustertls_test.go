@@ -105,7 +105,8 @@ func checkClusterTraffic(t *testing.T, short string) {
 		}
 		return p
 	}
-	caFile := write("ca.pem", string(nodesBrokerCA(t, short)))
+	caPEM := nodesBrokerCA(t, short) // one read of the node job
+	caFile := write("ca.pem", string(caPEM))
 	nodeCert := write("node.pem", v.Items["server_certificate"])
 	nodeKey := write("node.key", v.Items["server_private_key"])
 	now := time.Now()
@@ -173,7 +174,7 @@ func checkClusterTraffic(t *testing.T, short string) {
 		cfg.TLSConfig.ServerName = naming.NodeService(short)
 		cfg.TLSConfig.InsecureSkipVerify = false
 		cfg.TLSConfig.RootCAs = x509.NewCertPool()
-		cfg.TLSConfig.RootCAs.AppendCertsFromPEM(nodesBrokerCA(t, short))
+		cfg.TLSConfig.RootCAs.AppendCertsFromPEM(caPEM)
 		conn, err := pgconn.ConnectConfig(ctx, cfg)
 		if err != nil {
 			last = err.Error()
