@@ -251,7 +251,8 @@ job "pg-gateways" {
       # reaches the master while it re-executes itself for the previous reload
       # is lost (seen when a node moved: deregistration and registration came
       # 100 ms apart), leaving the old backend loaded. Nomad runs change
-      # scripts one at a time and this one returns once the reload is done.
+      # scripts one at a time and this one returns once a worker forked after
+      # its signal runs, signalling again until one does.
       template {
         destination = "local/reload.sh"
         perms       = "0755"
@@ -260,12 +261,13 @@ job "pg-gateways" {
           #!/bin/sh
           # Rendered from gateways.nomad.hcl: checks the new configuration,
           # reloads HAProxy (master-worker: SIGUSR2 to the master) and waits
-          # until the master has forked a worker on it.
+          # until the master has forked a new worker on it.
           set -eu
           haproxy='${local.docker ? "haproxy" : var.haproxy_bin}'
           cfg="$NOMAD_TASK_DIR/haproxy.cfg"
           next="$NOMAD_TASK_DIR/haproxy.next.cfg"
           loaded="$NOMAD_TASK_DIR/haproxy.loaded.cfg"
+          served="$NOMAD_TASK_DIR/haproxy.served.cfg"
           pidfile="$NOMAD_TASK_DIR/haproxy.pid"
 
           # workers: the pids of the master's workers, once it wrote its pid file.
@@ -275,29 +277,57 @@ job "pg-gateways" {
             cat "/proc/$pid/task/$pid/children" 2>/dev/null || true
           }
 
-          # wait_for CONDITION: polls for up to 10 s.
-          wait_for() {
-            i=0
-            until eval "$1"; do
-              i=$((i + 1))
-              if [ "$i" -gt 200 ]; then
-                echo "reload: timed out waiting for: $1" >&2
-                exit 1
-              fi
-              sleep 0.05
+          # new_worker: true once a worker runs that was not one of $before.
+          # (Comparing the whole list is not enough: a former worker that
+          # exits changes it too, and a reload whose signal was lost then
+          # looked done: seen in CI, the backend stayed empty.)
+          new_worker() {
+            for w in $(workers); do
+              case " $before " in
+              *" $w "*) ;;
+              *) return 0 ;;
+              esac
             done
+            return 1
           }
 
           # The copy HAProxy will load, checked first.
           cp -f "$cfg" "$next"
           "$haproxy" -c -q -f "$next"
           # A master still starting up has no worker yet and no signal handler.
-          wait_for '[ -n "$(workers)" ]'
+          i=0
+          until [ -n "$(workers)" ]; do
+            i=$((i + 1))
+            if [ "$i" -gt 200 ]; then
+              echo "reload: HAProxy's master has no worker after 10 s" >&2
+              exit 1
+            fi
+            sleep 0.05
+          done
           master=$(cat "$pidfile")
-          before=$(workers)
+          before=$(echo $(workers))
+          cp -f "$loaded" "$served"
           mv -f "$next" "$loaded"
-          kill -USR2 "$master"
-          wait_for '[ "$(workers)" != "$before" ]'
+          # Up to 5 signals, 2 s apart: a signal the master lost to its
+          # previous reload is sent again (a second reload on the same file
+          # does no harm).
+          for attempt in 1 2 3 4 5; do
+            kill -USR2 "$master"
+            i=0
+            while [ "$i" -lt 40 ]; do
+              if new_worker; then
+                exit 0
+              fi
+              sleep 0.05
+              i=$((i + 1))
+            done
+          done
+          # Still the former configuration: say so in the loaded copy, which the
+          # broker's gateway watcher compares with the node service (it then
+          # restarts the task).
+          mv -f "$served" "$loaded"
+          echo "reload: HAProxy's master forked no worker after 5 signals" >&2
+          exit 1
         EOT
       }
 
@@ -367,11 +397,14 @@ job "pg-gateways" {
             # marked down are closed so clients reconnect through us.
             balance first
           %{ if var.patroni }
-            # Only the leader answers 200 to OPTIONS /primary. Patroni's
-            # answer is authoritative: one "not the primary" (a switchover,
-            # a demotion) takes the node out at once, and the new leader is
-            # in within 100 ms of its promotion.
-            default-server inter 250ms fastinter 100ms downinter 100ms rise 1 fall 1 on-marked-down shutdown-sessions
+            # Only the leader answers 200 to OPTIONS /primary. Two failed
+            # checks in a row take a node out (a switchover, a demotion:
+            # the second comes 100 ms after the first), and the new leader
+            # is in within 100 ms of its promotion. Not one: a check's TLS
+            # handshake must end within timeout connect (250 ms, below),
+            # and under load Patroni's sometimes did not (CI: the leader
+            # flapped down and up, each time closing every session on it).
+            default-server inter 250ms fastinter 100ms downinter 100ms rise 1 fall 2 on-marked-down shutdown-sessions
             option httpchk OPTIONS /primary
             # A node that stops (a switchover) refuses connections while it
             # is still marked up. HAProxy waits min(timeout connect, 1 s)
