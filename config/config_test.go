@@ -192,4 +192,3 @@ func TestBackupDirectoryDefaultsBesideTheDataRoot(t *testing.T) {
 		t.Errorf("PGBROKER_PITR_REPO=off: PITR repository %q", c.PITRRepository())
 	}
 }
-
