@@ -1,0 +1,123 @@
+package patroni
+
+import (
+	"context"
+	"fmt"
+)
+
+// etcdPermission is one key range a role is granted (authpb.Permission in
+// the gateway's JSON: key and range_end base64, permType READ, WRITE or
+// READWRITE).
+type etcdPermission struct {
+	PermType string `json:"permType"`
+	Key      string `json:"key"`
+	RangeEnd string `json:"range_end"`
+}
+
+// EnsureUser makes the etcd user scope, with password, the only holder of
+// role scope, which grants read and write on exactly the cluster's keys
+// (Namespace + scope + "/", as a prefix range) and nothing else: the
+// credential the cluster's Patroni logs in with cannot read or write
+// another cluster's keys. Idempotent: a user or role that exists is kept,
+// the password (re)set, any other permission of the role and any other role
+// of the user revoked. No endpoint: nothing to do. Errors: etcd's
+// (*EtcdError), naming the step.
+func (d *DCS) EnsureUser(ctx context.Context, scope, password string) error {
+	if len(d.endpoints) == 0 {
+		return nil
+	}
+	if err := d.ensureRole(ctx, scope); err != nil {
+		return fmt.Errorf("etcd role %s: %w", scope, err)
+	}
+	if err := d.ensureUserPassword(ctx, scope, password); err != nil {
+		return fmt.Errorf("etcd user %s: %w", scope, err)
+	}
+	if err := d.ensureOnlyRole(ctx, scope); err != nil {
+		return fmt.Errorf("etcd user %s: %w", scope, err)
+	}
+	return nil
+}
+
+// ensureRole makes role scope grant READWRITE on the cluster's prefix range
+// and nothing else.
+func (d *DCS) ensureRole(ctx context.Context, scope string) error {
+	var out struct{}
+	err := d.call(ctx, "/v3/auth/role/add", map[string]string{"name": scope}, &out)
+	if err != nil && !etcdSays(err, "role name already exists") {
+		return err
+	}
+	r := prefixRange(Namespace + scope + "/")
+	want := etcdPermission{PermType: "READWRITE", Key: r["key"], RangeEnd: r["range_end"]}
+	if err := d.call(ctx, "/v3/auth/role/grant", map[string]any{"name": scope, "perm": want}, &out); err != nil {
+		return fmt.Errorf("grant %s: %w", Namespace+scope+"/", err)
+	}
+	var role struct {
+		Perm []etcdPermission `json:"perm"`
+	}
+	if err := d.call(ctx, "/v3/auth/role/get", map[string]string{"role": scope}, &role); err != nil {
+		return err
+	}
+	for _, p := range role.Perm {
+		if p.Key == want.Key && p.RangeEnd == want.RangeEnd && p.PermType == want.PermType {
+			continue
+		}
+		if err := d.call(ctx, "/v3/auth/role/revoke", map[string]string{"role": scope, "key": p.Key, "range_end": p.RangeEnd}, &out); err != nil &&
+			!etcdSays(err, "permission is not granted to the role") {
+			return fmt.Errorf("revoke a permission beyond its prefix: %w", err)
+		}
+	}
+	return nil
+}
+
+// ensureUserPassword adds user name with password, or sets the password of
+// the user that exists.
+func (d *DCS) ensureUserPassword(ctx context.Context, name, password string) error {
+	var out struct{}
+	body := map[string]string{"name": name, "password": password}
+	err := d.call(ctx, "/v3/auth/user/add", body, &out)
+	if etcdSays(err, "user name already exists") {
+		err = d.call(ctx, "/v3/auth/user/changepw", body, &out)
+	}
+	return err
+}
+
+// ensureOnlyRole grants user name its role name and revokes any other.
+func (d *DCS) ensureOnlyRole(ctx context.Context, name string) error {
+	var out struct{}
+	if err := d.call(ctx, "/v3/auth/user/grant", map[string]string{"user": name, "role": name}, &out); err != nil {
+		return fmt.Errorf("grant role %s: %w", name, err)
+	}
+	var user struct {
+		Roles []string `json:"roles"`
+	}
+	if err := d.call(ctx, "/v3/auth/user/get", map[string]string{"name": name}, &user); err != nil {
+		return err
+	}
+	for _, role := range user.Roles {
+		if role == name {
+			continue
+		}
+		if err := d.call(ctx, "/v3/auth/user/revoke", map[string]string{"name": name, "role": role}, &out); err != nil &&
+			!etcdSays(err, "role is not granted to the user") {
+			return fmt.Errorf("revoke role %s: %w", role, err)
+		}
+	}
+	return nil
+}
+
+// DeleteUser deletes the etcd user scope and its role scope (EnsureUser).
+// Idempotent: either being gone already is success. No endpoint: nothing
+// to do. Errors: etcd's (*EtcdError).
+func (d *DCS) DeleteUser(ctx context.Context, scope string) error {
+	if len(d.endpoints) == 0 {
+		return nil
+	}
+	var out struct{}
+	if err := d.call(ctx, "/v3/auth/user/delete", map[string]string{"name": scope}, &out); err != nil && !etcdSays(err, "user name not found") {
+		return fmt.Errorf("delete etcd user %s: %w", scope, err)
+	}
+	if err := d.call(ctx, "/v3/auth/role/delete", map[string]string{"role": scope}, &out); err != nil && !etcdSays(err, "role name not found") {
+		return fmt.Errorf("delete etcd role %s: %w", scope, err)
+	}
+	return nil
+}
