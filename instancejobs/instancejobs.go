@@ -52,6 +52,7 @@ type Config struct {
 	HostNetwork      string   // Nomad host network the ports bind to
 	DataRoot         string   // directory on every Nomad client that holds instances' data directories
 	Etcd             []string // host:port of the etcd cluster Patroni keeps its leader lock in
+	EtcdCA           string   // PEM certificates etcd's server certificate chains to ("": the system's)
 	PITRRepo         string   // directory of the pgBackRest repository on every client; "" when in S3 or off
 	GatewayCPUMHz    int      // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int      // memory of one gateway in MiB
@@ -115,6 +116,11 @@ func (j *Jobs) NodesWith(in instance.Instance, s instance.Size, extra map[string
 	vars["shared_preload_libraries"] = extensions.PreloadLibraries(in.Extensions)
 	for k, v := range extra {
 		vars[k] = v
+	}
+	if vars["patroni"] == true {
+		// Patroni logs in to etcd over TLS as user pg-<instance> (etcd_password in the Variable).
+		vars["etcd_hosts"] = j.cfg.Etcd
+		vars["etcd_ca"] = j.cfg.EtcdCA
 	}
 	if vars["patroni"] == true && j.certs.CA() != nil {
 		vars["broker_ca"] = string(j.certs.CA().CertPEM) // pgBackRest's TLS server admits base backup jobs' certificates
