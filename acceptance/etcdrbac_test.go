@@ -1,6 +1,8 @@
 package acceptance
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -22,8 +24,10 @@ import (
 // key among them) and is refused, with etcd's permission error, on another
 // instance's keys and on the whole /pgbroker/ namespace, for reading and
 // writing; a request without a token, and one over plain HTTP, get nothing.
-// Patroni itself ran on that role alone: its log shows it authenticating
-// and no permission error. Deprovisioning deletes the user.
+// It may watch its own keys (Patroni keeps its view of the cluster by a
+// watch) and not another's: etcd cancels that watch, which Patroni would
+// not log. Patroni itself ran on that role alone: its log shows it
+// authenticating and no permission error. Deprovisioning deletes the user.
 func TestEtcdRefusesOneInstancesPatroniOnAnothersKeys(t *testing.T) {
 	b := newBroker(t)
 	c := b.client()
@@ -87,6 +91,13 @@ func TestEtcdRefusesOneInstancesPatroniOnAnothersKeys(t *testing.T) {
 		t.Errorf("the other instance's leader key after the refused writes: %+v, %v; want node-0", kept, err)
 	}
 
+	if w := etcdWatch(t, token, own); !w.Created || w.Canceled {
+		t.Errorf("watch of its own keys as %s: %+v, want created and not canceled", scope, w)
+	}
+	if w := etcdWatch(t, token, other); !w.Canceled || !strings.Contains(w.CancelReason, "permission denied") {
+		t.Errorf("watch of another instance's keys as %s: %+v, want canceled for permission denied", scope, w)
+	}
+
 	if a, err := etcdRequest(etcdURL("https"), "/v3/kv/range", "", prefixBody(own, true)); err != nil || a.Status == http.StatusOK {
 		t.Errorf("range without a token: %v %v, want a refusal", a, err)
 	}
@@ -101,7 +112,8 @@ func TestEtcdRefusesOneInstancesPatroniOnAnothersKeys(t *testing.T) {
 	if !strings.Contains(logs, "Trying to authenticate on Etcd") {
 		t.Errorf("Patroni's log does not show it authenticating to etcd:\n%s", tail(logs, 40))
 	}
-	for _, bad := range []string{"permission denied", "PermissionDenied", "InvalidAuthToken", "AuthFailed", "UserEmpty"} {
+	for _, bad := range []string{"permission denied", "PermissionDenied", "Invalid auth token", "InvalidAuthToken", "AuthFailed", "UserEmpty",
+		"watchprefix failed", "KVCache.run", "refresh_lease"} {
 		if strings.Contains(logs, bad) {
 			t.Errorf("Patroni's log holds %q: its role lacks something it needs:\n%s", bad, tail(logs, 40))
 		}
@@ -115,6 +127,45 @@ func TestEtcdRefusesOneInstancesPatroniOnAnothersKeys(t *testing.T) {
 	if users, err := etcdUsers(); err != nil || slices.Contains(users, scope) {
 		t.Errorf("etcd users after deprovision: %v (%v), want no %s", users, err, scope)
 	}
+}
+
+// etcdWatchAnswer is the first answer of etcd to a watch's creation.
+type etcdWatchAnswer struct {
+	Created      bool   `json:"created"`
+	Canceled     bool   `json:"canceled"`
+	CancelReason string `json:"cancel_reason"`
+}
+
+// etcdWatch opens a watch of every key under prefix as token (POST
+// /v3/watch, a stream of JSON objects) and returns etcd's first answer.
+func etcdWatch(t *testing.T, token, prefix string) etcdWatchAnswer {
+	t.Helper()
+	client, err := etcdHTTPS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := prefixBody(prefix, false)
+	delete(r, "keys_only")
+	body, _ := json.Marshal(map[string]any{"create_request": r})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, etcdURL("https")+"/v3/watch", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("watch %s: %v", prefix, err)
+	}
+	defer resp.Body.Close()
+	var first struct {
+		Result etcdWatchAnswer `json:"result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&first); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("watch %s: %s, %v", prefix, resp.Status, err)
+	}
+	return first.Result
 }
 
 // nodesVariable returns the items of instance short's node job Variable.
