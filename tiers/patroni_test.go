@@ -17,13 +17,10 @@ type fakeCluster struct {
 
 func (f *fakeCluster) Members(context.Context) ([]patroni.Member, error) { return f.members, nil }
 
-// fakeDCS records the scopes whose keys were deleted and the users made.
-type fakeDCS struct{ deleted, users []string }
+// fakeDCS records the scopes whose keys were deleted.
+type fakeDCS struct{ deleted []string }
 
-func (f *fakeDCS) EnsureUser(_ context.Context, scope, _ string) error {
-	f.users = append(f.users, scope)
-	return nil
-}
+func (f *fakeDCS) EnsureUser(context.Context, string, string) error { return nil }
 
 func (f *fakeDCS) DeleteCluster(_ context.Context, scope string) error {
 	f.deleted = append(f.deleted, scope)
