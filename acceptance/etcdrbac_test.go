@@ -48,6 +48,8 @@ func TestEtcdRefusesOneInstancesPatroniOnAnothersKeys(t *testing.T) {
 	}
 
 	scope := "pg-" + short
+	// Written below only if etcd wrongly allows it.
+	t.Cleanup(func() { _, _ = etcdDeletePrefix("/pgbroker/" + scope) })
 	password := nodesVariable(t, short)["etcd_password"]
 	if len(password) < 32 {
 		t.Fatalf("etcd_password of the node job's Variable has %d characters, want 32 or more", len(password))
