@@ -3,6 +3,7 @@ package patroni
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // etcdPermission is one key range a role is granted (authpb.Permission in
@@ -19,9 +20,13 @@ type etcdPermission struct {
 // (Namespace + scope + "/", as a prefix range) and nothing else: the
 // credential the cluster's Patroni logs in with cannot read or write
 // another cluster's keys. Idempotent: a user or role that exists is kept,
-// the password (re)set, any other permission of the role and any other role
-// of the user revoked. No endpoint: nothing to do. Errors: etcd's
-// (*EtcdError), naming the step.
+// the password set unless it already logs in, any other permission of the
+// role and any other role of the user revoked. Run again on a user as it
+// should be, it changes nothing: each change to etcd's users and roles makes
+// it refuse every token issued before (Patroni's too, which then logs in
+// again) and the requests in flight with them ("revision of auth store is
+// old"), a failed leader lock update among them. No endpoint: nothing to do.
+// Errors: etcd's (*EtcdError), naming the step.
 func (d *DCS) EnsureUser(ctx context.Context, scope, password string) error {
 	if len(d.endpoints) == 0 {
 		return nil
@@ -48,17 +53,19 @@ func (d *DCS) ensureRole(ctx context.Context, scope string) error {
 	}
 	r := prefixRange(Namespace + scope + "/")
 	want := etcdPermission{PermType: "READWRITE", Key: r["key"], RangeEnd: r["range_end"]}
-	if err := d.call(ctx, "/v3/auth/role/grant", map[string]any{"name": scope, "perm": want}, &out); err != nil {
-		return fmt.Errorf("grant %s: %w", Namespace+scope+"/", err)
-	}
 	var role struct {
 		Perm []etcdPermission `json:"perm"`
 	}
 	if err := d.call(ctx, "/v3/auth/role/get", map[string]string{"role": scope}, &role); err != nil {
 		return err
 	}
+	if !slices.Contains(role.Perm, want) {
+		if err := d.call(ctx, "/v3/auth/role/grant", map[string]any{"name": scope, "perm": want}, &out); err != nil {
+			return fmt.Errorf("grant %s: %w", Namespace+scope+"/", err)
+		}
+	}
 	for _, p := range role.Perm {
-		if p.Key == want.Key && p.RangeEnd == want.RangeEnd && p.PermType == want.PermType {
+		if p == want {
 			continue
 		}
 		if err := d.call(ctx, "/v3/auth/role/revoke", map[string]string{"role": scope, "key": p.Key, "range_end": p.RangeEnd}, &out); err != nil &&
@@ -70,28 +77,40 @@ func (d *DCS) ensureRole(ctx context.Context, scope string) error {
 }
 
 // ensureUserPassword adds user name with password, or sets the password of
-// the user that exists.
+// the user that exists unless it logs in with it already.
 func (d *DCS) ensureUserPassword(ctx context.Context, name, password string) error {
 	var out struct{}
 	body := map[string]string{"name": name, "password": password}
 	err := d.call(ctx, "/v3/auth/user/add", body, &out)
-	if etcdSays(err, "user name already exists") {
-		err = d.call(ctx, "/v3/auth/user/changepw", body, &out)
+	if !etcdSays(err, "user name already exists") {
+		return err
 	}
-	return err
+	var token struct {
+		Token string `json:"token"`
+	}
+	err = d.post(ctx, "/v3/auth/authenticate", "", body, &token)
+	if err == nil && token.Token != "" {
+		return nil
+	}
+	if err != nil && !etcdSays(err, "authentication failed, invalid user ID or password") {
+		return err
+	}
+	return d.call(ctx, "/v3/auth/user/changepw", body, &out)
 }
 
 // ensureOnlyRole grants user name its role name and revokes any other.
 func (d *DCS) ensureOnlyRole(ctx context.Context, name string) error {
 	var out struct{}
-	if err := d.call(ctx, "/v3/auth/user/grant", map[string]string{"user": name, "role": name}, &out); err != nil {
-		return fmt.Errorf("grant role %s: %w", name, err)
-	}
 	var user struct {
 		Roles []string `json:"roles"`
 	}
 	if err := d.call(ctx, "/v3/auth/user/get", map[string]string{"name": name}, &user); err != nil {
 		return err
+	}
+	if !slices.Contains(user.Roles, name) {
+		if err := d.call(ctx, "/v3/auth/user/grant", map[string]string{"user": name, "role": name}, &out); err != nil {
+			return fmt.Errorf("grant role %s: %w", name, err)
+		}
 	}
 	for _, role := range user.Roles {
 		if role == name {

@@ -39,6 +39,26 @@ func TestEnsureUserGrantsExactlyTheClustersPrefixAndResetsThePassword(t *testing
 	}
 }
 
+// TestEnsureUserAgainChangesNothing: on a user and role as they should be,
+// EnsureUser only reads: any change to etcd's users and roles would make
+// etcd refuse the running Patroni's token and its requests in flight.
+func TestEnsureUserAgainChangesNothing(t *testing.T) {
+	f := newFakeEtcd(t)
+	d := fastDCS(f.endpoint())
+	if err := d.EnsureUser(context.Background(), "pg-abc", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	f.calls = nil
+	if err := d.EnsureUser(context.Background(), "pg-abc", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range f.calls {
+		if !strings.HasSuffix(call, "/get") && !strings.HasSuffix(call, "/add") && call != "/v3/auth/authenticate" {
+			t.Errorf("second EnsureUser called %s (calls %v): want reads only", call, f.calls)
+		}
+	}
+}
+
 // TestEnsureUserNarrowsAWiderRoleAndDropsOtherRoles: a role granted more
 // than its prefix (the whole namespace) or a user given another role (root)
 // is brought back to its own prefix.
