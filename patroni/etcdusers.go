@@ -34,10 +34,11 @@ func (d *DCS) EnsureUser(ctx context.Context, scope, password string) error {
 	if err := d.ensureRole(ctx, scope); err != nil {
 		return fmt.Errorf("etcd role %s: %w", scope, err)
 	}
-	if err := d.ensureUserPassword(ctx, scope, password); err != nil {
+	roles, err := d.ensureUserPassword(ctx, scope, password)
+	if err != nil {
 		return fmt.Errorf("etcd user %s: %w", scope, err)
 	}
-	if err := d.ensureOnlyRole(ctx, scope); err != nil {
+	if err := d.ensureOnlyRole(ctx, scope, roles); err != nil {
 		return fmt.Errorf("etcd user %s: %w", scope, err)
 	}
 	return nil
@@ -47,18 +48,18 @@ func (d *DCS) EnsureUser(ctx context.Context, scope, password string) error {
 // and nothing else.
 func (d *DCS) ensureRole(ctx context.Context, scope string) error {
 	var out struct{}
-	err := d.call(ctx, "/v3/auth/role/add", map[string]string{"name": scope}, &out)
-	if err != nil && !etcdSays(err, "role name already exists") {
+	var role struct {
+		Perm []etcdPermission `json:"perm"`
+	}
+	err := d.call(ctx, "/v3/auth/role/get", map[string]string{"role": scope}, &role)
+	if etcdSays(err, "role name not found") {
+		err = d.call(ctx, "/v3/auth/role/add", map[string]string{"name": scope}, &out)
+	}
+	if err != nil {
 		return err
 	}
 	r := prefixRange(Namespace + scope + "/")
 	want := etcdPermission{PermType: "READWRITE", Key: r["key"], RangeEnd: r["range_end"]}
-	var role struct {
-		Perm []etcdPermission `json:"perm"`
-	}
-	if err := d.call(ctx, "/v3/auth/role/get", map[string]string{"role": scope}, &role); err != nil {
-		return err
-	}
 	if !slices.Contains(role.Perm, want) {
 		if err := d.call(ctx, "/v3/auth/role/grant", map[string]any{"name": scope, "perm": want}, &out); err != nil {
 			return fmt.Errorf("grant %s: %w", Namespace+scope+"/", err)
@@ -77,42 +78,44 @@ func (d *DCS) ensureRole(ctx context.Context, scope string) error {
 }
 
 // ensureUserPassword adds user name with password, or sets the password of
-// the user that exists unless it logs in with it already.
-func (d *DCS) ensureUserPassword(ctx context.Context, name, password string) error {
+// the user that exists unless it logs in with it already, and returns the
+// user's roles.
+func (d *DCS) ensureUserPassword(ctx context.Context, name, password string) ([]string, error) {
 	var out struct{}
+	var user struct {
+		Roles []string `json:"roles"`
+	}
 	body := map[string]string{"name": name, "password": password}
-	err := d.call(ctx, "/v3/auth/user/add", body, &out)
-	if !etcdSays(err, "user name already exists") {
-		return err
+	err := d.call(ctx, "/v3/auth/user/get", map[string]string{"name": name}, &user)
+	if etcdSays(err, "user name not found") {
+		return nil, d.call(ctx, "/v3/auth/user/add", body, &out)
+	}
+	if err != nil {
+		return nil, err
 	}
 	var token struct {
 		Token string `json:"token"`
 	}
 	err = d.post(ctx, "/v3/auth/authenticate", "", body, &token)
 	if err == nil && token.Token != "" {
-		return nil
+		return user.Roles, nil
 	}
 	if err != nil && !etcdSays(err, "authentication failed, invalid user ID or password") {
-		return err
+		return nil, err
 	}
-	return d.call(ctx, "/v3/auth/user/changepw", body, &out)
+	return user.Roles, d.call(ctx, "/v3/auth/user/changepw", body, &out)
 }
 
-// ensureOnlyRole grants user name its role name and revokes any other.
-func (d *DCS) ensureOnlyRole(ctx context.Context, name string) error {
+// ensureOnlyRole grants user name, which holds roles, its role name and
+// revokes any other.
+func (d *DCS) ensureOnlyRole(ctx context.Context, name string, roles []string) error {
 	var out struct{}
-	var user struct {
-		Roles []string `json:"roles"`
-	}
-	if err := d.call(ctx, "/v3/auth/user/get", map[string]string{"name": name}, &user); err != nil {
-		return err
-	}
-	if !slices.Contains(user.Roles, name) {
+	if !slices.Contains(roles, name) {
 		if err := d.call(ctx, "/v3/auth/user/grant", map[string]string{"user": name, "role": name}, &out); err != nil {
 			return fmt.Errorf("grant role %s: %w", name, err)
 		}
 	}
-	for _, role := range user.Roles {
+	for _, role := range roles {
 		if role == name {
 			continue
 		}

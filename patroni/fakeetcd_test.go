@@ -131,6 +131,10 @@ func (f *fakeEtcd) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		f.users[str("name")] = str("password")
 	case "/v3/auth/user/get":
+		if _, ok := f.users[str("name")]; !ok {
+			etcdFail(w, http.StatusPreconditionFailed, 9, "user name not found")
+			return
+		}
 		answer["roles"] = f.granted[str("name")]
 	case "/v3/auth/user/grant":
 		if _, ok := f.perms[str("role")]; !ok && str("role") != "root" {
@@ -162,6 +166,10 @@ func (f *fakeEtcd) serve(w http.ResponseWriter, r *http.Request) {
 			f.perms[str("name")] = append(f.perms[str("name")], perm)
 		}
 	case "/v3/auth/role/get":
+		if _, ok := f.perms[str("role")]; !ok {
+			etcdFail(w, http.StatusPreconditionFailed, 9, "role name not found")
+			return
+		}
 		answer["perm"] = f.perms[str("role")]
 	case "/v3/auth/role/revoke":
 		f.perms[str("role")] = slices.DeleteFunc(f.perms[str("role")], func(p etcdPermission) bool {
