@@ -16,17 +16,12 @@ type etcdPermission struct {
 }
 
 // EnsureUser makes the etcd user scope, with password, the only holder of
-// role scope, which grants read and write on exactly the cluster's keys
-// (Namespace + scope + "/", as a prefix range) and nothing else: the
-// credential the cluster's Patroni logs in with cannot read or write
-// another cluster's keys. Idempotent: a user or role that exists is kept,
-// the password set unless it already logs in, any other permission of the
-// role and any other role of the user revoked. Run again on a user as it
-// should be, it changes nothing: each change to etcd's users and roles makes
-// it refuse every token issued before (Patroni's too, which then logs in
-// again) and the requests in flight with them ("revision of auth store is
-// old"), a failed leader lock update among them. No endpoint: nothing to do.
-// Errors: etcd's (*EtcdError), naming the step.
+// role scope, which grants READWRITE on the cluster's keys (Namespace +
+// scope + "/", a prefix range) and nothing else. Idempotent; on a user and
+// role as they should be it only reads, since any change to etcd's auth
+// store voids the tokens in use, the running Patroni's too. A wider role or
+// another role of the user is revoked. No endpoint: nothing to do. Errors:
+// etcd's (*EtcdError), naming the step.
 func (d *DCS) EnsureUser(ctx context.Context, scope, password string) error {
 	if len(d.endpoints) == 0 {
 		return nil
