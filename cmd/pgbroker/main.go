@@ -136,8 +136,13 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	etcdCA, err := cfg.EtcdCACertificates()
+	if err != nil {
+		return err
+	}
 	prov := provisioner.New(nomadClient, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork, Etcd: cfg.Etcd(), NodeNetworks: cfg.NodeNetworks,
+		EtcdCA: etcdCA, EtcdUsername: cfg.EtcdUsername, EtcdPassword: cfg.EtcdPassword,
 		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BindingSSLMode: cfg.BindingSSLMode, BrokerName: cfg.BrokerName,
 		Deployment: deployment,
 		BackupDir:  cfg.BackupDirectory(), BackupUser: cfg.BackupUser, BackupS3: dumpsS3, PITRRepo: cfg.PITRRepository(), PITRS3: pitrS3,
