@@ -32,6 +32,8 @@ var (
 	// ErrCorrupt: the envelope does not authenticate (tampered with, truncated,
 	// or sealed for another path).
 	ErrCorrupt = errors.New("the sealed copy does not authenticate: tampered with, or sealed for another path")
+	// ErrNoCopy: no sealed copy is kept for that path.
+	ErrNoCopy = errors.New("no sealed copy in the state database")
 	// ErrNoKey: neither PGBROKER_SECRETS_KEY nor PGBROKER_SECRETS_KEY_FILE is set.
 	ErrNoKey = errors.New("PGBROKER_SECRETS_KEY (or PGBROKER_SECRETS_KEY_FILE) is required: base64 of 32 random bytes " +
 		"(`head -c32 /dev/urandom | base64`); it encrypts the copies of instances' secrets in the state database")

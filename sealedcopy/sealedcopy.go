@@ -1,0 +1,239 @@
+// Package sealedcopy keeps a sealed copy (package sealed) of every Nomad
+// Variable the broker writes in the state database, so that a Nomad that
+// lost its state (a dev agent restarted, `nomad var purge` by mistake, a
+// cluster rebuilt) loses no secret: Restore puts a Variable back from its
+// copy. Variables wraps the broker's Nomad adapter (nomad.Cluster) with the
+// same methods, so callers do not change.
+//
+// Order of writes. A Variable created by EnsureVariable is sealed into the
+// state database first and created in Nomad from that copy: a fresh secret
+// never reaches a job without its copy, and a Variable missing from Nomad
+// but kept sealed comes back as it was instead of being minted anew.
+// Updates, puts and deletes go to Nomad first (it serialises writers,
+// check-and-set) and to the copy after; a crash in between leaves the copy
+// stale or missing for a moment, and every later read or write of the
+// Variable through Variables, as well as SealMissing at start, writes the
+// copy again from what Nomad holds.
+package sealedcopy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/sealed"
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// Nomad is the Variables of the Nomad cluster jobs read (nomad.Cluster).
+type Nomad interface {
+	EnsureVariable(ctx context.Context, path string, initial map[string]string) (map[string]string, error)
+	UpdateVariable(ctx context.Context, path string, change func(api.VariableItems) bool) (api.VariableItems, error)
+	Variable(ctx context.Context, path string) (map[string]string, error)
+	PutVariable(ctx context.Context, path string, items map[string]string) error
+	CreateVariable(ctx context.Context, path string, items map[string]string) (bool, error)
+	DeleteVariable(ctx context.Context, path string) error
+	DeleteVariablesUnder(ctx context.Context, prefix string) error
+	VariablePaths(ctx context.Context, prefix string) ([]string, error)
+}
+
+// Copies keeps the envelopes by path (store.SealedVariables). Get returns
+// store.ErrNotFound when there is none.
+type Copies interface {
+	Get(ctx context.Context, path string) (sealed.Envelope, error)
+	Put(ctx context.Context, path string, e sealed.Envelope) error
+	Insert(ctx context.Context, path string, e sealed.Envelope) (bool, error)
+	Delete(ctx context.Context, path string) error
+	DeleteUnder(ctx context.Context, prefix string) error
+}
+
+// Variables are Nomad's Variables, each with its sealed copy. Safe for
+// concurrent use.
+type Variables struct {
+	nomad  Nomad
+	copies Copies
+	key    *sealed.Key
+	log    *slog.Logger
+}
+
+// New returns the Variables of n, sealed with key into copies.
+func New(n Nomad, copies Copies, key *sealed.Key, log *slog.Logger) *Variables {
+	return &Variables{nomad: n, copies: copies, key: key, log: log}
+}
+
+// EnsureVariable returns the items of the Variable at path. When Nomad has
+// none, it creates it (check-and-set) from the sealed copy when there is
+// one, else from initial, sealed first. Errors: Nomad's, the state
+// database's, a copy that does not open (sealed.ErrOtherKey,
+// sealed.ErrCorrupt): never a fresh secret in place of one that is kept.
+func (v *Variables) EnsureVariable(ctx context.Context, path string, initial map[string]string) (map[string]string, error) {
+	for {
+		items, err := v.nomad.Variable(ctx, path)
+		if err == nil {
+			return items, v.keep(ctx, path, items)
+		}
+		if !errors.Is(err, api.ErrVariablePathNotFound) {
+			return nil, err
+		}
+		e, err := v.key.Seal(path, initial)
+		if err != nil {
+			return nil, err
+		}
+		fresh, err := v.copies.Insert(ctx, path, e)
+		if err != nil {
+			return nil, err
+		}
+		want, err := v.Sealed(ctx, path) // initial, or the copy kept before
+		if err != nil {
+			return nil, err
+		}
+		created, err := v.nomad.CreateVariable(ctx, path, want)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			if !fresh {
+				v.log.Info("restored a Nomad Variable from its sealed copy", slog.String("path", path))
+			}
+			return want, nil
+		}
+		// Another writer created it meanwhile: read theirs.
+	}
+}
+
+// UpdateVariable is nomad.Cluster's UpdateVariable, the copy written after.
+func (v *Variables) UpdateVariable(ctx context.Context, path string, change func(api.VariableItems) bool) (api.VariableItems, error) {
+	items, err := v.nomad.UpdateVariable(ctx, path, change)
+	if err != nil {
+		return nil, err
+	}
+	return items, v.keep(ctx, path, items)
+}
+
+// Variable returns the items of the Variable at path from Nomad (errors:
+// api.ErrVariablePathNotFound wrapped when there is none), writing its copy
+// when it is missing or differs.
+func (v *Variables) Variable(ctx context.Context, path string) (map[string]string, error) {
+	items, err := v.nomad.Variable(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return items, v.keep(ctx, path, items)
+}
+
+// PutVariable writes items as the Variable at path, then as its copy.
+func (v *Variables) PutVariable(ctx context.Context, path string, items map[string]string) error {
+	if err := v.nomad.PutVariable(ctx, path, items); err != nil {
+		return err
+	}
+	return v.keep(ctx, path, items)
+}
+
+// DeleteVariable deletes the Variable at path, then its copy.
+func (v *Variables) DeleteVariable(ctx context.Context, path string) error {
+	if err := v.nomad.DeleteVariable(ctx, path); err != nil {
+		return err
+	}
+	return v.copies.Delete(ctx, path)
+}
+
+// DeleteVariablesUnder deletes every Variable whose path starts with
+// prefix, then their copies.
+func (v *Variables) DeleteVariablesUnder(ctx context.Context, prefix string) error {
+	if err := v.nomad.DeleteVariablesUnder(ctx, prefix); err != nil {
+		return err
+	}
+	return v.copies.DeleteUnder(ctx, prefix)
+}
+
+// Sealed returns the items of the sealed copy of path. Errors:
+// sealed.ErrNoCopy, sealed.ErrOtherKey, sealed.ErrCorrupt (wrapped, naming
+// the path), the state database's.
+func (v *Variables) Sealed(ctx context.Context, path string) (map[string]string, error) {
+	e, err := v.copies.Get(ctx, path)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w", path, sealed.ErrNoCopy)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v.key.Open(path, e)
+}
+
+// Restore creates the Variable at path from its sealed copy when Nomad has
+// none (check-and-set: it never replaces a Variable), and reports whether
+// it did. Errors: those of Sealed, Nomad's.
+func (v *Variables) Restore(ctx context.Context, path string) (bool, error) {
+	items, err := v.Sealed(ctx, path)
+	if err != nil {
+		return false, err
+	}
+	created, err := v.nomad.CreateVariable(ctx, path, items)
+	if err != nil {
+		return false, err
+	}
+	if created {
+		v.log.Info("restored a Nomad Variable from its sealed copy", slog.String("path", path))
+	}
+	return created, nil
+}
+
+// SealMissing writes the copy of every Variable under each of prefixes
+// whose copy is missing or differs from Nomad's items (Variables written
+// before copies were kept, or by a broker that crashed between the two
+// writes), and returns how many it wrote. Idempotent.
+func (v *Variables) SealMissing(ctx context.Context, prefixes ...string) (int, error) {
+	written := 0
+	for _, prefix := range prefixes {
+		paths, err := v.nomad.VariablePaths(ctx, prefix)
+		if err != nil {
+			return written, err
+		}
+		for _, path := range paths {
+			items, err := v.nomad.Variable(ctx, path)
+			if errors.Is(err, api.ErrVariablePathNotFound) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return written, err
+			}
+			wrote, err := v.refresh(ctx, path, items)
+			if err != nil {
+				return written, err
+			}
+			if wrote {
+				written++
+			}
+		}
+	}
+	return written, nil
+}
+
+// keep makes the copy of path hold items.
+func (v *Variables) keep(ctx context.Context, path string, items map[string]string) error {
+	_, err := v.refresh(ctx, path, items)
+	return err
+}
+
+// refresh writes the copy of path when it does not hold items (missing,
+// stale, sealed with another key or unreadable: Nomad's items are the
+// truth while Nomad has them), and reports whether it wrote.
+func (v *Variables) refresh(ctx context.Context, path string, items map[string]string) (bool, error) {
+	if kept, err := v.Sealed(ctx, path); err == nil && maps.Equal(kept, items) {
+		return false, nil
+	} else if err != nil && !errors.Is(err, sealed.ErrNoCopy) && !errors.Is(err, sealed.ErrOtherKey) && !errors.Is(err, sealed.ErrCorrupt) {
+		return false, err
+	}
+	e, err := v.key.Seal(path, items)
+	if err != nil {
+		return false, err
+	}
+	if err := v.copies.Put(ctx, path, e); err != nil {
+		return false, err
+	}
+	return true, nil
+}
