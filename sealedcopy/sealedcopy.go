@@ -116,7 +116,8 @@ func (v *Variables) UpdateVariable(ctx context.Context, path string, change func
 
 // Variable returns the items of the Variable at path from Nomad (errors:
 // api.ErrVariablePathNotFound wrapped when there is none), writing its copy
-// when it is missing or differs.
+// when it is missing or differs. Errors: sealed.ErrOtherKey when the copy
+// was sealed with another key.
 func (v *Variables) Variable(ctx context.Context, path string) (map[string]string, error) {
 	items, err := v.nomad.Variable(ctx, path)
 	if err != nil {
@@ -220,12 +221,18 @@ func (v *Variables) keep(ctx context.Context, path string, items map[string]stri
 }
 
 // refresh writes the copy of path when it does not hold items (missing,
-// stale, sealed with another key or unreadable: Nomad's items are the
-// truth while Nomad has them), and reports whether it wrote.
+// stale, or not authentic: Nomad's items are the truth while Nomad has
+// them), and reports whether it wrote. A copy sealed with another key is
+// an error, not replaced: a broker started with the wrong key must not
+// re-seal every secret under it.
 func (v *Variables) refresh(ctx context.Context, path string, items map[string]string) (bool, error) {
-	if kept, err := v.Sealed(ctx, path); err == nil && maps.Equal(kept, items) {
+	kept, err := v.Sealed(ctx, path)
+	switch {
+	case err == nil && maps.Equal(kept, items):
 		return false, nil
-	} else if err != nil && !errors.Is(err, sealed.ErrNoCopy) && !errors.Is(err, sealed.ErrOtherKey) && !errors.Is(err, sealed.ErrCorrupt) {
+	case errors.Is(err, sealed.ErrCorrupt):
+		v.log.Warn("the sealed copy of a Nomad Variable does not authenticate: sealing it again from Nomad", slog.String("path", path))
+	case err != nil && !errors.Is(err, sealed.ErrNoCopy):
 		return false, err
 	}
 	e, err := v.key.Seal(path, items)

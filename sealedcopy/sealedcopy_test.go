@@ -212,6 +212,34 @@ func TestEnsureVariableRefusesToMintWhenTheCopyIsSealedWithAnotherKey(t *testing
 	if _, ok := n.vars[nodes]; ok {
 		t.Fatal("a fresh secret was created in Nomad although a copy is kept under another key")
 	}
+	// Nomad has it again: a read with the wrong key says so, and leaves the copy alone.
+	n.vars[nodes] = map[string]string{"admin_password": "pw-first"}
+	before := c.rows[nodes]
+	if _, err := v2.Variable(ctx, nodes); !errors.Is(err, sealed.ErrOtherKey) {
+		t.Fatalf("Variable with another key: %v; want sealed.ErrOtherKey", err)
+	}
+	if !bytes.Equal(c.rows[nodes].Ciphertext, before.Ciphertext) {
+		t.Fatal("a broker with another key re-sealed the copy")
+	}
+}
+
+func TestACopyThatDoesNotAuthenticateIsSealedAgainFromNomad(t *testing.T) {
+	v, n, c := setup(t, 1)
+	ctx := context.Background()
+	n.vars[nodes] = map[string]string{"admin_password": "pw-a"}
+	if _, err := v.Variable(ctx, nodes); err != nil {
+		t.Fatal(err)
+	}
+	e := c.rows[nodes]
+	e.Ciphertext = append([]byte{}, e.Ciphertext...)
+	e.Ciphertext[0] ^= 1
+	c.rows[nodes] = e
+	if _, err := v.Variable(ctx, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if opened(t, v, nodes)["admin_password"] != "pw-a" {
+		t.Fatal("a tampered copy was left in place")
+	}
 }
 
 func TestRestoreRecreatesAMissingVariableAndNeverReplacesOne(t *testing.T) {
