@@ -19,7 +19,6 @@ import (
 	"slices"
 	"time"
 
-
 	"github.com/pgbroker/pgbroker/adminconn"
 	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/crashpoint"
