@@ -10,10 +10,12 @@
 // never reaches a job without its copy, and a Variable missing from Nomad
 // but kept sealed comes back as it was instead of being minted anew.
 // Updates, puts and deletes go to Nomad first (it serialises writers,
-// check-and-set) and to the copy after; a crash in between leaves the copy
-// stale or missing for a moment, and every later read or write of the
-// Variable through Variables, as well as SealMissing at start, writes the
-// copy again from what Nomad holds.
+// check-and-set), and the copy follows: after a write, the copy is sealed
+// from what Nomad holds at that moment, under a lock on the copy's row
+// (store.SealedVariables.Update), so that of two writers the last to seal
+// seals the latest items. Reads only add a missing copy, never replace one.
+// A crash between Nomad's write and the copy's leaves the copy stale until
+// the next write of that Variable or the next start (SealMissing).
 package sealedcopy
 
 import (
@@ -22,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"time"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -42,14 +45,19 @@ type Nomad interface {
 }
 
 // Copies keeps the envelopes by path (store.SealedVariables). Get returns
-// store.ErrNotFound when there is none.
+// store.ErrNotFound when there is none; Update runs change under a lock on
+// path and stores what it returns (nil: nothing).
 type Copies interface {
 	Get(ctx context.Context, path string) (sealed.Envelope, error)
-	Put(ctx context.Context, path string, e sealed.Envelope) error
 	Insert(ctx context.Context, path string, e sealed.Envelope) (bool, error)
+	Update(ctx context.Context, path string, change func(current *sealed.Envelope) (*sealed.Envelope, error)) (bool, error)
 	Delete(ctx context.Context, path string) error
 	DeleteUnder(ctx context.Context, prefix string) error
 }
+
+// nomadReadTimeout bounds the read of a Variable made while the copy's row
+// is locked (a transaction of the state database is open meanwhile).
+const nomadReadTimeout = 5 * time.Second
 
 // Variables are Nomad's Variables, each with its sealed copy. Safe for
 // concurrent use.
@@ -74,7 +82,7 @@ func (v *Variables) EnsureVariable(ctx context.Context, path string, initial map
 	for {
 		items, err := v.nomad.Variable(ctx, path)
 		if err == nil {
-			return items, v.keep(ctx, path, items)
+			return items, v.keepIfMissing(ctx, path, items)
 		}
 		if !errors.Is(err, api.ErrVariablePathNotFound) {
 			return nil, err
@@ -105,33 +113,35 @@ func (v *Variables) EnsureVariable(ctx context.Context, path string, initial map
 	}
 }
 
-// UpdateVariable is nomad.Cluster's UpdateVariable, the copy written after.
+// UpdateVariable is nomad.Cluster's UpdateVariable, the copy sealed after.
 func (v *Variables) UpdateVariable(ctx context.Context, path string, change func(api.VariableItems) bool) (api.VariableItems, error) {
 	items, err := v.nomad.UpdateVariable(ctx, path, change)
 	if err != nil {
 		return nil, err
 	}
-	return items, v.keep(ctx, path, items)
+	_, err = v.refresh(ctx, path)
+	return items, err
 }
 
 // Variable returns the items of the Variable at path from Nomad (errors:
-// api.ErrVariablePathNotFound wrapped when there is none), writing its copy
-// when it is missing or differs. Errors: sealed.ErrOtherKey when the copy
-// was sealed with another key.
+// api.ErrVariablePathNotFound wrapped when there is none), sealing its copy
+// when there is none. Errors: sealed.ErrOtherKey when the copy was sealed
+// with another key.
 func (v *Variables) Variable(ctx context.Context, path string) (map[string]string, error) {
 	items, err := v.nomad.Variable(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	return items, v.keep(ctx, path, items)
+	return items, v.keepIfMissing(ctx, path, items)
 }
 
-// PutVariable writes items as the Variable at path, then as its copy.
+// PutVariable writes items as the Variable at path, then seals its copy.
 func (v *Variables) PutVariable(ctx context.Context, path string, items map[string]string) error {
 	if err := v.nomad.PutVariable(ctx, path, items); err != nil {
 		return err
 	}
-	return v.keep(ctx, path, items)
+	_, err := v.refresh(ctx, path)
+	return err
 }
 
 // DeleteVariable deletes the Variable at path, then its copy.
@@ -183,7 +193,7 @@ func (v *Variables) Restore(ctx context.Context, path string) (bool, error) {
 	return created, nil
 }
 
-// SealMissing writes the copy of every Variable under each of prefixes
+// SealMissing seals the copy of every Variable under each of prefixes
 // whose copy is missing or differs from Nomad's items (Variables written
 // before copies were kept, or by a broker that crashed between the two
 // writes), and returns how many it wrote. Idempotent.
@@ -195,14 +205,7 @@ func (v *Variables) SealMissing(ctx context.Context, prefixes ...string) (int, e
 			return written, err
 		}
 		for _, path := range paths {
-			items, err := v.nomad.Variable(ctx, path)
-			if errors.Is(err, api.ErrVariablePathNotFound) {
-				continue // deleted meanwhile
-			}
-			if err != nil {
-				return written, err
-			}
-			wrote, err := v.refresh(ctx, path, items)
+			wrote, err := v.refresh(ctx, path)
 			if err != nil {
 				return written, err
 			}
@@ -214,33 +217,60 @@ func (v *Variables) SealMissing(ctx context.Context, prefixes ...string) (int, e
 	return written, nil
 }
 
-// keep makes the copy of path hold items.
-func (v *Variables) keep(ctx context.Context, path string, items map[string]string) error {
-	_, err := v.refresh(ctx, path, items)
+// keepIfMissing seals items as the copy of path when none is kept: what
+// reads do. It never replaces a copy (a writer may have just sealed newer
+// items), but one sealed with another key is an error: a broker started
+// with the wrong key stops at its first read.
+func (v *Variables) keepIfMissing(ctx context.Context, path string, items map[string]string) error {
+	e, err := v.copies.Get(ctx, path)
+	if err == nil {
+		if e.KeyID != v.key.ID() {
+			return fmt.Errorf("the sealed copy of %s: %w (key id %s; this broker's is %s)", path, sealed.ErrOtherKey, e.KeyID, v.key.ID())
+		}
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	fresh, err := v.key.Seal(path, items)
+	if err != nil {
+		return err
+	}
+	_, err = v.copies.Insert(ctx, path, fresh)
 	return err
 }
 
-// refresh writes the copy of path when it does not hold items (missing,
-// stale, or not authentic: Nomad's items are the truth while Nomad has
-// them), and reports whether it wrote. A copy sealed with another key is
-// an error, not replaced: a broker started with the wrong key must not
-// re-seal every secret under it.
-func (v *Variables) refresh(ctx context.Context, path string, items map[string]string) (bool, error) {
-	kept, err := v.Sealed(ctx, path)
-	switch {
-	case err == nil && maps.Equal(kept, items):
-		return false, nil
-	case errors.Is(err, sealed.ErrCorrupt):
-		v.log.Warn("the sealed copy of a Nomad Variable does not authenticate: sealing it again from Nomad", slog.String("path", path))
-	case err != nil && !errors.Is(err, sealed.ErrNoCopy):
-		return false, err
-	}
-	e, err := v.key.Seal(path, items)
-	if err != nil {
-		return false, err
-	}
-	if err := v.copies.Put(ctx, path, e); err != nil {
-		return false, err
-	}
-	return true, nil
+// refresh makes the copy of path hold what Nomad holds now, reading it
+// under the copy's lock, and reports whether it wrote. A copy that does
+// not authenticate is replaced; one sealed with another key is an error,
+// not replaced (a broker started with the wrong key must not re-seal every
+// secret under it). A Variable Nomad no longer has leaves its copy alone.
+func (v *Variables) refresh(ctx context.Context, path string) (bool, error) {
+	return v.copies.Update(ctx, path, func(cur *sealed.Envelope) (*sealed.Envelope, error) {
+		read, cancel := context.WithTimeout(ctx, nomadReadTimeout)
+		defer cancel()
+		items, err := v.nomad.Variable(read, path)
+		if errors.Is(err, api.ErrVariablePathNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if cur != nil {
+			kept, err := v.key.Open(path, *cur)
+			switch {
+			case err == nil && maps.Equal(kept, items):
+				return nil, nil
+			case errors.Is(err, sealed.ErrOtherKey):
+				return nil, err
+			case err != nil:
+				v.log.Warn("the sealed copy of a Nomad Variable does not authenticate: sealing it again from Nomad", slog.String("path", path))
+			}
+		}
+		e, err := v.key.Seal(path, items)
+		if err != nil {
+			return nil, err
+		}
+		return &e, nil
+	})
 }

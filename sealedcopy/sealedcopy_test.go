@@ -91,9 +91,17 @@ func (f *fakeCopies) Get(_ context.Context, path string) (sealed.Envelope, error
 	return e, nil
 }
 
-func (f *fakeCopies) Put(_ context.Context, path string, e sealed.Envelope) error {
-	f.rows[path] = e
-	return nil
+func (f *fakeCopies) Update(_ context.Context, path string, change func(*sealed.Envelope) (*sealed.Envelope, error)) (bool, error) {
+	var cur *sealed.Envelope
+	if e, ok := f.rows[path]; ok {
+		cur = &e
+	}
+	next, err := change(cur)
+	if err != nil || next == nil {
+		return false, err
+	}
+	f.rows[path] = *next
+	return true, nil
 }
 
 func (f *fakeCopies) Insert(_ context.Context, path string, e sealed.Envelope) (bool, error) {
@@ -234,8 +242,8 @@ func TestACopyThatDoesNotAuthenticateIsSealedAgainFromNomad(t *testing.T) {
 	e.Ciphertext = append([]byte{}, e.Ciphertext...)
 	e.Ciphertext[0] ^= 1
 	c.rows[nodes] = e
-	if _, err := v.Variable(ctx, nodes); err != nil {
-		t.Fatal(err)
+	if written, err := v.SealMissing(ctx, "nomad/jobs/"); err != nil || written != 1 {
+		t.Fatalf("SealMissing over a tampered copy = %d, %v; want 1 written", written, err)
 	}
 	if opened(t, v, nodes)["admin_password"] != "pw-a" {
 		t.Fatal("a tampered copy was left in place")
@@ -283,18 +291,58 @@ func TestReadsAndSealMissingRepairAMissingOrStaleCopy(t *testing.T) {
 	if written, err := v.SealMissing(ctx, "nomad/jobs/pg-0123456789ab-", "pgbroker/instances/0123456789ab/"); written != 0 || err != nil {
 		t.Fatalf("SealMissing again = %d, %v; want 0 (idempotent)", written, err)
 	}
-	n.vars[nodes]["admin_password"] = "pw-new" // Nomad written, the copy not
+	n.vars[nodes]["admin_password"] = "pw-new" // Nomad written, the copy not (a crash between the two)
 	if _, err := v.Variable(ctx, nodes); err != nil {
 		t.Fatal(err)
 	}
-	if opened(t, v, nodes)["admin_password"] != "pw-new" {
-		t.Fatal("a read left a stale copy")
+	if opened(t, v, nodes)["admin_password"] != "pw-old-deployment" {
+		t.Fatal("a read replaced a copy: a read racing a writer would seal the items the writer replaced")
 	}
-	delete(c.rows, nodes)
 	if _, err := v.UpdateVariable(ctx, nodes, func(api.VariableItems) bool { return false }); err != nil {
 		t.Fatal(err)
 	}
 	if opened(t, v, nodes)["admin_password"] != "pw-new" {
-		t.Fatal("UpdateVariable without a change left the copy missing")
+		t.Fatal("UpdateVariable left a stale copy")
 	}
+	delete(c.rows, nodes)
+	if _, err := v.Variable(ctx, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if opened(t, v, nodes)["admin_password"] != "pw-new" {
+		t.Fatal("a read left the copy missing")
+	}
+}
+
+// TestTheCopyAfterAWriteHoldsWhatNomadHoldsThen: the copy is sealed from
+// Nomad's items read after the write, not from the items this writer
+// wrote, so a writer that seals last cannot bring back the items another
+// writer replaced meanwhile.
+func TestTheCopyAfterAWriteHoldsWhatNomadHoldsThen(t *testing.T) {
+	v, n, _ := setup(t, 1)
+	ctx := context.Background()
+	n.vars[nodes] = map[string]string{"server_key": "k1"}
+	slow := &racingNomad{fakeNomad: n, after: func() { n.vars[nodes] = map[string]string{"server_key": "k3"} }}
+	v.nomad = slow
+	if _, err := v.UpdateVariable(ctx, nodes, func(i api.VariableItems) bool { i["server_key"] = "k2"; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if got := opened(t, v, nodes)["server_key"]; got != "k3" {
+		t.Fatalf("the copy holds %s; want k3, what Nomad held when the copy was sealed", got)
+	}
+}
+
+// racingNomad runs after once, right after the first UpdateVariable: another
+// writer's update landing before this one seals its copy.
+type racingNomad struct {
+	*fakeNomad
+	after func()
+}
+
+func (r *racingNomad) UpdateVariable(ctx context.Context, path string, change func(api.VariableItems) bool) (api.VariableItems, error) {
+	items, err := r.fakeNomad.UpdateVariable(ctx, path, change)
+	if r.after != nil {
+		r.after()
+		r.after = nil
+	}
+	return items, err
 }

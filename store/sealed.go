@@ -29,18 +29,6 @@ func (s *SealedVariables) Get(ctx context.Context, path string) (sealed.Envelope
 	return e, nil
 }
 
-// Put stores e as the copy of path, replacing any.
-func (s *SealedVariables) Put(ctx context.Context, path string, e sealed.Envelope) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO sealed_variables (path, key_id, wrapped_key, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (path) DO UPDATE SET key_id = excluded.key_id, wrapped_key = excluded.wrapped_key,
-			nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = now()`,
-		path, e.KeyID, e.WrappedKey, e.Nonce, e.Ciphertext)
-	if err != nil {
-		return fmt.Errorf("store the sealed copy of %s: %w", path, err)
-	}
-	return nil
-}
-
 // Insert stores e as the copy of path unless one is there already, and
 // reports whether it did.
 func (s *SealedVariables) Insert(ctx context.Context, path string, e sealed.Envelope) (bool, error) {
@@ -50,6 +38,44 @@ func (s *SealedVariables) Insert(ctx context.Context, path string, e sealed.Enve
 		return false, fmt.Errorf("store the sealed copy of %s: %w", path, err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// Update runs change on the copy of path (nil when there is none) and
+// stores the envelope it returns (nil: nothing to store), in one
+// transaction holding a lock on path until it ends: Updates of one path,
+// from any broker, run one after the other, so the last to run stores what
+// change saw last. It reports whether it stored.
+func (s *SealedVariables) Update(ctx context.Context, path string, change func(current *sealed.Envelope) (*sealed.Envelope, error)) (bool, error) {
+	stored := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('sealed_variables ' || $1, 0))`, path); err != nil {
+			return err
+		}
+		var cur *sealed.Envelope
+		var e sealed.Envelope
+		err := tx.QueryRow(ctx, `SELECT key_id, wrapped_key, nonce, ciphertext FROM sealed_variables WHERE path = $1`, path).
+			Scan(&e.KeyID, &e.WrappedKey, &e.Nonce, &e.Ciphertext)
+		switch {
+		case err == nil:
+			cur = &e
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		next, err := change(cur)
+		if err != nil || next == nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO sealed_variables (path, key_id, wrapped_key, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (path) DO UPDATE SET key_id = excluded.key_id, wrapped_key = excluded.wrapped_key,
+				nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = now()`,
+			path, next.KeyID, next.WrappedKey, next.Nonce, next.Ciphertext)
+		stored = err == nil
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("update the sealed copy of %s: %w", path, err)
+	}
+	return stored, nil
 }
 
 // Delete deletes the copy of path; a missing one is not an error.
