@@ -51,6 +51,7 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	if n := etcdKeys(t, short); n == 0 {
 		t.Errorf("no Patroni keys in etcd under /pgbroker/%s/", provisioner.PatroniScope(short))
 	}
+	checkClusterTraffic(t, short)
 	// GET instance names the members and their roles.
 	status, body := b.raw(http.MethodGet, "/v2/service_instances/"+id, "", nil)
 	var got struct {

@@ -177,7 +177,7 @@ func waitClusterHealthy(tb testing.TB, short string, limit time.Duration) {
 				if !ok {
 					continue
 				}
-				members, err := patroniMembers("http://" + r.Address + ":" + port + "/cluster")
+				members, err := patroniMembers(patroniClient(tb, short, time.Second), "https://"+r.Address+":"+port+"/cluster")
 				if err != nil {
 					last = err.Error()
 					continue
@@ -204,7 +204,7 @@ func waitNewLeader(tb testing.TB, short, old string, limit time.Duration) {
 		for _, r := range regs {
 			for _, tag := range r.Tags {
 				if port, ok := strings.CutPrefix(tag, "patroni="); ok {
-					if leader, _ := patroniRoles(tb, "http://"+r.Address+":"+port+"/cluster"); leader != "" && leader != old {
+					if leader, _ := patroniRoles(patroniClient(tb, short, time.Second), "https://"+r.Address+":"+port+"/cluster"); leader != "" && leader != old {
 						return
 					}
 				}
@@ -215,8 +215,7 @@ func waitNewLeader(tb testing.TB, short, old string, limit time.Duration) {
 }
 
 // patroniMembers counts the running members of GET /cluster by role.
-func patroniMembers(url string) (map[string]int, error) {
-	client := http.Client{Timeout: time.Second}
+func patroniMembers(client *http.Client, url string) (map[string]int, error) {
 	resp, err := client.Get(url)
 	if err != nil {
 		return nil, err

@@ -103,7 +103,7 @@ func handSwitchoverT(b testing.TB, short string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	password := v.Items["replication_password"]
+	password := v.Items[naming.ItemPatroniPassword]
 	regs, _, err := nomadClient(b).Services().Get(naming.NodeService(short), nil)
 	if err != nil || len(regs) == 0 {
 		b.Fatalf("node services: %v", err)
@@ -111,17 +111,18 @@ func handSwitchoverT(b testing.TB, short string) {
 	var base string
 	for _, t := range regs[0].Tags {
 		if port, ok := strings.CutPrefix(t, "patroni="); ok {
-			base = "http://" + regs[0].Address + ":" + port
+			base = "https://" + regs[0].Address + ":" + port
 		}
 	}
-	leader, standby := patroniRoles(b, base+"/cluster")
+	client := patroniClient(b, short, time.Second) // a frozen member does not answer
+	leader, standby := patroniRoles(client, base+"/cluster")
 	// As patronictl does: the request goes to the leader's own REST API.
-	if api := memberAPI(b, base+"/cluster", leader); api != "" {
+	if api := memberAPI(client, base+"/cluster", leader); api != "" {
 		base = api
 	}
 	req, _ := http.NewRequest(http.MethodPost, base+"/switchover", strings.NewReader(fmt.Sprintf(`{"leader":%q,"candidate":%q}`, leader, standby)))
 	req.SetBasicAuth("patroni", password)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := patroniClient(b, short, time.Minute).Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func handSwitchoverT(b testing.TB, short string) {
 		b.Fatalf("switchover: %s", resp.Status)
 	}
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if l, _ := patroniRoles(b, base+"/cluster"); l == standby {
+		if l, _ := patroniRoles(client, base+"/cluster"); l == standby {
 			return
 		}
 	}
@@ -138,14 +139,13 @@ func handSwitchoverT(b testing.TB, short string) {
 }
 
 // memberAPI returns the REST API base URL of member name, "" when unknown.
-func memberAPI(b testing.TB, url, name string) string {
+func memberAPI(client *http.Client, url, name string) string {
 	var cluster struct {
 		Members []struct {
 			Name   string
 			APIURL string `json:"api_url"`
 		} `json:"members"`
 	}
-	client := http.Client{Timeout: time.Second}
 	resp, err := client.Get(url)
 	if err != nil {
 		return ""
@@ -163,11 +163,10 @@ func memberAPI(b testing.TB, url, name string) string {
 }
 
 // patroniRoles returns the names of the running leader and the sync standby.
-func patroniRoles(b testing.TB, url string) (leader, syncStandby string) {
+func patroniRoles(client *http.Client, url string) (leader, syncStandby string) {
 	var cluster struct {
 		Members []struct{ Name, Role, State string } `json:"members"`
 	}
-	client := http.Client{Timeout: time.Second} // a frozen member does not answer
 	resp, err := client.Get(url)
 	if err != nil {
 		return "", ""

@@ -3,6 +3,7 @@ package acceptance
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,7 +37,7 @@ func assertNoSecretLeak(t *testing.T, b *broker, instanceID string, secrets ...s
 		t.Fatalf("read the instance's secrets: %v", err)
 	}
 	// The Variable also holds what is not secret (force_tls, the certificate).
-	for _, key := range []string{"admin_password", "replication_password", "server_private_key"} {
+	for _, key := range append(slices.Clone(naming.ClusterSecretItems), "server_private_key") {
 		item, ok := v.Items[key]
 		if !ok {
 			t.Fatalf("the instance's Variable has no %s", key)

@@ -3,7 +3,6 @@ package acceptance
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,14 +92,14 @@ func leaderTimeline(t testing.TB, short string) (string, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := http.Client{Timeout: 2 * time.Second}
+	client := patroniClient(t, short, 2*time.Second)
 	for _, r := range regs {
 		for _, tag := range r.Tags {
 			port, ok := strings.CutPrefix(tag, "patroni=")
 			if !ok {
 				continue
 			}
-			resp, err := client.Get("http://" + r.Address + ":" + port + "/cluster")
+			resp, err := client.Get("https://" + r.Address + ":" + port + "/cluster")
 			if err != nil {
 				continue
 			}

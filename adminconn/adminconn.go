@@ -178,9 +178,10 @@ func (c *Connector) WaitReady(ctx context.Context, admin AdminConn, progress ins
 }
 
 // EnsureSecret returns the items of the Nomad Variable at path, creating it
-// with a fresh password for each key when it does not exist: 32 letters and
-// digits from crypto/rand, about 190 bits (users.NewPassword). Creation is
-// check-and-set, so two workers racing end up with the same secret.
+// or adding to it a fresh password for each key it lacks: 32 letters and
+// digits from crypto/rand, about 190 bits (users.NewPassword). An item
+// already there is kept. Writes are check-and-set, so two workers racing end
+// up with the same secret.
 func (c *Connector) EnsureSecret(ctx context.Context, path string, keys ...string) (map[string]string, error) {
 	initial := make(map[string]string, len(keys))
 	for _, k := range keys {

@@ -41,10 +41,16 @@ func (f *fakeNomad) Variable(_ context.Context, path string) (map[string]string,
 	return nil, api.ErrVariablePathNotFound
 }
 
-// EnsureVariable creates the Variable with initial unless it exists (check-and-set).
+// EnsureVariable creates the Variable with initial unless it exists, and
+// adds the items of initial it lacks (nomad.Cluster.EnsureVariable).
 func (f *fakeNomad) EnsureVariable(ctx context.Context, path string, initial map[string]string) (map[string]string, error) {
 	if _, ok := f.vars[path]; !ok {
 		f.vars[path] = maps.Clone(initial)
+	}
+	for k, v := range initial {
+		if _, ok := f.vars[path][k]; !ok {
+			f.vars[path][k] = v
+		}
 	}
 	return f.Variable(ctx, path)
 }

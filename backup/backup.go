@@ -12,6 +12,7 @@ package backup
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 
 	"github.com/hashicorp/nomad/api"
@@ -72,6 +73,10 @@ type Hooks struct {
 	// instance short presents a certificate for every registered node
 	// address.
 	EnsureServerCertificate func(ctx context.Context, short string) error
+	// NodeTLS returns how to verify the Patroni REST API of a node of
+	// instance short: the broker's CA and the node service name
+	// (servercert.Issuer.AdminTLS).
+	NodeTLS func(short string) *tls.Config
 }
 
 // Backups carries out an instance's backups and restores against one Nomad

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -158,7 +157,7 @@ func (b *Backups) primaryNode(ctx context.Context, in Instance) (backupNode, err
 	}
 	for _, r := range regs {
 		if base := patroniAPI(r); base != "" {
-			if !patroniAnswers(ctx, base, "/primary") {
+			if !b.patroniAnswers(ctx, in.ShortID, base, "/primary") {
 				continue
 			}
 		} else if in.NodeID != "" && r.NodeID != in.NodeID {
@@ -181,7 +180,7 @@ func (b *Backups) standbyClient(ctx context.Context, short string) (string, erro
 		return "", err
 	}
 	for _, r := range regs {
-		if base := patroniAPI(r); base != "" && patroniAnswers(ctx, base, "/replica") {
+		if base := patroniAPI(r); base != "" && b.patroniAnswers(ctx, short, base, "/replica") {
 			return r.NodeID, nil
 		}
 	}
@@ -192,22 +191,11 @@ func (b *Backups) standbyClient(ctx context.Context, short string) (string, erro
 // registration, "" when it has none (no Patroni).
 func patroniAPI(r *api.ServiceRegistration) string { return patroni.APIBase(r.Address, r.Tags) }
 
-// patroniAnswers reports whether the Patroni REST API at base answers
-// OPTIONS path (a health endpoint: /primary, /replica) with 200; they need
-// no authentication.
-func patroniAnswers(ctx context.Context, base, path string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodOptions, base+path, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+// patroniAnswers reports whether the Patroni REST API at base, a member
+// of instance short, answers OPTIONS path (/primary, /replica) with 200,
+// over TLS verified as Hooks.NodeTLS says.
+func (b *Backups) patroniAnswers(ctx context.Context, short, base, path string) bool {
+	return patroni.Answers(ctx, base, path, b.hooks.NodeTLS(short))
 }
 
 // registeredNode reads the node index of a node service registration.

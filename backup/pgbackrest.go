@@ -150,5 +150,10 @@ const notLeaderCode = 75
 
 // leaderOnly starts every script execNode runs: under Patroni (Business),
 // only the leader runs it (pgBackRest backs up and checks the primary);
-// a standby exits notLeaderCode and the next allocation is tried.
-const leaderOnly = `if [[ -f $NOMAD_SECRETS_DIR/patroni.yml ]] && [[ $(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "http://$NOMAD_IP_api:$NOMAD_PORT_api/primary") != 200 ]]; then echo "not the Patroni leader" >&2; exit 75; fi; `
+// a standby exits notLeaderCode and the next allocation is tried. It asks
+// the node's own REST API (TLS only) as the broker does: the certificate
+// checked by the broker's CA and the node service's name, pg-<short>-node
+// (the job's id less its final "s"), resolved to the API's address.
+const leaderOnly = `if [[ -f $NOMAD_SECRETS_DIR/patroni.yml ]]; then name=${NOMAD_JOB_ID%s}; ` +
+	`if [[ $(curl -s -o /dev/null -w '%{http_code}' --cacert "$NOMAD_TASK_DIR/broker-ca.pem" --resolve "$name:$NOMAD_PORT_api:$NOMAD_IP_api" ` +
+	`-X OPTIONS "https://$name:$NOMAD_PORT_api/primary") != 200 ]]; then echo "not the Patroni leader" >&2; exit 75; fi; fi; `

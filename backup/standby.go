@@ -52,9 +52,9 @@ func (b *Backups) standbySource(ctx context.Context, short string) (src standbyS
 			return src, false, nil
 		}
 		switch {
-		case primary == nil && patroniAnswers(ctx, base, "/primary"):
+		case primary == nil && b.patroniAnswers(ctx, short, base, "/primary"):
 			primary = r
-		case standby == nil && patroniAnswers(ctx, base, "/replica"):
+		case standby == nil && b.patroniAnswers(ctx, short, base, "/replica"):
 			standby = r
 		}
 	}

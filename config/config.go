@@ -39,6 +39,7 @@ type Config struct {
 	PublicHost           string        `split_words:"true" desc:"host put in credentials; default: the gateway's Nomad address"`
 	BindingSSLMode       string        `envconfig:"BINDING_SSLMODE" default:"require" desc:"sslmode of uri, DATABASE_URL, jdbcUrl and read_only_uri in binding credentials: require (encrypted, connects as handed out, server not verified) or verify-full (the app must write ca_certificate to a file); the verify-full forms are in the credentials either way"`
 	EtcdEndpoints        []string      `split_words:"true" desc:"comma-separated host:port of the etcd cluster Patroni uses (Business plans); empty: Business plans are refused"`
+	NodeNetworks         []string      `split_words:"true" default:"0.0.0.0/0,::/0" desc:"comma-separated CIDRs the nodes of a Business cluster connect to each other from: replication is admitted from these only (and needs a node certificate and the replication password)"`
 	GatewayCPUMHz        int           `envconfig:"GATEWAY_CPU_MHZ" default:"100" desc:"CPU of one gateway (HAProxy) in MHz"`
 	GatewayMemoryMiB     int           `envconfig:"GATEWAY_MEMORY_MIB" default:"64" desc:"memory of one gateway in MiB"`
 	BrokerName           string        `split_words:"true" default:"pgbroker" desc:"name of this deployment, stamped in job Meta; orphan sweeps only touch jobs carrying it"`
@@ -203,6 +204,14 @@ func (c Config) check() error {
 	}
 	if err := checkBackupUser(c.BackupUser); err != nil {
 		return err
+	}
+	for _, n := range c.NodeNetworks {
+		if _, _, err := net.ParseCIDR(n); err != nil || strings.TrimSpace(n) != n {
+			return fmt.Errorf("PGBROKER_NODE_NETWORKS entry %q must be a CIDR such as 10.0.0.0/16", n)
+		}
+	}
+	if len(c.NodeNetworks) == 0 {
+		return errors.New("PGBROKER_NODE_NETWORKS must list at least one CIDR (0.0.0.0/0,::/0 admits every address)")
 	}
 	if c.BackupS3Endpoint != "" {
 		u, err := url.Parse(c.BackupS3Endpoint)

@@ -52,6 +52,7 @@ type Config struct {
 	HostNetwork      string   // Nomad host network the ports bind to
 	DataRoot         string   // directory on every Nomad client that holds instances' data directories
 	Etcd             []string // host:port of the etcd cluster Patroni keeps its leader lock in
+	NodeNetworks     []string // CIDRs replication is admitted from; nil: any address
 	PITRRepo         string   // directory of the pgBackRest repository on every client; "" when in S3 or off
 	GatewayCPUMHz    int      // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int      // memory of one gateway in MiB
@@ -116,8 +117,13 @@ func (j *Jobs) NodesWith(in instance.Instance, s instance.Size, extra map[string
 	for k, v := range extra {
 		vars[k] = v
 	}
-	if vars["patroni"] == true && j.certs.CA() != nil {
-		vars["broker_ca"] = string(j.certs.CA().CertPEM) // pgBackRest's TLS server admits base backup jobs' certificates
+	if len(j.cfg.NodeNetworks) > 0 {
+		vars["node_networks"] = j.cfg.NodeNetworks
+	}
+	if j.certs.CA() != nil {
+		// Replication needs a node certificate from it; Patroni's REST API
+		// and pgBackRest's TLS server verify by it.
+		vars["broker_ca"] = string(j.certs.CA().CertPEM)
 	}
 	job, err := j.nomad.Parse(nomadjobs.Nodes, naming.NodesJobID(in.ShortID), vars)
 	if err != nil {
@@ -140,6 +146,9 @@ func (j *Jobs) Gateways(in instance.Instance, s instance.Size) (*api.Job, error)
 	vars["patroni"] = s.HA()
 	if s.HA() {
 		vars["read_only_port"] = in.ReadOnlyPort
+		if j.certs.CA() != nil {
+			vars["broker_ca"] = string(j.certs.CA().CertPEM) // the checks verify Patroni's REST API by it
+		}
 	}
 	return j.nomad.Parse(nomadjobs.Gateways, naming.GatewaysJobID(in.ShortID), vars)
 }

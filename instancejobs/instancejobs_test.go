@@ -61,7 +61,7 @@ func TestBusinessNodesRunUnderPatroniOnDistinctHosts(t *testing.T) {
 }
 
 // TestAStarterNodeStaysOnItsDataWithoutPatroni: pinned to the client holding
-// its data, no Patroni, no WAL archiving without a PITR window; a restore's
+// its data, no Patroni, the broker's CA, no WAL archiving without a PITR window; a restore's
 // extra variables override the size's.
 func TestAStarterNodeStaysOnItsDataWithoutPatroni(t *testing.T) {
 	p := &parser{}
@@ -70,7 +70,8 @@ func TestAStarterNodeStaysOnItsDataWithoutPatroni(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.vars["node_id"] != "client-0" || p.vars["patroni"] != nil || p.vars["broker_ca"] != nil || job.Meta[naming.MetaPatroni] != "" {
+	// The CA too: pg_hba.conf asks a replication connection for a certificate from it.
+	if p.vars["node_id"] != "client-0" || p.vars["patroni"] != nil || p.vars["broker_ca"] != string(r.ca.CertPEM) || job.Meta[naming.MetaPatroni] != "" {
 		t.Fatalf("vars %v, Meta %v", p.vars, job.Meta)
 	}
 	if _, ok := p.vars["pitr_repo"]; ok {

@@ -61,6 +61,16 @@ variable "patroni" {
   description = "Route to the node whose Patroni REST API says it is the leader (Business plans)."
 }
 
+variable "broker_ca" {
+  type        = string
+  default     = ""
+  description = "With patroni: PEM of the broker's CA. The health checks verify each node's Patroni REST API certificate by it (and its name, pg-<instance>-node)."
+  validation {
+    condition     = regex_replace(var.broker_ca, "^[A-Za-z0-9+/=\\s-]*$", "") == ""
+    error_message = "The broker_ca must hold PEM certificates only."
+  }
+}
+
 variable "read_only_port" {
   type        = number
   default     = 0
@@ -105,6 +115,10 @@ locals {
   # seen here after a restore, the backend stayed empty) shows as a
   # difference, and the gateway is restarted. The master writes its pid to
   # haproxy.pid; reload.sh signals it.
+  # Patroni's REST API speaks TLS only: a check verifies the node's
+  # certificate by the broker's CA and the node service's name (the nodes
+  # are reached by address).
+  check_tls = var.broker_ca == "" ? "" : " check-ssl verify required ca-file {{ env \"NOMAD_TASK_DIR\" }}/broker-ca.pem verifyhost pg-${var.instance}-node"
   haproxy_args = ["-W", "-db", "-f", "${NOMAD_TASK_DIR}/haproxy.loaded.cfg", "-p", "${NOMAD_TASK_DIR}/haproxy.pid"]
   # load_config starts the task's shell: the rendered configuration becomes
   # the loaded one.
@@ -287,6 +301,14 @@ job "pg-gateways" {
         EOT
       }
 
+      dynamic "template" {
+        for_each = var.patroni && var.broker_ca != "" ? ["ca"] : []
+        content {
+          destination = "local/broker-ca.pem"
+          data        = var.broker_ca
+        }
+      }
+
       template {
         destination = "local/haproxy.cfg"
         change_mode = "script"
@@ -361,7 +383,7 @@ job "pg-gateways" {
             option redispatch 1
             http-check expect status 200
           {{- range nomadService "pg-${var.instance}-node" }}
-            server {{ .AllocID }} {{ .Address }}:{{ .Port }} check{{ range .Tags }}{{ if . | regexMatch "^patroni=[0-9]+$" }} port {{ . | replaceAll "patroni=" "" }}{{ end }}{{ end }}
+            server {{ .AllocID }} {{ .Address }}:{{ .Port }} check{{ range .Tags }}{{ if . | regexMatch "^patroni=[0-9]+$" }} port {{ . | replaceAll "patroni=" "" }}${local.check_tls}{{ end }}{{ end }}
           {{- end }}
           %{ else }
             # One node, but the registry can briefly list two: the stopping
@@ -389,7 +411,7 @@ job "pg-gateways" {
             http-check expect status 200
             default-server inter 1s fastinter 250ms downinter 250ms rise 1 fall 2 on-marked-down shutdown-sessions
           {{- range nomadService "pg-${var.instance}-node" }}
-            server {{ .AllocID }} {{ .Address }}:{{ .Port }} check{{ range .Tags }}{{ if . | regexMatch "^patroni=[0-9]+$" }} port {{ . | replaceAll "patroni=" "" }}{{ end }}{{ end }}
+            server {{ .AllocID }} {{ .Address }}:{{ .Port }} check{{ range .Tags }}{{ if . | regexMatch "^patroni=[0-9]+$" }} port {{ . | replaceAll "patroni=" "" }}${local.check_tls}{{ end }}{{ end }}
           {{- end }}
           %{ endif }
         EOT

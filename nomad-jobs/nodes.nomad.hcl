@@ -265,10 +265,22 @@ variable "pitr_s3_ca" {
 variable "broker_ca" {
   type        = string
   default     = ""
-  description = "With patroni and pitr_repo: PEM of the broker's CA, which signs the base backup job's client certificate."
+  description = "PEM of the broker's CA. It signs the base backup job's client certificate (pgBackRest's TLS server) and every node's certificate: a replication connection must present one (pg_hba clientcert), and Patroni's connections to other members verify theirs."
   validation {
     condition     = regex_replace(var.broker_ca, "^[A-Za-z0-9+/=\\s-]*$", "") == ""
     error_message = "The broker_ca must hold PEM certificates only."
+  }
+}
+
+# Replication is admitted only from these networks (pg_hba.conf), with a
+# client certificate from broker_ca and the replication password.
+variable "node_networks" {
+  type        = list(string)
+  default     = ["0.0.0.0/0", "::/0"]
+  description = "CIDRs the nodes of a cluster connect from (PGBROKER_NODE_NETWORKS)."
+  validation {
+    condition     = length(var.node_networks) > 0 && length([for c in var.node_networks : c if regex_replace(c, "^([0-9.]+/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$", "ok") != "ok"]) == 0
+    error_message = "Each node_networks entry must be an IPv4 or IPv6 CIDR."
   }
 }
 
@@ -498,6 +510,15 @@ job "pg-nodes" {
           EOT
         }
 
+        # The broker's CA, for ssl_ca_file and Patroni (restapi.cafile, sslrootcert).
+        dynamic "template" {
+          for_each = var.broker_ca != "" ? ["ca"] : []
+          content {
+            destination = "local/broker-ca.pem"
+            data        = var.broker_ca
+          }
+        }
+
         template {
           destination = "local/start.sh"
           perms       = "0755"
@@ -624,12 +645,24 @@ job "pg-nodes" {
               name: {{ env "NOMAD_GROUP_NAME" }}
               log:
                 level: INFO
+              # The REST API speaks TLS only, with the node's server
+              # certificate (from the broker's CA, naming pg-${var.instance}-node),
+              # and asks a password of its own for changes (PATCH /config,
+              # POST /switchover). The broker and the gateways check the
+              # certificate's name; members ask each other by address, so
+              # ctl.insecure drops only the name check: with certfile set,
+              # Patroni still requires a chain to cafile (patroni/request.py).
               restapi:
                 listen: {{ env "NOMAD_IP_api" }}:{{ env "NOMAD_PORT_api" }}
                 connect_address: {{ env "NOMAD_IP_api" }}:{{ env "NOMAD_PORT_api" }}
+                certfile: {{ env "NOMAD_SECRETS_DIR" }}/server.pem
+                keyfile: {{ env "NOMAD_SECRETS_DIR" }}/server.pem
+                cafile: {{ env "NOMAD_TASK_DIR" }}/broker-ca.pem
                 authentication:
                   username: patroni
-                  password: {{ .replication_password.Value | toJSON }}
+                  password: {{ .patroni_password.Value | toJSON }}
+              ctl:
+                insecure: true
               etcd3:
                 hosts: ${join(",", var.etcd_hosts)}
               bootstrap:
@@ -672,12 +705,25 @@ job "pg-nodes" {
                   superuser:
                     username: pgbroker_admin
                     password: {{ .admin_password.Value | toJSON }}
+                  # Replication and pg_rewind connect to the leader by
+                  # address: TLS checked against the broker's CA (verify-ca:
+                  # the certificate names the node service, not addresses),
+                  # SCRAM bound to that channel, and for replication the
+                  # node's own certificate as client certificate (pg_hba.conf).
                   replication:
                     username: replicator
                     password: {{ .replication_password.Value | toJSON }}
+                    sslmode: verify-ca
+                    sslrootcert: {{ env "NOMAD_TASK_DIR" }}/broker-ca.pem
+                    sslcert: {{ env "NOMAD_SECRETS_DIR" }}/server.pem
+                    sslkey: {{ env "NOMAD_SECRETS_DIR" }}/server.pem
+                    channel_binding: require
                   rewind:
                     username: pgbroker_admin
                     password: {{ .admin_password.Value | toJSON }}
+                    sslmode: verify-ca
+                    sslrootcert: {{ env "NOMAD_TASK_DIR" }}/broker-ca.pem
+                    channel_binding: require
               {{- end }}
             EOT
           }
@@ -699,6 +745,10 @@ job "pg-nodes" {
             ssl_cert_file = '{{ env "NOMAD_SECRETS_DIR" }}/server.pem'
             ssl_key_file = '{{ env "NOMAD_SECRETS_DIR" }}/server.pem'
             ssl_min_protocol_version = 'TLSv1.2'
+            %{ if var.broker_ca != "" }
+            # Verifies the client certificate a replication connection must present (pg_hba.conf).
+            ssl_ca_file = '{{ env "NOMAD_TASK_DIR" }}/broker-ca.pem'
+            %{ endif }
             shared_preload_libraries = '${join(",", var.shared_preload_libraries)}'
             # Also bounds how long a shutdown waits for connections that never authenticate.
             authentication_timeout = 10s
@@ -827,8 +877,12 @@ job "pg-nodes" {
             local   all          all                    scram-sha-256
             {{ $host }}    all          all         0.0.0.0/0  scram-sha-256
             {{ $host }}    all          all         ::/0       scram-sha-256
-            hostssl replication  replicator  0.0.0.0/0  scram-sha-256
-            hostssl replication  replicator  ::/0       scram-sha-256
+            # Replication: from the node networks, over TLS, with the
+            # replication password and a client certificate from the
+            # broker's CA (a node's own; Patroni sends it).
+            %{ for net in var.node_networks }
+            hostssl replication  replicator  ${net}  scram-sha-256%{ if var.broker_ca != "" } clientcert=verify-ca%{ endif }
+            %{ endfor }
           EOT
         }
       }

@@ -13,13 +13,16 @@ import (
 // templates. Errors name the path, never an item's value.
 
 // EnsureVariable returns the items of the Variable at path, creating it
-// with initial when it does not exist. Creation is check-and-set, so two
-// brokers racing end up with the same items.
+// with initial when it does not exist, and adding each item of initial it
+// lacks (an item a newer broker introduced, such as the Patroni REST API
+// password of an instance made before it); items already there are never
+// changed. Both writes are check-and-set, so two brokers racing end up with
+// the same items.
 func (n *Cluster) EnsureVariable(ctx context.Context, path string, initial map[string]string) (map[string]string, error) {
 	for {
-		v, _, err := n.c.Variables().Read(path, queryOpts(ctx))
+		_, _, err := n.c.Variables().Read(path, queryOpts(ctx))
 		if err == nil {
-			return v.Items, nil
+			return n.UpdateVariable(ctx, path, func(items api.VariableItems) bool { return addMissing(items, initial) })
 		}
 		if !errors.Is(err, api.ErrVariablePathNotFound) {
 			return nil, fmt.Errorf("read secret %s from Nomad: %w", path, err)
@@ -34,6 +37,19 @@ func (n *Cluster) EnsureVariable(ctx context.Context, path string, initial map[s
 		}
 		return created.Items, nil
 	}
+}
+
+// addMissing adds to items each item of initial it lacks and reports
+// whether it added any.
+func addMissing(items api.VariableItems, initial map[string]string) bool {
+	added := false
+	for k, v := range initial {
+		if _, ok := items[k]; !ok {
+			items[k] = v
+			added = true
+		}
+	}
+	return added
 }
 
 // UpdateVariable reads the Variable at path, lets change edit its items

@@ -9,6 +9,7 @@ package patroni
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,14 +21,14 @@ import (
 )
 
 // Endpoints returns the REST API base URLs of a cluster's members
-// ("http://10.0.0.1:8008"), the order in which to try them. Errors when none
+// ("https://10.0.0.1:8008"), the order in which to try them. Errors when none
 // can be found.
 type Endpoints func(ctx context.Context) ([]string, error)
 
 // Client talks to the Patroni REST APIs of one cluster. Safe for concurrent use.
 type Client struct {
 	endpoints Endpoints
-	password  string // REST API password of user "patroni"
+	password  string // REST API password of user "patroni" (the Variable's item patroni_password)
 	http      *http.Client
 	timeout   time.Duration // one request, switchover excepted
 	poll      time.Duration // between two reads of the members while waiting
@@ -42,22 +43,52 @@ const requestTimeout = 5 * time.Second
 const switchoverTimeout = 30 * time.Second
 
 // New returns a Client for the cluster whose members endpoints finds,
-// authenticating as user "patroni" with password (restapi.authentication).
-func New(endpoints Endpoints, password string) *Client {
-	return &Client{endpoints: endpoints, password: password, http: &http.Client{},
+// authenticating as user "patroni" with password (restapi.authentication)
+// over TLS verified with tlsConfig: the broker's CA and the node service
+// name pg-<short>-node, which the node's server certificate carries
+// (servercert.Issuer.AdminTLS; the members are reached by address).
+func New(endpoints Endpoints, password string, tlsConfig *tls.Config) *Client {
+	return &Client{endpoints: endpoints, password: password, http: httpsClient(tlsConfig, 0),
 		timeout: requestTimeout, poll: 200 * time.Millisecond}
 }
 
+// httpsClient is an HTTP client that speaks TLS with tlsConfig only;
+// timeout 0: none beyond the request's context.
+func httpsClient(tlsConfig *tls.Config, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tlsConfig, ForceAttemptHTTP2: false,
+		MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}}
+}
+
 // APIBase returns the REST API base URL of a member registered at address
-// with tags (a Nomad service registration): its "patroni=<port>" tag, ""
-// when it has none (a node without Patroni).
+// with tags (a Nomad service registration): "https://<address>:<port>" from
+// its "patroni=<port>" tag, "" when it has none (a node without Patroni).
 func APIBase(address string, tags []string) string {
 	for _, t := range tags {
 		if port, ok := strings.CutPrefix(t, "patroni="); ok {
-			return "http://" + address + ":" + port
+			return "https://" + address + ":" + port
 		}
 	}
 	return ""
+}
+
+// Answers reports whether the REST API at base answers OPTIONS path (a
+// health endpoint: /primary, /replica; no authentication) with 200 within
+// 5 s, verified with tlsConfig (as for New).
+func Answers(ctx context.Context, base, path string, tlsConfig *tls.Config) bool {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodOptions, base+path, nil)
+	if err != nil {
+		return false
+	}
+	client := httpsClient(tlsConfig, 0)
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // Members returns the cluster's members (GET /cluster), sorted by name.

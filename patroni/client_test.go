@@ -30,7 +30,7 @@ func TestMembersToleratesAStandbyWithUnknownLag(t *testing.T) {
 		w.Write([]byte(clusterJSON))
 	}))
 	defer srv.Close()
-	c := New(func(context.Context) ([]string, error) { return []string{srv.URL}, nil }, "pw")
+	c := New(func(context.Context) ([]string, error) { return []string{srv.URL}, nil }, "pw", nil)
 	got, err := c.Members(context.Background())
 	if err != nil {
 		t.Fatalf("GET /cluster with a lag of \"unknown\": %v", err)
@@ -62,7 +62,7 @@ func TestAMemberDownOrSilentIsSkipped(t *testing.T) {
 		}
 	}))
 	defer silent.Close()
-	c := New(func(context.Context) ([]string, error) { return []string{down.URL, silent.URL, f.srv.URL}, nil }, f.password)
+	c := New(func(context.Context) ([]string, error) { return []string{down.URL, silent.URL, f.srv.URL}, nil }, f.password, nil)
 	c.timeout = 100 * time.Millisecond
 	start := time.Now()
 	got, err := c.Members(context.Background())
@@ -80,16 +80,16 @@ func TestAMemberDownOrSilentIsSkipped(t *testing.T) {
 func TestNoMemberAnsweringIsAnError(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close()
-	c := New(func(context.Context) ([]string, error) { return []string{down.URL}, nil }, "pw")
+	c := New(func(context.Context) ([]string, error) { return []string{down.URL}, nil }, "pw", nil)
 	if _, err := c.Members(context.Background()); err == nil || !strings.Contains(err.Error(), "no Patroni REST API answered GET /cluster") {
 		t.Fatalf("got %v", err)
 	}
-	none := New(func(context.Context) ([]string, error) { return nil, nil }, "pw")
+	none := New(func(context.Context) ([]string, error) { return nil, nil }, "pw", nil)
 	if _, err := none.Members(context.Background()); err == nil {
 		t.Fatal("no endpoint at all: got no error")
 	}
 	lookup := errors.New("look up node service in Nomad: boom")
-	failing := New(func(context.Context) ([]string, error) { return nil, lookup }, "pw")
+	failing := New(func(context.Context) ([]string, error) { return nil, lookup }, "pw", nil)
 	if _, err := failing.Members(context.Background()); !errors.Is(err, lookup) {
 		t.Fatalf("got %v, want the endpoint lookup's error", err)
 	}
@@ -126,7 +126,7 @@ func TestSwitchoverGoesToTheLeadersOwnAPIFirst(t *testing.T) {
 	defer elsewhere.Close()
 	members := twoNodes(f.srv.URL)
 	f.set(members...)
-	c := New(func(context.Context) ([]string, error) { return []string{elsewhere.URL}, nil }, f.password)
+	c := New(func(context.Context) ([]string, error) { return []string{elsewhere.URL}, nil }, f.password, nil)
 	if err := c.Switchover(context.Background(), members[0], "node-1"); err != nil {
 		t.Fatal(err)
 	}

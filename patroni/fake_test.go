@@ -39,7 +39,7 @@ func newFakePatroni(t *testing.T, members ...Member) *fakePatroni {
 
 // client returns a Client for the fake with a short poll.
 func (f *fakePatroni) client(password string) *Client {
-	c := New(func(context.Context) ([]string, error) { return []string{f.srv.URL}, nil }, password)
+	c := New(func(context.Context) ([]string, error) { return []string{f.srv.URL}, nil }, password, nil)
 	c.poll = 5 * time.Millisecond
 	return c
 }

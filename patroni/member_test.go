@@ -103,7 +103,7 @@ func TestClusterConditions(t *testing.T) {
 }
 
 func TestAPIBaseReadsThePatroniTag(t *testing.T) {
-	if got := APIBase("127.0.0.2", []string{"pgbackrest=8432", "patroni=24571"}); got != "http://127.0.0.2:24571" {
+	if got := APIBase("127.0.0.2", []string{"pgbackrest=8432", "patroni=24571"}); got != "https://127.0.0.2:24571" {
 		t.Errorf("got %q", got)
 	}
 	if got := APIBase("127.0.0.2", []string{"pgbackrest=8432"}); got != "" {

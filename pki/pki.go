@@ -120,8 +120,10 @@ type ServerRequest struct {
 	IPsAsDNS bool
 }
 
-// Issue signs a new server certificate (ExtKeyUsage serverAuth) with a fresh
-// key and returns both as PEM. now is when it starts (less a small backdate).
+// Issue signs a new server certificate (ExtKeyUsage serverAuth, and
+// clientAuth: a node presents its own when it replicates from another) with
+// a fresh key and returns both as PEM. now is when it starts (less a small
+// backdate).
 func (ca *CA) Issue(req ServerRequest, now time.Time) (certPEM, keyPEM []byte, err error) {
 	if len(req.Hosts) == 0 {
 		return nil, nil, errors.New("issue server certificate: no host")
@@ -147,7 +149,7 @@ func (ca *CA) Issue(req ServerRequest, now time.Time) (certPEM, keyPEM []byte, e
 		NotBefore:    now.Add(-backdate),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	for _, h := range req.Hosts {
 		ip := net.ParseIP(h)

@@ -29,6 +29,7 @@ func newBackups(n backup.Nomad, cfg Config, certs *servercert.Issuer, conn *admi
 		CA:                      certs.CA,
 		GatewayAddress:          conn.GatewayAddress,
 		EnsureServerCertificate: certs.EnsurePgBackRest,
+		NodeTLS:                 certs.AdminTLS,
 	}, log)
 }
 

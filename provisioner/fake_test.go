@@ -610,6 +610,11 @@ func (w *world) EnsureVariable(ctx context.Context, path string, initial map[str
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if items, ok := w.vars[path]; ok {
+		for k, v := range initial { // nomad.Cluster adds the items it lacks
+			if _, ok := items[k]; !ok {
+				items[k] = v
+			}
+		}
 		return maps.Clone(items), nil
 	}
 	w.vars[path] = maps.Clone(initial)

@@ -35,19 +35,20 @@ import (
 
 // Config is how instances are laid out on Nomad.
 type Config struct {
-	Driver      string   // job driver profile: "raw_exec" or "docker"
-	Datacenters []string // Nomad datacenters jobs may run in
-	HostNetwork string   // Nomad host network the ports bind to ("default" for the default one)
-	DataRoot    string   // directory on every Nomad client that holds instances' data directories
-	PublicHost  string   // host name put in credentials; "" means the gateway's registered address
-	Etcd        []string // host:port of the etcd cluster Patroni keeps each Business instance's leader lock in
-	BrokerName  string   // stamped in every job's Meta (naming.MetaBroker); names this deployment
-	Deployment  string   // the deployment's identity (store.DeploymentID), stamped in every job's Meta (naming.MetaDeployment)
-	BackupDir   string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
-	BackupS3    *S3      // when set, dumps live in this S3 bucket instead of BackupDir
-	BackupUser  string   // user the dump and restore jobs run as on the clients (never root)
-	PITRRepo    string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
-	PITRS3      *PITRS3  // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
+	Driver       string   // job driver profile: "raw_exec" or "docker"
+	Datacenters  []string // Nomad datacenters jobs may run in
+	HostNetwork  string   // Nomad host network the ports bind to ("default" for the default one)
+	DataRoot     string   // directory on every Nomad client that holds instances' data directories
+	PublicHost   string   // host name put in credentials; "" means the gateway's registered address
+	Etcd         []string // host:port of the etcd cluster Patroni keeps each Business instance's leader lock in
+	NodeNetworks []string // CIDRs replication is admitted from (pg_hba.conf)
+	BrokerName   string   // stamped in every job's Meta (naming.MetaBroker); names this deployment
+	Deployment   string   // the deployment's identity (store.DeploymentID), stamped in every job's Meta (naming.MetaDeployment)
+	BackupDir    string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
+	BackupS3     *S3      // when set, dumps live in this S3 bucket instead of BackupDir
+	BackupUser   string   // user the dump and restore jobs run as on the clients (never root)
+	PITRRepo     string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
+	PITRS3       *PITRS3  // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
 
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB
@@ -130,7 +131,7 @@ func newWith(a adapters, cfg Config, log *slog.Logger) *Provisioner {
 		Lifetime: cfg.CertLifetime, RenewBefore: cfg.CertRenewBefore, Poll: cfg.ReadyPoll})
 	p.backups = newBackups(a.nomad, cfg, p.certs, p.conn, log)
 	p.jobs = instancejobs.New(a.nomad, p.backups, p.certs, instancejobs.Config{Driver: cfg.Driver, Datacenters: cfg.Datacenters,
-		HostNetwork: cfg.HostNetwork, DataRoot: cfg.DataRoot, Etcd: cfg.Etcd, PITRRepo: cfg.PITRRepo,
+		HostNetwork: cfg.HostNetwork, DataRoot: cfg.DataRoot, Etcd: cfg.Etcd, NodeNetworks: cfg.NodeNetworks, PITRRepo: cfg.PITRRepo,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB, PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID})
 	p.tiers = tiers.New(tiers.Deps{Nomad: a.nomad, Conn: p.conn, Jobs: p.jobs, Certs: p.certs, DCS: a.dcs, Clusters: a.clusters, Etcd: cfg.Etcd})
 	p.pitr = pitr.New(a.nomad, p.backups, p.jobs, p.conn, p.tiers)
@@ -155,7 +156,7 @@ type Placement = instance.Placement
 // roles. Idempotent. Errors name the step that failed.
 func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, progress Progress) (Placement, error) {
 	progress("creating secrets")
-	secrets, err := p.conn.EnsureSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password", "replication_password")
+	secrets, err := p.conn.EnsureSecret(ctx, naming.NodesSecretPath(in.ShortID), naming.ClusterSecretItems...)
 	if err != nil {
 		return Placement{}, err
 	}

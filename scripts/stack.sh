@@ -6,7 +6,8 @@
 #
 #   stack.sh up            start what is not running (idempotent)
 #   stack.sh env           print export lines for DATABASE_URL, NOMAD_ADDR, PGBROKER_DATA_ROOT,
-#                          PGBROKER_ETCD_ENDPOINTS, PGBROKER_HOST_NETWORK, PGBROKER_SECRETS_KEY_FILE, PATH
+#                          PGBROKER_ETCD_ENDPOINTS, PGBROKER_HOST_NETWORK, PGBROKER_NODE_NETWORKS,
+#                          PGBROKER_SECRETS_KEY_FILE, PATH
 #   stack.sh status        one line per component; exits 1 unless all are up
 #   stack.sh down [--purge] stop what up started; --purge also deletes all state but bin/
 set -euo pipefail
@@ -312,6 +313,8 @@ print_env() {
 	printf "export PGBROKER_ETCD_ENDPOINTS='127.0.0.1:%s'\n" "$etcd_port"
 	# Each client's ports bind to its own loopback address.
 	printf "export PGBROKER_HOST_NETWORK=private\n"
+	# The clients' loopback addresses: replication is admitted from these only.
+	printf "export PGBROKER_NODE_NETWORKS=127.0.0.0/8\n"
 	printf "export PATH='%s':\"\$PATH\"\n" "$stack_dir/bin"
 }
 

@@ -3,7 +3,9 @@ package servercert
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
@@ -60,6 +62,10 @@ func (s *Issuer) EnsureServer(ctx context.Context, short string, hosts []string)
 func (s *Issuer) needed(certPEM string, hosts []string) bool {
 	cert, err := pki.ParseCertificate([]byte(certPEM))
 	if err != nil || !s.ca.Signed(cert) || time.Until(cert.NotAfter) < s.cfg.RenewBefore {
+		return true
+	}
+	// One issued before nodes replicated with it as a client certificate.
+	if !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
 		return true
 	}
 	for _, h := range hosts {

@@ -30,13 +30,15 @@ type DCS interface {
 
 // patroniCluster returns the Patroni cluster of instance short: its
 // members' REST APIs are those of the node service registrations in Nomad,
-// its REST API password the instance's replication password.
+// its REST API password the Variable's patroni_password, its certificate
+// verified as the broker's own connections verify PostgreSQL's.
 func (ch *Changer) patroniCluster(ctx context.Context, short string) (Cluster, error) {
-	password, err := ch.conn.ReadSecret(ctx, naming.NodesSecretPath(short), "replication_password")
+	password, err := ch.conn.ReadSecret(ctx, naming.NodesSecretPath(short), naming.ItemPatroniPassword)
 	if err != nil {
 		return nil, err
 	}
-	return patroni.New(func(ctx context.Context) ([]string, error) { return patroniAPIs(ctx, ch.nomad, short) }, password), nil
+	return patroni.New(func(ctx context.Context) ([]string, error) { return patroniAPIs(ctx, ch.nomad, short) }, password,
+		ch.certs.AdminTLS(short)), nil
 }
 
 // patroniAPIs returns the REST API base URLs of instance short's nodes

@@ -11,6 +11,7 @@ package tiers
 
 import (
 	"context"
+	"crypto/tls"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -59,6 +60,7 @@ type Certificates interface {
 	Hosts(short string, gatewayHosts ...string) []string
 	EnsureServer(ctx context.Context, short string, hosts []string) (cert string, issued bool, err error)
 	CertifyGateway(ctx context.Context, short string, admin servercert.Server, progress func(string)) error
+	AdminTLS(short string) *tls.Config
 }
 
 // Deps are what a Changer works through.

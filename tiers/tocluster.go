@@ -21,7 +21,7 @@ func (ch *Changer) ToCluster(ctx context.Context, in instance.Instance, size ins
 	if _, _, err := ch.certs.EnsureServer(ctx, in.ShortID, ch.certs.Hosts(in.ShortID)); err != nil {
 		return err
 	}
-	secrets, err := ch.conn.EnsureSecret(ctx, naming.NodesSecretPath(in.ShortID), "admin_password", "replication_password")
+	secrets, err := ch.conn.EnsureSecret(ctx, naming.NodesSecretPath(in.ShortID), naming.ClusterSecretItems...)
 	if err != nil {
 		return err
 	}
