@@ -74,15 +74,25 @@ func New(n Nomad, copies Copies, key *sealed.Key, log *slog.Logger) *Variables {
 }
 
 // EnsureVariable returns the items of the Variable at path. When Nomad has
-// none, it creates it (check-and-set) from the sealed copy when there is
-// one, else from initial, sealed first. Errors: Nomad's, the state
-// database's, a copy that does not open (sealed.ErrOtherKey,
-// sealed.ErrCorrupt): never a fresh secret in place of one that is kept.
+// it, each item of initial it lacks is added (nomad.Cluster.EnsureVariable)
+// and the copy sealed after. When Nomad has none, it is created
+// (check-and-set) from the sealed copy when there is one, else from
+// initial, sealed first; items of initial the copy lacks are then added as
+// above. Errors: Nomad's, the state database's, a copy that does not open
+// (sealed.ErrOtherKey, sealed.ErrCorrupt): never a fresh secret in place of
+// one that is kept.
 func (v *Variables) EnsureVariable(ctx context.Context, path string, initial map[string]string) (map[string]string, error) {
 	for {
 		items, err := v.nomad.Variable(ctx, path)
-		if err == nil {
+		if err == nil && lacksNone(items, initial) {
 			return items, v.keepIfMissing(ctx, path, items)
+		}
+		if err == nil {
+			if items, err = v.nomad.EnsureVariable(ctx, path, initial); err != nil {
+				return nil, err
+			}
+			_, err = v.refresh(ctx, path)
+			return items, err
 		}
 		if !errors.Is(err, api.ErrVariablePathNotFound) {
 			return nil, err
@@ -107,10 +117,23 @@ func (v *Variables) EnsureVariable(ctx context.Context, path string, initial map
 			if !fresh {
 				v.log.Info("restored a Nomad Variable from its sealed copy", slog.String("path", path))
 			}
-			return want, nil
+			if lacksNone(want, initial) {
+				return want, nil
+			}
 		}
-		// Another writer created it meanwhile: read theirs.
+		// Another writer created it meanwhile, or the copy lacks items of
+		// initial: read again, adding them.
 	}
+}
+
+// lacksNone reports whether items has every item named in initial.
+func lacksNone(items, initial map[string]string) bool {
+	for k := range initial {
+		if _, ok := items[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // UpdateVariable is nomad.Cluster's UpdateVariable, the copy sealed after.

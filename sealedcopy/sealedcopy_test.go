@@ -21,7 +21,12 @@ type fakeNomad struct{ vars map[string]map[string]string }
 
 func (f *fakeNomad) EnsureVariable(_ context.Context, path string, initial map[string]string) (map[string]string, error) {
 	if _, ok := f.vars[path]; !ok {
-		f.vars[path] = maps.Clone(initial)
+		f.vars[path] = map[string]string{}
+	}
+	for k, v := range initial {
+		if _, ok := f.vars[path][k]; !ok {
+			f.vars[path][k] = v
+		}
 	}
 	return maps.Clone(f.vars[path]), nil
 }
@@ -201,6 +206,25 @@ func TestEnsureVariableBringsBackTheKeptSecretNotAFreshOne(t *testing.T) {
 	got, err := v.EnsureVariable(ctx, nodes, map[string]string{"admin_password": "pw-minted-again"})
 	if err != nil || !maps.Equal(got, first) || !maps.Equal(n.vars[nodes], first) {
 		t.Fatalf("EnsureVariable after the loss = %v, %v (Nomad %v); want the first items back", got, err, n.vars[nodes])
+	}
+}
+
+func TestEnsureVariableAddsTheItemsItLacksAndSealsThem(t *testing.T) {
+	v, n, _ := setup(t, 1)
+	ctx := context.Background()
+	if _, err := v.EnsureVariable(ctx, nodes, map[string]string{"admin_password": "pw-first"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.EnsureVariable(ctx, nodes, map[string]string{"admin_password": "pw-other", "patroni_password": "pw-patroni"})
+	want := map[string]string{"admin_password": "pw-first", "patroni_password": "pw-patroni"}
+	if err != nil || !maps.Equal(got, want) || !maps.Equal(n.vars[nodes], want) || !maps.Equal(opened(t, v, nodes), want) {
+		t.Fatalf("EnsureVariable with a new item = %v, %v; want %v in Nomad and in the copy", got, err, want)
+	}
+	delete(n.vars, nodes) // lost, then ensured by a broker that knows one more item
+	got, err = v.EnsureVariable(ctx, nodes, map[string]string{"admin_password": "pw-3", "patroni_password": "pw-3", "rest_password": "pw-rest"})
+	want["rest_password"] = "pw-rest"
+	if err != nil || !maps.Equal(got, want) || !maps.Equal(opened(t, v, nodes), want) {
+		t.Fatalf("EnsureVariable after the loss = %v, %v; want the kept items plus the new one", got, err)
 	}
 }
 
