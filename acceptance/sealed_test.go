@@ -297,21 +297,37 @@ func TestCALostWithInstancesRefusesToStartUntilAnOperatorReissuesIt(t *testing.T
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The renewal sweep at start re-issues the certificate and logs once
+	// PostgreSQL serves it.
 	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		v, _, err := nc.Variables().Read(naming.NodesSecretPath(naming.ShortID(id)), nil)
-		if err == nil && parsePEMCertificate(t, v.Items[servercert.ItemServerCertificate]).CheckSignatureFrom(caCert) == nil {
-			break
-		}
+	for !renewalLogged(b.logs.String(), id) {
 		if time.Now().After(deadline) {
-			t.Fatal("the instance's server certificate was not re-issued by the new CA within 2 minutes")
+			t.Fatal("the instance's server certificate was not renewed within 2 minutes of the restart")
 		}
 		time.Sleep(time.Second)
+	}
+	v, _, err := nc.Variables().Read(naming.NodesSecretPath(naming.ShortID(id)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := parsePEMCertificate(t, v.Items[servercert.ItemServerCertificate]).CheckSignatureFrom(caCert); err != nil {
+		t.Fatalf("the renewed server certificate is not signed by the new CA: %v", err)
 	}
 	creds := bind(t, c, id, uuid.NewString(), "postgresql-sandbox", nil)
 	if creds["ca_certificate"] != fresh {
 		t.Error("bind hands out another CA than the reissued one")
 	}
+}
+
+// renewalLogged reports whether the broker log says the server certificate
+// of instance id was renewed (worker's renewal sweep, once PostgreSQL serves it).
+func renewalLogged(logs, id string) bool {
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, `"server certificate renewed"`) && strings.Contains(line, id) {
+			return true
+		}
+	}
+	return false
 }
 
 func parsePEMCertificate(t *testing.T, s string) *x509.Certificate {
