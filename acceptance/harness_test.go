@@ -99,6 +99,7 @@ func newBroker(t testing.TB, extraEnv ...string) *broker {
 			t.Logf("broker log:\n%s", tail(b.logs.String(), 200))
 		}
 		b.removeInstances()
+		b.checkSealedCopiesGone()
 		deleteCA(t, db)
 	})
 	return b

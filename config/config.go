@@ -53,6 +53,8 @@ type Config struct {
 	TLSKeyFile           string        `split_words:"true" desc:"PEM private key of PGBROKER_TLS_CERT_FILE"`
 	ExternalURL          string        `split_words:"true" desc:"http(s) URL users reach this broker at, base of each instance's dashboard_url; default: http(s)://PGBROKER_LISTEN"`
 
+	SecretsKey              string        `split_words:"true" desc:"base64 of 32 random bytes (head -c32 /dev/urandom | base64): the key that encrypts the copies of instances' secrets and of the CA kept in the state database; required (or PGBROKER_SECRETS_KEY_FILE); back it up apart from the state database"`
+	SecretsKeyFile          string        `split_words:"true" desc:"file holding PGBROKER_SECRETS_KEY"`
 	CACertFile              string        `envconfig:"CA_CERT_FILE" desc:"PEM CA certificate signing instances' server certificates (with PGBROKER_CA_KEY_FILE); default: a CA made at first start, kept in a Nomad Variable"`
 	CAKeyFile               string        `envconfig:"CA_KEY_FILE" desc:"PEM private key of PGBROKER_CA_CERT_FILE"`
 	CertLifetime            time.Duration `split_words:"true" default:"2160h" desc:"validity of an instance's server certificate"`

@@ -218,3 +218,18 @@ func jsonOrNull(raw json.RawMessage) any {
 	}
 	return raw
 }
+
+// UndeletedShortIDs returns the short id of every instance not
+// deprovisioned, whatever its operations (provisioning, failed or live),
+// sorted: every instance that may hold secrets in Nomad.
+func (s *Instances) UndeletedShortIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT short_id FROM instances WHERE deprovisioned_at IS NULL ORDER BY short_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list instances not deprovisioned: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list instances not deprovisioned: %w", err)
+	}
+	return ids, nil
+}
