@@ -262,6 +262,11 @@ func purgeInstance(c *api.Client, short string) []string {
 	if n, err := etcdDeletePrefix("/pgbroker/" + provisioner.PatroniScope(short) + "/"); err == nil && n > 0 {
 		removed = append(removed, fmt.Sprintf("%d etcd keys of pg-%s", n, short))
 	}
+	scope := provisioner.PatroniScope(short)
+	if etcdAsRoot("/v3/auth/user/delete", map[string]string{"name": scope}, nil) == nil {
+		removed = append(removed, "etcd user "+scope)
+	}
+	_ = etcdAsRoot("/v3/auth/role/delete", map[string]string{"role": scope}, nil)
 	return removed
 }
 

@@ -2,11 +2,8 @@ package acceptance
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -78,6 +75,15 @@ func viewStack() (stackView, error) {
 		// One line per Patroni scope, not per key.
 		if parts := strings.SplitN(strings.TrimPrefix(k, "/pgbroker/"), "/", 2); len(parts) > 0 {
 			v["etcd /pgbroker/"+parts[0]+"/"] = true
+		}
+	}
+	users, err := etcdUsers()
+	if err != nil {
+		return nil, fmt.Errorf("list etcd users: %w", err)
+	}
+	for _, u := range users {
+		if strings.HasPrefix(u, "pg-") { // an instance's Patroni login
+			v["etcd user "+u] = true
 		}
 	}
 	for _, p := range processesUnder(dataRoot) {
@@ -182,29 +188,7 @@ func etcdCall(verb, prefix string, extra map[string]any, out any) error {
 }
 
 // etcdPost posts req to /v3/kv/<verb> of the stack's first etcd endpoint
-// and decodes the answer into out (nil: discarded).
+// as its root user and decodes the answer into out (nil: discarded).
 func etcdPost(verb string, req map[string]any, out any) error {
-	body, _ := json.Marshal(req)
-	endpoint := strings.Split(etcd, ",")[0]
-	if !strings.Contains(endpoint, "://") {
-		endpoint = "http://" + endpoint
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := http.NewRequestWithContext(ctx, "POST", endpoint+"/v3/kv/"+verb, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("etcd %s: %s", verb, resp.Status)
-	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return etcdAsRoot("/v3/kv/"+verb, req, out)
 }

@@ -6,7 +6,8 @@
 //	DATABASE_URL        state PostgreSQL (a role allowed to CREATE DATABASE)
 //	NOMAD_ADDR          Nomad HTTP API
 //	PGBROKER_DATA_ROOT  data root on the Nomad client
-//	PGBROKER_ETCD_ENDPOINTS  etcd for Patroni (Business plans)
+//	PGBROKER_ETCD_ENDPOINTS  etcd for Patroni (Business plans), over TLS
+//	PGBROKER_ETCD_CA_FILE    its CA; PGBROKER_ETCD_USERNAME, _PASSWORD its root user
 //
 // When one is missing the suite fails if CI=true and otherwise says why it
 // does not run.
@@ -35,7 +36,8 @@ var (
 
 func TestMain(m *testing.M) {
 	var missing []string
-	for name, v := range map[string]string{"DATABASE_URL": stateURL, "NOMAD_ADDR": nomadAddr, "PGBROKER_DATA_ROOT": dataRoot, "PGBROKER_ETCD_ENDPOINTS": etcd} {
+	for name, v := range map[string]string{"DATABASE_URL": stateURL, "NOMAD_ADDR": nomadAddr, "PGBROKER_DATA_ROOT": dataRoot, "PGBROKER_ETCD_ENDPOINTS": etcd,
+		"PGBROKER_ETCD_CA_FILE": etcdCAFile, "PGBROKER_ETCD_USERNAME": etcdUsername, "PGBROKER_ETCD_PASSWORD": etcdPassword} {
 		if v == "" {
 			missing = append(missing, name)
 		}
@@ -77,7 +79,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "FAIL: the tests left %d thing(s) on the stack:\n  %s\n", len(left), strings.Join(left, "\n  "))
 		code = 1
 	} else {
-		fmt.Fprintln(os.Stderr, "acceptance: the tests left no job, allocation, variable, data directory, etcd key or process behind")
+		fmt.Fprintln(os.Stderr, "acceptance: the tests left no job, allocation, variable, data directory, etcd key or user, or process behind")
 	}
 	if leaks := suite.leaks(); leaks > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: %d password(s) handed out by bind appear in broker logs\n", leaks)

@@ -38,8 +38,11 @@ type Config struct {
 	GatewayPorts         string        `split_words:"true" default:"35000-35999" desc:"inclusive range of static gateway ports"`
 	PublicHost           string        `split_words:"true" desc:"host put in credentials; default: the gateway's Nomad address"`
 	BindingSSLMode       string        `envconfig:"BINDING_SSLMODE" default:"require" desc:"sslmode of uri, DATABASE_URL, jdbcUrl and read_only_uri in binding credentials: require (encrypted, connects as handed out, server not verified) or verify-full (the app must write ca_certificate to a file); the verify-full forms are in the credentials either way"`
-	EtcdEndpoints        []string      `split_words:"true" desc:"comma-separated host:port of the etcd cluster Patroni uses (Business plans); empty: Business plans are refused"`
+	EtcdEndpoints        []string      `split_words:"true" desc:"comma-separated host:port of the etcd cluster Patroni uses (Business plans), reached over HTTPS; empty: Business plans are refused"`
 	NodeNetworks         []string      `split_words:"true" default:"0.0.0.0/0,::/0" desc:"comma-separated CIDRs the nodes of a Business cluster connect to each other from: replication is admitted from these only (and needs a node certificate and the replication password)"`
+	EtcdCAFile           string        `envconfig:"ETCD_CA_FILE" desc:"PEM CA certificate(s) etcd's server certificate chains to; read by the broker and handed to the node jobs (required with PGBROKER_ETCD_ENDPOINTS)"`
+	EtcdUsername         string        `split_words:"true" default:"root" desc:"etcd user the broker authenticates as: creates each Business instance's etcd user and role, deletes its keys (needs etcd's root role)"`
+	EtcdPassword         string        `split_words:"true" desc:"password of PGBROKER_ETCD_USERNAME (required with PGBROKER_ETCD_ENDPOINTS)"`
 	GatewayCPUMHz        int           `envconfig:"GATEWAY_CPU_MHZ" default:"100" desc:"CPU of one gateway (HAProxy) in MHz"`
 	GatewayMemoryMiB     int           `envconfig:"GATEWAY_MEMORY_MIB" default:"64" desc:"memory of one gateway in MiB"`
 	BrokerName           string        `split_words:"true" default:"pgbroker" desc:"name of this deployment, stamped in job Meta; orphan sweeps only touch jobs carrying it"`
@@ -143,18 +146,6 @@ func (c Config) BackupDirectory() string {
 	return path.Clean(c.DataRoot) + "-backups"
 }
 
-// Etcd returns the etcd endpoints (host:port) Patroni uses, without empty
-// entries; none means Business plans are not offered.
-func (c Config) Etcd() []string {
-	var out []string
-	for _, ep := range c.EtcdEndpoints {
-		if ep = strings.TrimSpace(ep); ep != "" {
-			out = append(out, ep)
-		}
-	}
-	return out
-}
-
 // PITR reports whether point-in-time recovery is on: pgBackRest's repository
 // is a directory (PITRRepository) or an S3 bucket (PITRS3).
 func (c Config) PITR() bool { return c.PITRS3Endpoint != "" || c.PITRRepository() != "" }
@@ -234,10 +225,8 @@ func (c Config) check() error {
 	if err := c.checkPITRS3(); err != nil {
 		return err
 	}
-	for _, ep := range c.Etcd() {
-		if _, port, err := net.SplitHostPort(ep); err != nil || port == "" {
-			return fmt.Errorf("PGBROKER_ETCD_ENDPOINTS entry %q is not host:port", ep)
-		}
+	if err := c.checkEtcd(); err != nil {
+		return err
 	}
 	if _, _, err := c.PortRange(); err != nil {
 		return err

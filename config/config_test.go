@@ -192,19 +192,3 @@ func TestBackupDirectoryDefaultsBesideTheDataRoot(t *testing.T) {
 		t.Errorf("PGBROKER_PITR_REPO=off: PITR repository %q", c.PITRRepository())
 	}
 }
-
-func TestEmptyEtcdEndpointsMeanNoEtcd(t *testing.T) {
-	setValid(t)
-	t.Setenv("PGBROKER_ETCD_ENDPOINTS", "")
-	c, err := Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.Etcd(); len(got) != 0 {
-		t.Fatalf("Etcd() = %q, want none", got)
-	}
-	t.Setenv("PGBROKER_ETCD_ENDPOINTS", "10.0.0.5:2379, 10.0.0.6:2379")
-	if c, err = Load(); err != nil || len(c.Etcd()) != 2 || c.Etcd()[1] != "10.0.0.6:2379" {
-		t.Fatalf("Etcd() = %q (%v), want both endpoints trimmed", c.Etcd(), err)
-	}
-}

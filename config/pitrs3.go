@@ -1,11 +1,8 @@
 package config
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -77,31 +74,7 @@ func (c Config) PITRS3CACertificates() (string, error) {
 	if c.PITRS3CAFile == "" {
 		return "", nil
 	}
-	raw, err := os.ReadFile(c.PITRS3CAFile)
-	if err != nil {
-		return "", fmt.Errorf("PGBROKER_PITR_S3_CA_FILE: %v", err)
-	}
-	var out strings.Builder
-	for {
-		var block *pem.Block
-		block, raw = pem.Decode(raw)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return "", fmt.Errorf("PGBROKER_PITR_S3_CA_FILE %q: a certificate does not parse: %v", c.PITRS3CAFile, err)
-		}
-		if err := pem.Encode(&out, &pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes}); err != nil {
-			return "", fmt.Errorf("PGBROKER_PITR_S3_CA_FILE: %v", err)
-		}
-	}
-	if out.Len() == 0 {
-		return "", fmt.Errorf("PGBROKER_PITR_S3_CA_FILE %q holds no PEM certificate", c.PITRS3CAFile)
-	}
-	return out.String(), nil
+	return certificatesOf("PGBROKER_PITR_S3_CA_FILE", c.PITRS3CAFile)
 }
 
 // checkPITRS3 checks the PGBROKER_PITR_S3_* settings. The keys are never

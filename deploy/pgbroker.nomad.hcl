@@ -13,7 +13,8 @@
 # outside Nomad too: a Nomad that lost its state lost this Variable), and
 # NOMAD_TOKEN when ACLs are on. S3
 # keys go there too (PGBROKER_BACKUP_S3_ACCESS_KEY_ID, ..._SECRET_ACCESS_KEY,
-# PGBROKER_PITR_S3_...), and so may any setting the variables below leave
+# PGBROKER_PITR_S3_...), and etcd's root password with etcd_endpoints
+# (PGBROKER_ETCD_PASSWORD), and so may any setting the variables below leave
 # out (PGBROKER_HOST_NETWORK, PGBROKER_GATEWAY_PORTS, CA files...).
 #
 # One broker at a time (count 1): operations go through the durable queue
@@ -81,7 +82,13 @@ variable "broker_name" {
 variable "etcd_endpoints" {
   type        = list(string)
   default     = []
-  description = "PGBROKER_ETCD_ENDPOINTS (host:port): etcd for Patroni; empty refuses Business plans."
+  description = "PGBROKER_ETCD_ENDPOINTS (host:port): etcd for Patroni, over TLS with authentication on; empty refuses Business plans."
+}
+
+variable "etcd_ca_file" {
+  type        = string
+  default     = ""
+  description = "PGBROKER_ETCD_CA_FILE: path on the clients of the PEM CA etcd's server certificate chains to (required with etcd_endpoints; the root password goes in the Variable as PGBROKER_ETCD_PASSWORD)."
 }
 
 variable "public_host" {
@@ -148,6 +155,7 @@ job "pgbroker" {
         PGBROKER_NOMAD_DRIVER       = var.nomad_driver
         PGBROKER_BROKER_NAME        = var.broker_name
         PGBROKER_ETCD_ENDPOINTS     = join(",", var.etcd_endpoints)
+        PGBROKER_ETCD_CA_FILE       = var.etcd_ca_file
         PGBROKER_PUBLIC_HOST        = var.public_host
         PGBROKER_BACKUP_S3_ENDPOINT = var.backup_s3_endpoint
         PGBROKER_BACKUP_S3_BUCKET   = var.backup_s3_bucket

@@ -53,6 +53,7 @@ type Config struct {
 	DataRoot         string   // directory on every Nomad client that holds instances' data directories
 	Etcd             []string // host:port of the etcd cluster Patroni keeps its leader lock in
 	NodeNetworks     []string // CIDRs replication is admitted from; nil: any address
+	EtcdCA           string   // PEM certificates etcd's server certificate chains to ("": the system's)
 	PITRRepo         string   // directory of the pgBackRest repository on every client; "" when in S3 or off
 	GatewayCPUMHz    int      // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int      // memory of one gateway in MiB
@@ -109,13 +110,17 @@ func (j *Jobs) NodesWith(in instance.Instance, s instance.Size, extra map[string
 		// nodes follow distinct_hosts, not the first placement.
 		vars["node_id"] = ""
 		vars["patroni"] = true
-		vars["etcd_hosts"] = j.cfg.Etcd
 	}
 	vars["postgres_uid"] = j.cfg.PostgresUID
 	vars["postgres_gid"] = j.cfg.PostgresGID
 	vars["shared_preload_libraries"] = extensions.PreloadLibraries(in.Extensions)
 	for k, v := range extra {
 		vars[k] = v
+	}
+	if vars["patroni"] == true {
+		// Patroni logs in to etcd over TLS as user pg-<instance> (etcd_password in the Variable).
+		vars["etcd_hosts"] = j.cfg.Etcd
+		vars["etcd_ca"] = j.cfg.EtcdCA
 	}
 	if len(j.cfg.NodeNetworks) > 0 {
 		vars["node_networks"] = j.cfg.NodeNetworks

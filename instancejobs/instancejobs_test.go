@@ -43,14 +43,18 @@ const short = "0123456789ab"
 var in = instance.Instance{ShortID: short, NodeID: "client-0"}
 
 // TestBusinessNodesRunUnderPatroniOnDistinctHosts: a node job with
-// standbys runs Patroni (etcd, Meta), is not pinned to the first node's
-// client, and lets base backup jobs' certificates in (broker_ca).
+// standbys runs Patroni (etcd over TLS, Meta), is not pinned to the first
+// node's client, and lets base backup jobs' certificates in (broker_ca).
 func TestBusinessNodesRunUnderPatroniOnDistinctHosts(t *testing.T) {
 	p := &parser{}
 	r := repository{ca: ca}
-	job, err := New(p, r, r, Config{Etcd: []string{"127.0.0.1:2379"}}).Nodes(in, instance.Size{Nodes: 2, PITRDays: 7})
+	etcdCA := "-----BEGIN CERTIFICATE-----\nZXRjZA==\n-----END CERTIFICATE-----\n"
+	job, err := New(p, r, r, Config{Etcd: []string{"127.0.0.1:2379"}, EtcdCA: etcdCA}).Nodes(in, instance.Size{Nodes: 2, PITRDays: 7})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hosts, _ := p.vars["etcd_hosts"].([]string); len(hosts) != 1 || hosts[0] != "127.0.0.1:2379" || p.vars["etcd_ca"] != etcdCA {
+		t.Errorf("etcd_hosts %v, etcd_ca %q: want the configured etcd and its CA", p.vars["etcd_hosts"], p.vars["etcd_ca"])
 	}
 	if p.vars["patroni"] != true || p.vars["node_id"] != "" || p.vars["broker_ca"] != string(r.ca.CertPEM) || job.Meta[naming.MetaPatroni] != "true" {
 		t.Fatalf("vars %v, Meta %v", p.vars, job.Meta)
@@ -71,7 +75,7 @@ func TestAStarterNodeStaysOnItsDataWithoutPatroni(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The CA too: pg_hba.conf asks a replication connection for a certificate from it.
-	if p.vars["node_id"] != "client-0" || p.vars["patroni"] != nil || p.vars["broker_ca"] != string(r.ca.CertPEM) || job.Meta[naming.MetaPatroni] != "" {
+	if p.vars["node_id"] != "client-0" || p.vars["patroni"] != nil || p.vars["broker_ca"] != string(r.ca.CertPEM) || p.vars["etcd_ca"] != nil || job.Meta[naming.MetaPatroni] != "" {
 		t.Fatalf("vars %v, Meta %v", p.vars, job.Meta)
 	}
 	if _, ok := p.vars["pitr_repo"]; ok {

@@ -123,6 +123,20 @@ variable "etcd_hosts" {
   }
 }
 
+# Patroni reaches etcd over TLS only, verifying it against etcd_ca, and logs
+# in as etcd user pg-<instance> (password: item etcd_password of the
+# Variable, made by the broker), whose role reads and writes the keys under
+# /pgbroker/pg-<instance>/ and nothing else.
+variable "etcd_ca" {
+  type        = string
+  default     = ""
+  description = "With patroni: PEM certificates etcd's server certificate chains to, rendered into local/etcd-ca.pem; empty: the system's CAs."
+  validation {
+    condition     = regex_replace(var.etcd_ca, "^[A-Za-z0-9+/=\\s-]*$", "") == ""
+    error_message = "The etcd_ca must hold PEM certificates only."
+  }
+}
+
 variable "patroni_ttl" {
   type        = number
   default     = 7
@@ -665,6 +679,10 @@ job "pg-nodes" {
                 insecure: true
               etcd3:
                 hosts: ${join(",", var.etcd_hosts)}
+                protocol: https
+                %{ if var.etcd_ca != "" }cacert: {{ env "NOMAD_TASK_DIR" }}/etcd-ca.pem%{ endif }
+                username: pg-${var.instance}
+                password: {{ .etcd_password.Value | toJSON }}
               bootstrap:
                 dcs:
                   ttl: ${var.patroni_ttl}
@@ -840,6 +858,15 @@ job "pg-nodes" {
               pg1-socket-path=${local.socket_dir}
               pg1-user=pgbroker_admin
             EOT
+          }
+        }
+
+        dynamic "template" {
+          for_each = var.patroni && var.etcd_ca != "" ? ["etcd-ca"] : []
+          content {
+            destination = "local/etcd-ca.pem"
+            change_mode = "noop"
+            data        = var.etcd_ca
           }
         }
 

@@ -1,14 +1,14 @@
 package patroni
 
 import (
-	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -18,33 +18,59 @@ const Namespace = "/pgbroker/"
 
 // Scope is the Patroni scope of an instance's cluster, short being the
 // instance's short id: its keys live in etcd under Namespace + scope + "/"
-// (patroni.yml "scope: pg-<instance>" in nodes.nomad.hcl).
+// (patroni.yml "scope: pg-<instance>" in nodes.nomad.hcl). It also names
+// the cluster's etcd user and role (EnsureUser).
 func Scope(short string) string { return "pg-" + short }
+
+// DCSConfig is how the broker reaches etcd.
+type DCSConfig struct {
+	Endpoints []string // host:port of etcd's client URLs, tried in order, over HTTPS
+	CAPEM     string   // PEM certificates etcd's server certificate must chain to; "": the system's
+	Username  string   // etcd user holding the root role; "": no authentication
+	Password  string   // its password
+}
 
 // DCS is the etcd cluster Patroni keeps its clusters' keys in (leader lock,
 // members, config, initialize, sync, status), reached through etcd's v3
-// JSON gateway (POST /v3/kv/...). Safe for concurrent use.
+// JSON gateway (POST /v3/kv/..., /v3/auth/...) over HTTPS, authenticated as
+// an etcd user with the root role. Safe for concurrent use.
 type DCS struct {
-	endpoints []string // host:port, plain HTTP
+	endpoints []string // host:port
 	http      *http.Client
+	user      string
+	password  string
+	setupErr  error         // a CA without a certificate: every call fails with it
 	retry     time.Duration // between two deletions of a cluster's keys
 	rounds    int           // deletions of a cluster's keys before giving up
+
+	mu    sync.Mutex
+	token string // etcd's auth token for user; "" before the first authentication
 }
 
-// NewDCS returns the DCS reached at endpoints (host:port of etcd's client
-// URLs, tried in order). With no endpoint there is no DCS: DeleteCluster
-// then does nothing.
-func NewDCS(endpoints []string) *DCS {
-	return &DCS{endpoints: endpoints, http: &http.Client{Timeout: requestTimeout},
+// NewDCS returns the DCS of cfg. With no endpoint there is no DCS:
+// DeleteCluster, EnsureUser and DeleteUser then do nothing.
+func NewDCS(cfg DCSConfig) *DCS {
+	d := &DCS{endpoints: cfg.Endpoints, user: cfg.Username, password: cfg.Password,
 		retry: 500 * time.Millisecond, rounds: 40}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAPEM != "" {
+		tlsConfig.RootCAs = x509.NewCertPool()
+		if !tlsConfig.RootCAs.AppendCertsFromPEM([]byte(cfg.CAPEM)) {
+			d.setupErr = errors.New("etcd CA holds no PEM certificate")
+		}
+	}
+	d.http = &http.Client{Timeout: requestTimeout, Transport: &http.Transport{TLSClientConfig: tlsConfig,
+		ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute}}
+	return d
 }
 
-// DeleteCluster deletes the keys of the cluster scope (POST
-// /v3/kv/deleterange over Namespace + scope + "/") and checks none is left:
-// a Patroni still shutting down may write its last status after the first
-// delete, so it deletes again every 500 ms until two rounds in a row found
-// nothing, for up to 20 s. Errors when no endpoint answers 200, or keys keep
-// coming back (a Patroni of the cluster still runs).
+// DeleteCluster deletes the cluster scope from etcd: its keys (POST
+// /v3/kv/deleterange over Namespace + scope + "/"), then its etcd user and
+// role (DeleteUser). A Patroni still shutting down may write its last
+// status after the first delete, so it deletes the keys again every 500 ms
+// until two rounds in a row found nothing, for up to 20 s. Errors when no
+// endpoint answers 200, or keys keep coming back (a Patroni of the cluster
+// still runs).
 func (d *DCS) DeleteCluster(ctx context.Context, scope string) error {
 	if len(d.endpoints) == 0 {
 		return nil
@@ -59,7 +85,7 @@ func (d *DCS) DeleteCluster(ctx context.Context, scope string) error {
 		if n > 0 {
 			empty = 0
 		} else if empty++; empty == 2 {
-			return nil
+			return d.DeleteUser(ctx, scope)
 		}
 		if round == d.rounds {
 			return fmt.Errorf("Patroni keys %s* keep coming back in etcd: a Patroni of the instance still runs", prefix)
@@ -93,40 +119,4 @@ func prefixRange(prefix string) map[string]string {
 		"key":       base64.StdEncoding.EncodeToString([]byte(prefix)),
 		"range_end": base64.StdEncoding.EncodeToString(end),
 	}
-}
-
-// call POSTs body as JSON to path on the endpoints in turn until one
-// answers 200, and decodes that answer into out.
-func (d *DCS) call(ctx context.Context, path string, body, out any) error {
-	payload, err := json.Marshal(body)
-	if err != nil {
-		return fmt.Errorf("encode etcd %s: %w", path, err)
-	}
-	lastErr := errors.New("no etcd endpoint")
-	for _, ep := range d.endpoints {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ep+path, bytes.NewReader(payload))
-		if err != nil {
-			return fmt.Errorf("etcd endpoint %q: %w", ep, err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := d.http.Do(req)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		text, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("etcd %s answered %s: %s", ep, resp.Status, bytes.TrimSpace(text))
-		}
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		if err := json.Unmarshal(text, out); err != nil {
-			return fmt.Errorf("decode etcd %s answer of %s: %w", path, ep, err)
-		}
-		return nil
-	}
-	return lastErr
 }

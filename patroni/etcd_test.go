@@ -2,73 +2,17 @@ package patroni
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// fakeEtcd stands in for etcd's v3 JSON gateway: POST /v3/kv/deleterange
-// answers with the next count of deleted (0 once the list is used up), the
-// way etcd 3.4 does ("deleted" a string, absent when 0).
-type fakeEtcd struct {
-	srv     *httptest.Server
-	status  int // answer status, 200 unless set
-	mu      sync.Mutex
-	deleted []int
-	ranges  []map[string]string // decoded key and range_end of each request
-}
-
-func newFakeEtcd(t *testing.T, deleted ...int) *fakeEtcd {
-	f := &fakeEtcd{status: http.StatusOK, deleted: deleted}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if r.Method != http.MethodPost || r.URL.Path != "/v3/kv/deleterange" {
-			http.NotFound(w, r)
-			return
-		}
-		var req map[string]string
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, `{"error":"bad request"}`, http.StatusBadRequest)
-			return
-		}
-		key, _ := base64.StdEncoding.DecodeString(req["key"])
-		end, _ := base64.StdEncoding.DecodeString(req["range_end"])
-		f.ranges = append(f.ranges, map[string]string{"key": string(key), "range_end": string(end)})
-		if f.status != http.StatusOK {
-			http.Error(w, `{"error":"etcdserver: no leader","code":14}`, f.status)
-			return
-		}
-		n := 0
-		if len(f.deleted) > 0 {
-			n, f.deleted = f.deleted[0], f.deleted[1:]
-		}
-		answer := map[string]any{"header": map[string]string{"revision": "42"}}
-		if n > 0 {
-			answer["deleted"] = strconv.Itoa(n)
-		}
-		json.NewEncoder(w).Encode(answer)
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeEtcd) endpoint() string { return strings.TrimPrefix(f.srv.URL, "http://") }
-
-func (f *fakeEtcd) requests() []map[string]string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]map[string]string(nil), f.ranges...)
-}
-
+// fastDCS is the DCS at the fakes' endpoints, as root, trusting the fakes'
+// certificate (httptest's, the same for every TLS server).
 func fastDCS(endpoints ...string) *DCS {
-	d := NewDCS(endpoints)
+	d := NewDCS(DCSConfig{Endpoints: endpoints, CAPEM: testCAPEM, Username: "root", Password: testRootPassword})
 	d.retry = time.Millisecond
 	return d
 }
@@ -103,12 +47,12 @@ func TestDeleteClusterFailsWhenKeysKeepComingBack(t *testing.T) {
 }
 
 func TestDeleteClusterTriesTheNextEndpoint(t *testing.T) {
-	down := httptest.NewServer(http.NotFoundHandler())
+	down := httptest.NewTLSServer(http.NotFoundHandler())
 	down.Close()
 	noLeader := newFakeEtcd(t)
 	noLeader.status = http.StatusServiceUnavailable
 	ok := newFakeEtcd(t, 2)
-	err := fastDCS(strings.TrimPrefix(down.URL, "http://"), noLeader.endpoint(), ok.endpoint()).DeleteCluster(context.Background(), "pg-abc")
+	err := fastDCS(strings.TrimPrefix(down.URL, "https://"), noLeader.endpoint(), ok.endpoint()).DeleteCluster(context.Background(), "pg-abc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,14 +72,15 @@ func TestDeleteClusterFailsNamingEtcdsAnswer(t *testing.T) {
 }
 
 func TestDeleteClusterWithoutEtcdDoesNothing(t *testing.T) {
-	if err := NewDCS(nil).DeleteCluster(context.Background(), "pg-abc"); err != nil {
+	if err := NewDCS(DCSConfig{}).DeleteCluster(context.Background(), "pg-abc"); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestDeleteClusterStopsWithTheContext(t *testing.T) {
 	f := newFakeEtcd(t, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
-	d := NewDCS([]string{f.endpoint()}) // 500 ms between rounds
+	d := fastDCS(f.endpoint())
+	d.retry = 500 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := d.DeleteCluster(ctx, "pg-abc"); err == nil || !strings.Contains(err.Error(), "deadline") {

@@ -32,7 +32,9 @@ import (
 // calls it gets, in order, as "<kind> <details>" lines (world.log), and
 // what real Patroni would have made of them as "VIOLATION ..." lines: a
 // leader stopped without a switchover (an unplanned failover), a
-// synchronous standby stopped while synchronous_mode is on (commits wait).
+// synchronous standby stopped while synchronous_mode is on (commits wait),
+// a node job under Patroni registered before its etcd user exists with the
+// Variable's etcd_password (its Patroni could not log in to etcd).
 // A switchover Patroni would refuse fails, as its 412 does.
 type world struct {
 	mu       sync.Mutex
@@ -47,6 +49,7 @@ type world struct {
 	data     map[string]bool                      // data directories: "<client>:<short>/<node group>"
 	seq      int                                  // allocation ids
 	params   map[string]map[string]any            // Patroni parameters by short id
+	etcd     map[string]string                    // etcd users (scope) and their passwords
 	calls    int                                  // calls into the fakes so far
 	crashAt  int                                  // when > 0, the calls-th call crashes (panics with crashed) before it acts
 }
@@ -54,7 +57,7 @@ type world struct {
 func newWorld() *world {
 	return &world{jobs: map[string]*api.Job{}, versions: map[string]int{}, allocs: map[string][]*api.AllocationListStub{},
 		vars: map[string]map[string]string{}, leader: map[string]string{}, sync: map[string]bool{},
-		marker: map[string]string{}, params: map[string]map[string]any{}, data: map[string]bool{}}
+		marker: map[string]string{}, params: map[string]map[string]any{}, data: map[string]bool{}, etcd: map[string]string{}}
 }
 
 func (w *world) record(format string, args ...any) {
@@ -213,6 +216,10 @@ func (w *world) Register(ctx context.Context, job *api.Job) (uint64, error) {
 	stored.Stop = nil
 	w.jobs[id] = &stored
 	w.record("register %s v%d", id, version)
+	if pw, ok := w.etcd[patroni.Scope(shortOf(id))]; stored.Meta[naming.MetaPatroni] == "true" &&
+		(!ok || pw == "" || pw != w.vars[naming.NodesSecretPath(shortOf(id))]["etcd_password"]) {
+		w.record("VIOLATION %s under Patroni registered before its etcd user with the Variable's etcd_password", id)
+	}
 	if stored.Type != nil && *stored.Type == "batch" {
 		g := stored.TaskGroups[0]
 		client, groups := groupVar(g, "node_id").(string), groupVar(g, "node_groups").([]string)
@@ -795,13 +802,24 @@ func (f *fakePatroni) SwitchoverTo(ctx context.Context, name string, prepare fun
 	})
 }
 
-// fakeEtcd is etcd: deleting a cluster's keys forgets its leader.
+// fakeEtcd is etcd: deleting a cluster's keys forgets its leader and its
+// user.
 type fakeEtcd struct{ w *world }
+
+func (d fakeEtcd) EnsureUser(ctx context.Context, scope, password string) error {
+	return d.w.act(ctx, "etcd user", func() {
+		if d.w.etcd[scope] != password {
+			d.w.record("etcd-user %s", scope)
+		}
+		d.w.etcd[scope] = password
+	})
+}
 
 func (d fakeEtcd) DeleteCluster(ctx context.Context, scope string) error {
 	return d.w.act(ctx, "etcd delete", func() {
 		d.w.record("etcd-delete %s", scope)
 		delete(d.w.leader, strings.TrimPrefix(scope, "pg-"))
+		delete(d.w.etcd, scope) // patroni.DCS deletes the user and role after the keys
 	})
 }
 
@@ -962,6 +980,9 @@ func (w *world) state() string {
 		if w.patroniJob(short) {
 			fmt.Fprintf(&b, "patroni %s leader=%s sync=%v parameters=%v\n", short, w.leaderOf(short), w.sync[short], w.params[short])
 		}
+	}
+	if len(w.etcd) > 0 {
+		fmt.Fprintf(&b, "etcd users %v\n", slices.Sorted(maps.Keys(w.etcd)))
 	}
 	fmt.Fprintf(&b, "data directories %v\n", slices.Sorted(maps.Keys(w.data)))
 	fmt.Fprintf(&b, "restored %v\n", w.marker)

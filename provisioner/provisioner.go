@@ -42,13 +42,19 @@ type Config struct {
 	PublicHost   string   // host name put in credentials; "" means the gateway's registered address
 	Etcd         []string // host:port of the etcd cluster Patroni keeps each Business instance's leader lock in
 	NodeNetworks []string // CIDRs replication is admitted from (pg_hba.conf)
-	BrokerName   string   // stamped in every job's Meta (naming.MetaBroker); names this deployment
-	Deployment   string   // the deployment's identity (store.DeploymentID), stamped in every job's Meta (naming.MetaDeployment)
-	BackupDir    string   // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
-	BackupS3     *S3      // when set, dumps live in this S3 bucket instead of BackupDir
-	BackupUser   string   // user the dump and restore jobs run as on the clients (never root)
-	PITRRepo     string   // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
-	PITRS3       *PITRS3  // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
+	// EtcdCA holds the PEM certificates etcd's server certificate chains to:
+	// the broker verifies etcd against them, the node jobs' Patroni too.
+	EtcdCA string
+	// EtcdUsername and EtcdPassword are the etcd user with the root role the
+	// broker authenticates as (it makes each Business instance's own user).
+	EtcdUsername, EtcdPassword string
+	BrokerName                 string  // stamped in every job's Meta (naming.MetaBroker); names this deployment
+	Deployment                 string  // the deployment's identity (store.DeploymentID), stamped in every job's Meta (naming.MetaDeployment)
+	BackupDir                  string  // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
+	BackupS3                   *S3     // when set, dumps live in this S3 bucket instead of BackupDir
+	BackupUser                 string  // user the dump and restore jobs run as on the clients (never root)
+	PITRRepo                   string  // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
+	PITRS3                     *PITRS3 // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
 
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB
@@ -94,7 +100,8 @@ type adapters struct {
 // New returns a Provisioner on the Nomad cluster c, whose Variables it
 // reaches through secrets (c itself, or sealedcopy.Variables around it).
 func New(c *nomad.Cluster, secrets Secrets, cfg Config, log *slog.Logger) *Provisioner {
-	return newWith(adapters{nomad: rolesOf(c, secrets), connect: adminconn.Connect, dcs: patroni.NewDCS(cfg.Etcd)}, cfg, log)
+	return newWith(adapters{nomad: rolesOf(c, secrets), connect: adminconn.Connect, dcs: patroni.NewDCS(patroni.DCSConfig{
+		Endpoints: cfg.Etcd, CAPEM: cfg.EtcdCA, Username: cfg.EtcdUsername, Password: cfg.EtcdPassword})}, cfg, log)
 }
 
 // newWith returns a Provisioner on the adapters a, cfg's defaults filled in.
@@ -131,7 +138,7 @@ func newWith(a adapters, cfg Config, log *slog.Logger) *Provisioner {
 		Lifetime: cfg.CertLifetime, RenewBefore: cfg.CertRenewBefore, Poll: cfg.ReadyPoll})
 	p.backups = newBackups(a.nomad, cfg, p.certs, p.conn, log)
 	p.jobs = instancejobs.New(a.nomad, p.backups, p.certs, instancejobs.Config{Driver: cfg.Driver, Datacenters: cfg.Datacenters,
-		HostNetwork: cfg.HostNetwork, DataRoot: cfg.DataRoot, Etcd: cfg.Etcd, NodeNetworks: cfg.NodeNetworks, PITRRepo: cfg.PITRRepo,
+		HostNetwork: cfg.HostNetwork, DataRoot: cfg.DataRoot, Etcd: cfg.Etcd, EtcdCA: cfg.EtcdCA, NodeNetworks: cfg.NodeNetworks, PITRRepo: cfg.PITRRepo,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB, PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID})
 	p.tiers = tiers.New(tiers.Deps{Nomad: a.nomad, Conn: p.conn, Jobs: p.jobs, Certs: p.certs, DCS: a.dcs, Clusters: a.clusters, Etcd: cfg.Etcd})
 	p.pitr = pitr.New(a.nomad, p.backups, p.jobs, p.conn, p.tiers)
@@ -165,6 +172,11 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	}
 	if err := p.jobs.EnsurePITRKeys(ctx, in.ShortID); err != nil {
 		return Placement{}, err
+	}
+	if size.HA() {
+		if err := p.tiers.EnsureEtcdUser(ctx, in.ShortID); err != nil {
+			return Placement{}, err
+		}
 	}
 	crashpoint.Hit("provision:secrets")
 	progress("registering Nomad jobs")

@@ -8,29 +8,91 @@
 
 etcd_port=${PGBROKER_ETCD_PORT:-2379}
 etcd_dir=$stack_dir/etcd
-# The dev agent is client 1 at 127.0.0.1; these are clients 2 and 3.
+# etcd serves clients over TLS only, with authentication on: the stack's own
+# CA (made once, kept across restarts) signs the server certificate for
+# 127.0.0.1, and the root user's password is generated once. Keys and the
+# password are 0600. The peer URL stays plain HTTP on loopback: one member,
+# no peer ever connects.
+etcd_ca=$etcd_dir/ca.pem
+etcd_ca_key=$etcd_dir/ca-key.pem
+etcd_cert=$etcd_dir/server.pem
+etcd_key=$etcd_dir/server-key.pem
+etcd_password_file=$etcd_dir/root-password
+etcd_url=https://127.0.0.1:$etcd_port
+etcd_curl() { curl -fsS -m 5 --cacert "$etcd_ca" "$@"; }
+
+# Extra Nomad clients: the dev agent is client 1 at 127.0.0.1; these are clients 2 and 3.
 extra_clients=(127.0.0.2 127.0.0.3)
 
 etcd_answers() {
 	local health
-	health=$(curl -fsS -m 2 "http://127.0.0.1:$etcd_port/health" 2>/dev/null) || return 1
+	[[ -s $etcd_ca ]] || return 1
+	health=$(etcd_curl "$etcd_url/health" 2>/dev/null) || return 1
 	[[ $health == *'"health":"true"'* ]]
 }
 
+# etcd_pki makes the CA, the server certificate (IP SAN 127.0.0.1) and the
+# root password once; later runs keep them.
+etcd_pki() {
+	# 0711: the broker, not always root, reads the CA; the keys and the password are 0600.
+	install -d -m 0711 "$etcd_dir"
+	if [[ ! -s $etcd_password_file ]]; then
+		(umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$etcd_password_file")
+	fi
+	[[ -s $etcd_ca && -s $etcd_cert && -s $etcd_key ]] && return
+	log "etcd: making its CA and server certificate in $etcd_dir"
+	local ext=$etcd_dir/server-ext.cnf
+	(
+		umask 077
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+			-subj "/CN=pgbroker stack etcd CA" -keyout "$etcd_ca_key" -out "$etcd_ca" 2>/dev/null
+		printf '%s\n' 'subjectAltName=IP:127.0.0.1' 'extendedKeyUsage=serverAuth' \
+			'keyUsage=critical,digitalSignature' 'basicConstraints=critical,CA:FALSE' >"$ext"
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
+			-keyout "$etcd_key" -out "$etcd_dir/server.csr" 2>/dev/null
+		openssl x509 -req -in "$etcd_dir/server.csr" -CA "$etcd_ca" -CAkey "$etcd_ca_key" -CAcreateserial \
+			-days 3650 -extfile "$ext" -out "$etcd_cert" 2>/dev/null
+	) || die "etcd: openssl failed to make the CA or server certificate in $etcd_dir"
+	rm -f "$etcd_dir/server.csr" "$ext" "$etcd_dir/ca.srl"
+	chmod 0644 "$etcd_ca" "$etcd_cert"
+}
+
+# etcd_auth turns authentication on with user root (password from
+# $etcd_password_file), unless the root password already authenticates.
+# A data directory from before TLS (plain HTTP, no auth) is converted here.
+etcd_auth() {
+	local body
+	# On stdin, not in curl's arguments (which every local user can read).
+	body=$(printf '{"name":"root","password":"%s"}' "$(<"$etcd_password_file")")
+	if etcd_curl --data-binary @- "$etcd_url/v3/auth/authenticate" <<<"$body" >/dev/null 2>&1; then
+		return
+	fi
+	log "etcd: turning authentication on (user root)"
+	etcd_curl --data-binary @- "$etcd_url/v3/auth/user/add" <<<"$body" >/dev/null ||
+		die "etcd: cannot add user root (authentication on already, with another password? run '$0 down --purge')"
+	etcd_curl -d '{"user":"root","role":"root"}' "$etcd_url/v3/auth/user/grant" >/dev/null
+	etcd_curl -d '{}' "$etcd_url/v3/auth/enable" >/dev/null
+	etcd_curl --data-binary @- "$etcd_url/v3/auth/authenticate" <<<"$body" >/dev/null ||
+		die "etcd: root does not authenticate after auth enable, see $log_dir/etcd.log"
+}
+
 etcd_up() {
+	etcd_pki
 	if pid_alive "$run_dir/etcd.pid" etcd && etcd_answers; then
-		log "etcd: already running on 127.0.0.1:$etcd_port"
+		log "etcd: already running at $etcd_url"
+		etcd_auth
 		return
 	fi
 	if etcd_answers; then
-		log "etcd: reusing the server already answering on 127.0.0.1:$etcd_port"
+		log "etcd: reusing the server already answering at $etcd_url"
+		etcd_auth
 		return
 	fi
-	install -d -m 0700 "$etcd_dir"
-	log "etcd: starting on 127.0.0.1:$etcd_port (log $log_dir/etcd.log)"
+	log "etcd: starting at $etcd_url (log $log_dir/etcd.log)"
 	# One member, loopback only. Patroni keeps one scope per instance under /pgbroker/.
 	setsid etcd --name pgbroker --data-dir "$etcd_dir/data" \
-		--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+		--listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+		--cert-file "$etcd_cert" --key-file "$etcd_key" \
 		--listen-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
 		--initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
 		--initial-cluster "pgbroker=http://127.0.0.1:$((etcd_port + 1))" \
@@ -38,7 +100,10 @@ etcd_up() {
 	echo $! >"$run_dir/etcd.pid"
 	local i
 	for ((i = 0; i < 100; i++)); do
-		etcd_answers && return 0
+		if etcd_answers; then
+			etcd_auth
+			return 0
+		fi
 		pid_alive "$run_dir/etcd.pid" etcd || die "etcd: exited, see $log_dir/etcd.log"
 		sleep 0.2
 	done
@@ -140,9 +205,9 @@ clients_down() {
 cluster_status() {
 	local up=0 address ready
 	if etcd_answers; then
-		echo "etcd: running on 127.0.0.1:$etcd_port"
+		echo "etcd: running at $etcd_url (TLS, authentication on)"
 	else
-		echo "etcd: not answering on 127.0.0.1:$etcd_port"
+		echo "etcd: not answering at $etcd_url"
 		up=1
 	fi
 	for address in "${extra_clients[@]}"; do

@@ -6,8 +6,8 @@
 #
 #   stack.sh up            start what is not running (idempotent)
 #   stack.sh env           print export lines for DATABASE_URL, NOMAD_ADDR, PGBROKER_DATA_ROOT,
-#                          PGBROKER_ETCD_ENDPOINTS, PGBROKER_HOST_NETWORK, PGBROKER_NODE_NETWORKS,
-#                          PGBROKER_SECRETS_KEY_FILE, PATH
+#                          PGBROKER_ETCD_ENDPOINTS, _CA_FILE, _USERNAME, _PASSWORD,
+#                          PGBROKER_HOST_NETWORK, PGBROKER_NODE_NETWORKS, PGBROKER_SECRETS_KEY_FILE, PATH
 #   stack.sh status        one line per component; exits 1 unless all are up
 #   stack.sh down [--purge] stop what up started; --purge also deletes all state but bin/
 set -euo pipefail
@@ -311,6 +311,10 @@ print_env() {
 	printf "export PGBROKER_SECRETS_KEY_FILE='%s'\n" "$secrets_key_file"
 	printf "export PGBROKER_DATA_ROOT='%s'\n" "$data_root"
 	printf "export PGBROKER_ETCD_ENDPOINTS='127.0.0.1:%s'\n" "$etcd_port"
+	# etcd speaks TLS only (the stack's CA) and wants a user: the broker is root.
+	printf "export PGBROKER_ETCD_CA_FILE='%s'\n" "$etcd_ca"
+	printf "export PGBROKER_ETCD_USERNAME=root\n"
+	printf "export PGBROKER_ETCD_PASSWORD='%s'\n" "$(<"$etcd_password_file")"
 	# Each client's ports bind to its own loopback address.
 	printf "export PGBROKER_HOST_NETWORK=private\n"
 	# The clients' loopback addresses: replication is admitted from these only.

@@ -10,6 +10,7 @@ import (
 	"github.com/pgbroker/pgbroker/instance"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/patroni"
+	"github.com/pgbroker/pgbroker/users"
 )
 
 // Cluster is what orchestration needs of a Business instance's Patroni
@@ -23,8 +24,10 @@ type Cluster interface {
 	SwitchoverTo(ctx context.Context, name string, prepare func(context.Context) error, progress func(string)) error
 }
 
-// DCS is the store Patroni keeps its clusters' keys in (patroni.DCS).
+// DCS is the store Patroni keeps its clusters' keys in (patroni.DCS): a
+// cluster's keys, and the etcd user its Patroni logs in as.
 type DCS interface {
+	EnsureUser(ctx context.Context, scope, password string) error
 	DeleteCluster(ctx context.Context, scope string) error
 }
 
@@ -75,8 +78,28 @@ func (ch *Changer) Members(ctx context.Context, in instance.Instance) ([]patroni
 	return c.Members(ctx)
 }
 
-// DeletePatroniKeys deletes the instance's Patroni keys from etcd (none
-// configured: nothing to do).
+// EnsureEtcdUser makes the etcd user pg-<short> the instance's Patroni logs
+// in as, allowed its own keys only, with the password of item etcd_password
+// of the node job's Variable (which must exist), the item added when
+// missing: 32 letters and digits (users.NewPassword). Run before a node job
+// under Patroni is registered: its nodes render that item. Idempotent.
+// Errors: Nomad's, etcd's.
+func (ch *Changer) EnsureEtcdUser(ctx context.Context, short string) error {
+	items, err := ch.nomad.UpdateVariable(ctx, naming.NodesSecretPath(short), func(items api.VariableItems) bool {
+		if items["etcd_password"] != "" {
+			return false
+		}
+		items["etcd_password"] = users.NewPassword(32)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return ch.dcs.EnsureUser(ctx, patroni.Scope(short), items["etcd_password"])
+}
+
+// DeletePatroniKeys deletes the instance's Patroni keys from etcd, then its
+// etcd user and role (none configured: nothing to do).
 func (ch *Changer) DeletePatroniKeys(ctx context.Context, short string) error {
 	return ch.dcs.DeleteCluster(ctx, patroni.Scope(short))
 }

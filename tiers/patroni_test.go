@@ -20,6 +20,8 @@ func (f *fakeCluster) Members(context.Context) ([]patroni.Member, error) { retur
 // fakeDCS records the scopes whose keys were deleted.
 type fakeDCS struct{ deleted []string }
 
+func (f *fakeDCS) EnsureUser(context.Context, string, string) error { return nil }
+
 func (f *fakeDCS) DeleteCluster(_ context.Context, scope string) error {
 	f.deleted = append(f.deleted, scope)
 	return nil

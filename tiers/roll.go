@@ -39,6 +39,10 @@ func (ch *Changer) Roll(ctx context.Context, in instance.Instance, size instance
 	if err := ch.jobs.EnsurePITRKeys(ctx, in.ShortID); err != nil {
 		return err
 	}
+	// An instance made before etcd had users gets its own with its next plan change.
+	if err := ch.EnsureEtcdUser(ctx, in.ShortID); err != nil {
+		return err
+	}
 	job, err := ch.jobs.Nodes(in, size)
 	if err != nil {
 		return err

@@ -22,7 +22,8 @@ import (
 )
 
 // Nomad is what tier changes need of Nomad (nomad.Cluster): the node and
-// gateway jobs, their allocations, the node service's registrations.
+// gateway jobs, their allocations, the node service's registrations, the
+// node job's Variable.
 type Nomad interface {
 	Job(ctx context.Context, jobID string) (*api.Job, error)
 	Register(ctx context.Context, job *api.Job) (uint64, error)
@@ -31,6 +32,7 @@ type Nomad interface {
 	AllocationsAfter(ctx context.Context, jobID string, index uint64) ([]*api.AllocationListStub, uint64, error)
 	WaitRunning(ctx context.Context, jobID string, version uint64, count int, task, what string, progress func(step string)) ([]*api.AllocationListStub, error)
 	Services(ctx context.Context, name string) ([]*api.ServiceRegistration, error)
+	UpdateVariable(ctx context.Context, path string, change func(api.VariableItems) bool) (api.VariableItems, error)
 }
 
 // Conn is the instance's superuser connection and passwords (adminconn.Connector).

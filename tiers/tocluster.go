@@ -25,6 +25,9 @@ func (ch *Changer) ToCluster(ctx context.Context, in instance.Instance, size ins
 	if err != nil {
 		return err
 	}
+	if err := ch.EnsureEtcdUser(ctx, in.ShortID); err != nil {
+		return err
+	}
 	cur, err := ch.nomad.Job(ctx, naming.NodesJobID(in.ShortID))
 	if err != nil {
 		return err

@@ -17,8 +17,10 @@ import (
 // the leader (a switchover when needed), the standbys are removed, the
 // gateways go back to plain routing and to size.Gateways, and node 0
 // restarts without Patroni on its data, pinned to its client, whose id is
-// returned. The instance's Patroni keys are deleted from etcd, and the
-// former standbys' data directories from their clients (removeStandbyData).
+// returned. The instance's Patroni keys, etcd user and role are deleted
+// from etcd (a single node has no Patroni to log in; ToCluster makes them
+// again), and the former standbys' data directories from their clients
+// (removeStandbyData).
 func (ch *Changer) ToSingle(ctx context.Context, in instance.Instance, size instance.Size, progress instance.Progress) (instance.Placement, error) {
 	jobID := naming.NodesJobID(in.ShortID)
 	cur, err := ch.nomad.Job(ctx, jobID)
