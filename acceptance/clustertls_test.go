@@ -143,14 +143,19 @@ func checkClusterTraffic(t *testing.T, short string) {
 	if err := replicate(verifyCA + " sslcert=" + nodeCert + " sslkey=" + nodeKey); err != nil {
 		t.Errorf("replication with the password and a node certificate: %v", err)
 	}
-	for _, c := range []struct{ what, params string }{
-		{"the password alone over TLS", verifyCA},
-		{"the password and a certificate of another CA", verifyCA + " sslcert=" + strangerCert + " sslkey=" + strangerKey},
-		{"the password without TLS", "sslmode=disable"},
+	// Each refusal must be for the reason under test, not an incidental one.
+	for _, c := range []struct{ what, params, because string }{
+		{"the password alone over TLS", verifyCA, "client certificate"},
+		{"the password and a certificate of another CA", verifyCA + " sslcert=" + strangerCert + " sslkey=" + strangerKey, "certificate"},
+		{"the password without TLS", "sslmode=disable", "no encryption"},
 	} {
-		if err := replicate(c.params); err == nil {
+		err := replicate(c.params)
+		switch {
+		case err == nil:
 			t.Errorf("replication admitted with %s", c.what)
-		} else {
+		case !strings.Contains(err.Error(), c.because):
+			t.Errorf("replication with %s refused, but not for want of %q: %v", c.what, c.because, err)
+		default:
 			t.Logf("replication with %s refused: %v", c.what, err)
 		}
 	}
