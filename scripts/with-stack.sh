@@ -10,9 +10,6 @@ was_up=false
 if bash "$stack" status >/dev/null 2>&1; then
 	was_up=true
 fi
-bash "$stack" up
-# shellcheck disable=SC1090
-eval "$(bash "$stack" env)"
 
 cleanup() {
 	local rc=$?
@@ -21,7 +18,13 @@ cleanup() {
 	fi
 	exit "$rc"
 }
+# Set before up: an up that fails half way (Nomad missing after the state
+# database and etcd started) must not leave those running.
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+bash "$stack" up
+# shellcheck disable=SC1090
+eval "$(bash "$stack" env)"
 
 "$@"
