@@ -27,6 +27,9 @@ var (
 	ErrInstanceExists = errors.New("instance already exists")
 	// ErrOperationInFlight: the instance already has an operation in progress.
 	ErrOperationInFlight = errors.New("another operation is in progress on this instance")
+	// ErrRepairInFlight: the reconcile loop is repairing the instance (an
+	// ErrOperationInFlight too); try again once it is back.
+	ErrRepairInFlight = fmt.Errorf("the broker is repairing this instance: %w", ErrOperationInFlight)
 	// ErrNoFreePort: every port of the configured gateway range is taken.
 	ErrNoFreePort = errors.New("no free gateway port in the configured range")
 	// ErrInvalidValue: PostgreSQL refused a value of the request (SQLSTATE
