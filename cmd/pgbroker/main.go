@@ -36,6 +36,7 @@ import (
 	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/reconcile"
 	"github.com/pgbroker/pgbroker/sealed"
 	"github.com/pgbroker/pgbroker/sealedcopy"
 	"github.com/pgbroker/pgbroker/servercert"
@@ -274,6 +275,7 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	repairs := newReconciler(d, cat, workerCfg, log)
 	lo, hi, _ := cfg.PortRange()
 	dashboardBase, _ := cfg.DashboardBase() // config.Load checked it
 	// What the front doors ask of the instances' databases (bind, members,
@@ -289,7 +291,7 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 			EnqueueOp: runner.Enqueue, EnqueueBackup: runner.EnqueueBackup,
 			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), WriteTimeout: cfg.HTTPWriteTimeout, Log: log,
 		}).Handler(),
-		Metrics:   metrics.Handler(st.Backups(), log),
+		Metrics:   metrics.Handler(st.Backups(), log, repairs.Metrics().Collectors()...),
 		Dashboard: dashboard.Handler(),
 		Checks: []httpapi.Check{
 			{Name: "state_database", Fn: st.Ping},
@@ -310,6 +312,9 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 	// (package gateway); every broker runs one, a restart is idempotent.
 	go gateway.New(d.cluster, gateway.Config{Deployment: deployment}, log).
 		Run(ctx, cfg.GatewayCheckInterval)
+	if cfg.ReconcileInterval > 0 {
+		go repairs.Run(ctx, cfg.ReconcileInterval)
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLSCertFile != "" {
@@ -335,6 +340,21 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 		log.Warn("worker shutdown", slog.String("error", err.Error()))
 	}
 	return nil
+}
+
+// newReconciler is the reconcile loop of d: one broker of the deployment
+// at a time (store.ReconcileLock) puts back what Nomad lost; a repair is
+// given as long as one attempt of an operation.
+func newReconciler(d deployment, cat *catalog.Catalog, w worker.Config, log *slog.Logger) *reconcile.Reconciler {
+	lock := func(ctx context.Context) (reconcile.Lock, bool, error) {
+		l, ok, err := d.st.TryReconcileLock(ctx)
+		if !ok {
+			return nil, ok, err
+		}
+		return l, true, nil
+	}
+	return reconcile.New(reconcile.Deps{Instances: d.st.Instances(), Lock: lock, Nomad: d.cluster,
+		Copies: d.st.SealedVariables(), Restorer: d.vars, Provisioner: d.prov, Plans: cat}, w.AttemptTimeout, log)
 }
 
 // pitrS3 returns pgBackRest's S3 repository of the PGBROKER_PITR_S3_*
