@@ -128,6 +128,12 @@ func (w *world) Job(_ context.Context, jobID string) (*api.Job, error) {
 	return &api.Job{ID: &jobID, Stop: &stopped}, nil
 }
 
+func (w *world) Allocations(context.Context, string, bool) ([]*api.AllocationListStub, error) {
+	return nil, nil
+}
+
+func (w *world) WaitStopped(context.Context, []string) error { return nil }
+
 func (w *world) VariablePaths(_ context.Context, prefix string) ([]string, error) {
 	return under(w, w.vars, prefix), nil
 }

@@ -47,9 +47,12 @@ type Lock interface {
 // it (store.Store.TryReconcileLock).
 type TryLock func(ctx context.Context) (lock Lock, ok bool, err error)
 
-// Nomad reads jobs and lists Variables (nomad.Cluster).
+// Nomad reads jobs and their allocations and lists Variables
+// (nomad.Cluster).
 type Nomad interface {
 	Job(ctx context.Context, jobID string) (*api.Job, error)
+	Allocations(ctx context.Context, jobID string, all bool) ([]*api.AllocationListStub, error)
+	WaitStopped(ctx context.Context, ids []string) error
 	VariablePaths(ctx context.Context, prefix string) ([]string, error)
 }
 
@@ -297,6 +300,11 @@ func (r *Reconciler) putBack(ctx context.Context, inst store.Instance, plan cata
 	if action != Repair {
 		return done, nil
 	}
+	if f.NodesJob != "" {
+		if err := r.waitNodesStopped(ctx, inst.ShortID); err != nil {
+			return done, err
+		}
+	}
 	target := instances.Target(inst, plan)
 	progress := func(step string) { log.Info("repair progress", slog.String("step", step)) }
 	placed, err := r.d.Provisioner.Provision(ctx, target, instances.SizeOf(plan), progress)
@@ -307,6 +315,23 @@ func (r *Reconciler) putBack(ctx context.Context, inst store.Instance, plan cata
 		log.Warn("repaired instance runs on another client than the one recorded", slog.String("recorded", inst.NodeID), slog.String("placed", placed.NodeID))
 	}
 	return done + ", node and gateway jobs registered again on client " + placed.NodeID, nil
+}
+
+// waitNodesStopped waits until no allocation of the instance's node job
+// (a stopped or purged one may still be shutting down) runs: never two
+// PostgreSQL servers on one data directory.
+func (r *Reconciler) waitNodesStopped(ctx context.Context, short string) error {
+	allocs, err := r.d.Nomad.Allocations(ctx, naming.NodesJobID(short), true)
+	if err != nil {
+		return err
+	}
+	var live []string
+	for _, a := range allocs {
+		if a.ClientStatus == api.AllocClientStatusPending || a.ClientStatus == api.AllocClientStatusRunning {
+			live = append(live, a.ID)
+		}
+	}
+	return r.d.Nomad.WaitStopped(ctx, live)
 }
 
 func isDegraded(status string) bool { return strings.HasPrefix(status, "degraded:") }
