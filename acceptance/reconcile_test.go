@@ -19,8 +19,9 @@ const reconcileInterval = 3 * time.Second
 
 // loseFromNomad purges the instance's node and gateway jobs (nomad job stop
 // -purge) and deletes every one of its Variables, as a Nomad that lost its
-// state would have them, and returns the client its node ran on.
-func loseFromNomad(t *testing.T, instanceID string) string {
+// state would have them, and returns the client its node ran on and the
+// paths of the Variables it deleted.
+func loseFromNomad(t *testing.T, instanceID string) (string, []string) {
 	t.Helper()
 	nc := nomadClient(t)
 	short := naming.ShortID(instanceID)
@@ -33,7 +34,7 @@ func loseFromNomad(t *testing.T, instanceID string) string {
 			t.Fatalf("purge %s: %v", job, err)
 		}
 	}
-	deleted := 0
+	var deleted []string
 	for _, prefix := range []string{"nomad/jobs/pg-" + short + "-", "pgbroker/instances/" + short + "/"} {
 		metas, _, err := nc.Variables().PrefixList(prefix, nil)
 		if err != nil {
@@ -43,13 +44,13 @@ func loseFromNomad(t *testing.T, instanceID string) string {
 			if _, err := nc.Variables().Delete(m.Path, nil); err != nil {
 				t.Fatalf("delete Variable %s: %v", m.Path, err)
 			}
-			deleted++
+			deleted = append(deleted, m.Path)
 		}
 	}
-	if deleted < 2 {
-		t.Fatalf("deleted %d Variables; want the nodes Variable and the binding's at least", deleted)
+	if len(deleted) < 2 {
+		t.Fatalf("deleted Variables %v; want the nodes Variable and the binding's at least", deleted)
 	}
-	return nodes[0].NodeID
+	return nodes[0].NodeID, deleted
 }
 
 // instanceStatus is GET instance's metadata attribute "status".
@@ -86,7 +87,7 @@ func TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData(t *testing.T)
 	app.Close(context.Background())
 	waitStatus(t, b, id, func(s string) bool { return s == "running" }, 30*time.Second)
 
-	client := loseFromNomad(t, id)
+	client, variables := loseFromNomad(t, id)
 	lost := time.Now()
 	if err := connects(databaseURL); err == nil {
 		t.Fatal("DATABASE_URL still connects after the purge: the loss was not simulated")
@@ -114,6 +115,11 @@ func TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData(t *testing.T)
 		t.Errorf("node allocations after the repair: %d, want 1 on client %s", len(nodes), client)
 	}
 	waitStatus(t, b, id, func(s string) bool { return s == "running" }, 30*time.Second)
+	for _, path := range variables {
+		if _, _, err := nomadClient(t).Variables().Read(path, nil); err != nil {
+			t.Errorf("Variable %s not back after the repair: %v", path, err)
+		}
+	}
 	if !strings.Contains(b.logs.String(), `"msg":"repaired"`) {
 		t.Error("the broker's log has no repaired event")
 	}
