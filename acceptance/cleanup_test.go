@@ -52,6 +52,32 @@ func (b *broker) removeInstances() {
 	}
 }
 
+// checkSealedCopiesGone fails the test when a sealed copy of a Variable of
+// an instance recorded as deprovisioned is left in the broker's state
+// database (table sealed_variables): deprovisioning deletes them with the
+// Variables.
+func (b *broker) checkSealedCopiesGone() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, b.stateDB)
+	if err != nil {
+		b.t.Logf("cleanup: sealed copies not checked: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	var left []string
+	err = conn.QueryRow(ctx, `SELECT coalesce(array_agg(s.path ORDER BY s.path), '{}') FROM sealed_variables s JOIN instances i
+		ON starts_with(s.path, 'nomad/jobs/pg-' || i.short_id || '-') OR starts_with(s.path, 'pgbroker/instances/' || i.short_id || '/')
+		WHERE i.deprovisioned_at IS NOT NULL`).Scan(&left)
+	if err != nil {
+		b.t.Logf("cleanup: sealed copies not checked: %v", err)
+		return
+	}
+	if len(left) > 0 {
+		b.t.Errorf("sealed copies of deprovisioned instances' Variables left in the state database: %v", left)
+	}
+}
+
 // brokerName is PGBROKER_BROKER_NAME as the process sees it (the last one wins).
 func (b *broker) brokerName() string {
 	name := b.name

@@ -90,6 +90,9 @@ func newBroker(t testing.TB, extraEnv ...string) *broker {
 		"PGBROKER_GATEWAY_PORTS="+gatewayRange(20),
 		"PGBROKER_LOG_LEVEL=debug",
 		"PGBROKER_BROKER_NAME="+db, // each broker sweeps only its own orphans
+		// Cleanups purge jobs while brokers run: a reconciling broker would
+		// bring them back. reconcile_test.go turns it on for itself.
+		"PGBROKER_RECONCILE_INTERVAL=0",
 	)
 	b.env = append(b.env, extraEnv...)
 	suite.addLog(b.logs)
@@ -99,6 +102,7 @@ func newBroker(t testing.TB, extraEnv ...string) *broker {
 			t.Logf("broker log:\n%s", tail(b.logs.String(), 200))
 		}
 		b.removeInstances()
+		b.checkSealedCopiesGone()
 		deleteCA(t, db)
 	})
 	return b

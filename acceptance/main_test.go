@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 			missing = append(missing, name)
 		}
 	}
+	if os.Getenv("PGBROKER_SECRETS_KEY") == "" && os.Getenv("PGBROKER_SECRETS_KEY_FILE") == "" {
+		missing = append(missing, "PGBROKER_SECRETS_KEY_FILE")
+	}
 	if len(missing) > 0 {
 		msg := fmt.Sprintf("acceptance: the local stack is not configured (%v unset); run `make test`", missing)
 		if os.Getenv("CI") == "true" {

@@ -51,7 +51,9 @@ func TestBrokerRunsAsANomadJobWithSecretsFromItsVariable(t *testing.T) {
 	vpath := "nomad/jobs/" + jobID
 	if _, _, err := c.Variables().Create(&api.Variable{Path: vpath, Items: api.VariableItems{
 		"PGBROKER_USERNAME": brokerUser, "PGBROKER_PASSWORD": password, "DATABASE_URL": state.String(),
-		"LD_PRELOAD": "/nonexistent/not-a-setting.so", // not a setting: the template must drop it
+		"PGBROKER_SECRETS_KEY":        newSecretsKey(t),
+		"PGBROKER_RECONCILE_INTERVAL": "0",                             // cleanups purge jobs while the broker runs
+		"LD_PRELOAD":                  "/nonexistent/not-a-setting.so", // not a setting: the template must drop it
 	}}, nil); err != nil {
 		t.Fatalf("put the job's Variable: %v", err)
 	}

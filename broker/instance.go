@@ -14,7 +14,9 @@ import (
 )
 
 // GetInstance returns an instance's plan, dashboard_url and parameters:
-// those of the provision, with force_tls and extensions as updates left them.
+// those of the provision, with force_tls and extensions as updates left them;
+// metadata attribute "status" is the reconcile loop's last verdict against
+// Nomad ("running", "repairing: ...", "degraded: ...", package reconcile).
 // GET /v2/service_instances/:instance_id (OSB 2.17 "Fetching a Service
 // Instance"). 404 when unknown, gone or still being provisioned; 422
 // ConcurrencyError while an update runs.
@@ -45,8 +47,15 @@ func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.Fe
 	serviceID, planID := b.published(inst.ServiceID, inst.PlanID)
 	spec := domain.GetInstanceDetailsSpec{ServiceID: serviceID, PlanID: planID, Parameters: params,
 		DashboardURL: b.dashboard(inst.ID)}
+	attrs := map[string]string{}
+	if inst.Status != "" {
+		attrs["status"] = inst.Status
+	}
 	if _, plan, ok := b.catalog.Plan(inst.PlanID); ok && plan.HA() {
-		spec.Metadata.Attributes = map[string]string{"members": b.members(ctx, inst)}
+		attrs["members"] = b.members(ctx, inst)
+	}
+	if len(attrs) > 0 {
+		spec.Metadata.Attributes = attrs
 	}
 	return spec, nil
 }

@@ -51,11 +51,14 @@ type Config struct {
 	OrphanGrace          time.Duration `split_words:"true" default:"1h" desc:"an orphan job is removed this long after first seen"`
 	BackupTimeBase       time.Duration `split_words:"true" default:"15m" desc:"time limit of one dump, restore or base backup, from its start: this plus PGBROKER_BACKUP_TIME_PER_GIB per GiB of the plan's disk; past it the job is stopped, then the backup recorded failed"`
 	BackupTimePerGiB     time.Duration `envconfig:"BACKUP_TIME_PER_GIB" default:"4m" desc:"what each GiB of the plan's disk adds to PGBROKER_BACKUP_TIME_BASE"`
+	ReconcileInterval    time.Duration `split_words:"true" default:"30s" desc:"how often (and once at start) the jobs and Variables of every instance are compared with the state database, and what Nomad lost is put back (README \"Reconcile\"); 0 turns it off"`
 	GatewayCheckInterval time.Duration `split_words:"true" default:"10s" desc:"how often each gateway's rendered configuration is compared with its instance's nodes; one out of step for 5s is restarted"`
 	TLSCertFile          string        `split_words:"true" desc:"PEM certificate: serve HTTPS (with PGBROKER_TLS_KEY_FILE)"`
 	TLSKeyFile           string        `split_words:"true" desc:"PEM private key of PGBROKER_TLS_CERT_FILE"`
 	ExternalURL          string        `split_words:"true" desc:"http(s) URL users reach this broker at, base of each instance's dashboard_url; default: http(s)://PGBROKER_LISTEN"`
 
+	SecretsKey              string        `split_words:"true" desc:"base64 of 32 random bytes (head -c32 /dev/urandom | base64): the key that encrypts the copies of instances' secrets and of the CA kept in the state database; required (or PGBROKER_SECRETS_KEY_FILE); back it up apart from the state database"`
+	SecretsKeyFile          string        `split_words:"true" desc:"file holding PGBROKER_SECRETS_KEY"`
 	CACertFile              string        `envconfig:"CA_CERT_FILE" desc:"PEM CA certificate signing instances' server certificates (with PGBROKER_CA_KEY_FILE); default: a CA made at first start, kept in a Nomad Variable"`
 	CAKeyFile               string        `envconfig:"CA_KEY_FILE" desc:"PEM private key of PGBROKER_CA_CERT_FILE"`
 	CertLifetime            time.Duration `split_words:"true" default:"2160h" desc:"validity of an instance's server certificate"`
@@ -250,6 +253,7 @@ func (c Config) check() error {
 		{"PGBROKER_MAX_RETRY_DELAY", c.MaxRetryDelay < time.Second, "at least 1s"},
 		{"PGBROKER_REAP_INTERVAL", c.ReapInterval < time.Second, "at least 1s"},
 		{"PGBROKER_GATEWAY_CHECK_INTERVAL", c.GatewayCheckInterval < time.Second, "at least 1s"},
+		{"PGBROKER_RECONCILE_INTERVAL", c.ReconcileInterval != 0 && c.ReconcileInterval < time.Second, "0 (off) or at least 1s"},
 		{"PGBROKER_BACKUP_TIME_BASE", c.BackupTimeBase < time.Second, "at least 1s"},
 		{"PGBROKER_BACKUP_TIME_PER_GIB", c.BackupTimePerGiB < 0, "zero or more"},
 		{"PGBROKER_BACKUP_WORKERS", c.BackupWorkers < 1, "at least 1"},

@@ -120,6 +120,9 @@ func TestManifestWithTheExampleVarsLoadsAsTheTestedProfile(t *testing.T) {
 	if c.Listen != ":8080" {
 		t.Errorf("listens on %q, want :8080 ($PORT)", c.Listen)
 	}
+	if c.SecretsKey == "" && c.SecretsKeyFile == "" {
+		t.Error("no PGBROKER_SECRETS_KEY: the broker refuses to start without it")
+	}
 	if c.BackupS3Endpoint == "" {
 		t.Error("dumps on the app's own disk: the Nomad clients cannot write there; want S3 storage")
 	}

@@ -1,7 +1,7 @@
 # The broker itself as a Nomad service job (README "Deploying"):
 #
 #   nomad var put nomad/jobs/pgbroker PGBROKER_USERNAME=broker PGBROKER_PASSWORD=... \
-#     DATABASE_URL=postgres://... NOMAD_TOKEN=...
+#     DATABASE_URL=postgres://... NOMAD_TOKEN=... PGBROKER_SECRETS_KEY=$(head -c32 /dev/urandom | base64)
 #   nomad job run -var data_root=/srv/pgbroker/data deploy/pgbroker.nomad.hcl
 #
 # Secrets never appear here: the task reads them from the Nomad Variable
@@ -9,7 +9,9 @@
 # secrets/ as environment. Each item of that Variable named like a setting
 # (PGBROKER_*, DATABASE_URL, NOMAD_TOKEN) becomes that variable; other
 # items are ignored. Required there: PGBROKER_USERNAME, PGBROKER_PASSWORD,
-# DATABASE_URL (the state database), and NOMAD_TOKEN when ACLs are on. S3
+# DATABASE_URL (the state database), PGBROKER_SECRETS_KEY (keep a copy
+# outside Nomad too: a Nomad that lost its state lost this Variable), and
+# NOMAD_TOKEN when ACLs are on. S3
 # keys go there too (PGBROKER_BACKUP_S3_ACCESS_KEY_ID, ..._SECRET_ACCESS_KEY,
 # PGBROKER_PITR_S3_...), and etcd's root password with etcd_endpoints
 # (PGBROKER_ETCD_PASSWORD), and so may any setting the variables below leave

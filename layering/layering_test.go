@@ -12,9 +12,9 @@ const module = "github.com/pgbroker/pgbroker/"
 // frontDoors answer HTTP requests; executor packages carry out operations.
 var (
 	frontDoors = []string{"broker", "mgmtapi", "httpapi", "dashboard"}
-	executor   = []string{"provisioner", "adminconn", "servercert", "instancejobs", "tiers", "pitr", "pgadmin", "backup", "instances", "worker", "nomad", "nomad-jobs", "crashpoint", "pki", "patroni",
+	executor   = []string{"provisioner", "adminconn", "servercert", "instancejobs", "tiers", "pitr", "pgadmin", "backup", "instances", "worker", "nomad", "nomad-jobs", "crashpoint", "pki", "patroni", "sealedcopy",
 		"github.com/hashicorp/nomad/api"}
-	leaves = []string{"naming", "operation", "credentials", "catalog", "users", "extensions", "instance"}
+	leaves = []string{"naming", "operation", "credentials", "catalog", "users", "extensions", "instance", "sealed"}
 )
 
 // graph maps each package of the module (without the module prefix) to

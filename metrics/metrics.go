@@ -46,10 +46,12 @@ func (c backupCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Handler returns the /metrics handler (Prometheus text exposition format).
-func Handler(src BackupHealth, log *slog.Logger) http.Handler {
+// Handler returns the /metrics handler (Prometheus text exposition format),
+// serving extra collectors too (the reconcile loop's).
+func Handler(src BackupHealth, log *slog.Logger, extra ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(backupCollector{src: src, log: log}, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(extra...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }

@@ -119,3 +119,31 @@ func (n *Cluster) DeleteVariablesUnder(ctx context.Context, prefix string) error
 	}
 	return nil
 }
+
+// CreateVariable creates the Variable at path with items, check-and-set: it
+// never replaces one that exists, and then reports false.
+func (n *Cluster) CreateVariable(ctx context.Context, path string, items map[string]string) (bool, error) {
+	_, _, err := n.c.Variables().CheckedCreate(&api.Variable{Path: path, Items: items}, writeOpts(ctx))
+	var conflict api.ErrCASConflict
+	if errors.As(err, &conflict) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create secret %s in Nomad: %w", path, err)
+	}
+	return true, nil
+}
+
+// VariablePaths returns the path of every Variable whose path starts with
+// prefix.
+func (n *Cluster) VariablePaths(ctx context.Context, prefix string) ([]string, error) {
+	metas, _, err := n.c.Variables().PrefixList(prefix, queryOpts(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("list secrets under %s in Nomad: %w", prefix, err)
+	}
+	paths := make([]string, 0, len(metas))
+	for _, m := range metas {
+		paths = append(paths, m.Path)
+	}
+	return paths, nil
+}

@@ -37,8 +37,9 @@ type allocations interface {
 	Services(ctx context.Context, name string) ([]*api.ServiceRegistration, error)
 }
 
-// secrets keeps items in Nomad Variables, check-and-set (nomad.Cluster).
-type secrets interface {
+// Secrets keeps items in Nomad Variables, check-and-set (nomad.Cluster, or
+// sealedcopy.Variables around it, which also keeps a sealed copy of each).
+type Secrets interface {
 	EnsureVariable(ctx context.Context, path string, initial map[string]string) (map[string]string, error)
 	UpdateVariable(ctx context.Context, path string, change func(api.VariableItems) bool) (api.VariableItems, error)
 	Variable(ctx context.Context, path string) (map[string]string, error)
@@ -60,11 +61,12 @@ type allocExec interface {
 type nomadRoles struct {
 	jobs
 	allocations
-	secrets
+	Secrets
 	allocExec
 }
 
-func rolesOf(c *nomad.Cluster) nomadRoles { return nomadRoles{c, c, c, c} }
+// rolesOf is c in every role, its Variables reached through secrets.
+func rolesOf(c *nomad.Cluster, secrets Secrets) nomadRoles { return nomadRoles{c, c, secrets, c} }
 
 // AdminConn is a superuser connection factory to one instance
 // (adminconn.AdminConn): what InstanceAdmin hands out.

@@ -93,7 +93,7 @@ func (w *world) act(ctx context.Context, call string, f func()) error {
 func (w *world) provisioner(t *testing.T) *Provisioner {
 	t.Helper()
 	p := newWith(adapters{
-		nomad: nomadRoles{jobs: w, allocations: w, secrets: w, allocExec: w},
+		nomad: nomadRoles{jobs: w, allocations: w, Secrets: w, allocExec: w},
 		clusters: func(_ context.Context, short string) (tiers.Cluster, error) {
 			return &fakePatroni{w: w, short: short}, nil
 		},
@@ -103,7 +103,7 @@ func (w *world) provisioner(t *testing.T) *Provisioner {
 			return &fakeAdmin{w: w, short: short, password: password}
 		},
 	}, Config{BrokerName: "test", PITRRepo: "/srv/pgbackrest", Etcd: []string{"127.0.0.1:2379"}}, slog.New(slog.DiscardHandler))
-	if err := p.LoadCA(context.Background(), "", ""); err != nil {
+	if _, err := p.LoadCA(context.Background(), servercert.CASource{}); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -19,8 +19,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hashicorp/nomad/api"
-
 	"github.com/pgbroker/pgbroker/adminconn"
 	"github.com/pgbroker/pgbroker/backup"
 	"github.com/pgbroker/pgbroker/crashpoint"
@@ -99,9 +97,10 @@ type adapters struct {
 	dcs      tiers.DCS                                                      // patroni.NewDCS
 }
 
-// New returns a Provisioner using the Nomad client c.
-func New(c *api.Client, cfg Config, log *slog.Logger) *Provisioner {
-	return newWith(adapters{nomad: rolesOf(nomad.New(c, cfg.BrokerName, cfg.Deployment)), connect: adminconn.Connect, dcs: patroni.NewDCS(patroni.DCSConfig{
+// New returns a Provisioner on the Nomad cluster c, whose Variables it
+// reaches through secrets (c itself, or sealedcopy.Variables around it).
+func New(c *nomad.Cluster, secrets Secrets, cfg Config, log *slog.Logger) *Provisioner {
+	return newWith(adapters{nomad: rolesOf(c, secrets), connect: adminconn.Connect, dcs: patroni.NewDCS(patroni.DCSConfig{
 		Endpoints: cfg.Etcd, CAPEM: cfg.EtcdCA, Username: cfg.EtcdUsername, Password: cfg.EtcdPassword})}, cfg, log)
 }
 

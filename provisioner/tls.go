@@ -1,6 +1,10 @@
 package provisioner
 
-import "context"
+import (
+	"context"
+
+	"github.com/pgbroker/pgbroker/servercert"
+)
 
 // RenewCertificate re-issues the instance's server certificate when it
 // expires within CertRenewBefore, was signed by another CA, or no longer names
@@ -19,9 +23,17 @@ func (p *Provisioner) RenewCertificate(ctx context.Context, in Instance) (bool, 
 }
 
 // LoadCA sets the CA that signs instances' server certificates
-// (servercert.Issuer.LoadCA): from PEM files when certFile is set, else
-// from (or made in) the Nomad Variable pgbroker/<broker name>/ca. Errors
-// name the file or the Variable.
-func (p *Provisioner) LoadCA(ctx context.Context, certFile, keyFile string) error {
-	return p.certs.LoadCA(ctx, certFile, keyFile)
+// (servercert.Issuer.LoadCA): from PEM files when src.CertFile is set, else
+// from the Nomad Variable pgbroker/<broker name>/ca, restored from its
+// sealed copy or made at first start. It says where the CA came from.
+// Errors name the file or the Variable; servercert.ErrCALost.
+func (p *Provisioner) LoadCA(ctx context.Context, src servercert.CASource) (servercert.CAOrigin, error) {
+	return p.certs.LoadCA(ctx, src)
+}
+
+// ReissueCA replaces the broker's CA with a new one
+// (servercert.Issuer.ReissueCA) and returns its certificate (PEM); the
+// renewal sweep then re-issues every instance's server certificate.
+func (p *Provisioner) ReissueCA(ctx context.Context) (string, error) {
+	return p.certs.ReissueCA(ctx)
 }

@@ -7,7 +7,7 @@
 #   stack.sh up            start what is not running (idempotent)
 #   stack.sh env           print export lines for DATABASE_URL, NOMAD_ADDR, PGBROKER_DATA_ROOT,
 #                          PGBROKER_ETCD_ENDPOINTS, _CA_FILE, _USERNAME, _PASSWORD,
-#                          PGBROKER_HOST_NETWORK, PGBROKER_NODE_NETWORKS, PATH
+#                          PGBROKER_HOST_NETWORK, PGBROKER_NODE_NETWORKS, PGBROKER_SECRETS_KEY_FILE, PATH
 #   stack.sh status        one line per component; exits 1 unless all are up
 #   stack.sh down [--purge] stop what up started; --purge also deletes all state but bin/
 set -euo pipefail
@@ -23,6 +23,7 @@ run_dir=$stack_dir/run        # pid files of what up started
 log_dir=$stack_dir/logs
 state_dir=$stack_dir/state    # the state PostgreSQL cluster
 state_password_file=$stack_dir/state-password
+secrets_key_file=$stack_dir/secrets-key # PGBROKER_SECRETS_KEY_FILE: made once, kept until --purge (with the state DB it opens)
 nomad_dir=$stack_dir/nomad    # agent config and data dir
 nomad_data=$nomad_dir/data
 data_root=$stack_dir/data     # PGBROKER_DATA_ROOT: instance data, owned by postgres
@@ -80,6 +81,17 @@ make_dirs() {
 	if ! as_postgres test -x "$stack_dir"; then
 		die "user postgres cannot reach $stack_dir: make its parents traversable (chmod o+x) or set PGBROKER_STACK_DIR"
 	fi
+}
+
+# secrets_key_up: the key sealing the state DB's copies of secrets, made
+# once, readable by the user who ran the stack (the broker runs as them).
+secrets_key_up() {
+	if [[ ! -s $secrets_key_file ]]; then
+		(umask 077 && head -c32 /dev/urandom | base64 >"$secrets_key_file.new" && mv "$secrets_key_file.new" "$secrets_key_file")
+		log "secrets key: made $secrets_key_file"
+	fi
+	chown "${SUDO_UID:-0}:${SUDO_GID:-0}" "$secrets_key_file"
+	chmod 0600 "$secrets_key_file"
 }
 
 state_up() {
@@ -295,6 +307,8 @@ print_env() {
 	printf "export DATABASE_URL='postgres://pgbroker:%s@127.0.0.1:%s/pgbroker?sslmode=disable'\n" \
 		"$(<"$state_password_file")" "$state_port"
 	printf "export NOMAD_ADDR='%s'\n" "$nomad_addr"
+	[[ -s $secrets_key_file ]] || die "no secrets key yet: run '$0 up' first"
+	printf "export PGBROKER_SECRETS_KEY_FILE='%s'\n" "$secrets_key_file"
 	printf "export PGBROKER_DATA_ROOT='%s'\n" "$data_root"
 	printf "export PGBROKER_ETCD_ENDPOINTS='127.0.0.1:%s'\n" "$etcd_port"
 	# etcd speaks TLS only (the stack's CA) and wants a user: the broker is root.
@@ -366,6 +380,7 @@ main() {
 	up)
 		make_dirs
 		reserve_gateway_ports
+		secrets_key_up
 		state_up
 		etcd_up
 		data_root_up

@@ -25,6 +25,7 @@ type Nomad interface {
 	Variable(ctx context.Context, path string) (map[string]string, error)
 	EnsureVariable(ctx context.Context, path string, initial map[string]string) (map[string]string, error)
 	UpdateVariable(ctx context.Context, path string, change func(api.VariableItems) bool) (api.VariableItems, error)
+	PutVariable(ctx context.Context, path string, items map[string]string) error
 	Services(ctx context.Context, name string) ([]*api.ServiceRegistration, error)
 }
 

@@ -49,6 +49,11 @@ func (v *variables) UpdateVariable(_ context.Context, path string, change func(a
 	return items, nil
 }
 
+func (v *variables) PutVariable(_ context.Context, path string, items map[string]string) error {
+	v.items[path] = maps.Clone(items)
+	return nil
+}
+
 func (v *variables) Services(context.Context, string) ([]*api.ServiceRegistration, error) {
 	return nil, nil
 }
@@ -65,7 +70,7 @@ const short = "0123456789ab"
 func issuer(t *testing.T, v *variables) *Issuer {
 	t.Helper()
 	s := New(v, v, Config{BrokerName: "test", Lifetime: 90 * 24 * time.Hour, RenewBefore: 30 * 24 * time.Hour, Poll: time.Millisecond})
-	if err := s.LoadCA(context.Background(), "", ""); err != nil {
+	if _, err := s.LoadCA(context.Background(), CASource{}); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -84,7 +89,7 @@ func TestReplicasSharingABrokerNameAgreeOnOneCA(t *testing.T) {
 
 func TestABrokerNameThatCannotNameAVariableIsRefused(t *testing.T) {
 	s := New(newVariables(), nil, Config{BrokerName: "a/b"})
-	err := s.LoadCA(context.Background(), "", "")
+	_, err := s.LoadCA(context.Background(), CASource{})
 	if err == nil || !strings.Contains(err.Error(), "PGBROKER_BROKER_NAME") {
 		t.Fatalf("LoadCA with broker name a/b: %v, want an error naming PGBROKER_BROKER_NAME", err)
 	}

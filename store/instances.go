@@ -30,6 +30,7 @@ type Instance struct {
 	NodeID           string          // Nomad node the data directory lives on; "" until first placed
 	ForceTLS         bool            // only TLS connections may log in (update parameter force_tls)
 	Extensions       []string        // extensions the broker manages in the instance's database, sorted
+	Status           string          // the reconcile loop's last verdict against Nomad (package reconcile); "" before its first look
 	CreatedAt        time.Time
 	DeprovisionedAt  *time.Time // set when deprovisioning succeeded
 }
@@ -45,12 +46,12 @@ type PortRange struct {
 }
 
 const instanceColumns = `id, short_id, service_id, plan_id, organization_guid, space_guid, parameters, context,
-	coalesce(gateway_port, 0), coalesce(read_only_port, 0), node_id, force_tls, extensions, created_at, deprovisioned_at`
+	coalesce(gateway_port, 0), coalesce(read_only_port, 0), node_id, force_tls, extensions, status, created_at, deprovisioned_at`
 
 func scanInstance(row pgx.Row) (Instance, error) {
 	var i Instance
 	err := row.Scan(&i.ID, &i.ShortID, &i.ServiceID, &i.PlanID, &i.OrganizationGUID, &i.SpaceGUID,
-		&i.Parameters, &i.Context, &i.GatewayPort, &i.ReadOnlyPort, &i.NodeID, &i.ForceTLS, &i.Extensions, &i.CreatedAt, &i.DeprovisionedAt)
+		&i.Parameters, &i.Context, &i.GatewayPort, &i.ReadOnlyPort, &i.NodeID, &i.ForceTLS, &i.Extensions, &i.Status, &i.CreatedAt, &i.DeprovisionedAt)
 	return i, notFound(err)
 }
 
@@ -168,6 +169,18 @@ func (s *Instances) SetNodeID(ctx context.Context, instanceID, nodeID string) er
 	return nil
 }
 
+// SetStatus records the reconcile loop's verdict on the instance
+// ("running", "repairing", "degraded: ...") and announces it to the status
+// caches when it changed.
+func (s *Instances) SetStatus(ctx context.Context, instanceID, status string) error {
+	_, err := s.pool.Exec(ctx, `WITH changed AS (UPDATE instances SET status = $2 WHERE id = $1 AND status <> $2 RETURNING id)
+		SELECT pg_notify($3, id) FROM changed`, instanceID, status, notifyChannel)
+	if err != nil {
+		return fmt.Errorf("record status of instance: %w", err)
+	}
+	return nil
+}
+
 // SetExtensions records the extensions the broker manages in the instance's
 // database (after the management API enabled or disabled one that needs no
 // restart), and announces the change to the status caches.
@@ -217,4 +230,19 @@ func jsonOrNull(raw json.RawMessage) any {
 		return nil
 	}
 	return raw
+}
+
+// UndeletedShortIDs returns the short id of every instance not
+// deprovisioned, whatever its operations (provisioning, failed or live),
+// sorted: every instance that may hold secrets in Nomad.
+func (s *Instances) UndeletedShortIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT short_id FROM instances WHERE deprovisioned_at IS NULL ORDER BY short_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list instances not deprovisioned: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list instances not deprovisioned: %w", err)
+	}
+	return ids, nil
 }

@@ -79,13 +79,16 @@ func insertOperation(ctx context.Context, tx pgx.Tx, op Operation) error {
 
 // StartOperation records op (in progress) on an existing, live instance and
 // calls enqueue in the same transaction. Errors: ErrNotFound (no live
-// instance), ErrOperationInFlight.
+// instance), ErrOperationInFlight (ErrRepairInFlight among them).
 func (s *Instances) StartOperation(ctx context.Context, op Operation, enqueue EnqueueFunc) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		var id string
 		err := tx.QueryRow(ctx, `SELECT id FROM instances WHERE id = $1 AND deprovisioned_at IS NULL FOR UPDATE`, op.InstanceID).Scan(&id)
 		if err != nil {
 			return notFound(err)
+		}
+		if err := noRepairInFlight(ctx, tx, op.InstanceID); err != nil {
+			return err
 		}
 		if err := insertOperation(ctx, tx, op); err != nil {
 			return err
@@ -191,7 +194,7 @@ func (s *Instances) queryInstanceOperation(ctx context.Context, instanceID, opID
 		oFinished                                              *time.Time
 	)
 	row := s.pool.QueryRow(ctx, `SELECT i.id, i.short_id, i.service_id, i.plan_id, i.organization_guid, i.space_guid,
-			i.parameters, i.context, coalesce(i.gateway_port, 0), coalesce(i.read_only_port, 0), i.node_id, i.force_tls, i.extensions, i.created_at, i.deprovisioned_at,
+			i.parameters, i.context, coalesce(i.gateway_port, 0), coalesce(i.read_only_port, 0), i.node_id, i.force_tls, i.extensions, i.status, i.created_at, i.deprovisioned_at,
 			o.id, o.instance_id, o.kind, o.state, o.description, o.plan_id, o.parameters, o.originating_platform,
 			o.originating_identity, o.created_at, o.updated_at, o.finished_at
 		FROM instances i
@@ -200,7 +203,7 @@ func (s *Instances) queryInstanceOperation(ctx context.Context, instanceID, opID
 			ORDER BY created_at DESC, id DESC LIMIT 1) o ON true
 		WHERE i.id = $1`, instanceID, opID)
 	err = row.Scan(&inst.ID, &inst.ShortID, &inst.ServiceID, &inst.PlanID, &inst.OrganizationGUID, &inst.SpaceGUID,
-		&inst.Parameters, &inst.Context, &inst.GatewayPort, &inst.ReadOnlyPort, &inst.NodeID, &inst.ForceTLS, &inst.Extensions, &inst.CreatedAt, &inst.DeprovisionedAt,
+		&inst.Parameters, &inst.Context, &inst.GatewayPort, &inst.ReadOnlyPort, &inst.NodeID, &inst.ForceTLS, &inst.Extensions, &inst.Status, &inst.CreatedAt, &inst.DeprovisionedAt,
 		&oID, &oInstance, &oKind, &oState, &oDesc, &oPlan, &oParams, &oPlatform, &oIdentity, &oCreated, &oUpdated, &oFinished)
 	if err != nil {
 		return Instance{}, Operation{}, false, notFound(err)

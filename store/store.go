@@ -3,8 +3,9 @@
 // its Instances, Bindings, Backups and Orphans handles carry the queries of
 // each concept. It is the only package that runs SQL against the state
 // database; River's job tables live in the same database and are migrated
-// here too. No secret is ever written here: passwords live in
-// Nomad Variables (DESIGN.md "Nomad jobs").
+// here too. No secret is ever written here in plain text: passwords live in
+// Nomad Variables (DESIGN.md "Nomad jobs"), and SealedVariables keeps only
+// their encrypted copies (package sealed).
 package store
 
 import (
@@ -26,6 +27,9 @@ var (
 	ErrInstanceExists = errors.New("instance already exists")
 	// ErrOperationInFlight: the instance already has an operation in progress.
 	ErrOperationInFlight = errors.New("another operation is in progress on this instance")
+	// ErrRepairInFlight: the reconcile loop is repairing the instance (an
+	// ErrOperationInFlight too); try again once it is back.
+	ErrRepairInFlight = fmt.Errorf("the broker is repairing this instance: %w", ErrOperationInFlight)
 	// ErrNoFreePort: every port of the configured gateway range is taken.
 	ErrNoFreePort = errors.New("no free gateway port in the configured range")
 	// ErrInvalidValue: PostgreSQL refused a value of the request (SQLSTATE
@@ -44,6 +48,7 @@ type Store struct {
 	bindings  *Bindings
 	backups   *Backups
 	orphans   *Orphans
+	sealed    *SealedVariables
 }
 
 // db is what every concept handle shares: the pool and the status cache.
@@ -64,7 +69,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("open state database: %w", err)
 	}
 	d := &db{pool: pool}
-	return &Store{db: d, instances: &Instances{d}, bindings: &Bindings{d}, backups: &Backups{d}, orphans: &Orphans{d}}, nil
+	return &Store{db: d, instances: &Instances{d}, bindings: &Bindings{d}, backups: &Backups{d}, orphans: &Orphans{d}, sealed: &SealedVariables{d}}, nil
 }
 
 // Instances are the service instances and their operations.
@@ -78,6 +83,9 @@ func (s *Store) Backups() *Backups { return s.backups }
 
 // Orphans are what the orphan reaper reads and records.
 func (s *Store) Orphans() *Orphans { return s.orphans }
+
+// SealedVariables are the encrypted copies of Nomad Variables.
+func (s *Store) SealedVariables() *SealedVariables { return s.sealed }
 
 // Close releases every connection.
 func (s *Store) Close() { s.pool.Close() }

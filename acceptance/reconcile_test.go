@@ -1,0 +1,173 @@
+package acceptance
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pgbroker/pgbroker/naming"
+)
+
+// reconcileInterval is PGBROKER_RECONCILE_INTERVAL of the brokers below
+// (every other acceptance broker runs with the loop off).
+const reconcileInterval = 3 * time.Second
+
+// loseFromNomad purges the instance's node and gateway jobs (nomad job stop
+// -purge) and deletes every one of its Variables, as a Nomad that lost its
+// state would have them, and returns the client its node ran on.
+func loseFromNomad(t *testing.T, instanceID string) string {
+	t.Helper()
+	nc := nomadClient(t)
+	short := naming.ShortID(instanceID)
+	nodes := runningAllocs(t, naming.NodesJobID(short))
+	if len(nodes) == 0 {
+		t.Fatal("no node allocation running before the loss")
+	}
+	for _, job := range []string{naming.NodesJobID(short), naming.GatewaysJobID(short)} {
+		if _, _, err := nc.Jobs().Deregister(job, true, nil); err != nil {
+			t.Fatalf("purge %s: %v", job, err)
+		}
+	}
+	deleted := 0
+	for _, prefix := range []string{"nomad/jobs/pg-" + short + "-", "pgbroker/instances/" + short + "/"} {
+		metas, _, err := nc.Variables().PrefixList(prefix, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range metas {
+			if _, err := nc.Variables().Delete(m.Path, nil); err != nil {
+				t.Fatalf("delete Variable %s: %v", m.Path, err)
+			}
+			deleted++
+		}
+	}
+	if deleted < 2 {
+		t.Fatalf("deleted %d Variables; want the nodes Variable and the binding's at least", deleted)
+	}
+	return nodes[0].NodeID
+}
+
+// instanceStatus is GET instance's metadata attribute "status".
+func instanceStatus(t *testing.T, b *broker, id string) string {
+	t.Helper()
+	code, body := b.raw(http.MethodGet, "/v2/service_instances/"+id, "", nil)
+	var got struct {
+		Metadata struct {
+			Attributes map[string]string `json:"attributes"`
+		} `json:"metadata"`
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &got) != nil {
+		return ""
+	}
+	return got.Metadata.Attributes["status"]
+}
+
+// TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData: a Starter
+// instance whose jobs are purged and whose Variables are deleted is back
+// within the reconcile interval plus its start time, on the same client,
+// with its rows, and the DATABASE_URL handed out before (same password)
+// connects. The repair is reported in GET instance and on /metrics.
+func TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData(t *testing.T) {
+	b := newBroker(t, "PGBROKER_RECONCILE_INTERVAL="+reconcileInterval.String())
+	c := b.client()
+	id := uuid.NewString()
+	const plan = "postgresql-starter-512"
+	took := provision(t, c, id, plan)
+	creds := bind(t, c, id, uuid.NewString(), plan, nil)
+	databaseURL := creds["DATABASE_URL"].(string)
+	app := connect(t, databaseURL)
+	mustExec(t, app, "CREATE TABLE kept (body text)")
+	mustExec(t, app, "INSERT INTO kept VALUES ('before the loss')")
+	app.Close(context.Background())
+	waitStatus(t, b, id, func(s string) bool { return s == "running" }, 30*time.Second)
+
+	client := loseFromNomad(t, id)
+	lost := time.Now()
+	if err := connects(databaseURL); err == nil {
+		t.Fatal("DATABASE_URL still connects after the purge: the loss was not simulated")
+	}
+	limit := reconcileInterval + 3*time.Minute
+	var err error
+	for time.Since(lost) < limit {
+		if err = connects(databaseURL); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("DATABASE_URL does not connect %s after the loss: %v", limit, err)
+	}
+	back := time.Since(lost)
+	t.Logf("back %s after the loss (interval %s); a fresh provision took %s", back.Round(100*time.Millisecond), reconcileInterval, took.Round(100*time.Millisecond))
+
+	app = connect(t, databaseURL)
+	var body string
+	if err := app.QueryRow(context.Background(), "SELECT body FROM kept").Scan(&body); err != nil || body != "before the loss" {
+		t.Errorf("row after the repair: %q, %v", body, err)
+	}
+	if nodes := runningAllocs(t, naming.NodesJobID(naming.ShortID(id))); len(nodes) != 1 || nodes[0].NodeID != client {
+		t.Errorf("node allocations after the repair: %d, want 1 on client %s", len(nodes), client)
+	}
+	waitStatus(t, b, id, func(s string) bool { return s == "running" }, 30*time.Second)
+	if !strings.Contains(b.logs.String(), `"msg":"repaired"`) {
+		t.Error("the broker's log has no repaired event")
+	}
+	_, metrics := b.raw(http.MethodGet, "/metrics", "", nil)
+	if !strings.Contains(metrics, `pgbroker_reconcile_repairs_total{result="repaired"} 1`) {
+		t.Errorf("/metrics lacks one repair: %s", grepLines(metrics, "pgbroker_reconcile"))
+	}
+}
+
+// TestBusinessWhoseJobsNomadLostIsReportedDegradedNotRegistered: a Business
+// instance in the same situation is reported "degraded: ... needs an
+// operator" and its jobs are not registered again (its nodes are not
+// pinned one by one: node-0 could start on node-1's data).
+func TestBusinessWhoseJobsNomadLostIsReportedDegradedNotRegistered(t *testing.T) {
+	b := newBroker(t, "PGBROKER_RECONCILE_INTERVAL="+reconcileInterval.String())
+	c := b.client()
+	id := uuid.NewString()
+	provisionWithin(t, c, id, businessPlan, 5*time.Minute)
+	bind(t, c, id, uuid.NewString(), businessPlan, nil)
+	loseFromNomad(t, id)
+	status := waitStatus(t, b, id, func(s string) bool { return strings.HasPrefix(s, "degraded:") }, 3*reconcileInterval+30*time.Second)
+	if !strings.Contains(status, "Business: needs an operator") || !strings.Contains(status, "nodes job missing") {
+		t.Errorf("status %q; want the nodes job missing and an operator needed", status)
+	}
+	time.Sleep(3 * reconcileInterval) // passes that must not act
+	short := naming.ShortID(id)
+	for _, job := range []string{naming.NodesJobID(short), naming.GatewaysJobID(short)} {
+		if j, _, err := nomadClient(t).Jobs().Info(job, nil); err == nil {
+			t.Errorf("job %s registered again (status %s)", job, *j.Status)
+		}
+	}
+}
+
+// waitStatus polls GET instance until ok(status) or limit, and returns the
+// last status.
+func waitStatus(t *testing.T, b *broker, id string, ok func(string) bool, limit time.Duration) string {
+	t.Helper()
+	var s string
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if s = instanceStatus(t, b, id); ok(s) {
+			return s
+		}
+	}
+	t.Fatalf("GET instance status %q after %s", s, limit)
+	return s
+}
+
+// grepLines returns the lines of s containing sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,91 @@
+package reconcile
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Finding is what Nomad lacks of one instance, compared with the state
+// database.
+type Finding struct {
+	NodesJob    string // "" when registered and running; "missing" (Jobs().Info 404) or "stopped" (Job.Stop)
+	GatewaysJob string // likewise for the gateway job
+	// Variables are the paths of the instance's Variables kept sealed in
+	// the state database (store.SealedVariables.Paths) that Nomad lacks
+	// (Variables().PrefixList).
+	Variables []string
+	// NodesVariableLost: the nodes Variable (admin and replication
+	// passwords) is missing from Nomad and has no sealed copy either, so
+	// running the node job again would mint passwords the data directory
+	// does not know.
+	NodesVariableLost bool
+}
+
+// JobsMissing reports whether a job must be registered again.
+func (f Finding) JobsMissing() bool { return f.NodesJob != "" || f.GatewaysJob != "" }
+
+// Clean reports whether Nomad lacks nothing.
+func (f Finding) Clean() bool {
+	return !f.JobsMissing() && len(f.Variables) == 0 && !f.NodesVariableLost
+}
+
+// String says what is missing: "nodes job missing, gateways job stopped,
+// 2 Variables missing".
+func (f Finding) String() string {
+	var parts []string
+	if f.NodesJob != "" {
+		parts = append(parts, "nodes job "+f.NodesJob)
+	}
+	if f.GatewaysJob != "" {
+		parts = append(parts, "gateways job "+f.GatewaysJob)
+	}
+	if len(f.Variables) > 0 {
+		parts = append(parts, fmt.Sprintf("%d Variables missing", len(f.Variables)))
+	}
+	if f.NodesVariableLost {
+		parts = append(parts, "nodes Variable missing with no sealed copy")
+	}
+	if len(parts) == 0 {
+		return "nothing missing"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Action is what the loop does about one instance.
+type Action int
+
+const (
+	// Leave: nothing missing, or nothing the loop may do.
+	Leave Action = iota
+	// RestoreVariables: only Variables are missing; put them back from
+	// their sealed copies.
+	RestoreVariables
+	// Repair: put the Variables back, then register the jobs again the
+	// way provisioning does (same client, gateway port, data directory).
+	Repair
+)
+
+// Status values shown in GET instance (metadata attribute "status").
+const (
+	StatusRunning   = "running"
+	StatusRepairing = "repairing"
+)
+
+// Decide returns what to do about an instance whose plan has standbys (ha)
+// or not, whose data lives on Nomad client nodeID ("" when none was
+// recorded), given f, and the status it has once that is done.
+func Decide(ha bool, nodeID string, f Finding) (Action, string) {
+	switch {
+	case f.Clean():
+		return Leave, StatusRunning
+	case ha:
+		return Leave, "degraded: " + f.String() + " (Business: needs an operator)"
+	case f.NodesVariableLost:
+		return Leave, "degraded: " + f.String() + " (needs an operator)"
+	case !f.JobsMissing():
+		return RestoreVariables, StatusRunning
+	case nodeID == "":
+		return Leave, "degraded: " + f.String() + ", and no Nomad client is recorded as holding its data (needs an operator)"
+	}
+	return Repair, StatusRunning
+}

@@ -1,0 +1,182 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// world is the state database and Nomad as the loop sees them, in memory.
+type world struct {
+	mu           sync.Mutex
+	instances    []store.Instance
+	latest       map[string]store.Operation // instance id → latest operation
+	statuses     map[string][]string        // instance id → every status recorded, in order
+	jobs         map[string]bool            // registered job ids
+	vars         map[string]bool            // Variable paths in Nomad
+	copies       map[string]bool            // paths with a sealed copy
+	calls        []string                   // restore <path>, provision <short> node=<id> port=<n>
+	lockHeld     bool                       // another broker holds the reconcile lock
+	repairBusy   bool                       // an operation is being started: TryRepair fails
+	onRepairLock func()                     // runs when TryRepair succeeds (before the loop looks again)
+	provisionErr error
+}
+
+func newWorld() *world {
+	return &world{latest: map[string]store.Operation{}, statuses: map[string][]string{},
+		jobs: map[string]bool{}, vars: map[string]bool{}, copies: map[string]bool{}}
+}
+
+// healthy adds a provisioned instance of plan whose jobs and Variables are
+// all in Nomad, with a sealed copy of each Variable.
+func (w *world) healthy(id, plan string) store.Instance {
+	inst := store.Instance{ID: id, ShortID: naming.ShortID(id), PlanID: plan, GatewayPort: 31007, NodeID: "client-a", Status: StatusRunning}
+	w.instances = append(w.instances, inst)
+	w.latest[id] = store.Operation{ID: "op-" + id, InstanceID: id, Kind: store.KindProvision, State: store.Succeeded}
+	w.jobs[naming.NodesJobID(inst.ShortID)] = true
+	w.jobs[naming.GatewaysJobID(inst.ShortID)] = true
+	for _, p := range []string{naming.NodesSecretPath(inst.ShortID), "pgbroker/instances/" + inst.ShortID + "/bindings/b1"} {
+		w.vars[p], w.copies[p] = true, true
+	}
+	return inst
+}
+
+// lose makes Nomad forget every job and Variable of inst.
+func (w *world) lose(inst store.Instance) {
+	delete(w.jobs, naming.NodesJobID(inst.ShortID))
+	delete(w.jobs, naming.GatewaysJobID(inst.ShortID))
+	for p := range w.vars {
+		if strings.Contains(p, inst.ShortID) {
+			delete(w.vars, p)
+		}
+	}
+}
+
+func (w *world) reconciler(t *testing.T) *Reconciler {
+	t.Helper()
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Deps{Instances: w, Lock: w.tryLock, Nomad: w, Copies: copiesOf{w}, Restorer: w, Provisioner: w, Plans: cat},
+		time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func (w *world) LiveInstances(context.Context) ([]store.Instance, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.instances), nil
+}
+
+func (w *world) LatestOperation(_ context.Context, id string) (store.Operation, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	op, ok := w.latest[id]
+	if !ok {
+		return store.Operation{}, store.ErrNotFound
+	}
+	return op, nil
+}
+
+func (w *world) SetStatus(_ context.Context, id, status string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.statuses[id] = append(w.statuses[id], status)
+	return nil
+}
+
+func (w *world) tryLock(context.Context) (Lock, bool, error) {
+	if w.lockHeld {
+		return nil, false, nil
+	}
+	return w, true, nil
+}
+
+func (w *world) TryRepair(context.Context, string) (bool, error) {
+	if w.repairBusy {
+		return false, nil
+	}
+	if w.onRepairLock != nil {
+		w.onRepairLock()
+	}
+	return true, nil
+}
+
+func (w *world) EndRepair(context.Context, string) error { return nil }
+func (w *world) Release()                                {}
+
+// Job: Nomad's 404 cannot be made outside its package, so a job Nomad
+// lacks reads as a stopped one (the loop treats both alike).
+func (w *world) Job(_ context.Context, jobID string) (*api.Job, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	stopped := !w.jobs[jobID]
+	return &api.Job{ID: &jobID, Stop: &stopped}, nil
+}
+
+func (w *world) Allocations(context.Context, string, bool) ([]*api.AllocationListStub, error) {
+	return nil, nil
+}
+
+func (w *world) WaitStopped(context.Context, []string) error { return nil }
+
+func (w *world) VariablePaths(_ context.Context, prefix string) ([]string, error) {
+	return under(w, w.vars, prefix), nil
+}
+
+type copiesOf struct{ w *world }
+
+func (c copiesOf) Paths(_ context.Context, prefix string) ([]string, error) {
+	return under(c.w, c.w.copies, prefix), nil
+}
+
+func under(w *world, set map[string]bool, prefix string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for p := range set {
+		if strings.HasPrefix(p, prefix) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (w *world) Restore(_ context.Context, path string) (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, "restore "+path)
+	if !w.copies[path] {
+		return false, errors.New("no sealed copy")
+	}
+	created := !w.vars[path]
+	w.vars[path] = true
+	return created, nil
+}
+
+func (w *world) Provision(_ context.Context, in provisioner.Instance, size provisioner.Size, _ provisioner.Progress) (provisioner.Placement, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, "provision "+in.ShortID+" node="+in.NodeID+" port="+strconv.Itoa(in.GatewayPort))
+	if w.provisionErr != nil {
+		return provisioner.Placement{}, w.provisionErr
+	}
+	w.jobs[naming.NodesJobID(in.ShortID)] = true
+	w.jobs[naming.GatewaysJobID(in.ShortID)] = true
+	return provisioner.Placement{NodeID: in.NodeID}, nil
+}

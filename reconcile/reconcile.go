@@ -1,0 +1,337 @@
+// Package reconcile compares, for every live instance, what the state
+// database says it is (the desired state) with what Nomad holds, and puts
+// back what Nomad lost: the instance's Variables from their sealed copies,
+// and the node and gateway jobs of single-node plans (Sandbox, Starter),
+// registered again by the provisioner on the client holding the data, with
+// the same gateway port. An operation in progress always wins: the loop
+// leaves its instance alone, and an instance under repair refuses new
+// operations until it is back (store.ErrRepairInFlight). Business instances
+// are only reported ("degraded: ..."): their nodes are not pinned one by one,
+// so registering them again could start node-0 on node-1's data.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/instances"
+	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/nomad"
+	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// Instances is the desired state (store.Instances).
+type Instances interface {
+	LiveInstances(ctx context.Context) ([]store.Instance, error)
+	LatestOperation(ctx context.Context, instanceID string) (store.Operation, error)
+	SetStatus(ctx context.Context, instanceID, status string) error
+}
+
+// Lock is the deployment's reconcile lock (store.ReconcileLock).
+type Lock interface {
+	TryRepair(ctx context.Context, instanceID string) (bool, error)
+	EndRepair(ctx context.Context, instanceID string) error
+	Release()
+}
+
+// TryLock takes the reconcile lock; ok is false while another broker holds
+// it (store.Store.TryReconcileLock).
+type TryLock func(ctx context.Context) (lock Lock, ok bool, err error)
+
+// Nomad reads jobs and their allocations and lists Variables
+// (nomad.Cluster).
+type Nomad interface {
+	Job(ctx context.Context, jobID string) (*api.Job, error)
+	Allocations(ctx context.Context, jobID string, all bool) ([]*api.AllocationListStub, error)
+	WaitStopped(ctx context.Context, ids []string) error
+	VariablePaths(ctx context.Context, prefix string) ([]string, error)
+}
+
+// Copies lists the sealed copies of Variables (store.SealedVariables).
+type Copies interface {
+	Paths(ctx context.Context, prefix string) ([]string, error)
+}
+
+// Restorer creates a missing Variable from its sealed copy
+// (sealedcopy.Variables).
+type Restorer interface {
+	Restore(ctx context.Context, path string) (bool, error)
+}
+
+// Provisioner registers an instance's jobs and waits until it answers
+// (provisioner.Provisioner.Provision: idempotent, pinned to in.NodeID).
+type Provisioner interface {
+	Provision(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
+}
+
+// Plans finds a plan by id (catalog.Catalog).
+type Plans interface {
+	Plan(planID string) (catalog.Service, catalog.Plan, bool)
+}
+
+// Deps are what the loop reads and acts through.
+type Deps struct {
+	Instances   Instances
+	Lock        TryLock
+	Nomad       Nomad
+	Copies      Copies
+	Restorer    Restorer
+	Provisioner Provisioner
+	Plans       Plans
+}
+
+// Reconciler runs passes of the loop. Safe for one Run at a time.
+type Reconciler struct {
+	d             Deps
+	repairTimeout time.Duration
+	log           *slog.Logger
+	metrics       *Metrics
+}
+
+// New returns a Reconciler; one repair is given up after repairTimeout
+// (retried at the next pass).
+func New(d Deps, repairTimeout time.Duration, log *slog.Logger) *Reconciler {
+	return &Reconciler{d: d, repairTimeout: repairTimeout, log: log.With(slog.String("component", "reconcile")), metrics: newMetrics()}
+}
+
+// Metrics returns the loop's Prometheus metrics.
+func (r *Reconciler) Metrics() *Metrics { return r.metrics }
+
+// Run makes a pass at once and then every interval, until ctx ends.
+func (r *Reconciler) Run(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if err := r.Pass(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile pass", slog.String("error", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Pass looks at every live instance once, when this broker holds the
+// reconcile lock (else it returns nil at once: another broker is at it).
+// Errors: the state database's; an instance's own trouble is logged and
+// recorded in its status, not returned.
+func (r *Reconciler) Pass(ctx context.Context) error {
+	lock, ok, err := r.d.Lock(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	defer lock.Release()
+	live, err := r.d.Instances.LiveInstances(ctx)
+	if err != nil {
+		return err
+	}
+	degraded := 0
+	for _, inst := range live {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if status, err := r.instance(ctx, lock, inst); err != nil {
+			r.log.Warn("reconcile instance", slog.String("instance_id", inst.ID), slog.String("error", err.Error()))
+		} else if isDegraded(status) {
+			degraded++
+		}
+	}
+	r.metrics.degraded.Set(float64(degraded))
+	return nil
+}
+
+// instance reconciles one instance and returns its status ("" when it was
+// left alone).
+func (r *Reconciler) instance(ctx context.Context, lock Lock, inst store.Instance) (string, error) {
+	before, busy, err := r.operation(ctx, inst.ID)
+	if err != nil || busy {
+		return "", err
+	}
+	_, plan, ok := r.d.Plans.Plan(inst.PlanID)
+	if !ok {
+		return "", fmt.Errorf("plan %s is not in the catalog: left alone", inst.PlanID)
+	}
+	f, err := r.inspect(ctx, inst.ShortID)
+	if err != nil {
+		return "", err
+	}
+	action, status := Decide(plan.HA(), inst.NodeID, f)
+	if action == Leave {
+		if status != inst.Status && status != StatusRunning {
+			r.log.Warn("instance degraded", slog.String("instance_id", inst.ID), slog.String("status", status))
+		}
+		return status, r.d.Instances.SetStatus(ctx, inst.ID, status)
+	}
+	locked, err := lock.TryRepair(ctx, inst.ID)
+	if err != nil || !locked {
+		return "", err // an operation is being started: it wins
+	}
+	defer func() {
+		if err := lock.EndRepair(context.WithoutCancel(ctx), inst.ID); err != nil {
+			r.log.Warn("end repair", slog.String("instance_id", inst.ID), slog.String("error", err.Error()))
+		}
+	}()
+	// An operation started, or finished (a deprovision), since we looked:
+	// it wins.
+	after, busy, err := r.operation(ctx, inst.ID)
+	if err != nil || busy || after != before {
+		return "", err
+	}
+	return r.repair(ctx, inst, plan, action, f)
+}
+
+// operation returns the id of the instance's latest operation and whether
+// it is in progress.
+func (r *Reconciler) operation(ctx context.Context, instanceID string) (string, bool, error) {
+	op, err := r.d.Instances.LatestOperation(ctx, instanceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return op.ID, op.State == store.InProgress, nil
+}
+
+// prefixes are where an instance's Variables live: its jobs' and the
+// broker's own (binding passwords).
+func prefixes(short string) []string {
+	return []string{"nomad/jobs/pg-" + short + "-", "pgbroker/instances/" + short + "/"}
+}
+
+// inspect compares Nomad with the state database for the instance short.
+func (r *Reconciler) inspect(ctx context.Context, short string) (Finding, error) {
+	var f Finding
+	var err error
+	if f.NodesJob, err = r.jobState(ctx, naming.NodesJobID(short)); err != nil {
+		return f, err
+	}
+	if f.GatewaysJob, err = r.jobState(ctx, naming.GatewaysJobID(short)); err != nil {
+		return f, err
+	}
+	var inNomad, kept []string
+	for _, prefix := range prefixes(short) {
+		paths, err := r.d.Nomad.VariablePaths(ctx, prefix)
+		if err != nil {
+			return f, err
+		}
+		copies, err := r.d.Copies.Paths(ctx, prefix)
+		if err != nil {
+			return f, err
+		}
+		inNomad, kept = append(inNomad, paths...), append(kept, copies...)
+	}
+	for _, path := range kept {
+		if !slices.Contains(inNomad, path) {
+			f.Variables = append(f.Variables, path)
+		}
+	}
+	nodes := naming.NodesSecretPath(short)
+	f.NodesVariableLost = !slices.Contains(inNomad, nodes) && !slices.Contains(kept, nodes)
+	return f, nil
+}
+
+// jobState is "" for a registered job that is not stopped, else "missing"
+// or "stopped".
+func (r *Reconciler) jobState(ctx context.Context, jobID string) (string, error) {
+	job, err := r.d.Nomad.Job(ctx, jobID)
+	switch {
+	case nomad.IsNotFound(err):
+		return "missing", nil
+	case err != nil:
+		return "", err
+	case job.Stop != nil && *job.Stop:
+		return "stopped", nil
+	}
+	return "", nil
+}
+
+// repair puts back what f says is missing, logs and counts it, and records
+// the instance's status; it returns that status.
+func (r *Reconciler) repair(ctx context.Context, inst store.Instance, plan catalog.Plan, action Action, f Finding) (string, error) {
+	log := r.log.With(slog.String("instance_id", inst.ID), slog.String("missing", f.String()))
+	start := time.Now()
+	if err := r.d.Instances.SetStatus(ctx, inst.ID, StatusRepairing+": "+f.String()); err != nil {
+		return "", err
+	}
+	log.Info("repair started")
+	ctx, cancel := context.WithTimeout(ctx, r.repairTimeout)
+	defer cancel()
+	done, err := r.putBack(ctx, inst, plan, action, f, log)
+	took := time.Since(start)
+	status := StatusRunning
+	if err != nil {
+		status = "degraded: repair failed (" + f.String() + "): " + err.Error()
+		r.metrics.repairs.WithLabelValues("failed").Inc()
+		log.Error("repair failed", slog.String("done", done), slog.Duration("duration", took), slog.String("error", err.Error()))
+	} else {
+		r.metrics.repairs.WithLabelValues("repaired").Inc()
+		r.metrics.seconds.Observe(took.Seconds())
+		log.Info("repaired", slog.String("done", done), slog.Duration("duration", took))
+	}
+	return status, r.d.Instances.SetStatus(context.WithoutCancel(ctx), inst.ID, status)
+}
+
+// putBack restores the Variables, then, for Repair, provisions the instance
+// again, and says what it did.
+func (r *Reconciler) putBack(ctx context.Context, inst store.Instance, plan catalog.Plan, action Action, f Finding, log *slog.Logger) (string, error) {
+	restored := 0
+	for _, path := range f.Variables {
+		created, err := r.d.Restorer.Restore(ctx, path)
+		if err != nil {
+			return fmt.Sprintf("%d Variables restored", restored), fmt.Errorf("restore Variable %s: %w", path, err)
+		}
+		if created {
+			restored++
+		}
+	}
+	done := fmt.Sprintf("%d Variables restored from their sealed copies", restored)
+	if action != Repair {
+		return done, nil
+	}
+	if f.NodesJob != "" {
+		if err := r.waitNodesStopped(ctx, inst.ShortID); err != nil {
+			return done, err
+		}
+	}
+	target := instances.Target(inst, plan)
+	progress := func(step string) { log.Info("repair progress", slog.String("step", step)) }
+	placed, err := r.d.Provisioner.Provision(ctx, target, instances.SizeOf(plan), progress)
+	if err != nil {
+		return done, err
+	}
+	if placed.NodeID != inst.NodeID {
+		log.Warn("repaired instance runs on another client than the one recorded", slog.String("recorded", inst.NodeID), slog.String("placed", placed.NodeID))
+	}
+	return done + ", node and gateway jobs registered again on client " + placed.NodeID, nil
+}
+
+// waitNodesStopped waits until no allocation of the instance's node job
+// (a stopped or purged one may still be shutting down) runs: never two
+// PostgreSQL servers on one data directory.
+func (r *Reconciler) waitNodesStopped(ctx context.Context, short string) error {
+	allocs, err := r.d.Nomad.Allocations(ctx, naming.NodesJobID(short), true)
+	if err != nil {
+		return err
+	}
+	var live []string
+	for _, a := range allocs {
+		if a.ClientStatus == api.AllocClientStatusPending || a.ClientStatus == api.AllocClientStatusRunning {
+			live = append(live, a.ID)
+		}
+	}
+	return r.d.Nomad.WaitStopped(ctx, live)
+}
+
+func isDegraded(status string) bool { return strings.HasPrefix(status, "degraded:") }
