@@ -1,0 +1,109 @@
+package acceptance
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	osb "sigs.k8s.io/go-open-service-broker-client/v2"
+
+	"github.com/pgbroker/pgbroker/naming"
+)
+
+// benchReconcileInterval is PGBROKER_RECONCILE_INTERVAL of the benchmark's
+// broker: the least the configuration allows, so the figure is mostly the
+// repair itself (a loss waits at most this long to be seen).
+const benchReconcileInterval = time.Second
+
+// BenchmarkStarterRepairVsProvision measures, in one run, how long a Starter
+// instance whose jobs and Variables Nomad lost (loseFromNomad) takes to
+// answer again to the credentials handed out before (at the gateway's
+// address, which the repair does not keep yet: counted), with its row,
+// against a fresh Starter provision (PUT to a SELECT 1 through the new
+// binding's DATABASE_URL), 5 runs each, and reports both medians and their
+// ratio (issue 17: "repair time after a purge, beside a fresh provision").
+// Run with -benchtime=1x: each iteration is the whole comparison.
+func BenchmarkStarterRepairVsProvision(b *testing.B) {
+	const plan = "postgresql-starter-512"
+	for i := 0; i < b.N; i++ {
+		br := newBroker(b, "PGBROKER_RECONCILE_INTERVAL="+benchReconcileInterval.String())
+		c := br.client()
+		var provisions, repairs []time.Duration
+		moved := 0 // repairs whose gateway came back on another client
+		for r := 0; r < benchRuns; r++ {
+			id := uuid.NewString()
+			start := time.Now()
+			resp, err := c.ProvisionInstance(&osb.ProvisionRequest{
+				InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID, PlanID: plan,
+				OrganizationGUID: "org-bench", SpaceGUID: "space-bench",
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			waitOperation(b, c, id, resp.OperationKey, 3*time.Minute)
+			creds := bind(b, c, id, uuid.NewString(), plan, nil)
+			url := creds["DATABASE_URL"].(string)
+			benchExec(b, url, "CREATE TABLE kept (body text); INSERT INTO kept VALUES ('before the loss')")
+			provisions = append(provisions, time.Since(start))
+
+			waitRunning(b, br, id)
+			short := naming.ShortID(id)
+			gatewayBefore := runningAllocs(b, naming.GatewaysJobID(short))[0].NodeID
+			loseFromNomad(b, id)
+			lost := time.Now()
+			for err := connects(atGateway(b, url, short)); err != nil; err = connects(atGateway(b, url, short)) {
+				if time.Since(lost) > 3*time.Minute {
+					b.Fatalf("run %d: the credentials handed out before do not connect 3 min after the loss: %v", r, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			repairs = append(repairs, time.Since(lost))
+			if runningAllocs(b, naming.GatewaysJobID(short))[0].NodeID != gatewayBefore {
+				moved++
+			}
+			benchExec(b, atGateway(b, url, short), "SELECT 1 FROM kept WHERE body = 'before the loss'")
+			waitRunning(b, br, id) // the repair holds the instance until it ends (a deprovision meanwhile is a 422)
+			deprovision(b, c, id, plan)
+		}
+		mp, mr := median(provisions), median(repairs)
+		b.ReportMetric(mr.Seconds(), "repair_s")
+		b.ReportMetric(mp.Seconds(), "provision_s")
+		b.ReportMetric(mr.Seconds()/mp.Seconds(), "ratio")
+		fmt.Printf("\nStarter repair after Nomad lost its jobs and Variables (loss -> the credentials handed out before connect at the gateway), %d runs each, same run\n", benchRuns)
+		fmt.Printf("  repair (reconcile every %s)  median %6.2f s  runs %v\n", benchReconcileInterval, mr.Seconds(), secs(repairs))
+		fmt.Printf("  fresh provision (PUT -> bind -> write)  median %6.2f s  runs %v  ratio %.2f\n", mp.Seconds(), secs(provisions), mr.Seconds()/mp.Seconds())
+		fmt.Printf("  gateway back on another client (the DATABASE_URL handed out before names the former address): %d of %d\n\n", moved, benchRuns)
+	}
+}
+
+// waitRunning waits up to 30 s for GET instance to report status "running"
+// (the loop has seen the instance whole before it is lost).
+func waitRunning(b *testing.B, br *broker, id string) {
+	for deadline := time.Now().Add(30 * time.Second); instanceStatus(b, br, id) != "running"; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatalf("instance %s: status %q, want running", id, instanceStatus(b, br, id))
+		}
+	}
+}
+
+// benchExec runs sql through url (the form an application uses) and fails
+// the benchmark when it errs or, for a query, returns no row.
+func benchExec(b *testing.B, url, sql string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, withRootCert(url))
+	if err != nil {
+		b.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	tag, err := conn.Exec(ctx, sql)
+	if err != nil {
+		b.Fatalf("%s: %v", sql, err)
+	}
+	if tag.Select() && tag.RowsAffected() == 0 {
+		b.Fatalf("%s: no row", sql)
+	}
+}
