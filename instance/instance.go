@@ -13,6 +13,9 @@ type Instance struct {
 	GatewayPort  int    // static gateway port
 	ReadOnlyPort int    // static port of the gateways' read-only listener (plans with standbys); 0: none
 	NodeID       string // Nomad node holding the data directory; "" before first placement
+	// GatewayNodeID pins a single-node instance's gateway job to this Nomad
+	// node; "" leaves it to the scheduler (only a repair sets it: issue 17).
+	GatewayNodeID string
 
 	ForceTLS   bool     // pg_hba.conf allows TLS connections only
 	Extensions []string // extensions the broker manages in the instance's database (extensions.Contrib names)

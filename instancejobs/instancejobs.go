@@ -149,6 +149,9 @@ func (j *Jobs) Gateways(in instance.Instance, s instance.Size) (*api.Job, error)
 	vars["gateway_memory_mib"] = j.cfg.GatewayMemoryMiB
 	vars["max_connections"] = s.MaxConnections
 	vars["patroni"] = s.HA()
+	if in.GatewayNodeID != "" && !s.HA() {
+		vars["node_id"] = in.GatewayNodeID // back on its former client (a repair)
+	}
 	if s.HA() {
 		vars["read_only_port"] = in.ReadOnlyPort
 		if j.certs.CA() != nil {

@@ -105,6 +105,12 @@ variable "haproxy_image" {
   default = "haproxy:2.6"
 }
 
+variable "node_id" {
+  type        = string
+  default     = ""
+  description = "Nomad node id the gateway job is pinned to; empty: not pinned. A repair sets it (the gateway's former client), so credentials handed out before keep their host."
+}
+
 locals {
   docker = var.driver == "docker"
   # HAProxy loads haproxy.loaded.cfg: a copy of the rendered haproxy.cfg
@@ -128,6 +134,14 @@ locals {
 job "pg-gateways" {
   type        = "service"
   datacenters = var.datacenters
+
+  dynamic "constraint" {
+    for_each = var.node_id == "" ? [] : [var.node_id]
+    content {
+      attribute = "${node.unique.id}"
+      value     = constraint.value
+    }
+  }
 
   group "gateway" {
     count = var.gateway_count

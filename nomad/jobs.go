@@ -149,3 +149,17 @@ func hclString(s string) string {
 	q = strings.ReplaceAll(q, "${", "$${")
 	return strings.ReplaceAll(q, "%{", "%%{")
 }
+
+// NodeAddresses returns each Nomad client's advertised address (nomad
+// node status -verbose: Address), by node id. Errors: Nomad did not answer.
+func (n *Cluster) NodeAddresses(ctx context.Context) (map[string]string, error) {
+	stubs, _, err := n.c.Nodes().List(queryOpts(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("list Nomad clients: %w", err)
+	}
+	out := make(map[string]string, len(stubs))
+	for _, s := range stubs {
+		out[s.ID] = s.Address
+	}
+	return out, nil
+}

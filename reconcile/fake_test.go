@@ -17,6 +17,7 @@ import (
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/servercert"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -34,6 +35,7 @@ type world struct {
 	repairBusy   bool                       // an operation is being started: TryRepair fails
 	onRepairLock func()                     // runs when TryRepair succeeds (before the loop looks again)
 	provisionErr error
+	gatewayCert  string // PEM of the nodes Variable's server certificate; "" none
 }
 
 func newWorld() *world {
@@ -134,6 +136,21 @@ func (w *world) Allocations(context.Context, string, bool) ([]*api.AllocationLis
 
 func (w *world) WaitStopped(context.Context, []string) error { return nil }
 
+// Variable gives the nodes Variable a server certificate naming
+// w.gatewayAddr (none when it is "").
+func (w *world) Variable(_ context.Context, path string) (map[string]string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gatewayCert == "" || !strings.HasPrefix(path, "nomad/jobs/") {
+		return map[string]string{}, nil
+	}
+	return map[string]string{servercert.ItemServerCertificate: w.gatewayCert}, nil
+}
+
+func (w *world) NodeAddresses(context.Context) (map[string]string, error) {
+	return map[string]string{"client-a": "10.0.0.1", "client-b": "10.0.0.2", "client-c": "10.0.0.3"}, nil
+}
+
 func (w *world) VariablePaths(_ context.Context, prefix string) ([]string, error) {
 	return under(w, w.vars, prefix), nil
 }
@@ -172,7 +189,11 @@ func (w *world) Restore(_ context.Context, path string) (bool, error) {
 func (w *world) Provision(_ context.Context, in provisioner.Instance, size provisioner.Size, _ provisioner.Progress) (provisioner.Placement, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.calls = append(w.calls, "provision "+in.ShortID+" node="+in.NodeID+" port="+strconv.Itoa(in.GatewayPort))
+	call := "provision " + in.ShortID + " node=" + in.NodeID + " port=" + strconv.Itoa(in.GatewayPort)
+	if in.GatewayNodeID != "" {
+		call += " gateway=" + in.GatewayNodeID
+	}
+	w.calls = append(w.calls, call)
 	if w.provisionErr != nil {
 		return provisioner.Placement{}, w.provisionErr
 	}

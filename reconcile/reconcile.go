@@ -47,13 +47,15 @@ type Lock interface {
 // it (store.Store.TryReconcileLock).
 type TryLock func(ctx context.Context) (lock Lock, ok bool, err error)
 
-// Nomad reads jobs and their allocations and lists Variables
-// (nomad.Cluster).
+// Nomad reads jobs and their allocations, lists and reads Variables, and
+// gives the clients' addresses (nomad.Cluster).
 type Nomad interface {
 	Job(ctx context.Context, jobID string) (*api.Job, error)
 	Allocations(ctx context.Context, jobID string, all bool) ([]*api.AllocationListStub, error)
 	WaitStopped(ctx context.Context, ids []string) error
 	VariablePaths(ctx context.Context, prefix string) ([]string, error)
+	Variable(ctx context.Context, path string) (map[string]string, error)
+	NodeAddresses(ctx context.Context) (map[string]string, error)
 }
 
 // Copies lists the sealed copies of Variables (store.SealedVariables).
@@ -306,6 +308,18 @@ func (r *Reconciler) putBack(ctx context.Context, inst store.Instance, plan cata
 		}
 	}
 	target := instances.Target(inst, plan)
+	if !instances.SizeOf(plan).HA() {
+		// Back on its former client, so the credentials handed out before
+		// (which name its address) connect again.
+		gateway, err := r.formerGatewayNode(ctx, inst.ShortID)
+		if err != nil {
+			return done, err
+		}
+		if gateway == "" {
+			log.Warn("the gateway's former client is not known: it is placed anew, and credentials handed out before may name a former address")
+		}
+		target.GatewayNodeID = gateway
+	}
 	progress := func(step string) { log.Info("repair progress", slog.String("step", step)) }
 	placed, err := r.d.Provisioner.Provision(ctx, target, instances.SizeOf(plan), progress)
 	if err != nil {
