@@ -3,9 +3,7 @@ package acceptance
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -52,22 +50,6 @@ func loseFromNomad(t testing.TB, instanceID string) string {
 		t.Fatalf("deleted %d Variables; want the nodes Variable and the binding's at least", deleted)
 	}
 	return nodes[0].NodeID
-}
-
-// atGateway is databaseURL (its user, password, database and options) with
-// the host of the instance's gateway as Nomad has it registered now.
-func atGateway(t testing.TB, databaseURL, short string) string {
-	t.Helper()
-	u, err := url.Parse(databaseURL)
-	if err != nil {
-		t.Fatalf("parse DATABASE_URL: %v", err)
-	}
-	regs, _, err := nomadClient(t).Services().Get(naming.GatewayService(short), nil)
-	if err != nil || len(regs) == 0 {
-		return databaseURL // not registered yet: the caller tries again
-	}
-	u.Host = net.JoinHostPort(regs[0].Address, u.Port())
-	return u.String()
 }
 
 // instanceStatus is GET instance's metadata attribute "status".
