@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/pgbroker/pgbroker/backends"
 	"github.com/pgbroker/pgbroker/extensions"
 	"github.com/pgbroker/pgbroker/instance"
 	"github.com/pgbroker/pgbroker/naming"
@@ -70,6 +71,9 @@ type userAdmin interface {
 	Extensions(ctx context.Context, n pgadmin.Names) ([]extensions.InstalledExtension, error)
 	EnableExtensions(ctx context.Context, n pgadmin.Names, names []string) error
 	DisableExtensions(ctx context.Context, n pgadmin.Names, names []string) error
+	Backends(ctx context.Context, n pgadmin.Names) ([]backends.Backend, error)
+	CancelBackend(ctx context.Context, n pgadmin.Names, pid int32, terminate bool) error
+	LogIn(ctx context.Context, database string) error
 }
 
 // AdminConn is a superuser connection factory to one instance (pgadmin.Admin;
@@ -144,6 +148,18 @@ func (c *Connector) Admin(ctx context.Context, in instance.Instance, password st
 		return nil, err
 	}
 	return c.At(host, in, password), nil
+}
+
+// UserLogIn checks that username logs in to the instance's database with
+// password, through its gateway, the server verified as for the superuser
+// (the dashboard's login: the instance is the identity source). Errors:
+// pgadmin.ErrLoginRefused, the gateway's address, the connection's.
+func (c *Connector) UserLogIn(ctx context.Context, in instance.Instance, username, password string) error {
+	host, err := c.GatewayAddress(ctx, in.ShortID)
+	if err != nil {
+		return err
+	}
+	return c.connect(host, in.GatewayPort, username, password, c.tlsFor(in.ShortID)).LogIn(ctx, pgadmin.NamesOf(in.ShortID).Database)
 }
 
 // InstanceAdmin is Admin with the admin password from the node job's

@@ -67,6 +67,8 @@ type Options struct {
 	Catalog    *catalog.Catalog
 	Users      Users
 	Extensions Extensions
+	Queries    Queries
+	Members    Members // nil: the summary names no members
 	Dumps      Dumps
 	// EnqueueOp puts an operation's job (restore, extension change) on the
 	// durable queue in the transaction that records it (worker.Runner.Enqueue).
@@ -108,7 +110,8 @@ func (a *API) Handler() http.Handler {
 		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", r.Method+" is not allowed on this path")
 	})
 	r.HandleFunc(DocumentPath, serveOpenAPI).Methods(http.MethodGet)
-	for _, rt := range slices.Concat(userRoutes{a}.routes(), extensionRoutes{a}.routes(), backupRoutes{a}.routes()) {
+	for _, rt := range slices.Concat(userRoutes{a}.routes(), extensionRoutes{a}.routes(), backupRoutes{a}.routes(),
+		queryRoutes{a}.routes(), settingRoutes{a}.routes()) {
 		r.HandleFunc("/api/instances/{instance_id}"+rt.path, rt.handler).Methods(rt.method)
 	}
 	return r

@@ -12,3 +12,10 @@ import (
 func (p *Provisioner) InstanceAdmin(ctx context.Context, in Instance) (AdminConn, error) {
 	return p.conn.InstanceAdmin(ctx, in)
 }
+
+// UserLogIn checks that username logs in to the instance's database with
+// password, through its gateway over verified TLS. Errors:
+// pgadmin.ErrLoginRefused, the gateway's address, the connection's.
+func (p *Provisioner) UserLogIn(ctx context.Context, in Instance, username, password string) error {
+	return p.conn.UserLogIn(ctx, in, username, password)
+}

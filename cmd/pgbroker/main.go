@@ -287,7 +287,7 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 	handler := httpapi.NewRouter(b, httpapi.Options{
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
 		Management: mgmtapi.New(mgmtapi.Options{
-			Store: st, Catalog: cat, Users: syncCalls, Extensions: syncCalls, Dumps: dumps,
+			Store: st, Catalog: cat, Users: syncCalls, Extensions: syncCalls, Queries: syncCalls, Members: syncCalls, Dumps: dumps,
 			EnqueueOp: runner.Enqueue, EnqueueBackup: runner.EnqueueBackup,
 			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), WriteTimeout: cfg.HTTPWriteTimeout, Log: log,
 		}).Handler(),
