@@ -88,16 +88,17 @@ type Config struct {
 	BackupRetentionInterval time.Duration `split_words:"true" default:"1h" desc:"how often retention sweeps every instance's backups"`
 	BackupMaxAge            time.Duration `split_words:"true" default:"26h" desc:"a last successful dump older than this makes an instance's backups unhealthy"`
 
-	Workers            int           `split_words:"true" default:"8" desc:"operations carried out at once"`
-	AttemptTimeout     time.Duration `split_words:"true" default:"5m" desc:"one attempt of an operation"`
-	RescueAfter        time.Duration `split_words:"true" default:"6m" desc:"an attempt older than this is taken as crashed and retried; > ATTEMPT_TIMEOUT"`
-	TakeoverAfter      time.Duration `split_words:"true" default:"20s" desc:"an attempt whose broker has not written its heartbeat for this long is continued by another broker (or the same one restarted); at least 4s"`
-	OperationDeadline  time.Duration `split_words:"true" default:"30m" desc:"an operation unfinished after this fails"`
-	MaxRetryDelay      time.Duration `split_words:"true" default:"30s" desc:"longest pause between attempts"`
-	ShutdownTimeout    time.Duration `split_words:"true" default:"30s" desc:"graceful shutdown bound"`
-	LogLevel           string        `split_words:"true" default:"info" desc:"debug, info, warn or error"`
-	MaxRequestBodySize int64         `split_words:"true" default:"1048576" desc:"largest request body in bytes"`
-	HTTPWriteTimeout   time.Duration `envconfig:"HTTP_WRITE_TIMEOUT" default:"60s" desc:"longest time to write a response; a dump download only fails after this long without progress"`
+	Workers             int           `split_words:"true" default:"8" desc:"operations carried out at once"`
+	AttemptTimeout      time.Duration `split_words:"true" default:"5m" desc:"one attempt of an operation"`
+	RescueAfter         time.Duration `split_words:"true" default:"6m" desc:"an attempt older than this is taken as crashed and retried; > ATTEMPT_TIMEOUT"`
+	TakeoverAfter       time.Duration `split_words:"true" default:"20s" desc:"an attempt whose broker has not written its heartbeat for this long is continued by another broker (or the same one restarted); at least 4s"`
+	OperationDeadline   time.Duration `split_words:"true" default:"30m" desc:"an operation unfinished after this fails"`
+	MaxRetryDelay       time.Duration `split_words:"true" default:"30s" desc:"longest pause between attempts"`
+	ShutdownTimeout     time.Duration `split_words:"true" default:"30s" desc:"graceful shutdown bound"`
+	LogLevel            string        `split_words:"true" default:"info" desc:"debug, info, warn or error"`
+	MaxRequestBodySize  int64         `split_words:"true" default:"1048576" desc:"largest request body in bytes"`
+	HTTPWriteTimeout    time.Duration `envconfig:"HTTP_WRITE_TIMEOUT" default:"60s" desc:"longest time to write a response; a dump download only fails after this long without progress"`
+	DashboardSessionTTL time.Duration `envconfig:"DASHBOARD_SESSION_TTL" default:"1h" desc:"how long a dashboard login lasts before the user logs in again"`
 }
 
 // Load reads the environment and checks every value. Errors name the variable.
@@ -272,6 +273,7 @@ func (c Config) check() error {
 		{"PGBROKER_BROKER_NAME", !brokerName.MatchString(c.BrokerName), "1 to 64 letters, digits, _ or - (it names the CA's Nomad Variable)"},
 		{"PGBROKER_MAX_REQUEST_BODY_SIZE", c.MaxRequestBodySize < 1024, "at least 1024"},
 		{"PGBROKER_HTTP_WRITE_TIMEOUT", c.HTTPWriteTimeout < time.Second, "at least 1s"},
+		{"PGBROKER_DASHBOARD_SESSION_TTL", c.DashboardSessionTTL < time.Minute || c.DashboardSessionTTL > 24*time.Hour, "from 1m to 24h"},
 		{"PGBROKER_BACKUP_S3_PART_SIZE_MIB", c.BackupS3PartSizeMiB < 5 || c.BackupS3PartSizeMiB > 5120, "from 5 to 5120 (S3's part size limits)"},
 		{"PGBROKER_LOG_LEVEL", !oneOf(c.LogLevel, "debug", "info", "warn", "error"), "debug, info, warn or error"},
 		{"PGBROKER_BINDING_SSLMODE", !oneOf(c.BindingSSLMode, "require", "verify-full"), "require or verify-full"},

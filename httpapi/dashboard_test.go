@@ -5,34 +5,54 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
+	"time"
 
-	"github.com/pgbroker/pgbroker/dashboard"
+	"github.com/pgbroker/pgbroker/webauth"
 )
 
-// TestDashboardServedWithoutBrokerCredentials: a user's browser opens the
-// dashboard_url without the platform's broker credentials, while the OSB
-// API beside it still asks for them.
-func TestDashboardServedWithoutBrokerCredentials(t *testing.T) {
+// TestDashboardAndItsSessionsReachOnlyTheirInstance: /dashboard/ is served
+// without the platform's credentials (its pages log users in), and a
+// dashboard session opens /api/ for its own instance only, while /v2/ and
+// /metrics still ask for the broker's credentials.
+func TestDashboardAndItsSessionsReachOnlyTheirInstance(t *testing.T) {
+	sessions := webauth.NewSessions([]byte("k"), time.Hour, false)
+	var apiGiven http.Handler
 	h := NewRouter(nil, Options{Username: "broker", Password: "s3cret", MaxBodyBytes: 4096,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Dashboard: dashboard.Handler()})
-	get := func(method, path string) *httptest.ResponseRecorder {
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Sessions: sessions, Origin: "http://broker.test",
+		Management: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "api") }),
+		Metrics:    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+		Dashboard: func(api http.Handler) http.Handler {
+			apiGiven = api
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "dashboard") })
+		}})
+	cookie := &http.Cookie{Name: webauth.CookieName("inst-a"), Value: sessions.Seal(sessions.New("inst-a", "alice", false, time.Now()))}
+	get := func(path string, c *http.Cookie) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		if c != nil {
+			req.AddCookie(c)
+		}
+		h.ServeHTTP(rec, req)
 		return rec
 	}
-	rec := get(http.MethodGet, "/dashboard/instances/0b6a8c58-2c52-4f3e-9d3e-3f2d8d1f4a11")
-	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Running queries") {
-		t.Fatalf("dashboard: %d %.200q, want 200 with the placeholder page", rec.Code, rec.Body.String())
+	if rec := get("/dashboard/instances/inst-a/login", nil); rec.Code != 200 || rec.Body.String() != "dashboard" || apiGiven == nil {
+		t.Fatalf("dashboard: %d %q, api given %v", rec.Code, rec.Body.String(), apiGiven != nil)
 	}
-	if rec := get(http.MethodGet, "/v2/catalog"); rec.Code != http.StatusUnauthorized {
-		t.Fatalf("/v2/catalog without credentials: %d, want 401", rec.Code)
-	}
-	if rec := get(http.MethodPost, "/dashboard/instances/x"); rec.Code != http.StatusMethodNotAllowed {
-		t.Fatalf("POST dashboard: %d, want 405", rec.Code)
-	}
-	if rec := get(http.MethodGet, "/dashboard/instances/"); rec.Code != http.StatusNotFound {
-		t.Fatalf("dashboard without an instance id: %d, want 404", rec.Code)
+	for _, c := range []struct {
+		path   string
+		cookie *http.Cookie
+		want   int
+	}{
+		{"/api/instances/inst-a/users", cookie, 200},
+		{"/api/instances/inst-b/users", cookie, 401},
+		{"/api/instances/inst-a/users", nil, 401},
+		{"/v2/catalog", cookie, 401},
+		{"/metrics", cookie, 401},
+	} {
+		if rec := get(c.path, c.cookie); rec.Code != c.want {
+			t.Errorf("%s (session %v): %d, want %d", c.path, c.cookie != nil, rec.Code, c.want)
+		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/store/storetest"
 	"github.com/pgbroker/pgbroker/users"
+	"github.com/pgbroker/pgbroker/webauth"
 )
 
 // FuzzRequireJSON feeds arbitrary PUT bodies through the body limit and the
@@ -221,6 +222,9 @@ var fuzzRoutes = []string{
 	"/v2/{instance}",
 	"/{instance}",
 	"/dashboard/instances/{instance}",
+	"/dashboard/instances/{instance}/login",
+	"/dashboard/instances/{instance}/users",
+	"/dashboard/instances/{instance}/queries/{binding}/cancel",
 	"/api/instances/{instance}/users",
 	"/api/instances/{instance}/users/{binding}",
 	"/api/instances/{instance}/users/{binding}/password",
@@ -366,10 +370,19 @@ func FuzzRouter(f *testing.F) {
 	ready("fuzz-ready")
 	ready("fuzz-ready-2")
 	ready("fuzz-api") // the management API's seeds: no seed queues an operation on it first
+	sessions := webauth.NewSessions([]byte("fuzz"), time.Hour, false)
 	h := NewRouter(b, Options{
 		Username: "broker", Password: "s3cret", MaxBodyBytes: 4096, Log: quiet,
-		Checks:    []Check{{Name: "state_database", Fn: st.Ping}},
-		Dashboard: dashboard.Handler(),
+		Checks:   []Check{{Name: "state_database", Fn: st.Ping}},
+		Sessions: sessions, Origin: "http://127.0.0.1:8080",
+		Dashboard: func(api http.Handler) http.Handler {
+			d, err := dashboard.New(dashboard.Options{Store: st, Logins: refuseLogins{}, API: api, Sessions: sessions,
+				Limiter: webauth.NewLimiter(webauth.DefaultLoginLimits), Base: "http://127.0.0.1:8080", Log: quiet})
+			if err != nil {
+				f.Fatal(err)
+			}
+			return d.Handler()
+		},
 		Management: mgmtapi.New(mgmtapi.Options{Store: st, Catalog: cat, Users: routerInstances{}, Extensions: routerInstances{},
 			Dumps: routerInstances{}, EnqueueOp: noEnqueue, EnqueueBackup: noEnqueue, Log: quiet}).Handler(),
 		Metrics: metrics.Handler(st.Backups(), quiet),
@@ -477,4 +490,11 @@ func stateFingerprint(t *testing.T, st *store.Store) string {
 		t.Fatalf("fingerprint the state database: %v", err)
 	}
 	return fp
+}
+
+// refuseLogins refuses every dashboard login.
+type refuseLogins struct{}
+
+func (refuseLogins) LogIn(context.Context, store.Instance, string, string) (users.User, error) {
+	return users.User{}, webauth.ErrLoginRefused
 }

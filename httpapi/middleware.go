@@ -16,19 +16,28 @@ import (
 // basicAuth answers 401 unless the request carries the credentials; it
 // compares digests in constant time.
 func basicAuth(user, password string, next http.Handler) http.Handler {
-	wantUser, wantPass := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
+	isOperator := operator(user, password)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		gotUser, gotPass := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
-		userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
-		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
-		if !ok || userOK&passOK != 1 {
+		if !isOperator(r) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="pgbroker"`)
 			writeError(w, http.StatusUnauthorized, "Unauthorized", "missing or wrong broker credentials")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// operator reports whether a request carries the broker's basic-auth
+// credentials; it compares digests in constant time.
+func operator(user, password string) func(*http.Request) bool {
+	wantUser, wantPass := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
+	return func(r *http.Request) bool {
+		u, p, ok := r.BasicAuth()
+		gotUser, gotPass := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
+		userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
+		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
+		return ok && userOK&passOK == 1
+	}
 }
 
 // limitBody answers 413 for bodies over max bytes.

@@ -1,8 +1,9 @@
 // Package httpapi is the broker's HTTP surface: a gorilla/mux root router
-// with /healthz, /readyz and /metrics, the instances' dashboard pages under
-// /dashboard/ (no auth: they hold no instance data yet), the OSB API (brokerapi v10) under /v2/
+// with /healthz, /readyz and /metrics, the instances' dashboards under
+// /dashboard/ (their own login), the OSB API (brokerapi v10) under /v2/
 // behind basic auth, a request-body limit and a JSON check, and the
-// management API under /api/ (mgmtapi) behind the same auth and limit.
+// management API under /api/ (mgmtapi) behind the same limit and either the
+// same auth or a dashboard session of the path's instance (webauth.Guard).
 package httpapi
 
 import (
@@ -14,7 +15,7 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10"
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 
-	"github.com/pgbroker/pgbroker/dashboard"
+	"github.com/pgbroker/pgbroker/webauth"
 )
 
 // Options configure the router.
@@ -27,10 +28,14 @@ type Options struct {
 	// limit as the OSB API; nil leaves /api/ unrouted.
 	Management http.Handler
 	Metrics    http.Handler // Prometheus metrics, at /metrics; nil: not served
-	// Dashboard serves each instance's dashboard_url at dashboard.Path, with
-	// no broker credentials: a user's browser holds none (package dashboard
-	// says why that is safe). nil: not served.
-	Dashboard http.Handler
+	// Sessions, with Origin (the dashboard's scheme://host[:port]), let
+	// dashboard sessions call /api/ for their instance; nil: basic auth only.
+	Sessions *webauth.Sessions
+	Origin   string
+	// Dashboard makes the handler of /dashboard/ (its pages log users in
+	// themselves) from the guarded management API it is a client of. nil:
+	// not served.
+	Dashboard func(api http.Handler) http.Handler
 }
 
 // NewRouter returns the root handler.
@@ -39,15 +44,16 @@ func NewRouter(b domain.ServiceBroker, o Options) http.Handler {
 	r.Handle("/healthz", http.HandlerFunc(healthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", readyz(o.Checks)).Methods(http.MethodGet)
 	osb := brokerapi.NewWithOptions(b, lagerLogger(o.Log))
-	if o.Dashboard != nil {
-		r.Handle(dashboard.Path, o.Dashboard).Methods(http.MethodGet, http.MethodHead)
-	}
 	if o.Metrics != nil {
 		r.Handle("/metrics", basicAuth(o.Username, o.Password, o.Metrics)).Methods(http.MethodGet)
 	}
 	r.PathPrefix("/v2/").Handler(basicAuth(o.Username, o.Password, osbHeaders(requireText(limitBody(o.MaxBodyBytes, requireJSON(osb))))))
 	if o.Management != nil {
-		r.PathPrefix("/api/").Handler(basicAuth(o.Username, o.Password, requireText(limitBody(o.MaxBodyBytes, o.Management))))
+		api := managementAuth(o, requireText(limitBody(o.MaxBodyBytes, o.Management)))
+		r.PathPrefix("/api/").Handler(api)
+		if o.Dashboard != nil {
+			r.PathPrefix("/dashboard/").Handler(limitBody(o.MaxBodyBytes, o.Dashboard(api)))
+		}
 	}
 	return r
 }
@@ -61,4 +67,13 @@ func lagerLogger(log *slog.Logger) lager.Logger {
 	}
 	l.RegisterSink(enabledSink{log: log, next: sink})
 	return l
+}
+
+// managementAuth admits the broker's credentials, and with Sessions a
+// dashboard session of the path's instance.
+func managementAuth(o Options, next http.Handler) http.Handler {
+	if o.Sessions == nil {
+		return basicAuth(o.Username, o.Password, next)
+	}
+	return o.Sessions.Guard(operator(o.Username, o.Password), o.Origin, next)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/pgbroker/pgbroker/backends"
+	"github.com/pgbroker/pgbroker/webauth"
 
 	"github.com/pgbroker/pgbroker/pgadmin"
 	"github.com/pgbroker/pgbroker/store"
@@ -13,7 +14,7 @@ import (
 
 // ErrLoginRefused means the username and password do not log in to the
 // instance's database as one of its users.
-var ErrLoginRefused = errors.New("the username or password is wrong, or the user may not log in")
+var ErrLoginRefused = webauth.ErrLoginRefused
 
 // LogIn checks that username logs in to i's database with password (a SCRAM
 // login through the gateway over verified TLS) and is one of i's users

@@ -11,6 +11,7 @@ package sealed
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -41,8 +42,9 @@ var (
 
 // Key is the operator's key. Its String and GoString give the key id only.
 type Key struct {
-	aead cipher.AEAD
-	id   string
+	aead   cipher.AEAD
+	id     string
+	derive []byte // HMAC key of Derive: SHA-256 of the raw key with a label, never the raw key itself
 }
 
 // Envelope is one sealed secret as stored (table sealed_variables).
@@ -100,7 +102,18 @@ func NewKey(raw []byte) (*Key, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(raw)
-	return &Key{aead: aead, id: hex.EncodeToString(sum[:8])}, nil
+	derive := sha256.Sum256(append([]byte("pgbroker key derivation\x00"), raw...))
+	return &Key{aead: aead, id: hex.EncodeToString(sum[:8]), derive: derive[:]}, nil
+}
+
+// Derive returns 32 bytes for purpose (HMAC-SHA256 keyed by a hash of the
+// operator key): a key of its own for another use (the dashboard's session
+// cookies), so that no second secret has to be kept, and that knowing the
+// derived key tells nothing of the operator key or of another purpose's.
+func (k *Key) Derive(purpose string) []byte {
+	mac := hmac.New(sha256.New, k.derive)
+	mac.Write([]byte(purpose))
+	return mac.Sum(nil)
 }
 
 // ID names the key without revealing it: the first 8 bytes of its SHA-256,

@@ -142,3 +142,17 @@ func noSecretIn(t *testing.T, s string, raws ...[]byte) {
 		}
 	}
 }
+
+func TestDeriveGivesOneKeyPerPurposeAndKey(t *testing.T) {
+	a, _ := NewKey(bytes.Repeat([]byte{1}, KeySize))
+	b, _ := NewKey(bytes.Repeat([]byte{2}, KeySize))
+	if len(a.Derive("x")) != 32 || !bytes.Equal(a.Derive("x"), a.Derive("x")) {
+		t.Fatal("Derive is not 32 stable bytes")
+	}
+	if bytes.Equal(a.Derive("x"), a.Derive("y")) || bytes.Equal(a.Derive("x"), b.Derive("x")) {
+		t.Fatal("two purposes or two keys derive the same bytes")
+	}
+	if bytes.Contains(a.Derive("x"), bytes.Repeat([]byte{1}, 8)) {
+		t.Fatal("the derived key shows the operator key")
+	}
+}

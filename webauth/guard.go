@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 )
 
 // Guard admits a management API request for the operator (operator(r)
@@ -31,7 +30,7 @@ func (s *Sessions) Guard(operator func(*http.Request) bool, origin string, next 
 			unauthorized(w)
 			return
 		}
-		ss, err := s.FromRequest(r, id, time.Now())
+		ss, err := s.Verify(r.Context(), r, id)
 		if err != nil {
 			unauthorized(w)
 			return

@@ -39,6 +39,8 @@ type Sessions struct {
 	key    []byte
 	ttl    time.Duration
 	secure bool // cookies carry Secure (the dashboard is served over HTTPS)
+	// recheck, when set (Revalidate), asks whether a session's user still stands.
+	recheck *revalidation
 }
 
 // NewSessions returns Sessions signing with a key derived from secret (the

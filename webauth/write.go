@@ -31,17 +31,23 @@ func CheckWrite(r *http.Request, ss Session, token, origin string) error {
 	if ss.ReadOnly {
 		return ErrReadOnly
 	}
+	return CheckOrigin(r, ss, token, origin)
+}
+
+// CheckOrigin is CheckWrite for a request a read-only user may make too
+// (log out). Errors: ErrCSRF, ErrOrigin.
+func CheckOrigin(r *http.Request, ss Session, token, origin string) error {
 	if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(ss.CSRF)) != 1 {
 		return ErrCSRF
 	}
-	if requestOrigin(r) != origin {
+	if RequestOrigin(r) != origin {
 		return ErrOrigin
 	}
 	return nil
 }
 
-// requestOrigin is r's Origin header, else the origin of its Referer, else "".
-func requestOrigin(r *http.Request) string {
+// RequestOrigin is r's Origin header, else the origin of its Referer, else "".
+func RequestOrigin(r *http.Request) string {
 	if o := r.Header.Get("Origin"); o != "" {
 		return o
 	}

@@ -41,6 +41,7 @@ import (
 	"github.com/pgbroker/pgbroker/sealedcopy"
 	"github.com/pgbroker/pgbroker/servercert"
 	"github.com/pgbroker/pgbroker/store"
+	"github.com/pgbroker/pgbroker/webauth"
 	"github.com/pgbroker/pgbroker/worker"
 )
 
@@ -284,15 +285,23 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 	b := broker.New(cat, st, runner.Enqueue, syncCalls, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0).
 		WithDashboardURL(func(id string) string { return dashboard.URL(dashboardBase, id) }).
 		WithMaximumPollingDuration(workerCfg.VerdictWithin())
+	origin, _ := webauth.OriginOf(dashboardBase) // config.Load checked it
+	sessions := webauth.NewSessions(key.Derive("dashboard sessions"), cfg.DashboardSessionTTL, strings.HasPrefix(dashboardBase, "https://"))
+	sessions.Revalidate(dashboard.Check(st, syncCalls), 30*time.Second)
 	handler := httpapi.NewRouter(b, httpapi.Options{
 		Username: cfg.Username, Password: cfg.Password, MaxBodyBytes: cfg.MaxRequestBodySize, Log: log,
+		Sessions: sessions, Origin: origin,
 		Management: mgmtapi.New(mgmtapi.Options{
 			Store: st, Catalog: cat, Users: syncCalls, Extensions: syncCalls, Queries: syncCalls, Members: syncCalls, Dumps: dumps,
 			EnqueueOp: runner.Enqueue, EnqueueBackup: runner.EnqueueBackup,
 			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), WriteTimeout: cfg.HTTPWriteTimeout, Log: log,
 		}).Handler(),
-		Metrics:   metrics.Handler(st.Backups(), log, repairs.Metrics().Collectors()...),
-		Dashboard: dashboard.Handler(),
+		Metrics: metrics.Handler(st.Backups(), log, repairs.Metrics().Collectors()...),
+		Dashboard: func(api http.Handler) http.Handler {
+			d, _ := dashboard.New(dashboard.Options{Store: st, Logins: syncCalls, API: api, Sessions: sessions,
+				Limiter: webauth.NewLimiter(webauth.DefaultLoginLimits), Base: dashboardBase, Log: log})
+			return d.Handler()
+		},
 		Checks: []httpapi.Check{
 			{Name: "state_database", Fn: st.Ping},
 			{Name: "nomad", Fn: prov.Ping},
