@@ -60,14 +60,14 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, p
 }
 
 // secureHeaders: scripts and styles from the broker only, no framing, no
-// caching, no Referer (the URL names the instance).
+// caching, and no Referer to other sites (the URL names the instance).
 func secureHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
 		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin") // "no-referrer" would make browsers send "Origin: null" on the forms
 	h.Set("Cache-Control", "no-store")
 }
 

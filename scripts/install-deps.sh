@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs and is missing: the Debian packages
 # (apt-get update only when one is missing), the pinned Nomad binary, and
-# versitygw (the S3 server the S3 backup storage is tested against).
+# versitygw (the S3 server the S3 backup storage is tested against); chromium
+# drives the dashboard in the browser tests.
 # Safe to run again; needs Go, and root or sudo for apt-get.
 set -euo pipefail
 
 scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-packages=(postgresql-15 postgresql-contrib haproxy pgbackrest patroni etcd-server rclone jq)
+packages=(postgresql-15 postgresql-contrib haproxy pgbackrest patroni etcd-server rclone jq chromium)
 
 as_root() {
 	if [[ $(id -u) -eq 0 ]]; then
