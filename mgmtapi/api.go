@@ -29,6 +29,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/extensions"
+	"github.com/pgbroker/pgbroker/stats"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/users"
 )
@@ -68,6 +69,9 @@ type Options struct {
 	Users      Users
 	Extensions Extensions
 	Dumps      Dumps
+	Stats      Stats        // current figures
+	Metrics    MetricSeries // figures over time
+	Tiers      []stats.Tier // the tiers Metrics keeps (sampler.Sampler.Tiers), answering ?range=
 	// EnqueueOp puts an operation's job (restore, extension change) on the
 	// durable queue in the transaction that records it (worker.Runner.Enqueue).
 	EnqueueOp store.EnqueueFunc
@@ -108,7 +112,7 @@ func (a *API) Handler() http.Handler {
 		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", r.Method+" is not allowed on this path")
 	})
 	r.HandleFunc(DocumentPath, serveOpenAPI).Methods(http.MethodGet)
-	for _, rt := range slices.Concat(userRoutes{a}.routes(), extensionRoutes{a}.routes(), backupRoutes{a}.routes()) {
+	for _, rt := range slices.Concat(userRoutes{a}.routes(), extensionRoutes{a}.routes(), backupRoutes{a}.routes(), statsRoutes{a}.routes()) {
 		r.HandleFunc("/api/instances/{instance_id}"+rt.path, rt.handler).Methods(rt.method)
 	}
 	return r

@@ -48,7 +48,9 @@ type key struct {
 	at int64
 }
 
-func newFakeSeries() *fakeSeries { return &fakeSeries{tiers: map[time.Duration]map[key]store.MetricPoint{}} }
+func newFakeSeries() *fakeSeries {
+	return &fakeSeries{tiers: map[time.Duration]map[key]store.MetricPoint{}}
+}
 
 func (f *fakeSeries) tier(step time.Duration) map[key]store.MetricPoint {
 	if f.tiers[step] == nil {
