@@ -37,7 +37,7 @@ func (s *Service) WithAllocations(n Allocations, peaks *stats.Peaks) *Service {
 // Errors: Nomad's or PostgreSQL's, naming which.
 func (s *Service) Stats(ctx context.Context, i store.Instance) (stats.Snapshot, error) {
 	job := naming.NodesJobID(i.ShortID)
-	nodes, _, err := s.containers(ctx, "^"+regexp.QuoteMeta(job)+"$")
+	nodes, _, err := s.containers(ctx, "^"+regexp.QuoteMeta(job)+"$", map[string]bool{job: true})
 	if err != nil {
 		return stats.Snapshot{}, err
 	}
@@ -55,12 +55,17 @@ func (s *Service) Stats(ctx context.Context, i store.Instance) (stats.Snapshot, 
 }
 
 // AllContainers returns the container figures of every running node
-// allocation of every instance, by node job id, from one allocation list
-// and one stats request per allocation. An allocation whose stats cannot be
-// read is left out and its error joined into err, beside the figures of
-// the others.
-func (s *Service) AllContainers(ctx context.Context) (map[string][]stats.Node, error) {
-	out, running, err := s.containers(ctx, "^pg-.*-nodes$")
+// allocation of the instances insts, by node job id, from one allocation
+// list and one stats request per allocation (allocations of other brokers'
+// instances on the same Nomad are not asked). An allocation whose stats
+// cannot be read is left out and its error joined into err, beside the
+// figures of the others.
+func (s *Service) AllContainers(ctx context.Context, insts []store.Instance) (map[string][]stats.Node, error) {
+	jobs := make(map[string]bool, len(insts))
+	for _, in := range insts {
+		jobs[naming.NodesJobID(in.ShortID)] = true
+	}
+	out, running, err := s.containers(ctx, "^pg-.*-nodes$", jobs)
 	if running != nil {
 		s.peaks.Keep(running) // the peaks of stopped allocations go
 	}
@@ -68,16 +73,17 @@ func (s *Service) AllContainers(ctx context.Context) (map[string][]stats.Node, e
 }
 
 // containers returns the figures of the running allocations of the jobs
-// matching pattern, by job id, each job's nodes sorted by name, and the
-// ids of those allocations.
-func (s *Service) containers(ctx context.Context, pattern string) (map[string][]stats.Node, map[string]bool, error) {
+// matching pattern that are in jobs, by job id, each job's nodes sorted by
+// name, and the ids of those allocations.
+func (s *Service) containers(ctx context.Context, pattern string, jobs map[string]bool) (map[string][]stats.Node, map[string]bool, error) {
 	if s.allocs == nil {
 		return nil, nil, errors.New("container figures are not wired: no Nomad allocations reader")
 	}
-	allocs, err := s.allocs.RunningAllocations(ctx, pattern)
+	listed, err := s.allocs.RunningAllocations(ctx, pattern)
 	if err != nil {
 		return nil, nil, err
 	}
+	allocs := slices.DeleteFunc(listed, func(a nomad.RunningAllocation) bool { return !jobs[a.JobID] })
 	nodes := make([]stats.Node, len(allocs))
 	errs := make([]error, len(allocs))
 	var wg sync.WaitGroup

@@ -22,7 +22,7 @@ type fakeSource struct {
 
 func (f *fakeSource) LiveInstances(context.Context) ([]store.Instance, error) { return f.insts, nil }
 
-func (f *fakeSource) AllContainers(context.Context) (map[string][]stats.Node, error) {
+func (f *fakeSource) AllContainers(context.Context, []store.Instance) (map[string][]stats.Node, error) {
 	out := make(map[string][]stats.Node, len(f.insts))
 	for _, in := range f.insts {
 		out[naming.NodesJobID(in.ShortID)] = []stats.Node{{Name: "node-0", AllocationID: in.ID, CPUPercent: f.cpu, MemoryBytes: uint64(f.cpu) * 1000}}

@@ -25,7 +25,7 @@ func (s *Sampler) Round(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	containers, cerr := s.src.AllContainers(ctx)
+	containers, cerr := s.src.AllContainers(ctx, insts)
 	dbErrs := s.readDatabases(ctx, insts)
 	if cerr != nil || dbErrs > 0 {
 		s.log.Debug("metrics sampling round left figures out", slog.Any("containers_error", cerr), slog.Int("database_errors", dbErrs))

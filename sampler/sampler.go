@@ -26,8 +26,8 @@ import (
 // Source reads the figures (instances.Service).
 type Source interface {
 	// AllContainers returns the container figures of every running node
-	// allocation, by node job id; with an error, those it could read.
-	AllContainers(ctx context.Context) (map[string][]stats.Node, error)
+	// allocation of insts, by node job id; with an error, those it could read.
+	AllContainers(ctx context.Context, insts []store.Instance) (map[string][]stats.Node, error)
 	DatabaseStats(ctx context.Context, inst store.Instance) (stats.Database, error)
 }
 
