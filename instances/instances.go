@@ -18,13 +18,14 @@ import (
 type Service struct {
 	p      *provisioner.Provisioner
 	cat    *catalog.Catalog
-	allocs Allocations  // container figures; nil until WithAllocations
-	peaks  *stats.Peaks // memory and swap maxima per allocation
+	allocs Allocations     // container figures; nil until WithAllocations
+	peaks  *stats.Peaks    // memory and swap maxima per allocation
+	cpu    *stats.CPUMeter // CPU readings of control groups per allocation
 }
 
 // New returns a Service over p and the catalog cat.
 func New(p *provisioner.Provisioner, cat *catalog.Catalog) *Service {
-	return &Service{p: p, cat: cat, peaks: stats.NewPeaks()}
+	return &Service{p: p, cat: cat, peaks: stats.NewPeaks(), cpu: stats.NewCPUMeter()}
 }
 
 // Target is the provisioner's view of the stored instance i on plan: its

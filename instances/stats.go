@@ -51,6 +51,7 @@ func (s *Service) Stats(ctx context.Context, i store.Instance) (stats.Snapshot, 
 	if err != nil {
 		return stats.Snapshot{}, err
 	}
+	stats.Fill(nodes[job], db.Node)
 	return stats.Snapshot{TakenAt: time.Now().UTC(), Nodes: nodes[job], Database: db}, nil
 }
 
@@ -67,7 +68,8 @@ func (s *Service) AllContainers(ctx context.Context, insts []store.Instance) (ma
 	}
 	out, running, err := s.containers(ctx, "^pg-.*-nodes$", jobs)
 	if running != nil {
-		s.peaks.Keep(running) // the peaks of stopped allocations go
+		s.peaks.Keep(running) // the peaks and CPU readings of stopped allocations go
+		s.cpu.Keep(running)
 	}
 	return out, err
 }
@@ -120,13 +122,14 @@ func (s *Service) node(ctx context.Context, a nomad.RunningAllocation) (stats.No
 		return stats.Node{}, err
 	}
 	n := stats.Node{Name: a.TaskGroup, AllocationID: a.ID, CPUPercent: u.CPUPercent, MemoryBytes: u.MemoryBytes,
-		MemoryLimitBytes: a.MemoryLimitBytes, SwapBytes: u.SwapBytes}
+		MemoryLimitBytes: a.MemoryLimitBytes, SwapBytes: u.SwapBytes, Measured: len(u.Measured) > 0}
 	s.peaks.Observe(&n)
 	return n, nil
 }
 
 // DatabaseStats reads i's database figures as its superuser, through its
-// gateway. Errors: the Variable, the gateway's address, PostgreSQL's.
+// gateway, with the container figures of the node it reached (its control
+// group, the CPU as percent since the previous reading). Errors: the Variable, the gateway's address, PostgreSQL's.
 func (s *Service) DatabaseStats(ctx context.Context, i store.Instance) (stats.Database, error) {
 	a, n, err := s.admin(ctx, i)
 	if err != nil {
@@ -136,6 +139,12 @@ func (s *Service) DatabaseStats(ctx context.Context, i store.Instance) (stats.Da
 	if err != nil {
 		return stats.Database{}, fmt.Errorf("read the database figures: %w", err)
 	}
-	return stats.Database{Connections: d.Connections, MaxConnections: d.MaxConnections,
-		DataSizeBytes: d.DataSizeBytes, DiskSizeBytes: d.DiskSizeBytes}, nil
+	out := stats.Database{Connections: d.Connections, MaxConnections: d.MaxConnections,
+		DataSizeBytes: d.DataSizeBytes, DiskSizeBytes: d.DiskSizeBytes}
+	if c := d.Cgroup; c != nil {
+		out.Node = &stats.NodeReading{AllocationID: c.AllocationID, CPUPercent: s.cpu.Percent(c.AllocationID, c.CPUSeconds, time.Now()),
+			MemoryBytes: c.MemoryBytes, MemoryPeakBytes: c.MemoryPeakBytes, MemoryLimitBytes: c.MemoryLimitBytes,
+			SwapBytes: c.SwapBytes, SwapLimitBytes: c.SwapLimitBytes}
+	}
+	return out, nil
 }

@@ -67,10 +67,13 @@ func (a statsRoutes) current(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, dependency("read the instance's figures", err))
 		return
 	}
+	d := snap.Database
 	out := statsJSON{TakenAt: snap.TakenAt.UTC().Format(time.RFC3339), Nodes: make([]nodeJSON, 0, len(snap.Nodes)),
-		Database: databaseJSON(snap.Database)}
+		Database: databaseJSON{Connections: d.Connections, MaxConnections: d.MaxConnections, DataSizeBytes: d.DataSizeBytes, DiskSizeBytes: d.DiskSizeBytes}}
 	for _, n := range snap.Nodes {
-		out.Nodes = append(out.Nodes, nodeJSON(n))
+		out.Nodes = append(out.Nodes, nodeJSON{Name: n.Name, AllocationID: n.AllocationID, CPUPercent: n.CPUPercent,
+			MemoryBytes: n.MemoryBytes, MemoryMaxBytes: n.MemoryMaxBytes, MemoryLimitBytes: n.MemoryLimitBytes,
+			SwapBytes: n.SwapBytes, SwapMaxBytes: n.SwapMaxBytes, SwapLimitBytes: n.SwapLimitBytes})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

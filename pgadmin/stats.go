@@ -12,6 +12,8 @@ type DatabaseStats struct {
 	MaxConnections int   // current_setting('max_connections')
 	DataSizeBytes  int64 // pg_database_size(n.Database)
 	DiskSizeBytes  int64 // every file under the data directory, WAL and tablespaces included
+	// Cgroup is the server's control group, when it names a Nomad allocation.
+	Cgroup *Cgroup
 }
 
 // statsQuery reads DatabaseStats in one statement. The disk size walks the
@@ -48,6 +50,13 @@ func (a Admin) Stats(ctx context.Context, n Names) (DatabaseStats, error) {
 	var s DatabaseStats
 	if err := conn.QueryRow(ctx, statsQuery, n.Database).Scan(&s.Connections, &s.MaxConnections, &s.DataSizeBytes, &s.DiskSizeBytes); err != nil {
 		return DatabaseStats{}, fmt.Errorf("read database stats: %w", err)
+	}
+	c, ok, err := readCgroup(ctx, conn)
+	if err != nil {
+		return DatabaseStats{}, fmt.Errorf("read the server's control group: %w", err)
+	}
+	if ok {
+		s.Cgroup = &c
 	}
 	return s, nil
 }

@@ -90,6 +90,7 @@ func (s *Sampler) snapshot(insts []store.Instance, containers map[string][]stats
 	at := s.tiers[0].Bucket(now)
 	for _, in := range insts {
 		snap := stats.Snapshot{TakenAt: now.UTC(), Nodes: containers[naming.NodesJobID(in.ShortID)], Database: s.database[in.ID]}
+		stats.Fill(snap.Nodes, snap.Database.Node) // the last reading, for nodes Nomad does not measure
 		live[in.ID] = snap
 		if len(snap.Nodes) == 0 && !s.dbRead[in.ID] {
 			continue // nothing known yet

@@ -30,9 +30,13 @@ type Node struct {
 	MemoryLimitBytes uint64
 	SwapBytes        uint64 // MemoryStats.Swap (cgroups v2 memory.swap.current)
 	SwapMaxBytes     uint64 // highest SwapBytes seen since the allocation started (Peaks)
-	// SwapLimitBytes: swap the allocation may use; 0, as Nomad's cgroups
-	// give tasks no swap (memory.swap.max = 0).
+	// SwapLimitBytes: swap the allocation may use beyond its memory; 0 when
+	// unknown or unlimited (then bounded by the host's swap).
 	SwapLimitBytes uint64
+	// Measured: Nomad measured the allocation's memory (MemoryStats.Measured
+	// is not empty). When it did not (raw_exec on cgroups v1 with cpuacct at
+	// the root, as on the local stack), the figures come from a NodeReading.
+	Measured bool
 }
 
 // Database is the figures of the instance's PostgreSQL, read as its
@@ -50,6 +54,9 @@ type Database struct {
 	// directory (pg_ls_dir and pg_stat_file, recursively), WAL (pg_wal),
 	// shared catalogs, commit logs and tablespaces included.
 	DiskSizeBytes int64
+	// Node is the container figures of the node the connection reached,
+	// read from its control group; nil when it names no Nomad allocation.
+	Node *NodeReading
 }
 
 // Snapshot is the figures of one instance at one moment.

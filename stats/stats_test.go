@@ -57,3 +57,28 @@ func TestTiersNestAndRefuseIntervalsThatDoNot(t *testing.T) {
 		t.Errorf("5-minute bucket of %s = %s", at, got)
 	}
 }
+
+func TestAReadingFillsOnlyTheUnmeasuredNodeItNames(t *testing.T) {
+	nodes := []Node{{AllocationID: "a", MemoryMaxBytes: 900}, {AllocationID: "b", Measured: true, MemoryBytes: 7}}
+	Fill(nodes, &NodeReading{AllocationID: "a", CPUPercent: 3, MemoryBytes: 500, MemoryPeakBytes: 800, MemoryLimitBytes: 1000})
+	Fill(nodes, &NodeReading{AllocationID: "b", MemoryBytes: 1})
+	if a := nodes[0]; a.MemoryBytes != 500 || a.MemoryMaxBytes != 900 || a.MemoryLimitBytes != 1000 || a.CPUPercent != 3 {
+		t.Errorf("node a %+v: want memory 500, max 900 (the higher), limit 1000, CPU 3", a)
+	}
+	if nodes[1].MemoryBytes != 7 {
+		t.Errorf("Nomad's measured figures were replaced: %+v", nodes[1])
+	}
+}
+
+func TestCPUMeterIsPercentOfOneCoreBetweenReadings(t *testing.T) {
+	m, at := NewCPUMeter(), time.Unix(1000, 0)
+	if p := m.Percent("a", 10, at); p != 0 {
+		t.Fatalf("first reading %v, want 0", p)
+	}
+	if p := m.Percent("a", 13, at.Add(10*time.Second)); p != 30 {
+		t.Fatalf("3 CPU seconds in 10s = %v%%, want 30", p)
+	}
+	if p := m.Percent("a", 12, at.Add(20*time.Second)); p != 0 {
+		t.Fatalf("a total that went down gave %v, want 0", p)
+	}
+}
