@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"log/slog"
 	"math/big"
 	"net"
 	"runtime"
@@ -34,9 +35,28 @@ func cpuTime() time.Duration {
 // client's side of a TLS 1.3 handshake (ECDSA P-256) and a SCRAM-SHA-256
 // proof (PBKDF2, 4,096 iterations) measured here (fresh-login-core-%).
 func BenchmarkSamplingRound1000(b *testing.B) {
-	src := &fakeSource{insts: instances(1000), dbReads: map[string]int{}}
+	src := &fakeSource{insts: someInstances(1000), dbReads: map[string]int{}}
+	benchRounds(b, src, src)
+}
+
+// BenchmarkSamplingRound1000ThroughNomadHTTP is the same with the container
+// figures read through the real adapter (nomad.Cluster, Nomad's api
+// client: one allocation list, 1,000 stats requests and their JSON) from
+// an in-process fake Nomad, whose serving side is counted too: an upper
+// bound of the broker's cost per round.
+func BenchmarkSamplingRound1000ThroughNomadHTTP(b *testing.B) {
+	src := &fakeSource{insts: someInstances(1000), dbReads: map[string]int{}}
+	ns, stop := newNomadSource(b, src)
+	defer stop()
+	benchRounds(b, ns, src)
+}
+
+func benchRounds(b *testing.B, src Source, insts Instances) {
 	cfg := Config{Interval: 15 * time.Second, DatabaseInterval: 5 * time.Minute}
-	s := newSampler(b, src, newFakeSeries(), cfg)
+	s, err := New(src, insts, newFakeSeries(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
 	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	for r := range 20 { // every database read once, the tiers warm
 		_ = s.Round(context.Background(), now.Add(time.Duration(r)*cfg.Interval))

@@ -12,7 +12,7 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
-func instances(n int) []store.Instance {
+func someInstances(n int) []store.Instance {
 	out := make([]store.Instance, n)
 	for i := range out {
 		id := fmt.Sprintf("inst-%04d", i)
@@ -36,7 +36,7 @@ func newSampler(t testing.TB, src *fakeSource, series Series, cfg Config) *Sampl
 // and the coarser points are the average of CPU and the maximum of memory
 // of the samples they cover.
 func TestEightDaysOfSamplingStayWithinEachTiersBound(t *testing.T) {
-	src := &fakeSource{insts: instances(2), dbReads: map[string]int{}}
+	src := &fakeSource{insts: someInstances(2), dbReads: map[string]int{}}
 	series := newFakeSeries()
 	s := newSampler(t, src, series, Config{Interval: 15 * time.Second, DatabaseInterval: 5 * time.Minute})
 	start := time.Date(2026, 3, 1, 0, 0, 7, 0, time.UTC)
@@ -76,7 +76,7 @@ func TestEightDaysOfSamplingStayWithinEachTiersBound(t *testing.T) {
 // per round at most, every one within the first 20 rounds, and each once
 // per 20 rounds after.
 func TestDatabaseReadsSpreadOverTheRounds(t *testing.T) {
-	src := &fakeSource{insts: instances(200), dbReads: map[string]int{}}
+	src := &fakeSource{insts: someInstances(200), dbReads: map[string]int{}}
 	s := newSampler(t, src, newFakeSeries(), Config{Interval: 15 * time.Second, DatabaseInterval: 5 * time.Minute})
 	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	total, worst := 0, 0
