@@ -88,6 +88,10 @@ func TestOwnerSeesTheStatsOfTheirDatabaseNowAndOverTime(t *testing.T) {
 	if m.Range != "1h" || m.StepSeconds != 1 || last.MemoryBytes == 0 || last.Connections < 1 {
 		t.Errorf("metrics %s step %d, last point %+v: want 1h, step 1, memory and the app's connection", m.Range, m.StepSeconds, last)
 	}
+	t.Logf("last of %d points (step %ds): %+v", len(m.Points), m.StepSeconds, last)
+	if _, body := b.apiCall(t, http.MethodGet, "/api/instances/"+id+"/stats", "", nil); body != "" {
+		t.Logf("GET /stats again: %s", body)
+	}
 	var bad struct{ Error, Description string }
 	if status, _ := b.apiCall(t, http.MethodGet, "/api/instances/"+id+"/metrics?range=2h", "", &bad); status != 400 || bad.Error != "Range" {
 		t.Errorf("range=2h: %d %+v, want 400 Range", status, bad)
