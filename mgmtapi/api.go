@@ -142,25 +142,33 @@ func (a *API) stored(r *http.Request) (store.Instance, error) {
 // instance returns the instance of the path, ready for management: it
 // exists, its provisioning succeeded and no operation runs on it (404, 409).
 func (a *API) instance(r *http.Request) (store.Instance, error) {
+	inst, op, err := a.provisioned(r)
+	if err == nil && op.State == store.InProgress {
+		return store.Instance{}, failure(http.StatusConflict, "OperationInProgress",
+			"instance %s has an operation in progress (%s: %s); try again once last_operation says it finished", inst.ID, op.Kind, op.Description)
+	}
+	return inst, err
+}
+
+// provisioned returns the instance of the path, not deprovisioned and
+// whose provisioning did not fail (404, 409), with its latest operation,
+// which may still run.
+func (a *API) provisioned(r *http.Request) (store.Instance, store.Operation, error) {
 	inst, err := a.stored(r)
 	if err != nil {
-		return inst, err
+		return inst, store.Operation{}, err
 	}
 	if inst.Gone() {
-		return store.Instance{}, failure(http.StatusNotFound, "InstanceNotFound", "instance_id %q was deprovisioned", inst.ID)
+		return store.Instance{}, store.Operation{}, failure(http.StatusNotFound, "InstanceNotFound", "instance_id %q was deprovisioned", inst.ID)
 	}
 	op, err := a.Store.Instances().LatestOperation(r.Context(), inst.ID)
 	if err != nil {
-		return store.Instance{}, stateDB("read the instance's latest operation", err)
+		return store.Instance{}, op, stateDB("read the instance's latest operation", err)
 	}
-	switch {
-	case op.State == store.InProgress:
-		return store.Instance{}, failure(http.StatusConflict, "OperationInProgress",
-			"instance %s has an operation in progress (%s: %s); try again once last_operation says it finished", inst.ID, op.Kind, op.Description)
-	case op.Kind == store.KindProvision && op.State == store.Failed:
-		return store.Instance{}, failure(http.StatusConflict, "InstanceNotReady", "instance %s failed to provision: %s", inst.ID, op.Description)
+	if op.Kind == store.KindProvision && op.State == store.Failed {
+		return store.Instance{}, op, failure(http.StatusConflict, "InstanceNotReady", "instance %s failed to provision: %s", inst.ID, op.Description)
 	}
-	return inst, nil
+	return inst, op, nil
 }
 
 // startOperation records an OSB operation of kind on inst with raw, its

@@ -119,23 +119,12 @@ func (a statsRoutes) overTime(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"range": rng, "step_seconds": int(tier.Step / time.Second), "points": out})
 }
 
-// live returns the instance of the path when it is not deprovisioned and
-// its provisioning succeeded (404, 409); unlike instance, an operation in
-// progress does not stop a read.
+// live returns the instance of the path once provisioned (404, 409); unlike
+// instance, another operation in progress does not stop a read.
 func (a statsRoutes) live(r *http.Request) (store.Instance, error) {
-	inst, err := a.stored(r)
-	if err != nil {
-		return inst, err
+	inst, op, err := a.provisioned(r)
+	if err == nil && op.Kind == store.KindProvision && op.State == store.InProgress {
+		return store.Instance{}, failure(http.StatusConflict, "InstanceNotReady", "instance %s is still being provisioned: %s", inst.ID, op.Description)
 	}
-	if inst.Gone() {
-		return store.Instance{}, failure(http.StatusNotFound, "InstanceNotFound", "instance_id %q was deprovisioned", inst.ID)
-	}
-	op, err := a.Store.Instances().LatestOperation(r.Context(), inst.ID)
-	if err != nil {
-		return store.Instance{}, stateDB("read the instance's latest operation", err)
-	}
-	if op.Kind == store.KindProvision && op.State != store.Succeeded {
-		return store.Instance{}, failure(http.StatusConflict, "InstanceNotReady", "instance %s is not provisioned: %s", inst.ID, op.Description)
-	}
-	return inst, nil
+	return inst, err
 }
