@@ -120,3 +120,32 @@ func TestAnIntervalThatDoesNotNestIsRefused(t *testing.T) {
 		t.Fatal("a 7s interval was accepted")
 	}
 }
+
+// TestABrokerStartingLaterRollsUpWhatTheFormerLeftUnfinished: a sampler
+// stops at 49:45, before the bucket 45:00-50:00 is rolled up; another
+// starts 20 minutes later on the same series and rolls it up in its first
+// round (and the earlier buckets stay as they were).
+func TestABrokerStartingLaterRollsUpWhatTheFormerLeftUnfinished(t *testing.T) {
+	src := &fakeSource{insts: someInstances(1), dbReads: map[string]int{}}
+	series := newFakeSeries()
+	cfg := Config{Interval: 15 * time.Second, DatabaseInterval: time.Minute}
+	start := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	first := newSampler(t, src, series, cfg)
+	for now := start; now.Before(start.Add(50 * time.Minute)); now = now.Add(15 * time.Second) {
+		src.cpu = 4
+		if err := first.Round(context.Background(), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(series.series("inst-0000", 5*time.Minute)); n != 9 {
+		t.Fatalf("the first sampler made %d five-minute points, want 9 (10:00 to 10:40)", n)
+	}
+	second := newSampler(t, src, series, cfg)
+	if err := second.Round(context.Background(), start.Add(70*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	five := series.series("inst-0000", 5*time.Minute)
+	if len(five) != 10 || !five[9].At.Equal(start.Add(45*time.Minute)) || five[9].CPUPercent != 4 {
+		t.Fatalf("after the second sampler's first round: %d five-minute points, last %+v; want 10, the last at 10:45 with CPU 4", len(five), five[len(five)-1])
+	}
+}
