@@ -45,6 +45,7 @@ type serverAdmin interface {
 	InRecovery(ctx context.Context) (bool, error)
 	HasDataFile(ctx context.Context, name string) (bool, error)
 	DataSize(ctx context.Context) (int64, error)
+	Stats(ctx context.Context, n pgadmin.Names) (pgadmin.DatabaseStats, error)
 	Checkpoint(ctx context.Context) error
 	Standbys(ctx context.Context) ([]pgadmin.Standby, error)
 	EnsureReplicationRole(ctx context.Context, password string) error

@@ -88,6 +88,9 @@ type Config struct {
 	BackupRetentionInterval time.Duration `split_words:"true" default:"1h" desc:"how often retention sweeps every instance's backups"`
 	BackupMaxAge            time.Duration `split_words:"true" default:"26h" desc:"a last successful dump older than this makes an instance's backups unhealthy"`
 
+	MetricsInterval         time.Duration `split_words:"true" default:"15s" desc:"how often every instance's container figures are sampled for the dashboard's plots and /metrics: the last hour is kept at this step; at least 1s and dividing 5m"`
+	MetricsDatabaseInterval time.Duration `split_words:"true" default:"5m" desc:"how often each instance's database figures (connections, sizes) are sampled, spread over the rounds: each read is a TLS and SCRAM login; at least PGBROKER_METRICS_INTERVAL"`
+
 	Workers             int           `split_words:"true" default:"8" desc:"operations carried out at once"`
 	AttemptTimeout      time.Duration `split_words:"true" default:"5m" desc:"one attempt of an operation"`
 	RescueAfter         time.Duration `split_words:"true" default:"6m" desc:"an attempt older than this is taken as crashed and retried; > ATTEMPT_TIMEOUT"`
@@ -261,6 +264,8 @@ func (c Config) check() error {
 		{"PGBROKER_BACKUP_SCHEDULE_TICK", c.BackupScheduleTick < time.Second || c.BackupScheduleTick > time.Hour, "from 1s to 1h"},
 		{"PGBROKER_BACKUP_RETENTION_INTERVAL", c.BackupRetentionInterval < time.Second, "at least 1s"},
 		{"PGBROKER_BACKUP_MAX_AGE", c.BackupMaxAge < time.Minute, "at least 1m"},
+		{"PGBROKER_METRICS_INTERVAL", c.MetricsInterval < time.Second || (5*time.Minute)%c.MetricsInterval != 0, "at least 1s and dividing 5m (15s, 30s, 1m)"},
+		{"PGBROKER_METRICS_DATABASE_INTERVAL", c.MetricsDatabaseInterval < c.MetricsInterval, "at least PGBROKER_METRICS_INTERVAL"},
 		{"PGBROKER_GATEWAY_CPU_MHZ", c.GatewayCPUMHz < 1, "at least 1"},
 		{"PGBROKER_GATEWAY_MEMORY_MIB", c.GatewayMemoryMiB < 16, "at least 16"},
 		{"PGBROKER_ORPHAN_GRACE", c.OrphanGrace < 0, "zero or more"},

@@ -9,18 +9,24 @@ package instances
 import (
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/provisioner"
+	"github.com/pgbroker/pgbroker/stats"
 	"github.com/pgbroker/pgbroker/store"
 )
 
 // Service answers the front doors' synchronous calls through p, for
 // instances on the plans of cat. Safe for concurrent use.
 type Service struct {
-	p   *provisioner.Provisioner
-	cat *catalog.Catalog
+	p      *provisioner.Provisioner
+	cat    *catalog.Catalog
+	allocs Allocations     // container figures; nil until WithAllocations
+	peaks  *stats.Peaks    // memory and swap maxima per allocation
+	cpu    *stats.CPUMeter // CPU readings of control groups per allocation
 }
 
 // New returns a Service over p and the catalog cat.
-func New(p *provisioner.Provisioner, cat *catalog.Catalog) *Service { return &Service{p: p, cat: cat} }
+func New(p *provisioner.Provisioner, cat *catalog.Catalog) *Service {
+	return &Service{p: p, cat: cat, peaks: stats.NewPeaks(), cpu: stats.NewCPUMeter()}
+}
 
 // Target is the provisioner's view of the stored instance i on plan: its
 // short id, gateway port, Nomad node, Force TLS and managed extensions as

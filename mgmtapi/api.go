@@ -29,6 +29,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/extensions"
+	"github.com/pgbroker/pgbroker/stats"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/users"
 )
@@ -70,6 +71,9 @@ type Options struct {
 	Queries    Queries
 	Members    Members // nil: the summary names no members
 	Dumps      Dumps
+	Stats      Stats        // current figures
+	Metrics    MetricSeries // figures over time
+	Tiers      []stats.Tier // the tiers Metrics keeps (sampler.Sampler.Tiers), answering ?range=
 	// EnqueueOp puts an operation's job (restore, extension change) on the
 	// durable queue in the transaction that records it (worker.Runner.Enqueue).
 	EnqueueOp store.EnqueueFunc
@@ -110,7 +114,7 @@ func (a *API) Handler() http.Handler {
 		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", r.Method+" is not allowed on this path")
 	})
 	r.HandleFunc(DocumentPath, serveOpenAPI).Methods(http.MethodGet)
-	for _, rt := range slices.Concat(userRoutes{a}.routes(), extensionRoutes{a}.routes(), backupRoutes{a}.routes(),
+	for _, rt := range slices.Concat(userRoutes{a}.routes(), extensionRoutes{a}.routes(), backupRoutes{a}.routes(), statsRoutes{a}.routes(),
 		queryRoutes{a}.routes(), settingRoutes{a}.routes()) {
 		r.HandleFunc("/api/instances/{instance_id}"+rt.path, rt.handler).Methods(rt.method)
 	}
@@ -141,25 +145,33 @@ func (a *API) stored(r *http.Request) (store.Instance, error) {
 // instance returns the instance of the path, ready for management: it
 // exists, its provisioning succeeded and no operation runs on it (404, 409).
 func (a *API) instance(r *http.Request) (store.Instance, error) {
+	inst, op, err := a.provisioned(r)
+	if err == nil && op.State == store.InProgress {
+		return store.Instance{}, failure(http.StatusConflict, "OperationInProgress",
+			"instance %s has an operation in progress (%s: %s); try again once last_operation says it finished", inst.ID, op.Kind, op.Description)
+	}
+	return inst, err
+}
+
+// provisioned returns the instance of the path, not deprovisioned and
+// whose provisioning did not fail (404, 409), with its latest operation,
+// which may still run.
+func (a *API) provisioned(r *http.Request) (store.Instance, store.Operation, error) {
 	inst, err := a.stored(r)
 	if err != nil {
-		return inst, err
+		return inst, store.Operation{}, err
 	}
 	if inst.Gone() {
-		return store.Instance{}, failure(http.StatusNotFound, "InstanceNotFound", "instance_id %q was deprovisioned", inst.ID)
+		return store.Instance{}, store.Operation{}, failure(http.StatusNotFound, "InstanceNotFound", "instance_id %q was deprovisioned", inst.ID)
 	}
 	op, err := a.Store.Instances().LatestOperation(r.Context(), inst.ID)
 	if err != nil {
-		return store.Instance{}, stateDB("read the instance's latest operation", err)
+		return store.Instance{}, op, stateDB("read the instance's latest operation", err)
 	}
-	switch {
-	case op.State == store.InProgress:
-		return store.Instance{}, failure(http.StatusConflict, "OperationInProgress",
-			"instance %s has an operation in progress (%s: %s); try again once last_operation says it finished", inst.ID, op.Kind, op.Description)
-	case op.Kind == store.KindProvision && op.State == store.Failed:
-		return store.Instance{}, failure(http.StatusConflict, "InstanceNotReady", "instance %s failed to provision: %s", inst.ID, op.Description)
+	if op.Kind == store.KindProvision && op.State == store.Failed {
+		return store.Instance{}, op, failure(http.StatusConflict, "InstanceNotReady", "instance %s failed to provision: %s", inst.ID, op.Description)
 	}
-	return inst, nil
+	return inst, op, nil
 }
 
 // startOperation records an OSB operation of kind on inst with raw, its

@@ -6,13 +6,20 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pgbroker/pgbroker/stats"
 )
 
 // TestBadInputIsRefusedBeforeAnythingIsTouched: each rule broken gets its
 // 4xx and rule name. The API runs with no store and no instances: reaching
 // either would panic, so a pass also shows nothing was read or changed.
 func TestBadInputIsRefusedBeforeAnythingIsTouched(t *testing.T) {
-	h := New(Options{}).Handler()
+	tiers, err := stats.Tiers(15 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Options{Tiers: tiers}).Handler()
 	long := strings.Repeat("a", 65)
 	cases := []struct {
 		name, method, path, body string
@@ -36,6 +43,9 @@ func TestBadInputIsRefusedBeforeAnythingIsTouched(t *testing.T) {
 		{"trailing data", "POST", "/users", `{"username":"myuser"} {}`, 400, "JSON"},
 		{"extension not installed", "PUT", "/extensions/postgis", ``, 422, "ExtensionNotAvailable"},
 		{"extension not allowed", "DELETE", "/extensions/adminpack", ``, 422, "ExtensionNotAvailable"},
+		{"metrics range not offered", "GET", "/metrics?range=2h", ``, 400, "Range"},
+		{"metrics range in another unit", "GET", "/metrics?range=60m", ``, 400, "Range"},
+		{"stats written to", "POST", "/stats", `{}`, 405, "MethodNotAllowed"},
 		{"method not allowed", "PATCH", "/users", `{}`, 405, "MethodNotAllowed"},
 		{"method not allowed on backups", "DELETE", "/backups", ``, 405, "MethodNotAllowed"},
 		{"method not allowed on a download", "POST", "/backups/some-backup/download", ``, 405, "MethodNotAllowed"},
@@ -56,6 +66,9 @@ func TestBadInputIsRefusedBeforeAnythingIsTouched(t *testing.T) {
 			}
 			if c.rule == "ExtensionNotAvailable" && !strings.Contains(body.Description, "pg_stat_statements") {
 				t.Errorf("422 does not name the allowed extensions: %s", body.Description)
+			}
+			if c.rule == "Range" && !strings.Contains(body.Description, "range") {
+				t.Errorf("400 does not name range: %s", body.Description)
 			}
 			if rec.Code == http.StatusOK {
 				t.Error("accepted")

@@ -37,9 +37,11 @@ import (
 	"github.com/pgbroker/pgbroker/nomad"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/reconcile"
+	"github.com/pgbroker/pgbroker/sampler"
 	"github.com/pgbroker/pgbroker/sealed"
 	"github.com/pgbroker/pgbroker/sealedcopy"
 	"github.com/pgbroker/pgbroker/servercert"
+	"github.com/pgbroker/pgbroker/stats"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/webauth"
 	"github.com/pgbroker/pgbroker/worker"
@@ -281,7 +283,12 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 	dashboardBase, _ := cfg.DashboardBase() // config.Load checked it
 	// What the front doors ask of the instances' databases (bind, members,
 	// data size, users, extensions), on stored instances.
-	syncCalls := instances.New(prov, cat)
+	syncCalls := instances.New(prov, cat).WithAllocations(d.cluster, stats.NewPeaks())
+	figures, err := sampler.New(syncCalls, st.Instances(), st.Metrics(), sampler.Config{
+		Interval: cfg.MetricsInterval, DatabaseInterval: cfg.MetricsDatabaseInterval}, log)
+	if err != nil {
+		return fmt.Errorf("metrics sampler: %w", err)
+	}
 	b := broker.New(cat, st, runner.Enqueue, syncCalls, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0).
 		WithDashboardURL(func(id string) string { return dashboard.URL(dashboardBase, id) }).
 		WithMaximumPollingDuration(workerCfg.VerdictWithin())
@@ -293,10 +300,12 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 		Sessions: sessions, Origin: origin,
 		Management: mgmtapi.New(mgmtapi.Options{
 			Store: st, Catalog: cat, Users: syncCalls, Extensions: syncCalls, Queries: syncCalls, Members: syncCalls, Dumps: dumps,
+			Stats: syncCalls, Metrics: st.Metrics(), Tiers: figures.Tiers(),
 			EnqueueOp: runner.Enqueue, EnqueueBackup: runner.EnqueueBackup,
 			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), WriteTimeout: cfg.HTTPWriteTimeout, Log: log,
 		}).Handler(),
-		Metrics: metrics.Handler(st.Backups(), log, repairs.Metrics().Collectors()...),
+		Metrics: metrics.Handler(st.Backups(), log,
+			append(repairs.Metrics().Collectors(), metrics.InstanceCollector(figures))...),
 		Dashboard: func(api http.Handler) http.Handler {
 			d, _ := dashboard.New(dashboard.Options{Store: st, Logins: syncCalls, API: api, Sessions: sessions,
 				Limiter: webauth.NewLimiter(webauth.DefaultLoginLimits), Base: dashboardBase, Log: log})
@@ -324,6 +333,7 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 	if cfg.ReconcileInterval > 0 {
 		go repairs.Run(ctx, cfg.ReconcileInterval)
 	}
+	go figures.Run(ctx)
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLSCertFile != "" {
