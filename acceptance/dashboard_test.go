@@ -169,7 +169,7 @@ func jsString(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) +
 // instance's credentials are refused. It writes a screenshot of each tab.
 func TestDashboardInABrowser(t *testing.T) {
 	ctx := browser(t)
-	b := newBroker(t)
+	b := newBroker(t, "PGBROKER_METRICS_INTERVAL=1s", "PGBROKER_METRICS_DATABASE_INTERVAL=2s")
 	c := b.client()
 	const plan = "postgresql-starter-512"
 	id, otherID := uuid.NewString(), uuid.NewString()
@@ -192,7 +192,25 @@ func TestDashboardInABrowser(t *testing.T) {
 	if v := p.text("#version"); !strings.HasPrefix(v, "15.") {
 		t.Errorf("overview shows PostgreSQL %q", v)
 	}
+	// 2. Non-zero figures, and a plot of them.
+	if !regexp.MustCompile(`^[1-9]\d* / \d+$`).MatchString(p.text("#stat-connections")) || p.text("#node-stats td.memory") == "0 B" ||
+		p.text("#stat-disk-size") == "0 B" {
+		t.Errorf("overview figures: connections %q, memory %q, on disk %q; want non-zero", p.text("#stat-connections"),
+			p.text("#node-stats td.memory"), p.text("#stat-disk-size"))
+	}
 	p.screenshot("overview")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		p.run("metrics", chromedp.Navigate(p.base+"/metrics?range=1h"), chromedp.WaitVisible(chromedp.CSS("#chart-memory_bytes canvas")))
+		if n, _ := strconv.Atoi(value(p, "points", chromedp.AttributeValue(chromedp.CSS("#chart-memory_bytes"), "data-points")).Value); n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the memory plot has fewer than 2 points a minute after provisioning: %s", p.shows())
+		}
+		time.Sleep(2 * time.Second)
+	}
+	p.screenshot("metrics")
 
 	// 3. A long query shows in Running queries and is cancelled.
 	idle := connect(t, url)
@@ -202,7 +220,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	slept := make(chan error, 1)
 	go func() { _, err := sleeper.Exec(context.Background(), "SELECT pg_sleep(600)"); slept <- err }()
 	p.run("running queries", chromedp.Navigate(p.base+"/queries"))
-	deadline := time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for p.count(`#queries tr td.sql code`) == 0 || !strings.Contains(p.text("#queries"), "pg_sleep(600)") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the sleeping query never showed: %s", p.text("main"))

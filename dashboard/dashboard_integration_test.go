@@ -32,6 +32,8 @@ type stubAPI struct {
 
 var answers = map[string]string{
 	"":            `{"instance_id":"x","plan_id":"postgresql-starter-512","plan_name":"starter-512","nodes":1,"memory_mib":512,"max_connections":100,"postgresql_version":"15.18.0","force_tls":false,"last_operation":{"kind":"provision","state":"succeeded","description":"ready","updated_at":"2026-12-07T10:00:00Z"}}`,
+	"/stats":      `{"taken_at":"2026-12-07T10:00:00Z","nodes":[{"name":"node-0","allocation_id":"a","cpu_percent":12.5,"memory_bytes":183853056,"memory_max_bytes":200000000,"memory_limit_bytes":536870912,"swap_bytes":0,"swap_max_bytes":0,"swap_limit_bytes":0}],"database":{"connections":3,"max_connections":60,"data_size_bytes":12492135,"disk_size_bytes":69278373}}`,
+	"/metrics":    `{"range":"1h","step_seconds":15,"points":[{"at":"2026-12-07T10:00:00Z","cpu_percent":1,"memory_bytes":1,"swap_bytes":0,"connections":1,"data_size_bytes":1,"disk_size_bytes":1}]}`,
 	"/queries":    `{"queries":[{"pid":4242,"username":"u_aaaaaaaaaaaa","application":"psql","client":"127.0.0.1","state":"active","idle":false,"backend_start":"2026-12-07T10:00:00Z","query_start":"2026-12-07T10:00:01Z","duration_seconds":61.5,"query":"SELECT pg_sleep(600)"}],"idle_hidden":2}`,
 	"/users":      `{"users":[{"username":"db_aaaaaaaaaaaa","read_only":false,"protected":true,"binding":false,"can_login":false,"password_encryption":"none"},{"username":"reporting","read_only":true,"protected":false,"binding":false,"can_login":true,"password_encryption":"SCRAM-SHA-256"}]}`,
 	"/extensions": `{"extensions":[{"name":"pgcrypto","enabled":true,"version":"1.3","requires_restart":false},{"name":"pg_stat_statements","enabled":false,"requires_restart":true}]}`,
@@ -181,7 +183,7 @@ func TestLoginChecksTheDatabaseAndRefusesOtherOriginsAndGuessing(t *testing.T) {
 func TestEveryTabRendersFromTheAPIWithTheUsersSession(t *testing.T) {
 	f := newFixture(t, webauth.DefaultLoginLimits)
 	c, _ := f.login(t, "u_aaaaaaaaaaaa", "right-password")
-	for tab, want := range map[string]string{"/overview": "15.18.0", "/queries": "SELECT pg_sleep(600)", "/users": "owner (protected)",
+	for tab, want := range map[string]string{"/overview": "175.3 MiB", "/metrics": `"cpu_percent":1`, "/queries": "SELECT pg_sleep(600)", "/users": "owner (protected)",
 		"/extensions": "pg_stat_statements", "/backups": "120.6 KiB", "/settings": "Turn Force TLS on"} {
 		w := f.send("GET", tab, nil, c, "")
 		body := w.Body.String()

@@ -40,6 +40,19 @@ var funcs = template.FuncMap{
 	"seconds":  humanSeconds,
 	"when":     when,
 	"contains": func(list []any, s string) bool { return containsString(list, s) },
+	"free":     free,
+	"percent":  func(v any) string { f, _ := v.(float64); return fmt.Sprintf("%.1f %%", f) },
+}
+
+// free writes limit - used (JSON numbers of bytes), or "no limit" for a
+// limit of 0.
+func free(limit, used any) string {
+	l, _ := limit.(float64)
+	u, _ := used.(float64)
+	if l <= 0 {
+		return "no limit"
+	}
+	return humanBytes(max(l-u, 0)) + " free of " + humanBytes(l)
 }
 
 // render writes page with v: status, the security headers, text/html.

@@ -19,6 +19,7 @@ type tab struct {
 // tabs are the seeds' dashboard tabs (000 "Database Dashboard"), in order.
 var tabs = []tab{
 	{"overview", "Overview", loadOverview},
+	{"metrics", "Metrics", loadMetrics},
 	{"queries", "Running queries", loadQueries},
 	{"users", "Users", loadUsers},
 	{"extensions", "Extensions", loadExtensions},

@@ -27,6 +27,10 @@ type view struct {
 	Problem    string // why it, or loading the page, failed
 
 	Summary    map[string]any // GET /api/instances/{id}
+	Stats      map[string]any // GET …/stats
+	Metrics    map[string]any // GET …/metrics?range=Range
+	Range      string         // 1h, 24h or 7d
+	Ranges     []string
 	Queries    map[string]any // GET …/queries
 	ShowIdle   bool
 	Users      map[string]any // GET …/users
@@ -72,8 +76,29 @@ func (d *Dashboard) confirm(w http.ResponseWriter, r *http.Request, ss webauth.S
 	d.render(w, r, http.StatusOK, "confirm", v)
 }
 
+// loadOverview reads the summary, then the current figures: an instance
+// restarting has a summary and no figures, which the page says.
 func loadOverview(d *Dashboard, r *http.Request, v *view) error {
-	return d.call(r, http.MethodGet, "", nil, &v.Summary)
+	if err := d.call(r, http.MethodGet, "", nil, &v.Summary); err != nil {
+		return err
+	}
+	if err := d.call(r, http.MethodGet, "/stats", nil, &v.Stats); err != nil {
+		v.Problem = joinProblems(v.Problem, "The current figures are not available: "+err.Error())
+	}
+	return nil
+}
+
+// metricRanges are the plots' ranges (GET …/metrics?range=).
+var metricRanges = []string{"1h", "24h", "7d"}
+
+func loadMetrics(d *Dashboard, r *http.Request, v *view) error {
+	v.Range, v.Ranges = "1h", metricRanges
+	for _, rg := range metricRanges {
+		if r.URL.Query().Get("range") == rg {
+			v.Range = rg
+		}
+	}
+	return d.call(r, http.MethodGet, "/metrics?range="+v.Range, nil, &v.Metrics)
 }
 
 func loadQueries(d *Dashboard, r *http.Request, v *view) error {

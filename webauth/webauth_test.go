@@ -1,6 +1,9 @@
 package webauth
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -149,5 +152,43 @@ func TestLoginAttemptsAreLimitedPerClientAndPerInstance(t *testing.T) {
 	}
 	if ok, _ := l.Allow("10.0.0.3", "inst-b", now.Add(time.Minute)); !ok {
 		t.Fatal("a refusal on one instance charged that client's attempt on another")
+	}
+}
+
+// TestRevalidationAsksOncePerIntervalAndEndsARefusedSession: the check
+// runs at most once per interval for a session that passed; a refusal
+// (ErrLoginRefused) ends the session at once; another error lets the
+// request through without being remembered.
+func TestRevalidationAsksOncePerIntervalAndEndsARefusedSession(t *testing.T) {
+	s := NewSessions([]byte("secret"), time.Hour, false)
+	var asked int
+	var verdict error
+	s.Revalidate(func(context.Context, Session) error { asked++; return verdict }, time.Hour)
+	ss := s.New("inst-a", "alice", false, time.Now())
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.AddCookie(s.Cookie(ss))
+	for i := 0; i < 3; i++ {
+		if _, err := s.Verify(context.Background(), r, "inst-a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if asked != 1 {
+		t.Fatalf("asked %d times in one interval, want 1", asked)
+	}
+	other := s.New("inst-a", "bob", false, time.Now())
+	r2 := httptest.NewRequest(http.MethodGet, "/", nil)
+	r2.AddCookie(s.Cookie(other))
+	verdict = errors.New("the instance restarts")
+	for i := 0; i < 2; i++ {
+		if _, err := s.Verify(context.Background(), r2, "inst-a"); err != nil {
+			t.Fatalf("a failed check refused the session: %v", err)
+		}
+	}
+	verdict = fmt.Errorf("user bob: %w", ErrLoginRefused)
+	if _, err := s.Verify(context.Background(), r2, "inst-a"); !errors.Is(err, ErrLoginRefused) {
+		t.Fatalf("a refused user: %v, want ErrLoginRefused (a failed check must not be remembered as passed)", err)
+	}
+	if asked != 4 {
+		t.Fatalf("asked %d times, want 4", asked)
 	}
 }
