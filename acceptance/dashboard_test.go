@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,6 +192,9 @@ func TestDashboardInABrowser(t *testing.T) {
 	p.run("overview", chromedp.WaitVisible(chromedp.CSS("#plan")))
 	if v := p.text("#version"); !strings.HasPrefix(v, "15.") {
 		t.Errorf("overview shows PostgreSQL %q", v)
+	}
+	if u, err := neturl.Parse(url); err != nil || !strings.HasSuffix(p.text("#gateways"), ":"+u.Port()) {
+		t.Errorf("overview shows gateways %q, want the DATABASE_URL's port (%v)", p.text("#gateways"), err)
 	}
 	// 2. Non-zero figures, and a plot of them.
 	if !regexp.MustCompile(`^[1-9]\d* / \d+$`).MatchString(p.text("#stat-connections")) || p.text("#node-stats td.memory") == "0 B" ||

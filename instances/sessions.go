@@ -3,6 +3,8 @@ package instances
 import (
 	"context"
 	"errors"
+	"net"
+	"strconv"
 
 	"github.com/pgbroker/pgbroker/backends"
 	"github.com/pgbroker/pgbroker/webauth"
@@ -54,4 +56,18 @@ func (s *Service) CancelBackend(ctx context.Context, i store.Instance, pid int32
 		return err
 	}
 	return a.CancelBackend(ctx, n, pid, terminate)
+}
+
+// Gateways lists where i's gateways listen, "host:port" each, as Nomad has
+// them registered now (two on Business, one otherwise).
+func (s *Service) Gateways(ctx context.Context, i store.Instance) ([]string, error) {
+	hosts, err := s.p.GatewayAddresses(ctx, s.target(i))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(hosts))
+	for k, h := range hosts {
+		out[k] = net.JoinHostPort(h, strconv.Itoa(i.GatewayPort))
+	}
+	return out, nil
 }

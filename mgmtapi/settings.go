@@ -15,6 +15,9 @@ import (
 // ("node-0 leader; node-1 sync_standby streaming, lag 0 B").
 type Members interface {
 	Members(ctx context.Context, inst store.Instance) (string, error)
+	// Gateways lists where the gateways listen, "host:port" each, as
+	// registered in Nomad now.
+	Gateways(ctx context.Context, inst store.Instance) ([]string, error)
 }
 
 // settingRoutes serve an instance's summary and the settings its owner
@@ -40,6 +43,7 @@ type summary struct {
 	ForceTLS          bool           `json:"force_tls"`                  // only TLS connections may log in
 	Status            string         `json:"status,omitempty"`           // the reconcile loop's last verdict
 	Members           string         `json:"members,omitempty"`          // plans with standbys: Patroni's members
+	Gateways          []string       `json:"gateways,omitempty"`         // where the gateways listen, host:port, as registered in Nomad
 	LastOperation     *lastOperation `json:"last_operation,omitempty"`   // the latest operation, if any
 	Deprovisioned     *time.Time     `json:"deprovisioned_at,omitempty"` // set once deprovisioned
 	MembersError      string         `json:"members_error,omitempty"`    // why Members is missing
@@ -72,9 +76,12 @@ func (a settingRoutes) summary(w http.ResponseWriter, r *http.Request) {
 	if op.ID != "" {
 		out.LastOperation = &lastOperation{Kind: string(op.Kind), State: string(op.State), Description: op.Description, UpdatedAt: op.UpdatedAt}
 	}
-	if plan.HA() && !inst.Gone() && a.Members != nil {
-		if out.Members, err = a.Members.Members(r.Context(), inst); err != nil {
-			out.MembersError = err.Error()
+	if !inst.Gone() && a.Members != nil {
+		out.Gateways, _ = a.Members.Gateways(r.Context(), inst) // none registered: the overview shows none
+		if plan.HA() {
+			if out.Members, err = a.Members.Members(r.Context(), inst); err != nil {
+				out.MembersError = err.Error()
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -19,3 +19,9 @@ func (p *Provisioner) InstanceAdmin(ctx context.Context, in Instance) (AdminConn
 func (p *Provisioner) UserLogIn(ctx context.Context, in Instance, username, password string) error {
 	return p.conn.UserLogIn(ctx, in, username, password)
 }
+
+// GatewayAddresses returns the distinct addresses the instance's gateways
+// are registered at in Nomad, sorted. Errors when none is registered.
+func (p *Provisioner) GatewayAddresses(ctx context.Context, in Instance) ([]string, error) {
+	return p.conn.GatewayAddresses(ctx, in.ShortID)
+}
