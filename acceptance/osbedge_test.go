@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -158,14 +157,23 @@ func TestLastOperationWithAForeignOperationAnswersForTheLatest(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(body, `"dashboard_url":"`+wantURL+`"`) {
 		t.Errorf("GET instance: %d %s, want dashboard_url %s", status, body, wantURL)
 	}
-	resp, err := http.Get(b.url + "/dashboard/instances/" + id) // no broker credentials: a user's browser
+	// The dashboard_url answers a browser without broker credentials: a 303 to
+	// the login under PGBROKER_EXTERNAL_URL's path (its proxy strips /pg), and
+	// the login page names nothing the URL did not.
+	resp, err := noRedirect.Get(b.url + "/dashboard/instances/" + id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Running queries") || strings.Contains(string(page), id) {
-		t.Errorf("dashboard page: %d %.300s, want 200 with the placeholder, naming no instance", resp.StatusCode, page)
+	status, loc := resp.StatusCode, resp.Header.Get("Location")
+	if status != http.StatusSeeOther || loc != "/pg/dashboard/instances/"+id+"/login" {
+		t.Errorf("dashboard_url: %d to %q, want 303 to /pg/dashboard/instances/%s/login", status, loc, id)
+	}
+	known, page := asBrowser(t, b, http.MethodGet, "/dashboard/instances/"+id+"/login", "", nil, nil)
+	stranger := uuid.NewString()
+	_, other := asBrowser(t, b, http.MethodGet, "/dashboard/instances/"+stranger+"/login", "", nil, nil)
+	if known != http.StatusOK || !strings.Contains(page, `name="password"`) || strings.ReplaceAll(page, id, "") != strings.ReplaceAll(other, stranger, "") {
+		t.Errorf("login page: %d %.300s; want 200 with the form, the same for an unknown instance", known, page)
 	}
 
 	catalog, err := c.GetCatalog()

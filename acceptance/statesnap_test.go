@@ -18,7 +18,7 @@ import (
 // changed row):
 //   - every row of the broker's own tables (instances, operations, bindings,
 //     backups, ... everything in its database but River's and goose's
-//     bookkeeping, and the brokers' heartbeats), in full, and River's
+//     bookkeeping, the brokers' heartbeats and the sampled figures), in full, and River's
 //     operation and backup jobs;
 //   - for each instance short id in shorts: its Nomad jobs (id,
 //     job modify index: a new version, stop flag) and Variables (path, modify index);
@@ -35,7 +35,8 @@ func stateSnapshot(t *testing.T, b *broker, shorts ...string) string {
 	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
 		AND table_name NOT LIKE 'river%' AND table_name NOT LIKE 'goose%'
-		AND table_name <> 'broker_heartbeats' ORDER BY table_name`) // heartbeats change every few seconds by design
+		AND table_name NOT IN ('broker_heartbeats', 'instance_metrics') ORDER BY table_name`)
+	// Heartbeats and the sampler's figures change every few seconds by design.
 	if err != nil {
 		t.Fatal(err)
 	}
