@@ -142,7 +142,7 @@ func TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData(t *testing.T)
 		t.Error("the broker's log has no repaired event")
 	}
 	_, metrics := b.raw(http.MethodGet, "/metrics", "", nil)
-	if !strings.Contains(metrics, `pgbroker_reconcile_repairs_total{result="repaired"} 1`) {
+	if !strings.Contains(metrics, `pgbroker_reconcile_repairs_total{reason="lost",result="repaired"} 1`) {
 		t.Errorf("/metrics lacks one repair: %s", grepLines(metrics, "pgbroker_reconcile"))
 	}
 }

@@ -36,11 +36,18 @@ type world struct {
 	onRepairLock func()                     // runs when TryRepair succeeds (before the loop looks again)
 	provisionErr error
 	gatewayCert  string // PEM of the nodes Variable's server certificate; "" none
+
+	// Drift: what the registered jobs hold beyond the broker's definition.
+	drifted     map[string]string // job id → a field edited by hand (Resources/MemoryMB), so its plan has a diff
+	gatewayPin  string            // client the registered gateway job's node_id constraint names; "" none
+	pitrRestore bool              // the registered node job carries Meta pgbroker_pitr_restore
+	unplaceable bool              // plans of drifted jobs cannot place them
+	planned     []string          // plan <job id> [pin=<client>]
 }
 
 func newWorld() *world {
 	return &world{latest: map[string]store.Operation{}, statuses: map[string][]string{},
-		jobs: map[string]bool{}, vars: map[string]bool{}, copies: map[string]bool{}}
+		jobs: map[string]bool{}, vars: map[string]bool{}, copies: map[string]bool{}, drifted: map[string]string{}}
 }
 
 // healthy adds a provisioned instance of plan whose jobs and Variables are
@@ -127,7 +134,52 @@ func (w *world) Job(_ context.Context, jobID string) (*api.Job, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	stopped := !w.jobs[jobID]
-	return &api.Job{ID: &jobID, Stop: &stopped}, nil
+	job := &api.Job{ID: &jobID, Stop: &stopped, Meta: map[string]string{}}
+	if strings.HasSuffix(jobID, "-gateways") && w.gatewayPin != "" {
+		job.Constraints = []*api.Constraint{api.NewConstraint("${node.unique.id}", "=", w.gatewayPin)}
+	}
+	if strings.HasSuffix(jobID, "-nodes") && w.pitrRestore {
+		job.Meta[naming.MetaPITRRestore] = "op-pitr"
+	}
+	return job, nil
+}
+
+// Plan has a diff when the job was edited by hand (w.drifted) or, for the
+// gateway job, when job's pin is not the registered one's.
+func (w *world) Plan(_ context.Context, job *api.Job) (*api.JobPlanResponse, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pin := pinnedClient(job)
+	call := "plan " + *job.ID
+	if pin != "" {
+		call += " pin=" + pin
+	}
+	w.planned = append(w.planned, call)
+	resp := &api.JobPlanResponse{Diff: &api.JobDiff{Type: "None", ID: *job.ID}}
+	if field, ok := w.drifted[*job.ID]; ok {
+		resp.Diff.Type = "Edited"
+		resp.Diff.TaskGroups = []*api.TaskGroupDiff{{Type: "Edited", Name: "node-0", Tasks: []*api.TaskDiff{{Type: "Edited", Name: "postgres",
+			Objects: []*api.ObjectDiff{{Type: "Edited", Name: "Resources", Fields: []*api.FieldDiff{{Type: "Edited", Name: field, Old: "1024", New: "512"}}}}}}}}
+		if w.unplaceable {
+			resp.FailedTGAllocs = map[string]*api.AllocationMetric{"node-0": {}}
+		}
+	}
+	if strings.HasSuffix(*job.ID, "-gateways") && pin != w.gatewayPin {
+		resp.Diff.Type = "Edited"
+		resp.Diff.Objects = []*api.ObjectDiff{{Type: "Edited", Name: "Constraint"}}
+	}
+	return resp, nil
+}
+
+// RenderJobs renders the two jobs by id, the gateway job pinned to
+// in.GatewayNodeID.
+func (w *world) RenderJobs(in provisioner.Instance, _ provisioner.Size) (*api.Job, *api.Job, error) {
+	nodes, gateways := naming.NodesJobID(in.ShortID), naming.GatewaysJobID(in.ShortID)
+	g := &api.Job{ID: &gateways}
+	if in.GatewayNodeID != "" {
+		g.Constraints = []*api.Constraint{api.NewConstraint("${node.unique.id}", "=", in.GatewayNodeID)}
+	}
+	return &api.Job{ID: &nodes}, g, nil
 }
 
 func (w *world) Allocations(context.Context, string, bool) ([]*api.AllocationListStub, error) {
@@ -199,5 +251,8 @@ func (w *world) Provision(_ context.Context, in provisioner.Instance, size provi
 	}
 	w.jobs[naming.NodesJobID(in.ShortID)] = true
 	w.jobs[naming.GatewaysJobID(in.ShortID)] = true
+	delete(w.drifted, naming.NodesJobID(in.ShortID))
+	delete(w.drifted, naming.GatewaysJobID(in.ShortID))
+	w.gatewayPin = in.GatewayNodeID
 	return provisioner.Placement{NodeID: in.NodeID}, nil
 }
