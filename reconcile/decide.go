@@ -27,6 +27,11 @@ type Finding struct {
 	// definition of a drifted job (FailedTGAllocs), so registering it could
 	// stop a running allocation for one that never starts.
 	DriftUnplaceable bool
+	// Interrupted: the instance's recorded status is still "repairing: ..."
+	// when this broker holds the reconcile lock, so the broker that started
+	// the repair stopped before its end (killed, say); the repair is run
+	// again to its end (every step is idempotent).
+	Interrupted bool
 }
 
 // JobsMissing reports whether a job must be registered again.
@@ -35,17 +40,20 @@ func (f Finding) JobsMissing() bool { return f.NodesJob != "" || f.GatewaysJob !
 // Clean reports whether Nomad lacks nothing and holds the broker's
 // definition of each job.
 func (f Finding) Clean() bool {
-	return !f.JobsMissing() && len(f.Variables) == 0 && !f.NodesVariableLost && len(f.Drifted) == 0
+	return !f.JobsMissing() && len(f.Variables) == 0 && !f.NodesVariableLost && len(f.Drifted) == 0 && !f.Interrupted
 }
 
 // Reason is the metrics label of a repair of f: "lost" when Nomad lacks a
-// job or a Variable, "drift" when it only holds a job whose definition
-// drifted.
+// job or a Variable, "drift" when it holds a job whose definition drifted,
+// else "interrupted" (only a repair to finish).
 func (f Finding) Reason() string {
-	if f.JobsMissing() || len(f.Variables) > 0 || f.NodesVariableLost {
+	switch {
+	case f.JobsMissing() || len(f.Variables) > 0 || f.NodesVariableLost:
 		return "lost"
+	case len(f.Drifted) > 0:
+		return "drift"
 	}
-	return "drift"
+	return "interrupted"
 }
 
 // String says what is missing or differs: "nodes job missing, gateways
@@ -69,6 +77,9 @@ func (f Finding) String() string {
 	}
 	if f.DriftUnplaceable {
 		parts = append(parts, "the broker's definition cannot be placed")
+	}
+	if f.Interrupted && len(parts) == 0 {
+		parts = append(parts, "a repair interrupted")
 	}
 	if len(parts) == 0 {
 		return "nothing missing"
@@ -108,7 +119,7 @@ func Decide(ha bool, nodeID string, f Finding) (Action, string) {
 		return Leave, "degraded: " + f.String() + " (Business: needs an operator)"
 	case f.NodesVariableLost, f.DriftUnplaceable:
 		return Leave, "degraded: " + f.String() + " (needs an operator)"
-	case !f.JobsMissing() && len(f.Drifted) == 0:
+	case !f.JobsMissing() && len(f.Drifted) == 0 && !f.Interrupted:
 		return RestoreVariables, StatusRunning
 	case nodeID == "":
 		return Leave, "degraded: " + f.String() + ", and no Nomad client is recorded as holding its data (needs an operator)"

@@ -178,3 +178,30 @@ func TestDiffFieldsNamesWhatWouldChangeAndOnlyNumbersValues(t *testing.T) {
 		t.Errorf("diffFields = %q; want %q", got, want)
 	}
 }
+
+// TestPassFinishesARepairItsBrokerDidNotEnd: an instance still recorded as
+// "repairing" when this broker holds the reconcile lock was left by a
+// broker stopped mid-repair (killed after registering the jobs, say): the
+// repair runs again to its end even though Nomad lacks nothing now.
+func TestPassFinishesARepairItsBrokerDidNotEnd(t *testing.T) {
+	w := newWorld()
+	inst := w.healthy("inst-1", starter)
+	w.instances[0].Status = "repairing: nodes job missing, gateways job missing"
+	r := w.reconciler(t)
+	passes(t, r, 1)
+	want := []string{"provision " + inst.ShortID + " node=client-a port=31007"}
+	if !slices.Equal(w.calls, want) {
+		t.Errorf("calls = %q; want %q", w.calls, want)
+	}
+	if got := w.statuses[inst.ID]; !slices.Equal(got, []string{"repairing: a repair interrupted", "running"}) {
+		t.Errorf("statuses = %q", got)
+	}
+	if n := testutil.ToFloat64(r.Metrics().repairs.WithLabelValues("interrupted", "repaired")); n != 1 {
+		t.Errorf("interrupted repairs counted: %v; want 1", n)
+	}
+	w.calls = nil
+	passes(t, r, 2)
+	if len(w.calls) != 0 {
+		t.Errorf("finished repair run again: %q", w.calls)
+	}
+}

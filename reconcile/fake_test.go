@@ -105,6 +105,11 @@ func (w *world) SetStatus(_ context.Context, id, status string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.statuses[id] = append(w.statuses[id], status)
+	for i := range w.instances {
+		if w.instances[i].ID == id {
+			w.instances[i].Status = status
+		}
+	}
 	return nil
 }
 

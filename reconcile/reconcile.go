@@ -5,7 +5,8 @@
 // registered again by the provisioner on the client holding the data, with
 // the same gateway port. A job of a single-node plan whose definition
 // drifted from the broker's (edited by hand) is registered again the same
-// way. Drift is what Nomad's own plan says (nomad job plan -diff of the job
+// way, and so is an instance whose recorded status is still "repairing"
+// (its broker stopped mid-repair: the repair is run to its end). Drift is what Nomad's own plan says (nomad job plan -diff of the job
 // the broker would register now), not a comparison of fields written here:
 // Nomad fills defaults, adds implied constraints and decides which fields
 // count, and a plan sees every field, so a healthy job has no diff and a
@@ -180,6 +181,7 @@ func (r *Reconciler) instance(ctx context.Context, lock Lock, inst store.Instanc
 	if err := r.inspectDrift(ctx, inst, plan, live, &f); err != nil {
 		return "", err
 	}
+	f.Interrupted = strings.HasPrefix(inst.Status, StatusRepairing)
 	action, status := Decide(plan.HA(), inst.NodeID, f)
 	if action == Leave {
 		if status != inst.Status && status != StatusRunning {
