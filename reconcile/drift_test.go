@@ -29,29 +29,10 @@ func TestPassRegistersAgainAStarterWhoseNodeJobWasEditedByHand(t *testing.T) {
 			inst := w.healthy("inst-1", plan)
 			w.gatewayCert = certNaming(t, "10.0.0.2")
 			w.drifted[naming.NodesJobID(inst.ShortID)] = "MemoryMB"
-			r := w.reconciler(t)
-			passes(t, r, 1)
-			want := []string{"provision " + inst.ShortID + " node=client-a port=31007 gateway=client-b"}
-			if !slices.Equal(w.calls, want) {
-				t.Errorf("calls = %q; want %q", w.calls, want)
-			}
-			got := w.statuses[inst.ID]
-			if !slices.Equal(got, []string{"repairing: nodes job definition drifted", "running"}) {
-				t.Errorf("statuses = %q; want repairing: nodes job definition drifted, running", got)
-			}
-			if n := testutil.ToFloat64(r.Metrics().repairs.WithLabelValues("drift", "repaired")); n != 1 {
-				t.Errorf("drift repairs counted: %v; want 1", n)
-			}
-			if n := testutil.ToFloat64(r.Metrics().repairs.WithLabelValues("lost", "repaired")); n != 0 {
-				t.Errorf("lost repairs counted: %v; want 0", n)
-			}
 			// Back to the broker's definition, its gateway now pinned by the
 			// repair: the next passes find nothing to do.
-			w.calls = nil
-			passes(t, r, 3)
-			if len(w.calls) != 0 {
-				t.Errorf("later passes acted: %q", w.calls)
-			}
+			repairedOnce(t, w, inst, "provision "+inst.ShortID+" node=client-a port=31007 gateway=client-b",
+				"nodes job definition drifted", "drift")
 		})
 	}
 }
@@ -187,21 +168,34 @@ func TestPassFinishesARepairItsBrokerDidNotEnd(t *testing.T) {
 	w := newWorld()
 	inst := w.healthy("inst-1", starter)
 	w.instances[0].Status = "repairing: nodes job missing, gateways job missing"
+	repairedOnce(t, w, inst, "provision "+inst.ShortID+" node=client-a port=31007", "a repair interrupted", "interrupted")
+}
+
+// repairedOnce runs a pass and checks it provisioned inst with call,
+// recorded "repairing: "+what then "running", and counted one repair of
+// reason and none of another; then that three more passes do nothing.
+func repairedOnce(t *testing.T, w *world, inst store.Instance, call, what, reason string) {
+	t.Helper()
 	r := w.reconciler(t)
 	passes(t, r, 1)
-	want := []string{"provision " + inst.ShortID + " node=client-a port=31007"}
-	if !slices.Equal(w.calls, want) {
-		t.Errorf("calls = %q; want %q", w.calls, want)
+	if !slices.Equal(w.calls, []string{call}) {
+		t.Errorf("calls = %q; want %q", w.calls, call)
 	}
-	if got := w.statuses[inst.ID]; !slices.Equal(got, []string{"repairing: a repair interrupted", "running"}) {
-		t.Errorf("statuses = %q", got)
+	if got := w.statuses[inst.ID]; !slices.Equal(got, []string{"repairing: " + what, "running"}) {
+		t.Errorf("statuses = %q; want repairing: %s, running", got, what)
 	}
-	if n := testutil.ToFloat64(r.Metrics().repairs.WithLabelValues("interrupted", "repaired")); n != 1 {
-		t.Errorf("interrupted repairs counted: %v; want 1", n)
+	for _, other := range []string{"lost", "drift", "interrupted"} {
+		want := 0.0
+		if other == reason {
+			want = 1
+		}
+		if n := testutil.ToFloat64(r.Metrics().repairs.WithLabelValues(other, "repaired")); n != want {
+			t.Errorf("repairs counted with reason %s: %v; want %v", other, n, want)
+		}
 	}
 	w.calls = nil
-	passes(t, r, 2)
+	passes(t, r, 3)
 	if len(w.calls) != 0 {
-		t.Errorf("finished repair run again: %q", w.calls)
+		t.Errorf("later passes acted: %q", w.calls)
 	}
 }

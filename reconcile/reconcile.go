@@ -5,12 +5,12 @@
 // registered again by the provisioner on the client holding the data, with
 // the same gateway port. A job of a single-node plan whose definition
 // drifted from the broker's (edited by hand) is registered again the same
-// way, and so is an instance whose recorded status is still "repairing"
-// (its broker stopped mid-repair: the repair is run to its end). Drift is what Nomad's own plan says (nomad job plan -diff of the job
-// the broker would register now), not a comparison of fields written here:
-// Nomad fills defaults, adds implied constraints and decides which fields
-// count, and a plan sees every field, so a healthy job has no diff and a
-// job a repair pinned is rendered pinned too. An operation in progress always wins: the loop
+// way, and so is an instance whose status is still "repairing" (its broker
+// stopped mid-repair). Drift is what Nomad's plan of the job the broker
+// would register now says (nomad job plan -diff), not fields compared
+// here: Nomad fills defaults and adds implied constraints, so only its own
+// diff finds no difference in a job as the broker registered it, and it
+// sees every field. An operation in progress always wins: the loop
 // leaves its instance alone, and an instance under repair refuses new
 // operations until it is back (store.ErrRepairInFlight). Business instances
 // are only reported ("degraded: ..."): their nodes are not pinned one by one,
@@ -54,8 +54,8 @@ type Lock interface {
 // it (store.Store.TryReconcileLock).
 type TryLock func(ctx context.Context) (lock Lock, ok bool, err error)
 
-// Nomad reads and plans jobs, reads their allocations, lists and reads Variables, and
-// gives the clients' addresses (nomad.Cluster).
+// Nomad reads and plans jobs, reads their allocations, lists and reads
+// Variables, and gives the clients' addresses (nomad.Cluster).
 type Nomad interface {
 	Job(ctx context.Context, jobID string) (*api.Job, error)
 	Plan(ctx context.Context, job *api.Job) (*api.JobPlanResponse, error)
