@@ -43,18 +43,19 @@ func TestPassRegistersAgainAStarterWhoseNodeJobWasEditedByHand(t *testing.T) {
 func TestPassNeverRegistersAHealthyInstanceAgain(t *testing.T) {
 	for _, c := range []struct {
 		name     string
+		nodePin  string // the registered node job's pin
 		pin      string // the registered gateway job's pin
 		certIP   string // the address the server certificate names; "" no certificate
 		wantPlan string // the gateway job planned
 	}{
-		{"gateway not pinned", "", "10.0.0.2", "plan %s"},
-		{"gateway pinned by a repair", "client-b", "10.0.0.2", "plan %s pin=client-b"},
-		{"gateway pinned, its former client not known", "client-c", "", "plan %s pin=client-c"},
+		{"as provisioned: neither job pinned", "", "", "10.0.0.2", "plan %s"},
+		{"gateway pinned by a repair", "client-a", "client-b", "10.0.0.2", "plan %s pin=client-b"},
+		{"gateway pinned, its former client not known", "client-a", "client-c", "", "plan %s pin=client-c"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := newWorld()
 			inst := w.healthy("inst-1", starter)
-			w.gatewayPin = c.pin
+			w.gatewayPin, w.nodePin = c.pin, c.nodePin
 			if c.certIP != "" {
 				w.gatewayCert = certNaming(t, c.certIP)
 			}
@@ -66,8 +67,12 @@ func TestPassNeverRegistersAHealthyInstanceAgain(t *testing.T) {
 				t.Errorf("statuses = %q; want running thrice", got)
 			}
 			wantPlan := strings.Replace(c.wantPlan, "%s", naming.GatewaysJobID(inst.ShortID), 1)
-			if !slices.Contains(w.planned, wantPlan) || !slices.Contains(w.planned, "plan "+naming.NodesJobID(inst.ShortID)) {
-				t.Errorf("planned %q; want %q and the node job each pass", w.planned, wantPlan)
+			wantNodes := "plan " + naming.NodesJobID(inst.ShortID)
+			if c.nodePin != "" {
+				wantNodes += " pin=" + c.nodePin
+			}
+			if !slices.Contains(w.planned, wantPlan) || !slices.Contains(w.planned, wantNodes) {
+				t.Errorf("planned %q; want %q and %q each pass", w.planned, wantPlan, wantNodes)
 			}
 		})
 	}

@@ -40,6 +40,7 @@ type world struct {
 	// Drift: what the registered jobs hold beyond the broker's definition.
 	drifted     map[string]string // job id → a field edited by hand (Resources/MemoryMB), so its plan has a diff
 	gatewayPin  string            // client the registered gateway job's node_id constraint names; "" none
+	nodePin     string            // likewise for the node job (a provision leaves it unpinned, a repair pins it)
 	pitrRestore bool              // the registered node job carries Meta pgbroker_pitr_restore
 	unplaceable bool              // plans of drifted jobs cannot place them
 	planned     []string          // plan <job id> [pin=<client>]
@@ -143,14 +144,17 @@ func (w *world) Job(_ context.Context, jobID string) (*api.Job, error) {
 	if strings.HasSuffix(jobID, "-gateways") && w.gatewayPin != "" {
 		job.Constraints = []*api.Constraint{api.NewConstraint("${node.unique.id}", "=", w.gatewayPin)}
 	}
+	if strings.HasSuffix(jobID, "-nodes") && w.nodePin != "" {
+		job.Constraints = []*api.Constraint{api.NewConstraint("${node.unique.id}", "=", w.nodePin)}
+	}
 	if strings.HasSuffix(jobID, "-nodes") && w.pitrRestore {
 		job.Meta[naming.MetaPITRRestore] = "op-pitr"
 	}
 	return job, nil
 }
 
-// Plan has a diff when the job was edited by hand (w.drifted) or, for the
-// gateway job, when job's pin is not the registered one's.
+// Plan has a diff when the job was edited by hand (w.drifted) or when
+// job's pin is not the registered one's.
 func (w *world) Plan(_ context.Context, job *api.Job) (*api.JobPlanResponse, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -169,22 +173,27 @@ func (w *world) Plan(_ context.Context, job *api.Job) (*api.JobPlanResponse, err
 			resp.FailedTGAllocs = map[string]*api.AllocationMetric{"node-0": {}}
 		}
 	}
-	if strings.HasSuffix(*job.ID, "-gateways") && pin != w.gatewayPin {
+	if (strings.HasSuffix(*job.ID, "-gateways") && pin != w.gatewayPin) || (strings.HasSuffix(*job.ID, "-nodes") && pin != w.nodePin) {
 		resp.Diff.Type = "Edited"
-		resp.Diff.Objects = []*api.ObjectDiff{{Type: "Edited", Name: "Constraint"}}
+		resp.Diff.Objects = []*api.ObjectDiff{{Type: "Added", Name: "Constraint"}}
 	}
 	return resp, nil
 }
 
-// RenderJobs renders the two jobs by id, the gateway job pinned to
-// in.GatewayNodeID.
+// RenderJobs renders the two jobs by id, the node job pinned to in.NodeID,
+// the gateway job to in.GatewayNodeID.
 func (w *world) RenderJobs(in provisioner.Instance, _ provisioner.Size) (*api.Job, *api.Job, error) {
 	nodes, gateways := naming.NodesJobID(in.ShortID), naming.GatewaysJobID(in.ShortID)
-	g := &api.Job{ID: &gateways}
-	if in.GatewayNodeID != "" {
-		g.Constraints = []*api.Constraint{api.NewConstraint("${node.unique.id}", "=", in.GatewayNodeID)}
+	return pinned(nodes, in.NodeID), pinned(gateways, in.GatewayNodeID), nil
+}
+
+// pinned is a job jobID with a node_id constraint on client ("" none).
+func pinned(jobID, client string) *api.Job {
+	job := &api.Job{ID: &jobID}
+	if client != "" {
+		job.Constraints = []*api.Constraint{api.NewConstraint("${node.unique.id}", "=", client)}
 	}
-	return &api.Job{ID: &nodes}, g, nil
+	return job
 }
 
 func (w *world) Allocations(context.Context, string, bool) ([]*api.AllocationListStub, error) {
@@ -258,6 +267,6 @@ func (w *world) Provision(_ context.Context, in provisioner.Instance, size provi
 	w.jobs[naming.GatewaysJobID(in.ShortID)] = true
 	delete(w.drifted, naming.NodesJobID(in.ShortID))
 	delete(w.drifted, naming.GatewaysJobID(in.ShortID))
-	w.gatewayPin = in.GatewayNodeID
+	w.gatewayPin, w.nodePin = in.GatewayNodeID, in.NodeID
 	return provisioner.Placement{NodeID: in.NodeID}, nil
 }
