@@ -75,17 +75,7 @@ func instanceStatus(t testing.TB, b *broker, id string) string {
 // repair is reported in GET instance and on /metrics.
 func TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData(t *testing.T) {
 	b := newBroker(t, "PGBROKER_RECONCILE_INTERVAL="+reconcileInterval.String())
-	c := b.client()
-	id := uuid.NewString()
-	const plan = "postgresql-starter-512"
-	took := provision(t, c, id, plan)
-	creds := bind(t, c, id, uuid.NewString(), plan, nil)
-	databaseURL := creds["DATABASE_URL"].(string)
-	app := connect(t, databaseURL)
-	mustExec(t, app, "CREATE TABLE kept (body text)")
-	mustExec(t, app, "INSERT INTO kept VALUES ('before the loss')")
-	app.Close(context.Background())
-	waitStatus(t, b, id, func(s string) bool { return s == "running" }, 30*time.Second)
+	id, databaseURL, took := starterWithARow(t, b, "before the loss")
 
 	short := naming.ShortID(id)
 	gatewayBefore := runningAllocs(t, naming.GatewaysJobID(short))[0].NodeID
@@ -111,9 +101,7 @@ func TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData(t *testing.T)
 		t.Errorf("the gateway came back on client %s, not %s", after, gatewayBefore)
 	}
 
-	app = connect(t, databaseURL)
-	var body string
-	if err := app.QueryRow(context.Background(), "SELECT body FROM kept").Scan(&body); err != nil || body != "before the loss" {
+	if body, err := keptRow(t, databaseURL); err != nil || body != "before the loss" {
 		t.Errorf("row after the repair: %q, %v", body, err)
 	}
 	if nodes := runningAllocs(t, naming.NodesJobID(naming.ShortID(id))); len(nodes) != 1 || nodes[0].NodeID != client {
@@ -124,7 +112,7 @@ func TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData(t *testing.T)
 		t.Error("the broker's log has no repaired event")
 	}
 	_, metrics := b.raw(http.MethodGet, "/metrics", "", nil)
-	if !strings.Contains(metrics, `pgbroker_reconcile_repairs_total{result="repaired"} 1`) {
+	if !strings.Contains(metrics, `pgbroker_reconcile_repairs_total{reason="lost",result="repaired"} 1`) {
 		t.Errorf("/metrics lacks one repair: %s", grepLines(metrics, "pgbroker_reconcile"))
 	}
 }
@@ -151,6 +139,36 @@ func TestBusinessWhoseJobsNomadLostIsReportedDegradedNotRegistered(t *testing.T)
 			t.Errorf("job %s registered again (status %s)", job, *j.Status)
 		}
 	}
+}
+
+// starterWithARow provisions a Starter instance (512) on b, binds it,
+// writes one row (body) into its table kept, and waits until GET instance
+// says "running". It returns the instance id, the binding's DATABASE_URL
+// and how long the provision took.
+func starterWithARow(t *testing.T, b *broker, body string) (string, string, time.Duration) {
+	t.Helper()
+	c := b.client()
+	id := uuid.NewString()
+	const plan = "postgresql-starter-512"
+	took := provision(t, c, id, plan)
+	databaseURL := bind(t, c, id, uuid.NewString(), plan, nil)["DATABASE_URL"].(string)
+	app := connect(t, databaseURL)
+	mustExec(t, app, "CREATE TABLE kept (body text)")
+	mustExec(t, app, "INSERT INTO kept VALUES ('"+body+"')")
+	app.Close(context.Background())
+	waitStatus(t, b, id, func(s string) bool { return s == "running" }, 30*time.Second)
+	return id, databaseURL, took
+}
+
+// keptRow is the body of the row starterWithARow wrote, read through
+// databaseURL.
+func keptRow(t *testing.T, databaseURL string) (string, error) {
+	t.Helper()
+	app := connect(t, databaseURL)
+	defer app.Close(context.Background())
+	var body string
+	err := app.QueryRow(context.Background(), "SELECT body FROM kept").Scan(&body)
+	return body, err
 }
 
 // waitStatus polls GET instance until ok(status) or limit, and returns the

@@ -59,9 +59,12 @@ func (n *Cluster) Job(ctx context.Context, jobID string) (*api.Job, error) {
 	return job, nil
 }
 
-// Plan dry-runs job against the cluster (nomad job plan): what would change.
+// Plan dry-runs job against the cluster (nomad job plan -diff): what would
+// change, with the difference between job and the registered one
+// (JobPlanResponse.Diff, Type "None" when registering job would change
+// nothing) and the task groups that could not be placed (FailedTGAllocs).
 func (n *Cluster) Plan(ctx context.Context, job *api.Job) (*api.JobPlanResponse, error) {
-	plan, _, err := n.c.Jobs().PlanOpts(job, &api.PlanOptions{}, writeOpts(ctx))
+	plan, _, err := n.c.Jobs().PlanOpts(job, &api.PlanOptions{Diff: true}, writeOpts(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("plan job %s with Nomad: %w", *job.ID, err)
 	}

@@ -13,11 +13,14 @@ package provisioner
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/hashicorp/nomad/api"
 
 	"github.com/pgbroker/pgbroker/adminconn"
 	"github.com/pgbroker/pgbroker/backup"
@@ -180,11 +183,7 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	}
 	crashpoint.Hit("provision:secrets")
 	progress("registering Nomad jobs")
-	nodes, err := p.jobs.Nodes(in, size)
-	if err != nil {
-		return Placement{}, err
-	}
-	gateways, err := p.jobs.Gateways(in, size)
+	nodes, gateways, err := p.renderJobs(in, size)
 	if err != nil {
 		return Placement{}, err
 	}
@@ -234,6 +233,29 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	}
 	crashpoint.Hit("provision:database")
 	return placed, nil
+}
+
+// RenderJobs returns the node job and the gateway job that Provision
+// registers for in on size, without registering them: the broker's
+// definition of the instance, which the reconcile loop compares with
+// Nomad's. Errors: the CA is not loaded yet (the node job names it), or
+// Nomad's parse error.
+func (p *Provisioner) RenderJobs(in Instance, size Size) (nodes, gateways *api.Job, err error) {
+	if p.certs.CA() == nil {
+		return nil, nil, errors.New("render the jobs of " + in.ShortID + ": the CA is not loaded")
+	}
+	return p.renderJobs(in, size)
+}
+
+// renderJobs is RenderJobs without the check for the CA.
+func (p *Provisioner) renderJobs(in Instance, size Size) (nodes, gateways *api.Job, err error) {
+	if nodes, err = p.jobs.Nodes(in, size); err != nil {
+		return nil, nil, err
+	}
+	if gateways, err = p.jobs.Gateways(in, size); err != nil {
+		return nil, nil, err
+	}
+	return nodes, gateways, nil
 }
 
 // Resize moves a provisioned instance to size: it registers the node job

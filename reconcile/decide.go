@@ -19,18 +19,45 @@ type Finding struct {
 	// running the node job again would mint passwords the data directory
 	// does not know.
 	NodesVariableLost bool
+	// Drifted names the registered jobs ("nodes", "gateways") whose
+	// definition differs from the one the broker would register now
+	// (Nomad's plan of the broker's definition has a diff).
+	Drifted []string
+	// DriftUnplaceable: Nomad's plan could not place the broker's
+	// definition of a drifted job (FailedTGAllocs), so registering it could
+	// stop a running allocation for one that never starts.
+	DriftUnplaceable bool
+	// Interrupted: the instance's recorded status is still "repairing: ..."
+	// when this broker holds the reconcile lock, so the broker that started
+	// the repair stopped before its end (killed, say); the repair is run
+	// again to its end (every step is idempotent).
+	Interrupted bool
 }
 
 // JobsMissing reports whether a job must be registered again.
 func (f Finding) JobsMissing() bool { return f.NodesJob != "" || f.GatewaysJob != "" }
 
-// Clean reports whether Nomad lacks nothing.
+// Clean reports whether Nomad lacks nothing and holds the broker's
+// definition of each job.
 func (f Finding) Clean() bool {
-	return !f.JobsMissing() && len(f.Variables) == 0 && !f.NodesVariableLost
+	return !f.JobsMissing() && len(f.Variables) == 0 && !f.NodesVariableLost && len(f.Drifted) == 0 && !f.Interrupted
 }
 
-// String says what is missing: "nodes job missing, gateways job stopped,
-// 2 Variables missing".
+// Reason is the metrics label of a repair of f: "lost" when Nomad lacks a
+// job or a Variable, "drift" when it holds a job whose definition drifted,
+// else "interrupted" (only a repair to finish).
+func (f Finding) Reason() string {
+	switch {
+	case f.JobsMissing() || len(f.Variables) > 0 || f.NodesVariableLost:
+		return "lost"
+	case len(f.Drifted) > 0:
+		return "drift"
+	}
+	return "interrupted"
+}
+
+// String says what is missing or differs: "nodes job missing, gateways
+// job stopped, 2 Variables missing", "nodes job definition drifted".
 func (f Finding) String() string {
 	var parts []string
 	if f.NodesJob != "" {
@@ -44,6 +71,15 @@ func (f Finding) String() string {
 	}
 	if f.NodesVariableLost {
 		parts = append(parts, "nodes Variable missing with no sealed copy")
+	}
+	for _, job := range f.Drifted {
+		parts = append(parts, job+" job definition drifted")
+	}
+	if f.DriftUnplaceable {
+		parts = append(parts, "the broker's definition cannot be placed")
+	}
+	if f.Interrupted && len(parts) == 0 {
+		parts = append(parts, "a repair interrupted")
 	}
 	if len(parts) == 0 {
 		return "nothing missing"
@@ -61,7 +97,8 @@ const (
 	// their sealed copies.
 	RestoreVariables
 	// Repair: put the Variables back, then register the jobs again the
-	// way provisioning does (same client, gateway port, data directory).
+	// way provisioning does (same client, gateway port, data directory):
+	// for jobs missing, stopped, or whose definition drifted.
 	Repair
 )
 
@@ -80,9 +117,9 @@ func Decide(ha bool, nodeID string, f Finding) (Action, string) {
 		return Leave, StatusRunning
 	case ha:
 		return Leave, "degraded: " + f.String() + " (Business: needs an operator)"
-	case f.NodesVariableLost:
+	case f.NodesVariableLost, f.DriftUnplaceable:
 		return Leave, "degraded: " + f.String() + " (needs an operator)"
-	case !f.JobsMissing():
+	case !f.JobsMissing() && len(f.Drifted) == 0 && !f.Interrupted:
 		return RestoreVariables, StatusRunning
 	case nodeID == "":
 		return Leave, "degraded: " + f.String() + ", and no Nomad client is recorded as holding its data (needs an operator)"

@@ -36,11 +36,19 @@ type world struct {
 	onRepairLock func()                     // runs when TryRepair succeeds (before the loop looks again)
 	provisionErr error
 	gatewayCert  string // PEM of the nodes Variable's server certificate; "" none
+
+	// Drift: what the registered jobs hold beyond the broker's definition.
+	drifted     map[string]string // job id → a field edited by hand (Resources/MemoryMB), so its plan has a diff
+	gatewayPin  string            // client the registered gateway job's node_id constraint names; "" none
+	nodePin     string            // likewise for the node job (a provision leaves it unpinned, a repair pins it)
+	pitrRestore bool              // the registered node job carries Meta pgbroker_pitr_restore
+	unplaceable bool              // plans of drifted jobs cannot place them
+	planned     []string          // plan <job id> [pin=<client>]
 }
 
 func newWorld() *world {
 	return &world{latest: map[string]store.Operation{}, statuses: map[string][]string{},
-		jobs: map[string]bool{}, vars: map[string]bool{}, copies: map[string]bool{}}
+		jobs: map[string]bool{}, vars: map[string]bool{}, copies: map[string]bool{}, drifted: map[string]string{}}
 }
 
 // healthy adds a provisioned instance of plan whose jobs and Variables are
@@ -98,6 +106,11 @@ func (w *world) SetStatus(_ context.Context, id, status string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.statuses[id] = append(w.statuses[id], status)
+	for i := range w.instances {
+		if w.instances[i].ID == id {
+			w.instances[i].Status = status
+		}
+	}
 	return nil
 }
 
@@ -127,7 +140,60 @@ func (w *world) Job(_ context.Context, jobID string) (*api.Job, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	stopped := !w.jobs[jobID]
-	return &api.Job{ID: &jobID, Stop: &stopped}, nil
+	job := &api.Job{ID: &jobID, Stop: &stopped, Meta: map[string]string{}}
+	if strings.HasSuffix(jobID, "-gateways") && w.gatewayPin != "" {
+		job.Constraints = []*api.Constraint{api.NewConstraint("${node.unique.id}", "=", w.gatewayPin)}
+	}
+	if strings.HasSuffix(jobID, "-nodes") && w.nodePin != "" {
+		job.Constraints = []*api.Constraint{api.NewConstraint("${node.unique.id}", "=", w.nodePin)}
+	}
+	if strings.HasSuffix(jobID, "-nodes") && w.pitrRestore {
+		job.Meta[naming.MetaPITRRestore] = "op-pitr"
+	}
+	return job, nil
+}
+
+// Plan has a diff when the job was edited by hand (w.drifted) or when
+// job's pin is not the registered one's.
+func (w *world) Plan(_ context.Context, job *api.Job) (*api.JobPlanResponse, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pin := pinnedClient(job)
+	call := "plan " + *job.ID
+	if pin != "" {
+		call += " pin=" + pin
+	}
+	w.planned = append(w.planned, call)
+	resp := &api.JobPlanResponse{Diff: &api.JobDiff{Type: "None", ID: *job.ID}}
+	if field, ok := w.drifted[*job.ID]; ok {
+		resp.Diff.Type = "Edited"
+		resp.Diff.TaskGroups = []*api.TaskGroupDiff{{Type: "Edited", Name: "node-0", Tasks: []*api.TaskDiff{{Type: "Edited", Name: "postgres",
+			Objects: []*api.ObjectDiff{{Type: "Edited", Name: "Resources", Fields: []*api.FieldDiff{{Type: "Edited", Name: field, Old: "1024", New: "512"}}}}}}}}
+		if w.unplaceable {
+			resp.FailedTGAllocs = map[string]*api.AllocationMetric{"node-0": {}}
+		}
+	}
+	if (strings.HasSuffix(*job.ID, "-gateways") && pin != w.gatewayPin) || (strings.HasSuffix(*job.ID, "-nodes") && pin != w.nodePin) {
+		resp.Diff.Type = "Edited"
+		resp.Diff.Objects = []*api.ObjectDiff{{Type: "Added", Name: "Constraint"}}
+	}
+	return resp, nil
+}
+
+// RenderJobs renders the two jobs by id, the node job pinned to in.NodeID,
+// the gateway job to in.GatewayNodeID.
+func (w *world) RenderJobs(in provisioner.Instance, _ provisioner.Size) (*api.Job, *api.Job, error) {
+	nodes, gateways := naming.NodesJobID(in.ShortID), naming.GatewaysJobID(in.ShortID)
+	return pinned(nodes, in.NodeID), pinned(gateways, in.GatewayNodeID), nil
+}
+
+// pinned is a job jobID with a node_id constraint on client ("" none).
+func pinned(jobID, client string) *api.Job {
+	job := &api.Job{ID: &jobID}
+	if client != "" {
+		job.Constraints = []*api.Constraint{api.NewConstraint("${node.unique.id}", "=", client)}
+	}
+	return job
 }
 
 func (w *world) Allocations(context.Context, string, bool) ([]*api.AllocationListStub, error) {
@@ -199,5 +265,8 @@ func (w *world) Provision(_ context.Context, in provisioner.Instance, size provi
 	}
 	w.jobs[naming.NodesJobID(in.ShortID)] = true
 	w.jobs[naming.GatewaysJobID(in.ShortID)] = true
+	delete(w.drifted, naming.NodesJobID(in.ShortID))
+	delete(w.drifted, naming.GatewaysJobID(in.ShortID))
+	w.gatewayPin, w.nodePin = in.GatewayNodeID, in.NodeID
 	return provisioner.Placement{NodeID: in.NodeID}, nil
 }

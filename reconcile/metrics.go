@@ -13,7 +13,8 @@ type Metrics struct {
 func newMetrics() *Metrics {
 	return &Metrics{
 		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgbroker_reconcile_repairs_total",
-			Help: "Repairs of instances whose jobs or Variables Nomad lost, by result (repaired, failed)."}, []string{"result"}),
+			Help: "Repairs of instances, by reason (lost: Nomad lacked a job or a Variable; drift: a job's definition differed from the broker's) and result (repaired, failed)."},
+			[]string{"reason", "result"}),
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgbroker_reconcile_repair_duration_seconds",
 			Help:    "Time (seconds) from the start of a successful repair until the instance answered again.",
 			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300}}),

@@ -3,7 +3,14 @@
 // back what Nomad lost: the instance's Variables from their sealed copies,
 // and the node and gateway jobs of single-node plans (Sandbox, Starter),
 // registered again by the provisioner on the client holding the data, with
-// the same gateway port. An operation in progress always wins: the loop
+// the same gateway port. A job of a single-node plan whose definition
+// drifted from the broker's (edited by hand) is registered again the same
+// way, and so is an instance whose status is still "repairing" (its broker
+// stopped mid-repair). Drift is what Nomad's plan of the job the broker
+// would register now says (nomad job plan -diff), not fields compared
+// here: Nomad fills defaults and adds implied constraints, so only its own
+// diff finds no difference in a job as the broker registered it, and it
+// sees every field. An operation in progress always wins: the loop
 // leaves its instance alone, and an instance under repair refuses new
 // operations until it is back (store.ErrRepairInFlight). Business instances
 // are only reported ("degraded: ..."): their nodes are not pinned one by one,
@@ -47,10 +54,11 @@ type Lock interface {
 // it (store.Store.TryReconcileLock).
 type TryLock func(ctx context.Context) (lock Lock, ok bool, err error)
 
-// Nomad reads jobs and their allocations, lists and reads Variables, and
-// gives the clients' addresses (nomad.Cluster).
+// Nomad reads and plans jobs, reads their allocations, lists and reads
+// Variables, and gives the clients' addresses (nomad.Cluster).
 type Nomad interface {
 	Job(ctx context.Context, jobID string) (*api.Job, error)
+	Plan(ctx context.Context, job *api.Job) (*api.JobPlanResponse, error)
 	Allocations(ctx context.Context, jobID string, all bool) ([]*api.AllocationListStub, error)
 	WaitStopped(ctx context.Context, ids []string) error
 	VariablePaths(ctx context.Context, prefix string) ([]string, error)
@@ -69,9 +77,11 @@ type Restorer interface {
 	Restore(ctx context.Context, path string) (bool, error)
 }
 
-// Provisioner registers an instance's jobs and waits until it answers
-// (provisioner.Provisioner.Provision: idempotent, pinned to in.NodeID).
+// Provisioner renders an instance's jobs, and registers them and waits
+// until it answers (provisioner.Provisioner: Provision is idempotent,
+// pinned to in.NodeID).
 type Provisioner interface {
+	RenderJobs(in provisioner.Instance, size provisioner.Size) (nodes, gateways *api.Job, err error)
 	Provision(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
 }
 
@@ -164,10 +174,14 @@ func (r *Reconciler) instance(ctx context.Context, lock Lock, inst store.Instanc
 	if !ok {
 		return "", fmt.Errorf("plan %s is not in the catalog: left alone", inst.PlanID)
 	}
-	f, err := r.inspect(ctx, inst.ShortID)
+	f, live, err := r.inspect(ctx, inst.ShortID)
 	if err != nil {
 		return "", err
 	}
+	if err := r.inspectDrift(ctx, inst, plan, live, &f); err != nil {
+		return "", err
+	}
+	f.Interrupted = strings.HasPrefix(inst.Status, StatusRepairing)
 	action, status := Decide(plan.HA(), inst.NodeID, f)
 	if action == Leave {
 		if status != inst.Status && status != StatusRunning {
@@ -212,25 +226,48 @@ func prefixes(short string) []string {
 	return []string{"nomad/jobs/pg-" + short + "-", "pgbroker/instances/" + short + "/"}
 }
 
-// inspect compares Nomad with the state database for the instance short.
-func (r *Reconciler) inspect(ctx context.Context, short string) (Finding, error) {
-	var f Finding
-	var err error
-	if f.NodesJob, err = r.jobState(ctx, naming.NodesJobID(short)); err != nil {
-		return f, err
+// inspectDrift sets f.Drifted and f.DriftUnplaceable for a single-node
+// instance whose jobs and Variables are all in Nomad (else the repair of
+// what is lost registers the broker's definition anyway, and a Business
+// instance is only reported), and logs what drifted.
+func (r *Reconciler) inspectDrift(ctx context.Context, inst store.Instance, plan catalog.Plan, live registered, f *Finding) error {
+	if plan.HA() || inst.NodeID == "" || !f.Clean() {
+		return nil
 	}
-	if f.GatewaysJob, err = r.jobState(ctx, naming.GatewaysJobID(short)); err != nil {
-		return f, err
+	drifts, err := r.drift(ctx, inst, plan, live)
+	if err != nil {
+		return fmt.Errorf("compare the jobs with the broker's definition: %w", err)
+	}
+	for _, d := range drifts {
+		f.Drifted = append(f.Drifted, d.job)
+		f.DriftUnplaceable = f.DriftUnplaceable || d.unplaceable
+		r.log.Warn("job definition drifted", slog.String("instance_id", inst.ID), slog.String("job", d.job),
+			slog.String("changes", strings.Join(d.fields, "; ")), slog.Bool("unplaceable", d.unplaceable))
+	}
+	return nil
+}
+
+// inspect compares Nomad with the state database for the instance short,
+// and returns its jobs as Nomad holds them.
+func (r *Reconciler) inspect(ctx context.Context, short string) (Finding, registered, error) {
+	var f Finding
+	var live registered
+	var err error
+	if live.nodes, f.NodesJob, err = r.jobState(ctx, naming.NodesJobID(short)); err != nil {
+		return f, live, err
+	}
+	if live.gateways, f.GatewaysJob, err = r.jobState(ctx, naming.GatewaysJobID(short)); err != nil {
+		return f, live, err
 	}
 	var inNomad, kept []string
 	for _, prefix := range prefixes(short) {
 		paths, err := r.d.Nomad.VariablePaths(ctx, prefix)
 		if err != nil {
-			return f, err
+			return f, live, err
 		}
 		copies, err := r.d.Copies.Paths(ctx, prefix)
 		if err != nil {
-			return f, err
+			return f, live, err
 		}
 		inNomad, kept = append(inNomad, paths...), append(kept, copies...)
 	}
@@ -241,28 +278,28 @@ func (r *Reconciler) inspect(ctx context.Context, short string) (Finding, error)
 	}
 	nodes := naming.NodesSecretPath(short)
 	f.NodesVariableLost = !slices.Contains(inNomad, nodes) && !slices.Contains(kept, nodes)
-	return f, nil
+	return f, live, nil
 }
 
-// jobState is "" for a registered job that is not stopped, else "missing"
-// or "stopped".
-func (r *Reconciler) jobState(ctx context.Context, jobID string) (string, error) {
+// jobState returns the job jobID and "" when it is registered and not
+// stopped, else "missing" (and no job) or "stopped".
+func (r *Reconciler) jobState(ctx context.Context, jobID string) (*api.Job, string, error) {
 	job, err := r.d.Nomad.Job(ctx, jobID)
 	switch {
 	case nomad.IsNotFound(err):
-		return "missing", nil
+		return nil, "missing", nil
 	case err != nil:
-		return "", err
+		return nil, "", err
 	case job.Stop != nil && *job.Stop:
-		return "stopped", nil
+		return job, "stopped", nil
 	}
-	return "", nil
+	return job, "", nil
 }
 
 // repair puts back what f says is missing, logs and counts it, and records
 // the instance's status; it returns that status.
 func (r *Reconciler) repair(ctx context.Context, inst store.Instance, plan catalog.Plan, action Action, f Finding) (string, error) {
-	log := r.log.With(slog.String("instance_id", inst.ID), slog.String("missing", f.String()))
+	log := r.log.With(slog.String("instance_id", inst.ID), slog.String("missing", f.String()), slog.String("reason", f.Reason()))
 	start := time.Now()
 	if err := r.d.Instances.SetStatus(ctx, inst.ID, StatusRepairing+": "+f.String()); err != nil {
 		return "", err
@@ -275,10 +312,10 @@ func (r *Reconciler) repair(ctx context.Context, inst store.Instance, plan catal
 	status := StatusRunning
 	if err != nil {
 		status = "degraded: repair failed (" + f.String() + "): " + err.Error()
-		r.metrics.repairs.WithLabelValues("failed").Inc()
+		r.metrics.repairs.WithLabelValues(f.Reason(), "failed").Inc()
 		log.Error("repair failed", slog.String("done", done), slog.Duration("duration", took), slog.String("error", err.Error()))
 	} else {
-		r.metrics.repairs.WithLabelValues("repaired").Inc()
+		r.metrics.repairs.WithLabelValues(f.Reason(), "repaired").Inc()
 		r.metrics.seconds.Observe(took.Seconds())
 		log.Info("repaired", slog.String("done", done), slog.Duration("duration", took))
 	}

@@ -74,7 +74,7 @@ func TestPassBringsBackAStarterOnItsClientAndPortVariablesFirst(t *testing.T) {
 			if len(got) != 2 || !strings.HasPrefix(got[0], "repairing: nodes job") || got[1] != "running" {
 				t.Errorf("statuses = %q; want repairing: ..., running", got)
 			}
-			if n := testutil.ToFloat64(r.Metrics().repairs.WithLabelValues("repaired")); n != 1 {
+			if n := testutil.ToFloat64(r.Metrics().repairs.WithLabelValues("lost", "repaired")); n != 1 {
 				t.Errorf("repairs counted: %v; want 1", n)
 			}
 			// Back: the next pass finds nothing to do.
@@ -193,7 +193,7 @@ func TestPassRecordsAFailedRepairAndTriesAgainNextPass(t *testing.T) {
 	if len(got) != 2 || got[1] != "degraded: repair failed (nodes job stopped, gateways job stopped, 2 Variables missing): wait for node: no client has room" {
 		t.Errorf("statuses = %q", got)
 	}
-	if n := testutil.ToFloat64(r.Metrics().repairs.WithLabelValues("failed")); n != 1 {
+	if n := testutil.ToFloat64(r.Metrics().repairs.WithLabelValues("lost", "failed")); n != 1 {
 		t.Errorf("failed repairs counted: %v; want 1", n)
 	}
 	w.provisionErr, w.calls = nil, nil

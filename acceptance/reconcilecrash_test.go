@@ -1,0 +1,77 @@
+package acceptance
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/pgbroker/pgbroker/naming"
+)
+
+// TestBrokerKilledDuringARepairRepairsOnce: a Starter instance whose jobs
+// and Variables Nomad lost is being repaired when the broker is killed
+// (SIGKILL at a step of the provision the repair runs). The broker started
+// again finishes the repair: the instance serves its rows through the
+// DATABASE_URL handed out before, and its data directory was never
+// served by two nodes: the node job was registered once (one version) and
+// ran one allocation, on the client holding the data.
+func TestBrokerKilledDuringARepairRepairsOnce(t *testing.T) {
+	for _, point := range []string{"provision:nodes-registered", "provision:nodes-running"} {
+		t.Run(point, func(t *testing.T) {
+			b := newBroker(t, "PGBROKER_RECONCILE_INTERVAL="+reconcileInterval.String())
+			id, databaseURL, _ := starterWithARow(t, b, "before the loss")
+
+			b.restartWith("PGBROKER_CRASH_AT", point)
+			client := loseFromNomad(t, id)
+			if !b.crashed(reconcileInterval + 2*time.Minute) {
+				t.Fatalf("the broker did not crash at %s during the repair", point)
+			}
+			short := naming.ShortID(id)
+			nc := nomadClient(t)
+			if _, _, err := nc.Jobs().Info(naming.NodesJobID(short), nil); err != nil {
+				t.Fatalf("the node job is not registered at the crash: %v", err)
+			}
+			b.restartWithout("PGBROKER_CRASH_AT")
+
+			restarted := time.Now()
+			limit := reconcileInterval + 3*time.Minute
+			var err error
+			for err = connects(databaseURL); err != nil && time.Since(restarted) < limit; err = connects(databaseURL) {
+				time.Sleep(200 * time.Millisecond)
+			}
+			if err != nil {
+				t.Fatalf("the DATABASE_URL handed out before does not connect %s after the restart: %v", limit, err)
+			}
+			if body, err := keptRow(t, databaseURL); err != nil || body != "before the loss" {
+				t.Errorf("row after the repair: %q, %v", body, err)
+			}
+			waitStatus(t, b, id, func(s string) bool { return s == "running" }, 30*time.Second)
+
+			versions, _, _, err := nc.Jobs().Versions(naming.NodesJobID(short), false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(versions) != 1 {
+				t.Errorf("the node job has %d versions; want 1 (registered once)", len(versions))
+			}
+			allocs, _, err := nc.Jobs().Allocations(naming.NodesJobID(short), true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ran []string
+			for _, a := range allocs {
+				if a.CreateIndex >= *versions[0].CreateIndex && a.ClientStatus != api.AllocClientStatusPending {
+					ran = append(ran, a.ID+" on "+a.NodeID+" "+a.ClientStatus)
+				}
+			}
+			if len(ran) != 1 || !strings.Contains(ran[0], client+" running") {
+				t.Errorf("node allocations since the repair: %q; want one running on client %s", ran, client)
+			}
+			if n := strings.Count(b.logs.String(), `"msg":"repaired"`); n != 1 {
+				t.Errorf("%d repairs finished; want 1", n)
+			}
+		})
+	}
+}
