@@ -149,27 +149,36 @@ func (o Offered) BinDirs() map[string]string {
 	return out
 }
 
-// Errors of CheckUpgrade; the returned error wraps one of them and says the
-// versions in a sentence a user can act on.
+// Kinds of refusal of CheckUpgrade, for errors.Is.
 var (
 	ErrNotOffered = errors.New("version not offered")
 	ErrDowngrade  = errors.New("downgrade")
 	ErrMajor      = errors.New("major upgrade")
 )
 
+// RefusalError is CheckUpgrade's error: Reason is a sentence a user can act
+// on, Kind one of ErrNotOffered, ErrDowngrade, ErrMajor.
+type RefusalError struct {
+	Kind   error
+	Reason string
+}
+
+func (e *RefusalError) Error() string { return e.Reason }
+func (e *RefusalError) Unwrap() error { return e.Kind }
+
 // CheckUpgrade returns nil when an instance on from may move to to: to is
-// offered, of the same major, and newer. from == to is not an upgrade and
-// is refused as a downgrade would be; callers treat it as "nothing to do"
-// first.
+// newer, offered, and of the same major. Otherwise a *RefusalError, checked
+// in that order: a downgrade (to == from counts as one; callers treat it as
+// "nothing to do" first), a version not offered, another major.
 func (o Offered) CheckUpgrade(from, to Version) error {
-	if _, ok := o.bins[to]; !ok {
-		return fmt.Errorf("%w: PostgreSQL %s is not offered by this broker (offered: %s)", ErrNotOffered, to, o.list())
-	}
 	if to.Compare(from) <= 0 {
-		return fmt.Errorf("%w: the instance runs PostgreSQL %s and cannot go to %s: PostgreSQL versions only go forward", ErrDowngrade, from, to)
+		return &RefusalError{ErrDowngrade, fmt.Sprintf("the instance runs PostgreSQL %s and cannot go to %s: PostgreSQL versions only go forward", from, to)}
+	}
+	if _, ok := o.bins[to]; !ok {
+		return &RefusalError{ErrNotOffered, fmt.Sprintf("PostgreSQL %s is not offered by this broker (offered: %s)", to, o.list())}
 	}
 	if to.Major != from.Major {
-		return fmt.Errorf("%w: the instance runs PostgreSQL %s: an upgrade to major %d is not offered yet; upgrade to the newest %d.x instead", ErrMajor, from, to.Major, from.Major)
+		return &RefusalError{ErrMajor, fmt.Sprintf("the instance runs PostgreSQL %s: an upgrade to major %d is not offered yet; upgrade to the newest %d.x instead", from, to.Major, from.Major)}
 	}
 	return nil
 }

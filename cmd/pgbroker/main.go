@@ -239,6 +239,8 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 	if cfg.CatalogGUIDs {
 		cat.PublishGUIDs(cfg.BrokerName)
 	}
+	versions, _ := cfg.Postgres() // config.Load checked it
+	cat.OfferPostgres(versions.Newest())
 	d, err := open(ctx, cfg, key, log)
 	if err != nil {
 		return err
@@ -281,7 +283,7 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 	// What the front doors ask of the instances' databases (bind, members,
 	// data size, users, extensions), on stored instances.
 	syncCalls := instances.New(prov, cat)
-	b := broker.New(cat, st, runner.Enqueue, syncCalls, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0).
+	b := broker.New(cat, st, runner.Enqueue, syncCalls, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0).WithPostgres(versions).
 		WithDashboardURL(func(id string) string { return dashboard.URL(dashboardBase, id) }).
 		WithMaximumPollingDuration(workerCfg.VerdictWithin())
 	handler := httpapi.NewRouter(b, httpapi.Options{
