@@ -165,6 +165,10 @@ func newProvisioner(cfg config.Config, d deployment, log *slog.Logger) (*provisi
 	if err != nil {
 		return nil, err
 	}
+	versions, err := cfg.Postgres()
+	if err != nil {
+		return nil, err
+	}
 	return provisioner.New(d.cluster, d.vars, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork, Etcd: cfg.Etcd(), NodeNetworks: cfg.NodeNetworks,
 		EtcdCA: etcdCA, EtcdUsername: cfg.EtcdUsername, EtcdPassword: cfg.EtcdPassword,
@@ -172,7 +176,7 @@ func newProvisioner(cfg config.Config, d deployment, log *slog.Logger) (*provisi
 		Deployment: d.id,
 		BackupDir:  cfg.BackupDirectory(), BackupUser: cfg.BackupUser, BackupS3: dumpsS3(cfg), PITRRepo: cfg.PITRRepository(), PITRS3: pitrS3,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB,
-		PostgresUID: uid, PostgresGID: gid, CertLifetime: cfg.CertLifetime, CertRenewBefore: cfg.CertRenewBefore,
+		PostgresUID: uid, PostgresGID: gid, PostgresBinDirs: versions.BinDirs(), CertLifetime: cfg.CertLifetime, CertRenewBefore: cfg.CertRenewBefore,
 	}, log), nil
 }
 
