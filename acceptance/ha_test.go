@@ -259,7 +259,7 @@ func createAcks(tb testing.TB, databaseURL string) {
 }
 
 // checkAcked fails the test unless every id in acked is in table acks.
-func checkAcked(t *testing.T, databaseURL string, acked []int64) {
+func checkAcked(t testing.TB, databaseURL string, acked []int64) {
 	t.Helper()
 	conn := connect(t, databaseURL)
 	defer conn.Close(context.Background())
