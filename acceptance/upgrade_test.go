@@ -89,20 +89,45 @@ func nodeJobVersion(t testing.TB, short string) uint64 {
 // the writer saw acknowledged is lost. A version not offered and a downgrade
 // are 422 with the reason and change nothing.
 func TestAStarterInstanceUpgradesToANewerMinorUnderWritesWithoutLosingACommit(t *testing.T) {
+	upgradeUnderWrites(t, "postgresql-starter-512", 3*time.Minute)
+}
+
+// TestABusinessInstanceRollsToANewerMinorUnderWritesWithoutLosingACommit:
+// the same on a Business cluster, which rolls (the standby first, one
+// switchover, then the former leader): every member ends on 15.20, and the
+// read-only URL (a standby) too.
+func TestABusinessInstanceRollsToANewerMinorUnderWritesWithoutLosingACommit(t *testing.T) {
+	creds := upgradeUnderWrites(t, businessPlan, 5*time.Minute)
+	readOnlyURI, _ := creds["read_only_uri"].(string)
+	if readOnlyURI == "" {
+		t.Fatal("Business credentials have no read_only_uri")
+	}
+	if v := serverVersion(t, readOnlyURI); !strings.HasPrefix(v, "15.20 ") {
+		t.Fatalf("after: a standby's server_version (read_only_uri) %q, want 15.20", v)
+	}
+}
+
+// upgradeUnderWrites provisions an instance on plan with a broker offering
+// 15.18 only, offers 15.20 too, checks the refusals change nothing, upgrades
+// it to 15.20 under a writer, checks every acknowledged commit, the version
+// served and GET instance, and returns the binding's credentials.
+func upgradeUnderWrites(t *testing.T, plan string, limit time.Duration) map[string]any {
 	both := offeredVersions(t)
 	b := newBroker(t, "PGBROKER_POSTGRES_VERSIONS="+debian15)
 	c := b.client()
-	id, plan := uuid.NewString(), "postgresql-starter-512"
+	id := uuid.NewString()
 	short := naming.ShortID(id)
-	provision(t, c, id, plan)
-	defer deprovision(t, c, id, plan)
-	databaseURL := bind(t, c, id, uuid.NewString(), plan, nil)["DATABASE_URL"].(string)
+	provisionWithin(t, c, id, plan, limit)
+	t.Cleanup(func() { deprovision(t, c, id, plan) })
+	creds := bind(t, c, id, uuid.NewString(), plan, nil)
+	databaseURL := creds["DATABASE_URL"].(string)
 	createAcks(t, databaseURL)
 	if v := serverVersion(t, databaseURL); !strings.HasPrefix(v, "15.18 ") {
 		t.Fatalf("before: server_version %q, want 15.18", v)
 	}
 
 	b.restartWith("PGBROKER_POSTGRES_VERSIONS", both)
+	c = b.client()
 	if a := instanceAttributes(t, b, id); a["postgres_version"] != "15.18" || a["upgrade_available"] != "15.20" {
 		t.Fatalf("GET instance on a broker offering 15.20: %v, want postgres_version 15.18, upgrade_available 15.20", a)
 	}
@@ -133,13 +158,13 @@ func TestAStarterInstanceUpgradesToANewerMinorUnderWritesWithoutLosingACommit(t 
 		t.Fatalf("upgrade to 15.20.0: %d %s, want 202 with an operation", status, body)
 	}
 	op := osb.OperationKey(accepted.Operation)
-	waitOperation(t, c, id, &op, 5*time.Minute)
+	waitOperation(t, c, id, &op, limit)
 	took := time.Since(started)
 	before := w.acked()
 	w.waitAcks(t, before+20, 2*time.Minute)
 	acked, gap := w.stop()
-	t.Logf("minor upgrade 15.18 -> 15.20 on Starter: operation %.1f s, longest gap between acknowledged commits %.2f s, %d commits acknowledged, pauses %v",
-		took.Seconds(), gap.Seconds(), len(acked), w.pauses)
+	t.Logf("minor upgrade 15.18 -> 15.20 on %s: operation %.1f s, longest gap between acknowledged commits %.2f s, %d commits acknowledged, pauses %v",
+		plan, took.Seconds(), gap.Seconds(), len(acked), w.pauses)
 	checkAcked(t, databaseURL, acked)
 
 	if v := serverVersion(t, databaseURL); !strings.HasPrefix(v, "15.20 ") {
@@ -156,4 +181,5 @@ func TestAStarterInstanceUpgradesToANewerMinorUnderWritesWithoutLosingACommit(t 
 	if v := nodeJobVersion(t, short); v != jobVersion || !strings.HasPrefix(serverVersion(t, databaseURL), "15.20 ") {
 		t.Fatalf("a refused downgrade changed the instance (node job version %d, was %d)", v, jobVersion)
 	}
+	return creds
 }

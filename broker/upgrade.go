@@ -14,10 +14,12 @@ import (
 // Service Instance": cf update-service --upgrade sends the catalog's) as a
 // PostgreSQL version for inst, moving from plan from to plan to. It returns
 // "" when the update changes no version (none given, or the instance's own),
-// else the version to upgrade to ("15.20"). Errors are 422
+// else the version to upgrade to ("15.20"). A single-node instance restarts
+// on the new binaries; a cluster rolls (standbys first, one switchover, as a
+// plan change between Business plans). Errors are 422
 // MaintenanceInfoConflict with the reason, and nothing is recorded: a
-// version that is not offered, a downgrade, another major, or a plan with
-// standbys (its rolling upgrade is not built yet).
+// version that is not offered, a downgrade, another major, or an upgrade
+// together with a move between a single node and a cluster.
 func (b *Broker) upgradeTarget(inst store.Instance, mi *domain.MaintenanceInfo, from, to catalog.Plan) (string, error) {
 	if mi == nil || mi.Version == "" {
 		return "", nil
@@ -36,9 +38,9 @@ func (b *Broker) upgradeTarget(inst store.Instance, mi *domain.MaintenanceInfo, 
 	if err := b.versions.CheckUpgrade(have, want); err != nil {
 		return "", maintenanceInfoConflict("maintenance_info.version %s: %v", mi.Version, err)
 	}
-	if from.HA() || to.HA() {
-		return "", maintenanceInfoConflict("maintenance_info.version %s: upgrading a Business instance (plan %s) is not offered yet; it stays on PostgreSQL %s",
-			mi.Version, to.ID, have)
+	if from.HA() != to.HA() {
+		return "", maintenanceInfoConflict("maintenance_info.version %s: an upgrade cannot come with a change between a single node and a cluster (plan %s to %s): change the plan first, then upgrade",
+			mi.Version, from.ID, to.ID)
 	}
 	return want.String(), nil
 }

@@ -130,26 +130,22 @@ func TestADowngradeFromTheNewestMinorIs422(t *testing.T) {
 	}
 }
 
-func TestUpgradingABusinessInstanceIsRefusedAsNotYetOffered(t *testing.T) {
+func TestABusinessInstanceUpgradesButNotTogetherWithAMoveBetweenTiers(t *testing.T) {
 	f := newFixture(t, store.PortRange{Min: 40000, Max: 40009})
 	f.b.WithHA(true)
 	ctx := context.Background()
 	f.provisioned(t, "i-1", "postgresql-business-512")
 	f.provisioned(t, "i-2", "postgresql-starter-512")
 	offering15_20(t, f)
-	_, err := f.b.Update(ctx, "i-1", upgradeTo("15.20.0"), true)
-	if status(err) != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), "not offered yet") {
-		t.Fatalf("Business upgrade: %v, want 422 not offered yet", err)
+	if spec, err := f.b.Update(ctx, "i-1", upgradeTo("15.20.0"), true); err != nil || !spec.IsAsync {
+		t.Fatalf("Business upgrade: %+v %v, want 202 (a rolling upgrade)", spec, err)
 	}
-	// Nor together with a move to Business.
 	d := upgradeTo("15.20.0")
 	d.PlanID = "postgresql-business-512"
-	if _, err := f.b.Update(ctx, "i-2", d, true); status(err) != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), "not offered yet") {
-		t.Fatalf("Starter to Business with an upgrade: %v, want 422 not offered yet", err)
+	if _, err := f.b.Update(ctx, "i-2", d, true); status(err) != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), "change the plan first") {
+		t.Fatalf("Starter to Business with an upgrade: %v, want 422 change the plan first", err)
 	}
-	for _, id := range []string{"i-1", "i-2"} {
-		if op, _ := f.st.Instances().LatestOperation(ctx, id); op.Kind != store.KindProvision {
-			t.Fatalf("%s: a refused upgrade recorded operation %s", id, op.Kind)
-		}
+	if op, _ := f.st.Instances().LatestOperation(ctx, "i-2"); op.Kind != store.KindProvision {
+		t.Fatalf("a refused upgrade recorded operation %s", op.Kind)
 	}
 }

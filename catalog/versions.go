@@ -17,8 +17,8 @@ func (c *Catalog) OfferPostgres(newest pgversion.Version) {
 		c.Services[i].MaintenanceInfo = MaintenanceInfo{
 			Version: newest.Semver(),
 			Description: fmt.Sprintf("PostgreSQL %s. Upgrading from an older %d.x restarts the node of a Sandbox or Starter "+
-				"instance on the new binaries (a short interruption); its data, DATABASE_URL and bindings stay. "+
-				"Business instances cannot be upgraded yet.", newest, newest.Major),
+				"instance on the new binaries (a short interruption); a Business cluster rolls, its standby first, then one "+
+				"switchover. Data, DATABASE_URL and bindings stay.", newest, newest.Major),
 		}
 	}
 }
