@@ -3,6 +3,7 @@ package acceptance
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -38,6 +39,16 @@ func offeredVersions(t testing.TB) string {
 // instanceAttributes is GET instance's metadata.attributes.
 func instanceAttributes(t testing.TB, b *broker, id string) map[string]string {
 	t.Helper()
+	attrs, err := tryInstanceAttributes(b, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return attrs
+}
+
+// tryInstanceAttributes is instanceAttributes, or an error with the answer
+// when GET instance is not a 200 with a JSON body.
+func tryInstanceAttributes(b *broker, id string) (map[string]string, error) {
 	status, body := b.raw(http.MethodGet, "/v2/service_instances/"+id, "", nil)
 	var got struct {
 		Metadata struct {
@@ -45,9 +56,9 @@ func instanceAttributes(t testing.TB, b *broker, id string) map[string]string {
 		} `json:"metadata"`
 	}
 	if err := json.Unmarshal([]byte(body), &got); err != nil || status != http.StatusOK {
-		t.Fatalf("GET instance: %d %s (%v)", status, body, err)
+		return nil, fmt.Errorf("GET instance: %d %s (%v)", status, body, err)
 	}
-	return got.Metadata.Attributes
+	return got.Metadata.Attributes, nil
 }
 
 // requestUpgrade sends what cf update-service --upgrade sends: an update
@@ -90,6 +101,12 @@ func nodeJobVersion(t testing.TB, short string) uint64 {
 // are 422 with the reason and change nothing.
 func TestAStarterInstanceUpgradesToANewerMinorUnderWritesWithoutLosingACommit(t *testing.T) {
 	upgradeUnderWrites(t, "postgresql-starter-512", 3*time.Minute)
+}
+
+// TestASandboxInstanceUpgradesLikeAStarterOne: a Sandbox is a single node
+// too, without WAL archiving: the same restart on the new binaries.
+func TestASandboxInstanceUpgradesLikeAStarterOne(t *testing.T) {
+	upgradeUnderWrites(t, "postgresql-sandbox", 3*time.Minute)
 }
 
 // TestABusinessInstanceRollsToANewerMinorUnderWritesWithoutLosingACommit:
