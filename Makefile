@@ -23,7 +23,7 @@ test: deps
 
 ## unit: the fast tests that need no stack
 unit:
-	$(GO) test -count=1 ./catalog/ ./config/ ./credentials/ ./httpapi/ ./pgadmin/ ./worker/ ./broker/ ./provisioner/ ./patroni/ ./pki/ ./mgmtapi/ ./scheduler/ ./users/ ./extensions/ ./metrics/ ./dashboard/ ./deploy/ ./naming/ ./backup/ ./instances/ ./operation/ ./nomad/ ./gateway/ ./layering/ ./tiers/ ./pitr/ ./servercert/ ./adminconn/ ./instancejobs/ ./sealed/ ./sealedcopy/ ./reconcile/ ./stats/ ./sampler/ ./webauth/ ./backends/
+	$(GO) test -count=1 ./catalog/ ./config/ ./credentials/ ./httpapi/ ./pgadmin/ ./worker/ ./broker/ ./provisioner/ ./patroni/ ./pki/ ./mgmtapi/ ./scheduler/ ./users/ ./extensions/ ./metrics/ ./dashboard/ ./deploy/ ./naming/ ./backup/ ./instances/ ./operation/ ./nomad/ ./gateway/ ./layering/ ./tiers/ ./pitr/ ./servercert/ ./adminconn/ ./instancejobs/ ./sealed/ ./sealedcopy/ ./reconcile/ ./stats/ ./sampler/ ./webauth/ ./backends/ ./pgversion/
 
 ## bench: pgbroker against its same-run references (prints medians and ratios)
 bench: deps

@@ -3,11 +3,9 @@ package acceptance
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,16 +51,7 @@ func TestBusinessClusterSurvivesTheLossOfItsLeaderAndOfAGateway(t *testing.T) {
 	}
 	checkClusterTraffic(t, short)
 	// GET instance names the members and their roles.
-	status, body := b.raw(http.MethodGet, "/v2/service_instances/"+id, "", nil)
-	var got struct {
-		Metadata struct {
-			Attributes map[string]string `json:"attributes"`
-		} `json:"metadata"`
-	}
-	if err := json.Unmarshal([]byte(body), &got); err != nil || status != http.StatusOK {
-		t.Fatalf("GET instance: %d %s (%v)", status, body, err)
-	}
-	if m := got.Metadata.Attributes["members"]; !strings.Contains(m, "leader") || !strings.Contains(m, "sync_standby") {
+	if m := instanceAttributes(t, b, id)["members"]; !strings.Contains(m, "leader") || !strings.Contains(m, "sync_standby") {
 		t.Errorf("GET instance metadata.attributes.members = %q, want the leader and the sync_standby", m)
 	}
 
@@ -259,7 +248,7 @@ func createAcks(tb testing.TB, databaseURL string) {
 }
 
 // checkAcked fails the test unless every id in acked is in table acks.
-func checkAcked(t *testing.T, databaseURL string, acked []int64) {
+func checkAcked(t testing.TB, databaseURL string, acked []int64) {
 	t.Helper()
 	conn := connect(t, databaseURL)
 	defer conn.Close(context.Background())

@@ -400,7 +400,7 @@ func withRootCert(databaseURL string) string {
 	return u.String()
 }
 
-func connect(t *testing.T, databaseURL string) *pgx.Conn {
+func connect(t testing.TB, databaseURL string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

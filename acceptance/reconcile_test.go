@@ -2,7 +2,6 @@ package acceptance
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -55,16 +54,11 @@ func loseFromNomad(t testing.TB, instanceID string) string {
 // instanceStatus is GET instance's metadata attribute "status".
 func instanceStatus(t testing.TB, b *broker, id string) string {
 	t.Helper()
-	code, body := b.raw(http.MethodGet, "/v2/service_instances/"+id, "", nil)
-	var got struct {
-		Metadata struct {
-			Attributes map[string]string `json:"attributes"`
-		} `json:"metadata"`
-	}
-	if code != http.StatusOK || json.Unmarshal([]byte(body), &got) != nil {
+	attrs, err := tryInstanceAttributes(b, id)
+	if err != nil {
 		return ""
 	}
-	return got.Metadata.Attributes["status"]
+	return attrs["status"]
 }
 
 // TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData: a Starter

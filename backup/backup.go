@@ -58,6 +58,9 @@ type Config struct {
 	// PostgresUID and PostgresGID are the numeric ids of the user PostgreSQL
 	// runs as on the clients (a base backup job writes as it).
 	PostgresUID, PostgresGID int
+	// PostgresBinDirs maps each PostgreSQL version offered ("15.18") to the
+	// directory of its binaries on the clients (pgversion.Offered.BinDirs).
+	PostgresBinDirs map[string]string
 }
 
 // Hooks are what backups ask of the rest of the executor: things the
@@ -102,6 +105,9 @@ type Instance struct {
 	GatewayPort  int    // static gateway port
 	ReadOnlyPort int    // static port of the gateways' read-only listener (plans with standbys); 0: none
 	NodeID       string // Nomad node holding the data directory; "" before first placement
+	// PostgresVersion is the version the instance runs ("15.18"): the dump
+	// and restore jobs use its binaries. "": the job file's default.
+	PostgresVersion string
 }
 
 // Progress receives the current step, in words a user reads in

@@ -115,6 +115,9 @@ func (b *Backups) backupJob(in Instance, mode, jobID, backupID, from string) bat
 		if b.cfg.BackupUser != "" {
 			vars["user"] = b.cfg.BackupUser
 		}
+		if dir, ok := b.cfg.PostgresBinDirs[in.PostgresVersion]; ok {
+			vars["postgres_bin_dir"] = dir // else the job file's default
+		}
 		if mode == nomadjobs.ModeDump && in.ReadOnlyPort > 0 {
 			if err := b.onStandby(ctx, in, vars); err != nil {
 				return nil, err

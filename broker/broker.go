@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/credentials"
+	"github.com/pgbroker/pgbroker/pgversion"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -38,9 +39,10 @@ type Broker struct {
 	instances Instances
 	ports     store.PortRange
 	log       *slog.Logger
-	services  []domain.Service // the catalog, converted once; read-only
-	pitr      bool             // WAL archiving is on (PGBROKER_PITR_REPO): restore_from.point_in_time is offered
-	ha        bool             // an etcd cluster is configured (PGBROKER_ETCD_ENDPOINTS): plans with standbys are offered
+	services  []domain.Service  // the catalog, converted once; read-only
+	pitr      bool              // WAL archiving is on (PGBROKER_PITR_REPO): restore_from.point_in_time is offered
+	ha        bool              // an etcd cluster is configured (PGBROKER_ETCD_ENDPOINTS): plans with standbys are offered
+	versions  pgversion.Offered // PostgreSQL versions offered (PGBROKER_POSTGRES_VERSIONS)
 
 	dashboardURL func(instanceID string) string // an instance's dashboard_url; nil: none is returned
 }
@@ -98,8 +100,18 @@ var _ domain.ServiceBroker = (*Broker)(nil)
 // New returns a Broker. enqueue puts an operation's job on the durable queue
 // inside the transaction that records it (worker.Runner.Enqueue).
 func New(cat *catalog.Catalog, st *store.Store, enqueue store.EnqueueFunc, inst Instances, ports store.PortRange, log *slog.Logger) *Broker {
+	versions, _ := pgversion.ParseOffered(pgversion.DefaultOffered) // a constant that parses
 	return &Broker{catalog: cat, store: st, enqueue: enqueue, instances: inst, ports: ports, log: log,
-		services: cat.BrokerServices()}
+		services: cat.BrokerServices(), versions: versions}
+}
+
+// WithPostgres sets the PostgreSQL versions offered (default
+// pgversion.DefaultOffered): new instances get o.Newest(), which the
+// catalog's maintenance_info must name (catalog.OfferPostgres), and an
+// update may upgrade an instance to a newer minor among them. Returns b.
+func (b *Broker) WithPostgres(o pgversion.Offered) *Broker {
+	b.versions = o
+	return b
 }
 
 // Services returns the catalog. GET /v2/catalog. Callers must not modify it.

@@ -16,7 +16,9 @@ import (
 // GetInstance returns an instance's plan, dashboard_url and parameters:
 // those of the provision, with force_tls and extensions as updates left them;
 // metadata attribute "status" is the reconcile loop's last verdict against
-// Nomad ("running", "repairing: ...", "degraded: ...", package reconcile).
+// Nomad ("running", "repairing: ...", "degraded: ...", package reconcile);
+// "postgres_version" the PostgreSQL version it runs ("15.18") and
+// "upgrade_available" a newer minor offered for it ("15.20").
 // GET /v2/service_instances/:instance_id (OSB 2.17 "Fetching a Service
 // Instance"). 404 when unknown, gone or still being provisioned; 422
 // ConcurrencyError while an update runs.
@@ -51,6 +53,7 @@ func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.Fe
 	if inst.Status != "" {
 		attrs["status"] = inst.Status
 	}
+	b.versionAttributes(inst, attrs)
 	if _, plan, ok := b.catalog.Plan(inst.PlanID); ok && plan.HA() {
 		attrs["members"] = b.members(ctx, inst)
 	}

@@ -76,7 +76,7 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, d domain.Prov
 	in := store.Instance{
 		ID: instanceID, ShortID: naming.ShortID(instanceID), ServiceID: d.ServiceID, PlanID: d.PlanID,
 		OrganizationGUID: d.OrganizationGUID, SpaceGUID: d.SpaceGUID, Parameters: rawParams, Context: d.RawContext,
-		Extensions: set.extensions,
+		Extensions: set.extensions, PostgresVersion: b.versions.Newest().String(),
 	}
 	op := store.Operation{
 		ID: uuid.NewString(), Kind: store.KindProvision, PlanID: d.PlanID, Parameters: rawParams,

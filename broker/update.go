@@ -15,14 +15,18 @@ import (
 	"github.com/pgbroker/pgbroker/store"
 )
 
-// Update changes an instance's plan and settings (parameters force_tls and
-// extensions). PATCH /v2/service_instances/:instance_id (OSB 2.17 "Updating
-// a Service Instance"). Answers 202 with an operation; 200 when nothing
-// changes; 400 for bad parameters, or a service_id or plan_id that is not in
-// the catalog or not of the instance's service (checkIDs); 422 without
+// Update changes an instance's plan, settings (parameters force_tls and
+// extensions) and PostgreSQL version (a maintenance_info naming a newer minor
+// of the instance's major: an upgrade, upgradeTarget). PATCH
+// /v2/service_instances/:instance_id (OSB 2.17 "Updating a Service
+// Instance"). Answers 202 with an operation; 200 when nothing changes; 400
+// for bad parameters, or a service_id or plan_id that is not in the catalog
+// or not of the instance's service (checkIDs); 422 without
 // accepts_incomplete, for a plan the instance cannot move to (with the
-// reason: plan kinds, or the data that would not fit), for an extension not
-// installed on the nodes, or while another operation is in progress.
+// reason: plan kinds, or the data that would not fit), for a version it
+// cannot move to (MaintenanceInfoConflict: downgrade, not offered, another
+// major, a Business plan), for an extension not installed on the nodes, or
+// while another operation is in progress.
 func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateDetails, asyncAllowed bool) (domain.UpdateServiceSpec, error) {
 	if !asyncAllowed {
 		return domain.UpdateServiceSpec{}, apiresponses.ErrAsyncRequired
@@ -41,13 +45,15 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	if planID == "" {
 		planID = inst.PlanID
 	}
-	svc, to, ok := b.catalog.Plan(planID)
+	_, to, ok := b.catalog.Plan(planID)
 	if !ok {
 		return domain.UpdateServiceSpec{}, unprocessable("PlanChangeNotSupported",
 			"the instance's plan %s is no longer in this broker's catalog: choose a plan of the catalog", planID)
 	}
 	planID = to.ID // a GUID from the platform becomes the catalog id
-	if err := checkMaintenanceInfo(d.MaintenanceInfo, svc); err != nil {
+	_, from, _ := b.catalog.Plan(inst.PlanID)
+	upgrade, err := b.upgradeTarget(inst, d.MaintenanceInfo, from, to)
+	if err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}
 	params, err := b.catalog.ValidateParameters(planID, catalog.ActionUpdate, d.RawParameters)
@@ -64,7 +70,7 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	if err := b.noOperationInFlight(ctx, instanceID); err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}
-	if planID == inst.PlanID && !set.changes(inst.ForceTLS, inst.Extensions) && !scheduleChanges(params, inst.Parameters) {
+	if planID == inst.PlanID && upgrade == "" && !set.changes(inst.ForceTLS, inst.Extensions) && !scheduleChanges(params, inst.Parameters) {
 		return domain.UpdateServiceSpec{}, nil // nothing changes: 200
 	}
 	if err := b.checkDataFits(ctx, inst, to); err != nil {
@@ -87,6 +93,9 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	if err != nil {
 		return domain.UpdateServiceSpec{}, parameterFailure(err)
 	}
+	if upgrade != "" {
+		payload.PostgresVersion = &upgrade
+	}
 	op := store.Operation{
 		ID: uuid.NewString(), InstanceID: instanceID, Kind: store.KindUpdate, PlanID: planID,
 		Parameters: operation.Encode(payload), Description: "queued", Origin: origin(ctx),
@@ -100,7 +109,7 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 		return domain.UpdateServiceSpec{}, dependencyFailure("record operation in the state database", err)
 	}
 	b.log.InfoContext(ctx, "update accepted", slog.String("instance_id", instanceID), slog.String("operation", op.ID),
-		slog.String("from_plan", inst.PlanID), slog.String("plan_id", planID))
+		slog.String("from_plan", inst.PlanID), slog.String("plan_id", planID), slog.String("upgrade", describeUpgrade(inst, upgrade)))
 	return domain.UpdateServiceSpec{IsAsync: true, OperationData: op.ID}, nil
 }
 

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/pgbroker/pgbroker/pgversion"
 )
 
 // Config is every setting of the broker. Each field's variable is
@@ -66,6 +68,7 @@ type Config struct {
 	CertRenewInterval       time.Duration `split_words:"true" default:"1h" desc:"how often server certificates are checked for renewal"`
 	PostgresUID             int           `envconfig:"POSTGRES_UID" default:"-1" desc:"numeric uid of user postgres on the Nomad clients; default: 999 with docker, else this machine's postgres user"`
 	PostgresGID             int           `envconfig:"POSTGRES_GID" default:"-1" desc:"numeric gid of that user"`
+	PostgresVersions        string        `split_words:"true" default:"15.18=/usr/lib/postgresql/15/bin" desc:"PostgreSQL versions offered and the directory of each one's binaries on the Nomad clients, comma-separated version=directory (15.18=/usr/lib/postgresql/15/bin,15.20=/opt/postgresql-15.20/bin); new instances get the newest minor of the first entry's major, which the catalog's maintenance_info names"`
 	BackupDir               string        `split_words:"true" desc:"directory on the Nomad clients (and readable by the broker) holding dumps, owned by PGBROKER_BACKUP_USER and not writable by postgres; default: <DATA_ROOT>-backups, beside the data root"`
 	BackupUser              string        `split_words:"true" default:"pgbroker-backup" desc:"user the dump and restore jobs run as on the Nomad clients (raw_exec: a name; docker: uid[:gid]); owns PGBROKER_BACKUP_DIR; never root"`
 	BackupS3Endpoint        string        `envconfig:"BACKUP_S3_ENDPOINT" desc:"S3-compatible endpoint, http(s)://host[:port]: dumps live in S3 instead of BACKUP_DIR"`
@@ -199,6 +202,9 @@ func (c Config) check() error {
 		return fmt.Errorf("PGBROKER_BACKUP_DIR %q must be a clean absolute path other than /", c.BackupDir)
 	}
 	if err := checkBackupUser(c.BackupUser); err != nil {
+		return err
+	}
+	if _, err := c.Postgres(); err != nil {
 		return err
 	}
 	for _, n := range c.NodeNetworks {
@@ -352,4 +358,14 @@ func checkBackupUser(u string) error {
 		return fmt.Errorf("PGBROKER_BACKUP_USER %q must be a user name or uid[:gid] other than root (uid 0)", u)
 	}
 	return nil
+}
+
+// Postgres is PGBROKER_POSTGRES_VERSIONS parsed: the versions offered and
+// their bin directories. Errors name the variable.
+func (c Config) Postgres() (pgversion.Offered, error) {
+	o, err := pgversion.ParseOffered(c.PostgresVersions)
+	if err != nil {
+		return pgversion.Offered{}, fmt.Errorf("PGBROKER_POSTGRES_VERSIONS %q: %v", c.PostgresVersions, err)
+	}
+	return o, nil
 }

@@ -192,3 +192,29 @@ func TestBackupDirectoryDefaultsBesideTheDataRoot(t *testing.T) {
 		t.Errorf("PGBROKER_PITR_REPO=off: PITR repository %q", c.PITRRepository())
 	}
 }
+
+func TestPostgresVersionsDefaultToDebiansPostgreSQL15(t *testing.T) {
+	setValid(t)
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.Postgres()
+	if err != nil || o.Newest().String() != "15.18" {
+		t.Fatalf("newest offered = %v (%v), want 15.18", o.Newest(), err)
+	}
+	if dir, _ := o.BinDir(o.Newest()); dir != "/usr/lib/postgresql/15/bin" {
+		t.Fatalf("bin directory %q", dir)
+	}
+}
+
+func TestBadPostgresVersionsStopTheBrokerNamingTheVariable(t *testing.T) {
+	for _, v := range []string{"15=/usr/lib/postgresql/15/bin", "15.18=bin", "15.18"} {
+		setValid(t)
+		t.Setenv("PGBROKER_POSTGRES_VERSIONS", v)
+		_, err := Load()
+		if err == nil || !strings.HasPrefix(err.Error(), "PGBROKER_POSTGRES_VERSIONS") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("PGBROKER_POSTGRES_VERSIONS=%q: error %v, want one line naming the variable", v, err)
+		}
+	}
+}

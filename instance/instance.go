@@ -19,6 +19,11 @@ type Instance struct {
 
 	ForceTLS   bool     // pg_hba.conf allows TLS connections only
 	Extensions []string // extensions the broker manages in the instance's database (extensions.Contrib names)
+
+	// PostgresVersion is the PostgreSQL version the nodes run, "15.18"
+	// (pgversion); its binaries come from the configured directory of that
+	// version. "" runs the job files' default binaries.
+	PostgresVersion string
 }
 
 // Size is the part of a plan that shapes the jobs (catalog.Plan).

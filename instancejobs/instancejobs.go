@@ -59,6 +59,9 @@ type Config struct {
 	GatewayMemoryMiB int      // memory of one gateway in MiB
 	PostgresUID      int      // numeric id of the user PostgreSQL runs as on the clients
 	PostgresGID      int      // numeric id of its group
+	// PostgresBinDirs maps each PostgreSQL version offered ("15.18") to the
+	// directory of its binaries on the clients (pgversion.Offered.BinDirs).
+	PostgresBinDirs map[string]string
 }
 
 // Jobs renders and runs an instance's jobs. Safe for concurrent use.
@@ -114,6 +117,9 @@ func (j *Jobs) NodesWith(in instance.Instance, s instance.Size, extra map[string
 	vars["postgres_uid"] = j.cfg.PostgresUID
 	vars["postgres_gid"] = j.cfg.PostgresGID
 	vars["shared_preload_libraries"] = extensions.PreloadLibraries(in.Extensions)
+	if err := j.setBinDir(vars, in.PostgresVersion); err != nil {
+		return nil, err
+	}
 	for k, v := range extra {
 		vars[k] = v
 	}
@@ -138,6 +144,20 @@ func (j *Jobs) NodesWith(in instance.Instance, s instance.Size, extra map[string
 		job.Meta[naming.MetaPatroni] = "true"
 	}
 	return job, nil
+}
+
+// setBinDir sets variable postgres_bin_dir to the binaries of version ("":
+// the job file's default). Errors when version is not configured.
+func (j *Jobs) setBinDir(vars map[string]any, version string) error {
+	if version == "" {
+		return nil
+	}
+	dir, ok := j.cfg.PostgresBinDirs[version]
+	if !ok {
+		return fmt.Errorf("render node job: the instance runs PostgreSQL %s, which is not among the versions configured (PGBROKER_POSTGRES_VERSIONS)", version)
+	}
+	vars["postgres_bin_dir"] = dir
+	return nil
 }
 
 // Gateways returns the gateway job of an instance on plan size s.

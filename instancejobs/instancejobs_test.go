@@ -2,6 +2,7 @@ package instancejobs
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/nomad/api"
@@ -83,5 +84,34 @@ func TestAStarterNodeStaysOnItsDataWithoutPatroni(t *testing.T) {
 	}
 	if p.vars["pitr_restore_id"] != "r1" {
 		t.Errorf("extra variables lost: %v", p.vars)
+	}
+}
+
+// TestTheNodeJobRunsTheBinariesOfTheInstancesVersion: postgres_bin_dir is
+// the configured directory of the instance's version; an instance on a
+// version the broker no longer configures is an error naming it, not a job
+// on other binaries.
+func TestTheNodeJobRunsTheBinariesOfTheInstancesVersion(t *testing.T) {
+	r := repository{ca: ca}
+	cfg := Config{PostgresBinDirs: map[string]string{"15.18": "/usr/lib/postgresql/15/bin", "15.20": "/opt/pg-15.20/bin"}}
+	for version, want := range map[string]string{"15.18": "/usr/lib/postgresql/15/bin", "15.20": "/opt/pg-15.20/bin"} {
+		p := &parser{}
+		on := in
+		on.PostgresVersion = version
+		if _, err := New(p, r, r, cfg).Nodes(on, instance.Size{Nodes: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if p.vars["postgres_bin_dir"] != want {
+			t.Errorf("PostgreSQL %s: postgres_bin_dir %v, want %s", version, p.vars["postgres_bin_dir"], want)
+		}
+	}
+	p := &parser{}
+	if _, err := New(p, r, r, cfg).Nodes(in, instance.Size{Nodes: 1}); err != nil || p.vars["postgres_bin_dir"] != nil {
+		t.Errorf("no version: postgres_bin_dir %v (%v), want the job file's default", p.vars["postgres_bin_dir"], err)
+	}
+	gone := in
+	gone.PostgresVersion = "15.16"
+	if _, err := New(&parser{}, r, r, cfg).Nodes(gone, instance.Size{Nodes: 1}); err == nil || !strings.Contains(err.Error(), "15.16") {
+		t.Errorf("unconfigured version: %v, want an error naming 15.16", err)
 	}
 }

@@ -29,13 +29,13 @@ func New(p *provisioner.Provisioner, cat *catalog.Catalog) *Service {
 }
 
 // Target is the provisioner's view of the stored instance i on plan: its
-// short id, gateway port, Nomad node, Force TLS and managed extensions as
-// stored, and its read-only port only when plan has standbys (a port kept
+// short id, gateway port, Nomad node, Force TLS, managed extensions and
+// PostgreSQL version as stored, and its read-only port only when plan has standbys (a port kept
 // from a former Business plan has no listener on a single-node plan). It is
 // the one place that builds provisioner.Instance.
 func Target(i store.Instance, plan catalog.Plan) provisioner.Instance {
 	t := provisioner.Instance{ShortID: i.ShortID, GatewayPort: i.GatewayPort, NodeID: i.NodeID,
-		ForceTLS: i.ForceTLS, Extensions: i.Extensions}
+		ForceTLS: i.ForceTLS, Extensions: i.Extensions, PostgresVersion: i.PostgresVersion}
 	if plan.HA() {
 		t.ReadOnlyPort = i.ReadOnlyPort
 	}

@@ -14,7 +14,7 @@ var (
 	frontDoors = []string{"broker", "mgmtapi", "httpapi", "dashboard"}
 	executor   = []string{"provisioner", "adminconn", "servercert", "instancejobs", "tiers", "pitr", "pgadmin", "backup", "instances", "worker", "nomad", "nomad-jobs", "crashpoint", "pki", "patroni", "sealedcopy",
 		"github.com/hashicorp/nomad/api"}
-	leaves = []string{"naming", "operation", "credentials", "catalog", "users", "extensions", "instance", "sealed", "backends", "webauth", "stats"}
+	leaves = []string{"naming", "operation", "credentials", "catalog", "users", "extensions", "instance", "sealed", "backends", "webauth", "stats", "pgversion"}
 )
 
 // graph maps each package of the module (without the module prefix) to

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgbroker/pgbroker/operation"
+	"github.com/pgbroker/pgbroker/pgversion"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -39,7 +40,9 @@ type summary struct {
 	Nodes             int            `json:"nodes"`                      // database nodes of the plan
 	MemoryMiB         int            `json:"memory_mib"`                 // per node, the plan's limit
 	MaxConnections    int            `json:"max_connections"`            // the plan's max_connections
-	PostgreSQLVersion string         `json:"postgresql_version"`         // the service's maintenance_info.version
+	PostgreSQLVersion string         `json:"postgresql_version"`         // the version the instance runs ("15.18")
+	NewestVersion     string         `json:"newest_postgresql_version"`  // the newest minor the broker offers (maintenance_info.version)
+	UpgradeAvailable  bool           `json:"upgrade_available"`          // a newer minor of its major is offered: an OSB update with maintenance_info applies it         // the service's maintenance_info.version
 	ForceTLS          bool           `json:"force_tls"`                  // only TLS connections may log in
 	Status            string         `json:"status,omitempty"`           // the reconcile loop's last verdict
 	Members           string         `json:"members,omitempty"`          // plans with standbys: Patroni's members
@@ -66,8 +69,9 @@ func (a settingRoutes) summary(w http.ResponseWriter, r *http.Request) {
 	}
 	svc, plan, _ := a.Catalog.Plan(inst.PlanID)
 	out := summary{InstanceID: inst.ID, PlanID: plan.ID, PlanName: plan.Name, Nodes: plan.Nodes, MemoryMiB: plan.MemoryMiB,
-		MaxConnections: plan.MaxConnections, PostgreSQLVersion: svc.MaintenanceInfo.Version, ForceTLS: inst.ForceTLS,
+		MaxConnections: plan.MaxConnections, PostgreSQLVersion: inst.PostgresVersion, NewestVersion: svc.MaintenanceInfo.Version, ForceTLS: inst.ForceTLS,
 		Status: inst.Status, Deprovisioned: inst.DeprovisionedAt}
+	out.UpgradeAvailable = newerMinor(inst.PostgresVersion, svc.MaintenanceInfo.Version)
 	op, err := a.Store.Instances().LatestOperation(r.Context(), inst.ID)
 	if err != nil {
 		a.fail(w, r, stateDB("read the instance's latest operation", err))
@@ -124,4 +128,12 @@ func (a settingRoutes) setSettings(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", "/v2/service_instances/"+inst.ID+"/last_operation?operation="+op.ID)
 	writeJSON(w, http.StatusAccepted, operationStarted{Operation: op.ID, State: string(store.InProgress),
 		Description: "the instance's access rules change; poll last_operation"})
+}
+
+// newerMinor reports whether offered ("15.20.0") is a newer minor of the
+// major of current ("15.18").
+func newerMinor(current, offered string) bool {
+	cur, err1 := pgversion.Parse(current)
+	off, err2 := pgversion.Parse(offered)
+	return err1 == nil && err2 == nil && off.Major == cur.Major && off.Compare(cur) > 0
 }

@@ -50,11 +50,15 @@ func (r RestoreFrom) At() (time.Time, error) {
 // the operation's PlanID with settings: the validated OSB update parameters,
 // or the management API's extension change. nil leaves a setting as it is;
 // on success the store merges them into the instance's parameters.
+// PostgresVersion is not a parameter: the broker sets it from the update's
+// maintenance_info (an upgrade), and on success the store records it as the
+// instance's version.
 type Update struct {
-	BackupTime     *string   `json:"backup_time,omitempty"`
-	BackupTimeZone *string   `json:"backup_time_zone,omitempty"`
-	Extensions     *[]string `json:"extensions,omitempty"` // the instance's whole set afterwards
-	ForceTLS       *bool     `json:"force_tls,omitempty"`
+	BackupTime      *string   `json:"backup_time,omitempty"`
+	BackupTimeZone  *string   `json:"backup_time_zone,omitempty"`
+	Extensions      *[]string `json:"extensions,omitempty"` // the instance's whole set afterwards
+	ForceTLS        *bool     `json:"force_tls,omitempty"`
+	PostgresVersion *string   `json:"postgres_version,omitempty"` // "15.20": the upgrade's target
 }
 
 // FromParameters reads validated OSB parameters (catalog.ValidateParameters)

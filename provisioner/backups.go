@@ -24,7 +24,7 @@ func newBackups(n backup.Nomad, cfg Config, certs *servercert.Issuer, conn *admi
 	return backup.New(n, backup.Config{
 		Driver: cfg.Driver, Datacenters: cfg.Datacenters, DataRoot: cfg.DataRoot,
 		BackupDir: cfg.BackupDir, BackupUser: cfg.BackupUser, BackupS3: cfg.BackupS3, PITRRepo: cfg.PITRRepo, PITRS3: cfg.PITRS3,
-		PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID,
+		PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID, PostgresBinDirs: cfg.PostgresBinDirs,
 	}, backup.Hooks{
 		CA:                      certs.CA,
 		GatewayAddress:          conn.GatewayAddress,
@@ -35,7 +35,8 @@ func newBackups(n backup.Nomad, cfg Config, certs *servercert.Issuer, conn *admi
 
 // backupOf is what backups need to know of the instance.
 func backupOf(in Instance) backup.Instance {
-	return backup.Instance{ShortID: in.ShortID, GatewayPort: in.GatewayPort, ReadOnlyPort: in.ReadOnlyPort, NodeID: in.NodeID}
+	return backup.Instance{ShortID: in.ShortID, GatewayPort: in.GatewayPort, ReadOnlyPort: in.ReadOnlyPort, NodeID: in.NodeID,
+		PostgresVersion: in.PostgresVersion}
 }
 
 // Dump dumps the instance's database into the dump storage

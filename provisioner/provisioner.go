@@ -66,8 +66,11 @@ type Config struct {
 	// PostgresUID and PostgresGID are the numeric ids of the user PostgreSQL
 	// runs as on the clients; the rendered TLS key file belongs to it.
 	PostgresUID, PostgresGID int
-	CertLifetime             time.Duration // validity of a server certificate from its issue
-	CertRenewBefore          time.Duration // a certificate expiring within this is re-issued
+	// PostgresBinDirs maps each PostgreSQL version offered ("15.18") to the
+	// directory of its binaries on the clients (PGBROKER_POSTGRES_VERSIONS).
+	PostgresBinDirs map[string]string
+	CertLifetime    time.Duration // validity of a server certificate from its issue
+	CertRenewBefore time.Duration // a certificate expiring within this is re-issued
 
 	// BindingSSLMode is the libpq sslmode of the default URLs in binding
 	// credentials (uri, DATABASE_URL, jdbcUrl, read_only_uri): "require" (the
@@ -142,7 +145,8 @@ func newWith(a adapters, cfg Config, log *slog.Logger) *Provisioner {
 	p.backups = newBackups(a.nomad, cfg, p.certs, p.conn, log)
 	p.jobs = instancejobs.New(a.nomad, p.backups, p.certs, instancejobs.Config{Driver: cfg.Driver, Datacenters: cfg.Datacenters,
 		HostNetwork: cfg.HostNetwork, DataRoot: cfg.DataRoot, Etcd: cfg.Etcd, EtcdCA: cfg.EtcdCA, NodeNetworks: cfg.NodeNetworks, PITRRepo: cfg.PITRRepo,
-		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB, PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID})
+		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB, PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID,
+		PostgresBinDirs: cfg.PostgresBinDirs})
 	p.tiers = tiers.New(tiers.Deps{Nomad: a.nomad, Conn: p.conn, Jobs: p.jobs, Certs: p.certs, DCS: a.dcs, Clusters: a.clusters, Etcd: cfg.Etcd})
 	p.pitr = pitr.New(a.nomad, p.backups, p.jobs, p.conn, p.tiers)
 	return p

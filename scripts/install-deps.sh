@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs and is missing: the Debian packages
 # (apt-get update only when one is missing), the pinned Nomad binary, and
-# versitygw (the S3 server the S3 backup storage is tested against); chromium
-# drives the dashboard in the browser tests.
+# versitygw (the S3 server the S3 backup storage is tested against),
+# PostgreSQL 15.20 unpacked beside Debian's 15.18 (the minor upgrade is tested
+# between the two); chromium drives the dashboard in the browser tests.
 # Safe to run again; needs Go, and root or sudo for apt-get.
 set -euo pipefail
 
@@ -34,3 +35,4 @@ fi
 
 "$scripts/build-nomad.sh"
 "$scripts/build-versitygw.sh"
+"$scripts/build-postgres.sh"

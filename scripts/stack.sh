@@ -7,7 +7,8 @@
 #   stack.sh up            start what is not running (idempotent)
 #   stack.sh env           print export lines for DATABASE_URL, NOMAD_ADDR, PGBROKER_DATA_ROOT,
 #                          PGBROKER_ETCD_ENDPOINTS, _CA_FILE, _USERNAME, _PASSWORD,
-#                          PGBROKER_HOST_NETWORK, PGBROKER_NODE_NETWORKS, PGBROKER_SECRETS_KEY_FILE, PATH
+#                          PGBROKER_HOST_NETWORK, PGBROKER_NODE_NETWORKS, PGBROKER_SECRETS_KEY_FILE,
+#                          PGBROKER_POSTGRES_VERSIONS, PATH
 #   stack.sh status        one line per component; exits 1 unless all are up
 #   stack.sh down [--purge] stop what up started; --purge also deletes all state but bin/
 set -euo pipefail
@@ -319,6 +320,14 @@ print_env() {
 	printf "export PGBROKER_HOST_NETWORK=private\n"
 	# The clients' loopback addresses: replication is admitted from these only.
 	printf "export PGBROKER_NODE_NETWORKS=127.0.0.0/8\n"
+	# The versions offered: Debian's 15.18, and 15.20 once scripts/build-postgres.sh
+	# has unpacked it.
+	local versions="15.18=/usr/lib/postgresql/15/bin"
+	local pg1520=$stack_dir/bin/postgresql-15.20-0+deb12u1/usr/lib/postgresql/15/bin
+	if [[ -x $pg1520/postgres ]]; then
+		versions+=",15.20=$pg1520"
+	fi
+	printf "export PGBROKER_POSTGRES_VERSIONS='%s'\n" "$versions"
 	printf "export PATH='%s':\"\$PATH\"\n" "$stack_dir/bin"
 }
 

@@ -31,6 +31,7 @@ type Instance struct {
 	ForceTLS         bool            // only TLS connections may log in (update parameter force_tls)
 	Extensions       []string        // extensions the broker manages in the instance's database, sorted
 	Status           string          // the reconcile loop's last verdict against Nomad (package reconcile); "" before its first look
+	PostgresVersion  string          // PostgreSQL major.minor the instance runs ("15.18", pgversion); an upgrade changes it when it succeeds
 	CreatedAt        time.Time
 	DeprovisionedAt  *time.Time // set when deprovisioning succeeded
 }
@@ -46,12 +47,12 @@ type PortRange struct {
 }
 
 const instanceColumns = `id, short_id, service_id, plan_id, organization_guid, space_guid, parameters, context,
-	coalesce(gateway_port, 0), coalesce(read_only_port, 0), node_id, force_tls, extensions, status, created_at, deprovisioned_at`
+	coalesce(gateway_port, 0), coalesce(read_only_port, 0), node_id, force_tls, extensions, status, postgres_version, created_at, deprovisioned_at`
 
 func scanInstance(row pgx.Row) (Instance, error) {
 	var i Instance
 	err := row.Scan(&i.ID, &i.ShortID, &i.ServiceID, &i.PlanID, &i.OrganizationGUID, &i.SpaceGUID,
-		&i.Parameters, &i.Context, &i.GatewayPort, &i.ReadOnlyPort, &i.NodeID, &i.ForceTLS, &i.Extensions, &i.Status, &i.CreatedAt, &i.DeprovisionedAt)
+		&i.Parameters, &i.Context, &i.GatewayPort, &i.ReadOnlyPort, &i.NodeID, &i.ForceTLS, &i.Extensions, &i.Status, &i.PostgresVersion, &i.CreatedAt, &i.DeprovisionedAt)
 	return i, notFound(err)
 }
 
@@ -82,11 +83,11 @@ func (s *Instances) CreateInstance(ctx context.Context, in Instance, op Operatio
 		}
 		row := tx.QueryRow(ctx, `
 			INSERT INTO instances (id, short_id, service_id, plan_id, organization_guid, space_guid, parameters, context, gateway_port,
-				force_tls, extensions, read_only_port)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+				force_tls, extensions, read_only_port, postgres_version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			RETURNING `+instanceColumns,
 			in.ID, in.ShortID, in.ServiceID, in.PlanID, in.OrganizationGUID, in.SpaceGUID,
-			jsonOrEmpty(in.Parameters), jsonOrEmpty(in.Context), port, in.ForceTLS, textArray(in.Extensions), readOnly)
+			jsonOrEmpty(in.Parameters), jsonOrEmpty(in.Context), port, in.ForceTLS, textArray(in.Extensions), readOnly, in.PostgresVersion)
 		if out, err = scanInstance(row); err != nil {
 			if isUniqueViolation(err, "instances_pkey") || isUniqueViolation(err, "instances_short_id_key") {
 				return ErrInstanceExists

@@ -150,8 +150,10 @@ func (s *Instances) FinishOperation(ctx context.Context, opID string, state Oper
 		switch op.Kind {
 		case KindUpdate:
 			// The update's parameters become the instance's; those that are
-			// settings also set their columns.
-			_, err = tx.Exec(ctx, `UPDATE instances SET plan_id = $2, parameters = parameters || $3::jsonb,
+			// settings also set their columns. postgres_version is the
+			// upgrade's target, not a parameter the instance keeps.
+			_, err = tx.Exec(ctx, `UPDATE instances SET plan_id = $2, parameters = parameters || ($3::jsonb - 'postgres_version'),
+				postgres_version = CASE WHEN $3::jsonb ? 'postgres_version' THEN $3::jsonb->>'postgres_version' ELSE postgres_version END,
 				force_tls = CASE WHEN $3::jsonb ? 'force_tls' THEN ($3::jsonb->>'force_tls')::boolean ELSE force_tls END,
 				extensions = CASE WHEN $3::jsonb ? 'extensions'
 					THEN ARRAY(SELECT DISTINCT e FROM jsonb_array_elements_text($3::jsonb->'extensions') AS e ORDER BY e)
@@ -194,7 +196,7 @@ func (s *Instances) queryInstanceOperation(ctx context.Context, instanceID, opID
 		oFinished                                              *time.Time
 	)
 	row := s.pool.QueryRow(ctx, `SELECT i.id, i.short_id, i.service_id, i.plan_id, i.organization_guid, i.space_guid,
-			i.parameters, i.context, coalesce(i.gateway_port, 0), coalesce(i.read_only_port, 0), i.node_id, i.force_tls, i.extensions, i.status, i.created_at, i.deprovisioned_at,
+			i.parameters, i.context, coalesce(i.gateway_port, 0), coalesce(i.read_only_port, 0), i.node_id, i.force_tls, i.extensions, i.status, i.postgres_version, i.created_at, i.deprovisioned_at,
 			o.id, o.instance_id, o.kind, o.state, o.description, o.plan_id, o.parameters, o.originating_platform,
 			o.originating_identity, o.created_at, o.updated_at, o.finished_at
 		FROM instances i
@@ -203,7 +205,7 @@ func (s *Instances) queryInstanceOperation(ctx context.Context, instanceID, opID
 			ORDER BY created_at DESC, id DESC LIMIT 1) o ON true
 		WHERE i.id = $1`, instanceID, opID)
 	err = row.Scan(&inst.ID, &inst.ShortID, &inst.ServiceID, &inst.PlanID, &inst.OrganizationGUID, &inst.SpaceGUID,
-		&inst.Parameters, &inst.Context, &inst.GatewayPort, &inst.ReadOnlyPort, &inst.NodeID, &inst.ForceTLS, &inst.Extensions, &inst.Status, &inst.CreatedAt, &inst.DeprovisionedAt,
+		&inst.Parameters, &inst.Context, &inst.GatewayPort, &inst.ReadOnlyPort, &inst.NodeID, &inst.ForceTLS, &inst.Extensions, &inst.Status, &inst.PostgresVersion, &inst.CreatedAt, &inst.DeprovisionedAt,
 		&oID, &oInstance, &oKind, &oState, &oDesc, &oPlan, &oParams, &oPlatform, &oIdentity, &oCreated, &oUpdated, &oFinished)
 	if err != nil {
 		return Instance{}, Operation{}, false, notFound(err)

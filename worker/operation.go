@@ -144,6 +144,9 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		if err := w.op.Configure(ctx, target, want, progress); err != nil {
 			return "", err
 		}
+		if want.PostgresVersion != target.PostgresVersion {
+			return fmt.Sprintf("now on PostgreSQL %s, plan %s", want.PostgresVersion, plan.ID) + describeSettings(want), nil
+		}
 		return fmt.Sprintf("now on plan %s", plan.ID) + describeSettings(want), nil
 	case store.KindDeprovision:
 		if err := w.op.Deprovision(ctx, target, progress); err != nil {
@@ -166,7 +169,7 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 }
 
 // withUpdateSettings applies an update's parameters force_tls and extensions
-// (as validated by the broker) to in.
+// (as validated by the broker) and its upgrade's PostgreSQL version to in.
 func withUpdateSettings(in provisioner.Instance, params json.RawMessage) (provisioner.Instance, error) {
 	p, err := operation.Decode[operation.Update](params)
 	if err != nil {
@@ -179,6 +182,9 @@ func withUpdateSettings(in provisioner.Instance, params json.RawMessage) (provis
 		exts := slices.Clone(*p.Extensions)
 		slices.Sort(exts)
 		in.Extensions = slices.Compact(exts)
+	}
+	if p.PostgresVersion != nil {
+		in.PostgresVersion = *p.PostgresVersion // an upgrade: the node job runs the new binaries
 	}
 	return in, nil
 }

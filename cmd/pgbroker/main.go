@@ -168,6 +168,10 @@ func newProvisioner(cfg config.Config, d deployment, log *slog.Logger) (*provisi
 	if err != nil {
 		return nil, err
 	}
+	versions, err := cfg.Postgres()
+	if err != nil {
+		return nil, err
+	}
 	return provisioner.New(d.cluster, d.vars, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork, Etcd: cfg.Etcd(), NodeNetworks: cfg.NodeNetworks,
 		EtcdCA: etcdCA, EtcdUsername: cfg.EtcdUsername, EtcdPassword: cfg.EtcdPassword,
@@ -175,7 +179,7 @@ func newProvisioner(cfg config.Config, d deployment, log *slog.Logger) (*provisi
 		Deployment: d.id,
 		BackupDir:  cfg.BackupDirectory(), BackupUser: cfg.BackupUser, BackupS3: dumpsS3(cfg), PITRRepo: cfg.PITRRepository(), PITRS3: pitrS3,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB,
-		PostgresUID: uid, PostgresGID: gid, CertLifetime: cfg.CertLifetime, CertRenewBefore: cfg.CertRenewBefore,
+		PostgresUID: uid, PostgresGID: gid, PostgresBinDirs: versions.BinDirs(), CertLifetime: cfg.CertLifetime, CertRenewBefore: cfg.CertRenewBefore,
 	}, log), nil
 }
 
@@ -242,6 +246,8 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 	if cfg.CatalogGUIDs {
 		cat.PublishGUIDs(cfg.BrokerName)
 	}
+	versions, _ := cfg.Postgres() // config.Load checked it
+	cat.OfferPostgres(versions.Newest())
 	d, err := open(ctx, cfg, key, log)
 	if err != nil {
 		return err
@@ -289,7 +295,7 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 	if err != nil {
 		return fmt.Errorf("metrics sampler: %w", err)
 	}
-	b := broker.New(cat, st, runner.Enqueue, syncCalls, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0).
+	b := broker.New(cat, st, runner.Enqueue, syncCalls, store.PortRange{Min: lo, Max: hi}, log).WithPITR(cfg.PITR()).WithHA(len(cfg.Etcd()) > 0).WithPostgres(versions).
 		WithDashboardURL(func(id string) string { return dashboard.URL(dashboardBase, id) }).
 		WithMaximumPollingDuration(workerCfg.VerdictWithin())
 	origin, _ := webauth.OriginOf(dashboardBase) // config.Load checked it

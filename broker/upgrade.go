@@ -1,0 +1,75 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/pivotal-cf/brokerapi/v10/domain"
+
+	"github.com/pgbroker/pgbroker/catalog"
+	"github.com/pgbroker/pgbroker/pgversion"
+	"github.com/pgbroker/pgbroker/store"
+)
+
+// upgradeTarget reads an update's maintenance_info (OSB 2.17 "Updating a
+// Service Instance": cf update-service --upgrade sends the catalog's) as a
+// PostgreSQL version for inst, moving from plan from to plan to. It returns
+// "" when the update changes no version (none given, or the instance's own),
+// else the version to upgrade to ("15.20"). A single-node instance restarts
+// on the new binaries; a cluster rolls (standbys first, one switchover, as a
+// plan change between Business plans). Errors are 422
+// MaintenanceInfoConflict with the reason, and nothing is recorded: a
+// version that is not offered, a downgrade, another major, or an upgrade
+// together with a move between a single node and a cluster.
+func (b *Broker) upgradeTarget(inst store.Instance, mi *domain.MaintenanceInfo, from, to catalog.Plan) (string, error) {
+	if mi == nil || mi.Version == "" {
+		return "", nil
+	}
+	want, err := pgversion.Parse(mi.Version)
+	if err != nil {
+		return "", maintenanceInfoConflict("maintenance_info.version: %v; this broker offers %s", err, b.versions.Newest().Semver())
+	}
+	have, err := pgversion.Parse(inst.PostgresVersion)
+	if err != nil {
+		return "", maintenanceInfoConflict("the instance's PostgreSQL version %q is not known, so it cannot be upgraded: contact the operator", inst.PostgresVersion)
+	}
+	if want == have {
+		return "", nil
+	}
+	if err := b.versions.CheckUpgrade(have, want); err != nil {
+		return "", maintenanceInfoConflict("maintenance_info.version %s: %v", mi.Version, err)
+	}
+	if from.HA() != to.HA() {
+		return "", maintenanceInfoConflict("maintenance_info.version %s: an upgrade cannot come with a change between a single node and a cluster (plan %s to %s): change the plan first, then upgrade",
+			mi.Version, from.ID, to.ID)
+	}
+	return want.String(), nil
+}
+
+func maintenanceInfoConflict(format string, args ...any) error {
+	return unprocessable("MaintenanceInfoConflict", format, args...)
+}
+
+// versionAttributes are GET instance's metadata attributes of the
+// instance's version: "postgres_version" ("15.18") and, when the broker
+// offers a newer minor of its major, "upgrade_available" ("15.20").
+func (b *Broker) versionAttributes(inst store.Instance, attrs map[string]string) {
+	if inst.PostgresVersion == "" {
+		return
+	}
+	attrs["postgres_version"] = inst.PostgresVersion
+	have, err := pgversion.Parse(inst.PostgresVersion)
+	if err != nil {
+		return
+	}
+	if newest := b.versions.Newest(); b.versions.CheckUpgrade(have, newest) == nil {
+		attrs["upgrade_available"] = newest.String()
+	}
+}
+
+// describeUpgrade is the log attribute value of an upgrade, "" for none.
+func describeUpgrade(inst store.Instance, target string) string {
+	if target == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s to %s", inst.PostgresVersion, target)
+}

@@ -1,0 +1,119 @@
+package pgversion
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestParseReadsBothTheShortAndTheSemverForm(t *testing.T) {
+	for _, s := range []string{"15.18", "15.18.0"} {
+		v, err := Parse(s)
+		if err != nil || v != (Version{15, 18}) {
+			t.Errorf("Parse(%q) = %v, %v; want 15.18", s, v, err)
+		}
+	}
+	if got := (Version{15, 20}).Semver(); got != "15.20.0" {
+		t.Errorf("Semver = %q, want 15.20.0", got)
+	}
+}
+
+func TestParseRefusesWhatIsNotAPostgreSQLVersion(t *testing.T) {
+	for _, s := range []string{"", "15", "15.18.1", "15.x", "v15.18", "15.018", "9.6", "15.18.0.0", " 15.18", "-15.1"} {
+		if v, err := Parse(s); err == nil {
+			t.Errorf("Parse(%q) = %v, want an error", s, v)
+		}
+	}
+}
+
+func TestVersionsCompareByMajorThenMinor(t *testing.T) {
+	cases := []struct {
+		a, b Version
+		want int
+	}{
+		{Version{15, 18}, Version{15, 20}, -1},
+		{Version{15, 20}, Version{15, 18}, 1},
+		{Version{15, 9}, Version{15, 10}, -1}, // numeric, not text
+		{Version{15, 20}, Version{18, 1}, -1},
+		{Version{15, 18}, Version{15, 18}, 0},
+	}
+	for _, c := range cases {
+		if got := c.a.Compare(c.b); got != c.want {
+			t.Errorf("%v.Compare(%v) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+func TestParseOfferedSortsNewestFirstAndKeepsEachBinDir(t *testing.T) {
+	o, err := ParseOffered("15.18=/usr/lib/postgresql/15/bin, 15.20=/opt/pg-15.20/usr/lib/postgresql/15/bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.Newest(); got != (Version{15, 20}) {
+		t.Errorf("Newest = %v, want 15.20", got)
+	}
+	if vs := o.Versions(); len(vs) != 2 || vs[0] != (Version{15, 20}) || vs[1] != (Version{15, 18}) {
+		t.Errorf("Versions = %v, want [15.20 15.18]", vs)
+	}
+	if dir, ok := o.BinDir(Version{15, 18}); !ok || dir != "/usr/lib/postgresql/15/bin" {
+		t.Errorf("BinDir(15.18) = %q, %v", dir, ok)
+	}
+	if dirs := o.BinDirs(); dirs["15.20"] != "/opt/pg-15.20/usr/lib/postgresql/15/bin" || len(dirs) != 2 {
+		t.Errorf("BinDirs = %v", dirs)
+	}
+}
+
+func TestNewestIsOfTheFirstEntrysMajor(t *testing.T) {
+	o, err := ParseOffered("15.18=/a,18.6=/b,15.20=/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.Newest(); got != (Version{15, 20}) {
+		t.Errorf("Newest = %v, want 15.20 (the default major is the first entry's)", got)
+	}
+}
+
+func TestDefaultOfferedIsDebiansPostgreSQL15(t *testing.T) {
+	o, err := ParseOffered(DefaultOffered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Newest() != (Version{15, 18}) {
+		t.Errorf("Newest = %v, want 15.18", o.Newest())
+	}
+}
+
+func TestParseOfferedRefusesBadEntries(t *testing.T) {
+	for _, s := range []string{
+		"", ",", "15.18", "15.18=", "15.18=relative/bin", "15.18=/a/../b", "x=/a",
+		"15.18=/a,15.18.0=/b", // the same version twice
+	} {
+		if _, err := ParseOffered(s); err == nil {
+			t.Errorf("ParseOffered(%q): want an error", s)
+		}
+	}
+}
+
+func TestCheckUpgradeAllowsOnlyANewerOfferedMinorOfTheSameMajor(t *testing.T) {
+	o, err := ParseOffered("15.18=/a,15.20=/b,18.6=/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		from, to Version
+		want     error
+	}{
+		{Version{15, 18}, Version{15, 20}, nil},
+		{Version{15, 20}, Version{15, 18}, ErrDowngrade},
+		{Version{15, 20}, Version{15, 20}, ErrDowngrade},
+		{Version{15, 18}, Version{15, 19}, ErrNotOffered},
+		{Version{15, 20}, Version{15, 99}, ErrNotOffered},
+		{Version{15, 20}, Version{18, 6}, ErrMajor},
+		{Version{18, 6}, Version{15, 20}, ErrDowngrade},
+	}
+	for _, c := range cases {
+		err := o.CheckUpgrade(c.from, c.to)
+		if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("CheckUpgrade(%v, %v) = %v, want %v", c.from, c.to, err, c.want)
+		}
+	}
+}
