@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -137,5 +138,46 @@ func TestDashboardSessionsCannotBeForgedOrCarriedToAnotherInstance(t *testing.T)
 	}
 	if made.Password != "" {
 		suite.addSecret(made.Password)
+	}
+}
+
+// TestADashboardSessionEndsWhenItsUsersPasswordChanges: a user logged in
+// to the dashboard whose password is then reset (by the owner, a script or
+// the platform) loses the dashboard and its API within the session check's
+// 30 s, without logging out.
+func TestADashboardSessionEndsWhenItsUsersPasswordChanges(t *testing.T) {
+	b := newBroker(t)
+	c := b.client()
+	const plan = "postgresql-starter-512"
+	id := uuid.NewString()
+	provision(t, c, id, plan)
+	var made apiUser
+	if status, body := b.apiCall(t, http.MethodPost, "/api/instances/"+id+"/users", `{"username":"rotated_user"}`, &made); status != 201 {
+		t.Fatalf("create user: %d %s", status, body)
+	}
+	suite.addSecret(made.Password)
+	cookie := dashboardLogin(t, b, id, "rotated_user", made.Password)
+	users := "/api/instances/" + id + "/users"
+	if status, _ := asBrowser(t, b, http.MethodGet, users, "", cookie, nil); status != 200 {
+		t.Fatalf("the session reads the users: %d", status)
+	}
+	var reset apiUser
+	if status, body := b.apiCall(t, http.MethodPut, users+"/rotated_user/password", `{}`, &reset); status != 200 {
+		t.Fatalf("reset the password: %d %s", status, body)
+	}
+	suite.addSecret(reset.Password)
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		status, _ := asBrowser(t, b, http.MethodGet, users, "", cookie, nil)
+		if status == http.StatusUnauthorized {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("40 s after the password reset the old session still reads the users (%d)", status)
+		}
+		time.Sleep(time.Second)
+	}
+	if status, _ := asBrowser(t, b, http.MethodGet, "/dashboard/instances/"+id+"/overview", "", cookie, nil); status != http.StatusSeeOther {
+		t.Errorf("the old session's overview: %d, want 303 to the login", status)
 	}
 }

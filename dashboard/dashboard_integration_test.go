@@ -256,17 +256,20 @@ func TestActionsAskFirstAndRefuseForgedOrReadOnlyRequests(t *testing.T) {
 }
 
 // TestTheSessionEndsWhenItsUserIsGone: Check refuses a session whose user
-// was deleted or made read-only, or whose instance is unknown.
+// was deleted, made read-only or given a new password, or whose instance is
+// unknown.
 func TestTheSessionEndsWhenItsUserIsGone(t *testing.T) {
 	f := newFixture(t, webauth.DefaultLoginLimits)
-	lookup := userLookup{"u_aaaaaaaaaaaa": {Username: "u_aaaaaaaaaaaa", CanLogin: true}, "reporting": {Username: "reporting", ReadOnly: false, CanLogin: true}}
+	lookup := userLookup{"u_aaaaaaaaaaaa": {Username: "u_aaaaaaaaaaaa", CanLogin: true, PasswordStamp: "0123456789abcdef"},
+		"reporting": {Username: "reporting", ReadOnly: false, CanLogin: true}}
 	check := dashboard.Check(f.st, lookup)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		ss      webauth.Session
 		refused bool
 	}{
-		{webauth.Session{InstanceID: f.inst.ID, Username: "u_aaaaaaaaaaaa"}, false},
+		{webauth.Session{InstanceID: f.inst.ID, Username: "u_aaaaaaaaaaaa", Stamp: "0123456789abcdef"}, false},
+		{webauth.Session{InstanceID: f.inst.ID, Username: "u_aaaaaaaaaaaa", Stamp: "fedcba9876543210"}, true}, // the password changed since
 		{webauth.Session{InstanceID: f.inst.ID, Username: "deleted_user"}, true},
 		{webauth.Session{InstanceID: f.inst.ID, Username: "reporting", ReadOnly: true}, true},
 		{webauth.Session{InstanceID: uuid.NewString(), Username: "u_aaaaaaaaaaaa"}, true},

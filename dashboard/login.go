@@ -73,7 +73,9 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		user, err = d.Logins.LogIn(r.Context(), inst, username, password)
 	}
 	if err == nil {
-		http.SetCookie(w, d.Sessions.Cookie(d.Sessions.New(id, user.Username, user.ReadOnly, time.Now())))
+		ss := d.Sessions.New(id, user.Username, user.ReadOnly, time.Now())
+		ss.Stamp = user.PasswordStamp
+		http.SetCookie(w, d.Sessions.Cookie(ss))
 		d.Log.InfoContext(r.Context(), "dashboard login", slog.String("instance_id", id), slog.String("username", user.Username),
 			slog.Bool("read_only", user.ReadOnly))
 		http.Redirect(w, r, d.link(id, "/overview"), http.StatusSeeOther)
@@ -120,8 +122,9 @@ type UserLookup interface {
 }
 
 // Check is the webauth.Check of dashboard sessions: the session's instance
-// is still provisioned, and its user still exists, may log in and is still
-// read-only or read-write as at login; otherwise webauth.ErrLoginRefused.
+// is still provisioned, and its user still exists, may log in, is still
+// read-only or read-write and has the same password as at login; otherwise
+// webauth.ErrLoginRefused.
 func Check(st *store.Store, u UserLookup) webauth.Check {
 	return func(ctx context.Context, ss webauth.Session) error {
 		inst, err := st.Instances().GetInstance(ctx, ss.InstanceID)
@@ -132,7 +135,7 @@ func Check(st *store.Store, u UserLookup) webauth.Check {
 			return err
 		}
 		user, err := u.User(ctx, inst, ss.Username)
-		if errors.Is(err, users.ErrUserNotFound) || (err == nil && (!user.CanLogin || user.ReadOnly != ss.ReadOnly)) {
+		if errors.Is(err, users.ErrUserNotFound) || (err == nil && (!user.CanLogin || user.ReadOnly != ss.ReadOnly || user.PasswordStamp != ss.Stamp)) {
 			return webauth.ErrLoginRefused
 		}
 		return err

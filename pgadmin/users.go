@@ -26,6 +26,7 @@ func (a Admin) Users(ctx context.Context, n Names) ([]users.User, error) {
 		SELECT r.rolname, r.rolcanlogin,
 			CASE WHEN r.rolpassword LIKE 'SCRAM-SHA-256$%' THEN 'SCRAM-SHA-256'
 			     WHEN r.rolpassword LIKE 'md5%' THEN 'MD5' ELSE '' END,
+			coalesce(left(encode(sha256(convert_to(r.rolpassword, 'UTF8')), 'hex'), 16), ''),
 			EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_authid g ON g.oid = m.roleid
 				WHERE m.member = r.oid AND g.rolname = $2)
 		FROM pg_authid r
@@ -38,7 +39,7 @@ func (a Admin) Users(ctx context.Context, n Names) ([]users.User, error) {
 	}
 	all, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (users.User, error) {
 		var u users.User
-		err := row.Scan(&u.Username, &u.CanLogin, &u.PasswordEncryption, &u.ReadOnly)
+		err := row.Scan(&u.Username, &u.CanLogin, &u.PasswordEncryption, &u.PasswordStamp, &u.ReadOnly)
 		u.Protected = u.Username == n.Owner
 		u.Binding = users.IsBindingRole(u.Username)
 		return u, err

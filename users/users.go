@@ -20,4 +20,9 @@ type User struct {
 	// PasswordEncryption is "SCRAM-SHA-256" or "MD5" after the prefix of
 	// pg_authid.rolpassword, "" without a password.
 	PasswordEncryption string
+	// PasswordStamp is the first 16 hex digits of the SHA-256 of
+	// pg_authid.rolpassword: it changes with every password change and
+	// reveals nothing of the verifier; "" without a password. Dashboard
+	// sessions end when it changes.
+	PasswordStamp string
 }

@@ -24,6 +24,7 @@ type Session struct {
 	Username   string    `json:"u"` // the database role that logged in (pg_authid.rolname)
 	ReadOnly   bool      `json:"r"` // a member of the instance's reader group: the view holds no action
 	CSRF       string    `json:"c"` // hex of 32 random bytes; state-changing requests carry it
+	Stamp      string    `json:"p"` // the user's password stamp at login (users.User.PasswordStamp): a new password ends the session
 	Expires    time.Time `json:"e"`
 }
 
