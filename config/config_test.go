@@ -195,6 +195,8 @@ func TestBackupDirectoryDefaultsBesideTheDataRoot(t *testing.T) {
 
 func TestPostgresVersionsDefaultToDebiansPostgreSQL15(t *testing.T) {
 	setValid(t)
+	t.Setenv("PGBROKER_POSTGRES_VERSIONS", "") // restored after the test; the local stack's environment sets it
+	os.Unsetenv("PGBROKER_POSTGRES_VERSIONS")
 	c, err := Load()
 	if err != nil {
 		t.Fatal(err)
