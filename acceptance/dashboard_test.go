@@ -20,7 +20,6 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -178,12 +177,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	ctx := browser(t)
 	b := newBroker(t, "PGBROKER_METRICS_INTERVAL=1s", "PGBROKER_METRICS_DATABASE_INTERVAL=2s")
 	c := b.client()
-	const plan = "postgresql-starter-512"
-	id, otherID := uuid.NewString(), uuid.NewString()
-	provision(t, c, id, plan)
-	provision(t, c, otherID, plan)
-	creds := bind(t, c, id, uuid.NewString(), plan, nil)
-	otherCreds := bind(t, c, otherID, uuid.NewString(), plan, nil)
+	id, _, creds, otherCreds := twoStarters(t, c)
 	url := creds["DATABASE_URL"].(string)
 	user, password := creds["username"].(string), creds["password"].(string)
 	p := page{t: t, ctx: ctx, base: b.url + "/dashboard/instances/" + id, shot: screenshotDir(t)}

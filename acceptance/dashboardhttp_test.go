@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/webauth"
 )
@@ -86,10 +87,7 @@ func TestDashboardSessionsCannotBeForgedOrCarriedToAnotherInstance(t *testing.T)
 	b := newBroker(t)
 	c := b.client()
 	const plan = "postgresql-starter-512"
-	id, otherID := uuid.NewString(), uuid.NewString()
-	provision(t, c, id, plan)
-	provision(t, c, otherID, plan)
-	creds := bind(t, c, id, uuid.NewString(), plan, nil)
+	id, otherID, creds, _ := twoStarters(t, c)
 	roCreds := bind(t, c, id, uuid.NewString(), plan, map[string]any{"read_only": true})
 	rw := dashboardLogin(t, b, id, creds["username"].(string), creds["password"].(string))
 	ro := dashboardLogin(t, b, id, roCreds["username"].(string), roCreds["password"].(string))
@@ -180,4 +178,15 @@ func TestADashboardSessionEndsWhenItsUsersPasswordChanges(t *testing.T) {
 	if status, _ := asBrowser(t, b, http.MethodGet, "/dashboard/instances/"+id+"/overview", "", cookie, nil); status != http.StatusSeeOther {
 		t.Errorf("the old session's overview: %d, want 303 to the login", status)
 	}
+}
+
+// twoStarters provisions two Starter instances and binds each once: their
+// ids and the bindings' credentials.
+func twoStarters(t *testing.T, c osb.Client) (id, otherID string, creds, otherCreds map[string]any) {
+	t.Helper()
+	const plan = "postgresql-starter-512"
+	id, otherID = uuid.NewString(), uuid.NewString()
+	provision(t, c, id, plan)
+	provision(t, c, otherID, plan)
+	return id, otherID, bind(t, c, id, uuid.NewString(), plan, nil), bind(t, c, otherID, uuid.NewString(), plan, nil)
 }
