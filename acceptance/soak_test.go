@@ -213,6 +213,26 @@ func seedSoakInstances(t *testing.T, b *broker) {
 	if err != nil {
 		t.Fatalf("record the soak's instances: %v", err)
 	}
+	// Registered after newBroker's, so it runs first: the busy instance has
+	// no job behind it, and removeInstances would wait its whole limit
+	// (5 minutes) for a deprovision that cannot finish.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, b.stateDB)
+		if err != nil {
+			t.Errorf("retire the soak's instances: %v", err)
+			return
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, `UPDATE operations SET state = 'failed', finished_at = now() WHERE id = 'soak-op-busy'`)
+		if err == nil {
+			_, err = conn.Exec(ctx, `UPDATE instances SET deprovisioned_at = now() WHERE id = $1`, soakBusyID)
+		}
+		if err != nil {
+			t.Errorf("retire the soak's instances: %v", err)
+		}
+	})
 }
 
 // soakRequest is one generated request.
