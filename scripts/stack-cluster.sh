@@ -138,8 +138,8 @@ clients_up() {
 		local lo_addrs
 		lo_addrs=$(ip -o addr show dev lo)
 		[[ $lo_addrs == *"inet $address/32"* ]] || ip addr add "$address/32" dev lo
-		rm -rf "$dir/data"
-		install -d -m 0711 "$dir" "$dir/data"
+		install -d -m 0711 "$dir"
+		fresh_client_data "$dir/data"
 		cat >"$dir/agent.hcl" <<-EOF
 			name      = "client-${address##*.}"
 			data_dir  = "$dir/data"
@@ -172,6 +172,27 @@ clients_up() {
 		echo $! >"$run_dir/client-${address##*.}.pid"
 	done
 	wait_nomad_clients $((${#extra_clients[@]} + 1))
+}
+
+# fresh_client_data DIR empties a client agent's data dir but keeps its
+# identity (client/client-id, client/secret-id): its node ID stays the same
+# across stack restarts, as a production client's does, so the node job of
+# an instance, pinned to the client holding its data, places again. The
+# allocations the client recorded are dropped: the dev server that made them
+# is gone, and restoring them could start a second postgres on a data dir.
+fresh_client_data() {
+	local data=$1 keep file
+	keep=$(mktemp -d)
+	for file in client-id secret-id; do
+		[[ ! -s $data/client/$file ]] || cp -p "$data/client/$file" "$keep/"
+	done
+	rm -rf "$data"
+	install -d -m 0711 "$data"
+	install -d -m 0700 "$data/client"
+	for file in client-id secret-id; do
+		[[ ! -s $keep/$file ]] || cp -p "$keep/$file" "$data/client/"
+	done
+	rm -rf "$keep"
 }
 
 # wait_nomad_clients N waits until N client nodes are ready, eligible and run raw_exec.

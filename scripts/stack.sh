@@ -149,6 +149,11 @@ nomad_up() {
 			  host_network "private" {
 			    cidr = "127.0.0.1/32"
 			  }
+			  # A dev agent never persists its node ID and, by default, draws a new one
+			  # at every start: a repair pinned to the client holding an instance's data
+			  # could then never place. Derived from the machine's id, it stays the same
+			  # across restarts, as a production client's does (kept in its data dir).
+			  no_host_uuid = false
 			}
 			plugin "raw_exec" {
 			  config {
