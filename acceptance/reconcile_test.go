@@ -141,10 +141,15 @@ func TestBusinessWhoseJobsNomadLostIsReportedDegradedNotRegistered(t *testing.T)
 // and how long the provision took.
 func starterWithARow(t *testing.T, b *broker, body string) (string, string, time.Duration) {
 	t.Helper()
+	return instanceWithARow(t, b, "postgresql-starter-512", body)
+}
+
+// instanceWithARow is starterWithARow on plan.
+func instanceWithARow(t *testing.T, b *broker, plan, body string) (string, string, time.Duration) {
+	t.Helper()
 	c := b.client()
 	id := uuid.NewString()
-	const plan = "postgresql-starter-512"
-	took := provision(t, c, id, plan)
+	took := provisionWithin(t, c, id, plan, 5*time.Minute)
 	databaseURL := bind(t, c, id, uuid.NewString(), plan, nil)["DATABASE_URL"].(string)
 	app := connect(t, databaseURL)
 	mustExec(t, app, "CREATE TABLE kept (body text)")

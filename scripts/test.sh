@@ -11,5 +11,15 @@ go vet ./...
 go build -o bin/testreport ./tools/testreport
 mkdir -p .stack/logs
 export PGBROKER_TEST_TIMEOUT=${PGBROKER_TEST_TIMEOUT:-40m}
-exec bash scripts/with-stack.sh bash -c \
-	'set -o pipefail; go test -json -count=1 -timeout "$PGBROKER_TEST_TIMEOUT" ./... | tee .stack/logs/test.json | bin/testreport'
+# Then, alone, the tests that restart the whole stack (build tag
+# stackrestart): run beside the other packages, they would take every other
+# test's instances down with it.
+export PGBROKER_RESTART_TESTS='^(TestWholeStackRestartBringsEveryInstanceBack|TestDeploymentRestoredFromItsBackupsBringsInstancesBack)$'
+exec bash scripts/with-stack.sh bash -c '
+	set -o pipefail
+	{
+		go test -json -count=1 -timeout "$PGBROKER_TEST_TIMEOUT" ./...
+		all=$?
+		go test -json -count=1 -timeout 20m -tags stackrestart -run "$PGBROKER_RESTART_TESTS" ./acceptance
+		exit $((all | $?))
+	} | tee .stack/logs/test.json | bin/testreport'
