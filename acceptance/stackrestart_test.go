@@ -92,6 +92,9 @@ func TestDeploymentRestoredFromItsBackupsBringsInstancesBack(t *testing.T) {
 
 	runReadmeBlock(t, "dr-restore", env)
 	b.start()
+	if _, err := tryInstanceAttributes(b, id); err != nil {
+		t.Fatalf("the broker on the restored state database does not know the instance: %v", err)
+	}
 	waitBack(t, b, s, time.Now(), 3*time.Minute)
 }
 
@@ -136,8 +139,8 @@ func waitBack(t *testing.T, b *broker, s survivor, start time.Time, limit time.D
 		time.Sleep(200 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("%s: the DATABASE_URL handed out before does not connect %s after the broker started: %v (status %q)",
-			s.plan, limit, err, instanceStatus(t, b, s.id))
+		t.Fatalf("%s: the DATABASE_URL handed out before does not connect %s after the broker started: %v\nGET instance status: %q\nthe broker's last word on it: %s",
+			s.plan, limit, err, instanceStatus(t, b, s.id), tail(grepLines(b.logs.String(), `"instance_id":"`+s.id+`"`), 1))
 	}
 	t.Logf("%s back %s after the broker started", s.plan, time.Since(start).Round(100*time.Millisecond))
 	if got, err := keptRow(t, s.databaseURL); err != nil || got != s.body {
