@@ -24,7 +24,8 @@ import (
 )
 
 // restartPlans are the plans TestWholeStackRestartBringsEveryInstanceBack
-// provisions, one instance each.
+// provisions, one instance each. Business joins (businessPlan) once the
+// reconcile loop repairs it.
 var restartPlans = []string{
 	"postgresql-sandbox",
 	"postgresql-starter-512",

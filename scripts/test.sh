@@ -8,6 +8,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 go vet ./...
+go vet -tags stackrestart ./acceptance
 go build -o bin/testreport ./tools/testreport
 mkdir -p .stack/logs
 export PGBROKER_TEST_TIMEOUT=${PGBROKER_TEST_TIMEOUT:-40m}
