@@ -142,43 +142,46 @@ func pgVersionFiles(t testing.TB, short string, n int) map[string]os.FileInfo {
 	return out
 }
 
-// checkEachNodeOnItsOwnDataDirectory fails unless the PostgreSQL started by
-// the Patroni of each running node allocation (its cmdline names the
-// allocation) serves the data directory of the allocation's own group
-// (postgres -D <data root>/<short>/node-<i>).
+// checkEachNodeOnItsOwnDataDirectory fails unless the postmaster serving
+// each running node allocation's address and port (postgres
+// --listen_addresses=<address> --port=<port>, as Patroni starts it) runs on
+// the data directory of the allocation's own group (-D <data
+// root>/<short>/node-<i>), and no two allocations share one.
 func checkEachNodeOnItsOwnDataDirectory(t testing.TB, short string) {
 	t.Helper()
 	procs, _ := filepath.Glob("/proc/[0-9]*")
-	cmdline := map[int]string{}
-	parent := map[int]int{}
+	var postmasters []string
 	for _, p := range procs {
-		pid, _ := strconv.Atoi(filepath.Base(p))
 		cmd, err := os.ReadFile(filepath.Join(p, "cmdline"))
 		if err != nil {
 			continue
 		}
-		cmdline[pid] = strings.ReplaceAll(string(cmd), "\x00", " ")
-		if stat, err := os.ReadFile(filepath.Join(p, "stat")); err == nil {
-			// pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
-			fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-			if len(fields) > 1 {
-				parent[pid], _ = strconv.Atoi(fields[1])
-			}
+		args := strings.ReplaceAll(string(cmd), "\x00", " ")
+		if strings.Contains(args, " -D "+filepath.Join(dataRoot, short)+"/") {
+			postmasters = append(postmasters, args+" ")
 		}
 	}
 	seen := map[string]string{}
 	for _, a := range runningAllocs(t, naming.NodesJobID(short)) {
-		var dirs []string
-		for pid, args := range cmdline {
-			_, d, ok := strings.Cut(args, " -D ")
-			if !ok || !strings.Contains(cmdline[parent[pid]], a.ID) || !strings.Contains(cmdline[parent[pid]], "patroni") {
-				continue
+		alloc, _, err := nomadClient(t).Allocations().Info(a.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var listen string
+		for _, port := range alloc.AllocatedResources.Shared.Ports {
+			if port.Label == "pg" {
+				listen = "--listen_addresses=" + port.HostIP + " --port=" + strconv.Itoa(port.Value) + " "
 			}
-			dirs = append(dirs, strings.Fields(d)[0])
+		}
+		var dirs []string
+		for _, args := range postmasters {
+			if _, d, ok := strings.Cut(args, " -D "); ok && strings.Contains(args, listen) {
+				dirs = append(dirs, strings.Fields(d)[0])
+			}
 		}
 		want := filepath.Join(dataRoot, short, a.TaskGroup)
 		if len(dirs) != 1 || dirs[0] != want {
-			t.Errorf("allocation %s of %s runs PostgreSQL on %q; want one, on %s", a.ID[:8], a.TaskGroup, dirs, want)
+			t.Errorf("allocation %s of %s (%s) is served by postmasters on %q; want one, on %s", a.ID[:8], a.TaskGroup, strings.TrimSpace(listen), dirs, want)
 			continue
 		}
 		if other, ok := seen[dirs[0]]; ok {
@@ -187,12 +190,13 @@ func checkEachNodeOnItsOwnDataDirectory(t testing.TB, short string) {
 		seen[dirs[0]] = a.ID[:8]
 	}
 	if len(seen) != 2 {
-		t.Errorf("%d nodes found on their data directories; want 2", len(seen))
+		t.Errorf("%d nodes found on their own data directories; want 2", len(seen))
 	}
 }
 
 // checkOneLeaderOneStreamingStandby fails unless Patroni's GET /cluster
-// shows one running leader and one streaming standby, both on one
+// shows one running leader and one streaming (or, as Patroni 3.0.2 says,
+// running) standby, both on one
 // timeline, that of the leader before (timelineBefore) or the next one (a
 // standby that led after an equal race promoted once): never two leaders,
 // never a fork.
@@ -212,7 +216,8 @@ func checkOneLeaderOneStreamingStandby(t testing.TB, short string, timelineBefor
 			switch {
 			case m.Role == "leader" && m.State == "running":
 				leaders++
-			case m.Role != "leader" && m.State == "streaming":
+			case m.Role != "leader" && (m.State == "streaming" || m.State == "running"):
+				// Patroni before 3.0.4 says "running" of a standby that streams.
 				streaming++
 			}
 		}
@@ -222,7 +227,7 @@ func checkOneLeaderOneStreamingStandby(t testing.TB, short string, timelineBefor
 					t.Errorf("the cluster is on timeline %d; before the loss %d", tl, timelineBefore)
 				}
 			}
-			t.Logf("Patroni members after the repair: %s", last)
+			t.Logf("Patroni members after the repair: %s (leader's timeline before: %d)", last, timelineBefore)
 			return
 		}
 	}
@@ -265,4 +270,97 @@ func clusterMembers(t testing.TB, short string) ([]patroniMember, error) {
 		}
 	}
 	return nil, fmt.Errorf("no node of %s answered GET /cluster", short)
+}
+
+// TestBusinessNodeJobEditedByHandIsRolledBackOneNodeAtATime: a healthy
+// Business instance is never registered again by the reconcile loop (its
+// job versions do not move across passes). Its node job edited by hand
+// (both nodes' memory doubled and the job run again, as `nomad job run`
+// does) is back to the broker's definition within a reconcile interval
+// plus its start time, rolled one node at a time: a writer committing
+// through DATABASE_URL during the repair loses no acknowledged commit. The
+// repair is logged and counted as drift once, and later passes find
+// nothing to do.
+func TestBusinessNodeJobEditedByHandIsRolledBackOneNodeAtATime(t *testing.T) {
+	b := newBroker(t, "PGBROKER_RECONCILE_INTERVAL="+reconcileInterval.String())
+	const planMemoryMiB = 512 // postgresql-business-512
+	id, databaseURL, _ := businessWithARow(t, b, "before the edit")
+	short := naming.ShortID(id)
+
+	healthy := instanceJobVersions(t, short)
+	time.Sleep(4 * reconcileInterval) // passes that must find nothing to do
+	if now := instanceJobVersions(t, short); now != healthy {
+		t.Fatalf("a healthy Business instance's jobs were registered again: versions %v, then %v", healthy, now)
+	}
+	if strings.Contains(b.logs.String(), "job definition drifted") {
+		t.Fatalf("drift reported on a healthy Business instance: %s", grepLines(b.logs.String(), "drifted"))
+	}
+	clients := groupClients(t, naming.NodesJobID(short))
+
+	createAcks(t, databaseURL)
+	w := startWriter(t, databaseURL)
+	nc := nomadClient(t)
+	job, _, err := nc.Jobs().Info(naming.NodesJobID(short), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range job.TaskGroups {
+		tg.Tasks[0].Resources.MemoryMB = new(2 * planMemoryMiB)
+	}
+	if _, _, err := nc.Jobs().Register(job, nil); err != nil {
+		t.Fatalf("register the edited node job: %v", err)
+	}
+	edited := time.Now()
+	limit := reconcileInterval + 4*time.Minute
+	repaired := `"msg":"repaired","component":"reconcile","instance_id":"` + id + `","missing":"nodes job definition drifted"`
+	for !strings.Contains(b.logs.String(), repaired) && time.Since(edited) < limit {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(b.logs.String(), repaired) {
+		w.stop()
+		t.Fatalf("no drift repair logged %s after the edit: %s", limit, grepLines(b.logs.String(), "repair"))
+	}
+	t.Logf("repaired %s after the edit", time.Since(edited).Round(100*time.Millisecond))
+	before := w.acked()
+	w.waitAcks(t, before+20, time.Minute)
+	acked, gap := w.stop()
+	t.Logf("writer: %d commits acknowledged from the edit to after the repair, longest gap %s (the hand edit itself restarts both nodes at once)", len(acked), gap)
+	checkAcked(t, databaseURL, acked)
+
+	job, _, err = nc.Jobs().Info(naming.NodesJobID(short), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range job.TaskGroups {
+		if got := *tg.Tasks[0].Resources.MemoryMB; got != planMemoryMiB {
+			t.Errorf("group %s memory %d MiB after the repair; want the plan's %d", *tg.Name, got, planMemoryMiB)
+		}
+	}
+	if body, err := keptRow(t, databaseURL); err != nil || body != "before the edit" {
+		t.Errorf("row after the repair: %q, %v", body, err)
+	}
+	waitClusterHealthy(t, short, 2*time.Minute)
+	if after := groupClients(t, naming.NodesJobID(short)); !maps.Equal(after, clients) {
+		t.Errorf("nodes on clients %v after the repair; before %v", after, clients)
+	}
+	logs := b.logs.String()
+	if !strings.Contains(logs, "Resources/MemoryMB: 1024 → 512") {
+		t.Errorf("the log does not say what drifted: %s", grepLines(logs, "drifted"))
+	}
+	if !strings.Contains(logs, "replacing standby") {
+		t.Errorf("the log does not show the standby replaced first: %s", grepLines(logs, "repair progress"))
+	}
+	waitStatus(t, b, id, func(s string) bool { return s == "running" }, 30*time.Second)
+	_, metrics := b.raw(http.MethodGet, "/metrics", "", nil)
+	if !strings.Contains(metrics, `pgbroker_reconcile_repairs_total{reason="drift",result="repaired"} 1`) {
+		t.Errorf("/metrics lacks one drift repair: %s", grepLines(metrics, "pgbroker_reconcile"))
+	}
+	after := instanceJobVersions(t, short)
+	time.Sleep(4 * reconcileInterval)
+	if now := instanceJobVersions(t, short); now != after {
+		t.Errorf("the repaired jobs were registered again: versions %v, then %v", after, now)
+	}
+	if n := strings.Count(b.logs.String(), `"msg":"repair started"`); n != 1 {
+		t.Errorf("%d repairs started; want 1", n)
+	}
 }
