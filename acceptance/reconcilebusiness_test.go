@@ -324,7 +324,9 @@ func TestBusinessNodeJobEditedByHandIsRolledBackOneNodeAtATime(t *testing.T) {
 	before := w.acked()
 	w.waitAcks(t, before+20, time.Minute)
 	acked, gap := w.stop()
-	t.Logf("writer: %d commits acknowledged from the edit to after the repair, longest gap %s (the hand edit itself restarts both nodes at once)", len(acked), gap)
+	t.Logf("writer: %d commits acknowledged from the edit (%s) to after the repair, longest gap %s (the hand edit itself restarts both nodes at once); pauses over 250 ms: %v",
+		len(acked), edited.Format("15:04:05.000"), gap, w.pauses)
+	t.Logf("repair steps: %s", grepLines(b.logs.String(), `"msg":"repair`))
 	checkAcked(t, databaseURL, acked)
 
 	job, _, err = nc.Jobs().Info(naming.NodesJobID(short), nil)
