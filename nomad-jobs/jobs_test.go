@@ -490,7 +490,10 @@ func TestNodeClientsPinEachNodeGroupToItsOwnClient(t *testing.T) {
 		{[]string{b, a}, map[string]string{"node-0": b, "node-1": a}},
 		{[]string{a, ""}, map[string]string{"node-0": a}},
 	} {
-		f.vars["node_clients"] = c.clients
+		delete(f.vars, "node_clients") // unset, as the broker leaves it without clients
+		if c.clients != nil {
+			f.vars["node_clients"] = c.clients
+		}
 		job := mustParse(t, client, f)
 		if got := constraints(job); len(got) != 1 || got[0].Operand != "distinct_hosts" {
 			t.Errorf("node_clients %q: job constraints %+v, want distinct_hosts only", c.clients, got)
