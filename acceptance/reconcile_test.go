@@ -111,30 +111,6 @@ func TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData(t *testing.T)
 	}
 }
 
-// TestBusinessWhoseJobsNomadLostIsReportedDegradedNotRegistered: a Business
-// instance in the same situation is reported "degraded: ... needs an
-// operator" and its jobs are not registered again (its nodes are not
-// pinned one by one: node-0 could start on node-1's data).
-func TestBusinessWhoseJobsNomadLostIsReportedDegradedNotRegistered(t *testing.T) {
-	b := newBroker(t, "PGBROKER_RECONCILE_INTERVAL="+reconcileInterval.String())
-	c := b.client()
-	id := uuid.NewString()
-	provisionWithin(t, c, id, businessPlan, 5*time.Minute)
-	bind(t, c, id, uuid.NewString(), businessPlan, nil)
-	loseFromNomad(t, id)
-	status := waitStatus(t, b, id, func(s string) bool { return strings.HasPrefix(s, "degraded:") }, 3*reconcileInterval+30*time.Second)
-	if !strings.Contains(status, "Business: needs an operator") || !strings.Contains(status, "nodes job missing") {
-		t.Errorf("status %q; want the nodes job missing and an operator needed", status)
-	}
-	time.Sleep(3 * reconcileInterval) // passes that must not act
-	short := naming.ShortID(id)
-	for _, job := range []string{naming.NodesJobID(short), naming.GatewaysJobID(short)} {
-		if j, _, err := nomadClient(t).Jobs().Info(job, nil); err == nil {
-			t.Errorf("job %s registered again (status %s)", job, *j.Status)
-		}
-	}
-}
-
 // starterWithARow provisions a Starter instance (512) on b, binds it,
 // writes one row (body) into its table kept, and waits until GET instance
 // says "running". It returns the instance id, the binding's DATABASE_URL

@@ -75,3 +75,73 @@ func TestBrokerKilledDuringARepairRepairsOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestBrokerKilledDuringABusinessRepairRepairsOnce: the same for a
+// Business instance. The broker started again finishes the repair once:
+// the node job was registered once (one version), each node ran one
+// allocation, on the client holding its data and on its own data
+// directory, and the cluster has one leader and one streaming standby.
+func TestBrokerKilledDuringABusinessRepairRepairsOnce(t *testing.T) {
+	for _, point := range []string{"provision:nodes-registered", "provision:nodes-running"} {
+		t.Run(point, func(t *testing.T) {
+			b := newBroker(t, "PGBROKER_RECONCILE_INTERVAL="+reconcileInterval.String())
+			id, databaseURL, _ := businessWithARow(t, b, "before the loss")
+			short := naming.ShortID(id)
+			clients := groupClients(t, naming.NodesJobID(short))
+			_, timeline := leaderTimeline(t, short)
+
+			b.restartWith("PGBROKER_CRASH_AT", point)
+			loseFromNomad(t, id)
+			if !b.crashed(reconcileInterval + 3*time.Minute) {
+				t.Fatalf("the broker did not crash at %s during the repair", point)
+			}
+			nc := nomadClient(t)
+			if _, _, err := nc.Jobs().Info(naming.NodesJobID(short), nil); err != nil {
+				t.Fatalf("the node job is not registered at the crash: %v", err)
+			}
+			b.restartWithout("PGBROKER_CRASH_AT")
+
+			restarted := time.Now()
+			limit := reconcileInterval + 4*time.Minute
+			var err error
+			for err = connects(databaseURL); err != nil && time.Since(restarted) < limit; err = connects(databaseURL) {
+				time.Sleep(200 * time.Millisecond)
+			}
+			if err != nil {
+				t.Fatalf("the DATABASE_URL handed out before does not connect %s after the restart: %v", limit, err)
+			}
+			if body, err := keptRow(t, databaseURL); err != nil || body != "before the loss" {
+				t.Errorf("row after the repair: %q, %v", body, err)
+			}
+			waitStatus(t, b, id, func(s string) bool { return s == "running" }, 3*time.Minute)
+			checkEachNodeOnItsOwnDataDirectory(t, short)
+			checkOneLeaderOneStreamingStandby(t, short, timeline)
+
+			versions, _, _, err := nc.Jobs().Versions(naming.NodesJobID(short), false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(versions) != 1 {
+				t.Errorf("the node job has %d versions; want 1 (registered once)", len(versions))
+			}
+			allocs, _, err := nc.Jobs().Allocations(naming.NodesJobID(short), true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ran := map[string][]string{}
+			for _, a := range allocs {
+				if a.CreateIndex >= *versions[0].CreateIndex && a.ClientStatus != api.AllocClientStatusPending {
+					ran[a.TaskGroup] = append(ran[a.TaskGroup], a.NodeID+" "+a.ClientStatus)
+				}
+			}
+			for group, client := range clients {
+				if got := ran[group]; len(got) != 1 || got[0] != client+" running" {
+					t.Errorf("allocations of %s since the repair: %q; want one running on client %s", group, got, client)
+				}
+			}
+			if n := strings.Count(b.logs.String(), `"msg":"repaired"`); n != 1 {
+				t.Errorf("%d repairs finished; want 1", n)
+			}
+		})
+	}
+}

@@ -16,6 +16,11 @@ type Instance struct {
 	// GatewayNodeID pins a single-node instance's gateway job to this Nomad
 	// node; "" leaves it to the scheduler (only a repair sets it: issue 17).
 	GatewayNodeID string
+	// NodeClients pins each node of a plan with standbys, by index (task
+	// group node-<index>), to the Nomad node holding its data directory;
+	// nil (or an empty entry) leaves placement to the scheduler and Patroni
+	// clones a node placed anew. Only a repair sets it (package reconcile).
+	NodeClients []string
 
 	ForceTLS   bool     // pg_hba.conf allows TLS connections only
 	Extensions []string // extensions the broker manages in the instance's database (extensions.Contrib names)
@@ -50,4 +55,7 @@ type Progress func(step string)
 // Placement is where an instance's data lives once provisioned.
 type Placement struct {
 	NodeID string // Nomad node id of the first node allocation
+	// NodeClients is, for plans with standbys, the Nomad node id of each
+	// node's allocation by node index; nil for a single node.
+	NodeClients []string
 }

@@ -110,9 +110,13 @@ func (j *Jobs) NodesWith(in instance.Instance, s instance.Size, extra map[string
 	vars["node_id"] = in.NodeID
 	if s.HA() {
 		// Patroni clones a node that starts on a new client from the leader:
-		// nodes follow distinct_hosts, not the first placement.
+		// nodes follow distinct_hosts, not the first placement, unless a
+		// repair pins each to its own data.
 		vars["node_id"] = ""
 		vars["patroni"] = true
+		if len(in.NodeClients) > 0 {
+			vars["node_clients"] = in.NodeClients
+		}
 	}
 	vars["postgres_uid"] = j.cfg.PostgresUID
 	vars["postgres_gid"] = j.cfg.PostgresGID
@@ -225,6 +229,34 @@ func (j *Jobs) AllocNode(ctx context.Context, jobID string, index int) (string, 
 		}
 	}
 	return "", fmt.Errorf("no allocation of group %s in %s", naming.Member(index), jobID)
+}
+
+// NodeClients returns the Nomad node of each of the n nodes (task group
+// node-<index>) among allocs, a node job's allocations, by index: the one
+// whose allocation runs (desired status run, client status running). ok is
+// false unless each of the n nodes has exactly one, on n distinct clients:
+// where each node's data lives is then known without doubt.
+func NodeClients(allocs []*api.AllocationListStub, n int) (clients []string, ok bool) {
+	clients = make([]string, n)
+	seen := map[string]bool{}
+	for _, a := range allocs {
+		if a.DesiredStatus != api.AllocDesiredStatusRun || a.ClientStatus != api.AllocClientStatusRunning {
+			continue
+		}
+		for i := range clients {
+			if a.TaskGroup != naming.Member(i) {
+				continue
+			}
+			if clients[i] != "" || seen[a.NodeID] {
+				return nil, false
+			}
+			clients[i], seen[a.NodeID] = a.NodeID, true
+		}
+	}
+	if len(seen) != n {
+		return nil, false
+	}
+	return clients, true
 }
 
 // EnsurePITRKeys writes the S3 keys into the node job's Nomad Variable

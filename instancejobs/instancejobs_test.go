@@ -2,6 +2,7 @@ package instancejobs
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -113,5 +114,33 @@ func TestTheNodeJobRunsTheBinariesOfTheInstancesVersion(t *testing.T) {
 	gone.PostgresVersion = "15.16"
 	if _, err := New(&parser{}, r, r, cfg).Nodes(gone, instance.Size{Nodes: 1}); err == nil || !strings.Contains(err.Error(), "15.16") {
 		t.Errorf("unconfigured version: %v, want an error naming 15.16", err)
+	}
+}
+
+func TestNodeClientsAreKnownOnlyForOneRunningNodePerDistinctClient(t *testing.T) {
+	alloc := func(group, client, desired, status string) *api.AllocationListStub {
+		return &api.AllocationListStub{TaskGroup: group, NodeID: client, DesiredStatus: desired, ClientStatus: status}
+	}
+	run, stop := api.AllocDesiredStatusRun, api.AllocDesiredStatusStop
+	up, done := api.AllocClientStatusRunning, api.AllocClientStatusComplete
+	for _, c := range []struct {
+		name   string
+		allocs []*api.AllocationListStub
+		want   []string
+		ok     bool
+	}{
+		{"each node on its own client", []*api.AllocationListStub{alloc("node-1", "b", run, up), alloc("node-0", "a", run, up)}, []string{"a", "b"}, true},
+		{"a replaced allocation ignored", []*api.AllocationListStub{alloc("node-0", "c", stop, done), alloc("node-0", "a", run, up), alloc("node-1", "b", run, up)}, []string{"a", "b"}, true},
+		{"two nodes on one client", []*api.AllocationListStub{alloc("node-0", "a", run, up), alloc("node-1", "a", run, up)}, nil, false},
+		{"one node not running", []*api.AllocationListStub{alloc("node-0", "a", run, up), alloc("node-1", "b", run, api.AllocClientStatusPending)}, nil, false},
+		{"two allocations of one node", []*api.AllocationListStub{alloc("node-0", "a", run, up), alloc("node-0", "b", run, up)}, nil, false},
+		{"a group of another plan", []*api.AllocationListStub{alloc("node-0", "a", run, up), alloc("node-2", "b", run, up)}, nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := NodeClients(c.allocs, 2)
+			if ok != c.ok || (ok && !slices.Equal(got, c.want)) {
+				t.Errorf("NodeClients = %q, %v; want %q, %v", got, ok, c.want, c.ok)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package nomadjobs_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -470,6 +471,48 @@ func TestNodeIDPinsPlacement(t *testing.T) {
 				t.Errorf("with node_id: constraints %+v, want %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestNodeClientsPinEachNodeGroupToItsOwnClient: node_clients puts one
+// node_id constraint on each node's task group, its own client (an empty
+// entry none), and leaves the job's own constraints as they are.
+func TestNodeClientsPinEachNodeGroupToItsOwnClient(t *testing.T) {
+	client := nomadClient(t)
+	f := jobFiles("raw_exec")[2] // the Patroni node job
+	const a, b = "3f9c2d4e-0000-4000-8000-00000000000a", "3f9c2d4e-0000-4000-8000-00000000000b"
+	for _, c := range []struct {
+		clients []string
+		want    map[string]string // group → client its constraint names; absent: none
+	}{
+		{nil, map[string]string{}},
+		{[]string{a, b}, map[string]string{"node-0": a, "node-1": b}},
+		{[]string{b, a}, map[string]string{"node-0": b, "node-1": a}},
+		{[]string{a, ""}, map[string]string{"node-0": a}},
+	} {
+		delete(f.vars, "node_clients") // unset, as the broker leaves it without clients
+		if c.clients != nil {
+			f.vars["node_clients"] = c.clients
+		}
+		job := mustParse(t, client, f)
+		if got := constraints(job); len(got) != 1 || got[0].Operand != "distinct_hosts" {
+			t.Errorf("node_clients %q: job constraints %+v, want distinct_hosts only", c.clients, got)
+		}
+		got := map[string]string{}
+		for _, g := range job.TaskGroups {
+			for _, con := range g.Constraints {
+				if con.LTarget != "${node.unique.id}" || con.Operand != "=" {
+					t.Errorf("node_clients %q: group %s has constraint %+v", c.clients, *g.Name, *con)
+				}
+				if _, twice := got[*g.Name]; twice {
+					t.Errorf("node_clients %q: group %s pinned twice", c.clients, *g.Name)
+				}
+				got[*g.Name] = con.RTarget
+			}
+		}
+		if !maps.Equal(got, c.want) {
+			t.Errorf("node_clients %q: groups pinned %v, want %v", c.clients, got, c.want)
+		}
 	}
 }
 

@@ -17,7 +17,8 @@
 # and a data_root owned by uid 999.
 #
 # Data stays on the client that made it: a node placed on another client starts
-# empty there. Pin single-node instances with node_id once placed.
+# empty there. Pin single-node instances with node_id once placed, and each
+# node of a cluster with node_clients when it must start on its own data again.
 
 variable "instance" {
   type        = string
@@ -82,6 +83,12 @@ variable "node_id" {
   type        = string
   default     = ""
   description = "When set, the Nomad client node ID every allocation must be placed on."
+}
+
+variable "node_clients" {
+  type        = list(string)
+  default     = []
+  description = "Plans with standbys: the Nomad client node ID each node's task group (node-<index>, by index) must be placed on, where its data directory is; empty or an empty entry leaves that node to the scheduler."
 }
 
 variable "host_network" {
@@ -350,6 +357,16 @@ job "pg-nodes" {
     for_each = range(var.node_count)
     labels   = ["node-${group.value}"]
     content {
+      # Pinned to the client holding this node's data directory (a repair
+      # of a Business instance whose jobs Nomad lost): never another node's.
+      dynamic "constraint" {
+        for_each = [for i, c in var.node_clients : c if i == group.value && c != ""]
+        content {
+          attribute = "${node.unique.id}"
+          value     = constraint.value
+        }
+      }
+
       network {
         port "pg" {
           host_network = var.host_network

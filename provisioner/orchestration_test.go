@@ -125,8 +125,8 @@ func TestRollingPlanChangeReplacesTheStandbyFirstAndTheLeaderLastWithOneSwitchov
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w, placed := c.run(t)
-			if placed.NodeID != "" {
-				t.Errorf("placement %+v, want unchanged", placed)
+			if placed.NodeID != "" || !slices.Equal(placed.NodeClients, []string{"client-0", "client-1"}) {
+				t.Errorf("placement %+v, want NodeID unchanged and each node's client", placed)
 			}
 			if st := w.state(); !strings.Contains(st, "sync=true") {
 				t.Errorf("synchronous mode off at the end:\n%s", st)
@@ -170,8 +170,11 @@ func TestTierChangeStepOrder(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, placed := c.run(t)
-			if !c.to.HA() && placed.NodeID != "client-0" {
-				t.Errorf("placement %+v, want node-0's client-0", placed)
+			if !c.to.HA() && (placed.NodeID != "client-0" || placed.NodeClients != nil) {
+				t.Errorf("placement %+v, want node-0's client-0 and no node clients", placed)
+			}
+			if c.to.HA() && !slices.Equal(placed.NodeClients, []string{"client-0", "client-1"}) {
+				t.Errorf("placement %+v, want each node's client", placed)
 			}
 		})
 	}
@@ -204,6 +207,9 @@ func TestProvisionStepOrder(t *testing.T) {
 			sameSteps(t, w.significant(steps...), c.want)
 			if placed.NodeID != "client-0" {
 				t.Errorf("placement %+v, want node-0's client-0", placed)
+			}
+			if want := []string{"client-0", "client-1"}; c.size.HA() && !slices.Equal(placed.NodeClients, want) {
+				t.Errorf("placement %+v, want each node's client %q", placed, want)
 			}
 		})
 	}

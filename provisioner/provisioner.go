@@ -206,6 +206,9 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 		return Placement{}, err
 	}
 	placed := Placement{NodeID: allocs[0].NodeID}
+	if size.HA() {
+		placed.NodeClients, _ = instancejobs.NodeClients(allocs, size.Nodes)
+	}
 	crashpoint.Hit("provision:nodes-running")
 	if _, err := p.nomad.WaitRunning(ctx, naming.GatewaysJobID(in.ShortID), gatewaysVersion, size.Gateways, "haproxy", "gateway", progress); err != nil {
 		return placed, err

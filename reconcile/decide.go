@@ -27,6 +27,11 @@ type Finding struct {
 	// definition of a drifted job (FailedTGAllocs), so registering it could
 	// stop a running allocation for one that never starts.
 	DriftUnplaceable bool
+	// NodesUnplaced, for a Business instance whose node job Nomad lacks or
+	// holds stopped, says why the client holding each node's data is not
+	// known for sure ("" when it is): registering the job again could then
+	// start a node on another node's data, or anew beside its own.
+	NodesUnplaced string
 	// Interrupted: the instance's recorded status is still "repairing: ..."
 	// when this broker holds the reconcile lock, so the broker that started
 	// the repair stopped before its end (killed, say); the repair is run
@@ -110,18 +115,20 @@ const (
 
 // Decide returns what to do about an instance whose plan has standbys (ha)
 // or not, whose data lives on Nomad client nodeID ("" when none was
-// recorded), given f, and the status it has once that is done.
+// recorded; a single node's), given f, and the status it has once that is
+// done. A Business instance is repaired like a single node when the client
+// of each node's data is known (f.NodesUnplaced ""), or needs no placing.
 func Decide(ha bool, nodeID string, f Finding) (Action, string) {
 	switch {
 	case f.Clean():
 		return Leave, StatusRunning
-	case ha:
-		return Leave, "degraded: " + f.String() + " (Business: needs an operator)"
 	case f.NodesVariableLost, f.DriftUnplaceable:
 		return Leave, "degraded: " + f.String() + " (needs an operator)"
 	case !f.JobsMissing() && len(f.Drifted) == 0 && !f.Interrupted:
 		return RestoreVariables, StatusRunning
-	case nodeID == "":
+	case ha && f.NodesJob != "" && f.NodesUnplaced != "":
+		return Leave, "degraded: " + f.String() + ", and " + f.NodesUnplaced + " (Business: needs an operator)"
+	case !ha && nodeID == "":
 		return Leave, "degraded: " + f.String() + ", and no Nomad client is recorded as holding its data (needs an operator)"
 	}
 	return Repair, StatusRunning

@@ -27,9 +27,10 @@ type jobDrift struct {
 	unplaceable bool     // the plan could not place a task group of the definition (FailedTGAllocs)
 }
 
-// drift renders the broker's definition of the jobs of single-node
-// instance inst (what a provision registers now, pinned to the recorded
-// client when the registered node job is pinned) and asks Nomad's plan
+// drift renders the broker's definition of the jobs of instance inst
+// (what a provision registers now: a single node pinned to the recorded
+// client when the registered node job is pinned, each Business node to its
+// recorded client when the registered groups are pinned) and asks Nomad's plan
 // whether registering it would change the registered jobs live. A node job
 // registered by a point-in-time restore (Meta pgbroker_pitr_restore) is not
 // compared: its restore settings are not the broker's to render again.
@@ -46,6 +47,9 @@ func (r *Reconciler) drift(ctx context.Context, inst store.Instance, plan catalo
 		return nil, err
 	}
 	target.GatewayNodeID = pin
+	if plan.HA() {
+		target.NodeClients = nodePins(inst, live, Finding{})
+	}
 	nodes, gateways, err := r.d.Provisioner.RenderJobs(target, instances.SizeOf(plan))
 	if err != nil {
 		return nil, err

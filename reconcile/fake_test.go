@@ -43,7 +43,11 @@ type world struct {
 	nodePin     string            // likewise for the node job (a provision leaves it unpinned, a repair pins it)
 	pitrRestore bool              // the registered node job carries Meta pgbroker_pitr_restore
 	unplaceable bool              // plans of drifted jobs cannot place them
-	planned     []string          // plan <job id> [pin=<client>]
+	planned     []string          // plan <job id> [pin=<client>] [clients=<a,b>]
+
+	// Business: where the nodes run and what the node job pins.
+	nodeAllocs []*api.AllocationListStub // the node jobs' allocations Nomad lists
+	groupPins  []string                  // clients the registered node job's task groups are pinned to, by index; nil none
 }
 
 func newWorld() *world {
@@ -114,6 +118,28 @@ func (w *world) SetStatus(_ context.Context, id, status string) error {
 	return nil
 }
 
+func (w *world) SetNodeClients(_ context.Context, id string, clients []string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range w.instances {
+		if w.instances[i].ID == id {
+			w.instances[i].NodeClients = slices.Clone(clients)
+		}
+	}
+	return nil
+}
+
+// running makes allocation stubs of node groups node-0, node-1... running
+// on clients, in order.
+func running(clients ...string) []*api.AllocationListStub {
+	var out []*api.AllocationListStub
+	for i, c := range clients {
+		out = append(out, &api.AllocationListStub{ID: "alloc-" + strconv.Itoa(i), TaskGroup: naming.Member(i), NodeID: c,
+			DesiredStatus: api.AllocDesiredStatusRun, ClientStatus: api.AllocClientStatusRunning})
+	}
+	return out
+}
+
 func (w *world) tryLock(context.Context) (Lock, bool, error) {
 	if w.lockHeld {
 		return nil, false, nil
@@ -147,6 +173,9 @@ func (w *world) Job(_ context.Context, jobID string) (*api.Job, error) {
 	if strings.HasSuffix(jobID, "-nodes") && w.nodePin != "" {
 		job.Constraints = []*api.Constraint{api.NewConstraint("${node.unique.id}", "=", w.nodePin)}
 	}
+	if strings.HasSuffix(jobID, "-nodes") {
+		job.TaskGroups = groupsPinned(w.groupPins)
+	}
 	if strings.HasSuffix(jobID, "-nodes") && w.pitrRestore {
 		job.Meta[naming.MetaPITRRestore] = "op-pitr"
 	}
@@ -163,6 +192,10 @@ func (w *world) Plan(_ context.Context, job *api.Job) (*api.JobPlanResponse, err
 	if pin != "" {
 		call += " pin=" + pin
 	}
+	pins := groupPinsOf(job)
+	if len(pins) > 0 {
+		call += " clients=" + strings.Join(pins, ",")
+	}
 	w.planned = append(w.planned, call)
 	resp := &api.JobPlanResponse{Diff: &api.JobDiff{Type: "None", ID: *job.ID}}
 	if field, ok := w.drifted[*job.ID]; ok {
@@ -173,18 +206,46 @@ func (w *world) Plan(_ context.Context, job *api.Job) (*api.JobPlanResponse, err
 			resp.FailedTGAllocs = map[string]*api.AllocationMetric{"node-0": {}}
 		}
 	}
-	if (strings.HasSuffix(*job.ID, "-gateways") && pin != w.gatewayPin) || (strings.HasSuffix(*job.ID, "-nodes") && pin != w.nodePin) {
+	if (strings.HasSuffix(*job.ID, "-gateways") && pin != w.gatewayPin) || (strings.HasSuffix(*job.ID, "-nodes") && (pin != w.nodePin || !slices.Equal(pins, w.groupPins))) {
 		resp.Diff.Type = "Edited"
 		resp.Diff.Objects = []*api.ObjectDiff{{Type: "Added", Name: "Constraint"}}
 	}
 	return resp, nil
 }
 
-// RenderJobs renders the two jobs by id, the node job pinned to in.NodeID,
-// the gateway job to in.GatewayNodeID.
-func (w *world) RenderJobs(in provisioner.Instance, _ provisioner.Size) (*api.Job, *api.Job, error) {
+// RenderJobs renders the two jobs by id, the node job pinned to in.NodeID
+// (a single node) or its groups to in.NodeClients (Business), the gateway
+// job to in.GatewayNodeID.
+func (w *world) RenderJobs(in provisioner.Instance, size provisioner.Size) (*api.Job, *api.Job, error) {
 	nodes, gateways := naming.NodesJobID(in.ShortID), naming.GatewaysJobID(in.ShortID)
+	if size.HA() {
+		job := pinned(nodes, "")
+		job.TaskGroups = groupsPinned(in.NodeClients)
+		return job, pinned(gateways, ""), nil
+	}
 	return pinned(nodes, in.NodeID), pinned(gateways, in.GatewayNodeID), nil
+}
+
+// groupsPinned are task groups node-<i> each pinned to clients[i].
+func groupsPinned(clients []string) []*api.TaskGroup {
+	var out []*api.TaskGroup
+	for i, c := range clients {
+		g := api.NewTaskGroup(naming.Member(i), 1)
+		g.Constraints = []*api.Constraint{api.NewConstraint("${node.unique.id}", "", c)}
+		out = append(out, g)
+	}
+	return out
+}
+
+// groupPinsOf is the client each task group of job is pinned to.
+func groupPinsOf(job *api.Job) []string {
+	var out []string
+	for _, g := range job.TaskGroups {
+		for _, c := range g.Constraints {
+			out = append(out, c.RTarget)
+		}
+	}
+	return out
 }
 
 // pinned is a job jobID with a node_id constraint on client ("" none).
@@ -196,8 +257,13 @@ func pinned(jobID, client string) *api.Job {
 	return job
 }
 
-func (w *world) Allocations(context.Context, string, bool) ([]*api.AllocationListStub, error) {
-	return nil, nil
+func (w *world) Allocations(_ context.Context, jobID string, _ bool) ([]*api.AllocationListStub, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !strings.HasSuffix(jobID, "-nodes") || !w.jobs[jobID] {
+		return nil, nil
+	}
+	return w.nodeAllocs, nil
 }
 
 func (w *world) WaitStopped(context.Context, []string) error { return nil }
@@ -259,6 +325,12 @@ func (w *world) Provision(_ context.Context, in provisioner.Instance, size provi
 	if in.GatewayNodeID != "" {
 		call += " gateway=" + in.GatewayNodeID
 	}
+	if len(in.NodeClients) > 0 {
+		call += " clients=" + strings.Join(in.NodeClients, ",")
+	}
+	if size.HA() {
+		call += " nodes=" + strconv.Itoa(size.Nodes)
+	}
 	w.calls = append(w.calls, call)
 	if w.provisionErr != nil {
 		return provisioner.Placement{}, w.provisionErr
@@ -267,6 +339,31 @@ func (w *world) Provision(_ context.Context, in provisioner.Instance, size provi
 	w.jobs[naming.GatewaysJobID(in.ShortID)] = true
 	delete(w.drifted, naming.NodesJobID(in.ShortID))
 	delete(w.drifted, naming.GatewaysJobID(in.ShortID))
+	if size.HA() {
+		w.groupPins = slices.Clone(in.NodeClients)
+		return provisioner.Placement{NodeID: in.NodeID, NodeClients: in.NodeClients}, nil
+	}
 	w.gatewayPin, w.nodePin = in.GatewayNodeID, in.NodeID
 	return provisioner.Placement{NodeID: in.NodeID}, nil
+}
+
+// ChangePlan from a size to the same one is a Business roll: the node job
+// back on the broker's definition, one node at a time.
+func (w *world) ChangePlan(_ context.Context, in provisioner.Instance, from, to provisioner.Size, _ provisioner.Progress) (provisioner.Placement, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	call := "roll " + in.ShortID
+	if from != to {
+		call += " to another size"
+	}
+	if len(in.NodeClients) > 0 {
+		call += " clients=" + strings.Join(in.NodeClients, ",")
+	}
+	w.calls = append(w.calls, call)
+	if w.provisionErr != nil {
+		return provisioner.Placement{}, w.provisionErr
+	}
+	delete(w.drifted, naming.NodesJobID(in.ShortID))
+	w.groupPins = slices.Clone(in.NodeClients)
+	return provisioner.Placement{NodeClients: in.NodeClients}, nil
 }

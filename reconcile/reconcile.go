@@ -1,20 +1,25 @@
 // Package reconcile compares, for every live instance, what the state
 // database says it is (the desired state) with what Nomad holds, and puts
 // back what Nomad lost: the instance's Variables from their sealed copies,
-// and the node and gateway jobs of single-node plans (Sandbox, Starter),
-// registered again by the provisioner on the client holding the data, with
-// the same gateway port. A job of a single-node plan whose definition
-// drifted from the broker's (edited by hand) is registered again the same
-// way, and so is an instance whose status is still "repairing" (its broker
-// stopped mid-repair). Drift is what Nomad's plan of the job the broker
-// would register now says (nomad job plan -diff), not fields compared
-// here: Nomad fills defaults and adds implied constraints, so only its own
-// diff finds no difference in a job as the broker registered it, and it
-// sees every field. An operation in progress always wins: the loop
-// leaves its instance alone, and an instance under repair refuses new
-// operations until it is back (store.ErrRepairInFlight). Business instances
-// are only reported ("degraded: ..."): their nodes are not pinned one by one,
-// so registering them again could start node-0 on node-1's data.
+// and its node and gateway jobs, registered again by the provisioner on the
+// clients holding the data, with the same gateway port. A single node is
+// pinned to its recorded client. A Business node is pinned to the client
+// recorded for its own task group (node-<index>): the loop records each
+// node's client whenever it sees the nodes run one per client, and a
+// Business instance whose record is missing or doubtful (two nodes on one
+// client, a client gone) is only reported ("degraded: ..."), never
+// registered where a node could start on another node's data. Patroni then
+// finds its cluster in etcd, and the most advanced node leads again. A job
+// whose definition drifted from the broker's (edited by hand) is
+// registered again the same way, a Business node job rolled one node at a
+// time, standbys first; so is an instance whose status is still
+// "repairing" (its broker stopped mid-repair). Drift is what Nomad's plan
+// of the job the broker would register now says (nomad job plan -diff),
+// not fields compared here: Nomad fills defaults and adds implied
+// constraints, so only its own diff finds no difference in a job as the
+// broker registered it, and it sees every field. An operation in progress
+// always wins: the loop leaves its instance alone, and an instance under
+// repair refuses new operations until it is back (store.ErrRepairInFlight).
 package reconcile
 
 import (
@@ -41,6 +46,7 @@ type Instances interface {
 	LiveInstances(ctx context.Context) ([]store.Instance, error)
 	LatestOperation(ctx context.Context, instanceID string) (store.Operation, error)
 	SetStatus(ctx context.Context, instanceID, status string) error
+	SetNodeClients(ctx context.Context, instanceID string, clients []string) error
 }
 
 // Lock is the deployment's reconcile lock (store.ReconcileLock).
@@ -77,12 +83,15 @@ type Restorer interface {
 	Restore(ctx context.Context, path string) (bool, error)
 }
 
-// Provisioner renders an instance's jobs, and registers them and waits
-// until it answers (provisioner.Provisioner: Provision is idempotent,
-// pinned to in.NodeID).
+// Provisioner renders an instance's jobs, registers them and waits until
+// it answers (provisioner.Provisioner: Provision is idempotent, pinned to
+// in.NodeID, or each Business node to in.NodeClients), and rolls a Business
+// cluster's nodes onto the broker's definition one at a time, standbys
+// first (ChangePlan from a size to the same size: tiers.Changer.Roll).
 type Provisioner interface {
 	RenderJobs(in provisioner.Instance, size provisioner.Size) (nodes, gateways *api.Job, err error)
 	Provision(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
+	ChangePlan(ctx context.Context, in provisioner.Instance, from, to provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
 }
 
 // Plans finds a plan by id (catalog.Catalog).
@@ -178,6 +187,16 @@ func (r *Reconciler) instance(ctx context.Context, lock Lock, inst store.Instanc
 	if err != nil {
 		return "", err
 	}
+	if plan.HA() {
+		if inst.NodeClients, err = r.learnPlacement(ctx, inst, plan, live, f); err != nil {
+			return "", err
+		}
+		if f.NodesJob != "" {
+			if f.NodesUnplaced, err = r.unplaced(ctx, inst.NodeClients, plan); err != nil {
+				return "", err
+			}
+		}
+	}
 	if err := r.inspectDrift(ctx, inst, plan, live, &f); err != nil {
 		return "", err
 	}
@@ -204,7 +223,7 @@ func (r *Reconciler) instance(ctx context.Context, lock Lock, inst store.Instanc
 	if err != nil || busy || after != before {
 		return "", err
 	}
-	return r.repair(ctx, inst, plan, action, f)
+	return r.repair(ctx, inst, plan, action, f, live)
 }
 
 // operation returns the id of the instance's latest operation and whether
@@ -226,12 +245,12 @@ func prefixes(short string) []string {
 	return []string{"nomad/jobs/pg-" + short + "-", "pgbroker/instances/" + short + "/"}
 }
 
-// inspectDrift sets f.Drifted and f.DriftUnplaceable for a single-node
-// instance whose jobs and Variables are all in Nomad (else the repair of
-// what is lost registers the broker's definition anyway, and a Business
-// instance is only reported), and logs what drifted.
+// inspectDrift sets f.Drifted and f.DriftUnplaceable for an instance whose
+// jobs and Variables are all in Nomad (else the repair of what is lost
+// registers the broker's definition anyway) and, for a single node, whose
+// client is recorded; and logs what drifted.
 func (r *Reconciler) inspectDrift(ctx context.Context, inst store.Instance, plan catalog.Plan, live registered, f *Finding) error {
-	if plan.HA() || inst.NodeID == "" || !f.Clean() {
+	if (!plan.HA() && inst.NodeID == "") || !f.Clean() {
 		return nil
 	}
 	drifts, err := r.drift(ctx, inst, plan, live)
@@ -298,7 +317,7 @@ func (r *Reconciler) jobState(ctx context.Context, jobID string) (*api.Job, stri
 
 // repair puts back what f says is missing, logs and counts it, and records
 // the instance's status; it returns that status.
-func (r *Reconciler) repair(ctx context.Context, inst store.Instance, plan catalog.Plan, action Action, f Finding) (string, error) {
+func (r *Reconciler) repair(ctx context.Context, inst store.Instance, plan catalog.Plan, action Action, f Finding, live registered) (string, error) {
 	log := r.log.With(slog.String("instance_id", inst.ID), slog.String("missing", f.String()), slog.String("reason", f.Reason()))
 	start := time.Now()
 	if err := r.d.Instances.SetStatus(ctx, inst.ID, StatusRepairing+": "+f.String()); err != nil {
@@ -307,7 +326,7 @@ func (r *Reconciler) repair(ctx context.Context, inst store.Instance, plan catal
 	log.Info("repair started")
 	ctx, cancel := context.WithTimeout(ctx, r.repairTimeout)
 	defer cancel()
-	done, err := r.putBack(ctx, inst, plan, action, f, log)
+	done, err := r.putBack(ctx, inst, plan, action, f, live, log)
 	took := time.Since(start)
 	status := StatusRunning
 	if err != nil {
@@ -324,7 +343,7 @@ func (r *Reconciler) repair(ctx context.Context, inst store.Instance, plan catal
 
 // putBack restores the Variables, then, for Repair, provisions the instance
 // again, and says what it did.
-func (r *Reconciler) putBack(ctx context.Context, inst store.Instance, plan catalog.Plan, action Action, f Finding, log *slog.Logger) (string, error) {
+func (r *Reconciler) putBack(ctx context.Context, inst store.Instance, plan catalog.Plan, action Action, f Finding, live registered, log *slog.Logger) (string, error) {
 	restored := 0
 	for _, path := range f.Variables {
 		created, err := r.d.Restorer.Restore(ctx, path)
@@ -345,18 +364,20 @@ func (r *Reconciler) putBack(ctx context.Context, inst store.Instance, plan cata
 		}
 	}
 	target := instances.Target(inst, plan)
-	if !instances.SizeOf(plan).HA() {
-		// Back on its former client, so the credentials handed out before
-		// (which name its address) connect again.
-		gateway, err := r.formerGatewayNode(ctx, inst.ShortID)
-		if err != nil {
-			return done, err
-		}
-		if gateway == "" {
-			log.Warn("the gateway's former client is not known: it is placed anew, and credentials handed out before may name a former address")
-		}
-		target.GatewayNodeID = gateway
+	if plan.HA() {
+		did, err := r.putBackCluster(ctx, inst, plan, target, f, live, log)
+		return done + did, err
 	}
+	// Back on its former client, so the credentials handed out before
+	// (which name its address) connect again.
+	gateway, err := r.formerGatewayNode(ctx, inst.ShortID)
+	if err != nil {
+		return done, err
+	}
+	if gateway == "" {
+		log.Warn("the gateway's former client is not known: it is placed anew, and credentials handed out before may name a former address")
+	}
+	target.GatewayNodeID = gateway
 	progress := func(step string) { log.Info("repair progress", slog.String("step", step)) }
 	placed, err := r.d.Provisioner.Provision(ctx, target, instances.SizeOf(plan), progress)
 	if err != nil {

@@ -34,10 +34,16 @@ func TestDecide(t *testing.T) {
 		{"jobs and Variables lost", false, "c", lostJobs, Repair, "running"},
 		{"only the gateway job stopped", false, "c", Finding{GatewaysJob: "stopped"}, Repair, "running"},
 		{"only Variables lost", false, "c", Finding{Variables: []string{"p"}}, RestoreVariables, "running"},
-		{"Business with its jobs lost", true, "c", lostJobs, Leave,
-			"degraded: nodes job missing, gateways job stopped, 1 Variables missing (Business: needs an operator)"},
-		{"Business with only Variables lost", true, "c", Finding{Variables: []string{"p"}}, Leave,
-			"degraded: 1 Variables missing (Business: needs an operator)"},
+		{"Business with its jobs lost, each node's client known", true, "", lostJobs, Repair, "running"},
+		{"Business with its jobs lost, its nodes' clients not known", true, "c",
+			Finding{NodesJob: "missing", GatewaysJob: "stopped", NodesUnplaced: "node-1's client is not recorded"}, Leave,
+			"degraded: nodes job missing, gateways job stopped, and node-1's client is not recorded (Business: needs an operator)"},
+		{"Business with only its gateway job lost, its nodes' clients not known", true, "",
+			Finding{GatewaysJob: "missing"}, Repair, "running"},
+		{"Business with only Variables lost", true, "", Finding{Variables: []string{"p"}}, RestoreVariables, "running"},
+		{"Business with a job drifted", true, "", Finding{Drifted: []string{"nodes"}}, Repair, "running"},
+		{"Business drift that cannot be placed", true, "", Finding{Drifted: []string{"nodes"}, DriftUnplaceable: true}, Leave,
+			"degraded: nodes job definition drifted, the broker's definition cannot be placed (needs an operator)"},
 		{"nodes Variable lost with no sealed copy", false, "c", Finding{NodesJob: "missing", NodesVariableLost: true}, Leave,
 			"degraded: nodes job missing, nodes Variable missing with no sealed copy (needs an operator)"},
 		{"no client recorded", false, "", Finding{NodesJob: "missing"}, Leave,
@@ -131,7 +137,7 @@ func TestPassLeavesAnInstanceWhoseOperationStartedWhileItLooked(t *testing.T) {
 	}
 }
 
-func TestPassReportsABusinessInstanceDegradedAndNeverTouchesIt(t *testing.T) {
+func TestPassReportsABusinessInstanceWhoseNodesWereNeverSeenRunningDegradedAndNeverTouchesIt(t *testing.T) {
 	w := newWorld()
 	inst := w.healthy("inst-1", business)
 	w.lose(inst)
@@ -142,7 +148,8 @@ func TestPassReportsABusinessInstanceDegradedAndNeverTouchesIt(t *testing.T) {
 	if len(w.calls) != 0 {
 		t.Errorf("touched a Business instance: %q", w.calls)
 	}
-	want := "degraded: nodes job stopped, gateways job stopped, 2 Variables missing (Business: needs an operator)"
+	want := "degraded: nodes job stopped, gateways job stopped, 2 Variables missing, and the client holding each node's data was never recorded" +
+		" (the node job was lost before the broker saw it run) (Business: needs an operator)"
 	if got := w.statuses[inst.ID]; !slices.Equal(got, []string{want}) {
 		t.Errorf("statuses = %q; want %q", got, want)
 	}

@@ -28,12 +28,16 @@ type Instance struct {
 	GatewayPort      int             // static gateway port, stable for the instance's life; 0 once released
 	ReadOnlyPort     int             // static port of the gateways' read-only listener (plans with standbys); 0 until allocated and once released
 	NodeID           string          // Nomad node the data directory lives on; "" until first placed
-	ForceTLS         bool            // only TLS connections may log in (update parameter force_tls)
-	Extensions       []string        // extensions the broker manages in the instance's database, sorted
-	Status           string          // the reconcile loop's last verdict against Nomad (package reconcile); "" before its first look
-	PostgresVersion  string          // PostgreSQL major.minor the instance runs ("15.18", pgversion); an upgrade changes it when it succeeds
-	CreatedAt        time.Time
-	DeprovisionedAt  *time.Time // set when deprovisioning succeeded
+	// NodeClients is, for plans with standbys, the Nomad node holding each
+	// node's data directory by node index (task group node-<index>), as
+	// last seen running; nil when not known.
+	NodeClients     []string
+	ForceTLS        bool     // only TLS connections may log in (update parameter force_tls)
+	Extensions      []string // extensions the broker manages in the instance's database, sorted
+	Status          string   // the reconcile loop's last verdict against Nomad (package reconcile); "" before its first look
+	PostgresVersion string   // PostgreSQL major.minor the instance runs ("15.18", pgversion); an upgrade changes it when it succeeds
+	CreatedAt       time.Time
+	DeprovisionedAt *time.Time // set when deprovisioning succeeded
 }
 
 // Gone reports whether the instance was deprovisioned.
@@ -47,12 +51,12 @@ type PortRange struct {
 }
 
 const instanceColumns = `id, short_id, service_id, plan_id, organization_guid, space_guid, parameters, context,
-	coalesce(gateway_port, 0), coalesce(read_only_port, 0), node_id, force_tls, extensions, status, postgres_version, created_at, deprovisioned_at`
+	coalesce(gateway_port, 0), coalesce(read_only_port, 0), node_id, node_clients, force_tls, extensions, status, postgres_version, created_at, deprovisioned_at`
 
 func scanInstance(row pgx.Row) (Instance, error) {
 	var i Instance
 	err := row.Scan(&i.ID, &i.ShortID, &i.ServiceID, &i.PlanID, &i.OrganizationGUID, &i.SpaceGUID,
-		&i.Parameters, &i.Context, &i.GatewayPort, &i.ReadOnlyPort, &i.NodeID, &i.ForceTLS, &i.Extensions, &i.Status, &i.PostgresVersion, &i.CreatedAt, &i.DeprovisionedAt)
+		&i.Parameters, &i.Context, &i.GatewayPort, &i.ReadOnlyPort, &i.NodeID, &i.NodeClients, &i.ForceTLS, &i.Extensions, &i.Status, &i.PostgresVersion, &i.CreatedAt, &i.DeprovisionedAt)
 	return i, notFound(err)
 }
 
@@ -166,6 +170,18 @@ func (s *Instances) SetNodeID(ctx context.Context, instanceID, nodeID string) er
 		SELECT pg_notify($3, id) FROM changed`, instanceID, nodeID, notifyChannel)
 	if err != nil {
 		return fmt.Errorf("record node of instance: %w", err)
+	}
+	return nil
+}
+
+// SetNodeClients records the Nomad node holding each node's data
+// directory of an instance whose plan has standbys, by node index (nil: not
+// known), so that its node job can be registered again with each node on
+// its own data.
+func (s *Instances) SetNodeClients(ctx context.Context, instanceID string, clients []string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE instances SET node_clients = $2 WHERE id = $1`, instanceID, textArray(clients))
+	if err != nil {
+		return fmt.Errorf("record the nodes' clients of instance: %w", err)
 	}
 	return nil
 }

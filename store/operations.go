@@ -196,7 +196,7 @@ func (s *Instances) queryInstanceOperation(ctx context.Context, instanceID, opID
 		oFinished                                              *time.Time
 	)
 	row := s.pool.QueryRow(ctx, `SELECT i.id, i.short_id, i.service_id, i.plan_id, i.organization_guid, i.space_guid,
-			i.parameters, i.context, coalesce(i.gateway_port, 0), coalesce(i.read_only_port, 0), i.node_id, i.force_tls, i.extensions, i.status, i.postgres_version, i.created_at, i.deprovisioned_at,
+			i.parameters, i.context, coalesce(i.gateway_port, 0), coalesce(i.read_only_port, 0), i.node_id, i.node_clients, i.force_tls, i.extensions, i.status, i.postgres_version, i.created_at, i.deprovisioned_at,
 			o.id, o.instance_id, o.kind, o.state, o.description, o.plan_id, o.parameters, o.originating_platform,
 			o.originating_identity, o.created_at, o.updated_at, o.finished_at
 		FROM instances i
@@ -205,7 +205,7 @@ func (s *Instances) queryInstanceOperation(ctx context.Context, instanceID, opID
 			ORDER BY created_at DESC, id DESC LIMIT 1) o ON true
 		WHERE i.id = $1`, instanceID, opID)
 	err = row.Scan(&inst.ID, &inst.ShortID, &inst.ServiceID, &inst.PlanID, &inst.OrganizationGUID, &inst.SpaceGUID,
-		&inst.Parameters, &inst.Context, &inst.GatewayPort, &inst.ReadOnlyPort, &inst.NodeID, &inst.ForceTLS, &inst.Extensions, &inst.Status, &inst.PostgresVersion, &inst.CreatedAt, &inst.DeprovisionedAt,
+		&inst.Parameters, &inst.Context, &inst.GatewayPort, &inst.ReadOnlyPort, &inst.NodeID, &inst.NodeClients, &inst.ForceTLS, &inst.Extensions, &inst.Status, &inst.PostgresVersion, &inst.CreatedAt, &inst.DeprovisionedAt,
 		&oID, &oInstance, &oKind, &oState, &oDesc, &oPlan, &oParams, &oPlatform, &oIdentity, &oCreated, &oUpdated, &oFinished)
 	if err != nil {
 		return Instance{}, Operation{}, false, notFound(err)

@@ -141,6 +141,11 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		if err != nil {
 			return "", err
 		}
+		// Where each node's data now lives (none on a single node): the
+		// reconcile loop registers lost node jobs back on it.
+		if err := w.store.Instances().SetNodeClients(ctx, inst.ID, placed.NodeClients); err != nil {
+			return "", err
+		}
 		if err := w.op.Configure(ctx, target, want, progress); err != nil {
 			return "", err
 		}
@@ -243,6 +248,11 @@ func (w *operationWorker) provisionNew(ctx context.Context, inst store.Instance,
 			return serr
 		}
 		target.NodeID = placed.NodeID
+	}
+	if len(placed.NodeClients) > 0 {
+		if serr := w.store.Instances().SetNodeClients(ctx, inst.ID, placed.NodeClients); serr != nil {
+			return serr
+		}
 	}
 	if err != nil {
 		return err
