@@ -147,6 +147,14 @@ func jobFiles(driver string) []jobFile {
 			},
 			group: "basebackup", count: 1, task: "basebackup", port: -1,
 		},
+		{
+			name: "upgrade", src: nomadjobs.Upgrade,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "data_root": "/srv/pgbroker/data", "node_id": "3f1c2d9e-0b5e-4a2c-9d1f-4e8a8a573f6f",
+				"phase": "check", "old_bin_dir": "/usr/lib/postgresql/15/bin", "new_bin_dir": "/opt/postgresql-18.6/bin", "new_major": 18,
+			},
+			group: "upgrade", count: 1, task: "upgrade", port: -1,
+		},
 	}
 }
 

@@ -178,7 +178,7 @@ func (o Offered) CheckUpgrade(from, to Version) error {
 		return &RefusalError{ErrNotOffered, fmt.Sprintf("PostgreSQL %s is not offered by this broker (offered: %s)", to, o.list())}
 	}
 	if to.Major != from.Major {
-		return &RefusalError{ErrMajor, fmt.Sprintf("the instance runs PostgreSQL %s: maintenance_info upgrades within major %d only; a major upgrade is the update parameter postgresql_version (\"%d\")", from, from.Major, to.Major)}
+		return &RefusalError{ErrMajor, fmt.Sprintf("the instance runs PostgreSQL %s: maintenance_info cannot take it to major %d, only to a newer %d.x; a major upgrade is the update parameter postgresql_version (\"%d\")", from, to.Major, from.Major, to.Major)}
 	}
 	return nil
 }
@@ -237,4 +237,20 @@ func (o Offered) CheckMajorUpgrade(from Version, major int) (Version, error) {
 			from, newest, from.Major, major)}
 	}
 	return to, nil
+}
+
+// PgBackRestMaxMajor is the newest PostgreSQL major the pgBackRest on the
+// clients archives and backs up: Debian bookworm's pgbackrest 2.45 knows
+// PostgreSQL up to 15 (18 needs 2.55 or later). An instance on a newer major
+// runs without WAL archiving and base backups, so without point-in-time
+// recovery, until the clients have a newer pgBackRest and this is raised.
+const PgBackRestMaxMajor = 15
+
+// Archived reports whether the clients' pgBackRest archives an instance
+// running version ("18.6"; "" is the default major's): its major is at most
+// PgBackRestMaxMajor. A version that does not parse counts as archived (the
+// job renderers refuse it anyway).
+func Archived(version string) bool {
+	v, err := Parse(version)
+	return err != nil || v.Major <= PgBackRestMaxMajor
 }

@@ -159,3 +159,11 @@ func TestParseMajorReadsOnlyAMajorNumber(t *testing.T) {
 		}
 	}
 }
+
+func TestArchivedUpToThePgBackRestMaxMajor(t *testing.T) {
+	for v, want := range map[string]bool{"15.18": true, "15.20": true, "18.6": false, "": true} {
+		if got := Archived(v); got != want {
+			t.Errorf("Archived(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
