@@ -207,14 +207,34 @@ job "pg-upgrade" {
             rm -f "$pwfile"
             mv -T "$new.initdb" "$new"
           }
-          # pg_upgrade's reason, on one line: what follows its "fatal", and the first problems it listed.
+          # pg_upgrade's reason, on one line: what follows its last passed
+          # check ("... ok"), and the first problems it listed.
           reason() {
-            local out=$1 text list
-            text=$(sed -n '/fatal$/,$p' "$out" | grep -v -e '^Failure, exiting' -e 'A list of' -e '^ *\/' | tr -s ' \n\t' ' ')
+            local out=$1 text list last
+            last=$(grep -n '[[:space:]]ok$' "$out" | tail -1 | cut -d: -f1)
+            text=$(tail -n +"$(( $${last:-0} + 1 ))" "$out" | grep -v -e '^Failure, exiting' -e 'A list of' -e '^ *\/' | tr -s ' \n\t' ' ')
             [[ -n $text ]] || text=$(tail -5 "$out" | tr -s ' \n\t' ' ')
             list=$(grep -o '/[^ ]*\.txt' "$out" | head -1 || true)
             if [[ -n $list && -f $list ]]; then text+=" Problems: $(head -5 "$list" | tr -s ' \n\t' ' ')"; fi
             printf '%s' "$text" | cut -c1-440
+          }
+          # PostgreSQL 15.20 stamps an attribute option pg_attver on the columns
+          # it creates; its own pg_dump leaves it out, but the new major's pg_dump
+          # (which pg_upgrade runs) dumps it, and the new server refuses it
+          # ("unrecognized parameter"), failing pg_upgrade while it restores
+          # the schema. Drop it from the stopped old cluster first: catalog
+          # only, and 15.20 runs columns without it (those made by 15.18).
+          strip_attver() {
+            local db
+            rm -rf -- "$work"
+            mkdir -p "$work"
+            "$old_bin/pg_ctl" --pgdata="$data" --wait --silent --log="$work/old.log" \
+              -o "-c listen_addresses='' -c unix_socket_directories='$work' -c port=50431 -c archive_mode=off -c shared_preload_libraries=''" start
+            "$old_bin/psql" -h "$work" -p 50431 -XAtq -c "SELECT datname FROM pg_database WHERE datallowconn" | while IFS= read -r db; do
+              "$old_bin/psql" -h "$work" -p 50431 -Xq -v ON_ERROR_STOP=1 -d "$db" -c \
+                "UPDATE pg_catalog.pg_attribute SET attoptions = nullif(array(SELECT o FROM unnest(attoptions) o WHERE o NOT LIKE 'pg\_attver=%'), '{}') WHERE attoptions::text LIKE '%pg\_attver=%'"
+            done
+            "$old_bin/pg_ctl" --pgdata="$data" --wait --silent --mode=fast stop
           }
           pg_upgrade_in_work() {
             rm -rf -- "$work"
@@ -265,6 +285,7 @@ job "pg-upgrade" {
               if [[ -f $data/global/pg_control.old && ! -f $data/global/pg_control ]]; then
                 mv "$data/global/pg_control.old" "$data/global/pg_control"
               fi
+              strip_attver
               fresh_cluster
               if ! pg_upgrade_in_work; then
                 cat "$work/pg_upgrade.out"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -69,7 +70,11 @@ func (p *Provisioner) UpgradeMajor(ctx context.Context, from, to Instance, size 
 		err := p.backups.Upgrade(ctx, in, operationID, ph, oldBin, newBin, newVersion.Major)
 		var failed *nomad.JobFailedError
 		if errors.As(err, &failed) && ph != backup.UpgradeFinish {
+			// The job's last line of standard error is "upgrade: <reason>".
 			reason := failed.Stderr
+			if i := strings.LastIndex(reason, "upgrade: "); i >= 0 {
+				reason = reason[i+len("upgrade: "):]
+			}
 			if reason == "" {
 				reason = failed.Error()
 			}
