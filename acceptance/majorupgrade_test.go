@@ -243,3 +243,45 @@ func TestAStarterUpgradesToPostgreSQL18KeepingEverything(t *testing.T) {
 		t.Fatalf("back to 15: %d %s, want 422", status, body)
 	}
 }
+
+// TestBrokerKilledDuringAMajorUpgradeFinishesIt: SIGKILL right after the
+// node stopped, and right after pg_upgrade: the restarted broker finishes
+// the upgrade (the stopped node is not taken for one that failed its check,
+// pg_upgrade is not run on the upgraded cluster), the rows are there
+// through the same DATABASE_URL on 18.6, one node allocation runs, and the
+// old data directory is gone.
+func TestBrokerKilledDuringAMajorUpgradeFinishesIt(t *testing.T) {
+	offered18(t)
+	for _, point := range []string{"upgrade:stopped", "upgrade:upgraded"} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			b := newBroker(t, append(crashEnv, "PGBROKER_CRASH_AT="+point)...)
+			c := b.client()
+			id := uuid.NewString()
+			waitOperation(t, c, id, startProvision(t, c, id), 3*time.Minute)
+			t.Cleanup(func() { deprovision(t, c, id, crashPlan) })
+			databaseURL := bind(t, c, id, uuid.NewString(), crashPlan, nil)["DATABASE_URL"].(string)
+			conn := connect(t, databaseURL)
+			mustExec(t, conn, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (1), (2), (3)")
+			conn.Close(t.Context())
+			status, body := requestMajorUpgrade(b, id, "", `{"postgresql_version":"18"}`)
+			op := acceptedOperation(t, status, body)
+			crashAndRestart(t, b, point)
+			waitOperation(t, c, id, op, 10*time.Minute)
+			if v := serverVersion(t, databaseURL); !strings.HasPrefix(v, "18.6") {
+				t.Fatalf("after: server_version %q, want 18.6", v)
+			}
+			again := connect(t, databaseURL)
+			if n := count(t, again, "kept"); n != 3 {
+				t.Fatalf("%d rows after the upgrade, want 3", n)
+			}
+			again.Close(t.Context())
+			if n := runningNodeAllocs(t, id); n != 1 {
+				t.Fatalf("%d running node allocations, want 1", n)
+			}
+			if old := dataDir(id) + "/node-0.old"; exists(old) {
+				t.Fatalf("the old data directory %s is left", old)
+			}
+		})
+	}
+}

@@ -7,9 +7,10 @@
 #            checksum setting (kept in <instance dir>/upgrade-initdb-args),
 #            initdb's a new cluster with them beside the data directory
 #            (<data dir>.pg<new_major>) and runs pg_upgrade --check against the
-#            live cluster. A failure deletes the new cluster and exits 1 with
-#            pg_upgrade's reason as the last line of standard error; the
-#            instance is untouched.
+#            live cluster. A failure deletes the new cluster and the settings
+#            and exits 1 with pg_upgrade's reason as the last line of standard
+#            error; the instance is untouched. A stopped node with the
+#            settings kept passed it before (a broker restarted after the stop).
 #   upgrade  the node is stopped: initdb's the new cluster afresh, runs
 #            pg_upgrade --link, marks it (pgbroker-upgraded), then moves the old
 #            data directory aside (<data dir>.old) and the new one into its
@@ -248,7 +249,12 @@ job "pg-upgrade" {
           check)
             if upgraded; then say "$data is on PostgreSQL $new_major already"; exit 0; fi
             if [[ -f $new/pgbroker-upgraded ]]; then say "$new is upgraded already"; exit 0; fi
-            running || fail "PostgreSQL is not running in $data: the check runs against the live cluster"
+            if ! running; then
+              # Stopped by this upgrade after a check that passed (args_file
+              # is kept only then): a broker restarted after the stop.
+              if [[ -f $args_file ]]; then say "the node is stopped after a check that passed"; exit 0; fi
+              fail "PostgreSQL is not running in $data: the check runs against the live cluster"
+            fi
             # The old cluster's settings the new one must match.
             IFS='|' read -r encoding collate ctype provider icu checksums < <("$old_bin/psql" -XAtq -F '|' -c \
               "SELECT pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider, coalesce(daticulocale, ''), current_setting('data_checksums') FROM pg_database WHERE datname = 'template0'")
@@ -266,7 +272,7 @@ job "pg-upgrade" {
               cat "$work/pg_upgrade.out"
               why=$(reason "$work/pg_upgrade.out")
               cd /
-              rm -rf -- "$new" "$work"
+              rm -rf -- "$new" "$work" "$args_file"
               fail "pg_upgrade --check failed: $why"
             fi
             cat "$work/pg_upgrade.out"

@@ -35,7 +35,8 @@ func (e *UpgradeRefusedError) Error() string { return e.Reason }
 //  3. pg_upgrade --link into that new cluster, which then replaces the data
 //     directory (the old one is kept aside);
 //  4. the node job is registered on to's binaries and waited for, until
-//     PostgreSQL answers through the gateway;
+//     PostgreSQL answers through the gateway (a node job that runs them
+//     already, registered by an earlier attempt, skips steps 1 to 3);
 //  5. ALTER EXTENSION ... UPDATE in every database, vacuumdb --all
 //     --analyze-in-stages, and the old data directory is deleted.
 //
@@ -43,8 +44,8 @@ func (e *UpgradeRefusedError) Error() string { return e.Reason }
 // (pgversion.Archived), the node job archives no WAL from then on.
 // Each step is idempotent and finds from the data directory where an earlier
 // run stopped (backup.Upgrade), so a run interrupted anywhere (a broker
-// killed) is finished by running it again, without a second pg_upgrade; a
-// crash after step 2 only stops the node once more. Errors:
+// killed, an attempt timed out) is finished by running it again, without a
+// second pg_upgrade. Errors:
 // *UpgradeRefusedError when pg_upgrade refused (step 1: nothing stopped) or
 // failed (step 3: the old cluster is put back and its node job started
 // again); others are worth retrying.
@@ -83,6 +84,28 @@ func (p *Provisioner) UpgradeMajor(ctx context.Context, from, to Instance, size 
 		return err
 	}
 
+	on, err := p.nodeRunsOn(ctx, to.ShortID, newBin)
+	if err != nil {
+		return err
+	}
+	if !on {
+		if err := p.upgradeStopped(ctx, from, size, oldVersion, newVersion, phase, progress); err != nil {
+			return err
+		}
+	}
+	progress(fmt.Sprintf("starting the node on PostgreSQL %s", newVersion))
+	if err := p.startNode(ctx, to, size, progress); err != nil {
+		return err
+	}
+	crashpoint.Hit("upgrade:started")
+	progress("updating extensions and analyzing (vacuumdb --analyze-in-stages)")
+	return phase(backup.UpgradeFinish)
+}
+
+// upgradeStopped runs UpgradeMajor's steps 1 to 3: the check, the stop,
+// pg_upgrade. A failure of pg_upgrade starts the old cluster again.
+func (p *Provisioner) upgradeStopped(ctx context.Context, from Instance, size Size, oldVersion, newVersion pgversion.Version,
+	phase func(backup.UpgradePhase) error, progress Progress) error {
 	progress(fmt.Sprintf("checking the cluster with pg_upgrade --check for PostgreSQL %s", newVersion))
 	if err := phase(backup.UpgradeCheck); err != nil {
 		return err
@@ -105,13 +128,34 @@ func (p *Provisioner) UpgradeMajor(ctx context.Context, from, to Instance, size 
 		return err
 	}
 	crashpoint.Hit("upgrade:upgraded")
-	progress(fmt.Sprintf("starting the node on PostgreSQL %s", newVersion))
-	if err := p.startNode(ctx, to, size, progress); err != nil {
-		return err
+	return nil
+}
+
+// nodeRunsOn reports whether the node job of instance short is registered,
+// not stopped, on the binaries in binDir (its start script names them): an
+// earlier attempt of the upgrade got as far as starting the new major, and
+// stopping the node again would gain nothing.
+func (p *Provisioner) nodeRunsOn(ctx context.Context, short, binDir string) (bool, error) {
+	job, err := p.nomad.Job(ctx, naming.NodesJobID(short))
+	if nomad.IsNotFound(err) {
+		return false, nil
 	}
-	crashpoint.Hit("upgrade:started")
-	progress("updating extensions and analyzing (vacuumdb --analyze-in-stages)")
-	return phase(backup.UpgradeFinish)
+	if err != nil {
+		return false, err
+	}
+	if job.Stop != nil && *job.Stop {
+		return false, nil
+	}
+	for _, tg := range job.TaskGroups {
+		for _, task := range tg.Tasks {
+			for _, tmpl := range task.Templates {
+				if tmpl.EmbeddedTmpl != nil && strings.Contains(*tmpl.EmbeddedTmpl, "bin='"+binDir+"'\n") {
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
 }
 
 // stopNode stops the node job of instance short (kept registered, not
