@@ -139,14 +139,7 @@ func jobFiles(driver string) []jobFile {
 			},
 			group: "restore", count: 1, task: "restore", port: -1,
 		},
-		{
-			name: "basebackup", src: nomadjobs.BaseBackup,
-			vars: map[string]any{
-				"instance": instance, "driver": driver, "data_root": "/srv/pgbroker/data",
-				"pitr_repo": "/srv/pgbroker/pgbackrest", "node_index": 1, "pg_port": 35001,
-			},
-			group: "basebackup", count: 1, task: "basebackup", port: -1,
-		},
+		// Before basebackup: tests take the base backup job as the last entry.
 		{
 			name: "upgrade", src: nomadjobs.Upgrade,
 			vars: map[string]any{
@@ -154,6 +147,14 @@ func jobFiles(driver string) []jobFile {
 				"phase": "check", "old_bin_dir": "/usr/lib/postgresql/15/bin", "new_bin_dir": "/opt/postgresql-18.6/bin", "new_major": 18,
 			},
 			group: "upgrade", count: 1, task: "upgrade", port: -1,
+		},
+		{
+			name: "basebackup", src: nomadjobs.BaseBackup,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "data_root": "/srv/pgbroker/data",
+				"pitr_repo": "/srv/pgbroker/pgbackrest", "node_index": 1, "pg_port": 35001,
+			},
+			group: "basebackup", count: 1, task: "basebackup", port: -1,
 		},
 	}
 }
