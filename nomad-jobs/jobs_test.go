@@ -465,6 +465,17 @@ func TestNodeIDPinsPlacement(t *testing.T) {
 			continue
 		}
 		t.Run(f.name, func(t *testing.T) {
+			if f.name == "upgrade" { // node_id is required: the upgrade runs where the data is
+				want := []api.Constraint{{LTarget: "${node.unique.id}", RTarget: f.vars["node_id"].(string), Operand: "="}}
+				if got := constraints(mustParse(t, client, f)); !slices.Equal(got, want) {
+					t.Errorf("constraints %+v, want %+v", got, want)
+				}
+				delete(f.vars, "node_id")
+				if _, err := parse(t, client, f.name, f.src, f.vars); err == nil {
+					t.Error("parsed without node_id, want an error")
+				}
+				return
+			}
 			// The node job keeps its nodes on distinct clients, whatever node_id.
 			var base []api.Constraint
 			if f.name == "nodes" {
