@@ -249,6 +249,12 @@ job "pg-upgrade" {
           check)
             if upgraded; then say "$data is on PostgreSQL $new_major already"; exit 0; fi
             if [[ -f $new/pgbroker-upgraded ]]; then say "$new is upgraded already"; exit 0; fi
+            # A server of the upgrade itself (pg_upgrade's, or the one that
+            # drops pg_attver) runs with its socket in the work directory:
+            # the check passed before; never touch the new cluster then.
+            if [[ -f $args_file && $(sed -n 5p "$data/postmaster.pid" 2>/dev/null) == "$work" ]]; then
+              say "an upgrade of this cluster is under way after a check that passed"; exit 0
+            fi
             if ! running; then
               # Stopped by this upgrade after a check that passed (args_file
               # is kept only then): a broker restarted after the stop.

@@ -84,12 +84,12 @@ func (p *Provisioner) UpgradeMajor(ctx context.Context, from, to Instance, size 
 		return err
 	}
 
-	on, err := p.nodeRunsOn(ctx, to.ShortID, newBin)
+	on, stopped, err := p.nodeState(ctx, to.ShortID, newBin)
 	if err != nil {
 		return err
 	}
 	if !on {
-		if err := p.upgradeStopped(ctx, from, size, oldVersion, newVersion, phase, progress); err != nil {
+		if err := p.upgradeStopped(ctx, from, size, oldVersion, newVersion, stopped, phase, progress); err != nil {
 			return err
 		}
 	}
@@ -103,17 +103,22 @@ func (p *Provisioner) UpgradeMajor(ctx context.Context, from, to Instance, size 
 }
 
 // upgradeStopped runs UpgradeMajor's steps 1 to 3: the check, the stop,
-// pg_upgrade. A failure of pg_upgrade starts the old cluster again.
+// pg_upgrade. A node job stopped already was stopped by an earlier attempt
+// after its check passed: the check is not run again (pg_upgrade of that
+// attempt may be running, its temporary servers in the data directory).
+// A failure of pg_upgrade starts the old cluster again.
 func (p *Provisioner) upgradeStopped(ctx context.Context, from Instance, size Size, oldVersion, newVersion pgversion.Version,
-	phase func(backup.UpgradePhase) error, progress Progress) error {
-	progress(fmt.Sprintf("checking the cluster with pg_upgrade --check for PostgreSQL %s", newVersion))
-	if err := phase(backup.UpgradeCheck); err != nil {
-		return err
-	}
-	crashpoint.Hit("upgrade:checked")
-	progress("stopping the node")
-	if err := p.stopNode(ctx, from.ShortID); err != nil {
-		return err
+	stopped bool, phase func(backup.UpgradePhase) error, progress Progress) error {
+	if !stopped {
+		progress(fmt.Sprintf("checking the cluster with pg_upgrade --check for PostgreSQL %s", newVersion))
+		if err := phase(backup.UpgradeCheck); err != nil {
+			return err
+		}
+		crashpoint.Hit("upgrade:checked")
+		progress("stopping the node")
+		if err := p.stopNode(ctx, from.ShortID); err != nil {
+			return err
+		}
 	}
 	crashpoint.Hit("upgrade:stopped")
 	progress(fmt.Sprintf("upgrading the cluster to PostgreSQL %s with pg_upgrade --link", newVersion))
@@ -131,31 +136,32 @@ func (p *Provisioner) upgradeStopped(ctx context.Context, from Instance, size Si
 	return nil
 }
 
-// nodeRunsOn reports whether the node job of instance short is registered,
-// not stopped, on the binaries in binDir (its start script names them): an
+// nodeState reports whether the node job of instance short is registered,
+// not stopped, on the binaries in binDir (its start script names them: an
 // earlier attempt of the upgrade got as far as starting the new major, and
-// stopping the node again would gain nothing.
-func (p *Provisioner) nodeRunsOn(ctx context.Context, short, binDir string) (bool, error) {
+// stopping the node again would gain nothing), and whether it is stopped
+// (an earlier attempt stopped it, after the check passed).
+func (p *Provisioner) nodeState(ctx context.Context, short, binDir string) (on, stopped bool, err error) {
 	job, err := p.nomad.Job(ctx, naming.NodesJobID(short))
 	if nomad.IsNotFound(err) {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if job.Stop != nil && *job.Stop {
-		return false, nil
+		return false, true, nil
 	}
 	for _, tg := range job.TaskGroups {
 		for _, task := range tg.Tasks {
 			for _, tmpl := range task.Templates {
 				if tmpl.EmbeddedTmpl != nil && strings.Contains(*tmpl.EmbeddedTmpl, "bin='"+binDir+"'\n") {
-					return true, nil
+					return true, false, nil
 				}
 			}
 		}
 	}
-	return false, nil
+	return false, false, nil
 }
 
 // stopNode stops the node job of instance short (kept registered, not
