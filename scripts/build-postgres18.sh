@@ -30,10 +30,17 @@ stack_dir=${PGBROKER_STACK_DIR:-$repo/.stack}
 cache_dir=${PGBROKER_CACHE_DIR:-$HOME/.cache/pgbroker}
 version=18.6
 tarball=postgresql-18_$version.orig.tar.bz2
-url=http://deb.debian.org/debian/pool/main/p/postgresql-18/$tarball
 sha256=555610c24d53e4316da5b7d3fc25c279d96856d5e0e23ee308c328c5fa881d9f
 prefix=$cache_dir/postgresql-$version
 dir=$stack_dir/bin/postgresql-$version
+
+# debian_archive prints the archive apt already uses for the main Debian
+# suite (the first index target whose URI ends in /debian): the same mirror
+# as every other package, none named here.
+debian_archive() {
+	# shellcheck disable=SC2016 # $(REPO_URI) is apt's placeholder, not the shell's
+	apt-get indextargets --format '$(REPO_URI)' 'Created-By: Packages' 2>/dev/null | grep -m1 -E '/debian/?$'
+}
 
 built() {
 	[[ -x $1/bin/postgres && -x $1/bin/pg_upgrade && -f $1/lib/pgcrypto.so && -f $1/lib/pg_stat_statements.so ]] &&
@@ -46,6 +53,11 @@ else
 	mkdir -p "$cache_dir"
 	if [[ ! -f $cache_dir/$tarball ]] || ! echo "$sha256  $cache_dir/$tarball" | sha256sum -c --quiet - 2>/dev/null; then
 		echo "postgresql: downloading $tarball into $cache_dir"
+		if ! archive=$(debian_archive); then
+			echo "postgresql: no Debian archive in apt's sources (apt-get indextargets); run apt-get update" >&2
+			exit 1
+		fi
+		url=${archive%/}/pool/main/p/postgresql-18/$tarball
 		rm -f "$cache_dir/$tarball.part"
 		# _apt cannot write into a private home: download as the caller.
 		if ! /usr/lib/apt/apt-helper -o APT::Sandbox::User=root download-file "$url" "$cache_dir/$tarball.part" "SHA256:$sha256"; then
