@@ -3,10 +3,13 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 
 	"github.com/pgbroker/pgbroker/catalog"
@@ -113,5 +116,48 @@ func TestAMajorThatIsNotANumberIsRefusedByTheSchema(t *testing.T) {
 	_, err := f.b.Update(context.Background(), "i-1", majorUpgrade(`{"postgresql_version": "18.6"}`), true)
 	if status(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "postgresql_version") {
 		t.Fatalf("18.6: %v, want 400 naming postgresql_version", err)
+	}
+}
+
+// TestNoPointInTimeRestoreFromAnInstanceOnAMajorPgBackRestDoesNotArchive:
+// once an instance runs 18.6, which the clients' pgBackRest 2.45 does not
+// archive (pgversion.PgBackRestMaxMajor), restore_from.point_in_time from
+// it is a 422 saying why, and nothing is recorded; before, it is accepted.
+func TestNoPointInTimeRestoreFromAnInstanceOnAMajorPgBackRestDoesNotArchive(t *testing.T) {
+	f := on15_20(t)
+	f.b.WithPITR(true)
+	ctx := context.Background()
+	const plan = "postgresql-starter-512"
+	f.provisioned(t, "source", plan)
+	if _, err := f.st.Backups().CreateBaseBackup(ctx, "bb-1", "source", "2026-W48", func(context.Context, pgx.Tx, string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Backups().FinishBaseBackup(ctx, "bb-1", store.BackupSucceeded, "label", ""); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Add(time.Second)
+	time.Sleep(time.Until(at))
+	restore := func(id string) error {
+		d := details(plan)
+		d.RawParameters = json.RawMessage(`{"restore_from":{"instance_id":"source","point_in_time":"` + at.Format(time.RFC3339Nano) + `"}}`)
+		_, err := f.b.Provision(ctx, id, d, true)
+		return err
+	}
+	if err := restore("copy-on-15"); err != nil {
+		t.Fatalf("point-in-time restore from 15.20: %v", err)
+	}
+	spec, err := f.b.Update(ctx, "source", majorUpgrade(`{"postgresql_version": "18"}`), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Instances().FinishOperation(ctx, spec.OperationData, store.Succeeded, "on 18.6"); err != nil {
+		t.Fatal(err)
+	}
+	err = restore("copy-on-18")
+	if status(err) != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), "runs PostgreSQL 18.6") {
+		t.Fatalf("point-in-time restore from 18.6: %d %v, want 422 saying it runs PostgreSQL 18.6", status(err), err)
+	}
+	if _, err := f.st.Instances().GetInstance(ctx, "copy-on-18"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused provision recorded the instance: %v", err)
 	}
 }
