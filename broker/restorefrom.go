@@ -7,6 +7,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/operation"
+	"github.com/pgbroker/pgbroker/pgversion"
 	"github.com/pgbroker/pgbroker/store"
 )
 
@@ -68,6 +69,8 @@ func (b *Broker) checkPointInTime(ctx context.Context, rf operation.RestoreFrom,
 		return unprocessable("PlanHasNoPITR", "restore_from.point_in_time: point-in-time recovery is not available on plan %s of instance %s", src.PlanID, rf.InstanceID)
 	case plan.Backups.PITRDays == 0:
 		return unprocessable("PlanHasNoPITR", "restore_from.point_in_time: plan %s has no point-in-time recovery; choose a plan with it", plan.ID)
+	case !pgversion.Archived(src.PostgresVersion):
+		return unprocessable("PlanHasNoPITR", "restore_from.point_in_time: instance %s runs PostgreSQL %s, whose WAL the clients' pgBackRest does not archive (majors up to %d)", rf.InstanceID, src.PostgresVersion, pgversion.PgBackRestMaxMajor)
 	case src.Gone():
 		return unprocessable("TargetTimeOutOfRange", "restore_from.point_in_time: instance %s was deprovisioned, and its WAL archive with it", rf.InstanceID)
 	case at.After(time.Now()):

@@ -17,7 +17,9 @@ import (
 
 // Update changes an instance's plan, settings (parameters force_tls and
 // extensions) and PostgreSQL version (a maintenance_info naming a newer minor
-// of the instance's major: an upgrade, upgradeTarget). PATCH
+// of the instance's major: an upgrade, upgradeTarget; or parameter
+// postgresql_version naming a newer major: a major upgrade with pg_upgrade,
+// majorUpgradeTarget). PATCH
 // /v2/service_instances/:instance_id (OSB 2.17 "Updating a Service
 // Instance"). Answers 202 with an operation; 200 when nothing changes; 400
 // for bad parameters, or a service_id or plan_id that is not in the catalog
@@ -25,7 +27,7 @@ import (
 // accepts_incomplete, for a plan the instance cannot move to (with the
 // reason: plan kinds, or the data that would not fit), for a version it
 // cannot move to (MaintenanceInfoConflict: downgrade, not offered, another
-// major, a Business plan), for an extension not installed on the nodes, or
+// major, a Business plan; MajorUpgradeNotPossible: see majorUpgradeTarget), for an extension not installed on the nodes, or
 // while another operation is in progress.
 func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateDetails, asyncAllowed bool) (domain.UpdateServiceSpec, error) {
 	if !asyncAllowed {
@@ -59,6 +61,14 @@ func (b *Broker) Update(ctx context.Context, instanceID string, d domain.UpdateD
 	params, err := b.catalog.ValidateParameters(planID, catalog.ActionUpdate, d.RawParameters)
 	if err != nil {
 		return domain.UpdateServiceSpec{}, parameterFailure(err)
+	}
+	major, err := b.majorUpgradeTarget(inst, params, from, to, upgrade)
+	if err != nil {
+		return domain.UpdateServiceSpec{}, err
+	}
+	delete(params, majorUpgradeParameter) // not a setting the instance keeps
+	if major != "" {
+		upgrade = major
 	}
 	set := settingsOf(params)
 	if err := set.check(); err != nil {

@@ -45,6 +45,64 @@ func (b *Broker) upgradeTarget(inst store.Instance, mi *domain.MaintenanceInfo, 
 	return want.String(), nil
 }
 
+// majorUpgradeParameter is the update parameter naming the major version to
+// upgrade to ("18"; catalog.yaml's update schemas).
+const majorUpgradeParameter = "postgresql_version"
+
+// majorUpgradeTarget reads an update's parameter postgresql_version (params
+// as validated against the plan's update schema) for inst, moving from plan
+// from to plan to, minor the maintenance_info upgrade of the same update
+// (upgradeTarget). It returns "" when there is none or it names the
+// instance's own major, else the version to upgrade to: the newest offered
+// minor of that major ("18.6"). Errors are 422 MajorUpgradeNotPossible
+// naming the parameter and the reason, and nothing is recorded: a
+// downgrade, a major not offered, an instance not on the newest offered
+// minor of its major, a Business instance (not supported yet), or any other
+// change in the same update (a plan, maintenance_info, another parameter).
+func (b *Broker) majorUpgradeTarget(inst store.Instance, params map[string]any, from, to catalog.Plan, minor string) (string, error) {
+	raw, ok := params[majorUpgradeParameter]
+	if !ok {
+		return "", nil
+	}
+	name, _ := raw.(string) // the schema says string
+	major, err := pgversion.ParseMajor(name)
+	if err != nil {
+		return "", majorUpgradeNotPossible("%s: %v", majorUpgradeParameter, err)
+	}
+	have, err := pgversion.Parse(inst.PostgresVersion)
+	if err != nil {
+		return "", majorUpgradeNotPossible("%s: the instance's PostgreSQL version %q is not known, so it cannot be upgraded: contact the operator", majorUpgradeParameter, inst.PostgresVersion)
+	}
+	if major == have.Major {
+		return "", nil
+	}
+	target, err := b.versions.CheckMajorUpgrade(have, major)
+	if err != nil {
+		return "", majorUpgradeNotPossible("%s %q: %v", majorUpgradeParameter, name, err)
+	}
+	if from.HA() || to.HA() {
+		return "", majorUpgradeNotPossible("%s %q: a major upgrade of a Business cluster is not supported by this broker yet (only Sandbox and Starter instances): "+
+			"take a dump and restore it into a new instance on PostgreSQL %d, or wait for the Business major upgrade", majorUpgradeParameter, name, major)
+	}
+	if from.ID != to.ID {
+		return "", majorUpgradeNotPossible("%s %q: a major upgrade cannot come with a plan change (plan %s to %s): change the plan first, then upgrade",
+			majorUpgradeParameter, name, from.ID, to.ID)
+	}
+	if minor != "" {
+		return "", majorUpgradeNotPossible("%s %q: a major upgrade cannot come with a maintenance_info upgrade in the same update", majorUpgradeParameter, name)
+	}
+	for k := range params {
+		if k != majorUpgradeParameter {
+			return "", majorUpgradeNotPossible("%s %q: a major upgrade cannot come with other changes (parameter %s): update them before or after", majorUpgradeParameter, name, k)
+		}
+	}
+	return target.String(), nil
+}
+
+func majorUpgradeNotPossible(format string, args ...any) error {
+	return unprocessable("MajorUpgradeNotPossible", format, args...)
+}
+
 func maintenanceInfoConflict(format string, args ...any) error {
 	return unprocessable("MaintenanceInfoConflict", format, args...)
 }

@@ -127,7 +127,7 @@ func TestDefaultSchemas(t *testing.T) {
 	}
 	for _, p := range c.Services[0].Plans {
 		provision := map[string]string{"extensions": "array"}
-		update := map[string]string{"extensions": "array", "force_tls": "boolean"}
+		update := map[string]string{"extensions": "array", "force_tls": "boolean", "postgresql_version": "string"}
 		if p.Tier != TierSandbox { // paid plans: daily backups and restore_from
 			for _, m := range []map[string]string{provision, update} {
 				m["backup_time"], m["backup_time_zone"] = "string", "string"

@@ -18,6 +18,7 @@ import (
 	"github.com/pgbroker/pgbroker/instance"
 	"github.com/pgbroker/pgbroker/naming"
 	nomadjobs "github.com/pgbroker/pgbroker/nomad-jobs"
+	"github.com/pgbroker/pgbroker/pgversion"
 	"github.com/pgbroker/pgbroker/pki"
 )
 
@@ -96,7 +97,9 @@ func (j *Jobs) Nodes(in instance.Instance, s instance.Size) (*api.Job, error) {
 // plan change between tiers), which override the size's.
 func (j *Jobs) NodesWith(in instance.Instance, s instance.Size, extra map[string]any) (*api.Job, error) {
 	vars := j.vars(in.ShortID)
-	if s.PITRDays > 0 && j.backups.Repository().On() {
+	// WAL archiving, unless the clients' pgBackRest does not know the
+	// instance's major (pgversion.Archived).
+	if s.PITRDays > 0 && j.backups.Repository().On() && pgversion.Archived(in.PostgresVersion) {
 		j.backups.Repository().SetVars(vars)
 	}
 	vars["node_count"] = s.Nodes
@@ -281,9 +284,11 @@ func (j *Jobs) EnsurePITRKeys(ctx context.Context, short string) error {
 // the first WAL segment. Without it every archive attempt fails until the
 // first weekly base backup creates the stanza, filling the log, and each
 // shutdown (a switchover, a plan change) waits for the archiver's failing
-// retries. Idempotent. Errors: *ExecError from pgBackRest.
+// retries. Nothing either when the clients' pgBackRest does not know the
+// instance's major (pgversion.Archived: the node job archives nothing).
+// Idempotent. Errors: *ExecError from pgBackRest.
 func (j *Jobs) EnsureStanza(ctx context.Context, in instance.Instance, size instance.Size, progress instance.Progress) error {
-	if size.PITRDays == 0 || !j.backups.Repository().On() {
+	if size.PITRDays == 0 || !j.backups.Repository().On() || !pgversion.Archived(in.PostgresVersion) {
 		return nil
 	}
 	progress("creating the pgBackRest stanza")

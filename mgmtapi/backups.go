@@ -15,6 +15,7 @@ import (
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/operation"
+	"github.com/pgbroker/pgbroker/pgversion"
 	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -131,7 +132,7 @@ func (a backupRoutes) listBackups(w http.ResponseWriter, r *http.Request) {
 			out.Schedule = &BackupSchedule{BackupTime: d.Time, BackupTimeZone: d.Zone, NextRunAt: d.Next(time.Now())}
 		}
 	}
-	if a.PITR && plan.Backups.PITRDays > 0 && !inst.Gone() {
+	if a.PITR && plan.Backups.PITRDays > 0 && !inst.Gone() && pgversion.Archived(inst.PostgresVersion) {
 		out.PITR = &PITR{WindowDays: plan.Backups.PITRDays}
 		if earliest, ok, err := a.earliestTarget(r.Context(), inst, plan); err == nil && ok {
 			out.PITR.EarliestTargetTime = &earliest
@@ -237,6 +238,10 @@ func (a backupRoutes) pitrTarget(r *http.Request, inst store.Instance) (time.Tim
 	if !a.PITR || plan.Backups.PITRDays == 0 {
 		return time.Time{}, failure(http.StatusUnprocessableEntity, "PlanHasNoPITR",
 			"point-in-time recovery is not available on plan %s of this broker", inst.PlanID)
+	}
+	if !pgversion.Archived(inst.PostgresVersion) {
+		return time.Time{}, failure(http.StatusUnprocessableEntity, "PlanHasNoPITR",
+			"point-in-time recovery is off on PostgreSQL %s: the clients' pgBackRest archives majors up to %d", inst.PostgresVersion, pgversion.PgBackRestMaxMajor)
 	}
 	var req PITRRestoreRequest
 	if err := readBody(r, &req); err != nil {

@@ -45,3 +45,10 @@ const (
 //
 //go:embed basebackup.nomad.hcl
 var BaseBackup string
+
+// Upgrade is the HCL2 source of the batch job that runs one phase (check,
+// upgrade, finish) of a single-node instance's major upgrade with
+// pg_upgrade on the client holding its data (upgrade.nomad.hcl).
+//
+//go:embed upgrade.nomad.hcl
+var Upgrade string

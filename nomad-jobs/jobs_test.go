@@ -140,6 +140,15 @@ func jobFiles(driver string) []jobFile {
 			},
 			group: "restore", count: 1, task: "restore", port: -1,
 		},
+		// Before basebackup: tests take the base backup job as the last entry.
+		{
+			name: "upgrade", src: nomadjobs.Upgrade,
+			vars: map[string]any{
+				"instance": instance, "driver": driver, "data_root": "/srv/pgbroker/data", "node_id": "3f1c2d9e-0b5e-4a2c-9d1f-4e8a8a573f6f",
+				"phase": "check", "old_bin_dir": "/usr/lib/postgresql/15/bin", "new_bin_dir": "/opt/postgresql-18.6/bin", "new_major": 18,
+			},
+			group: "upgrade", count: 1, task: "upgrade", port: -1,
+		},
 		{
 			name: "basebackup", src: nomadjobs.BaseBackup,
 			vars: map[string]any{
@@ -457,6 +466,17 @@ func TestNodeIDPinsPlacement(t *testing.T) {
 			continue
 		}
 		t.Run(f.name, func(t *testing.T) {
+			if f.name == "upgrade" { // node_id is required: the upgrade runs where the data is
+				want := []api.Constraint{{LTarget: "${node.unique.id}", RTarget: f.vars["node_id"].(string), Operand: "="}}
+				if got := constraints(mustParse(t, client, f)); !slices.Equal(got, want) {
+					t.Errorf("constraints %+v, want %+v", got, want)
+				}
+				delete(f.vars, "node_id")
+				if _, err := parse(t, client, f.name, f.src, f.vars); err == nil {
+					t.Error("parsed without node_id, want an error")
+				}
+				return
+			}
 			// The node job keeps its nodes on distinct clients, whatever node_id.
 			var base []api.Constraint
 			if f.name == "nodes" {

@@ -13,7 +13,7 @@ import (
 // postgres, which owns the data directories they delete or read).
 func TestEveryTaskRunsAsANamedUserOtherThanRoot(t *testing.T) {
 	client := nomadClient(t)
-	want := map[string]string{"dump": "pgbroker-backup", "restore": "pgbroker-backup", "cleanup": "postgres", "basebackup": "postgres"}
+	want := map[string]string{"dump": "pgbroker-backup", "restore": "pgbroker-backup", "cleanup": "postgres", "basebackup": "postgres", "upgrade": "postgres"}
 	batch := map[string]bool{}
 	for _, f := range jobFiles("raw_exec") {
 		job := mustParse(t, client, f)

@@ -51,14 +51,20 @@ func (r RestoreFrom) At() (time.Time, error) {
 // or the management API's extension change. nil leaves a setting as it is;
 // on success the store merges them into the instance's parameters.
 // PostgresVersion is not a parameter: the broker sets it from the update's
-// maintenance_info (an upgrade), and on success the store records it as the
-// instance's version.
+// maintenance_info (a minor upgrade) or parameter postgresql_version (a
+// major upgrade), and on success the store records it as the instance's
+// version.
 type Update struct {
 	BackupTime      *string   `json:"backup_time,omitempty"`
 	BackupTimeZone  *string   `json:"backup_time_zone,omitempty"`
 	Extensions      *[]string `json:"extensions,omitempty"` // the instance's whole set afterwards
 	ForceTLS        *bool     `json:"force_tls,omitempty"`
 	PostgresVersion *string   `json:"postgres_version,omitempty"` // "15.20": the upgrade's target
+	// PostgresqlVersion is the update parameter naming a major to upgrade
+	// to ("18"). The broker turns it into PostgresVersion (the newest offered
+	// minor of that major) and leaves it out of the stored payload: it is
+	// not a setting the instance keeps.
+	PostgresqlVersion *string `json:"postgresql_version,omitempty"`
 }
 
 // FromParameters reads validated OSB parameters (catalog.ValidateParameters)

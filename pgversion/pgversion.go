@@ -178,7 +178,7 @@ func (o Offered) CheckUpgrade(from, to Version) error {
 		return &RefusalError{ErrNotOffered, fmt.Sprintf("PostgreSQL %s is not offered by this broker (offered: %s)", to, o.list())}
 	}
 	if to.Major != from.Major {
-		return &RefusalError{ErrMajor, fmt.Sprintf("the instance runs PostgreSQL %s: an upgrade to major %d is not offered yet; upgrade to the newest %d.x instead", from, to.Major, from.Major)}
+		return &RefusalError{ErrMajor, fmt.Sprintf("the instance runs PostgreSQL %s: maintenance_info cannot take it to major %d, only to a newer %d.x; a major upgrade is the update parameter postgresql_version (\"%d\")", from, to.Major, from.Major, to.Major)}
 	}
 	return nil
 }
@@ -190,4 +190,67 @@ func (o Offered) list() string {
 		names[i] = v.String()
 	}
 	return strings.Join(names, ", ")
+}
+
+// Kinds of refusal of CheckMajorUpgrade, beside ErrDowngrade and
+// ErrNotOffered, for errors.Is.
+var ErrNotLatestMinor = errors.New("not on the latest minor")
+
+// ParseMajor reads a major version as a user names it, "18". Errors name
+// the text.
+func ParseMajor(s string) (int, error) {
+	major, err := strconv.Atoi(s)
+	if err != nil || major < 10 || strconv.Itoa(major) != s {
+		return 0, fmt.Errorf("%q is not a PostgreSQL major version such as 18", s)
+	}
+	return major, nil
+}
+
+// NewestOf is the newest version offered of major; false when none is.
+func (o Offered) NewestOf(major int) (Version, bool) {
+	for _, v := range o.versions {
+		if v.Major == major {
+			return v, true
+		}
+	}
+	return Version{}, false
+}
+
+// CheckMajorUpgrade returns the version an instance on from goes to when
+// asked for major (the newest offered minor of major), or a *RefusalError,
+// checked in this order: major not newer than from's (ErrDowngrade; the
+// same major too: callers treat it as "nothing to do" first), major not
+// offered (ErrNotOffered), from not the newest offered minor of its own
+// major (ErrNotLatestMinor: PostgreSQL's pg_upgrade goes from any minor, but
+// the product upgrades the newest one only, so that the fixes of the old
+// major are in the data pg_upgrade carries over).
+func (o Offered) CheckMajorUpgrade(from Version, major int) (Version, error) {
+	if major <= from.Major {
+		return Version{}, &RefusalError{ErrDowngrade, fmt.Sprintf("the instance runs PostgreSQL %s and cannot go to major %d: PostgreSQL versions only go forward", from, major)}
+	}
+	to, ok := o.NewestOf(major)
+	if !ok {
+		return Version{}, &RefusalError{ErrNotOffered, fmt.Sprintf("PostgreSQL %d is not offered by this broker (offered: %s)", major, o.list())}
+	}
+	if newest, ok := o.NewestOf(from.Major); ok && newest.Compare(from) > 0 {
+		return Version{}, &RefusalError{ErrNotLatestMinor, fmt.Sprintf("the instance runs PostgreSQL %s: upgrade it to %s, the newest %d.x, first (cf update-service --upgrade), then to %d",
+			from, newest, from.Major, major)}
+	}
+	return to, nil
+}
+
+// PgBackRestMaxMajor is the newest PostgreSQL major the pgBackRest on the
+// clients archives and backs up: Debian bookworm's pgbackrest 2.45 knows
+// PostgreSQL up to 15 (18 needs 2.55 or later). An instance on a newer major
+// runs without WAL archiving and base backups, so without point-in-time
+// recovery, until the clients have a newer pgBackRest and this is raised.
+const PgBackRestMaxMajor = 15
+
+// Archived reports whether the clients' pgBackRest archives an instance
+// running version ("18.6"; "" is the default major's): its major is at most
+// PgBackRestMaxMajor. A version that does not parse counts as archived (the
+// job renderers refuse it anyway).
+func Archived(version string) bool {
+	v, err := Parse(version)
+	return err != nil || v.Major <= PgBackRestMaxMajor
 }

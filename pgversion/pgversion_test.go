@@ -117,3 +117,53 @@ func TestCheckUpgradeAllowsOnlyANewerOfferedMinorOfTheSameMajor(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckMajorUpgradeGoesToTheNewestMinorOfTheMajorFromTheNewestOfItsOwn(t *testing.T) {
+	o, err := ParseOffered("15.18=/a,15.20=/b,18.6=/c,18.5=/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to, err := o.CheckMajorUpgrade(Version{15, 20}, 18)
+	if err != nil || to != (Version{18, 6}) {
+		t.Errorf("CheckMajorUpgrade(15.20, 18) = %v, %v; want 18.6", to, err)
+	}
+	cases := []struct {
+		from  Version
+		major int
+		want  error
+	}{
+		{Version{15, 18}, 18, ErrNotLatestMinor},
+		{Version{15, 20}, 17, ErrNotOffered},
+		{Version{15, 20}, 15, ErrDowngrade},
+		{Version{18, 6}, 15, ErrDowngrade},
+	}
+	for _, c := range cases {
+		_, err := o.CheckMajorUpgrade(c.from, c.major)
+		if !errors.Is(err, c.want) {
+			t.Errorf("CheckMajorUpgrade(%v, %d) = %v, want %v", c.from, c.major, err, c.want)
+		}
+	}
+	_, err = o.CheckMajorUpgrade(Version{15, 18}, 18)
+	if err == nil || err.Error() != "the instance runs PostgreSQL 15.18: upgrade it to 15.20, the newest 15.x, first (cf update-service --upgrade), then to 18" {
+		t.Errorf("the reason does not say what to do first: %v", err)
+	}
+}
+
+func TestParseMajorReadsOnlyAMajorNumber(t *testing.T) {
+	if m, err := ParseMajor("18"); err != nil || m != 18 {
+		t.Errorf("ParseMajor(18) = %d, %v", m, err)
+	}
+	for _, s := range []string{"", "18.6", "v18", "018", "9", "x"} {
+		if _, err := ParseMajor(s); err == nil {
+			t.Errorf("ParseMajor(%q): want an error", s)
+		}
+	}
+}
+
+func TestArchivedUpToThePgBackRestMaxMajor(t *testing.T) {
+	for v, want := range map[string]bool{"15.18": true, "15.20": true, "18.6": false, "": true} {
+		if got := Archived(v); got != want {
+			t.Errorf("Archived(%q) = %v, want %v", v, got, want)
+		}
+	}
+}

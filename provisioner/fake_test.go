@@ -52,12 +52,16 @@ type world struct {
 	etcd     map[string]string                    // etcd users (scope) and their passwords
 	calls    int                                  // calls into the fakes so far
 	crashAt  int                                  // when > 0, the calls-th call crashes (panics with crashed) before it acts
+	major    map[string]int                       // PostgreSQL major of node-0's data by short id (15 when unset)
+	failing  map[string]bool                      // phases of upgrade.nomad.hcl that fail ("check", "upgrade")
+	upgrades int                                  // pg_upgrade runs that changed a data directory
 }
 
 func newWorld() *world {
 	return &world{jobs: map[string]*api.Job{}, versions: map[string]int{}, allocs: map[string][]*api.AllocationListStub{},
 		vars: map[string]map[string]string{}, leader: map[string]string{}, sync: map[string]bool{},
-		marker: map[string]string{}, params: map[string]map[string]any{}, data: map[string]bool{}, etcd: map[string]string{}}
+		marker: map[string]string{}, params: map[string]map[string]any{}, data: map[string]bool{}, etcd: map[string]string{},
+		major: map[string]int{}, failing: map[string]bool{}}
 }
 
 func (w *world) record(format string, args ...any) {
@@ -102,7 +106,8 @@ func (w *world) provisioner(t *testing.T) *Provisioner {
 			short := strings.TrimSuffix(strings.TrimPrefix(tlsConfig.ServerName, "pg-"), "-node")
 			return &fakeAdmin{w: w, short: short, password: password}
 		},
-	}, Config{BrokerName: "test", PITRRepo: "/srv/pgbackrest", Etcd: []string{"127.0.0.1:2379"}}, slog.New(slog.DiscardHandler))
+	}, Config{BrokerName: "test", PITRRepo: "/srv/pgbackrest", Etcd: []string{"127.0.0.1:2379"},
+		PostgresBinDirs: map[string]string{"15.20": "/pg/15.20/bin", "18.6": "/pg/18.6/bin"}}, slog.New(slog.DiscardHandler))
 	if _, err := p.LoadCA(context.Background(), servercert.CASource{}); err != nil {
 		t.Fatal(err)
 	}
@@ -154,8 +159,17 @@ func (w *world) Parse(_, jobID string, vars map[string]any) (*api.Job, error) {
 	switch {
 	case strings.HasSuffix(jobID, "-nodes"):
 		for i := 0; i < vars["node_count"].(int); i++ {
-			job.TaskGroups = append(job.TaskGroups, group(naming.Member(i), 1, "postgres"))
+			g := group(naming.Member(i), 1, "postgres")
+			if dir, ok := vars["postgres_bin_dir"].(string); ok { // the start script names the binaries
+				start := "bin='" + dir + "'\n"
+				g.Tasks[0].Templates = []*api.Template{{EmbeddedTmpl: &start}}
+			}
+			job.TaskGroups = append(job.TaskGroups, g)
 		}
+	case strings.Contains(jobID, "-upgrade-"):
+		batch := "batch"
+		job.Type = &batch
+		job.TaskGroups = []*api.TaskGroup{group("upgrade", 1, "upgrade")}
 	case strings.HasSuffix(jobID, "-gateways"):
 		job.TaskGroups = []*api.TaskGroup{group("gateway", vars["gateway_count"].(int), "haproxy")}
 	case strings.HasSuffix(jobID, "-cleanup"):
@@ -220,6 +234,10 @@ func (w *world) Register(ctx context.Context, job *api.Job) (uint64, error) {
 		(!ok || pw == "" || pw != w.vars[naming.NodesSecretPath(shortOf(id))]["etcd_password"]) {
 		w.record("VIOLATION %s under Patroni registered before its etcd user with the Variable's etcd_password", id)
 	}
+	if stored.Type != nil && *stored.Type == "batch" && strings.Contains(id, "-upgrade-") {
+		w.upgradePhase(id, &stored, v)
+		return v, nil
+	}
 	if stored.Type != nil && *stored.Type == "batch" {
 		g := stored.TaskGroups[0]
 		client, groups := groupVar(g, "node_id").(string), groupVar(g, "node_groups").([]string)
@@ -230,6 +248,41 @@ func (w *world) Register(ctx context.Context, job *api.Job) (uint64, error) {
 	}
 	w.reconcile(id, &stored, cur)
 	return v, nil
+}
+
+// upgradePhase runs one phase of upgrade.nomad.hcl on node-0's data as its
+// script would: check and upgrade do nothing on data of the new major, a
+// phase in failing fails, pg_upgrade on data a running node uses is a
+// violation, finish needs data of the new major.
+func (w *world) upgradePhase(id string, job *api.Job, version uint64) {
+	g := job.TaskGroups[0]
+	short, client := shortOf(id), groupVar(g, "node_id").(string)
+	phase, newMajor := groupVar(g, "phase").(string), groupVar(g, "new_major").(int)
+	major := w.major[short]
+	if major == 0 {
+		major = 15
+	}
+	status := api.AllocClientStatusComplete
+	switch {
+	case phase != "finish" && major == newMajor:
+		w.record("upgrade %s: already on %d", phase, newMajor)
+	case w.failing[phase]:
+		w.record("upgrade %s: failed", phase)
+		status = api.AllocClientStatusFailed
+	case phase == "upgrade":
+		if len(w.liveGroups(short)) > 0 {
+			w.record("VIOLATION pg_upgrade while node %v of %s runs", w.liveGroups(short), short)
+		}
+		w.major[short] = newMajor
+		w.upgrades++
+		w.record("upgrade upgrade: pg_upgrade to %d", newMajor)
+	case phase == "finish" && major != newMajor:
+		w.record("upgrade finish: not on %d", newMajor)
+		status = api.AllocClientStatusFailed
+	default:
+		w.record("upgrade %s", phase)
+	}
+	w.place(id, "upgrade", 0, version, client, status)
 }
 
 // reconcile does what Nomad's scheduler does on a new version: groups whose
@@ -534,8 +587,11 @@ func (w *world) WaitComplete(ctx context.Context, jobID, _ string) (string, erro
 		return "", err
 	}
 	for _, a := range allocs {
-		if a.ClientStatus == api.AllocClientStatusComplete {
+		switch a.ClientStatus {
+		case api.AllocClientStatusComplete:
 			return a.ID, nil
+		case api.AllocClientStatusFailed:
+			return "", &nomad.JobFailedError{JobID: jobID, AllocID: a.ID, Event: "Terminated: Exit Code: 1"}
 		}
 	}
 	return "", fmt.Errorf("fake Nomad: %s has no complete allocation", jobID)

@@ -3,12 +3,16 @@
 # (apt-get update only when one is missing), the pinned Nomad binary, and
 # versitygw (the S3 server the S3 backup storage is tested against),
 # PostgreSQL 15.20 unpacked beside Debian's 15.18 (the minor upgrade is tested
-# between the two); chromium drives the dashboard in the browser tests.
+# between the two), PostgreSQL 18.6 built from Debian's source once (the major
+# upgrade's target; bison, flex and the -dev packages are its build
+# dependencies); chromium drives the dashboard in the browser tests.
 # Safe to run again; needs Go, and root or sudo for apt-get.
 set -euo pipefail
 
 scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-packages=(postgresql-15 postgresql-contrib haproxy pgbackrest patroni etcd-server rclone jq chromium)
+packages=(postgresql-15 postgresql-contrib haproxy pgbackrest patroni etcd-server rclone jq chromium
+	bison flex gcc make pkg-config libssl-dev libicu-dev liblz4-dev libzstd-dev libxml2-dev libxslt1-dev
+	uuid-dev libreadline-dev zlib1g-dev)
 
 as_root() {
 	if [[ $(id -u) -eq 0 ]]; then
@@ -36,3 +40,4 @@ fi
 "$scripts/build-nomad.sh"
 "$scripts/build-versitygw.sh"
 "$scripts/build-postgres.sh"
+"$scripts/build-postgres18.sh"

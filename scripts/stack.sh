@@ -325,12 +325,17 @@ print_env() {
 	printf "export PGBROKER_HOST_NETWORK=private\n"
 	# The clients' loopback addresses: replication is admitted from these only.
 	printf "export PGBROKER_NODE_NETWORKS=127.0.0.0/8\n"
-	# The versions offered: Debian's 15.18, and 15.20 once scripts/build-postgres.sh
-	# has unpacked it.
+	# The versions offered: Debian's 15.18 (first: the default major is 15),
+	# 15.20 once scripts/build-postgres.sh has unpacked it, and 18.6 (a major
+	# upgrade's target only) once scripts/build-postgres18.sh has built it.
 	local versions="15.18=/usr/lib/postgresql/15/bin"
 	local pg1520=$stack_dir/bin/postgresql-15.20-0+deb12u1/usr/lib/postgresql/15/bin
 	if [[ -x $pg1520/postgres ]]; then
 		versions+=",15.20=$pg1520"
+	fi
+	local pg186=$stack_dir/bin/postgresql-18.6/bin
+	if [[ -x $pg186/postgres ]]; then
+		versions+=",18.6=$pg186"
 	fi
 	printf "export PGBROKER_POSTGRES_VERSIONS='%s'\n" "$versions"
 	printf "export PATH='%s':\"\$PATH\"\n" "$stack_dir/bin"

@@ -165,12 +165,15 @@ type ScheduledInstance struct {
 	PlanID     string
 	Parameters json.RawMessage // holds backup_time and backup_time_zone when set
 	CreatedAt  time.Time
+	// PostgresVersion is the version the instance runs ("15.20"; "" when
+	// recorded before versions were: the default major's).
+	PostgresVersion string
 }
 
 // ScheduledInstances returns every instance not deprovisioned whose
 // provisioning succeeded, with what the backup schedule needs.
 func (s *Backups) ScheduledInstances(ctx context.Context) ([]ScheduledInstance, error) {
-	rows, err := s.pool.Query(ctx, `SELECT i.id, i.plan_id, i.parameters, i.created_at FROM instances i
+	rows, err := s.pool.Query(ctx, `SELECT i.id, i.plan_id, i.parameters, i.created_at, coalesce(i.postgres_version, '') FROM instances i
 		WHERE i.deprovisioned_at IS NULL AND EXISTS (SELECT 1 FROM operations o
 			WHERE o.instance_id = i.id AND o.kind = 'provision' AND o.state = 'succeeded')`)
 	if err != nil {
@@ -178,7 +181,7 @@ func (s *Backups) ScheduledInstances(ctx context.Context) ([]ScheduledInstance, 
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ScheduledInstance, error) {
 		var i ScheduledInstance
-		err := r.Scan(&i.ID, &i.PlanID, &i.Parameters, &i.CreatedAt)
+		err := r.Scan(&i.ID, &i.PlanID, &i.Parameters, &i.CreatedAt, &i.PostgresVersion)
 		return i, err
 	})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/pgbroker/pgbroker/instances"
 	"github.com/pgbroker/pgbroker/naming"
 	"github.com/pgbroker/pgbroker/operation"
+	"github.com/pgbroker/pgbroker/pgversion"
 	"github.com/pgbroker/pgbroker/provisioner"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -127,6 +128,9 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		if err != nil {
 			return "", err
 		}
+		if majorUpgrade(target.PostgresVersion, want.PostgresVersion) {
+			return w.upgradeMajor(ctx, op, target, want, size, progress)
+		}
 		from := size
 		if _, cur, ok := w.catalog.Plan(inst.PlanID); ok {
 			from = instances.SizeOf(cur)
@@ -171,6 +175,44 @@ func (w *operationWorker) carryOut(ctx context.Context, op store.Operation, inst
 		return "restored to " + p.TargetTime.UTC().Format(time.RFC3339Nano), nil
 	}
 	return "", fmt.Errorf("unknown operation kind %q", op.Kind)
+}
+
+// majorUpgrade reports whether an update from PostgreSQL version from to
+// to ("15.20" to "18.6") changes the major: a pg_upgrade, not a restart on
+// new binaries.
+func majorUpgrade(from, to string) bool {
+	a, err1 := pgversion.Parse(from)
+	b, err2 := pgversion.Parse(to)
+	return err1 == nil && err2 == nil && a.Major != b.Major
+}
+
+// upgradeMajor carries out a major upgrade (provisioner UpgradeMajor) of
+// the single-node instance target to want's version. pg_upgrade's refusal
+// or failure ends the operation as failed with its reason (the instance
+// runs its old version, as before).
+func (w *operationWorker) upgradeMajor(ctx context.Context, op store.Operation, target, want provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (string, error) {
+	err := w.op.UpgradeMajor(ctx, target, want, size, op.ID, progress)
+	var refused *provisioner.UpgradeRefusedError
+	if errors.As(err, &refused) {
+		if refused.Checked {
+			return "", &failure{fmt.Sprintf("pg_upgrade --check refused the upgrade to PostgreSQL %s; nothing was stopped, the instance runs PostgreSQL %s as before: %s",
+				want.PostgresVersion, target.PostgresVersion, refused.Reason)}
+		}
+		return "", &failure{fmt.Sprintf("the upgrade to PostgreSQL %s failed; the instance runs PostgreSQL %s again, its data as before the upgrade: %s",
+			want.PostgresVersion, target.PostgresVersion, refused.Reason)}
+	}
+	if err != nil {
+		return "", err
+	}
+	done := fmt.Sprintf("now on PostgreSQL %s (upgraded from %s with pg_upgrade)", want.PostgresVersion, target.PostgresVersion)
+	if size.PITRDays > 0 {
+		if pgversion.Archived(want.PostgresVersion) {
+			done += "; the point-in-time recovery window restarts at the upgrade (after the next base backup)"
+		} else {
+			done += fmt.Sprintf("; point-in-time recovery is off on PostgreSQL %s until the clients have a pgBackRest that knows it (daily dumps continue; dumps taken before the upgrade stay restorable)", want.PostgresVersion)
+		}
+	}
+	return done + describeSettings(want), nil
 }
 
 // withUpdateSettings applies an update's parameters force_tls and extensions

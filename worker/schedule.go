@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/naming"
+	"github.com/pgbroker/pgbroker/pgversion"
 	"github.com/pgbroker/pgbroker/scheduler"
 	"github.com/pgbroker/pgbroker/store"
 )
@@ -51,7 +52,9 @@ func (w *scheduleWorker) Work(ctx context.Context, _ *river.Job[ScheduleArgs]) e
 	var pitr []string
 	for _, inst := range instances {
 		_, plan, ok := w.catalog.Plan(inst.PlanID)
-		if ok && w.pitr && plan.Backups.PITRDays > 0 {
+		// An instance on a major the clients' pgBackRest does not know
+		// archives no WAL: no base backup either (pgversion.Archived).
+		if ok && w.pitr && plan.Backups.PITRDays > 0 && pgversion.Archived(inst.PostgresVersion) {
 			pitr = append(pitr, inst.ID)
 		}
 		if !ok || !plan.Backups.Daily {

@@ -28,6 +28,7 @@ import (
 type Operator interface {
 	Provision(ctx context.Context, in provisioner.Instance, size provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
 	ChangePlan(ctx context.Context, in provisioner.Instance, from, to provisioner.Size, progress provisioner.Progress) (provisioner.Placement, error)
+	UpgradeMajor(ctx context.Context, from, to provisioner.Instance, size provisioner.Size, operationID string, progress provisioner.Progress) error
 	Configure(ctx context.Context, from, to provisioner.Instance, progress provisioner.Progress) error
 	Deprovision(ctx context.Context, in provisioner.Instance, progress provisioner.Progress) error
 	Restore(ctx context.Context, in provisioner.Instance, operationID, backupID, from string, progress provisioner.Progress) error
