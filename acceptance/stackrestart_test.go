@@ -24,11 +24,11 @@ import (
 )
 
 // restartPlans are the plans TestWholeStackRestartBringsEveryInstanceBack
-// provisions, one instance each. Business joins (businessPlan) once the
-// reconcile loop repairs it.
+// provisions, one instance each: every plan of the catalog's three tiers.
 var restartPlans = []string{
 	"postgresql-sandbox",
 	"postgresql-starter-512",
+	businessPlan,
 }
 
 // survivor is an instance provisioned before a restart: what it must come
