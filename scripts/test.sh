@@ -11,7 +11,7 @@ go vet ./...
 go vet -tags stackrestart ./acceptance
 go build -o bin/testreport ./tools/testreport
 mkdir -p .stack/logs
-export PGBROKER_TEST_TIMEOUT=${PGBROKER_TEST_TIMEOUT:-40m}
+export PGBROKER_TEST_TIMEOUT=${PGBROKER_TEST_TIMEOUT:-45m}
 # Then, alone, the tests that restart the whole stack (build tag
 # stackrestart): run beside the other packages, they would take every other
 # test's instances down with it.
