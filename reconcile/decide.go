@@ -32,6 +32,10 @@ type Finding struct {
 	// known for sure ("" when it is): registering the job again could then
 	// start a node on another node's data, or anew beside its own.
 	NodesUnplaced string
+	// NotRunning names the task groups of registered jobs short of running
+	// allocations ("node-1 not running", "gateway 1 of 2 running"). Nomad
+	// restarts and reschedules those itself: the loop reports them.
+	NotRunning []string
 	// Interrupted: the instance's recorded status is still "repairing: ..."
 	// when this broker holds the reconcile lock, so the broker that started
 	// the repair stopped before its end (killed, say); the repair is run
@@ -45,7 +49,7 @@ func (f Finding) JobsMissing() bool { return f.NodesJob != "" || f.GatewaysJob !
 // Clean reports whether Nomad lacks nothing and holds the broker's
 // definition of each job.
 func (f Finding) Clean() bool {
-	return !f.JobsMissing() && len(f.Variables) == 0 && !f.NodesVariableLost && len(f.Drifted) == 0 && !f.Interrupted
+	return !f.JobsMissing() && len(f.Variables) == 0 && !f.NodesVariableLost && len(f.Drifted) == 0 && !f.Interrupted && len(f.NotRunning) == 0
 }
 
 // Reason is the metrics label of a repair of f: "lost" when Nomad lacks a
@@ -83,6 +87,7 @@ func (f Finding) String() string {
 	if f.DriftUnplaceable {
 		parts = append(parts, "the broker's definition cannot be placed")
 	}
+	parts = append(parts, f.NotRunning...)
 	if f.Interrupted && len(parts) == 0 {
 		parts = append(parts, "a repair interrupted")
 	}
@@ -124,6 +129,9 @@ func Decide(ha bool, nodeID string, f Finding) (Action, string) {
 		return Leave, StatusRunning
 	case f.NodesVariableLost, f.DriftUnplaceable:
 		return Leave, "degraded: " + f.String() + " (needs an operator)"
+	case !f.JobsMissing() && len(f.Drifted) == 0 && !f.Interrupted && len(f.Variables) == 0:
+		// Only allocations down: Nomad's to restart; reported.
+		return Leave, "degraded: " + f.String()
 	case !f.JobsMissing() && len(f.Drifted) == 0 && !f.Interrupted:
 		return RestoreVariables, StatusRunning
 	case ha && f.NodesJob != "" && f.NodesUnplaced != "":

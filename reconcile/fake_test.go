@@ -35,6 +35,7 @@ type world struct {
 	repairBusy   bool                       // an operation is being started: TryRepair fails
 	onRepairLock func()                     // runs when TryRepair succeeds (before the loop looks again)
 	provisionErr error
+	seen         []map[string]string // at each Provision, every instance's recorded status by id
 	gatewayCert  string // PEM of the nodes Variable's server certificate; "" none
 
 	// Drift: what the registered jobs hold beyond the broker's definition.
@@ -46,13 +47,14 @@ type world struct {
 	planned     []string          // plan <job id> [pin=<client>] [clients=<a,b>]
 
 	// Business: where the nodes run and what the node job pins.
-	nodeAllocs []*api.AllocationListStub // the node jobs' allocations Nomad lists
+	nodeAllocs []*api.AllocationListStub // the node jobs' allocations Nomad lists (nil: each registered job's groups running)
+	down       map[string]bool            // "<job id>/<task group>" whose allocations are not running
 	groupPins  []string                  // clients the registered node job's task groups are pinned to, by index; nil none
 }
 
 func newWorld() *world {
 	return &world{latest: map[string]store.Operation{}, statuses: map[string][]string{},
-		jobs: map[string]bool{}, vars: map[string]bool{}, copies: map[string]bool{}, drifted: map[string]string{}}
+		jobs: map[string]bool{}, vars: map[string]bool{}, copies: map[string]bool{}, drifted: map[string]string{}, down: map[string]bool{}}
 }
 
 // healthy adds a provisioned instance of plan whose jobs and Variables are
@@ -257,13 +259,37 @@ func pinned(jobID, client string) *api.Job {
 	return job
 }
 
+// Allocations lists, for a registered job, w.nodeAllocs (node jobs, when
+// set), else one running allocation per node group on client-a, client-b…
+// and two of the gateway group; a group in w.down is listed failed.
 func (w *world) Allocations(_ context.Context, jobID string, _ bool) ([]*api.AllocationListStub, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !strings.HasSuffix(jobID, "-nodes") || !w.jobs[jobID] {
+	if !w.jobs[jobID] {
 		return nil, nil
 	}
-	return w.nodeAllocs, nil
+	var out []*api.AllocationListStub
+	switch {
+	case strings.HasSuffix(jobID, "-nodes") && w.nodeAllocs != nil:
+		out = w.nodeAllocs
+	case strings.HasSuffix(jobID, "-nodes"):
+		out = running("client-a", "client-b")
+	default:
+		for i := range 2 {
+			out = append(out, &api.AllocationListStub{ID: "gw-" + strconv.Itoa(i), TaskGroup: gatewayGroup, NodeID: "client-c",
+				DesiredStatus: api.AllocDesiredStatusRun, ClientStatus: api.AllocClientStatusRunning})
+		}
+	}
+	var listed []*api.AllocationListStub
+	for _, a := range out {
+		if w.down[jobID+"/"+a.TaskGroup] {
+			failed := *a
+			failed.ClientStatus = api.AllocClientStatusFailed
+			a = &failed
+		}
+		listed = append(listed, a)
+	}
+	return listed, nil
 }
 
 func (w *world) WaitStopped(context.Context, []string) error { return nil }
@@ -332,6 +358,11 @@ func (w *world) Provision(_ context.Context, in provisioner.Instance, size provi
 		call += " nodes=" + strconv.Itoa(size.Nodes)
 	}
 	w.calls = append(w.calls, call)
+	now := map[string]string{}
+	for _, inst := range w.instances {
+		now[inst.ID] = inst.Status
+	}
+	w.seen = append(w.seen, now)
 	if w.provisionErr != nil {
 		return provisioner.Placement{}, w.provisionErr
 	}

@@ -20,6 +20,10 @@
 // broker registered it, and it sees every field. An operation in progress
 // always wins: the loop leaves its instance alone, and an instance under
 // repair refuses new operations until it is back (store.ErrRepairInFlight).
+// A registered job whose allocations stay down is Nomad's to restart: the
+// loop only reports it ("degraded: node-0 not running"). Each pass records
+// every instance's status before it runs any repair, so one repair that
+// waits never leaves another instance's trouble unsaid.
 package reconcile
 
 import (
@@ -157,13 +161,40 @@ func (r *Reconciler) Pass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// First every instance is looked at and its status recorded, then the
+	// repairs run: one instance whose repair waits (a client gone, say)
+	// never leaves the others' status unsaid.
 	degraded := 0
+	var queue []pending
 	for _, inst := range live {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if status, err := r.instance(ctx, lock, inst); err != nil {
+		p, status, err := r.assess(ctx, inst)
+		switch {
+		case err != nil:
 			r.log.Warn("reconcile instance", slog.String("instance_id", inst.ID), slog.String("error", err.Error()))
+		case p != nil:
+			queue = append(queue, *p)
+		case isDegraded(status):
+			degraded++
+		}
+	}
+	// Those behind the first say so now, not once their turn comes.
+	for _, p := range queue[min(1, len(queue)):] {
+		if p.f.Interrupted {
+			continue // keeps "repairing: ...": a broker dying now leaves it to finish
+		}
+		if err := r.d.Instances.SetStatus(ctx, p.inst.ID, "degraded: "+p.f.String()+statusQueued); err != nil {
+			return err
+		}
+	}
+	for _, p := range queue {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if status, err := r.perform(ctx, lock, p); err != nil {
+			r.log.Warn("reconcile instance", slog.String("instance_id", p.inst.ID), slog.String("error", err.Error()))
 		} else if isDegraded(status) {
 			degraded++
 		}
@@ -172,42 +203,71 @@ func (r *Reconciler) Pass(ctx context.Context) error {
 	return nil
 }
 
-// instance reconciles one instance and returns its status ("" when it was
-// left alone).
-func (r *Reconciler) instance(ctx context.Context, lock Lock, inst store.Instance) (string, error) {
+// pending is a repair a pass found to do.
+type pending struct {
+	inst   store.Instance
+	plan   catalog.Plan
+	action Action
+	f      Finding
+	live   registered
+	opID   string // the instance's latest operation when it was looked at
+}
+
+// statusQueued follows "degraded: <finding>" while an instance waits for
+// its repair behind another's in this pass (not "repairing: ...", which
+// says a broker began the repair: one that dies leaves it to finish). An
+// operation started meanwhile wins; the status is then said again at the
+// first pass after it.
+const statusQueued = " (repair queued)"
+
+// assess looks at one instance and records its status. It returns the
+// repair to do (nil when none), or the status it recorded ("" when it
+// left the instance alone: an operation runs).
+func (r *Reconciler) assess(ctx context.Context, inst store.Instance) (*pending, string, error) {
 	before, busy, err := r.operation(ctx, inst.ID)
 	if err != nil || busy {
-		return "", err
+		return nil, "", err
 	}
 	_, plan, ok := r.d.Plans.Plan(inst.PlanID)
 	if !ok {
-		return "", fmt.Errorf("plan %s is not in the catalog: left alone", inst.PlanID)
+		return nil, "", fmt.Errorf("plan %s is not in the catalog: left alone", inst.PlanID)
 	}
 	f, live, err := r.inspect(ctx, inst.ShortID)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	if plan.HA() {
 		if inst.NodeClients, err = r.learnPlacement(ctx, inst, plan, live, f); err != nil {
-			return "", err
+			return nil, "", err
 		}
 		if f.NodesJob != "" {
 			if f.NodesUnplaced, err = r.unplaced(ctx, inst.NodeClients, plan); err != nil {
-				return "", err
+				return nil, "", err
 			}
 		}
 	}
 	if err := r.inspectDrift(ctx, inst, plan, live, &f); err != nil {
-		return "", err
+		return nil, "", err
+	}
+	if f.NotRunning, err = r.notRunning(ctx, inst.ShortID, instances.SizeOf(plan), f); err != nil {
+		return nil, "", err
 	}
 	f.Interrupted = strings.HasPrefix(inst.Status, StatusRepairing)
 	action, status := Decide(plan.HA(), inst.NodeID, f)
-	if action == Leave {
-		if status != inst.Status && status != StatusRunning {
-			r.log.Warn("instance degraded", slog.String("instance_id", inst.ID), slog.String("status", status))
-		}
-		return status, r.d.Instances.SetStatus(ctx, inst.ID, status)
+	if action != Leave {
+		return &pending{inst: inst, plan: plan, action: action, f: f, live: live, opID: before}, "", nil
 	}
+	if status != inst.Status && status != StatusRunning {
+		r.log.Warn("instance degraded", slog.String("instance_id", inst.ID), slog.String("status", status))
+	}
+	return nil, status, r.d.Instances.SetStatus(ctx, inst.ID, status)
+}
+
+// perform runs the repair p, unless an operation of its instance started
+// or finished since it was assessed (the operation wins), and returns the
+// status it recorded ("" when it left the instance alone).
+func (r *Reconciler) perform(ctx context.Context, lock Lock, p pending) (string, error) {
+	inst := p.inst
 	locked, err := lock.TryRepair(ctx, inst.ID)
 	if err != nil || !locked {
 		return "", err // an operation is being started: it wins
@@ -220,10 +280,10 @@ func (r *Reconciler) instance(ctx context.Context, lock Lock, inst store.Instanc
 	// An operation started, or finished (a deprovision), since we looked:
 	// it wins.
 	after, busy, err := r.operation(ctx, inst.ID)
-	if err != nil || busy || after != before {
+	if err != nil || busy || after != p.opID {
 		return "", err
 	}
-	return r.repair(ctx, inst, plan, action, f, live)
+	return r.repair(ctx, inst, p.plan, p.action, p.f, p.live)
 }
 
 // operation returns the id of the instance's latest operation and whether
