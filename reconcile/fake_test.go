@@ -36,7 +36,7 @@ type world struct {
 	onRepairLock func()                     // runs when TryRepair succeeds (before the loop looks again)
 	provisionErr error
 	seen         []map[string]string // at each Provision, every instance's recorded status by id
-	gatewayCert  string // PEM of the nodes Variable's server certificate; "" none
+	gatewayCert  string              // PEM of the nodes Variable's server certificate; "" none
 
 	// Drift: what the registered jobs hold beyond the broker's definition.
 	drifted     map[string]string // job id → a field edited by hand (Resources/MemoryMB), so its plan has a diff
@@ -48,7 +48,7 @@ type world struct {
 
 	// Business: where the nodes run and what the node job pins.
 	nodeAllocs []*api.AllocationListStub // the node jobs' allocations Nomad lists (nil: each registered job's groups running)
-	down       map[string]bool            // "<job id>/<task group>" whose allocations are not running
+	down       map[string]bool           // "<job id>/<task group>" whose allocations are not running
 	groupPins  []string                  // clients the registered node job's task groups are pinned to, by index; nil none
 }
 
