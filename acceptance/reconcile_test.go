@@ -79,14 +79,7 @@ func TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData(t *testing.T)
 		t.Fatal("DATABASE_URL still connects after the purge: the loss was not simulated")
 	}
 	limit := reconcileInterval + 3*time.Minute
-	var err error
-	for time.Since(lost) < limit {
-		if err = connects(databaseURL); err == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
+	if err := waitConnects(databaseURL, lost, limit); err != nil {
 		t.Fatalf("the DATABASE_URL handed out before does not connect %s after the loss: %v", limit, err)
 	}
 	back := time.Since(lost)
@@ -158,6 +151,17 @@ func waitStatus(t *testing.T, b *broker, id string, ok func(string) bool, limit 
 	}
 	t.Fatalf("GET instance status %q after %s", s, limit)
 	return s
+}
+
+// waitConnects polls databaseURL every 200 ms until it connects or limit
+// has passed since since; it returns the last error (nil once connected).
+func waitConnects(databaseURL string, since time.Time, limit time.Duration) error {
+	err := connects(databaseURL)
+	for err != nil && time.Since(since) < limit {
+		time.Sleep(200 * time.Millisecond)
+		err = connects(databaseURL)
+	}
+	return err
 }
 
 // grepLines returns the lines of s containing sub.

@@ -43,14 +43,7 @@ func TestBusinessWhoseJobsAndVariablesNomadLostComesBackEachNodeOnItsOwnData(t *
 		t.Fatal("DATABASE_URL still connects after the purge: the loss was not simulated")
 	}
 	limit := reconcileInterval + 4*time.Minute
-	var err error
-	for time.Since(lost) < limit {
-		if err = connects(databaseURL); err == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
+	if err := waitConnects(databaseURL, lost, limit); err != nil {
 		t.Fatalf("the DATABASE_URL handed out before does not connect %s after the loss: %v", limit, err)
 	}
 	t.Logf("back %s after the loss (interval %s); a fresh provision took %s", time.Since(lost).Round(100*time.Millisecond), reconcileInterval, took.Round(100*time.Millisecond))

@@ -37,11 +37,7 @@ func TestBrokerKilledDuringARepairRepairsOnce(t *testing.T) {
 
 			restarted := time.Now()
 			limit := reconcileInterval + 3*time.Minute
-			var err error
-			for err = connects(databaseURL); err != nil && time.Since(restarted) < limit; err = connects(databaseURL) {
-				time.Sleep(200 * time.Millisecond)
-			}
-			if err != nil {
+			if err := waitConnects(databaseURL, restarted, limit); err != nil {
 				t.Fatalf("the DATABASE_URL handed out before does not connect %s after the restart: %v", limit, err)
 			}
 			if body, err := keptRow(t, databaseURL); err != nil || body != "before the loss" {
@@ -103,11 +99,7 @@ func TestBrokerKilledDuringABusinessRepairRepairsOnce(t *testing.T) {
 
 			restarted := time.Now()
 			limit := reconcileInterval + 4*time.Minute
-			var err error
-			for err = connects(databaseURL); err != nil && time.Since(restarted) < limit; err = connects(databaseURL) {
-				time.Sleep(200 * time.Millisecond)
-			}
-			if err != nil {
+			if err := waitConnects(databaseURL, restarted, limit); err != nil {
 				t.Fatalf("the DATABASE_URL handed out before does not connect %s after the restart: %v", limit, err)
 			}
 			if body, err := keptRow(t, databaseURL); err != nil || body != "before the loss" {

@@ -61,13 +61,7 @@ func TestANodeThatCannotRunIsReportedAndComesBackWithItsData(t *testing.T) {
 	}
 	eligible = true
 	waitStatus(t, b, id, func(s string) bool { return s == "running" }, 3*time.Minute)
-	var err error
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if err = connects(databaseURL); err == nil {
-			break
-		}
-	}
-	if err != nil {
+	if err := waitConnects(databaseURL, time.Now(), time.Minute); err != nil {
 		t.Fatalf("the DATABASE_URL handed out before, once the client is back: %v", err)
 	}
 	if body, err := keptRow(t, databaseURL); err != nil || body != "before the outage" {

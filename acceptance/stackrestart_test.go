@@ -146,14 +146,7 @@ func restartStack(t *testing.T) {
 // its nodes runs on the client it ran on before.
 func waitBack(t *testing.T, b *broker, s survivor, start time.Time, limit time.Duration) {
 	t.Helper()
-	var err error
-	for time.Since(start) < limit {
-		if err = connects(s.databaseURL); err == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
+	if err := waitConnects(s.databaseURL, start, limit); err != nil {
 		t.Fatalf("%s: the DATABASE_URL handed out before does not connect %s after the broker started: %v\nGET instance status: %q\nthe broker's last word on it: %s",
 			s.plan, limit, err, instanceStatus(t, b, s.id), tail(grepLines(b.logs.String(), `"instance_id":"`+s.id+`"`), 1))
 	}
