@@ -249,10 +249,15 @@ func (r *Reconciler) assess(ctx context.Context, inst store.Instance) (*pending,
 	if err := r.inspectDrift(ctx, inst, plan, live, &f); err != nil {
 		return nil, "", err
 	}
-	if f.NotRunning, err = r.notRunning(ctx, inst.ShortID, instances.SizeOf(plan), f); err != nil {
-		return nil, "", err
-	}
 	f.Interrupted = strings.HasPrefix(inst.Status, StatusRepairing)
+	// Allocations down are reported only when nothing else is to do: a
+	// repair restarts them anyway, and a hand edit Nomad is rolling out
+	// stops them for a moment.
+	if f.Clean() {
+		if f.NotRunning, err = r.notRunning(ctx, inst.ShortID, instances.SizeOf(plan), f); err != nil {
+			return nil, "", err
+		}
+	}
 	action, status := Decide(plan.HA(), inst.NodeID, f)
 	if action != Leave {
 		return &pending{inst: inst, plan: plan, action: action, f: f, live: live, opID: before}, "", nil
