@@ -23,10 +23,10 @@ func TestANodeThatCannotRunIsReportedAndComesBackWithItsData(t *testing.T) {
 	id, databaseURL, _ := starterWithARow(t, b, "before the outage")
 	short := naming.ShortID(id)
 	client := loseFromNomad(t, id)
-	waitStatus(t, b, id, func(s string) bool { return s == "running" }, 3*time.Minute)
-	if err := connects(databaseURL); err != nil {
+	if err := waitConnects(databaseURL, time.Now(), reconcileInterval+3*time.Minute); err != nil {
 		t.Fatalf("after the repair that pins the node job: %v", err)
 	}
+	waitStatus(t, b, id, func(s string) bool { return s == "running" }, time.Minute)
 	nodes := runningAllocs(t, naming.NodesJobID(short))
 	if len(nodes) != 1 || nodes[0].NodeID != client {
 		t.Fatalf("node allocations after the repair: %+v; want one on %s", nodes, client)
