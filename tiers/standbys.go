@@ -18,8 +18,8 @@ import (
 // member's state as progress ("standby node-1 streaming (sync), lag 0 B").
 func (ch *Changer) WaitStandbys(ctx context.Context, admin adminconn.AdminConn, replicationPassword string, want int, progress instance.Progress) error {
 	progress("setting up replication")
-	if err := admin.EnsureReplicationRole(ctx, replicationPassword); err != nil {
-		return fmt.Errorf("replication role: %w", err)
+	if err := ensureReplicationRole(ctx, admin, replicationPassword); err != nil {
+		return err
 	}
 	last, err := watchStandbys(ctx, admin, func(s []pgadmin.Standby) bool { return streaming(s) >= want && hasSync(s) },
 		func(s []pgadmin.Standby) string { return describeStandbys(s, want) }, progress)

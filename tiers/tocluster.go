@@ -2,7 +2,6 @@ package tiers
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/pgbroker/pgbroker/crashpoint"
 	"github.com/pgbroker/pgbroker/instance"
@@ -51,8 +50,8 @@ func (ch *Changer) ToCluster(ctx context.Context, in instance.Instance, size ins
 	if err := ch.conn.WaitReady(ctx, admin, progress); err != nil {
 		return err
 	}
-	if err := admin.EnsureReplicationRole(ctx, secrets["replication_password"]); err != nil {
-		return fmt.Errorf("replication role: %w", err)
+	if err := ensureReplicationRole(ctx, admin, secrets["replication_password"]); err != nil {
+		return err
 	}
 	progress("adding the standbys")
 	if err := ch.registerNodes(ctx, in, size, nil, progress); err != nil {
