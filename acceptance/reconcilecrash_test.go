@@ -23,26 +23,9 @@ func TestBrokerKilledDuringARepairRepairsOnce(t *testing.T) {
 			b := newBroker(t, "PGBROKER_RECONCILE_INTERVAL="+reconcileInterval.String())
 			id, databaseURL, _ := starterWithARow(t, b, "before the loss")
 
-			b.restartWith("PGBROKER_CRASH_AT", point)
-			client := loseFromNomad(t, id)
-			if !b.crashed(reconcileInterval + 2*time.Minute) {
-				t.Fatalf("the broker did not crash at %s during the repair", point)
-			}
+			client := crashMidRepairAndRestart(t, b, id, databaseURL, point, 2*time.Minute)
 			short := naming.ShortID(id)
 			nc := nomadClient(t)
-			if _, _, err := nc.Jobs().Info(naming.NodesJobID(short), nil); err != nil {
-				t.Fatalf("the node job is not registered at the crash: %v", err)
-			}
-			b.restartWithout("PGBROKER_CRASH_AT")
-
-			restarted := time.Now()
-			limit := reconcileInterval + 3*time.Minute
-			if err := waitConnects(databaseURL, restarted, limit); err != nil {
-				t.Fatalf("the DATABASE_URL handed out before does not connect %s after the restart: %v", limit, err)
-			}
-			if body, err := keptRow(t, databaseURL); err != nil || body != "before the loss" {
-				t.Errorf("row after the repair: %q, %v", body, err)
-			}
 			waitStatus(t, b, id, func(s string) bool { return s == "running" }, 30*time.Second)
 
 			versions, _, _, err := nc.Jobs().Versions(naming.NodesJobID(short), false, nil)
@@ -86,25 +69,8 @@ func TestBrokerKilledDuringABusinessRepairRepairsOnce(t *testing.T) {
 			clients := groupClients(t, naming.NodesJobID(short))
 			_, timeline := leaderTimeline(t, short)
 
-			b.restartWith("PGBROKER_CRASH_AT", point)
-			loseFromNomad(t, id)
-			if !b.crashed(reconcileInterval + 3*time.Minute) {
-				t.Fatalf("the broker did not crash at %s during the repair", point)
-			}
+			crashMidRepairAndRestart(t, b, id, databaseURL, point, 3*time.Minute)
 			nc := nomadClient(t)
-			if _, _, err := nc.Jobs().Info(naming.NodesJobID(short), nil); err != nil {
-				t.Fatalf("the node job is not registered at the crash: %v", err)
-			}
-			b.restartWithout("PGBROKER_CRASH_AT")
-
-			restarted := time.Now()
-			limit := reconcileInterval + 4*time.Minute
-			if err := waitConnects(databaseURL, restarted, limit); err != nil {
-				t.Fatalf("the DATABASE_URL handed out before does not connect %s after the restart: %v", limit, err)
-			}
-			if body, err := keptRow(t, databaseURL); err != nil || body != "before the loss" {
-				t.Errorf("row after the repair: %q, %v", body, err)
-			}
 			waitStatus(t, b, id, func(s string) bool { return s == "running" }, 3*time.Minute)
 			checkEachNodeOnItsOwnDataDirectory(t, short)
 			checkOneLeaderOneStreamingStandby(t, short, timeline)
@@ -136,4 +102,32 @@ func TestBrokerKilledDuringABusinessRepairRepairsOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// crashMidRepairAndRestart makes b crash at point during the repair of
+// instance id after loseFromNomad (within the reconcile interval plus
+// slack), checks the node job was registered by then, restarts b without
+// the crash point, and waits (one more minute) until the DATABASE_URL
+// handed out before connects and holds the row "before the loss". It
+// returns the client the node ran on before the loss.
+func crashMidRepairAndRestart(t *testing.T, b *broker, id, databaseURL, point string, slack time.Duration) string {
+	t.Helper()
+	b.restartWith("PGBROKER_CRASH_AT", point)
+	client := loseFromNomad(t, id)
+	if !b.crashed(reconcileInterval + slack) {
+		t.Fatalf("the broker did not crash at %s during the repair", point)
+	}
+	if _, _, err := nomadClient(t).Jobs().Info(naming.NodesJobID(naming.ShortID(id)), nil); err != nil {
+		t.Fatalf("the node job is not registered at the crash: %v", err)
+	}
+	b.restartWithout("PGBROKER_CRASH_AT")
+	restarted := time.Now()
+	limit := reconcileInterval + slack + time.Minute
+	if err := waitConnects(databaseURL, restarted, limit); err != nil {
+		t.Fatalf("the DATABASE_URL handed out before does not connect %s after the restart: %v", limit, err)
+	}
+	if body, err := keptRow(t, databaseURL); err != nil || body != "before the loss" {
+		t.Errorf("row after the repair: %q, %v", body, err)
+	}
+	return client
 }

@@ -39,20 +39,6 @@ type survivor struct {
 	clients                     map[string]string // task group (node-0, node-1) → the Nomad node ID it ran on
 }
 
-// nodeClients maps each running node allocation's task group of instance id
-// to the Nomad client it runs on.
-func nodeClients(t *testing.T, id string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, a := range runningAllocs(t, naming.NodesJobID(naming.ShortID(id))) {
-		if prev, ok := out[a.TaskGroup]; ok {
-			t.Errorf("two running allocations of %s's %s, on %s and %s", id, a.TaskGroup, prev, a.NodeID)
-		}
-		out[a.TaskGroup] = a.NodeID
-	}
-	return out
-}
-
 // TestWholeStackRestartBringsEveryInstanceBack: instances of every plan,
 // each with a row; the broker stops, the whole stack goes down and comes
 // up again (`make stack-down`, then `make run`'s stack up: Nomad's dev
@@ -65,7 +51,7 @@ func TestWholeStackRestartBringsEveryInstanceBack(t *testing.T) {
 	for _, plan := range restartPlans {
 		body := "before the restart, " + plan
 		id, databaseURL, _ := instanceWithARow(t, b, plan, body)
-		before = append(before, survivor{plan: plan, id: id, databaseURL: databaseURL, body: body, clients: nodeClients(t, id)})
+		before = append(before, survivor{plan: plan, id: id, databaseURL: databaseURL, body: body, clients: groupClients(t, naming.NodesJobID(naming.ShortID(id)))})
 	}
 	b.stop()
 	restartStack(t)
@@ -89,7 +75,7 @@ func TestDeploymentRestoredFromItsBackupsBringsInstancesBack(t *testing.T) {
 	body := "before the disaster"
 	id, databaseURL, _ := starterWithARow(t, b, body)
 	s := survivor{plan: "postgresql-starter-512", id: id, databaseURL: databaseURL, body: body,
-		clients: nodeClients(t, id)}
+		clients: groupClients(t, naming.NodesJobID(naming.ShortID(id)))}
 
 	backups := t.TempDir()
 	env := drEnv(t, b, backups)
@@ -156,7 +142,7 @@ func waitBack(t *testing.T, b *broker, s survivor, start time.Time, limit time.D
 	}
 	waitStatus(t, b, s.id, func(st string) bool { return st == "running" }, 30*time.Second)
 	// Each node on the client holding its own data (Business: both nodes).
-	if got := nodeClients(t, s.id); !maps.Equal(got, s.clients) {
+	if got := groupClients(t, naming.NodesJobID(naming.ShortID(s.id))); !maps.Equal(got, s.clients) {
 		t.Errorf("%s: node allocations after the restart on %v; want %v", s.plan, got, s.clients)
 	}
 }
