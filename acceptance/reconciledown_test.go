@@ -1,6 +1,9 @@
 package acceptance
 
 import (
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,27 +13,29 @@ import (
 	"github.com/pgbroker/pgbroker/naming"
 )
 
-// TestANodeThatCannotRunIsReportedAndComesBackWithItsData: a Starter
-// instance repaired once (its node job now pinned to the client holding
-// its data) whose client is made ineligible and whose node allocation is
-// stopped: Nomad cannot place the replacement, and GET instance says
-// "degraded: node-0 not running" within a few reconcile intervals, with
-// nothing registered by the loop. Once the client is eligible again, Nomad
-// places it there, the status is "running", and the row and the old
-// DATABASE_URL are back.
+// TestANodeThatCannotRunIsReportedAndComesBackWithItsData: a fresh
+// Starter instance's node and gateway jobs are pinned by the provision to
+// the clients they were placed on, without a restart. Its client is made
+// ineligible and its node allocation stopped: Nomad cannot place the
+// replacement anywhere else (no empty cluster on another client), and GET
+// instance says "degraded: node-0 not running" within a few reconcile
+// intervals, with nothing registered by the loop. Once the client is
+// eligible again, Nomad places it there, the status is "running", and the
+// row and the old DATABASE_URL are back. Then Nomad loses the instance's
+// jobs and Variables: the repair puts the node back on the same client.
 func TestANodeThatCannotRunIsReportedAndComesBackWithItsData(t *testing.T) {
 	b := newBroker(t, "PGBROKER_RECONCILE_INTERVAL="+reconcileInterval.String())
 	id, databaseURL, _ := starterWithARow(t, b, "before the outage")
 	short := naming.ShortID(id)
-	client := loseFromNomad(t, id)
-	if err := waitConnects(databaseURL, time.Now(), reconcileInterval+3*time.Minute); err != nil {
-		t.Fatalf("after the repair that pins the node job: %v", err)
-	}
-	waitStatus(t, b, id, func(s string) bool { return s == "running" }, time.Minute)
 	nodes := runningAllocs(t, naming.NodesJobID(short))
-	if len(nodes) != 1 || nodes[0].NodeID != client {
-		t.Fatalf("node allocations after the repair: %+v; want one on %s", nodes, client)
+	gateways := runningAllocs(t, naming.GatewaysJobID(short))
+	if len(nodes) != 1 || len(gateways) != 1 {
+		t.Fatalf("allocations after the provision: nodes %+v, gateways %+v", nodes, gateways)
 	}
+	client := nodes[0].NodeID
+	assertPinned(t, naming.NodesJobID(short), client)
+	assertPinned(t, naming.GatewaysJobID(short), gateways[0].NodeID)
+	assertNeverRestarted(t, naming.NodesJobID(short))
 	versions := instanceJobVersions(t, short)
 
 	nc := nomadClient(t)
@@ -53,7 +58,10 @@ func TestANodeThatCannotRunIsReportedAndComesBackWithItsData(t *testing.T) {
 		t.Errorf("status %q; want %q", got, "degraded: node-0 not running")
 	}
 	if err := connects(databaseURL); err == nil {
-		t.Error("DATABASE_URL connects while the node cannot run: the outage was not simulated")
+		t.Error("DATABASE_URL connects while the node cannot run: the outage was not simulated, or the node started elsewhere")
+	}
+	if elsewhere := runningAllocs(t, naming.NodesJobID(short)); len(elsewhere) != 0 {
+		t.Errorf("node allocations while its client is ineligible: %+v; want none (its data is on %s)", elsewhere, client)
 	}
 
 	if _, err := nc.Nodes().ToggleEligibility(client, true, nil); err != nil {
@@ -73,7 +81,138 @@ func TestANodeThatCannotRunIsReportedAndComesBackWithItsData(t *testing.T) {
 	if after := instanceJobVersions(t, short); after != versions {
 		t.Errorf("job versions (nodes, gateways) went from %v to %v: the loop registered a job Nomad was to place", versions, after)
 	}
-	if strings.Count(b.logs.String(), `"msg":"repair started"`) != 1 {
-		t.Errorf("repairs started: %d; want only the first one", strings.Count(b.logs.String(), `"msg":"repair started"`))
+	if n := strings.Count(b.logs.String(), `"msg":"repair started"`); n != 0 {
+		t.Errorf("repairs started: %d; want none (Nomad places the node itself)", n)
 	}
+
+	lost := loseFromNomad(t, id)
+	if err := waitConnects(databaseURL, time.Now(), reconcileInterval+3*time.Minute); err != nil {
+		t.Fatalf("after the repair: %v", err)
+	}
+	waitStatus(t, b, id, func(s string) bool { return s == "running" }, time.Minute)
+	if nodes := runningAllocs(t, naming.NodesJobID(short)); lost != client || len(nodes) != 1 || nodes[0].NodeID != client {
+		t.Fatalf("node allocations after the repair: %+v; want one on %s", nodes, client)
+	}
+	assertPinned(t, naming.NodesJobID(short), client)
+	if body, err := keptRow(t, databaseURL); err != nil || body != "before the outage" {
+		t.Errorf("row after the repair: %q, %v", body, err)
+	}
+	if n := strings.Count(b.logs.String(), `"msg":"repair started"`); n != 1 {
+		t.Errorf("repairs started: %d; want one", n)
+	}
+}
+
+// TestAPinnedNodeWhoseDataIsGoneRefusesToStartEmpty: the data directory of
+// a provisioned Starter disappears from its client (moved aside here) and
+// its node restarts: the start script refuses to initdb an empty cluster
+// in its place, so DATABASE_URL fails rather than reaching an empty
+// database with the old password. Once the directory is back, the node
+// starts on it with every row.
+func TestAPinnedNodeWhoseDataIsGoneRefusesToStartEmpty(t *testing.T) {
+	b := newBroker(t)
+	id, databaseURL, _ := starterWithARow(t, b, "kept aside")
+	short := naming.ShortID(id)
+	nodes := runningAllocs(t, naming.NodesJobID(short))
+	if len(nodes) != 1 {
+		t.Fatalf("node allocations: %+v", nodes)
+	}
+	dataDir := filepath.Join(dataRoot, short, naming.Member(0))
+	aside := dataDir + ".aside"
+	if err := os.Rename(dataDir, aside); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	defer func() {
+		if !restored {
+			_ = os.Rename(aside, dataDir)
+		}
+	}()
+	nc := nomadClient(t)
+	if err := nc.Allocations().Restart(&api.Allocation{ID: nodes[0].ID}, "postgres", nil); err != nil {
+		t.Fatal(err)
+	}
+	const refusal = "refusing to initdb an empty one"
+	var log string
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && !strings.Contains(log, refusal); time.Sleep(500 * time.Millisecond) {
+		log = allocFile(t, nodes[0].ID, "alloc/logs/postgres.stderr.0")
+	}
+	if !strings.Contains(log, refusal) {
+		t.Fatalf("the start script's log does not say it refused to initdb:\n%s", tail(log, 20))
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err == nil {
+		t.Error("a cluster was made in place of the lost data directory")
+	}
+	if err := connects(databaseURL); err == nil {
+		t.Error("DATABASE_URL connects while the node's data is gone")
+	}
+
+	if err := os.RemoveAll(dataDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(aside, dataDir); err != nil {
+		t.Fatal(err)
+	}
+	restored = true
+	if _, err := nc.Allocations().Stop(&api.Allocation{ID: nodes[0].ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitConnects(databaseURL, time.Now(), 2*time.Minute); err != nil {
+		t.Fatalf("once the data directory is back: %v", err)
+	}
+	if body, err := keptRow(t, databaseURL); err != nil || body != "kept aside" {
+		t.Errorf("row once the data directory is back: %q, %v", body, err)
+	}
+}
+
+// assertPinned fails t unless job jobID carries a node_id constraint on
+// client.
+func assertPinned(t *testing.T, jobID, client string) {
+	t.Helper()
+	job, _, err := nomadClient(t).Jobs().Info(jobID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range job.Constraints {
+		if c.LTarget == "${node.unique.id}" && c.RTarget == client {
+			return
+		}
+	}
+	t.Errorf("job %s is not pinned to client %s: constraints %+v", jobID, client, job.Constraints)
+}
+
+// assertNeverRestarted fails t unless job jobID has had exactly one
+// allocation, whose tasks never restarted: its pin was applied in place.
+func assertNeverRestarted(t *testing.T, jobID string) {
+	t.Helper()
+	nc := nomadClient(t)
+	allocs, _, err := nc.Jobs().Allocations(jobID, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(allocs) != 1 {
+		t.Fatalf("allocations of %s: %d; want 1 (pinning it must not replace it)", jobID, len(allocs))
+	}
+	for task, s := range allocs[0].TaskStates {
+		if s.Restarts != 0 {
+			t.Errorf("task %s of %s restarted %d times; want none", task, jobID, s.Restarts)
+		}
+	}
+}
+
+// allocFile returns the file at path in allocation allocID's directory;
+// "" when it cannot be read (yet).
+func allocFile(t *testing.T, allocID, path string) string {
+	t.Helper()
+	nc := nomadClient(t)
+	alloc, _, err := nc.Allocations().Info(allocID, nil)
+	if err != nil {
+		return ""
+	}
+	rc, err := nc.AllocFS().Cat(alloc, path, nil)
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	return string(b)
 }

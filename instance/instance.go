@@ -14,7 +14,8 @@ type Instance struct {
 	ReadOnlyPort int    // static port of the gateways' read-only listener (plans with standbys); 0: none
 	NodeID       string // Nomad node holding the data directory; "" before first placement
 	// GatewayNodeID pins a single-node instance's gateway job to this Nomad
-	// node; "" leaves it to the scheduler (only a repair sets it: issue 17).
+	// node; "" leaves it to the scheduler. A provision pins the gateway where
+	// it was placed, once certified; a repair, to its former client (issue 17).
 	GatewayNodeID string
 	// NodeClients pins each node of a plan with standbys, by index (task
 	// group node-<index>), to the Nomad node holding its data directory;

@@ -17,8 +17,10 @@
 # and a data_root owned by uid 999.
 #
 # Data stays on the client that made it: a node placed on another client starts
-# empty there. Pin single-node instances with node_id once placed, and each
-# node of a cluster with node_clients when it must start on its own data again.
+# empty there. Pin single-node instances with node_id once placed (the start
+# script then refuses to initdb: no cluster on a pinned client is lost data),
+# and each node of a cluster with node_clients when it must start on its own
+# data again.
 
 variable "instance" {
   type        = string
@@ -608,6 +610,15 @@ job "pg-nodes" {
             sys.exit(main())' "$NOMAD_SECRETS_DIR/patroni.yml"
             %{ endif }
             if [[ ! -f $data_dir/PG_VERSION ]]; then
+              %{ if var.node_id != "" && var.pitr_restore_id == "" }
+              # Pinned (node_id): the broker pins a node once its cluster
+              # exists, so no cluster here means its data is lost, not new.
+              # An empty cluster would answer the old credentials as if
+              # nothing happened; failing keeps the loss visible (the
+              # instance is degraded) until it is restored from backups.
+              echo "start: no cluster at $data_dir on the client this node is pinned to; refusing to initdb an empty one in place of its data (restore the instance from its backups)" >&2
+              exit 1
+              %{ endif }
               if [[ -z $${PGBROKER_ADMIN_PASSWORD:-} ]]; then
                 echo "start: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2
                 exit 1

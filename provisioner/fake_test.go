@@ -217,7 +217,12 @@ func (w *world) Register(ctx context.Context, job *api.Job) (uint64, error) {
 	id := *job.ID
 	cur, ok := w.jobs[id]
 	if ok && sameJob(cur, job) {
-		return uint64(w.versions[id]), nil // Nomad makes no new version of an identical job
+		// Nomad makes no new version of an identical job, and updates a
+		// new pin (node_id, node_clients) in place; kept to be read back.
+		kept := *job
+		kept.Version, kept.Stop = cur.Version, cur.Stop
+		w.jobs[id] = &kept
+		return uint64(w.versions[id]), nil
 	}
 	version := 0
 	if ok {

@@ -211,6 +211,18 @@ func TestProvisionStepOrder(t *testing.T) {
 			if want := []string{"client-0", "client-1"}; c.size.HA() && !slices.Equal(placed.NodeClients, want) {
 				t.Errorf("placement %+v, want each node's client %q", placed, want)
 			}
+			// A single node and its gateway end pinned where they were
+			// placed; a cluster's nodes follow distinct_hosts.
+			wantNode, wantGateway := "client-0", w.allocs[naming.GatewaysJobID(testShort)][0].NodeID
+			if c.size.HA() {
+				wantNode, wantGateway = "", ""
+			}
+			if got := groupVar(w.jobs[naming.NodesJobID(testShort)].TaskGroups[0], "node_id"); got != wantNode {
+				t.Errorf("node job pinned to %q; want %q", got, wantNode)
+			}
+			if got, _ := groupVar(w.jobs[naming.GatewaysJobID(testShort)].TaskGroups[0], "node_id").(string); got != wantGateway {
+				t.Errorf("gateway job pinned to %q; want %q", got, wantGateway)
+			}
 		})
 	}
 }

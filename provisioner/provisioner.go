@@ -210,7 +210,8 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 		placed.NodeClients, _ = instancejobs.NodeClients(allocs, size.Nodes)
 	}
 	crashpoint.Hit("provision:nodes-running")
-	if _, err := p.nomad.WaitRunning(ctx, naming.GatewaysJobID(in.ShortID), gatewaysVersion, size.Gateways, "haproxy", "gateway", progress); err != nil {
+	gatewayAllocs, err := p.nomad.WaitRunning(ctx, naming.GatewaysJobID(in.ShortID), gatewaysVersion, size.Gateways, "haproxy", "gateway", progress)
+	if err != nil {
 		return placed, err
 	}
 	admin, err := p.conn.Admin(ctx, in, secrets["admin_password"])
@@ -222,6 +223,11 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	}
 	if err := p.certs.CertifyGateway(ctx, in.ShortID, admin, progress); err != nil {
 		return placed, err
+	}
+	if !size.HA() {
+		if err := p.pinSingle(ctx, in, size, placed.NodeID, gatewayAllocs[0].NodeID, progress); err != nil {
+			return placed, err
+		}
 	}
 	if size.HA() {
 		if err := p.tiers.WaitStandbys(ctx, admin, secrets["replication_password"], size.Nodes-1, progress); err != nil {
@@ -240,6 +246,44 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	}
 	crashpoint.Hit("provision:database")
 	return placed, nil
+}
+
+// pinSingle registers the node job and the gateway job of a single-node
+// instance again, each pinned to the Nomad client it runs on (nodeClient,
+// gatewayClient), unless in pins it already (a repair). Data lives on the
+// client that made it and the credentials name the gateway's address: once
+// pinned, a reschedule, a lost client or a drain cannot start the node
+// empty elsewhere (the start script refuses initdb on a pinned client) or
+// move the address. Adding a constraint that the running allocation meets
+// is an in-place update: nothing restarts. Called once PostgreSQL answers
+// (its cluster exists) and the gateway is certified. Errors: Nomad's.
+// Source: issue 17 (a node runs on its own data).
+func (p *Provisioner) pinSingle(ctx context.Context, in Instance, size Size, nodeClient, gatewayClient string, progress Progress) error {
+	if in.NodeID != "" && in.GatewayNodeID != "" {
+		return nil
+	}
+	progress("pinning the node and the gateway to their clients")
+	pinned := in
+	pinned.NodeID, pinned.GatewayNodeID = nodeClient, gatewayClient
+	if in.NodeID == "" {
+		nodes, err := p.jobs.Nodes(pinned, size)
+		if err != nil {
+			return err
+		}
+		if _, err := p.nomad.Register(ctx, nodes); err != nil {
+			return err
+		}
+	}
+	if in.GatewayNodeID == "" {
+		gateways, err := p.jobs.Gateways(pinned, size)
+		if err != nil {
+			return err
+		}
+		if _, err := p.nomad.Register(ctx, gateways); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RenderJobs returns the node job and the gateway job that Provision

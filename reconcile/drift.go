@@ -29,19 +29,18 @@ type jobDrift struct {
 
 // drift renders the broker's definition of the jobs of instance inst
 // (what a provision registers now: a single node pinned to the recorded
-// client when the registered node job is pinned, each Business node to its
-// recorded client when the registered groups are pinned) and asks Nomad's plan
+// client, each Business node to its recorded client when the registered
+// groups are pinned) and asks Nomad's plan
 // whether registering it would change the registered jobs live. A node job
 // registered by a point-in-time restore (Meta pgbroker_pitr_restore) is not
 // compared: its restore settings are not the broker's to render again.
 // Errors: Nomad's, or the definition cannot be rendered (no CA yet).
 func (r *Reconciler) drift(ctx context.Context, inst store.Instance, plan catalog.Plan, live registered) ([]jobDrift, error) {
+	// A single node is pinned to its recorded client (a provision pins it
+	// once placed): a node job without the pin (registered by an earlier
+	// broker) drifted, and its repair pins it; in place, unless it runs
+	// away from its data, which the repair brings it back to.
 	target := instances.Target(inst, plan)
-	if pinnedClient(live.nodes) == "" {
-		// A provision registers the node job before its client is known:
-		// not pinned. A repair pins it (in place: no restart).
-		target.NodeID = ""
-	}
 	pin, err := r.gatewayPin(ctx, inst.ShortID, live.gateways)
 	if err != nil {
 		return nil, err

@@ -48,8 +48,8 @@ func TestPassNeverRegistersAHealthyInstanceAgain(t *testing.T) {
 		certIP   string // the address the server certificate names; "" no certificate
 		wantPlan string // the gateway job planned
 	}{
-		{"as provisioned: neither job pinned", "", "", "10.0.0.2", "plan %s"},
-		{"gateway pinned by a repair", "client-a", "client-b", "10.0.0.2", "plan %s pin=client-b"},
+		{"as provisioned: both jobs pinned", "client-a", "client-b", "10.0.0.2", "plan %s pin=client-b"},
+		{"gateway unpinned by a tier change", "client-a", "", "10.0.0.2", "plan %s"},
 		{"gateway pinned, its former client not known", "client-a", "client-c", "", "plan %s pin=client-c"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -76,6 +76,18 @@ func TestPassNeverRegistersAHealthyInstanceAgain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPassPinsANodeJobAnEarlierBrokerLeftUnpinned: a single node's job
+// registered without the pin (before provisions pinned it) could be started
+// empty on another client; the loop pins it to the recorded client.
+func TestPassPinsANodeJobAnEarlierBrokerLeftUnpinned(t *testing.T) {
+	w := newWorld()
+	inst := w.healthy("inst-1", starter)
+	w.gatewayCert = certNaming(t, "10.0.0.2")
+	w.nodePin = ""
+	repairedOnce(t, w, inst, "provision "+inst.ShortID+" node=client-a port=31007 gateway=client-b",
+		"nodes job definition drifted", "drift")
 }
 
 func TestPassPinsBackAGatewayJobPinnedToAnotherClientByHand(t *testing.T) {
@@ -143,7 +155,7 @@ func TestPassDoesNotCompareARestoredNodeJob(t *testing.T) {
 			t.Errorf("planned %q", p)
 		}
 	}
-	if !slices.Contains(w.planned, "plan "+naming.GatewaysJobID(restored.ShortID)) {
+	if !slices.Contains(w.planned, "plan "+naming.GatewaysJobID(restored.ShortID)+" pin=client-b") {
 		t.Errorf("planned %q; want the restored instance's gateway job", w.planned)
 	}
 }

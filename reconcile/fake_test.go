@@ -41,7 +41,7 @@ type world struct {
 	// Drift: what the registered jobs hold beyond the broker's definition.
 	drifted     map[string]string // job id → a field edited by hand (Resources/MemoryMB), so its plan has a diff
 	gatewayPin  string            // client the registered gateway job's node_id constraint names; "" none
-	nodePin     string            // likewise for the node job (a provision leaves it unpinned, a repair pins it)
+	nodePin     string            // likewise for the node job (a provision of a single node pins it)
 	pitrRestore bool              // the registered node job carries Meta pgbroker_pitr_restore
 	unplaceable bool              // plans of drifted jobs cannot place them
 	planned     []string          // plan <job id> [pin=<client>] [clients=<a,b>]
@@ -58,9 +58,14 @@ func newWorld() *world {
 }
 
 // healthy adds a provisioned instance of plan whose jobs and Variables are
-// all in Nomad, with a sealed copy of each Variable.
+// all in Nomad, with a sealed copy of each Variable; a single node's jobs
+// are pinned as a provision pins them (node on client-a, gateway on
+// client-b).
 func (w *world) healthy(id, plan string) store.Instance {
 	inst := store.Instance{ID: id, ShortID: naming.ShortID(id), PlanID: plan, GatewayPort: 31007, NodeID: "client-a", Status: StatusRunning}
+	if plan != business {
+		w.nodePin, w.gatewayPin = "client-a", "client-b"
+	}
 	w.instances = append(w.instances, inst)
 	w.latest[id] = store.Operation{ID: "op-" + id, InstanceID: id, Kind: store.KindProvision, State: store.Succeeded}
 	w.jobs[naming.NodesJobID(inst.ShortID)] = true
