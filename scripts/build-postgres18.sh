@@ -78,6 +78,10 @@ else
 			nice -n 19 ./configure --prefix="$prefix" \
 				--with-openssl --with-icu --with-lz4 --with-zstd --with-libxml --with-libxslt \
 				--with-uuid=e2fs --with-system-tzdata=/usr/share/zoneinfo --with-pgport=5432 &&
+			# The generated headers (utils/errcodes.h, ...) first: `make -j
+			# world-bin` may compile src/common before src/backend made them
+			# (a fresh build failed so: "utils/errcodes.h: No such file").
+			nice -n 19 make -C src/backend generated-headers &&
 			nice -n 19 make -j"$(nproc)" world-bin rpathdir="\$\$ORIGIN/../lib" &&
 			nice -n 19 make install-world-bin rpathdir="\$\$ORIGIN/../lib"
 	) >"$work/build.log" 2>&1; then
