@@ -109,7 +109,7 @@ func TestANodeThatCannotRunIsReportedAndComesBackWithItsData(t *testing.T) {
 // database with the old password. Once the directory is back, the node
 // starts on it with every row.
 func TestAPinnedNodeWhoseDataIsGoneRefusesToStartEmpty(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, "PGBROKER_RECONCILE_INTERVAL="+reconcileInterval.String())
 	id, databaseURL, _ := starterWithARow(t, b, "kept aside")
 	short := naming.ShortID(id)
 	nodes := runningAllocs(t, naming.NodesJobID(short))

@@ -34,6 +34,13 @@ const (
 	ItemPatroniPassword     = "patroni_password"     // user "patroni" of Patroni's REST API (restapi.authentication)
 )
 
+// ItemClusterMade, in the nodes Variable, says that the instance's single
+// node has made its cluster ("true"; absent before): the start script
+// (nodes.nomad.hcl) refuses to initdb once it is set, so a node that finds
+// no data directory (another client, lost data) fails rather than serving an
+// empty cluster. Not a secret; written by provisioner.pinSingle.
+const ItemClusterMade = "cluster_made"
+
 // ClusterSecretItems are the password items a Business cluster's nodes
 // Variable holds (nodes.nomad.hcl reads each one).
 var ClusterSecretItems = []string{ItemAdminPassword, ItemReplicationPassword, ItemPatroniPassword}

@@ -17,10 +17,10 @@
 # and a data_root owned by uid 999.
 #
 # Data stays on the client that made it: a node placed on another client starts
-# empty there. Pin single-node instances with node_id once placed (the start
-# script then refuses to initdb: no cluster on a pinned client is lost data),
-# and each node of a cluster with node_clients when it must start on its own
-# data again.
+# empty there. Pin single-node instances with node_id once placed, and each
+# node of a cluster with node_clients when it must start on its own data
+# again. Once the Variable says cluster_made, a single node's start script
+# refuses to initdb: no cluster then is data elsewhere or lost, not new.
 
 variable "instance" {
   type        = string
@@ -520,6 +520,9 @@ job "pg-nodes" {
             {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
             PGBROKER_ADMIN_PASSWORD={{ .admin_password.Value | toJSON }}
             PGBROKER_REPLICATION_PASSWORD={{ .replication_password.Value | toJSON }}
+            {{- range $k, $v := . }}{{ if eq $k "cluster_made" }}
+            PGBROKER_CLUSTER_MADE=1
+            {{- end }}{{ end }}
             {{- end }}
           EOT
         }
@@ -610,14 +613,17 @@ job "pg-nodes" {
             sys.exit(main())' "$NOMAD_SECRETS_DIR/patroni.yml"
             %{ endif }
             if [[ ! -f $data_dir/PG_VERSION ]]; then
-              %{ if var.node_id != "" && var.pitr_restore_id == "" }
-              # Pinned (node_id): the broker pins a node once its cluster
-              # exists, so no cluster here means its data is lost, not new.
-              # An empty cluster would answer the old credentials as if
-              # nothing happened; failing keeps the loss visible (the
-              # instance is degraded) until it is restored from backups.
-              echo "start: no cluster at $data_dir on the client this node is pinned to; refusing to initdb an empty one in place of its data (restore the instance from its backups)" >&2
-              exit 1
+              %{ if var.pitr_restore_id == "" }
+              # The broker marks the Variable (cluster_made) once the cluster
+              # exists: no cluster here then means this is not the client
+              # of its data, or its data is lost. An empty cluster would
+              # answer the old credentials as if nothing happened; failing
+              # keeps the loss visible (the instance is degraded) until the
+              # node runs on its data again or is restored from backups.
+              if [[ -n $${PGBROKER_CLUSTER_MADE:-} ]]; then
+                echo "start: no cluster at $data_dir on this client, and the instance's cluster was made before; refusing to initdb an empty one in place of its data (its data is on another client, or lost: restore the instance from its backups)" >&2
+                exit 1
+              fi
               %{ endif }
               if [[ -z $${PGBROKER_ADMIN_PASSWORD:-} ]]; then
                 echo "start: no admin_password in the Nomad Variable nomad/jobs/$NOMAD_JOB_ID" >&2

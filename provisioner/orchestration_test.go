@@ -223,6 +223,10 @@ func TestProvisionStepOrder(t *testing.T) {
 			if got, _ := groupVar(w.jobs[naming.GatewaysJobID(testShort)].TaskGroups[0], "node_id").(string); got != wantGateway {
 				t.Errorf("gateway job pinned to %q; want %q", got, wantGateway)
 			}
+			// From now on a single node's start script refuses to initdb.
+			if got, want := w.vars[naming.NodesSecretPath(testShort)][naming.ItemClusterMade], map[bool]string{false: "true"}[c.size.HA()]; got != want {
+				t.Errorf("nodes Variable %s = %q; want %q", naming.ItemClusterMade, got, want)
+			}
 		})
 	}
 }

@@ -27,9 +27,16 @@ func (p *Provisioner) ChangePlan(ctx context.Context, in Instance, from, to Size
 	var err error
 	switch {
 	case !from.HA() && !to.HA():
-		return Placement{}, p.Resize(ctx, in, to, progress)
+		if err := p.Resize(ctx, in, to, progress); err != nil {
+			return Placement{}, err
+		}
+		return Placement{}, p.markClusterMade(ctx, in.ShortID)
 	case !to.HA():
-		return p.tiers.ToSingle(ctx, in, to, progress)
+		placed, err := p.tiers.ToSingle(ctx, in, to, progress)
+		if err != nil {
+			return placed, err
+		}
+		return placed, p.markClusterMade(ctx, in.ShortID)
 	case from.HA():
 		err = p.tiers.Roll(ctx, in, to, progress)
 	default:

@@ -248,17 +248,22 @@ func (p *Provisioner) Provision(ctx context.Context, in Instance, size Size, pro
 	return placed, nil
 }
 
-// pinSingle registers the node job and the gateway job of a single-node
-// instance again, each pinned to the Nomad client it runs on (nodeClient,
-// gatewayClient), unless in pins it already (a repair). Data lives on the
-// client that made it and the credentials name the gateway's address: once
-// pinned, a reschedule, a lost client or a drain cannot start the node
-// empty elsewhere (the start script refuses initdb on a pinned client) or
-// move the address. Adding a constraint that the running allocation meets
-// is an in-place update: nothing restarts. Called once PostgreSQL answers
-// (its cluster exists) and the gateway is certified. Errors: Nomad's.
-// Source: issue 17 (a node runs on its own data).
+// pinSingle marks the nodes Variable cluster_made (naming.ItemClusterMade:
+// from then on the start script refuses to initdb an empty cluster in place
+// of missing data) and registers the node job and the gateway job of a
+// single-node instance again, each pinned to the Nomad client it runs on
+// (nodeClient, gatewayClient), unless in pins it already (a repair). Data
+// lives on the client that made it and the credentials name the gateway's
+// address: once pinned, a reschedule, a lost client or a drain cannot start
+// the node elsewhere or move the address. A constraint the running
+// allocation meets is an in-place update, and the template that reads the
+// mark does not restart the task: nothing restarts. Called once PostgreSQL
+// answers (its cluster exists) and the gateway is certified. Errors:
+// Nomad's. Source: issue 17 (a node runs on its own data).
 func (p *Provisioner) pinSingle(ctx context.Context, in Instance, size Size, nodeClient, gatewayClient string, progress Progress) error {
+	if err := p.markClusterMade(ctx, in.ShortID); err != nil {
+		return err
+	}
 	if in.NodeID != "" && in.GatewayNodeID != "" {
 		return nil
 	}
@@ -284,6 +289,21 @@ func (p *Provisioner) pinSingle(ctx context.Context, in Instance, size Size, nod
 		}
 	}
 	return nil
+}
+
+// markClusterMade sets naming.ItemClusterMade in the nodes Variable of
+// instance short, whose single node runs on its cluster (a provision, a
+// resize, a move from Business): its start script refuses to initdb from
+// then on. Idempotent. Errors: Nomad's.
+func (p *Provisioner) markClusterMade(ctx context.Context, short string) error {
+	_, err := p.nomad.UpdateVariable(ctx, naming.NodesSecretPath(short), func(items api.VariableItems) bool {
+		if items[naming.ItemClusterMade] == "true" {
+			return false
+		}
+		items[naming.ItemClusterMade] = "true"
+		return true
+	})
+	return err
 }
 
 // RenderJobs returns the node job and the gateway job that Provision
