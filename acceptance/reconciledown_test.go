@@ -131,13 +131,16 @@ func TestAPinnedNodeWhoseDataIsGoneRefusesToStartEmpty(t *testing.T) {
 	if err := nc.Allocations().Restart(&api.Allocation{ID: nodes[0].ID}, "postgres", nil); err != nil {
 		t.Fatal(err)
 	}
+	// Read every 3 s: each read of an allocation's file opens a connection
+	// to the client agent, which limits them per address.
 	const refusal = "refusing to initdb an empty one"
 	var log string
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && !strings.Contains(log, refusal); time.Sleep(500 * time.Millisecond) {
-		log = allocFile(t, nodes[0].ID, "alloc/logs/postgres.stderr.0")
+	var err error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && !strings.Contains(log, refusal); time.Sleep(3 * time.Second) {
+		log, err = allocFile(t, nodes[0].ID, "alloc/logs/postgres.stderr.0")
 	}
 	if !strings.Contains(log, refusal) {
-		t.Fatalf("the start script's log does not say it refused to initdb:\n%s", tail(log, 20))
+		t.Fatalf("the start script's log does not say it refused to initdb (%v):\n%s\nevents: %s", err, tail(log, 20), taskEvents(nomadClient(t), naming.NodesJobID(short)))
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err == nil {
 		t.Error("a cluster was made in place of the lost data directory")
@@ -199,20 +202,19 @@ func assertNeverRestarted(t *testing.T, jobID string) {
 	}
 }
 
-// allocFile returns the file at path in allocation allocID's directory;
-// "" when it cannot be read (yet).
-func allocFile(t *testing.T, allocID, path string) string {
+// allocFile returns the file at path in allocation allocID's directory.
+func allocFile(t *testing.T, allocID, path string) (string, error) {
 	t.Helper()
 	nc := nomadClient(t)
 	alloc, _, err := nc.Allocations().Info(allocID, nil)
 	if err != nil {
-		return ""
+		return "", err
 	}
 	rc, err := nc.AllocFS().Cat(alloc, path, nil)
 	if err != nil {
-		return ""
+		return "", err
 	}
 	defer rc.Close()
-	b, _ := io.ReadAll(rc)
-	return string(b)
+	b, err := io.ReadAll(rc)
+	return string(b), err
 }
