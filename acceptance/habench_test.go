@@ -20,82 +20,128 @@ import (
 	"github.com/pgbroker/pgbroker/naming"
 )
 
-// patroniTTL is the ttl the node job gives Patroni (nodes.nomad.hcl
-// patroni_ttl): a leader that stops renewing its lock loses it after this.
-const patroniTTL = 7 * time.Second
+// patroniTTL is the ttl new Business clusters get by default
+// (PGBROKER_PATRONI_TTL, nodes.nomad.hcl patroni_ttl); formerTTL the one
+// they got before, measured beside it in the same run.
+const (
+	patroniTTL = 4 * time.Second
+	formerTTL  = 7 * time.Second
+)
 
-// BenchmarkBusinessFailover measures, on one Business instance, 5
-// failovers of a hung leader (its Patroni and every PostgreSQL process
-// SIGSTOPped: a frozen host, the slowest case, bounded by Patroni's ttl;
-// afterwards they are SIGKILLed and Nomad restarts the node, which rejoins):
-// the longest gap between two commits a writer saw acknowledged through the
-// unchanged DATABASE_URL, i.e. last commit on the old leader to first on the
-// new; printed as median and p95 beside the ttl (issue: 10 s or less at
-// p95). The same run reports Business provisioning time (PUT to succeeded),
-// median and p95 over 5 instances. Run with -benchtime=1x.
+// failoverTrials is how many failovers of each kind make a p95 (its
+// maximum, at this count).
+const failoverTrials = 10
+
+// BenchmarkBusinessFailover measures failovers of a Business instance's
+// leader through its unchanged DATABASE_URL, a writer committing one row per
+// transaction: the longest gap between two acknowledged commits (last on
+// the old leader to first on the new), median and p95 over failoverTrials,
+// with every acknowledged commit checked present after each trial. Kinds:
+//   - hung leader: its Patroni and every PostgreSQL process SIGSTOPped (a
+//     frozen host, bounded by Patroni's ttl; then SIGKILLed, and Nomad
+//     restarts the node, which rejoins);
+//   - killed leader: its Patroni and PostgreSQL SIGKILLed (Nomad restarts
+//     the task at once).
+//
+// The same run measures the hung leader with the former ttl (7 s), 5
+// trials, as the reference, and Business provisioning (PUT to succeeded),
+// 10 runs. Issue 16: failover within 5 s at p95, zero acknowledged commits
+// lost. Run with -benchtime=1x.
 func BenchmarkBusinessFailover(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		br := newBroker(b)
-		c := br.client()
-		var provisions []time.Duration
-		var ids []string
-		for r := 0; r < benchRuns; r++ {
-			id := uuid.NewString()
-			start := time.Now()
-			resp, err := c.ProvisionInstance(&osb.ProvisionRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID,
-				PlanID: businessPlan, OrganizationGUID: "org-bench", SpaceGUID: "space-bench"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			waitOperation(b, c, id, resp.OperationKey, 5*time.Minute)
-			provisions = append(provisions, time.Since(start))
-			ids = append(ids, id)
-		}
-		for _, id := range ids[1:] {
-			deprovision(b, c, id, businessPlan)
-		}
-		id := ids[0]
-		short := naming.ShortID(id)
-		creds := bind(b, c, id, uuid.NewString(), businessPlan, nil)
-		databaseURL := creds["DATABASE_URL"].(string)
-		createAcks(b, databaseURL)
+		provisions := businessProvisions(b, failoverTrials)
+		hung := failoverGaps(b, patroniTTL, syscall.SIGSTOP, failoverTrials)
+		killed := failoverGaps(b, patroniTTL, syscall.SIGKILL, failoverTrials)
+		former := failoverGaps(b, formerTTL, syscall.SIGSTOP, benchRuns)
 
-		var gaps []time.Duration
-		for r := 0; r < benchRuns; r++ {
-			waitClusterHealthy(b, short, 3*time.Minute)
-			w := startWriter(b, databaseURL)
-			w.waitAcks(b, 20, time.Minute)
-			conn, err := tryConnect(databaseURL)
-			if err != nil {
-				b.Fatal(err)
-			}
-			leader := leaderAlloc(b, conn, runningAllocs(b, naming.NodesJobID(short)))
-			conn.Close(context.Background())
-			pids := nodeProcesses(b, leader)
-			w.resetGap()
-			signalAll(b, pids, syscall.SIGSTOP)
+		b.ReportMetric(median(hung).Seconds(), "failover_median_s")
+		b.ReportMetric(p95(hung).Seconds(), "failover_p95_s")
+		b.ReportMetric(p95(killed).Seconds(), "killed_p95_s")
+		b.ReportMetric(median(provisions).Seconds(), "business_provision_s")
+		fmt.Printf("\nBusiness failover, longest commit gap through DATABASE_URL, 0 acknowledged commits lost in every trial, same run\n")
+		fmt.Printf("  hung leader (SIGSTOP), ttl %.0f s    median %5.2f s  p95 %5.2f s  runs %v (goal: p95 <= 5 s)\n", patroniTTL.Seconds(), median(hung).Seconds(), p95(hung).Seconds(), secs(hung))
+		fmt.Printf("  killed leader (SIGKILL), ttl %.0f s  median %5.2f s  p95 %5.2f s  runs %v\n", patroniTTL.Seconds(), median(killed).Seconds(), p95(killed).Seconds(), secs(killed))
+		fmt.Printf("  reference: hung leader, ttl %.0f s   median %5.2f s  p95 %5.2f s  runs %v  ratio of medians %.2f\n", formerTTL.Seconds(), median(former).Seconds(), p95(former).Seconds(), secs(former), median(hung).Seconds()/median(former).Seconds())
+		fmt.Printf("Business provisioning (PUT -> succeeded, 2 Patroni nodes + 2 gateways), %d runs\n", len(provisions))
+		fmt.Printf("  median %5.2f s  p95 %5.2f s  runs %v (goal: p95 <= 10 s)\n\n", median(provisions).Seconds(), p95(provisions).Seconds(), secs(provisions))
+	}
+}
+
+// businessProvisions provisions n Business instances one after another and
+// returns each one's PUT to succeeded; it deprovisions them.
+func businessProvisions(b *testing.B, n int) []time.Duration {
+	b.Helper()
+	br := newBroker(b)
+	c := br.client()
+	var took []time.Duration
+	for r := 0; r < n; r++ {
+		id := uuid.NewString()
+		start := time.Now()
+		resp, err := c.ProvisionInstance(&osb.ProvisionRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID,
+			PlanID: businessPlan, OrganizationGUID: "org-bench", SpaceGUID: "space-bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		waitOperation(b, c, id, resp.OperationKey, 5*time.Minute)
+		took = append(took, time.Since(start))
+		deprovision(b, c, id, businessPlan)
+	}
+	return took
+}
+
+// failoverGaps provisions a Business instance with Patroni's ttl, and
+// makes its leader fail trials times by sig (SIGSTOP: hung until the new
+// leader took a commit, then SIGKILLed; SIGKILL: killed), each time with a
+// writer through DATABASE_URL: it returns the longest gap between two
+// acknowledged commits of each trial, and fails b if an acknowledged commit
+// is missing afterwards.
+func failoverGaps(b *testing.B, ttl time.Duration, sig syscall.Signal, trials int) []time.Duration {
+	b.Helper()
+	br := newBroker(b, fmt.Sprintf("PGBROKER_PATRONI_TTL=%d", int(ttl.Seconds())))
+	c := br.client()
+	id := uuid.NewString()
+	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID,
+		PlanID: businessPlan, OrganizationGUID: "org-bench", SpaceGUID: "space-bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	waitOperation(b, c, id, resp.OperationKey, 5*time.Minute)
+	defer deprovision(b, c, id, businessPlan)
+	short := naming.ShortID(id)
+	databaseURL := bind(b, c, id, uuid.NewString(), businessPlan, nil)["DATABASE_URL"].(string)
+	createAcks(b, databaseURL)
+
+	var gaps []time.Duration
+	for r := 0; r < trials; r++ {
+		waitClusterHealthy(b, short, 3*time.Minute)
+		w := startWriter(b, databaseURL)
+		w.waitAcks(b, 20, time.Minute)
+		conn, err := tryConnect(databaseURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		leader := leaderAlloc(b, conn, runningAllocs(b, naming.NodesJobID(short)))
+		conn.Close(context.Background())
+		pids := nodeProcesses(b, leader)
+		w.resetGap()
+		signalAll(b, pids, sig)
+		if sig == syscall.SIGSTOP {
 			// Commits already in flight may still be acknowledged; the gap
 			// that counts ends with the first commit on the new leader.
 			waitNewLeader(b, short, leader.TaskGroup, 2*time.Minute)
-			before := w.acked()
-			w.waitAcks(b, before+20, 2*time.Minute)
-			_, gap := w.stop()
+		}
+		before := w.acked()
+		w.waitAcks(b, before+20, 2*time.Minute)
+		acked, gap := w.stop()
+		if sig == syscall.SIGSTOP {
 			// The frozen host "reboots": its processes die and Nomad
 			// restarts the task; Patroni rejoins it as a standby (pg_rewind).
 			signalAll(b, pids, syscall.SIGKILL)
-			gaps = append(gaps, gap)
 		}
-		deprovision(b, c, id, businessPlan)
-
-		b.ReportMetric(median(gaps).Seconds(), "failover_median_s")
-		b.ReportMetric(p95(gaps).Seconds(), "failover_p95_s")
-		b.ReportMetric(median(provisions).Seconds(), "business_provision_s")
-		fmt.Printf("\nBusiness failover (hung leader: Patroni and PostgreSQL SIGSTOPped), %d trials, same run\n", benchRuns)
-		fmt.Printf("  longest commit gap through DATABASE_URL  median %5.2f s  p95 %5.2f s  runs %v\n", median(gaps).Seconds(), p95(gaps).Seconds(), secs(gaps))
-		fmt.Printf("  beside Patroni's ttl %.0f s: p95/ttl %.2f (needed: p95 <= 10 s)\n", patroniTTL.Seconds(), p95(gaps).Seconds()/patroniTTL.Seconds())
-		fmt.Printf("Business provisioning (PUT -> succeeded, 2 Patroni nodes + 2 gateways), %d runs\n", benchRuns)
-		fmt.Printf("  median %5.2f s  p95 %5.2f s  runs %v\n\n", median(provisions).Seconds(), p95(provisions).Seconds(), secs(provisions))
+		checkAcked(b, databaseURL, acked)
+		gaps = append(gaps, gap)
 	}
+	return gaps
 }
 
 // p95 of at most 20 values is their maximum.

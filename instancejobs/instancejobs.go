@@ -48,18 +48,23 @@ type Certificates interface {
 
 // Config is how instances are laid out on Nomad (provisioner.Config).
 type Config struct {
-	Driver           string   // job driver profile: "raw_exec" or "docker"
-	Datacenters      []string // Nomad datacenters jobs may run in
-	HostNetwork      string   // Nomad host network the ports bind to
-	DataRoot         string   // directory on every Nomad client that holds instances' data directories
-	Etcd             []string // host:port of the etcd cluster Patroni keeps its leader lock in
-	NodeNetworks     []string // CIDRs replication is admitted from; nil: any address
-	EtcdCA           string   // PEM certificates etcd's server certificate chains to ("": the system's)
-	PITRRepo         string   // directory of the pgBackRest repository on every client; "" when in S3 or off
-	GatewayCPUMHz    int      // CPU of one gateway (HAProxy) in MHz
-	GatewayMemoryMiB int      // memory of one gateway in MiB
-	PostgresUID      int      // numeric id of the user PostgreSQL runs as on the clients
-	PostgresGID      int      // numeric id of its group
+	Driver       string   // job driver profile: "raw_exec" or "docker"
+	Datacenters  []string // Nomad datacenters jobs may run in
+	HostNetwork  string   // Nomad host network the ports bind to
+	DataRoot     string   // directory on every Nomad client that holds instances' data directories
+	Etcd         []string // host:port of the etcd cluster Patroni keeps its leader lock in
+	NodeNetworks []string // CIDRs replication is admitted from; nil: any address
+	EtcdCA       string   // PEM certificates etcd's server certificate chains to ("": the system's)
+	// PatroniTTL is Patroni's ttl in seconds (nodes.nomad.hcl patroni_ttl;
+	// loop_wait 1, retry_timeout (ttl-1)/2): it bounds a hung leader's
+	// failover. Patroni reads it at a cluster's bootstrap only. 0: the job
+	// file's default.
+	PatroniTTL       int
+	PITRRepo         string // directory of the pgBackRest repository on every client; "" when in S3 or off
+	GatewayCPUMHz    int    // CPU of one gateway (HAProxy) in MHz
+	GatewayMemoryMiB int    // memory of one gateway in MiB
+	PostgresUID      int    // numeric id of the user PostgreSQL runs as on the clients
+	PostgresGID      int    // numeric id of its group
 	// PostgresBinDirs maps each PostgreSQL version offered ("15.18") to the
 	// directory of its binaries on the clients (pgversion.Offered.BinDirs).
 	PostgresBinDirs map[string]string
@@ -134,6 +139,9 @@ func (j *Jobs) NodesWith(in instance.Instance, s instance.Size, extra map[string
 		// Patroni logs in to etcd over TLS as user pg-<instance> (etcd_password in the Variable).
 		vars["etcd_hosts"] = j.cfg.Etcd
 		vars["etcd_ca"] = j.cfg.EtcdCA
+		if j.cfg.PatroniTTL > 0 {
+			vars["patroni_ttl"] = j.cfg.PatroniTTL
+		}
 	}
 	if len(j.cfg.NodeNetworks) > 0 {
 		vars["node_networks"] = j.cfg.NodeNetworks

@@ -51,13 +51,16 @@ type Config struct {
 	// EtcdUsername and EtcdPassword are the etcd user with the root role the
 	// broker authenticates as (it makes each Business instance's own user).
 	EtcdUsername, EtcdPassword string
-	BrokerName                 string  // stamped in every job's Meta (naming.MetaBroker); names this deployment
-	Deployment                 string  // the deployment's identity (store.DeploymentID), stamped in every job's Meta (naming.MetaDeployment)
-	BackupDir                  string  // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
-	BackupS3                   *S3     // when set, dumps live in this S3 bucket instead of BackupDir
-	BackupUser                 string  // user the dump and restore jobs run as on the clients (never root)
-	PITRRepo                   string  // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
-	PITRS3                     *PITRS3 // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
+	// PatroniTTL is Patroni's ttl in seconds for new Business clusters
+	// (instancejobs.Config.PatroniTTL); 0: the job file's default.
+	PatroniTTL int
+	BrokerName string  // stamped in every job's Meta (naming.MetaBroker); names this deployment
+	Deployment string  // the deployment's identity (store.DeploymentID), stamped in every job's Meta (naming.MetaDeployment)
+	BackupDir  string  // directory on every Nomad client holding dumps (the filesystem backup storage), or spooling them for S3
+	BackupS3   *S3     // when set, dumps live in this S3 bucket instead of BackupDir
+	BackupUser string  // user the dump and restore jobs run as on the clients (never root)
+	PITRRepo   string  // directory on every Nomad client of the pgBackRest repository (WAL, base backups); "" turns PITR off unless PITRS3 is set
+	PITRS3     *PITRS3 // when set, the pgBackRest repository is this S3 bucket (PITRRepo is then "")
 
 	GatewayCPUMHz    int // CPU of one gateway (HAProxy) in MHz
 	GatewayMemoryMiB int // memory of one gateway in MiB
@@ -146,7 +149,7 @@ func newWith(a adapters, cfg Config, log *slog.Logger) *Provisioner {
 	p.jobs = instancejobs.New(a.nomad, p.backups, p.certs, instancejobs.Config{Driver: cfg.Driver, Datacenters: cfg.Datacenters,
 		HostNetwork: cfg.HostNetwork, DataRoot: cfg.DataRoot, Etcd: cfg.Etcd, EtcdCA: cfg.EtcdCA, NodeNetworks: cfg.NodeNetworks, PITRRepo: cfg.PITRRepo,
 		GatewayCPUMHz: cfg.GatewayCPUMHz, GatewayMemoryMiB: cfg.GatewayMemoryMiB, PostgresUID: cfg.PostgresUID, PostgresGID: cfg.PostgresGID,
-		PostgresBinDirs: cfg.PostgresBinDirs})
+		PostgresBinDirs: cfg.PostgresBinDirs, PatroniTTL: cfg.PatroniTTL})
 	p.tiers = tiers.New(tiers.Deps{Nomad: a.nomad, Conn: p.conn, Jobs: p.jobs, Certs: p.certs, DCS: a.dcs, Clusters: a.clusters, Etcd: cfg.Etcd})
 	p.pitr = pitr.New(a.nomad, p.backups, p.jobs, p.conn, p.tiers)
 	return p

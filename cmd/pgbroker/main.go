@@ -174,7 +174,7 @@ func newProvisioner(cfg config.Config, d deployment, log *slog.Logger) (*provisi
 	}
 	return provisioner.New(d.cluster, d.vars, provisioner.Config{
 		Driver: cfg.NomadDriver, Datacenters: cfg.NomadDatacenters, HostNetwork: cfg.HostNetwork, Etcd: cfg.Etcd(), NodeNetworks: cfg.NodeNetworks,
-		EtcdCA: etcdCA, EtcdUsername: cfg.EtcdUsername, EtcdPassword: cfg.EtcdPassword,
+		EtcdCA: etcdCA, EtcdUsername: cfg.EtcdUsername, EtcdPassword: cfg.EtcdPassword, PatroniTTL: cfg.PatroniTTL,
 		DataRoot: cfg.DataRoot, PublicHost: cfg.PublicHost, BindingSSLMode: cfg.BindingSSLMode, BrokerName: cfg.BrokerName,
 		Deployment: d.id,
 		BackupDir:  cfg.BackupDirectory(), BackupUser: cfg.BackupUser, BackupS3: dumpsS3(cfg), PITRRepo: cfg.PITRRepository(), PITRS3: pitrS3,
