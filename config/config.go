@@ -45,7 +45,7 @@ type Config struct {
 	EtcdCAFile           string        `envconfig:"ETCD_CA_FILE" desc:"PEM CA certificate(s) etcd's server certificate chains to; read by the broker and handed to the node jobs (required with PGBROKER_ETCD_ENDPOINTS)"`
 	EtcdUsername         string        `split_words:"true" default:"root" desc:"etcd user the broker authenticates as: creates each Business instance's etcd user and role, deletes its keys (needs etcd's root role)"`
 	EtcdPassword         string        `split_words:"true" desc:"password of PGBROKER_ETCD_USERNAME (required with PGBROKER_ETCD_ENDPOINTS)"`
-	PatroniTTL           int           `envconfig:"PATRONI_TTL" default:"4" desc:"Patroni's ttl in seconds for new Business clusters (loop_wait 1, retry_timeout (ttl-1)/2 rounded down): a hung leader loses its lock after this, so it bounds the failover time; a leader that cannot renew within retry_timeout steps down (README \"Failover\"); 3 to 60"`
+	PatroniTTL           int           `envconfig:"PATRONI_TTL" default:"7" desc:"Patroni's ttl in seconds for new Business clusters (loop_wait 1, retry_timeout (ttl-1)/2 rounded down): a hung leader loses its lock after this; a leader that cannot renew within retry_timeout steps down (README \"Business plans\"); 5 to 60 (at 4, retry_timeout 1 s: a hung leader was never replaced here)"`
 	GatewayCPUMHz        int           `envconfig:"GATEWAY_CPU_MHZ" default:"100" desc:"CPU of one gateway (HAProxy) in MHz"`
 	GatewayMemoryMiB     int           `envconfig:"GATEWAY_MEMORY_MIB" default:"64" desc:"memory of one gateway in MiB"`
 	BrokerName           string        `split_words:"true" default:"pgbroker" desc:"name of this deployment, stamped in job Meta; orphan sweeps only touch jobs carrying it"`
@@ -265,7 +265,7 @@ func (c Config) check() error {
 		{"PGBROKER_REAP_INTERVAL", c.ReapInterval < time.Second, "at least 1s"},
 		{"PGBROKER_GATEWAY_CHECK_INTERVAL", c.GatewayCheckInterval < time.Second, "at least 1s"},
 		{"PGBROKER_RECONCILE_INTERVAL", c.ReconcileInterval != 0 && c.ReconcileInterval < time.Second, "0 (off) or at least 1s"},
-		{"PGBROKER_PATRONI_TTL", c.PatroniTTL < 3 || c.PatroniTTL > 60, "3 to 60 (seconds)"},
+		{"PGBROKER_PATRONI_TTL", c.PatroniTTL < 5 || c.PatroniTTL > 60, "5 to 60 (seconds)"},
 		{"PGBROKER_BACKUP_TIME_BASE", c.BackupTimeBase < time.Second, "at least 1s"},
 		{"PGBROKER_BACKUP_TIME_PER_GIB", c.BackupTimePerGiB < 0, "zero or more"},
 		{"PGBROKER_BACKUP_WORKERS", c.BackupWorkers < 1, "at least 1"},

@@ -100,7 +100,7 @@ func TestLoadRejectsBadValueNamingTheVariable(t *testing.T) {
 		{"binding sslmode that does not encrypt", "PGBROKER_BINDING_SSLMODE", "disable"},
 		{"binding sslmode that may fall back to plaintext", "PGBROKER_BINDING_SSLMODE", "prefer"},
 		{"binding sslmode verify-ca", "PGBROKER_BINDING_SSLMODE", "verify-ca"},
-		{"patroni ttl below loop_wait + 2 retry_timeout", "PGBROKER_PATRONI_TTL", "2"},
+		{"patroni ttl whose retry_timeout would be 1 s", "PGBROKER_PATRONI_TTL", "4"},
 		{"patroni ttl over a minute", "PGBROKER_PATRONI_TTL", "61"},
 	}
 	for _, tc := range cases {

@@ -148,11 +148,11 @@ variable "etcd_ca" {
 
 variable "patroni_ttl" {
   type        = number
-  default     = 4
-  description = "Patroni's ttl in seconds (PGBROKER_PATRONI_TTL), read at a cluster's bootstrap: a leader that stops renewing its lock loses it after this; bounds the failover time. loop_wait is 1 and retry_timeout (ttl-1)/2 rounded down, within Patroni's rule loop_wait + 2 retry_timeout <= ttl."
+  default     = 7
+  description = "Patroni's ttl in seconds (PGBROKER_PATRONI_TTL), read at a cluster's bootstrap: a leader that stops renewing its lock loses it after this. loop_wait is 1 and retry_timeout (ttl-1)/2 rounded down, within Patroni's rule loop_wait + 2 retry_timeout <= ttl."
   validation {
-    condition     = var.patroni_ttl >= 3
-    error_message = "The patroni_ttl must be at least 3 (retry_timeout at least 1)."
+    condition     = var.patroni_ttl >= 5
+    error_message = "The patroni_ttl must be at least 5 (retry_timeout at least 2 s: at 1 s a hung leader was never replaced)."
   }
 }
 
