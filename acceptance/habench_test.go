@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/nomad/api"
-	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/naming"
 )
@@ -76,14 +75,7 @@ func businessProvisions(b *testing.B, n int) []time.Duration {
 	var took []time.Duration
 	for r := 0; r < n; r++ {
 		id := uuid.NewString()
-		start := time.Now()
-		resp, err := c.ProvisionInstance(&osb.ProvisionRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID,
-			PlanID: businessPlan, OrganizationGUID: "org-bench", SpaceGUID: "space-bench"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		waitOperation(b, c, id, resp.OperationKey, 5*time.Minute)
-		took = append(took, time.Since(start))
+		took = append(took, provisionWithin(b, c, id, businessPlan, 5*time.Minute))
 		deprovision(b, c, id, businessPlan)
 	}
 	return took
@@ -100,12 +92,7 @@ func failoverGaps(b *testing.B, ttl time.Duration, sig syscall.Signal, trials in
 	br := newBroker(b, fmt.Sprintf("PGBROKER_PATRONI_TTL=%d", int(ttl.Seconds())))
 	c := br.client()
 	id := uuid.NewString()
-	resp, err := c.ProvisionInstance(&osb.ProvisionRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID,
-		PlanID: businessPlan, OrganizationGUID: "org-bench", SpaceGUID: "space-bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	waitOperation(b, c, id, resp.OperationKey, 5*time.Minute)
+	provisionWithin(b, c, id, businessPlan, 5*time.Minute)
 	defer deprovision(b, c, id, businessPlan)
 	short := naming.ShortID(id)
 	databaseURL := bind(b, c, id, uuid.NewString(), businessPlan, nil)["DATABASE_URL"].(string)

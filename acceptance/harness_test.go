@@ -267,7 +267,7 @@ func provision(t *testing.T, c osb.Client, instanceID, planID string) time.Durat
 }
 
 // provisionWithin is provision with the given limit.
-func provisionWithin(t *testing.T, c osb.Client, instanceID, planID string, limit time.Duration) time.Duration {
+func provisionWithin(t testing.TB, c osb.Client, instanceID, planID string, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	resp, err := c.ProvisionInstance(provisionRequest(instanceID, planID))

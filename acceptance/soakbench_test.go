@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
 	"github.com/pgbroker/pgbroker/naming"
 )
@@ -40,12 +39,7 @@ func BenchmarkBusinessNoFalseFailoverUnderLoad(b *testing.B) {
 		br := newBroker(b)
 		c := br.client()
 		id := uuid.NewString()
-		resp, err := c.ProvisionInstance(&osb.ProvisionRequest{InstanceID: id, AcceptsIncomplete: true, ServiceID: serviceID,
-			PlanID: businessPlan, OrganizationGUID: "org-bench", SpaceGUID: "space-bench"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		waitOperation(b, c, id, resp.OperationKey, 5*time.Minute)
+		provisionWithin(b, c, id, businessPlan, 5*time.Minute)
 		short := naming.ShortID(id)
 		databaseURL := bind(b, c, id, uuid.NewString(), businessPlan, nil)["DATABASE_URL"].(string)
 		createAcks(b, databaseURL)
