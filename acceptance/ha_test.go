@@ -279,6 +279,22 @@ func runningAllocs(t testing.TB, jobID string) []*api.AllocationListStub {
 	return out
 }
 
+// waitRunningAllocs waits up to limit until job jobID has n running
+// allocations, and returns them. A connection through a gateway can succeed
+// a moment before Nomad's servers hear from the client that the allocation
+// runs.
+func waitRunningAllocs(t testing.TB, jobID string, n int, limit time.Duration) []*api.AllocationListStub {
+	t.Helper()
+	var got []*api.AllocationListStub
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if got = runningAllocs(t, jobID); len(got) == n {
+			return got
+		}
+	}
+	t.Fatalf("job %s has %d running allocations after %s, want %d: %+v", jobID, len(got), limit, n, got)
+	return nil
+}
+
 // leaderAlloc is the node allocation serving the connection (through a
 // gateway: the leader), found by its registered address and port.
 func leaderAlloc(t testing.TB, conn *pgx.Conn, nodes []*api.AllocationListStub) *api.AllocationListStub {

@@ -84,14 +84,14 @@ func TestStarterWhoseJobsAndVariablesNomadLostComesBackWithItsData(t *testing.T)
 	}
 	back := time.Since(lost)
 	t.Logf("back %s after the loss (interval %s); a fresh provision took %s", back.Round(100*time.Millisecond), reconcileInterval, took.Round(100*time.Millisecond))
-	if after := runningAllocs(t, naming.GatewaysJobID(short))[0].NodeID; after != gatewayBefore {
+	if after := waitRunningAllocs(t, naming.GatewaysJobID(short), 1, 30*time.Second)[0].NodeID; after != gatewayBefore {
 		t.Errorf("the gateway came back on client %s, not %s", after, gatewayBefore)
 	}
 
 	if body, err := keptRow(t, databaseURL); err != nil || body != "before the loss" {
 		t.Errorf("row after the repair: %q, %v", body, err)
 	}
-	if nodes := runningAllocs(t, naming.NodesJobID(naming.ShortID(id))); len(nodes) != 1 || nodes[0].NodeID != client {
+	if nodes := waitRunningAllocs(t, naming.NodesJobID(naming.ShortID(id)), 1, 30*time.Second); nodes[0].NodeID != client {
 		t.Errorf("node allocations after the repair: %d, want 1 on client %s", len(nodes), client)
 	}
 	waitStatus(t, b, id, func(s string) bool { return s == "running" }, 30*time.Second)
