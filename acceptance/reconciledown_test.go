@@ -116,6 +116,11 @@ func TestAPinnedNodeWhoseDataIsGoneRefusesToStartEmpty(t *testing.T) {
 	if len(nodes) != 1 {
 		t.Fatalf("node allocations: %+v", nodes)
 	}
+	// The provision marked the nodes Variable cluster_made; the task's env
+	// template re-renders within its wait (max 1 s) of the mark, and a
+	// restart before that would start without it. Nomad reports no
+	// re-render of a noop template, so give it twice that.
+	time.Sleep(2 * time.Second)
 	dataDir := filepath.Join(dataRoot, short, naming.Member(0))
 	aside := dataDir + ".aside"
 	if err := os.Rename(dataDir, aside); err != nil {

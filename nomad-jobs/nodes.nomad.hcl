@@ -520,6 +520,13 @@ job "pg-nodes" {
           env         = true
           perms       = "0600"
           change_mode = "noop"
+          # The client's default wait (5 s of quiet before a re-render) would
+          # leave a restart in the first seconds after the broker marks
+          # cluster_made starting without the mark: free to initdb.
+          wait {
+            min = "100ms"
+            max = "1s"
+          }
           data        = <<-EOT
             {{- with nomadVar (printf "nomad/jobs/%s" (env "NOMAD_JOB_ID")) }}
             PGBROKER_ADMIN_PASSWORD={{ .admin_password.Value | toJSON }}
