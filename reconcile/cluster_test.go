@@ -167,3 +167,21 @@ func TestPassLeavesABusinessInstanceAloneWhileAnOperationRuns(t *testing.T) {
 		t.Errorf("acted while an operation runs: calls %q, statuses %q", w.calls, w.statuses[inst.ID])
 	}
 }
+
+// TestPassPinsABusinessNodeJobPurgedWhileThePassReadNomad: the pass reads
+// the node job (running, unpinned: left to the scheduler), then the
+// gateways job and the Variables, gone; the node job is purged in between
+// (an operator purging both jobs). The repair reads it again and registers
+// it pinned to each node's data, not placed anew by the scheduler.
+func TestPassPinsABusinessNodeJobPurgedWhileThePassReadNomad(t *testing.T) {
+	w := newWorld()
+	inst := w.healthyBusiness("inst-1")
+	w.lose(inst)
+	w.jobs[naming.NodesJobID(inst.ShortID)] = true // still there when the pass reads it
+	w.onRepairLock = func() { delete(w.jobs, naming.NodesJobID(inst.ShortID)) }
+	passes(t, w.reconciler(t), 1)
+	want := "provision " + inst.ShortID + " node=client-a port=31007 clients=client-a,client-b nodes=2"
+	if len(w.calls) == 0 || w.calls[len(w.calls)-1] != want {
+		t.Errorf("calls = %q; want the last %q (pinned)", w.calls, want)
+	}
+}

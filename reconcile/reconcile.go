@@ -423,6 +423,26 @@ func (r *Reconciler) putBack(ctx context.Context, inst store.Instance, plan cata
 	if action != Repair {
 		return done, nil
 	}
+	// f is what the pass read, one job after the other: a Business node job purged
+	// since (an operator purging both jobs, the nodes first, while the pass
+	// read them) is missing now, and must be waited for and registered
+	// pinned to its data (nodePins), not left to the scheduler as a running
+	// one. Read again: what Provision registers follows this read within
+	// milliseconds, not the pass's.
+	if f.NodesJob == "" && plan.HA() {
+		var err error
+		if live.nodes, f.NodesJob, err = r.jobState(ctx, naming.NodesJobID(inst.ShortID)); err != nil {
+			return done, err
+		}
+		if f.NodesJob != "" {
+			switch why, err := r.unplaced(ctx, inst.NodeClients, plan); {
+			case err != nil:
+				return done, err
+			case why != "":
+				return done, fmt.Errorf("the node job was lost while the pass read Nomad, and %s: the next pass reports it", why)
+			}
+		}
+	}
 	if f.NodesJob != "" {
 		if err := r.waitNodesStopped(ctx, inst.ShortID); err != nil {
 			return done, err
