@@ -100,13 +100,15 @@ func nodeJobVersion(t testing.TB, short string) uint64 {
 // the writer saw acknowledged is lost. A version not offered and a downgrade
 // are 422 with the reason and change nothing.
 func TestAStarterInstanceUpgradesToANewerMinorUnderWritesWithoutLosingACommit(t *testing.T) {
-	upgradeUnderWrites(t, "postgresql-starter-512", 3*time.Minute)
+	upgradeUnderWrites(t, "postgresql-starter-512", 3*time.Minute, false)
 }
 
 // TestASandboxInstanceUpgradesLikeAStarterOne: a Sandbox is a single node
-// too, without WAL archiving: the same restart on the new binaries.
+// too, without WAL archiving: the same restart on the new binaries. Its
+// upgrade is the dashboard's one click (the management API's POST
+// upgrade), checked against the summary's upgrades first.
 func TestASandboxInstanceUpgradesLikeAStarterOne(t *testing.T) {
-	upgradeUnderWrites(t, "postgresql-sandbox", 3*time.Minute)
+	upgradeUnderWrites(t, "postgresql-sandbox", 3*time.Minute, true)
 }
 
 // TestABusinessInstanceRollsToANewerMinorUnderWritesWithoutLosingACommit:
@@ -114,7 +116,7 @@ func TestASandboxInstanceUpgradesLikeAStarterOne(t *testing.T) {
 // switchover, then the former leader): every member ends on 15.20, and the
 // read-only URL (a standby) too.
 func TestABusinessInstanceRollsToANewerMinorUnderWritesWithoutLosingACommit(t *testing.T) {
-	creds := upgradeUnderWrites(t, businessPlan, 5*time.Minute)
+	creds := upgradeUnderWrites(t, businessPlan, 5*time.Minute, false)
 	readOnlyURI, _ := creds["read_only_uri"].(string)
 	if readOnlyURI == "" {
 		t.Fatal("Business credentials have no read_only_uri")
@@ -127,8 +129,10 @@ func TestABusinessInstanceRollsToANewerMinorUnderWritesWithoutLosingACommit(t *t
 // upgradeUnderWrites provisions an instance on plan with a broker offering
 // 15.18 only, offers 15.20 too, checks the refusals change nothing, upgrades
 // it to 15.20 under a writer, checks every acknowledged commit, the version
-// served and GET instance, and returns the binding's credentials.
-func upgradeUnderWrites(t *testing.T, plan string, limit time.Duration) map[string]any {
+// served and GET instance, and returns the binding's credentials. With
+// viaDashboard the upgrade is the management API's one click
+// (checkOneClickUpgrades), else an OSB update with maintenance_info.
+func upgradeUnderWrites(t *testing.T, plan string, limit time.Duration, viaDashboard bool) map[string]any {
 	both := offeredVersions(t)
 	b := newBroker(t, "PGBROKER_POSTGRES_VERSIONS="+debian15)
 	c := b.client()
@@ -167,7 +171,13 @@ func upgradeUnderWrites(t *testing.T, plan string, limit time.Duration) map[stri
 	w.waitAcks(t, 20, time.Minute)
 	w.resetGap()
 	started := time.Now()
-	status, body := requestUpgrade(b, id, "15.20.0")
+	var status int
+	var body string
+	if viaDashboard {
+		status, body = checkOneClickUpgrades(t, b, id, both)
+	} else {
+		status, body = requestUpgrade(b, id, "15.20.0")
+	}
 	var accepted struct {
 		Operation string `json:"operation"`
 	}
@@ -190,6 +200,9 @@ func upgradeUnderWrites(t *testing.T, plan string, limit time.Duration) map[stri
 	if a := instanceAttributes(t, b, id); a["postgres_version"] != "15.20" || a["upgrade_available"] != "" {
 		t.Fatalf("GET instance after the upgrade: %v, want postgres_version 15.20 and no upgrade available", a)
 	}
+	if offers := summaryUpgrades(t, b, id); viaDashboard && strings.Contains(both, "18.6=") && (len(offers) != 1 || offers[0].Version != "18.6" || offers[0].Blocked != "") {
+		t.Fatalf("summary's upgrades on 15.20: %+v, want 18.6 alone, not blocked", offers)
+	}
 	jobVersion = nodeJobVersion(t, short)
 	status, body = requestUpgrade(b, id, "15.18.0")
 	if status != http.StatusUnprocessableEntity || !strings.Contains(body, "cannot go to 15.18") {
@@ -199,4 +212,53 @@ func upgradeUnderWrites(t *testing.T, plan string, limit time.Duration) map[stri
 		t.Fatalf("a refused downgrade changed the instance (node job version %d, was %d)", v, jobVersion)
 	}
 	return creds
+}
+
+// upgradeOffer is one of the management API summary's upgrades.
+type upgradeOffer struct {
+	Version, Kind, Effect, Blocked string
+}
+
+// summaryUpgrades is GET /api/instances/{id}'s upgrades.
+func summaryUpgrades(t *testing.T, b *broker, id string) []upgradeOffer {
+	t.Helper()
+	var summary struct {
+		Upgrades []upgradeOffer `json:"upgrades"`
+	}
+	if status, body := b.apiCall(t, http.MethodGet, "/api/instances/"+id, "", &summary); status != http.StatusOK {
+		t.Fatalf("summary: %d %s", status, body)
+	}
+	return summary.Upgrades
+}
+
+// checkOneClickUpgrades checks the summary's upgrades of instance id on
+// 15.18 with a broker offering both (15.20, and 18.6 when built): 15.20 a
+// minor one, 18.6 a major one blocked until 15.20; that a major not
+// offered and the blocked one are 422 and record nothing; then asks for
+// 15.20 through POST upgrade and returns its answer.
+func checkOneClickUpgrades(t *testing.T, b *broker, id, both string) (int, string) {
+	t.Helper()
+	offers := summaryUpgrades(t, b, id)
+	if len(offers) == 0 || offers[0].Version != "15.20" || offers[0].Kind != "minor" || offers[0].Blocked != "" || offers[0].Effect == "" {
+		t.Fatalf("summary's upgrades on 15.18: %+v, want 15.20 first, minor, not blocked, with its effect", offers)
+	}
+	if strings.Contains(both, "18.6=") {
+		if len(offers) != 2 || offers[1].Version != "18.6" || offers[1].Kind != "major" || !strings.Contains(offers[1].Blocked, "upgrade it to 15.20") {
+			t.Fatalf("summary's upgrades on 15.18: %+v, want 18.6 second, major, blocked until 15.20", offers)
+		}
+	}
+	refusals := map[string]string{"17": "UpgradeNotOffered", "15.18": "UpgradeNotOffered"}
+	if strings.Contains(both, "18.6=") {
+		refusals["18"] = "UpgradeNotPossible"
+	}
+	for version, rule := range refusals {
+		status, body := b.raw(http.MethodPost, "/api/instances/"+id+"/upgrade", `{"postgresql_version":"`+version+`"}`, nil)
+		if status != http.StatusUnprocessableEntity || !strings.Contains(body, rule) || !strings.Contains(body, "postgresql_version") {
+			t.Fatalf("one-click upgrade to %s: %d %s, want 422 %s naming postgresql_version", version, status, body, rule)
+		}
+	}
+	if a := instanceAttributes(t, b, id); a["postgres_version"] != "15.18" {
+		t.Fatalf("after refused one-click upgrades: %v, want postgres_version 15.18", a)
+	}
+	return b.raw(http.MethodPost, "/api/instances/"+id+"/upgrade", `{"postgresql_version":"15.20"}`, nil)
 }

@@ -40,6 +40,7 @@ func (d *Dashboard) actions() []action {
 			post("/backups/{backup_id}/restore", "The restore started: the overview follows its operation.")},
 		{"/backups/pitr-restore", "backups", ask("Restore the database as it was at %s (UTC)? Every change made after that moment is lost, and the database is unavailable during the restore.", "target_time"), pitrRestore},
 		{"/settings/force-tls", "settings", forceTLSQuestion, setForceTLS},
+		{"/settings/upgrade", "settings", upgradeQuestion, upgrade},
 	}
 }
 
@@ -184,4 +185,23 @@ func setForceTLS(d *Dashboard, r *http.Request) (string, error) {
 		return "Force TLS was already so.", nil
 	}
 	return "Force TLS is being turned " + map[bool]string{true: "on", false: "off"}[on] + ": the overview follows the operation.", nil
+}
+
+func upgradeQuestion(r *http.Request) string {
+	version := r.PostFormValue("postgresql_version")
+	if r.PostFormValue("kind") == "major" {
+		return "Upgrade the database to PostgreSQL " + version + "? It is a major upgrade: the database stops while pg_upgrade runs, and there is no way back to the version it runs now."
+	}
+	return "Upgrade the database to PostgreSQL " + version + "? A single node restarts; a Business cluster moves its nodes one at a time, with one switchover."
+}
+
+// upgrade asks for the one-click upgrade to the form's postgresql_version
+// (one of the summary's upgrades; the management API checks it).
+func upgrade(d *Dashboard, r *http.Request) (string, error) {
+	version := r.PostFormValue("postgresql_version")
+	var out struct{ Operation string }
+	if err := d.call(r, http.MethodPost, "/upgrade", map[string]string{"postgresql_version": version}, &out); err != nil {
+		return "", err
+	}
+	return "The upgrade to PostgreSQL " + version + " started: the overview follows its operation.", nil
 }

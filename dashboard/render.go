@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -42,6 +43,7 @@ var funcs = template.FuncMap{
 	"contains": func(list []any, s string) bool { return containsString(list, s) },
 	"free":     free,
 	"percent":  func(v any) string { f, _ := v.(float64); return fmt.Sprintf("%.1f %%", f) },
+	"major":    func(v any) string { s, _ := v.(string); major, _, _ := strings.Cut(s, "."); return major },
 }
 
 // free writes limit - used (JSON numbers of bytes), or "no limit" for a

@@ -29,6 +29,7 @@ import (
 
 	"github.com/pgbroker/pgbroker/catalog"
 	"github.com/pgbroker/pgbroker/extensions"
+	"github.com/pgbroker/pgbroker/pgversion"
 	"github.com/pgbroker/pgbroker/stats"
 	"github.com/pgbroker/pgbroker/store"
 	"github.com/pgbroker/pgbroker/users"
@@ -81,6 +82,9 @@ type Options struct {
 	EnqueueBackup store.EnqueueFunc
 	MaxAge        time.Duration // a last successful dump older than this is stale (PGBROKER_BACKUP_MAX_AGE)
 	PITR          bool          // point-in-time recovery is on (WAL archiving, base backups)
+	// Versions are the PostgreSQL versions the broker offers
+	// (PGBROKER_POSTGRES_VERSIONS): the summary's upgrades and POST /upgrade.
+	Versions pgversion.Offered
 	// WriteTimeout is the server's write timeout: a download moves its
 	// deadline forward by this much before each write (ServeDump).
 	WriteTimeout time.Duration

@@ -29,6 +29,7 @@ func (a settingRoutes) routes() []route {
 	return []route{
 		{http.MethodGet, "", a.summary},
 		{http.MethodPut, "/settings", a.setSettings},
+		{http.MethodPost, "/upgrade", a.upgrade},
 	}
 }
 
@@ -42,7 +43,8 @@ type summary struct {
 	MaxConnections    int            `json:"max_connections"`            // the plan's max_connections
 	PostgreSQLVersion string         `json:"postgresql_version"`         // the version the instance runs ("15.18")
 	NewestVersion     string         `json:"newest_postgresql_version"`  // the newest minor the broker offers (maintenance_info.version)
-	UpgradeAvailable  bool           `json:"upgrade_available"`          // a newer minor of its major is offered: an OSB update with maintenance_info applies it         // the service's maintenance_info.version
+	UpgradeAvailable  bool           `json:"upgrade_available"`          // a newer minor of its major is offered: an OSB update with maintenance_info applies it
+	Upgrades          []upgradeOffer `json:"upgrades"`                   // what it may upgrade to, minor first (pgversion.Offered.Upgrades); POST /upgrade applies one
 	ForceTLS          bool           `json:"force_tls"`                  // only TLS connections may log in
 	Status            string         `json:"status,omitempty"`           // the reconcile loop's last verdict
 	Members           string         `json:"members,omitempty"`          // plans with standbys: Patroni's members
@@ -72,6 +74,7 @@ func (a settingRoutes) summary(w http.ResponseWriter, r *http.Request) {
 		MaxConnections: plan.MaxConnections, PostgreSQLVersion: inst.PostgresVersion, NewestVersion: svc.MaintenanceInfo.Version, ForceTLS: inst.ForceTLS,
 		Status: inst.Status, Deprovisioned: inst.DeprovisionedAt}
 	out.UpgradeAvailable = newerMinor(inst.PostgresVersion, svc.MaintenanceInfo.Version)
+	out.Upgrades = a.upgradeOffers(inst, plan)
 	op, err := a.Store.Instances().LatestOperation(r.Context(), inst.ID)
 	if err != nil {
 		a.fail(w, r, stateDB("read the instance's latest operation", err))

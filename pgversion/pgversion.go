@@ -239,6 +239,44 @@ func (o Offered) CheckMajorUpgrade(from Version, major int) (Version, error) {
 	return to, nil
 }
 
+// Upgrade is a version an instance may move to (Offered.Upgrades).
+type Upgrade struct {
+	To    Version // the newest offered minor of its major
+	Major bool    // another major: pg_upgrade (update parameter postgresql_version); else a minor upgrade (maintenance_info)
+	// Blocked is why the instance cannot take it yet, a sentence it can act
+	// on ("upgrade it to 15.20 ... first"); "" when it can.
+	Blocked string
+}
+
+// Upgrades lists what an instance on from may move to, minor first: the
+// newest offered minor of from's major when it is newer, then the newest
+// minor of each newer major offered, newest major last, each Blocked by
+// CheckMajorUpgrade's reason while from is not the newest minor of its
+// major. None when from is the newest of everything offered. Source:
+// issue 15 (the dashboard's version block shows the available upgrades).
+func (o Offered) Upgrades(from Version) []Upgrade {
+	var out []Upgrade
+	if newest, ok := o.NewestOf(from.Major); ok && newest.Compare(from) > 0 {
+		out = append(out, Upgrade{To: newest})
+	}
+	var majors []int
+	for _, v := range o.versions {
+		if v.Major > from.Major && !slices.Contains(majors, v.Major) {
+			majors = append(majors, v.Major)
+		}
+	}
+	slices.Sort(majors)
+	for _, major := range majors {
+		to, _ := o.NewestOf(major)
+		u := Upgrade{To: to, Major: true}
+		if _, err := o.CheckMajorUpgrade(from, major); err != nil {
+			u.Blocked = err.Error()
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
 // PgBackRestMaxMajor is the newest PostgreSQL major the pgBackRest on the
 // clients archives and backs up: Debian bookworm's pgbackrest 2.45 knows
 // PostgreSQL up to 15 (18 needs 2.55 or later). An instance on a newer major

@@ -2,6 +2,7 @@ package pgversion
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -165,5 +166,32 @@ func TestArchivedUpToThePgBackRestMaxMajor(t *testing.T) {
 		if got := Archived(v); got != want {
 			t.Errorf("Archived(%q) = %v, want %v", v, got, want)
 		}
+	}
+}
+
+func TestUpgradesListsTheNewerMinorThenEachNewerMajorBlockedUntilTheLatestMinor(t *testing.T) {
+	o, err := ParseOffered("15.18=/a,15.20=/b,18.6=/c,18.5=/d,17.2=/e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := o.Upgrades(Version{15, 18})
+	if len(got) != 3 || got[0] != (Upgrade{To: Version{15, 20}}) ||
+		got[1].To != (Version{17, 2}) || !got[1].Major || got[2].To != (Version{18, 6}) || !got[2].Major {
+		t.Fatalf("Upgrades(15.18) = %+v; want 15.20, then 17.2 and 18.6 as majors", got)
+	}
+	for _, u := range got[1:] {
+		if !strings.Contains(u.Blocked, "upgrade it to 15.20") {
+			t.Errorf("the major %v from 15.18 is not blocked by the minor first: %q", u.To, u.Blocked)
+		}
+	}
+	got = o.Upgrades(Version{15, 20})
+	if len(got) != 2 || got[0] != (Upgrade{To: Version{17, 2}, Major: true}) || got[1] != (Upgrade{To: Version{18, 6}, Major: true}) {
+		t.Errorf("Upgrades(15.20) = %+v; want 17.2 and 18.6, neither blocked", got)
+	}
+	if got := o.Upgrades(Version{18, 5}); len(got) != 1 || got[0] != (Upgrade{To: Version{18, 6}}) {
+		t.Errorf("Upgrades(18.5) = %+v; want the minor 18.6 only (no downgrade to 15 or 17)", got)
+	}
+	if got := o.Upgrades(Version{18, 6}); len(got) != 0 {
+		t.Errorf("Upgrades(18.6) = %+v; want none", got)
 	}
 }

@@ -308,7 +308,7 @@ func run(ctx context.Context, cfg config.Config, key *sealed.Key, log *slog.Logg
 			Store: st, Catalog: cat, Users: syncCalls, Extensions: syncCalls, Queries: syncCalls, Members: syncCalls, Dumps: dumps,
 			Stats: syncCalls, Metrics: st.Metrics(), Tiers: figures.Tiers(),
 			EnqueueOp: runner.Enqueue, EnqueueBackup: runner.EnqueueBackup,
-			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), WriteTimeout: cfg.HTTPWriteTimeout, Log: log,
+			MaxAge: cfg.BackupMaxAge, PITR: cfg.PITR(), Versions: versions, WriteTimeout: cfg.HTTPWriteTimeout, Log: log,
 		}).Handler(),
 		Metrics: metrics.Handler(st.Backups(), log,
 			append(repairs.Metrics().Collectors(), metrics.InstanceCollector(figures))...),
