@@ -31,7 +31,7 @@ type stubAPI struct {
 }
 
 var answers = map[string]string{
-	"":            `{"instance_id":"x","plan_id":"postgresql-starter-512","plan_name":"starter-512","nodes":1,"memory_mib":512,"max_connections":100,"postgresql_version":"15.18.0","force_tls":false,"last_operation":{"kind":"provision","state":"succeeded","description":"ready","updated_at":"2026-12-07T10:00:00Z"}}`,
+	"":            `{"instance_id":"x","plan_id":"postgresql-starter-512","plan_name":"starter-512","nodes":1,"memory_mib":512,"max_connections":100,"postgresql_version":"15.18","force_tls":false,"upgrades":[{"version":"15.20","kind":"minor","effect":"The node restarts on the new binaries."},{"version":"18.6","kind":"major","effect":"pg_upgrade --check runs first.","blocked":"the instance runs PostgreSQL 15.18: upgrade it to 15.20 first"}],"last_operation":{"kind":"provision","state":"succeeded","description":"ready","updated_at":"2026-12-07T10:00:00Z"}}`,
 	"/stats":      `{"taken_at":"2026-12-07T10:00:00Z","nodes":[{"name":"node-0","allocation_id":"a","cpu_percent":12.5,"memory_bytes":183853056,"memory_max_bytes":200000000,"memory_limit_bytes":536870912,"swap_bytes":0,"swap_max_bytes":0,"swap_limit_bytes":0}],"database":{"connections":3,"max_connections":60,"data_size_bytes":12492135,"disk_size_bytes":69278373}}`,
 	"/metrics":    `{"range":"1h","step_seconds":15,"points":[{"at":"2026-12-07T10:00:00Z","cpu_percent":1,"memory_bytes":1,"swap_bytes":0,"connections":1,"data_size_bytes":1,"disk_size_bytes":1}]}`,
 	"/queries":    `{"queries":[{"pid":4242,"username":"u_aaaaaaaaaaaa","application":"psql","client":"127.0.0.1","state":"active","idle":false,"backend_start":"2026-12-07T10:00:00Z","query_start":"2026-12-07T10:00:01Z","duration_seconds":61.5,"query":"SELECT pg_sleep(600)"}],"idle_hidden":2}`,
@@ -289,4 +289,36 @@ func (l userLookup) User(_ context.Context, _ store.Instance, name string) (user
 		return u, users.ErrUserNotFound
 	}
 	return u, nil
+}
+
+// TestSettingsOffersEachUpgradeAndAsksFirst: the settings tab lists the
+// summary's upgrades, a button for the one the instance may take and the
+// reason for the blocked one; the button asks first and, confirmed, posts
+// the management API's upgrade as the logged-in user.
+func TestSettingsOffersEachUpgradeAndAsksFirst(t *testing.T) {
+	f := newFixture(t, webauth.DefaultLoginLimits)
+	c, ss := f.login(t, "u_aaaaaaaaaaaa", "right-password")
+	body := f.send("GET", "/settings", nil, c, "").Body.String()
+	for _, want := range []string{"PostgreSQL 15.20</strong> (minor upgrade)", "Upgrade to 15.20", "PostgreSQL 18.6</strong> (major upgrade)",
+		"Not yet: the instance runs PostgreSQL 15.18: upgrade it to 15.20 first", "cf update-service &lt;name&gt; --upgrade", "postgresql_version"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("settings does not show %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "Upgrade to 18.6") {
+		t.Error("settings offers a button for the blocked major upgrade")
+	}
+	form := url.Values{"csrf": {ss.CSRF}, "postgresql_version": {"15.20"}, "kind": {"minor"}}
+	w := f.send("POST", "/settings/upgrade", form, c, origin)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "Upgrade the database to PostgreSQL 15.20?") || len(f.api.writes()) != 0 {
+		t.Fatalf("unconfirmed upgrade: %d, writes %v\n%.400s", w.Code, f.api.writes(), w.Body.String())
+	}
+	form.Set("confirmed", "yes")
+	w = f.send("POST", "/settings/upgrade", form, c, origin)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "The upgrade to PostgreSQL 15.20 started") {
+		t.Fatalf("confirmed upgrade: %d\n%.400s", w.Code, w.Body.String())
+	}
+	if got := f.api.writes(); len(got) != 1 || got[0] != "POST /api/instances/"+f.inst.ID+"/upgrade as u_aaaaaaaaaaaa" {
+		t.Fatalf("API writes %v, want the one confirmed upgrade", got)
+	}
 }
