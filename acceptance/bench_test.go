@@ -74,14 +74,7 @@ func brokerProvision(b *testing.B, c osb.Client) time.Duration {
 // initdbFlags), pg_ctl start -w, and a first SELECT 1 over TCP. Cleanup is
 // not timed.
 func handInitdb(b *testing.B, run int, initdbFlags ...string) time.Duration {
-	dir, err := os.MkdirTemp("", "pgbroker-bench-initdb-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o777); err != nil {
-		b.Fatal(err)
-	}
+	dir := postgresDir(b, "pgbroker-bench-initdb-")
 	pgdata := filepath.Join(dir, "data")
 	port := strconv.Itoa(39000 + run)
 	bin := "/usr/lib/postgresql/15/bin/"
@@ -92,6 +85,20 @@ func handInitdb(b *testing.B, run int, initdbFlags ...string) time.Duration {
 	took := time.Since(start)
 	asPostgres(b, bin+"pg_ctl", "-D", pgdata, "-m", "immediate", "stop")
 	return took
+}
+
+// postgresDir makes a directory user postgres may write (mode 0777), removed
+// when the benchmark ends.
+func postgresDir(b *testing.B, prefix string) string {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		b.Fatal(err)
+	}
+	return dir
 }
 
 func asPostgres(b *testing.B, args ...string) {

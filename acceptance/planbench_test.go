@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -189,14 +188,7 @@ func patroniRoles(client *http.Client, url string) (leader, syncStandby string) 
 // handRestart times pg_ctl restart -m fast -w of a hand-made cluster with a
 // first SELECT 1 after it: the floor of a single node's restart here.
 func handRestart(b *testing.B, run int) time.Duration {
-	dir, err := os.MkdirTemp("", "pgbroker-bench-restart-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o777); err != nil {
-		b.Fatal(err)
-	}
+	dir := postgresDir(b, "pgbroker-bench-restart-")
 	pgdata := filepath.Join(dir, "data")
 	port := strconv.Itoa(39100 + run)
 	bin := "/usr/lib/postgresql/15/bin/"

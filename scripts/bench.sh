@@ -16,4 +16,4 @@ go test -count=1 -run '^$' -bench 'SamplingRound1000' -benchtime=20x ./sampler/ 
 	awk '/^BenchmarkSamplingRound1000/ { for (i = 3; i < NF; i += 2) m[$(i+1)] = $i
 		printf "metrics sampling (%s): %.2f%% of one core per 15s round, heap %.1f MiB (target < 5%%); a fresh login per instance every round would add %.1f%%, spread over 5m %.2f%%\n", $1, m["core-%"], m["heap-MiB"], m["fresh-login-core-%"], m["spread-login-core-%"] }'
 
-exec bash scripts/with-stack.sh go test -count=1 -timeout 30m -run '^$' -bench . -benchtime=1x ./acceptance/
+exec bash scripts/with-stack.sh go test -count=1 -timeout 90m -run '^$' -bench . -benchtime=1x ./acceptance/
