@@ -149,6 +149,8 @@ func TestAStarterUpgradesToPostgreSQL18KeepingEverything(t *testing.T) {
 	}
 	suite.addSecret(userPassword)
 	digest := upgradeState(t, first)
+	removeDumps(t, id)
+	dump := manualDump(t, b, id) // on 15.20: restored into 18.6 below
 
 	// Refusals: 422 naming the parameter, nothing registered again.
 	jobVersion := nodeJobVersion(t, short)
@@ -241,6 +243,28 @@ func TestAStarterUpgradesToPostgreSQL18KeepingEverything(t *testing.T) {
 	}
 	if status, body := requestMajorUpgrade(b, id, "", `{"postgresql_version":"15"}`); status != http.StatusUnprocessableEntity || !strings.Contains(body, "only go forward") {
 		t.Fatalf("back to 15: %d %s, want 422", status, body)
+	}
+
+	// The dump taken on 15.20 restores into the instance on 18.6 (issue 15:
+	// dumps taken before the upgrade stay restorable into the new major).
+	mustExec(t, app, `DELETE FROM items WHERE id > 500`)
+	app.Close(t.Context())
+	if got := upgradeState(t, second); got == digest {
+		t.Fatal("deleting rows did not change the digest")
+	}
+	op := askRestore(t, b, id, dump.ID)
+	if state, desc := waitOperationOutcome(t, c, id, &op, 3*time.Minute); state != osb.StateSucceeded {
+		t.Fatalf("restore of the dump taken on 15.20 into 18.6: %s %q", state, desc)
+	}
+	if got := upgradeState(t, second); got != digest {
+		t.Fatalf("after restoring the 15.20 dump: digest %s, want %s (dump time)", got, digest)
+	}
+	if v := serverVersion(t, first); !strings.HasPrefix(v, "18.6") {
+		t.Fatalf("after the restore: server_version %q, want 18.6", v)
+	}
+	app = connect(t, second)
+	if err := app.QueryRow(t.Context(), `SELECT nextval('tickets')`).Scan(&next); err != nil || next != 103 {
+		t.Fatalf("sequence after restoring the dump: %d (%v), want 103 (it stood at 102 at dump time)", next, err)
 	}
 }
 
