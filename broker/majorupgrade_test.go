@@ -161,3 +161,60 @@ func TestNoPointInTimeRestoreFromAnInstanceOnAMajorPgBackRestDoesNotArchive(t *t
 		t.Fatalf("the refused provision recorded the instance: %v", err)
 	}
 }
+
+// TestTheCatalogsMaintenanceInfoTakesAnInstanceOnANewerMajorToItsNewestMinor:
+// after a major upgrade to 18.5, the platform's upgrade (an update with the
+// catalog's maintenance_info, 15.20.0) asks for the instance's newest
+// maintenance: 18.6 once offered, recorded as the operation's target, and
+// nothing once it runs that; GET instance says 18.6 is available. An older
+// 15.x is still a downgrade.
+func TestTheCatalogsMaintenanceInfoTakesAnInstanceOnANewerMajorToItsNewestMinor(t *testing.T) {
+	f := on15_20(t)
+	ctx := context.Background()
+	offer := func(s string) {
+		o, err := pgversion.ParseOffered(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.b.WithPostgres(o)
+	}
+	offer("15.18=/a,15.20=/b,18.5=/c")
+	f.provisioned(t, "i-1", "postgresql-starter-512")
+	if _, err := f.b.Update(ctx, "i-1", majorUpgrade(`{"postgresql_version": "18"}`), true); err != nil {
+		t.Fatal(err)
+	}
+	op, err := f.st.Instances().LatestOperation(ctx, "i-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Instances().FinishOperation(ctx, op.ID, store.Succeeded, "upgraded"); err != nil {
+		t.Fatal(err)
+	}
+	if inst, _ := f.st.Instances().GetInstance(ctx, "i-1"); inst.PostgresVersion != "18.5" {
+		t.Fatalf("after the major upgrade: %q, want 18.5", inst.PostgresVersion)
+	}
+	if spec, err := f.b.Update(ctx, "i-1", upgradeTo("15.20.0"), true); err != nil || spec.IsAsync {
+		t.Fatalf("the catalog's maintenance_info on the newest 18 offered: %+v %v, want 200 without operation", spec, err)
+	}
+
+	offer("15.18=/a,15.20=/b,18.5=/c,18.6=/d")
+	got, err := f.b.GetInstance(ctx, "i-1", domain.FetchInstanceDetails{})
+	if err != nil || got.Metadata.Attributes["upgrade_available"] != "18.6" {
+		t.Fatalf("GET on 18.5 with 18.6 offered: %+v (%v), want upgrade_available 18.6", got.Metadata.Attributes, err)
+	}
+	if _, err := f.b.Update(ctx, "i-1", upgradeTo("15.18.0"), true); status(err) != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), "only go forward") {
+		t.Fatalf("an older 15 than the catalog's: %v, want 422 (a downgrade)", err)
+	}
+	spec, err := f.b.Update(ctx, "i-1", upgradeTo("15.20.0"), true)
+	if err != nil || !spec.IsAsync {
+		t.Fatalf("the catalog's maintenance_info with 18.6 offered: %+v %v, want 202", spec, err)
+	}
+	op, err = f.st.Instances().LatestOperation(ctx, "i-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := operation.Decode[operation.Update](op.Parameters)
+	if err != nil || payload.PostgresVersion == nil || *payload.PostgresVersion != "18.6" {
+		t.Fatalf("operation %s (%v), want postgres_version 18.6", op.Parameters, err)
+	}
+}

@@ -14,7 +14,10 @@ import (
 // Service Instance": cf update-service --upgrade sends the catalog's) as a
 // PostgreSQL version for inst, moving from plan from to plan to. It returns
 // "" when the update changes no version (none given, or the instance's own),
-// else the version to upgrade to ("15.20"). A single-node instance restarts
+// else the version to upgrade to ("15.20"). The catalog's maintenance_info
+// sent to an instance on a newer major than the default (after a major
+// upgrade) asks for the newest offered minor of the instance's own major
+// ("18.7"), or nothing when it runs that. A single-node instance restarts
 // on the new binaries; a cluster rolls (standbys first, one switchover, as a
 // plan change between Business plans). Errors are 422
 // MaintenanceInfoConflict with the reason, and nothing is recorded: a
@@ -31,6 +34,19 @@ func (b *Broker) upgradeTarget(inst store.Instance, mi *domain.MaintenanceInfo, 
 	have, err := pgversion.Parse(inst.PostgresVersion)
 	if err != nil {
 		return "", maintenanceInfoConflict("the instance's PostgreSQL version %q is not known, so it cannot be upgraded: contact the operator", inst.PostgresVersion)
+	}
+	if have.Major > want.Major && want == b.versions.Newest() {
+		// The platform sends the catalog's maintenance_info (the default
+		// major's newest) to an instance a major upgrade took past that
+		// major (cf update-service --upgrade): it asks for the instance's
+		// newest maintenance, the newest offered minor of its own major,
+		// and nothing when it runs that already (issue 15: minor upgrades
+		// within the new major).
+		newest, ok := b.versions.NewestOf(have.Major)
+		if !ok || newest.Compare(have) <= 0 {
+			return "", nil
+		}
+		want = newest
 	}
 	if want == have {
 		return "", nil
@@ -109,7 +125,9 @@ func maintenanceInfoConflict(format string, args ...any) error {
 
 // versionAttributes are GET instance's metadata attributes of the
 // instance's version: "postgres_version" ("15.18") and, when the broker
-// offers a newer minor of its major, "upgrade_available" ("15.20").
+// offers a newer minor of its major, "upgrade_available" ("15.20"; for an
+// instance a major upgrade took past the default major, the newest of its
+// own, which an update with the catalog's maintenance_info applies).
 func (b *Broker) versionAttributes(inst store.Instance, attrs map[string]string) {
 	if inst.PostgresVersion == "" {
 		return
@@ -119,7 +137,7 @@ func (b *Broker) versionAttributes(inst store.Instance, attrs map[string]string)
 	if err != nil {
 		return
 	}
-	if newest := b.versions.Newest(); b.versions.CheckUpgrade(have, newest) == nil {
+	if newest, ok := b.versions.NewestOf(have.Major); ok && b.versions.CheckUpgrade(have, newest) == nil {
 		attrs["upgrade_available"] = newest.String()
 	}
 }
