@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
 
+	"github.com/pgbroker/pgbroker/mgmtapi"
 	"github.com/pgbroker/pgbroker/naming"
 )
 
@@ -151,6 +152,9 @@ func TestAStarterUpgradesToPostgreSQL18KeepingEverything(t *testing.T) {
 	digest := upgradeState(t, first)
 	removeDumps(t, id)
 	dump := manualDump(t, b, id) // on 15.20: restored into 18.6 below
+	if list := backupList(t, b, id); list.PITR == nil || list.PITROff != "" {
+		t.Fatalf("GET backups on 15.20: pitr %+v, pitr_off %q; want the point-in-time window and no reason it is off", list.PITR, list.PITROff)
+	}
 
 	// Refusals: 422 naming the parameter, nothing registered again.
 	jobVersion := nodeJobVersion(t, short)
@@ -245,6 +249,11 @@ func TestAStarterUpgradesToPostgreSQL18KeepingEverything(t *testing.T) {
 		t.Fatalf("back to 15: %d %s, want 422", status, body)
 	}
 
+	// GET backups says what became of point-in-time recovery (issue 15).
+	if list := backupList(t, b, id); list.PITR != nil || !strings.Contains(list.PITROff, "point-in-time recovery is off on PostgreSQL 18.6") {
+		t.Fatalf("GET backups on 18.6: pitr %+v, pitr_off %q; want no window and the reason", list.PITR, list.PITROff)
+	}
+
 	// The dump taken on 15.20 restores into the instance on 18.6 (issue 15:
 	// dumps taken before the upgrade stay restorable into the new major).
 	mustExec(t, app, `DELETE FROM items WHERE id > 500`)
@@ -308,4 +317,14 @@ func TestBrokerKilledDuringAMajorUpgradeFinishesIt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// backupList is GET /api/instances/{id}/backups.
+func backupList(t *testing.T, b *broker, id string) mgmtapi.BackupList {
+	t.Helper()
+	var list mgmtapi.BackupList
+	if status := b.apiJSON(http.MethodGet, backupsPath(id), &list); status != http.StatusOK {
+		t.Fatalf("GET backups: %d", status)
+	}
+	return list
 }

@@ -322,3 +322,18 @@ func TestSettingsOffersEachUpgradeAndAsksFirst(t *testing.T) {
 		t.Fatalf("API writes %v, want the one confirmed upgrade", got)
 	}
 }
+
+// TestBackupsSaysWhyPointInTimeRecoveryIsOff: an instance whose major the
+// clients' pgBackRest does not archive (after a major upgrade) has no
+// window; the backups tab says why instead.
+func TestBackupsSaysWhyPointInTimeRecoveryIsOff(t *testing.T) {
+	before := answers["/backups"]
+	t.Cleanup(func() { answers["/backups"] = before })
+	answers["/backups"] = `{"backups":[],"health":{"last_success_at":null,"max_age_seconds":93600,"stale":false},"pitr_off":"point-in-time recovery is off on PostgreSQL 18.6: the clients' pgBackRest archives majors up to 15"}`
+	f := newFixture(t, webauth.DefaultLoginLimits)
+	c, _ := f.login(t, "u_aaaaaaaaaaaa", "right-password")
+	body := f.send("GET", "/backups", nil, c, "").Body.String()
+	if !strings.Contains(body, `id="pitr-off">point-in-time recovery is off on PostgreSQL 18.6`) || strings.Contains(body, "pitr-form") {
+		t.Fatalf("backups tab of an instance without point-in-time recovery:\n%s", body)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -79,6 +80,19 @@ type BackupList struct {
 	Health   BackupHealth    `json:"health"`
 	Schedule *BackupSchedule `json:"schedule,omitempty"` // null on plans without daily dumps or once deprovisioned
 	PITR     *PITR           `json:"pitr,omitempty"`     // null on plans without PITR, when PITR is off, or once deprovisioned
+	// PITROff says why a plan with PITR has none on this instance: its
+	// PostgreSQL major (after a major upgrade) is one the clients'
+	// pgBackRest does not archive. Empty otherwise.
+	PITROff string `json:"pitr_off,omitempty"`
+}
+
+// pitrOffReason says why point-in-time recovery is off on an instance on
+// PostgreSQL version (pgversion.Archived is false for it). Source: issue 15
+// (after a major upgrade, GET backups and the dashboard say what became of
+// PITR).
+func pitrOffReason(version string) string {
+	return fmt.Sprintf("point-in-time recovery is off on PostgreSQL %s: the clients' pgBackRest archives majors up to %d. "+
+		"Daily dumps go on, and dumps taken before a major upgrade stay restorable", version, pgversion.PgBackRestMaxMajor)
 }
 
 // PITRRestoreRequest is the body of POST .../backups/pitr-restore.
@@ -131,6 +145,9 @@ func (a backupRoutes) listBackups(w http.ResponseWriter, r *http.Request) {
 		if d, err := schedule(inst); err == nil {
 			out.Schedule = &BackupSchedule{BackupTime: d.Time, BackupTimeZone: d.Zone, NextRunAt: d.Next(time.Now())}
 		}
+	}
+	if a.PITR && plan.Backups.PITRDays > 0 && !inst.Gone() && !pgversion.Archived(inst.PostgresVersion) {
+		out.PITROff = pitrOffReason(inst.PostgresVersion)
 	}
 	if a.PITR && plan.Backups.PITRDays > 0 && !inst.Gone() && pgversion.Archived(inst.PostgresVersion) {
 		out.PITR = &PITR{WindowDays: plan.Backups.PITRDays}
@@ -240,8 +257,7 @@ func (a backupRoutes) pitrTarget(r *http.Request, inst store.Instance) (time.Tim
 			"point-in-time recovery is not available on plan %s of this broker", inst.PlanID)
 	}
 	if !pgversion.Archived(inst.PostgresVersion) {
-		return time.Time{}, failure(http.StatusUnprocessableEntity, "PlanHasNoPITR",
-			"point-in-time recovery is off on PostgreSQL %s: the clients' pgBackRest archives majors up to %d", inst.PostgresVersion, pgversion.PgBackRestMaxMajor)
+		return time.Time{}, failure(http.StatusUnprocessableEntity, "PlanHasNoPITR", "%s", pitrOffReason(inst.PostgresVersion))
 	}
 	var req PITRRestoreRequest
 	if err := readBody(r, &req); err != nil {
