@@ -277,15 +277,17 @@ func TestAStarterUpgradesToPostgreSQL18KeepingEverything(t *testing.T) {
 	}
 }
 
-// TestBrokerKilledDuringAMajorUpgradeFinishesIt: SIGKILL right after the
-// node stopped, and right after pg_upgrade: the restarted broker finishes
-// the upgrade (the stopped node is not taken for one that failed its check,
-// pg_upgrade is not run on the upgraded cluster), the rows are there
+// TestBrokerKilledDuringAMajorUpgradeFinishesIt: SIGKILL at each step of
+// the upgrade: right after the check passed, after the node stopped, after
+// pg_upgrade, and after the node started on 18.6. The restarted broker
+// finishes the upgrade (the stopped node is not taken for one that failed
+// its check, pg_upgrade is not run on the upgraded cluster, a node on the
+// new binaries is not stopped again), the rows are there
 // through the same DATABASE_URL on 18.6, one node allocation runs, and the
 // old data directory is gone.
 func TestBrokerKilledDuringAMajorUpgradeFinishesIt(t *testing.T) {
 	offered18(t)
-	for _, point := range []string{"upgrade:stopped", "upgrade:upgraded"} {
+	for _, point := range []string{"upgrade:checked", "upgrade:stopped", "upgrade:upgraded", "upgrade:started"} {
 		t.Run(point, func(t *testing.T) {
 			t.Parallel()
 			b := newBroker(t, append(crashEnv, "PGBROKER_CRASH_AT="+point)...)
