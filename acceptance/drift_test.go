@@ -98,7 +98,7 @@ func TestStarterWhoseNodeJobWasEditedByHandIsPutBack(t *testing.T) {
 	if body, err := keptRow(t, databaseURL); err != nil || body != "before the edit" {
 		t.Errorf("row after the repair: %q, %v", body, err)
 	}
-	if nodes := runningAllocs(t, naming.NodesJobID(short)); len(nodes) != 1 || nodes[0].NodeID != client {
+	if nodes := waitRunningAllocs(t, naming.NodesJobID(short), 1, 30*time.Second); nodes[0].NodeID != client {
 		t.Errorf("node allocations after the repair: %d, want 1 on client %s", len(nodes), client)
 	}
 
