@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	osb "sigs.k8s.io/go-open-service-broker-client/v2"
+
+	"github.com/pgbroker/pgbroker/pgversion"
 )
 
 // majorBenchRows is how many rows each instance of the major upgrade bench
@@ -61,16 +63,22 @@ func BenchmarkMajorUpgradeDowntime(b *testing.B) {
 	}
 }
 
-// binDirOf is the binary directory that versions (PGBROKER_POSTGRES_VERSIONS,
-// "15.18=/dir,15.20=/dir") gives version.
+// binDirOf is the binary directory that versions (PGBROKER_POSTGRES_VERSIONS)
+// gives version, read as the broker reads it (pgversion.ParseOffered).
 func binDirOf(b *testing.B, versions, version string) string {
-	for _, entry := range strings.Split(versions, ",") {
-		if v, dir, ok := strings.Cut(entry, "="); ok && v == version {
-			return dir
-		}
+	offered, err := pgversion.ParseOffered(versions)
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.Fatalf("PGBROKER_POSTGRES_VERSIONS %q has no %s", versions, version)
-	return ""
+	v, err := pgversion.Parse(version)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir, ok := offered.BinDir(v)
+	if !ok {
+		b.Fatalf("PGBROKER_POSTGRES_VERSIONS %q has no %s", versions, version)
+	}
+	return dir
 }
 
 // brokerMajorUpgrade provisions a Starter (on the newest 15 offered) with

@@ -146,10 +146,11 @@ func (a backupRoutes) listBackups(w http.ResponseWriter, r *http.Request) {
 			out.Schedule = &BackupSchedule{BackupTime: d.Time, BackupTimeZone: d.Zone, NextRunAt: d.Next(time.Now())}
 		}
 	}
-	if a.PITR && plan.Backups.PITRDays > 0 && !inst.Gone() && !pgversion.Archived(inst.PostgresVersion) {
+	switch {
+	case !a.PITR || plan.Backups.PITRDays == 0 || inst.Gone():
+	case !pgversion.Archived(inst.PostgresVersion):
 		out.PITROff = pitrOffReason(inst.PostgresVersion)
-	}
-	if a.PITR && plan.Backups.PITRDays > 0 && !inst.Gone() && pgversion.Archived(inst.PostgresVersion) {
+	default:
 		out.PITR = &PITR{WindowDays: plan.Backups.PITRDays}
 		if earliest, ok, err := a.earliestTarget(r.Context(), inst, plan); err == nil && ok {
 			out.PITR.EarliestTargetTime = &earliest
